@@ -1,0 +1,44 @@
+# physml — one-command set-up. Every target creates the venv and installs on first use only
+# (the stamp file is refreshed when pyproject.toml changes), so a second run reinstalls nothing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.physml-installed
+PROFILE ?= default
+WORKERS ?=
+
+.PHONY: install reports smoke test lint lab clean-reports help
+
+help:
+	@echo "make reports   render every notebook (default params) into reports/, with reports/index.html"
+	@echo "make test      lint + the whole test suite (includes a smoke render of every notebook)"
+	@echo "make smoke     render every notebook with its smoke params"
+	@echo "make lab       JupyterLab on notebooks/ with the physml kernel"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name physml --display-name "physml (venv)"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+reports: $(STAMP)
+	$(BIN)/physml render --profile $(PROFILE) $(if $(WORKERS),--workers $(WORKERS))
+
+smoke: $(STAMP)
+	$(BIN)/physml render --profile smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+clean-reports:
+	rm -rf reports

@@ -1,0 +1,184 @@
+"""HTML reports: one self-contained page per executed notebook, and the index over all.
+
+A report opens with the notebook's title and its provenance (parameters, git commit and dirty
+flag, package versions, CPU, wall time). Code cells are collapsed behind a "Show code" toggle so
+the report reads without code; cell tags refine that: ``remove-cell`` drops a cell,
+``remove-input`` (or ``hide-input``) drops its code for good, ``remove-output`` its outputs.
+Images are embedded and Plotly figures carry plotly.js inline (see :mod:`physml.plots`), so the
+page works offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from physml.paths import all_notebooks
+
+CSS = """
+<style>
+body.physml-hide-code .jp-CodeCell .jp-Cell-inputWrapper { display: none; }
+.jp-InputPrompt, .jp-OutputPrompt { visibility: hidden; min-width: 0; width: 0; }
+#physml-code-toggle { position: fixed; top: 10px; right: 14px; z-index: 1000; padding: 4px 10px;
+  font: 13px sans-serif; background: #f4f4f4; border: 1px solid #999; border-radius: 4px;
+  cursor: pointer; }
+.physml-provenance { font: 13px/1.4 sans-serif; background: #f6f8fa; border: 1px solid #d0d7de;
+  border-radius: 6px; padding: 8px 12px; margin: 6px 0 14px 0; }
+.physml-provenance table { border-collapse: collapse; margin: 4px 0; }
+.physml-provenance td { padding: 1px 10px 1px 0; vertical-align: top; }
+</style>
+"""
+
+TOGGLE = """
+<button id="physml-code-toggle" type="button">Show code</button>
+<script>
+(function () {
+  var b = document.getElementById('physml-code-toggle');
+  document.body.classList.add('physml-hide-code');
+  b.addEventListener('click', function () {
+    var hidden = document.body.classList.toggle('physml-hide-code');
+    b.textContent = hidden ? 'Show code' : 'Hide code';
+  });
+})();
+</script>
+"""
+
+
+def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> str:
+    """The provenance block that opens every report."""
+    git = prov.get("git", {})
+    commit = (git.get("commit") or "unknown")[:12]
+    dirty = {True: " (dirty tree)", False: " (clean tree)"}.get(git.get("dirty"), "")
+    versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items() if v)
+    rows = "".join(
+        f"<tr><td><code>{html.escape(str(k))}</code></td>"
+        f"<td><code>{html.escape(json.dumps(v))}</code></td></tr>" for k, v in params.items()
+    ) or "<tr><td>(notebook defaults)</td></tr>"
+    return (
+        '<div class="physml-provenance">'
+        f"<b>{html.escape(name)}</b> · commit <code>{commit}</code>{dirty} · "
+        f"wall time {prov.get('wall_time_s', float('nan')):.1f} s · started {prov.get('started')}"
+        f"<br>CPU: {html.escape(str(prov.get('cpu')))} · {html.escape(str(prov.get('platform')))}"
+        f"<br>Versions: {html.escape(versions)}"
+        f"<details><summary>Parameters ({len(params)})</summary><table>{rows}</table></details>"
+        "</div>"
+    )
+
+
+def _with_provenance(nb: nbformat.NotebookNode, block: str) -> nbformat.NotebookNode:
+    nb = copy.deepcopy(nb)
+    cell = nbformat.v4.new_markdown_cell(block)
+    cell.metadata["tags"] = ["physml-provenance"]
+    first_md = nb.cells and nb.cells[0].cell_type == "markdown"
+    nb.cells.insert(1 if first_md else 0, cell)
+    return nb
+
+
+def to_html(nb: nbformat.NotebookNode, name: str, params: dict[str, Any],
+            prov: dict[str, Any]) -> str:
+    """Export an executed notebook to one self-contained HTML page with provenance."""
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.TagRemovePreprocessor.enabled = True
+    cfg.TagRemovePreprocessor.remove_cell_tags = {"remove-cell"}
+    cfg.TagRemovePreprocessor.remove_input_tags = {"remove-input", "hide-input"}
+    cfg.TagRemovePreprocessor.remove_all_outputs_tags = {"remove-output"}
+    exporter = HTMLExporter(config=cfg, template_name="lab", embed_images=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(config=cfg), enabled=True)
+    body, _ = exporter.from_notebook_node(
+        _with_provenance(nb, provenance_html(name, params, prov)),
+        resources={"metadata": {"name": name}},
+    )
+    body = body.replace("</head>", CSS + "</head>", 1)
+    return body.replace("</body>", TOGGLE + "</body>", 1)
+
+
+# --------------------------------------------------------------------------- index
+
+
+def notebook_status(reports_dir: Path, study: str, stem: str) -> dict[str, Any]:
+    """Status of one notebook from its results/failure files: ok, failed or never rendered."""
+    base = reports_dir / study
+    ok_path, fail_path = base / f"{stem}.json", base / f"{stem}.failed.json"
+    ok = json.loads(ok_path.read_text()) if ok_path.exists() else None
+    failed = json.loads(fail_path.read_text()) if fail_path.exists() else None
+    if failed is not None and (ok is None or fail_path.stat().st_mtime >= ok_path.stat().st_mtime):
+        return {"status": "failed", "detail": failed.get("detail", ""),
+                "wall_s": failed.get("provenance", {}).get("wall_time_s"),
+                "last_good": ok is not None, "figures": (ok or {}).get("figures", {}),
+                "when": failed.get("provenance", {}).get("started")}
+    if ok is not None:
+        return {"status": "ok", "detail": "", "wall_s": ok["provenance"].get("wall_time_s"),
+                "last_good": True, "figures": ok.get("figures", {}),
+                "when": ok["provenance"].get("started")}
+    return {"status": "never rendered", "detail": "", "wall_s": None, "last_good": False,
+            "figures": {}, "when": None}
+
+
+def key_figures(figures: dict[str, Any], k: int = 4) -> str:
+    """The first ``k`` scalar figures as ``name = value unit``."""
+    out = []
+    for name, f in figures.items():
+        v = f.get("value")
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)) or (
+                isinstance(v, str) and len(v) > 30):
+            continue
+        val = f"{v:.4g}" if isinstance(v, float) else str(v)
+        out.append(f"{name} = {val}" + (f" {f['unit']}" if f.get("unit") else ""))
+        if len(out) == k:
+            break
+    return "; ".join(out)
+
+
+def write_index(reports_dir: Path, root: Path | None = None) -> Path:
+    """Write ``reports_dir/index.html`` over every notebook in the repository."""
+    rows = []
+    for nb in all_notebooks(root):
+        study, stem = nb.parent.name, nb.stem
+        st = notebook_status(reports_dir, study, stem)
+        link = (f'<a href="{study}/{stem}.html">{study}/{stem}</a>' if st["last_good"]
+                else f"{study}/{stem}")
+        status = st["status"] + (" (last good report linked)" if st["status"] == "failed"
+                                 and st["last_good"] else "")
+        wall = "" if st["wall_s"] is None else f"{st['wall_s']:.1f}"
+        rows.append(
+            f'<tr class="{st["status"].replace(" ", "-")}"><td>{link}</td>'
+            f"<td>{html.escape(status)}</td><td>{wall}</td><td>{html.escape(st['when'] or '')}</td>"
+            f"<td>{html.escape(key_figures(st['figures']))}</td>"
+            f"<td>{html.escape(st['detail'])}</td></tr>"
+        )
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>physml reports</title>
+<style>
+body {{ font: 14px/1.45 sans-serif; margin: 24px; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #ddd;
+          vertical-align: top; }}
+tr.failed td:nth-child(2) {{ color: #b00020; font-weight: bold; }}
+tr.ok td:nth-child(2) {{ color: #1b7f3b; }}
+tr.never-rendered td:nth-child(2) {{ color: #888; }}
+</style></head><body>
+<h1>physml reports</h1>
+<p>Where does physics beat machine learning, where does ML beat physics, and what does combining
+them buy? One report per notebook; regenerated {now}.</p>
+<table><tr><th>notebook</th><th>status</th><th>wall time (s)</th><th>rendered (UTC)</th>
+<th>key figures</th><th>failure</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    tmp = reports_dir / ".index.html.partial"
+    tmp.write_text(page)
+    os.replace(tmp, reports_dir / "index.html")
+    return reports_dir / "index.html"

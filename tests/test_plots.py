@@ -1,0 +1,53 @@
+"""physml.plots: renderer survives into HTML, figure builders show what they are given."""
+
+import plotly.io as pio
+import pytest
+
+from physml import plots
+from physml.stats import CI, mean_ci
+
+HIST = {
+    "train": [{"epoch": 1, "loss": 1.0, "pde_loss": 0.5},
+              {"epoch": 2, "loss": 0.5, "pde_loss": 0.2}],
+    "val": [{"epoch": 1, "loss": 1.2}, {"epoch": 2, "loss": 0.7}],
+}
+
+
+def test_import_sets_an_html_embedding_renderer_and_template():
+    assert "notebook" in pio.renderers.default.split("+")
+    assert "physml" in pio.templates.default
+
+
+def test_convergence_draws_train_and_val_per_run_on_log_axis():
+    fig = plots.convergence({"a": HIST, "b": HIST})
+    names = [t.name for t in fig.data]
+    assert names == ["a (train)", "a (val)", "b (train)", "b (val)"]
+    assert list(fig.data[1].y) == [1.2, 0.7]
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_convergence_of_a_train_only_term_and_missing_metric():
+    fig = plots.convergence({"a": HIST}, metric="pde_loss")
+    assert [t.name for t in fig.data] == ["a (train)"]
+    with pytest.raises(KeyError, match="no history has metric 'nope'.*pde_loss"):
+        plots.convergence({"a": HIST}, metric="nope")
+
+
+def test_ablation_bars_error_bars_are_the_ci():
+    cis = {"x": mean_ci([1.0, 2.0, 3.0]), "y": CI(5.0, 4.0, 7.0, 3)}
+    fig = plots.ablation_bars(cis, title="t", y_title="acc", reference=6.0)
+    bar = fig.data[0]
+    assert list(bar.y) == [2.0, 5.0]
+    assert list(bar.error_y.array) == pytest.approx([cis["x"].high - 2.0, 2.0])
+    assert list(bar.error_y.arrayminus) == pytest.approx([2.0 - cis["x"].low, 1.0])
+    assert len(fig.layout.shapes) == 1
+
+
+def test_comparison_table_bolds_the_best():
+    rows = [{"method": "RK4", "err_um": 0.5, "tracks_s": 1e5},
+            {"method": "MLP", "err_um": 50.0, "tracks_s": 1e6}]
+    html = plots.comparison_table(rows, caption="cmp", fmt="{:.3g}", lower_is_better=["err_um"],
+                                  higher_is_better=["tracks_s"]).to_html()
+    assert "cmp" in html and html.count("font-weight: bold") == 2
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        plots.comparison_table(rows, lower_is_better=["nope"])

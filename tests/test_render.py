@@ -1,0 +1,245 @@
+"""physml render on fixture notebooks: validation, execution, atomic reports, index, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from notebook_fixtures import write_notebook, write_params
+from physml import render as R
+
+
+def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "physml.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=os.environ.copy())
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_unknown_key_fails_fast_naming_key_notebook_and_accepted_keys(project):
+    t0 = time.perf_counter()
+    res = cli("render", str(project / "notebooks/demo/01_ok.ipynb"), "-p", "no_such_key=1")
+    elapsed = time.perf_counter() - t0
+    assert res.returncode == 2
+    assert "no_such_key" in res.stderr and "01_ok.ipynb" in res.stderr
+    assert "accepted keys: fail, label, n, scale" in res.stderr
+    assert elapsed < 10
+    assert not (project / "reports").exists()  # nothing executed, nothing written
+
+
+def test_unknown_key_in_params_file_names_the_file(project):
+    (project / "params/demo/01_ok.yaml").write_text("n: 2\ntypo_key: 3\n")
+    with pytest.raises(R.ParamsError, match=r"typo_key.*params/demo/01_ok.yaml"):
+        R.plan([project / "notebooks/demo/01_ok.ipynb"])
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("n=2.5", "'n' of 01_ok.ipynb .* must be int, got float"),
+    ("n=true", "'n' of 01_ok.ipynb .* must be int, got bool"),
+    ("scale=abc", "'scale' of 01_ok.ipynb .* must be float, got str"),
+    ("fail=1", "'fail' of 01_ok.ipynb .* must be bool, got int"),
+])
+def test_wrong_type_is_rejected_before_execution(project, override, expected):
+    with pytest.raises(R.ParamsError, match=expected):
+        R.plan([project / "notebooks/demo/01_ok.ipynb"], overrides=[override])
+
+
+def test_int_is_accepted_for_float(project):
+    (job,) = R.plan([project / "notebooks/demo/01_ok.ipynb"], overrides=["scale=2"])
+    assert job.params["scale"] == 2
+
+
+def test_notebook_without_parameters_cell_is_an_error(project):
+    nb = write_notebook(project / "notebooks/demo/03_noparams.ipynb", None, "x = 1")
+    write_params(project, "demo", "03_noparams", {})
+    with pytest.raises(R.RenderError, match="no cell tagged 'parameters'"):
+        R.plan([nb])
+
+
+def test_missing_params_file_is_an_error(project):
+    (project / "params/demo/01_ok.smoke.yaml").unlink()
+    with pytest.raises(R.RenderError, match="params file missing.*01_ok.smoke.yaml"):
+        R.plan([project / "notebooks/demo/01_ok.ipynb"], profile="smoke")
+
+
+def test_params_precedence_profile_then_file_then_cli(project, tmp_path):
+    over = tmp_path / "over.yaml"
+    over.write_text("n: 7\nlabel: from-file\n")
+    (job,) = R.plan([project / "notebooks/demo/01_ok.ipynb"], params_file=over,
+                    overrides=["label=from-cli"])
+    assert job.params == {"n": 7, "label": "from-cli"}
+    (smoke,) = R.plan([project / "notebooks/demo/01_ok.ipynb"], profile="smoke")
+    assert smoke.params == {"n": 2}
+
+
+def test_study_folder_selects_its_notebooks_in_number_order(project):
+    jobs = R.plan([project / "notebooks/demo"])
+    assert [j.stem for j in jobs] == ["01_ok", "02_sleep"]
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@pytest.fixture
+def rendered(project):
+    """One successful render of demo/01_ok with default params (n=4)."""
+    res = cli("render", str(project / "notebooks/demo/01_ok.ipynb"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return project / "reports"
+
+
+@pytest.mark.slow
+def test_success_writes_html_json_and_index(rendered):
+    html = (rendered / "demo/01_ok.html").read_text()
+    data = json.loads((rendered / "demo/01_ok.json").read_text())
+    assert data["status"] == "ok" and data["params"] == {"n": 4}
+    assert data["figures"]["n_squared"] == {"value": 16, "unit": "count", "note": "n times n"}
+    assert data["figures"]["scaled"]["value"] == pytest.approx(6.0)
+    # a Plotly figure survives with plotly.js inline (offline) and the trace data
+    assert "FIXTURE_TRACE" in html and "Plotly.newPlot" in html
+    assert '<script src="https://cdn.plot.ly' not in html and "plotly.js v" in html
+    # code collapsed behind a toggle, but present
+    assert 'id="physml-code-toggle"' in html and "physml-hide-code" in html
+    assert "SECRET_CODE_MARKER" in html
+    index = (rendered / "index.html").read_text()
+    assert 'href="demo/01_ok.html"' in index and "n_squared = 16 count" in index
+    assert "never rendered" in index  # 02_sleep was not rendered
+
+
+@pytest.mark.slow
+def test_provenance_in_report_and_results(rendered):
+    data = json.loads((rendered / "demo/01_ok.json").read_text())
+    prov = data["provenance"]
+    for pkg in ("python", "numpy", "scipy", "jax", "torch", "magpylib", "scikit-learn", "plotly"):
+        assert prov["versions"][pkg], pkg
+    assert {"git", "cpu", "wall_time_s", "started"} <= set(prov)
+    assert prov["wall_time_s"] > 0
+    html = (rendered / "demo/01_ok.html").read_text()
+    start = html.index('class="physml-provenance"')
+    assert start < html.index("FIXTURE_TRACE")  # provenance opens the report
+    for word in ("commit", "wall time", "CPU", "torch", "magpylib", "Parameters"):
+        assert word in html[start:start + 4000], word
+
+
+@pytest.mark.slow
+def test_failing_cell_keeps_last_good_report_and_saves_failed_notebook(rendered):
+    html_before = (rendered / "demo/01_ok.html").read_bytes()
+    json_before = (rendered / "demo/01_ok.json").read_bytes()
+    res = cli("render", str(rendered.parent / "notebooks/demo/01_ok.ipynb"), "-p", "fail=true")
+    assert res.returncode == 1
+    assert "FIXTURE_FAILURE requested" in res.stdout and "cell 6 (\"assert not fail" in res.stdout
+    assert "0 ok, 1 failed" in res.stdout
+    assert (rendered / "demo/01_ok.html").read_bytes() == html_before
+    assert (rendered / "demo/01_ok.json").read_bytes() == json_before
+    failed = rendered / "demo/01_ok.failed.ipynb"
+    assert failed.exists() and "FIXTURE_FAILURE" in failed.read_text()
+    index = (rendered / "index.html").read_text()
+    assert "failed (last good report linked)" in index
+    # a later success clears the failure
+    assert cli("render", str(rendered.parent / "notebooks/demo/01_ok.ipynb")).returncode == 0
+    assert not failed.exists()
+
+
+@pytest.mark.slow
+def test_failure_is_isolated_other_notebooks_still_render(project):
+    res = cli("render", str(project / "notebooks/demo"), "-p", "fail=true")
+    # -p applies to all selected notebooks; 02_sleep has no `fail` key -> rejected up front
+    assert res.returncode == 2 and "fail" in res.stderr
+    (project / "params/demo/01_ok.yaml").write_text("fail: true\n")
+    res = cli("render", str(project / "notebooks/demo"))
+    assert res.returncode == 1
+    assert "demo/02_sleep: ok" in res.stdout and "demo/01_ok: FAILED" in res.stdout
+    assert (project / "reports/demo/02_sleep.html").exists()
+    assert not (project / "reports/demo/01_ok.html").exists()
+
+
+@pytest.mark.slow
+def test_per_notebook_timeout(project):
+    t0 = time.perf_counter()
+    res = cli("render", str(project / "notebooks/demo/02_sleep.ipynb"), "-p", "seconds=120",
+              "--timeout", "8")
+    assert res.returncode == 1 and "timed out after 8 s" in res.stdout
+    assert time.perf_counter() - t0 < 60
+    assert not (project / "reports/demo/02_sleep.html").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_partial_report(project, sig):
+    reports = project / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "physml.cli", "render",
+         str(project / "notebooks/demo/02_sleep.ipynb"), "-p", "seconds=60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    time.sleep(6)  # the kernel is running the sleep cell by now
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    leftovers = [p for p in reports.rglob("*") if p.is_file()] if reports.exists() else []
+    assert not [p for p in leftovers if p.suffix in (".html", ".json", ".partial")
+                and p.name != "index.html"], leftovers
+
+
+@pytest.mark.slow
+def test_workers_render_on_a_dask_local_cluster(project):
+    write_notebook(project / "notebooks/other/01_more.ipynb", "k: int = 1",
+                   "from physml.results import record\nrecord('k', k)")
+    write_params(project, "other", "01_more", {"k": 5})
+    res = cli("render", "--workers", "2", timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "LocalCluster(2 workers)" in res.stdout
+    for name in ("demo/01_ok", "demo/02_sleep", "other/01_more"):
+        assert json.loads((project / f"reports/{name}.json").read_text())["status"] == "ok"
+    assert json.loads((project / "reports/other/01_more.json").read_text())[
+        "figures"]["k"]["value"] == 5
+
+
+def test_list_shows_params_files_and_status(project):
+    (project / "params/demo/02_sleep.smoke.yaml").unlink()
+    res = cli("list")
+    assert res.returncode == 0
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("demo/02_sleep"))
+    assert "MISSING" in line and "never rendered" in line
+
+
+def test_out_dir_option(project, tmp_path):
+    (job,) = R.plan([project / "notebooks/demo/01_ok.ipynb"], out=tmp_path / "elsewhere")
+    assert job.html == (tmp_path / "elsewhere/demo/01_ok.html").resolve()
+
+
+def test_index_lists_never_rendered_notebooks(project):
+    from physml.report import write_index
+
+    page = write_index(project / "reports").read_text()
+    assert page.count("never rendered") == 2
+
+
+def test_report_tags_remove_cells_and_inputs():
+    import nbformat
+
+    from physml.report import to_html
+
+    nb = nbformat.v4.new_notebook()
+    gone = nbformat.v4.new_code_cell("print('DROPPED_CELL')")
+    gone.metadata["tags"] = ["remove-cell"]
+    noin = nbformat.v4.new_code_cell("print('DROPPED_INPUT')")
+    noin.metadata["tags"] = ["remove-input"]
+    noin.outputs = [nbformat.v4.new_output("stream", name="stdout", text="KEPT_OUTPUT\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), gone, noin]
+    html = to_html(nb, "x/y", {"a": 1}, {"git": {}, "versions": {}, "wall_time_s": 1.0})
+    assert "DROPPED_CELL" not in html and "DROPPED_INPUT" not in html
+    assert "KEPT_OUTPUT" in html
+
+
+def test_sources_relative_paths_resolve_to_repo(project):
+    (job,) = R.plan([Path(os.path.relpath(project / "notebooks/demo/01_ok.ipynb"))])
+    assert job.notebook.is_absolute()

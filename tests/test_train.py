@@ -1,0 +1,165 @@
+"""physml.train: convergence, history schema, determinism, early stopping, resume, NaN guard."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from physml.train import NonFiniteLossError, TrainConfig, load_history, lr_factor, seeded, train
+
+
+def linear_problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, generator=g) * 2 - 1
+    y = 2.0 * x + 1.0 + 0.01 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def make_model(seed=0):
+    with seeded(seed):
+        return torch.nn.Linear(1, 1)
+
+
+def mse_terms(model, batch):
+    x, y = batch
+    data = torch.mean((model(x) - y) ** 2)
+    return {"loss": data, "data_loss": data}
+
+
+def val_fn(x, y):
+    def validate(model):
+        err = (model(x) - y).abs()
+        return {"loss": float(torch.mean(err**2)), "mae": float(err.mean())}
+    return validate
+
+
+CFG = dict(epochs=40, batch_size=32, lr=0.05, weight_decay=0.0, warmup_epochs=1, patience=None)
+
+
+def test_learns_a_linear_map_and_writes_history_schema(tmp_path):
+    x, y = linear_problem()
+    model = make_model()
+    hist = train(model, mse_terms, (x, y), val_fn(x, y), TrainConfig(**CFG), tmp_path,
+                 extra_config={"arch": "linear"})
+    assert model.weight.item() == pytest.approx(2.0, abs=0.02)
+    assert model.bias.item() == pytest.approx(1.0, abs=0.02)
+    on_disk = load_history(tmp_path)
+    assert on_disk == json.loads(json.dumps(hist))
+    assert set(on_disk) >= {"train", "val", "best_epoch", "best_val_loss", "training_time"}
+    assert set(on_disk["train"][0]) == {"epoch", "loss", "data_loss", "lr"}
+    assert set(on_disk["val"][0]) == {"epoch", "loss", "mae"}
+    assert on_disk["best_val_loss"] == min(r["loss"] for r in on_disk["val"])
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["extra"] == {"arch": "linear"} and cfg["train"]["lr"] == 0.05
+    assert (tmp_path / "best_model.pt").exists() and (tmp_path / "last.pt").exists()
+
+
+def test_same_seed_same_run_different_seed_different_run(tmp_path):
+    x, y = linear_problem()
+    runs = []
+    for i, seed in enumerate([3, 3, 4]):
+        model = make_model(0)
+        cfg = TrainConfig(**{**CFG, "epochs": 3, "seed": seed})
+        train(model, mse_terms, (x, y), val_fn(x, y), cfg, tmp_path / str(i))
+        runs.append(load_history(tmp_path / str(i))["train"])
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_nan_loss_stops_naming_epoch_and_term(tmp_path):
+    x, y = linear_problem()
+    calls = {"n": 0}
+    steps_per_epoch = math.ceil(len(x) / 32)
+
+    def terms(model, batch):
+        calls["n"] += 1
+        out = mse_terms(model, batch)
+        bad = calls["n"] > 2 * steps_per_epoch + 1  # second batch of epoch 3
+        out["pde_loss"] = torch.tensor(float("nan")) if bad else torch.tensor(0.0)
+        return out
+
+    with pytest.raises(NonFiniteLossError, match=r"epoch 3, batch 1: loss term 'pde_loss' is nan"):
+        train(make_model(), terms, (x, y), val_fn(x, y), TrainConfig(**CFG), tmp_path)
+    assert [r["epoch"] for r in load_history(tmp_path)["train"]] == [1, 2]
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    x, y = linear_problem()
+    losses = iter([3.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    snapshots = []
+
+    def validate(model):
+        snapshots.append(model.weight.detach().clone())
+        return {"loss": next(losses)}
+
+    model = make_model()
+    cfg = TrainConfig(**{**CFG, "patience": 3})
+    hist = train(model, mse_terms, (x, y), validate, cfg, tmp_path)
+    assert hist["best_epoch"] == 2 and len(hist["val"]) == 5
+    assert hist["stopped"] == "early stopping at epoch 5"
+    assert torch.equal(model.weight, snapshots[1])  # best weights restored
+    assert torch.equal(torch.load(tmp_path / "best_model.pt")["weight"], snapshots[1])
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    x, y = linear_problem()
+    cfg = TrainConfig(**{**CFG, "epochs": 6})
+    full = make_model()
+    train(full, mse_terms, (x, y), val_fn(x, y), cfg, tmp_path / "full")
+
+    calls = {"n": 0}
+
+    def interrupted(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 3 * math.ceil(len(x) / 32) + 2:  # inside epoch 4
+            raise KeyboardInterrupt
+        return mse_terms(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(), interrupted, (x, y), val_fn(x, y), cfg, tmp_path / "part")
+    assert len(load_history(tmp_path / "part")["train"]) == 3
+    resumed = make_model(seed=99)  # weights come from the checkpoint, not from here
+    hist = train(resumed, mse_terms, (x, y), val_fn(x, y), cfg, tmp_path / "part", resume=True)
+    assert [r["epoch"] for r in hist["train"]] == [1, 2, 3, 4, 5, 6]
+    assert load_history(tmp_path / "part")["train"] == load_history(tmp_path / "full")["train"]
+    assert torch.equal(resumed.weight, full.weight)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    x, y = linear_problem()
+    train(make_model(), mse_terms, (x, y), val_fn(x, y), TrainConfig(**{**CFG, "epochs": 2}),
+          tmp_path)
+    with pytest.raises(ValueError, match="config differs"):
+        train(make_model(), mse_terms, (x, y), val_fn(x, y),
+              TrainConfig(**{**CFG, "epochs": 2, "lr": 0.01}), tmp_path, resume=True)
+
+
+def test_warmup_then_cosine_schedule_closed_form():
+    assert lr_factor(0, 100, 10, 0.0) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, 0.0) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, 0.0) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, 0.0) == pytest.approx(0.5)  # halfway through the cosine
+    assert lr_factor(100, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_factor(55, 100, 10, 0.2) == pytest.approx(0.6)
+
+
+def test_logged_lr_follows_the_schedule(tmp_path):
+    x, y = linear_problem(n=64)
+    cfg = TrainConfig(**{**CFG, "epochs": 4, "batch_size": 64, "warmup_epochs": 0, "lr": 0.1})
+    hist = train(make_model(), mse_terms, (x, y), val_fn(x, y), cfg, tmp_path)
+    expected = [0.1 * lr_factor(s, 4, 0, 0.0) for s in range(4)]
+    assert [r["lr"] for r in hist["train"]] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"min_lr": 1.0, "lr": 0.1},
+                                 {"patience": 0}])
+def test_invalid_config_is_rejected(bad):
+    with pytest.raises(ValueError, match="TrainConfig: invalid"):
+        TrainConfig(**bad)
+
+
+def test_mismatched_data_rows_are_rejected(tmp_path):
+    x, y = linear_problem()
+    with pytest.raises(ValueError, match=r"train_data\[1\] has 10 rows"):
+        train(make_model(), mse_terms, (x, y[:10]), val_fn(x, y), TrainConfig(**CFG), tmp_path)
