@@ -131,22 +131,22 @@ def ablation_bars(
 def comparison_table(
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     caption: str | None = None,
-    fmt: Mapping[str, str] | str | None = None,
+    fmt: Mapping[str, str] | str = "{:.4g}",
     lower_is_better: Sequence[str] = (),
     higher_is_better: Sequence[str] = (),
 ) -> Any:
     """A physics-vs-ML comparison table (pandas Styler), best value per column in bold.
 
-    ``fmt``: a format string for every numeric column or a ``{column: format}`` mapping.
+    ``fmt``: a format string for every numeric column (default 4 significant digits) or a
+    ``{column: format}`` mapping.
     """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     for col in [*lower_is_better, *higher_is_better]:
         if col not in df.columns:
             raise KeyError(f"comparison_table: no column {col!r}; columns: {list(df.columns)}")
     sty = df.style.hide(axis="index")
-    if fmt is not None:
-        sty = sty.format(fmt if isinstance(fmt, Mapping) else {
-            c: fmt for c in df.select_dtypes("number").columns})
+    sty = sty.format(fmt if isinstance(fmt, Mapping) else {
+        c: fmt for c in df.select_dtypes("number").columns})
     bold = "font-weight: bold"
     if lower_is_better:
         sty = sty.highlight_min(subset=list(lower_is_better), props=bold)

@@ -284,8 +284,10 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
         cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(executed),
                "-k", KERNEL, "-f", str(params_tmp), "--cwd", str(job.notebook.parent),
                "--log-level", "WARNING", "--progress-bar" if progress else "--no-progress-bar"]
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # a single notebook shows papermill's cell progress; several are summarised per line
+        pipe = None if progress else subprocess.PIPE
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=pipe,
+                                stderr=None if progress else subprocess.STDOUT, text=True)
         detail = ""
         try:
             log, _ = proc.communicate(timeout=timeout_s)
