@@ -243,3 +243,17 @@ def test_report_tags_remove_cells_and_inputs():
 def test_sources_relative_paths_resolve_to_repo(project):
     (job,) = R.plan([Path(os.path.relpath(project / "notebooks/demo/01_ok.ipynb"))])
     assert job.notebook.is_absolute()
+
+
+@pytest.mark.slow
+def test_scheduler_sends_the_same_tasks_to_an_existing_cluster(project):
+    from dask.distributed import LocalCluster
+
+    # workers inherit PHYSML_ROOT from this process, as cluster workers share the file system
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        res = cli("render", str(project / "notebooks/demo/02_sleep.ipynb"),
+                  "--scheduler", cluster.scheduler_address, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"scheduler {cluster.scheduler_address}" in res.stdout
+    assert json.loads((project / "reports/demo/02_sleep.json").read_text())["status"] == "ok"
