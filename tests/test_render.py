@@ -257,3 +257,11 @@ def test_scheduler_sends_the_same_tasks_to_an_existing_cluster(project):
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"scheduler {cluster.scheduler_address}" in res.stdout
     assert json.loads((project / "reports/demo/02_sleep.json").read_text())["status"] == "ok"
+
+
+def test_declaration_papermill_cannot_parse_is_named(project):
+    # papermill's line parser does not understand a tuple-unpacking declaration
+    nb = write_notebook(project / "notebooks/demo/04_odd.ipynb", "a, b = 1, 2\nc: int = 3")
+    write_params(project, "demo", "04_odd", {})
+    with pytest.raises(R.RenderError, match=r"cannot parse the declaration of 'a'.*line 1"):
+        R.plan([nb])

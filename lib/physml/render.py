@@ -174,10 +174,13 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
     import papermill
 
     nb = nbformat.read(notebook, as_version=4)
-    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
         raise RenderError(f"{notebook}: no cell tagged 'parameters' (papermill needs one)")
+    inspected = papermill.inspect_notebook(str(notebook))
+    _check_all_declarations_parsed(notebook, cells[0].source, inspected)
     out = {}
-    for name, info in papermill.inspect_notebook(str(notebook)).items():
+    for name, info in inspected.items():
         try:
             default = ast.literal_eval(info["default"])
         except (ValueError, SyntaxError):
@@ -187,6 +190,30 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
             tname = type(default).__name__
         out[name] = {"type": tname, "default": default, "help": info.get("help", "")}
     return out
+
+
+def _check_all_declarations_parsed(notebook: Path, source: str, inspected: dict) -> None:
+    """Every top-level assignment in the parameters cell must be one papermill understood.
+
+    papermill skips a line it cannot parse with only a log message; the parameter would then
+    be rejected as unknown (or silently not overridable), so name the line instead.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise RenderError(f"{notebook}: parameters cell is not valid Python: {e}") from None
+    lines = source.splitlines()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        for name in names:
+            if name not in inspected:
+                raise RenderError(
+                    f"{notebook}: papermill cannot parse the declaration of {name!r} in the "
+                    f"parameters cell (line {node.lineno}: {lines[node.lineno - 1].strip()!r}); "
+                    "write it as `name: type = literal  # help`"
+                )
 
 
 def validate(notebook: Path, params: dict[str, Any], sources: Sequence[str]) -> None:
