@@ -82,3 +82,19 @@ def test_unpaired_lengths_raise_and_summarize_groups():
     out = summarize({"a": [1, 2, 3], "b": [2, 2, 2]})
     assert set(out) == {"a", "b"} and out["a"].mean == 2.0
     assert str(out["b"]) == "2 [2, 2]"
+
+
+def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
+    from physml.stats import ratio_ci
+
+    rng = np.random.default_rng(11)
+    slow = rng.uniform(1.0, 2.0, 6)
+    fast = slow / rng.lognormal(np.log(20.0), 0.8, 6)  # ~20x faster, very noisy
+    cmp = ratio_ci(slow, fast)
+    ref = st.ttest_rel(np.log(slow), np.log(fast)).confidence_interval(0.95)
+    assert (cmp.diff.low, cmp.diff.high) == pytest.approx((np.exp(ref.low), np.exp(ref.high)))
+    assert cmp.diff.mean == pytest.approx(np.exp(np.mean(np.log(slow / fast))))
+    assert cmp.diff.low > 0 and cmp.verdict == "greater"
+    assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).verdict == "tie"
+    with pytest.raises(ValueError, match="positive"):
+        ratio_ci([1.0, -1.0], [1.0, 1.0])

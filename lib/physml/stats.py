@@ -128,3 +128,25 @@ def paired_difference(
 def summarize(groups: dict[str, Sequence[float]], confidence: float = 0.95) -> dict[str, CI]:
     """``{label: mean_ci(values)}`` for each group (t-interval)."""
     return {k: mean_ci(v, confidence=confidence, method="t") for k, v in groups.items()}
+
+
+def ratio_ci(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+) -> Comparison:
+    """Paired ratio ``a_i / b_i`` (e.g. a speed-up): geometric mean with a CI, and a verdict.
+
+    Ratios are compared on the log scale, where they are symmetric: the t-interval of
+    ``log(a_i / b_i)`` is exponentiated, so the interval is never negative. The verdict is
+    "greater" when the whole interval is above 1, "less" when below, otherwise "tie".
+    """
+    xa, xb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if xa.shape != xb.shape:
+        raise ValueError(f"ratio_ci: a and b must pair up, got {xa.size} and {xb.size} values")
+    if np.any(xa <= 0) or np.any(xb <= 0):
+        raise ValueError("ratio_ci: values must be positive (times, throughputs, errors)")
+    log_ci = mean_ci(np.log(xa / xb), confidence=confidence, method="t")
+    ci = CI(float(np.exp(log_ci.mean)), float(np.exp(log_ci.low)), float(np.exp(log_ci.high)),
+            log_ci.n, confidence, "t on log ratio")
+    return Comparison(ci, verdict(log_ci))
