@@ -1,0 +1,138 @@
+"""Plotly figures of the vacua study; titles state what the figure shows, from the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from physml import stats
+from physml.plots import PALETTE
+
+from .labels import LABELS
+
+
+def fd_error_vs_step(curves: dict[str, pd.DataFrame]) -> go.Figure:
+    """Relative error of central finite differences vs the step h, one pair of curves (gradient,
+    Hessian) per point kind; ``curves``: {point name: output of derivatives.fd_error_vs_step}."""
+    fig = go.Figure()
+    for k, (name, df) in enumerate(curves.items()):
+        c = PALETTE[k % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=df.h, y=df.grad_rel_err, name=f"gradient, {name}",
+                                 line=dict(color=c)))
+        fig.add_trace(go.Scatter(x=df.h, y=df.hess_rel_err, name=f"Hessian, {name}",
+                                 line=dict(color=c, dash="dash")))
+    best = {n: df.grad_rel_err.min() for n, df in curves.items()}
+    txt = ", ".join(f"{n}: {v:.1e}" for n, v in best.items())
+    fig.update_layout(title=f"Finite differences never beat analytic derivatives — best gradient "
+                            f"error {txt}", xaxis_title="step h", yaxis_title="relative error")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def source_defect(df: pd.DataFrame) -> go.Figure:
+    """Box plot of Hessian relative error vs autodiff: ours and the source's δ² version, by point
+    kind (output of derivatives.source_defect)."""
+    fig = go.Figure()
+    for k, (col, name) in enumerate([("ours_rel_err", "analytic (δ)"),
+                                     ("source_rel_err", "source (δ²)")]):
+        fig.add_trace(go.Box(x=df.point, y=np.maximum(df[col], 1e-17), name=name,
+                             marker_color=PALETTE[k]))
+    kink = df[df.point == "near_kink"].source_rel_err.median()
+    fig.update_layout(boxmode="group", yaxis_title="max |H − H_autodiff| / max |H_autodiff|",
+                      title=f"The source's δ² Hessian is wrong at the kinks (median relative "
+                            f"error {kink:.2f}); ours matches autodiff")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potential",
+                     y_title: str = "wall time per potential (ms)") -> go.Figure:
+    """One line per method of ``column`` vs n (output of benchmark.summary_by_method by
+    (method, n))."""
+    fig = go.Figure()
+    for k, (m, d) in enumerate(summary_n.groupby("method")):
+        fig.add_trace(go.Scatter(x=d.n, y=d[column], name=m, mode="lines+markers",
+                                 line=dict(color=PALETTE[k % len(PALETTE)])))
+    last = summary_n[summary_n.n == summary_n.n.max()].set_index("method")[column]
+    fig.update_layout(title=f"{y_title.split(' (')[0].capitalize()} grows with n; at n = "
+                            f"{summary_n.n.max()} the cheapest is {last.idxmin()}",
+                      xaxis_title="n_moduli", yaxis_title=y_title)
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def label_distribution(dist: pd.DataFrame, by: str, title: str) -> go.Figure:
+    """Stacked bars of label fractions per value of ``by`` (output of scan.label_distribution)."""
+    fig = go.Figure()
+    for k, lab in enumerate([c for c in LABELS if c in dist.columns]):
+        fig.add_trace(go.Bar(x=dist.index.astype(str), y=dist[lab], name=lab,
+                             marker_color=PALETTE[k % len(PALETTE)]))
+    fig.update_layout(barmode="stack", title=title, xaxis_title=by, yaxis_title="fraction")
+    return fig
+
+
+def throughput_by_n(timing: pd.DataFrame, target: float = 3000.0, title: str | None = None
+                    ) -> go.Figure:
+    """Labelled potentials per second per n_moduli, with the target line (``title`` replaces
+    the default title, which describes how the rate changes with n)."""
+    fig = go.Figure(go.Bar(x=timing.n_moduli, y=timing.labels_per_s, marker_color=PALETTE[0],
+                           hovertext=[f"{p} potentials" for p in timing.potentials]))
+    fig.add_hline(y=target, line_dash="dot", line_color=PALETTE[1],
+                  annotation_text=f"target {target:,.0f}/s")
+    above = timing[timing.labels_per_s >= target].n_moduli
+    msg = (f"≥ {target:,.0f}/s up to n = {above.max()}" if len(above) else
+           f"below {target:,.0f}/s at every n")
+    fig.update_layout(title=title or f"Batched Newton throughput falls with n: {msg}",
+                      xaxis_title="n_moduli", yaxis_title="labelled potentials / s")
+    return fig
+
+
+def geometry_counts(counts: dict[int, int]) -> go.Figure:
+    """Number of smooth complete toric surfaces (D² >= −12) per number of rays (log y)."""
+    r = np.array(list(counts))
+    c = np.array(list(counts.values()))
+    growth = c[-1] / c[-2] if len(c) > 1 else float("nan")
+    fig = go.Figure(go.Bar(x=r, y=c, marker_color=PALETTE[0]))
+    fig.update_layout(title=f"Toric surfaces with every D² ≥ −12 keep multiplying: ×{growth:.1f} "
+                            f"per extra ray at {r[-1]} rays",
+                      xaxis_title="number of rays (h¹¹ + 2)", yaxis_title="surfaces")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def learning_curves(curves: pd.DataFrame) -> go.Figure:
+    """Mean test accuracy vs labels bought per strategy, with a 95% CI band over seeds."""
+    fig = go.Figure()
+    finals = {}
+    for k, (s, d) in enumerate(curves.groupby("strategy")):
+        c = PALETTE[k % len(PALETTE)]
+        xs, mean, lo, hi = [], [], [], []
+        for n_lab, g in d.groupby("n_labels"):
+            ci = stats.mean_ci(g.accuracy) if len(g) >= 2 else None
+            xs.append(n_lab)
+            mean.append(g.accuracy.mean())
+            lo.append(ci.low if ci else g.accuracy.mean())
+            hi.append(ci.high if ci else g.accuracy.mean())
+        finals[s] = mean[-1]
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself",
+                                 line=dict(width=0), fillcolor=c, opacity=0.2,
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=xs, y=mean, name=s, line=dict(color=c)))
+    best = max(finals, key=finals.get)
+    fig.update_layout(title=f"Learning curves (mean, 95% CI over seeds): {best} ends highest "
+                            f"({finals[best]:.3f}) — see the paired comparison for noise",
+                      xaxis_title="labels bought",
+                      yaxis_title="test accuracy (held-out geometries)")
+    return fig
+
+
+def accuracy_bars(table: pd.DataFrame, key: str, title: str) -> go.Figure:
+    """Bars of mean accuracy with 95% CI per ``table[key]`` (output of
+    active_learning.accuracy_table)."""
+    from physml import plots
+
+    cis = {r[key]: stats.CI(r["mean"], r["low"], r["high"], int(r["n"]))
+           for _, r in table.iterrows()}
+    return plots.ablation_bars(cis, title=title, y_title="test accuracy (held-out geometries)")

@@ -1,0 +1,86 @@
+"""Active learning: the labeller is imported for real (a failing import raises), geometry splits
+share no geometry, query strategies pick what their definitions say."""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from physml.vacua.active_learning import (
+    VACUUM_CLASSES,
+    geometry_split,
+    make_pool,
+    resolve_labeller,
+    run_active_learning,
+    select_batch,
+    vacuum_class,
+)
+from physml.vacua.geometry import enumerate_toric_surfaces
+
+
+def test_failing_labeller_import_raises_instead_of_labelling_at_random():
+    with pytest.raises(ImportError, match="no_such_module"):
+        resolve_labeller("physml.vacua.no_such_module:label")
+    with pytest.raises(ImportError, match="no_such_function"):
+        resolve_labeller("physml.vacua.active_learning:no_such_function")
+    pool = make_pool(enumerate_toric_surfaces(5), 2, np.random.default_rng(0))
+    with pytest.raises(ImportError):
+        run_active_learning(pool, "random", 0, 4, 2, 1, labeller="nonexistent_pkg:label")
+
+
+def test_geometry_split_shares_no_geometry():
+    rng = np.random.default_rng(0)
+    gid = np.repeat(np.arange(50), 7)
+    tr, te = geometry_split(gid, 0.3, rng)
+    assert len(tr) + len(te) == len(gid)
+    assert set(gid[tr]).isdisjoint(set(gid[te]))
+    assert len(set(gid[te])) == 15
+
+
+def test_labeller_is_called_on_every_query(tmp_path, monkeypatch):
+    (tmp_path / "counting_labeller.py").write_text(textwrap.dedent("""
+        import numpy as np
+        calls = []
+        def label(P, seed=0):
+            calls.append(len(P.A))
+            return (np.asarray(P.A) > 1.5).astype(int)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import counting_labeller
+
+    pool = make_pool(enumerate_toric_surfaces(7), 3, np.random.default_rng(1))
+    curve = run_active_learning(pool, "margin", 0, 6, 4, 3, labeller="counting_labeller:label")
+    # test set once, initial set once, then one call per query round
+    assert len(counting_labeller.calls) == 2 + 3
+    assert counting_labeller.calls[2:] == [4, 4, 4]
+    assert curve.n_labels.tolist() == [6, 10, 14, 18]
+    assert curve.labeller_calls.iloc[-1] == 5
+
+
+def test_entropy_and_margin_pick_the_most_uncertain_rows():
+    proba = np.array([[0.98, 0.01, 0.01], [0.34, 0.33, 0.33], [0.5, 0.5, 0.0], [0.9, 0.1, 0]])
+    X = np.zeros((4, 2))
+    rng = np.random.default_rng(0)
+    assert select_batch("entropy", proba, X, X, 1, rng).tolist() == [1]
+    assert select_batch("margin", proba, X, X, 2, rng).tolist() == [2, 1]
+
+
+def test_ranked_batch_spreads_queries_over_distant_points():
+    rng = np.random.default_rng(0)
+    near = rng.normal(0, 0.01, (10, 2))
+    far = rng.normal(0, 0.01, (10, 2)) + [5.0, 5.0]
+    X_pool = np.vstack([near, far])
+    proba = np.full((20, 2), 0.5)  # equal uncertainty: diversity decides
+    labelled = np.array([[-5.0, -5.0]])
+    pick = select_batch("ranked_batch", proba, X_pool, labelled, 2, rng, alpha=0.9)
+    assert len(set(pick.tolist())) == 2
+    assert pick[0] >= 10  # the far cluster first
+    assert pick[1] < 10   # then the near cluster, not a second far point
+
+
+def test_vacuum_class_counts_displaced_moduli_and_keeps_failures():
+    phi = np.array([[0.0, 1e-5, 0.0], [0.5, 0.0, 0.0], [0.5, -0.3, 0.0], [0.5, 0.5, 0.5]])
+    mask = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 1]])
+    cls = vacuum_class(phi, mask, [True, True, True, False])
+    assert [VACUUM_CLASSES[c] for c in cls] == ["pinned", "partly_displaced", "all_displaced",
+                                                "failed"]

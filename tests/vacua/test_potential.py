@@ -1,0 +1,132 @@
+"""Analytic derivatives of the toy potential against JAX autodiff (independent), incl. φ_i ≈ 0."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from physml.vacua.potential import (
+    DELTA,
+    REGIMES,
+    hess_source_defect,
+    sample_params,
+    sample_potential,
+    stack_potentials,
+    value_xp,
+)
+
+jax.config.update("jax_enable_x64", True)
+
+_V = jax.jit(lambda x, P: value_xp(x, P, jnp))
+_G = jax.jit(jax.grad(lambda x, P: value_xp(x, P, jnp)))
+_H = jax.jit(jax.hessian(lambda x, P: value_xp(x, P, jnp)))
+
+
+def _points(n, rng):
+    random = rng.normal(0.0, 1.0, n)
+    near0 = rng.choice([0.0, 1e-7, -1e-6, 3e-5, -1e-4, 0.7], size=n)
+    return [random, near0, np.zeros(n)]
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_grad_hess_hessp_match_jax_autodiff(regime, n):
+    rng = np.random.default_rng(n)
+    pot = sample_potential(n, regime, rng)
+    for phi in _points(n, rng):
+        x = jnp.asarray(phi)
+        Pj = jax.tree_util.tree_map(jnp.asarray, pot.params)
+        g_ad = np.asarray(_G(x, Pj))
+        H_ad = np.asarray(_H(x, Pj))
+        v = rng.normal(size=n)
+        scale_g = np.abs(g_ad).max() + 1.0
+        scale_h = np.abs(H_ad).max()
+        np.testing.assert_allclose(pot.grad(phi), g_ad, rtol=0, atol=1e-12 * scale_g)
+        np.testing.assert_allclose(pot.hess(phi), H_ad, rtol=0, atol=1e-11 * scale_h)
+        np.testing.assert_allclose(pot.hessp(phi, v), H_ad @ v, rtol=0,
+                                   atol=1e-11 * scale_h * np.abs(v).max())
+        assert float(pot.value(phi)) == pytest.approx(float(_V(x, Pj)), rel=1e-14, abs=1e-14)
+
+
+def test_value_formula_matches_issue_definition_written_out():
+    rng = np.random.default_rng(3)
+    pot = sample_potential(4, "runaway", rng)
+    P = pot.params
+    phi = rng.normal(size=4)
+    absd = np.sqrt(phi**2 + DELTA)
+    expected = (np.sum(P.M**2 * phi**2) + phi @ P.Lam @ phi + P.s * np.sum(phi**2) + P.c @ phi
+                - P.A * np.exp(-P.a * absd.sum()) + P.D / (1 + phi @ phi) ** P.p
+                + P.gamma * np.sum(phi**4))
+    assert pot.value(phi) == pytest.approx(expected, rel=1e-14)
+
+
+def test_source_delta_squared_hessian_is_wrong_at_the_kink_and_right_away_from_it():
+    rng = np.random.default_rng(0)
+    pot = sample_potential(3, "generic", rng)
+    H_ad = lambda p: np.asarray(jax.hessian(pot.value_jax)(jnp.asarray(p)))  # noqa: E731
+    at_kink = np.array([0.0, 0.5, -0.4])
+    err = np.abs(hess_source_defect(at_kink, pot.params) - H_ad(at_kink))
+    P = pot.params
+    E = P.A * np.exp(-P.a * np.sqrt(at_kink**2 + DELTA).sum())
+    # the missing curvature on the kinked diagonal entry is a E (δ − δ²)/δ^{3/2} ≈ a E / sqrt(δ)
+    assert err[0, 0] == pytest.approx(P.a * E * (DELTA - DELTA**2) / DELTA**1.5, rel=1e-6)
+    away = np.array([0.3, 0.5, -0.4])
+    np.testing.assert_allclose(hess_source_defect(away, P), H_ad(away), atol=1e-6)
+
+
+def test_padded_batch_equals_unpadded_potentials():
+    rng = np.random.default_rng(5)
+    pots = [sample_potential(n, r, rng) for n, r in [(2, "generic"), (5, "runaway"),
+                                                     (3, "tachyonic")]]
+    P = stack_potentials(pots, 6)
+    phi = np.zeros((3, 6))
+    for k, pot in enumerate(pots):
+        phi[k, : pot.n] = rng.normal(size=pot.n)
+    vals = value_xp(phi, P, np)
+    for k, pot in enumerate(pots):
+        x = jnp.asarray(phi[k, : pot.n])
+        assert vals[k] == pytest.approx(float(pot.value_jax(x)), rel=1e-13)
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_sampler_ranges_follow_the_source_distribution(regime):
+    rng = np.random.default_rng(1)
+    n = 9
+    pots = [sample_potential(n, regime, rng) for _ in range(200)]
+    M = np.concatenate([p.params.M for p in pots])
+    assert M.min() >= 1 and M.max() <= 3
+    lam_on = np.mean([np.any(p.params.Lam != 0) for p in pots])
+    assert 0.2 < lam_on < 0.4
+    s = np.array([p.params.s for p in pots])
+    c = np.array([np.abs(p.params.c).max() for p in pots])
+    sq = np.sqrt(n)
+    if regime == "stabilized":
+        assert s.min() >= 0.05 * sq and s.max() <= 0.2 * sq
+    elif regime == "tachyonic":
+        assert s.min() >= -0.12 * sq and s.max() <= -0.02 * sq
+    else:
+        assert np.all(s == 0)
+    assert (c.max() > 0) == (regime == "runaway")
+    for f, lo, hi in [("A", 0.5, 2.5), ("a", 0.8, 2.5), ("D", 0, 0.5), ("p", 1, 2),
+                      ("gamma", 0.1, 0.5)]:
+        v = np.array([getattr(p.params, f) for p in pots])
+        assert v.min() >= lo and v.max() <= hi
+
+
+def test_batched_sampler_has_the_same_ranges_and_masks_padding():
+    rng = np.random.default_rng(2)
+    n = rng.integers(1, 7, 500)
+    P = sample_params(n, np.array(["tachyonic"] * 500), rng, 8)
+    assert np.all(P.mask.sum(1) == n)
+    assert np.all(P.Lam[P.mask[:, :, None] * P.mask[:, None, :] == 0] == 0)
+    assert np.all((P.s <= -0.02 * np.sqrt(n)) & (P.s >= -0.12 * np.sqrt(n)))
+
+
+def test_sampler_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="regime"):
+        sample_potential(3, "chaotic", rng)
+    with pytest.raises(ValueError, match="n_moduli"):
+        sample_potential(0, "generic", rng)
+    with pytest.raises(ValueError, match="last dimension"):
+        sample_potential(3, "generic", rng).value(np.zeros(4))
