@@ -51,3 +51,15 @@ def test_comparison_table_bolds_the_best():
     assert "cmp" in html and html.count("font-weight: bold") == 2
     with pytest.raises(KeyError, match="no column 'nope'"):
         plots.comparison_table(rows, lower_is_better=["nope"])
+
+
+def test_curves_with_ci_band_is_the_t_interval_over_seeds():
+    x = [10, 20]
+    vals = [[0.5, 0.7, 0.6], [0.8, 0.9, 0.85]]
+    fig = plots.curves_with_ci(x, {"margin": vals}, title="t", x_title="labels", y_title="acc")
+    band, line = fig.data
+    lo0, hi0 = mean_ci(vals[0]).low, mean_ci(vals[0]).high
+    assert list(line.y) == pytest.approx([0.6, 0.85])
+    assert list(band.y) == pytest.approx([hi0, mean_ci(vals[1]).high, mean_ci(vals[1]).low, lo0])
+    with pytest.raises(ValueError, match="has 1 rows, x has 2"):
+        plots.curves_with_ci(x, {"bad": [[1.0, 2.0]]}, title="t", x_title="a", y_title="b")

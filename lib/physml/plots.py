@@ -8,6 +8,7 @@ nbconvert HTML). Shared figure builders:
 
 - :func:`convergence`: loss curves of several runs, train (solid) vs validation (dashed), log y.
 - :func:`ablation_bars`: means with 95% CI error bars, one bar per setting.
+- :func:`curves_with_ci`: mean curves over seeds with a 95% CI band (learning curves, sweeps).
 - :func:`comparison_table`: a physics-vs-ML table as a styled pandas DataFrame.
 - :func:`static_style`: a matplotlib style context where a static figure is better.
 """
@@ -22,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from physml.stats import CI
+from physml.stats import CI, mean_ci
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8c564b", "#555555"]
 
@@ -123,6 +124,44 @@ def ablation_bars(
         fig.add_hline(y=reference, line_dash="dot", line_color=PALETTE[1],
                       annotation_text=reference_label)
     fig.update_layout(title=title, yaxis_title=y_title, showlegend=False)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def curves_with_ci(
+    x: Sequence[float],
+    groups: Mapping[str, Any],
+    title: str,
+    x_title: str,
+    y_title: str,
+    log_x: bool = False,
+    log_y: bool = False,
+) -> go.Figure:
+    """One line per group: the mean over seeds at each x, with its 95% CI as a shaded band.
+
+    ``groups``: ``{label: values}`` with values of shape ``(len(x), n_seeds)``, n_seeds >= 2.
+    """
+    fig = go.Figure()
+    xs = list(x)
+    for i, (label, values) in enumerate(groups.items()):
+        rows = [list(r) for r in values]
+        if len(rows) != len(xs):
+            raise ValueError(f"curves_with_ci: group {label!r} has {len(rows)} rows, "
+                             f"x has {len(xs)} points (values must be (len(x), n_seeds))")
+        cis = [mean_ci(r) for r in rows]
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(
+            x=xs + xs[::-1], y=[c.high for c in cis] + [c.low for c in cis][::-1],
+            fill="toself", fillcolor=color, opacity=0.18, line_width=0, showlegend=False,
+            hoverinfo="skip", legendgroup=label))
+        fig.add_trace(go.Scatter(
+            x=xs, y=[c.mean for c in cis], name=label, mode="lines+markers",
+            line_color=color, legendgroup=label,
+            hovertext=[f"{label}: {c} (n={c.n})" for c in cis], hoverinfo="text+x"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
+    if log_x:
+        fig.update_xaxes(type="log")
     if log_y:
         fig.update_yaxes(type="log")
     return fig

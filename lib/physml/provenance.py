@@ -41,6 +41,12 @@ def cpu_description() -> str:
     return f"{model} ({os.cpu_count()} logical cores)"
 
 
+def machine() -> str:
+    """One line naming where timings were taken: CPU, cores this process may use, Python."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu_description()}, {usable} usable, Python {platform.python_version()}"
+
+
 def versions() -> dict[str, str | None]:
     """Installed versions of python and the packages results depend on (None: not installed)."""
     out: dict[str, str | None] = {"python": platform.python_version()}

@@ -3,8 +3,6 @@ success and label agreement per solver and n_moduli; the trust-ncg vs FD-BFGS sp
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
 import pandas as pd
 
@@ -62,16 +60,6 @@ def summary_by_method(df: pd.DataFrame, by=("method",)) -> pd.DataFrame:
 def wall_per_seed(df: pd.DataFrame) -> pd.DataFrame:
     """Mean wall time per potential, one row per seed, one column per method."""
     return df.groupby(["seed", "method"]).wall_s.mean().unstack()
-
-
-def machine() -> str:
-    """One line naming the machine the timings come from."""
-    import os
-
-    from physml.provenance import cpu_description
-
-    return (f"{cpu_description()}, {len(os.sched_getaffinity(0))} cores usable, "
-            f"Python {platform.python_version()}")
 
 
 def compare_solvers_seeds(n_values, per_n: int, seeds, methods=METHODS, n_starts: int = 3,

@@ -104,28 +104,17 @@ def geometry_counts(counts: dict[int, int]) -> go.Figure:
 
 def learning_curves(curves: pd.DataFrame) -> go.Figure:
     """Mean test accuracy vs labels bought per strategy, with a 95% CI band over seeds."""
-    fig = go.Figure()
-    finals = {}
-    for k, (s, d) in enumerate(curves.groupby("strategy")):
-        c = PALETTE[k % len(PALETTE)]
-        xs, mean, lo, hi = [], [], [], []
-        for n_lab, g in d.groupby("n_labels"):
-            ci = stats.mean_ci(g.accuracy) if len(g) >= 2 else None
-            xs.append(n_lab)
-            mean.append(g.accuracy.mean())
-            lo.append(ci.low if ci else g.accuracy.mean())
-            hi.append(ci.high if ci else g.accuracy.mean())
-        finals[s] = mean[-1]
-        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself",
-                                 line=dict(width=0), fillcolor=c, opacity=0.2,
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=xs, y=mean, name=s, line=dict(color=c)))
+    from physml import plots
+
+    wide = curves.pivot_table(index=["strategy", "n_labels"], columns="seed", values="accuracy")
+    xs = sorted(curves.n_labels.unique())
+    groups = {s: wide.loc[s].reindex(xs).to_numpy() for s in sorted(curves.strategy.unique())}
+    finals = {s: float(np.mean(v[-1])) for s, v in groups.items()}
     best = max(finals, key=finals.get)
-    fig.update_layout(title=f"Learning curves (mean, 95% CI over seeds): {best} ends highest "
-                            f"({finals[best]:.3f}) — see the paired comparison for noise",
-                      xaxis_title="labels bought",
-                      yaxis_title="test accuracy (held-out geometries)")
-    return fig
+    return plots.curves_with_ci(
+        xs, groups, title=f"Learning curves (mean, 95% CI over seeds): {best} ends highest "
+                          f"({finals[best]:.3f}) — see the paired comparison for noise",
+        x_title="labels bought", y_title="test accuracy (held-out geometries)")
 
 
 def accuracy_bars(table: pd.DataFrame, key: str, title: str) -> go.Figure:
