@@ -1,0 +1,120 @@
+"""Plotly figures of the magnets study; every title states what the figure shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from physml.plots import PALETTE
+from physml.stats import mean_ci
+
+from .hand import FINGERS, STATE_CODES
+
+
+def field_error_figure(curve, breakdown_1pct):
+    """Dipole-vs-cylinder relative error against distance (log-log)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve["distance_diam"], y=curve["max_rel_err"], name="max",
+                             mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=curve["distance_diam"], y=curve["median_rel_err"], name="median",
+                             mode="lines+markers"))
+    fig.add_hline(y=0.01, line_dash="dot", annotation_text="1%")
+    fig.update_layout(
+        title=f"The dipole approximation is within 1% beyond {breakdown_1pct:.1f} magnet "
+              "diameters and fails near the magnet",
+        xaxis_title="distance from magnet centre (diameters)",
+        yaxis_title="|B_dipole − B_cylinder| / |B_cylinder|")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def fit_convergence_figure(results):
+    """Loss vs iteration and vs wall time for {model: FitResult}."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss vs iteration", "loss vs time"))
+    for i, (name, r) in enumerate(results.items()):
+        c = PALETTE[i % len(PALETTE)]
+        h = r.history
+        fig.add_trace(go.Scatter(x=h["iteration"], y=h["loss"], name=name, line_color=c,
+                                 legendgroup=name), 1, 1)
+        fig.add_trace(go.Scatter(x=h["time_s"], y=h["loss"], name=name, line_color=c,
+                                 legendgroup=name, showlegend=False), 1, 2)
+    best = min(results, key=lambda k: results[k].final_loss)
+    slowest = max(r.history["time_s"][-1] for r in results.values())
+    fig.update_layout(title=f"All fits finish within {slowest:.2f} s after compilation; lowest "
+                            f"loss: {best} ({results[best].final_loss:.3g} µT²)")
+    fig.update_yaxes(type="log", title_text="weighted SSE of state means (µT²)")
+    fig.update_xaxes(title_text="L-BFGS iteration", row=1, col=1)
+    fig.update_xaxes(title_text="seconds (after compilation)", row=1, col=2)
+    return fig
+
+
+def moments_figure(results, true_moment, plausible):
+    """Fitted moment magnitudes per finger for each model vs truth and the plausible band."""
+    fig = go.Figure()
+    x = list(FINGERS)
+    fig.add_hrect(y0=plausible[0], y1=plausible[1], fillcolor="#2e8b57", opacity=0.15,
+                  line_width=0, annotation_text="physically plausible (Ø6×3 mm, N35–N52)")
+    n_bad = 0
+    for i, (name, r) in enumerate(results.items()):
+        m = r.moments()
+        m = m.mean(axis=1) if m.ndim == 2 else m
+        n_bad += int(np.sum([not row["plausible"] for row in r.magnet_report()]))
+        fig.add_trace(go.Bar(x=x, y=m, name=name, marker_color=PALETTE[i % len(PALETTE)]))
+    fig.add_trace(go.Scatter(x=x, y=true_moment, mode="markers", name="true (simulator)",
+                             marker=dict(symbol="x", size=12, color="black")))
+    fig.update_layout(barmode="group", yaxis_title="moment |m| (A·m²)",
+                      title=f"Fitted moments vs truth: {n_bad} implausible fitted magnet(s) "
+                            "across all models")
+    return fig
+
+
+def residual_figure(fit_runs):
+    """Per-state field error (µT) of each model's templates vs the true finite-magnet fields."""
+    fig = go.Figure()
+    for i, (name, run) in enumerate(fit_runs.items()):
+        seen = np.isin(np.arange(32), run["train_states"])
+        fig.add_trace(go.Bar(x=list(STATE_CODES), y=run["residual_uT"], name=name,
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             marker_pattern_shape=np.where(seen, "", "/").tolist()))
+    worst = max(fit_runs, key=lambda k: fit_runs[k]["unseen_rmse_uT"])
+    fig.update_layout(
+        barmode="group", xaxis_title="state (hatched: never seen in the fit)",
+        yaxis_title="|template − true field| (µT)",
+        title=f"Per-state template error; unseen-state RMSE up to "
+              f"{fit_runs[worst]['unseen_rmse_uT']:.2g} µT ({worst})")
+    return fig
+
+
+def per_finger_figure(runs, names):
+    """Per-finger accuracy on held-out states (mean and CI over seeds)."""
+    fig = go.Figure()
+    for i, n in enumerate(names):
+        v = np.array([r["per_finger"][n] for r in runs])  # (seeds, 5)
+        cis = [mean_ci(v[:, f]) for f in range(5)]
+        fig.add_trace(go.Bar(x=list(FINGERS), y=[c.mean for c in cis], name=n,
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             error_y=dict(type="data", symmetric=False,
+                                          array=[c.high - c.mean for c in cis],
+                                          arrayminus=[c.mean - c.low for c in cis])))
+    worst = min(range(5), key=lambda f: np.mean([r["per_finger"][names[0]][f] for r in runs]))
+    fig.update_layout(barmode="group", yaxis_title="accuracy on held-out states",
+                      title=f"Per-finger accuracy on states never seen; hardest finger for "
+                            f"{names[0]}: {FINGERS[worst]}")
+    return fig
+
+
+def placement_figure(fields_default, fields_best, acc_default, acc_best):
+    """32 state fields (µT) for the default and the optimised placement, side by side."""
+    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "scene"}]],
+                        subplot_titles=(f"default: expected accuracy {acc_default:.3f}",
+                                        f"optimised: expected accuracy {acc_best:.3f}"))
+    for col, f in ((1, fields_default), (2, fields_best)):
+        fig.add_trace(go.Scatter3d(x=f[:, 0], y=f[:, 1], z=f[:, 2], mode="markers+text",
+                                   text=list(STATE_CODES), textfont_size=8,
+                                   marker=dict(size=3, color=np.arange(32),
+                                               colorscale="Viridis"), showlegend=False), 1, col)
+    fig.update_layout(height=550, title="The optimised placement spreads the 32 states' fields "
+                                        f"further apart ({acc_default:.3f} → {acc_best:.3f})")
+    return fig

@@ -1,0 +1,319 @@
+"""Held-out evaluations: fits on a recording covering 10 states, and baseline (real only) vs
+augmented (real + synthetic) vs physics-only classifiers, on states, sessions and users never
+seen in training. One seed = one simulated user with fresh recordings; seeds run through
+physml.parallel.map_tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .classify import FingerClassifier, TemplateClassifier, exact_match, per_finger_accuracy
+from .fit import MODELS, MagnetSpec, fit
+from .hand import ALL_BITS, bits_to_index, default_hand
+from .simulate import SessionConfig, simulate_user_sessions, true_state_fields_uT
+from .synthetic import estimate_noise_model, generate
+
+
+def choose_train_states(rng, n_states=10):
+    """n_states distinct state indices in which every finger is seen both extended and flexed."""
+    if not 2 <= n_states <= 32:
+        raise ValueError(f"n_states must be in [2, 32], got {n_states}")
+    for _ in range(10000):
+        s = np.sort(rng.choice(32, n_states, replace=False))
+        b = ALL_BITS[s]
+        if np.all(b.min(0) == 0) and np.all(b.max(0) == 1):
+            return s
+    raise RuntimeError("could not draw training states covering both states of every finger")
+
+
+def state_split(bits, train_states):
+    """Masks (train, test) over samples: train = samples in train_states, test = all others."""
+    idx = bits_to_index(bits)
+    train = np.isin(idx, train_states)
+    return train, ~train
+
+
+def subsample_per_state(bits, mask, n_per_state, rng):
+    """Boolean mask keeping at most n_per_state random samples of each state within mask."""
+    if n_per_state is None:
+        return mask.copy()
+    if n_per_state < 1:
+        raise ValueError(f"n_per_state must be >= 1 or None, got {n_per_state}")
+    idx = bits_to_index(bits)
+    keep = np.zeros_like(mask)
+    for s in np.unique(idx[mask]):  # loop over <= 32 states, not samples
+        rows = np.flatnonzero(mask & (idx == s))
+        keep[rng.permutation(rows)[:n_per_state]] = True
+    return keep
+
+
+@dataclass(frozen=True)
+class HeldoutConfig:
+    """One held-out experiment. session: SessionConfig fields as a dict."""
+
+    n_train_states: int = 10
+    real_per_state: int | None = None
+    synthetic_per_state: int = 200
+    fit_model: str = "constrained"
+    classifiers: tuple = ("rf", "hgb")
+    n_estimators: int = 100
+    maxiter: int = 300
+    session: dict = field(default_factory=dict)
+
+
+def prepare_seed(seed, session_cfg):
+    """User `seed`: session A and B of that user, session C of another user (seed + 10_000).
+
+    Returns:
+        dict of (readings (n, 3) µT, bits (n, 5), session id) per role, and the user's Hand.
+    """
+    cfg = SessionConfig(**session_cfg)
+    hand, (a, b) = simulate_user_sessions(seed, n_sessions=2, config=cfg)
+    _, (c,) = simulate_user_sessions(seed + 10_000, n_sessions=1, config=cfg)
+    out = {"hand": hand}
+    for role, s in (("A", a), ("B", b), ("C", c)):
+        r, bits, _ = s.labelled()
+        out[role] = (r, bits, f"user{s.metadata['user']}/seed{s.metadata['seed']}")
+    return out
+
+
+def source_like_init(means, weights, moment_Am2=1.0):
+    """Free-dipole start with the source's moment size: every magnet `moment_Am2`, pushed out
+    along its line of sight so that m/r³ (the field) matches the nominal hand's."""
+    from .fit import initial_params
+
+    spec = MagnetSpec()
+    p = initial_params("free", default_hand(), spec, means, weights)
+    m0 = np.linalg.norm(p["mom"], axis=-1, keepdims=True)
+    p["pos"] = p["pos"] * (moment_Am2 / m0) ** (1 / 3)
+    p["mom"] = p["mom"] / m0 * moment_Am2
+    return p
+
+
+def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per_state=None,
+             source_init=False):
+    """Fit `model` to user `seed`'s session A restricted to 10 random states.
+
+    source_init: free model only — start from `source_like_init` (1 A·m² magnets).
+
+    Returns:
+        dict: "fit" FitResult, "train_states", "true_templates" (32, 3) µT (finite magnets +
+        the fitted offset), "hand", "unseen_rmse_uT", "seen_rmse_uT".
+    """
+    rng = np.random.default_rng([seed, 1])
+    cfg = SessionConfig(**(session or {}))
+    hand, (a,) = simulate_user_sessions(seed, n_sessions=1, config=cfg)
+    r, bits, _ = a.labelled()
+    states = choose_train_states(rng, n_train_states)
+    tr, _ = state_split(bits, states)
+    tr = subsample_per_state(bits, tr, real_per_state, rng)
+    init = None
+    if source_init:
+        if model != "free":
+            raise ValueError("source_init applies to the free model only")
+        from .fit import state_means
+
+        init = source_like_init(*state_means(r[tr], bits[tr]))
+    res = fit(model, r[tr], bits[tr], hand=default_hand(), maxiter=maxiter, init=init)
+    truth = true_state_fields_uT(hand)
+    pred = res.templates()
+    seen = np.isin(np.arange(32), states)
+    # compare shapes of the state pattern: align the unknown constant offset on seen states
+    off = np.mean(pred[seen] - truth[seen], axis=0)
+    err = np.linalg.norm(pred - truth - off, axis=1)
+    return {"fit": res, "train_states": states, "true_templates": truth + off, "hand": hand,
+            "seen_rmse_uT": float(np.sqrt(np.mean(err[seen] ** 2))),
+            "unseen_rmse_uT": float(np.sqrt(np.mean(err[~seen] ** 2))),
+            "residual_uT": err}
+
+
+def run_heldout_seed(args):
+    """One seed of the held-out comparison (args = (seed, HeldoutConfig as dict)).
+
+    Returns:
+        dict with, per test set ("heldout_state", "heldout_session", "heldout_user"),
+        {classifier name: exact-match accuracy}; "per_finger" {name: (5,) on held-out states};
+        "train_states", "sessions" {role: id}, "fit_seconds", "error_reduction".
+    """
+    seed, cfgd = args
+    cfg = HeldoutConfig(**cfgd)
+    if cfg.fit_model not in MODELS:
+        raise ValueError(f"fit_model must be one of {MODELS}, got {cfg.fit_model!r}")
+    rng = np.random.default_rng([seed, 2])
+    data = prepare_seed(seed, cfg.session)
+    ra, ba, _ = data["A"]
+    states = choose_train_states(rng, cfg.n_train_states)
+    tr, te = state_split(ba, states)
+    tr = subsample_per_state(ba, tr, cfg.real_per_state, rng)
+    res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter,
+              spec=MagnetSpec())
+    templates = res.templates()
+    noise = estimate_noise_model(ra[tr], ba[tr], res.params["offset"])
+    xs, bs = generate(templates, np.arange(32), cfg.synthetic_per_state, rng,
+                      earth_uT=res.params["offset"], orientation_deg=noise["orientation_deg"],
+                      noise_uT=noise["noise_uT"])
+    models = {"physics": TemplateClassifier(templates, noise_uT=max(noise["noise_uT"], 0.5))}
+    for kind in cfg.classifiers:
+        models[f"{kind}_baseline"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
+            ra[tr], ba[tr])
+        models[f"{kind}_augmented"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
+            np.vstack([ra[tr], xs]), np.vstack([ba[tr], bs]))
+    tests = {"heldout_state": (ra[te], ba[te]), "heldout_session": data["B"][:2],
+             "heldout_user": data["C"][:2]}
+    out = {k: {} for k in tests}
+    out["per_finger"] = {}
+    for name, m in models.items():
+        for k, (x, y) in tests.items():
+            p = m.predict_bits(x)
+            out[k][name] = exact_match(p, y)
+            if k == "heldout_state":
+                out["per_finger"][name] = per_finger_accuracy(p, y).tolist()
+    # a new session visits all 32 states about equally: re-centre the templates on the mean of
+    # its unlabelled readings (absorbs the new Earth-field direction and hard-iron residual)
+    for k in ("heldout_session", "heldout_user"):
+        x, y = tests[k]
+        shifted = TemplateClassifier(templates + x.mean(0) - templates.mean(0),
+                                     noise_uT=models["physics"].noise_uT)
+        out[k]["physics_recentred"] = exact_match(shifted.predict_bits(x), y)
+    out.update(seed=seed, train_states=states.tolist(), n_train_real=int(tr.sum()),
+               sessions={k: data[k][2] for k in ("A", "B", "C")},
+               fit_seconds=res.seconds, error_reduction=res.error_reduction,
+               noise_model={k: v for k, v in noise.items() if k != "pooled_cov_uT2"})
+    return out
+
+
+def run_heldout(seeds, config=None, workers=None):
+    """Run `run_heldout_seed` for every seed (physml.parallel.map_tasks). Returns list of dicts."""
+    from physml.parallel import map_tasks
+
+    cfg = asdict(config or HeldoutConfig())
+    if len(seeds) < 1:
+        raise ValueError("need at least one seed")
+    return map_tasks(run_heldout_seed, [(int(s), cfg) for s in seeds], workers=workers)
+
+
+def summarise(runs, test_set):
+    """{classifier: CI of exact-match accuracy over seeds} for one test set."""
+    from physml.stats import mean_ci
+
+    names = list(runs[0][test_set])
+    return {n: mean_ci([r[test_set][n] for r in runs]) for n in names}
+
+
+def data_efficiency(seeds, real_per_state, config=None):
+    """Accuracy vs number of real samples per training state.
+
+    Returns:
+        dict {n: list of per-seed run dicts} for each n in real_per_state.
+    """
+    base = asdict(config or HeldoutConfig())
+    out = {}
+    for n in real_per_state:  # a handful of data sizes; each is a vectorised experiment
+        cfg = HeldoutConfig(**{**base, "real_per_state": int(n)})
+        out[int(n)] = run_heldout(seeds, cfg)
+    return out
+
+
+def fit_models(seed, n_train_states=10, session=None, maxiter=300, models=MODELS):
+    """`fit_seed` for every model on the same data: {model: run dict}."""
+    return {m: fit_seed(seed, m, n_train_states, session, maxiter) for m in models}
+
+
+def fit_summary(seeds, n_train_states=10, session=None, maxiter=300):
+    """Fit every model on every seed.
+
+    Returns:
+        dict: "runs" {model: [run per seed]}, "rows" (table rows with means and CIs),
+        "error_reduction" {model: CI}, "fit_seconds" {model: CI}.
+    """
+    from physml.stats import mean_ci
+
+    runs = {m: [] for m in MODELS}
+    for s in seeds:  # seeds; each fit is one vectorised optimisation
+        for m, r in fit_models(s, n_train_states, session, maxiter).items():
+            runs[m].append(r)
+    red = {m: mean_ci([r["fit"].error_reduction for r in v]) for m, v in runs.items()}
+    sec = {m: mean_ci([r["fit"].seconds for r in v]) for m, v in runs.items()}
+    rows = []
+    for m, v in runs.items():
+        rows.append({
+            "model": m, "error reduction": str(red[m].format(".3f")),
+            "fit seconds": str(sec[m].format(".3f")),
+            "compile seconds (first call)": float(np.max([r["fit"].compile_seconds for r in v])),
+            "final loss (µT²)": float(np.mean([r["fit"].final_loss for r in v])),
+            "seen-state RMSE (µT)": float(np.mean([r["seen_rmse_uT"] for r in v])),
+            "unseen-state RMSE (µT)": float(np.mean([r["unseen_rmse_uT"] for r in v])),
+            "implausible magnets": int(sum(not row["plausible"] for r in v
+                                           for row in r["fit"].magnet_report())),
+            "fitted magnets": int(sum(len(r["fit"].magnet_report()) for r in v)),
+        })
+    return {"runs": runs, "rows": rows, "error_reduction": red, "fit_seconds": sec}
+
+
+def check_no_leak(runs):
+    """Raise AssertionError if any run trained on a state or session it was tested on.
+
+    Returns a one-line summary when clean.
+    """
+    for r in runs:
+        tr = set(r["train_states"])
+        test_states = set(range(32)) - tr
+        if tr & test_states:
+            raise AssertionError(f"seed {r['seed']}: states {tr & test_states} in train and test")
+        s = r["sessions"]
+        if len({s["A"], s["B"], s["C"]}) != 3 or s["A"].split("/")[0] == s["C"].split("/")[0]:
+            raise AssertionError(f"seed {r['seed']}: sessions/users not distinct: {s}")
+    return (f"{len(runs)} seeds: no training state among the held-out states, held-out sessions "
+            f"and users distinct from the training session")
+
+
+def expectation_verdict(cis, baseline="rf_baseline", augmented="rf_augmented",
+                        baseline_range=(0.15, 0.25), augmented_range=(0.80, 0.90)):
+    """Compare held-out-state accuracy CIs with the source's expectation; returns a sentence."""
+    def where(ci, rng):
+        if ci.high < rng[0]:
+            return "below"
+        if ci.low > rng[1]:
+            return "above"
+        if ci.low >= rng[0] and ci.high <= rng[1]:
+            return "inside"
+        return "overlapping"
+    b, a = cis[baseline], cis[augmented]
+    wb, wa = where(b, baseline_range), where(a, augmented_range)
+    holds = wb in ("inside", "overlapping") and wa in ("inside", "overlapping")
+    return (f"Source expectation on unseen states: baseline {baseline_range[0]:.0%}–"
+            f"{baseline_range[1]:.0%}, augmented {augmented_range[0]:.0%}–"
+            f"{augmented_range[1]:.0%}. Here: {baseline} {b.format('.3f')} ({wb} the expected "
+            f"range), {augmented} {a.format('.3f')} ({wa} the expected range). The expectation "
+            f"{'holds' if holds else 'does not hold'} here.")
+
+
+def efficiency_groups(eff, test_set, names):
+    """{name: (len(n_values), n_seeds) accuracies} from `data_efficiency` output."""
+    return {n: np.array([[r[test_set][n] for r in runs] for runs in eff.values()])
+            for n in names}
+
+
+def train_deployed(seed=0, config=None):
+    """The deployed classifier: RF on real (10 states) + synthetic (32 states) of user `seed`.
+
+    Returns:
+        (FingerClassifier, held-out session readings (m, 3) µT, their bits (m, 5)).
+    """
+    cfg = config or HeldoutConfig()
+    rng = np.random.default_rng([seed, 2])
+    data = prepare_seed(seed, cfg.session)
+    ra, ba, _ = data["A"]
+    states = choose_train_states(rng, cfg.n_train_states)
+    tr, _ = state_split(ba, states)
+    res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter)
+    noise = estimate_noise_model(ra[tr], ba[tr], res.params["offset"])
+    xs, bs = generate(res.templates(), np.arange(32), cfg.synthetic_per_state, rng,
+                      earth_uT=res.params["offset"], orientation_deg=noise["orientation_deg"],
+                      noise_uT=noise["noise_uT"])
+    clf = FingerClassifier("rf", seed, cfg.n_estimators).fit(np.vstack([ra[tr], xs]),
+                                                            np.vstack([ba[tr], bs]))
+    return clf, data["B"][0], data["B"][1]

@@ -1,0 +1,288 @@
+"""Session JSON (firmware format 2.x, and legacy bare lists): load, validate, write.
+
+Format::
+
+    {"version": "2.x", "timestamp": str, "device"?: {...},
+     "calibration"?: {"mag": {"hardIron": [3] (µT), "softIron": [[3x3]]}},
+     "samples": [{"ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz", ...}, ...],
+     "labels": [...], "metadata"?: {...}}
+
+Raw sample units are LSB: accelerometer 8192 LSB/g, gyroscope 114.28 LSB/(°/s), magnetometer
+1024/100 LSB/µT. Labels come in two shapes, both accepted::
+
+    {"startIndex": i0, "endIndex": i1, "fingers": {"thumb": "extended"|"flexed"|"unknown", ...}}
+    {"start_sample": i0, "end_sample": i1, "labels": {"fingers": {...}}}
+
+Label ranges are half-open sample-index ranges [start, end) (an end equal to the sample count is
+the last valid end). Older files are a bare list of samples (no labels, no calibration).
+The calibrated reading is ``softIron @ (raw_uT - hardIron)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .hand import FINGERS
+
+ACCEL_LSB_PER_G = 8192.0
+GYRO_LSB_PER_DPS = 114.28
+MAG_UT_PER_LSB = 100.0 / 1024.0
+FINGER_STATES = {"extended": 0, "flexed": 1, "unknown": -1}
+_STATE_NAMES = {0: "extended", 1: "flexed", -1: "unknown"}
+
+
+class SessionFormatError(ValueError):
+    """A session file does not follow the format; the message names file, index and field."""
+
+
+@dataclass
+class Label:
+    """One labelled range [start, end) with finger states (5,) int: 0 ext, 1 flex, -1 unknown."""
+
+    start: int
+    end: int
+    fingers: np.ndarray
+
+
+@dataclass
+class Session:
+    """A loaded recording.
+
+    Attributes:
+        mag_raw_uT: (n, 3) magnetometer reading before calibration, µT.
+        accel_g: (n, 3) accelerometer, g (None if the file has no accelerometer fields).
+        gyro_dps: (n, 3) gyroscope, °/s (None if absent).
+        states: (n, 5) int8 finger state per sample: 0 extended, 1 flexed, -1 unknown/unlabelled.
+        labels: list of Label.
+        hard_iron_uT: (3,) or None; soft_iron: (3, 3) or None.
+    """
+
+    mag_raw_uT: np.ndarray
+    accel_g: np.ndarray | None = None
+    gyro_dps: np.ndarray | None = None
+    states: np.ndarray | None = None
+    labels: list = field(default_factory=list)
+    hard_iron_uT: np.ndarray | None = None
+    soft_iron: np.ndarray | None = None
+    version: str | None = None
+    timestamp: str | None = None
+    device: dict | None = None
+    metadata: dict | None = None
+    path: str | None = None
+
+    def __post_init__(self):
+        n = len(self.mag_raw_uT)
+        if self.states is None:
+            self.states = np.full((n, 5), -1, dtype=np.int8)
+
+    @property
+    def n_samples(self):
+        return len(self.mag_raw_uT)
+
+    def calibrated_uT(self):
+        """(n, 3) calibrated magnetometer reading softIron @ (raw - hardIron), µT."""
+        b = self.mag_raw_uT
+        if self.hard_iron_uT is not None:
+            b = b - self.hard_iron_uT
+        if self.soft_iron is not None:
+            b = b @ self.soft_iron.T
+        return b
+
+    def labelled(self):
+        """Samples whose five finger states are all known.
+
+        Returns:
+            readings (m, 3) calibrated µT, bits (m, 5) int, sample indices (m,).
+        """
+        ok = np.all(self.states >= 0, axis=1)
+        idx = np.flatnonzero(ok)
+        return self.calibrated_uT()[idx], self.states[idx].astype(np.int64), idx
+
+
+def _num(v, where):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise SessionFormatError(f"{where}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _parse_label(j, lab, n, path):
+    where = f"{path}: labels[{j}]"
+    if not isinstance(lab, dict):
+        raise SessionFormatError(f"{where}: expected an object, got {type(lab).__name__}")
+    if "startIndex" in lab:
+        keys, fingers = ("startIndex", "endIndex"), lab.get("fingers")
+        fwhere = f"{where}.fingers"
+    elif "start_sample" in lab:
+        keys = ("start_sample", "end_sample")
+        inner = lab.get("labels")
+        if not isinstance(inner, dict):
+            raise SessionFormatError(f"{where}.labels: expected an object with 'fingers'")
+        fingers, fwhere = inner.get("fingers"), f"{where}.labels.fingers"
+    else:
+        raise SessionFormatError(
+            f"{where}: expected 'startIndex'/'endIndex' or 'start_sample'/'end_sample', "
+            f"got keys {sorted(lab)}")
+    bounds = []
+    for k in keys:
+        v = lab.get(k)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise SessionFormatError(f"{where}.{k}: expected an integer sample index, got {v!r}")
+        bounds.append(v)
+    start, end = bounds
+    if not (0 <= start < end <= n):
+        raise SessionFormatError(
+            f"{where}.{keys[0]}/{keys[1]}: range [{start}, {end}) outside the {n} samples "
+            f"(need 0 <= start < end <= {n})")
+    if not isinstance(fingers, dict):
+        raise SessionFormatError(f"{fwhere}: expected an object with keys {list(FINGERS)}")
+    st = np.empty(5, dtype=np.int8)
+    for i, f in enumerate(FINGERS):
+        if f not in fingers:
+            raise SessionFormatError(f"{fwhere}.{f}: missing")
+        v = fingers[f]
+        if v not in FINGER_STATES:
+            raise SessionFormatError(
+                f"{fwhere}.{f}: unknown finger state {v!r}, expected one of {list(FINGER_STATES)}")
+        st[i] = FINGER_STATES[v]
+    return Label(start, end, st)
+
+
+def _triple(samples, keys, path, required, scale):
+    have = [all(k in s for k in keys) for s in samples]
+    if not any(have) and not required:
+        return None
+    out = np.empty((len(samples), 3))
+    for i, s in enumerate(samples):
+        for c, k in enumerate(keys):
+            if k not in s:
+                raise SessionFormatError(f"{path}: samples[{i}].{k}: missing")
+            out[i, c] = _num(s[k], f"{path}: samples[{i}].{k}")
+    return out * scale
+
+
+def load_session(path):
+    """Read and validate a session file (version 2.x or legacy bare list).
+
+    Args:
+        path: str or Path of a .json file.
+
+    Returns:
+        Session.
+
+    Raises:
+        SessionFormatError naming the file, the sample or label index and the field.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SessionFormatError(
+            f"{path}: truncated or invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from e
+    if isinstance(doc, list):
+        samples, labels_in, meta = doc, [], {}
+    elif isinstance(doc, dict):
+        if "samples" not in doc:
+            raise SessionFormatError(f"{path}: missing top-level field 'samples'")
+        samples, labels_in, meta = doc["samples"], doc.get("labels", []), doc
+        version = doc.get("version")
+        if version is None or not str(version).startswith("2"):
+            raise SessionFormatError(f"{path}: version: expected '2.x', got {version!r}")
+        if not isinstance(labels_in, list):
+            raise SessionFormatError(f"{path}: labels: expected a list")
+    else:
+        raise SessionFormatError(f"{path}: expected an object or a list of samples")
+    if not isinstance(samples, list) or not samples:
+        raise SessionFormatError(f"{path}: samples: expected a non-empty list")
+    for i, s in enumerate(samples):
+        if not isinstance(s, dict):
+            raise SessionFormatError(f"{path}: samples[{i}]: expected an object")
+    mag = _triple(samples, ("mx", "my", "mz"), path, True, MAG_UT_PER_LSB)
+    acc = _triple(samples, ("ax", "ay", "az"), path, False, 1.0 / ACCEL_LSB_PER_G)
+    gyr = _triple(samples, ("gx", "gy", "gz"), path, False, 1.0 / GYRO_LSB_PER_DPS)
+    n = len(samples)
+    labels = [_parse_label(j, lab, n, path) for j, lab in enumerate(labels_in)]
+    states = np.full((n, 5), -1, dtype=np.int8)
+    owner = np.full(n, -1)
+    for j, lab in enumerate(labels):
+        seg = slice(lab.start, lab.end)
+        clash = (owner[seg] >= 0) & np.any(states[seg] != lab.fingers, axis=1)
+        if np.any(clash):
+            i = lab.start + int(np.flatnonzero(clash)[0])
+            raise SessionFormatError(
+                f"{path}: labels[{j}]: sample {i} already labelled differently by "
+                f"labels[{owner[i]}]")
+        states[seg] = lab.fingers
+        owner[seg] = j
+    hard = soft = None
+    cal = meta.get("calibration") if isinstance(meta, dict) else None
+    if cal is not None:
+        mag_cal = cal.get("mag") if isinstance(cal, dict) else None
+        if not isinstance(mag_cal, dict):
+            raise SessionFormatError(f"{path}: calibration.mag: expected an object")
+        try:
+            hard = np.asarray(mag_cal["hardIron"], float).reshape(3)
+            soft = np.asarray(mag_cal["softIron"], float).reshape(3, 3)
+        except (KeyError, ValueError, TypeError) as e:
+            raise SessionFormatError(
+                f"{path}: calibration.mag: expected hardIron [3] and softIron [[3x3]] ({e})"
+            ) from e
+        if not (np.all(np.isfinite(hard)) and np.all(np.isfinite(soft))):
+            raise SessionFormatError(f"{path}: calibration.mag: non-finite values")
+    return Session(mag_raw_uT=mag, accel_g=acc, gyro_dps=gyr, states=states, labels=labels,
+                   hard_iron_uT=hard, soft_iron=soft,
+                   version=None if isinstance(doc, list) else str(doc.get("version")),
+                   timestamp=meta.get("timestamp") if isinstance(meta, dict) else None,
+                   device=meta.get("device") if isinstance(meta, dict) else None,
+                   metadata=meta.get("metadata") if isinstance(meta, dict) else None,
+                   path=str(path))
+
+
+def session_to_json(session, label_shape="startIndex"):
+    """The 2.x JSON document (dict) for a Session; label_shape 'startIndex' or 'start_sample'."""
+    if label_shape not in ("startIndex", "start_sample"):
+        raise ValueError(f"label_shape must be 'startIndex' or 'start_sample', got {label_shape!r}")
+    n = session.n_samples
+    mag = np.rint(session.mag_raw_uT / MAG_UT_PER_LSB).astype(int)
+    cols = {"mx": mag[:, 0], "my": mag[:, 1], "mz": mag[:, 2]}
+    if session.accel_g is not None:
+        a = np.rint(session.accel_g * ACCEL_LSB_PER_G).astype(int)
+        cols.update(ax=a[:, 0], ay=a[:, 1], az=a[:, 2])
+    if session.gyro_dps is not None:
+        g = np.rint(session.gyro_dps * GYRO_LSB_PER_DPS).astype(int)
+        cols.update(gx=g[:, 0], gy=g[:, 1], gz=g[:, 2])
+    keys = [k for k in ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz") if k in cols]
+    lists = [cols[k].tolist() for k in keys]
+    samples = [dict(zip(keys, vals, strict=True)) for vals in zip(*lists, strict=True)]
+    assert len(samples) == n
+    labels = []
+    for lab in session.labels:
+        fingers = {f: _STATE_NAMES[int(s)] for f, s in zip(FINGERS, lab.fingers, strict=True)}
+        if label_shape == "startIndex":
+            labels.append({"startIndex": int(lab.start), "endIndex": int(lab.end),
+                           "fingers": fingers})
+        else:
+            labels.append({"start_sample": int(lab.start), "end_sample": int(lab.end),
+                           "labels": {"fingers": fingers}})
+    doc = {"version": session.version or "2.1", "timestamp": session.timestamp or "",
+           "samples": samples, "labels": labels}
+    if session.device is not None:
+        doc["device"] = session.device
+    if session.hard_iron_uT is not None:
+        doc["calibration"] = {"mag": {"hardIron": np.asarray(session.hard_iron_uT).tolist(),
+                                      "softIron": np.asarray(session.soft_iron).tolist()}}
+    if session.metadata is not None:
+        doc["metadata"] = session.metadata
+    return doc
+
+
+def write_session(session, path, label_shape="startIndex"):
+    """Write a Session as version-2.x JSON (raw values quantised to LSB). Returns the Path."""
+    path = Path(path)
+    path.write_text(json.dumps(session_to_json(session, label_shape)))
+    return path

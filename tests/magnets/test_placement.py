@@ -1,0 +1,73 @@
+"""Placement separability: physics against magpylib, monotonicity, Monte Carlo, optimiser."""
+
+import magpylib as magpy
+import numpy as np
+import pytest
+
+from physml.magnets.hand import ALL_BITS, default_hand, hand_magnets
+from physml.magnets.placement import (
+    Placements,
+    default_placement,
+    monte_carlo_accuracy,
+    optimise_placement,
+    separability,
+)
+
+
+def test_state_fields_equal_magpylib_dipoles_for_a_moved_placement():
+    hand = default_hand()
+    p = default_placement(hand)
+    p.mount_m[0, 2] *= 1.3
+    p.tilt_rad[0, 4] = 0.7
+    p.diameter_m[0, 1] = 0.008
+    p.sensor_offset_m[0] = [0.004, -0.002, 0.01]
+    f = separability(hand, p)["fields_uT"][0]
+    h = hand.replace(mount_m=p.mount_m[0], tilt_rad=p.tilt_rad[0], diameter_m=p.diameter_m[0],
+                     height_m=p.diameter_m[0] / 2)
+    pos, ax = hand_magnets(h, ALL_BITS)
+    for s in (0, 13, 31):
+        src = [magpy.misc.Dipole(position=pp, moment=a * m)
+               for pp, a, m in zip(pos[s], ax[s], h.moment_Am2, strict=True)]
+        ref = 1e6 * magpy.getB(src, hand.sensor_m + p.sensor_offset_m[0], sumup=True)
+        np.testing.assert_allclose(f[s], ref, rtol=1e-9)
+
+
+def test_moving_the_sensor_away_from_the_magnets_lowers_separability():
+    hand = default_hand()
+    n = 6
+    z = np.linspace(0.0, 0.05, n)  # sensor lifted off the back of the hand
+    p = default_placement(hand, n)
+    p.sensor_offset_m[:, 2] = z
+    sc = separability(hand, p, noise_uT=3.0)
+    assert np.all(np.diff(sc["min_distance_sigma"]) < 0)
+    assert np.all(np.diff(sc["expected_accuracy"]) < 0)
+
+
+def test_expected_accuracy_matches_monte_carlo_when_accuracy_is_high_and_bounds_it_below():
+    hand = default_hand()
+    for noise, tol in ((1.0, 0.005), (2.0, 0.015), (3.0, 0.025)):
+        sc = separability(hand, default_placement(hand), noise)
+        mc = monte_carlo_accuracy(sc["fields_uT"][0], noise, 3000, np.random.default_rng(0))
+        assert sc["expected_accuracy"][0] == pytest.approx(mc, abs=tol)
+    sc = separability(hand, default_placement(hand), 5.0)  # low accuracy: a lower bound
+    mc = monte_carlo_accuracy(sc["fields_uT"][0], 5.0, 3000, np.random.default_rng(0))
+    assert sc["expected_accuracy"][0] < mc
+
+
+def test_optimiser_beats_the_default_placement():
+    hand = default_hand()
+    d = separability(hand, default_placement(hand), 5.0)["expected_accuracy"][0]
+    r = optimise_placement(hand, np.random.default_rng(0), noise_uT=5.0, n_candidates=300,
+                           n_iter=4)
+    assert r["best_accuracy"] > d + 0.02
+    again = separability(hand, r["best"], 5.0)["expected_accuracy"][0]
+    assert again == pytest.approx(r["best_accuracy"])
+
+
+def test_bad_arguments_raise():
+    hand = default_hand()
+    with pytest.raises(ValueError, match="noise_uT"):
+        separability(hand, default_placement(hand), 0.0)
+    bad = Placements(np.full((1, 5), 0.03), np.zeros((1, 5)), np.zeros((1, 5)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="diameters"):
+        separability(hand, bad)

@@ -1,0 +1,135 @@
+"""Session JSON loader: valid files in both label shapes and every kind of malformed file."""
+
+import json
+
+import numpy as np
+import pytest
+
+from physml.magnets.session import SessionFormatError, load_session
+
+FINGERS = {"thumb": "extended", "index": "flexed", "middle": "extended", "ring": "unknown",
+           "pinky": "flexed"}
+
+
+def _samples(n):
+    return [{"ax": 0, "ay": 0, "az": 8192, "gx": 114, "gy": 0, "gz": -228,
+             "mx": 512 + i, "my": -1024, "mz": 2048, "mx_ut": 50.0} for i in range(n)]
+
+
+def _doc(labels, n=10):
+    return {"version": "2.1", "timestamp": "2025-01-01T00:00:00Z", "device": {"name": "x"},
+            "calibration": {"mag": {"hardIron": [1.0, 2.0, 3.0],
+                                    "softIron": [[1, 0, 0], [0, 2, 0], [0, 0, 1]]}},
+            "samples": _samples(n), "labels": labels, "metadata": {"who": "test"}}
+
+
+def _write(tmp_path, doc, name="s.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return p
+
+
+def _check_loaded(s):
+    assert s.n_samples == 10
+    np.testing.assert_allclose(s.mag_raw_uT[0], [50.0, -100.0, 200.0])  # 1024 LSB = 100 µT
+    np.testing.assert_allclose(s.accel_g[0], [0, 0, 1.0])
+    np.testing.assert_allclose(s.gyro_dps[0], [114 / 114.28, 0, -228 / 114.28])
+    np.testing.assert_allclose(s.calibrated_uT()[0], [49.0, 2 * (-102.0), 197.0])
+    assert (s.states[2:5] == [0, 1, 0, -1, 1]).all()
+    assert (s.states[:2] == -1).all() and (s.states[5:] == -1).all()
+    assert s.labels[0].start == 2 and s.labels[0].end == 5
+
+
+def test_loads_startIndex_label_shape(tmp_path):
+    s = load_session(_write(tmp_path, _doc([{"startIndex": 2, "endIndex": 5,
+                                             "fingers": FINGERS}])))
+    _check_loaded(s)
+
+
+def test_loads_start_sample_label_shape(tmp_path):
+    s = load_session(_write(tmp_path, _doc([{"start_sample": 2, "end_sample": 5,
+                                             "labels": {"fingers": FINGERS}}])))
+    _check_loaded(s)
+
+
+def test_loads_legacy_bare_list_of_samples(tmp_path):
+    s = load_session(_write(tmp_path, _samples(7)))
+    assert s.n_samples == 7 and s.version is None and s.labels == []
+    assert (s.states == -1).all() and s.hard_iron_uT is None
+
+
+def test_labelled_keeps_only_fully_known_states(tmp_path):
+    f = dict(FINGERS, ring="flexed")
+    s = load_session(_write(tmp_path, _doc([{"startIndex": 0, "endIndex": 3, "fingers": f},
+                                            {"startIndex": 5, "endIndex": 6,
+                                             "fingers": FINGERS}])))
+    r, bits, idx = s.labelled()
+    assert idx.tolist() == [0, 1, 2] and (bits == [0, 1, 0, 1, 1]).all()
+
+
+def test_truncated_json_names_the_file_and_position(tmp_path):
+    text = json.dumps(_doc([]))
+    p = _write(tmp_path, text[: len(text) // 2], "cut.json")
+    with pytest.raises(SessionFormatError, match=r"cut\.json.*truncated or invalid JSON at line"):
+        load_session(p)
+
+
+def test_missing_magnetometer_field_names_sample_and_field(tmp_path):
+    doc = _doc([])
+    del doc["samples"][7]["mz"]
+    with pytest.raises(SessionFormatError, match=r"s\.json: samples\[7\]\.mz: missing"):
+        load_session(_write(tmp_path, doc))
+
+
+def test_non_numeric_magnetometer_value_names_sample_and_field(tmp_path):
+    doc = _doc([])
+    doc["samples"][3]["my"] = "12"
+    with pytest.raises(SessionFormatError, match=r"samples\[3\]\.my: expected a finite number"):
+        load_session(_write(tmp_path, doc))
+
+
+@pytest.mark.parametrize("shape", ["startIndex", "start_sample"])
+def test_label_range_outside_samples_names_label_and_fields(tmp_path, shape):
+    lab = ({"startIndex": 4, "endIndex": 11, "fingers": FINGERS} if shape == "startIndex" else
+           {"start_sample": 4, "end_sample": 11, "labels": {"fingers": FINGERS}})
+    doc = _doc([{"startIndex": 0, "endIndex": 2, "fingers": FINGERS}, lab])
+    with pytest.raises(SessionFormatError, match=r"s\.json: labels\[1\]\..*range \[4, 11\) "
+                                                 r"outside the 10 samples"):
+        load_session(_write(tmp_path, doc))
+
+
+@pytest.mark.parametrize("shape", ["startIndex", "start_sample"])
+def test_unknown_finger_state_names_label_finger_and_value(tmp_path, shape):
+    f = dict(FINGERS, middle="bent")
+    lab = ({"startIndex": 1, "endIndex": 2, "fingers": f} if shape == "startIndex" else
+           {"start_sample": 1, "end_sample": 2, "labels": {"fingers": f}})
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]\.(labels\.)?fingers\.middle: "
+                                                 r"unknown finger state 'bent'"):
+        load_session(_write(tmp_path, _doc([lab])))
+
+
+def test_missing_finger_and_unknown_label_shape_raise(tmp_path):
+    f = {k: v for k, v in FINGERS.items() if k != "pinky"}
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]\.fingers\.pinky: missing"):
+        load_session(_write(tmp_path, _doc([{"startIndex": 0, "endIndex": 1, "fingers": f}])))
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]: expected 'startIndex'"):
+        load_session(_write(tmp_path, _doc([{"from": 0, "to": 1}])))
+
+
+def test_conflicting_overlapping_labels_raise(tmp_path):
+    f2 = dict(FINGERS, thumb="flexed")
+    doc = _doc([{"startIndex": 0, "endIndex": 5, "fingers": FINGERS},
+                {"startIndex": 4, "endIndex": 6, "fingers": f2}])
+    with pytest.raises(SessionFormatError, match=r"labels\[1\]: sample 4 already labelled"):
+        load_session(_write(tmp_path, doc))
+
+
+def test_wrong_version_and_bad_calibration_raise(tmp_path):
+    doc = _doc([])
+    doc["version"] = "1.0"
+    with pytest.raises(SessionFormatError, match="version: expected '2.x'"):
+        load_session(_write(tmp_path, doc))
+    doc = _doc([])
+    doc["calibration"]["mag"]["softIron"] = [[1, 0], [0, 1]]
+    with pytest.raises(SessionFormatError, match=r"calibration\.mag"):
+        load_session(_write(tmp_path, doc))
