@@ -42,9 +42,10 @@ def cpu_description() -> str:
 
 
 def machine() -> str:
-    """One line naming where timings were taken: CPU, cores this process may use, Python."""
+    """One line naming where timings were taken: CPU, usable cores, load average, Python."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_description()}, {usable} usable, Python {platform.python_version()}"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"{cpu_description()}, {usable} usable{load}, Python {platform.python_version()}"
 
 
 def versions() -> dict[str, str | None]:

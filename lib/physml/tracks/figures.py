@@ -1,0 +1,140 @@
+"""Plotly figures of the tracks study; titles carry the conclusion, computed from the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def field_map(field, summary: dict) -> go.Figure:
+    """By in the y = 0 plane (x-z heat map) and By, Bz along the axis."""
+    xs, _, zs = field.axes()
+    X, Z = np.meshgrid(xs, zs, indexing="ij")
+    b = field(np.stack([X.ravel(), np.zeros(X.size), Z.ravel()], 1)).reshape(*X.shape, 3)
+    z = np.arange(zs[0], zs[-1] + 1, 10.0)
+    ax = field(np.stack([0 * z, 0 * z, z], 1))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("By (T) in the plane y = 0",
+                                                        "on the axis x = y = 0"))
+    fig.add_trace(go.Heatmap(x=zs / 1000, y=xs / 1000, z=b[:, :, 1], colorscale="RdBu_r",
+                             zmid=0, colorbar=dict(title="By (T)", x=0.45)), 1, 1)
+    fig.add_trace(go.Scatter(x=z / 1000, y=ax[:, 1], name="By"), 1, 2)
+    fig.add_trace(go.Scatter(x=z / 1000, y=ax[:, 2], name="Bz"), 1, 2)
+    fig.update_xaxes(title_text="z (m)")
+    fig.update_yaxes(title_text="x (m)", row=1, col=1)
+    fig.update_yaxes(title_text="B (T)", row=1, col=2)
+    fig.update_layout(title=f"The magpylib dipole peaks at {summary['peak_by_tesla']:.2f} T near "
+                      f"z = {summary['z_peak_mm'] / 1000:.1f} m with ∫By dz = "
+                      f"{summary['integral_by_tesla_m']:.2f} T·m on axis")
+    return fig
+
+
+def step_scan(scan: pd.DataFrame, tol_um: float = 1.0) -> go.Figure:
+    """Max position error vs throughput for each RK4 step (and Cash-Karp)."""
+    rk = scan[scan["method"] == "rk4"]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=rk["tracks_per_s"], y=rk["max_err_um"], mode="lines+markers+text",
+                             text=[f"{h:g} mm" for h in rk["step_mm"]], textposition="top right",
+                             name="RK4 (max over tracks)"))
+    fig.add_trace(go.Scatter(x=rk["tracks_per_s"], y=rk["p99_err_um"], mode="lines+markers",
+                             name="RK4 (99th percentile)"))
+    ck = scan[scan["method"] != "rk4"]
+    fig.add_trace(go.Scatter(x=ck["tracks_per_s"], y=ck["max_err_um"], mode="markers",
+                             marker=dict(symbol="diamond", size=11), name="Cash-Karp"))
+    fig.add_hline(y=tol_um, line_dash="dot", annotation_text=f"{tol_um:g} µm")
+    ok = rk[rk["max_err_um"] <= tol_um]
+    best = (f"the fastest RK4 step within {tol_um:g} µm is {ok['step_mm'].max():g} mm at "
+            f"{ok.loc[ok['step_mm'].idxmax(), 'tracks_per_s']:,.0f} tracks/s" if len(ok)
+            else f"no RK4 step tried stays within {tol_um:g} µm")
+    fig.update_layout(title=f"Step size trades accuracy for speed: {best}",
+                      xaxis_title="tracks / s", yaxis_title="position error vs DOP853 (µm)",
+                      xaxis_type="log", yaxis_type="log")
+    return fig
+
+
+def convergence_order(conv: dict) -> go.Figure:
+    """Log-log RK4 error vs step with the fitted slope."""
+    h = np.array(conv["steps_mm"])
+    e = np.array(conv["max_err_mm"]) * 1000
+    fig = go.Figure(go.Scatter(x=h, y=e, mode="lines+markers", name="RK4 max |Δx, Δy|"))
+    fig.add_trace(go.Scatter(x=h, y=e[-1] * (h / h[-1]) ** 4, mode="lines", name="∝ h⁴",
+                             line=dict(dash="dot")))
+    fig.update_layout(title=f"RK4 converges with order {conv['order']:.2f} on the smooth "
+                      "Gaussian field", xaxis_title="step (mm)", yaxis_title="error (µm)",
+                      xaxis_type="log", yaxis_type="log")
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
+                title: str = "") -> go.Figure:
+    """Bars of one metric per model (rows of a summary table with arch, size)."""
+    names = [f"{a}-{s}" for a, s in zip(table["arch"], table["size"], strict=True)]
+    fig = go.Figure(go.Bar(x=names, y=table[metric]))
+    if target is not None:
+        fig.add_hline(y=target, line_dash="dot", annotation_text=f"target {target:g}")
+    fig.update_layout(title=title, yaxis_title=label, yaxis_type="log")
+    return fig
+
+
+def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
+    """Parameters vs epochs to 90% of the final accuracy, per architecture."""
+    fig = go.Figure()
+    for arch, g in conv.groupby("arch", sort=False):
+        fig.add_trace(go.Scatter(x=g["params"], y=g["epochs_to_90pct"], mode="markers",
+                                 name=arch, marker=dict(size=10)))
+    rho = (conv[["params", "epochs_to_90pct"]].corr(method="spearman").iloc[0, 1]
+           if len(conv) > 2 else float("nan"))
+    fig.update_layout(title=f"Model size vs convergence speed (Spearman ρ = {rho:.2f} over "
+                      f"{len(conv)} runs)", xaxis_title="parameters", xaxis_type="log",
+                      yaxis_title="epochs to 90% of final accuracy")
+    return fig
+
+
+def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
+          x_title: str, log_x: bool = True) -> go.Figure:
+    """Mean of ``metric`` over seeds vs column ``x``, one line per ``group``, bars = min/max."""
+    fig = go.Figure()
+    for name, g in df.groupby(group, sort=False):
+        agg = g.groupby(x)[metric].agg(["mean", "min", "max"]).reset_index()
+        fig.add_trace(go.Scatter(
+            x=agg[x], y=agg["mean"], mode="lines+markers", name=str(name),
+            error_y=dict(type="data", symmetric=False, array=agg["max"] - agg["mean"],
+                         arrayminus=agg["mean"] - agg["min"])))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=metric, yaxis_type="log",
+                      xaxis_type="log" if log_x else "linear")
+    return fig
+
+
+def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float) -> go.Figure:
+    """Tracks/s vs batch size per model and backend, with RK4's batched figure."""
+    fig = go.Figure()
+    for (model, backend), g in tp.groupby(["model", "backend"], sort=False):
+        fig.add_trace(go.Scatter(x=g["batch"], y=g["tracks_per_s"], mode="lines+markers",
+                                 name=f"{model} ({backend})",
+                                 line=dict(dash="solid" if backend == "torch" else "dot")))
+    fig.add_hline(y=rk4_tracks_per_s, line_dash="dash", annotation_text="batched RK4")
+    best = tp[tp["batch"] == tp["batch"].max()].sort_values("tracks_per_s").iloc[-1]
+    fig.update_layout(
+        title=f"At batch {int(best['batch'])} the fastest surrogate ({best['model']}, "
+              f"{best['backend']}) runs {best['tracks_per_s'] / rk4_tracks_per_s:.1f}x batched RK4",
+        xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log", yaxis_type="log")
+    return fig
+
+
+def stage_losses(history: dict, label: str) -> go.Figure:
+    """The four per-stage ODE residual losses of one RK-PINN run, per epoch (train)."""
+    fig = go.Figure()
+    rows = history["train"]
+    for k in range(1, 5):
+        key = f"pde_stage{k}"
+        if rows and key in rows[0]:
+            fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows],
+                                     mode="lines", name=f"stage {k} (ζ = {k / 4:g})"))
+    last = rows[-1] if rows else {}
+    vals = {k: last.get(f"pde_stage{k}", np.nan) for k in range(1, 5)}
+    worst = max(vals, key=lambda k: vals[k])
+    fig.update_layout(title=f"{label}: stage {worst} (ζ = {worst / 4:g}) keeps the largest "
+                      f"ODE residual at the last epoch", xaxis_title="epoch",
+                      yaxis_title="stage residual loss", yaxis_type="log")
+    return fig

@@ -1,0 +1,154 @@
+"""Checks of the field map and the ground-truth propagators (notebook 01 and 05).
+
+Each function returns plain dicts / pandas DataFrames; figures are in :mod:`figures`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from physml.tracks.data import DatasetSpec, accepted, sample_initial_states
+from physml.tracks.field import GaussianField, field_integral
+from physml.tracks.propagate import (
+    KAPPA,
+    propagate,
+    propagate_scipy,
+    propagate_to,
+    rk4_schedule,
+)
+
+
+def field_summary(field, z_range_mm=(0.0, 14500.0)) -> dict:
+    """Peak on-axis By (T), its z (mm), on-axis integral of By (T m) and the grid shape."""
+    z = np.arange(z_range_mm[0], z_range_mm[1] + 1, 10.0)
+    by = field(np.stack([0 * z, 0 * z, z], 1))[:, 1]
+    out = {"peak_by_tesla": float(by.max()), "z_peak_mm": float(z[np.argmax(by)]),
+           "integral_by_tesla_m": float(field_integral(field, z_range_mm=z_range_mm)[1] / 1000)}
+    if hasattr(field, "shape"):
+        out["grid_shape"] = list(field.shape)
+        out["grid_spacing_mm"] = field.spacing_mm.tolist()
+    return out
+
+
+def interpolation_error(magnet, field, n: int, rng: np.random.Generator) -> dict:
+    """Trilinear map vs the exact magpylib model at n random points of the aperture region
+    (|x|, |y| < 2 m, 1 m < z < 9 m): max and mean |dB| (T)."""
+    pts = rng.uniform([-2000, -2000, 1000], [2000, 2000, 9000], size=(n, 3))
+    d = np.linalg.norm(field(pts) - magnet.exact(pts), axis=1)
+    return {"max_abs_dB_tesla": float(d.max()), "mean_abs_dB_tesla": float(d.mean())}
+
+
+def kick_check(field, p_gev: float = 10.0, z_end_mm: float = 14000.0) -> dict:
+    """A track on axis (q = +1): its slope change x p, and the prediction -KAPPA int By dz."""
+    out = propagate(np.array([[0.0, 0.0, 0.0, 0.0, 1.0 / p_gev]] * 2), 0.0, z_end_mm, field)
+    integ = field_integral(field, z_range_mm=(0.0, z_end_mm))[1]
+    sin_t = out[0, 2] / np.sqrt(1 + out[0, 2] ** 2 + out[0, 3] ** 2)
+    return {"delta_tx": float(out[0, 2]), "delta_tx_times_p": float(abs(out[0, 2]) * p_gev),
+            "kappa_int_by": float(KAPPA * integ),
+            "delta_sin_theta_times_p": float(abs(sin_t) * p_gev)}
+
+
+def reference_sample(field, n: int, rng: np.random.Generator, z_end_mm: float = 8500.0,
+                     p_range_gev=(0.5, 100.0)) -> np.ndarray:
+    """n accepted initial states (n, 5) at z = 0 for a z_end propagation (acceptance of
+    :mod:`physml.tracks.data`)."""
+    spec = DatasetSpec(p_range_gev=tuple(p_range_gev))
+    keep = []
+    got = 0
+    while got < n:
+        s, _ = sample_initial_states(2 * n, rng, spec)
+        fin = propagate_to(s, 0.0, np.full(2 * n, z_end_mm), field)
+        s = s[accepted(fin, spec)]
+        keep.append(s)
+        got += len(s)
+    return np.concatenate(keep)[:n]
+
+
+def dop853(states, field, z_end_mm: float = 8500.0) -> tuple[np.ndarray, float]:
+    """scipy DOP853 (rtol 1e-10) end states (n, 5) and seconds per track."""
+    t0 = time.perf_counter()
+    ref = propagate_scipy(states, 0.0, z_end_mm, field)
+    return ref, (time.perf_counter() - t0) / len(states)
+
+
+def _timed(fn, repeats: int = 3) -> tuple[np.ndarray, float]:
+    fn()  # compile / warm up
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def step_scan(states, ref, field, steps_mm, z_end_mm: float = 8500.0, n_speed: int = 20000,
+              rng: np.random.Generator | None = None, repeats: int = 2) -> pd.DataFrame:
+    """RK4 at each step size (and Cash-Karp): position error vs the reference (max, 99th
+    percentile, median in um) and throughput (tracks/s on n_speed tracks, best of 3)."""
+    if rng is None:
+        raise ValueError("step_scan: pass rng")
+    big = states[rng.integers(0, len(states), n_speed)]
+    rows = []
+    for h in steps_mm:
+        out = propagate(states, 0.0, z_end_mm, field, step_mm=h)
+        err = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
+        _, dt = _timed(lambda h=h: propagate(big, 0.0, z_end_mm, field, step_mm=h), repeats)
+        n_steps = len(rk4_schedule(0.0, z_end_mm, h, field)) - 1
+        rows.append({"method": "rk4", "step_mm": h, "steps": n_steps,
+                     "max_err_um": err.max(), "p99_err_um": np.percentile(err, 99),
+                     "median_err_um": np.median(err), "tracks_per_s": n_speed / dt})
+    out, info = propagate(states, 0.0, z_end_mm, field, method="cash_karp", return_info=True)
+    err = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
+    _, dt = _timed(lambda: propagate(big, 0.0, z_end_mm, field, method="cash_karp"), repeats)
+    rows.append({"method": "cash_karp (tol 1 um/step)", "step_mm": np.nan,
+                 "steps": info["mean_steps"], "max_err_um": err.max(),
+                 "p99_err_um": np.percentile(err, 99), "median_err_um": np.median(err),
+                 "tracks_per_s": n_speed / dt})
+    return pd.DataFrame(rows)
+
+
+def helix_exact(state, z0: float, z1: float, by: float) -> np.ndarray:
+    """Analytic end state (5,) in a uniform field (0, By, 0): du/ds = KAPPA q/p u x B."""
+    x, y, tx, ty, qop = state
+    n = np.sqrt(1 + tx**2 + ty**2)
+    ux, uy, uz = tx / n, ty / n, 1 / n
+    w = KAPPA * qop * by
+    c0 = ux + 1j * uz
+
+    def pos(s):
+        return x + 1j * z0 + c0 * (np.exp(1j * w * s) - 1) / (1j * w)
+
+    s1 = brentq(lambda s: pos(s).imag - z1, 0, 2 * (z1 - z0), xtol=1e-12, rtol=1e-15)
+    c1 = c0 * np.exp(1j * w * s1)
+    return np.array([pos(s1).real, y + uy * s1, c1.real / c1.imag, uy / c1.imag, qop])
+
+
+def helix_check(n: int, rng: np.random.Generator, by: float = 1.0, z_end_mm: float = 3000.0,
+                step_mm: float = 20.0) -> dict:
+    """Max |position error| (um) of RK4 and Cash-Karp vs the analytic helix (uniform field)."""
+    from physml.tracks.field import UniformField
+
+    s, _ = sample_initial_states(n, rng, DatasetSpec(p_range_gev=(2.0, 100.0)))
+    exact = np.array([helix_exact(t, 0.0, z_end_mm, by) for t in s])
+    out = {}
+    for m in ("rk4", "cash_karp"):
+        got = propagate(s, 0.0, z_end_mm, UniformField((0.0, by, 0.0)), method=m, step_mm=step_mm)
+        out[f"{m}_max_err_um"] = float(np.hypot(*(got[:, :2] - exact[:, :2]).T).max() * 1000)
+    return out
+
+
+def convergence(states, steps_mm, field=None, z_end_mm: float = 8500.0) -> dict:
+    """RK4 error vs step on a smooth field (default Gaussian) against DOP853 at rtol 1e-12.
+
+    Returns steps, max |dx| errors (mm) and the order fitted by least squares on log-log.
+    """
+    field = field or GaussianField()
+    ref = propagate_scipy(states, 0.0, z_end_mm, field, rtol=1e-12, atol=1e-12)
+    errs = [float(np.abs(propagate(states, 0.0, z_end_mm, field, step_mm=h)[:, :2]
+                         - ref[:, :2]).max()) for h in steps_mm]
+    order = float(np.polyfit(np.log(steps_mm), np.log(errs), 1)[0])
+    return {"steps_mm": list(map(float, steps_mm)), "max_err_mm": errs, "order": order}

@@ -1,0 +1,189 @@
+"""Field maps: trilinear interpolation, zero-outside policy, backends, loader, magpylib model."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from physml.tracks.field import (
+    DipoleMagnet,
+    GaussianField,
+    GridField,
+    default_field,
+    field_integral,
+    load_text_map,
+)
+
+
+def _random_map(seed=0, shape=(5, 4, 6)):
+    rng = np.random.default_rng(seed)
+    return GridField(np.array([-200.0, -150.0, 0.0]), np.array([100.0, 100.0, 50.0]),
+                     rng.normal(size=(*shape, 3)))
+
+
+def _trilinear_poly(p):
+    """A field that is trilinear in (x, y, z): trilinear interpolation must reproduce it."""
+    x, y, z = p[:, 0] / 100, p[:, 1] / 100, p[:, 2] / 100
+    return np.stack([1 + x - 2 * y + 0.5 * z + 0.3 * x * y * z,
+                     -0.2 + 0.7 * x * z + y, 0.1 * x * y - z], 1)
+
+
+def _poly_map():
+    xs, ys, zs = np.arange(-300, 301, 100.0), np.arange(-200, 201, 100.0), np.arange(0, 501, 50.0)
+    pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), -1).reshape(-1, 3)
+    b = _trilinear_poly(pts).reshape(xs.size, ys.size, zs.size, 3)
+    return GridField(np.array([-300.0, -200.0, 0.0]), np.array([100.0, 100.0, 50.0]), b)
+
+
+def test_interpolation_is_exact_at_grid_nodes():
+    f = _random_map()
+    xs, ys, zs = f.axes()
+    pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), -1).reshape(-1, 3)
+    np.testing.assert_allclose(f(pts), f.b_tesla.reshape(-1, 3), atol=1e-12)
+
+
+def test_interpolation_is_linear_between_nodes_along_each_axis():
+    f = _random_map(1)
+    node = np.array([[-100.0, -50.0, 100.0]])  # node (1, 1, 2)
+    for axis in range(3):
+        step = np.zeros(3)
+        step[axis] = f.spacing_mm[axis]
+        t = np.linspace(0, 1, 7)[:, None]
+        pts = node + t * step
+        expect = (1 - t) * f(node) + t * f(node + step)
+        np.testing.assert_allclose(f(pts), expect, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch", "plane"])
+def test_trilinear_polynomial_field_is_reproduced_everywhere_inside(backend):
+    f = _poly_map()
+    rng = np.random.default_rng(2)
+    pts = rng.uniform([-300, -200, 0], [300, 200, 500], size=(500, 3))
+    if backend == "numpy":
+        got = f(pts)
+    elif backend == "jax":
+        got = np.asarray(f.jax(jnp.asarray(pts)))
+    elif backend == "torch":
+        got = f.torch(torch.as_tensor(pts)).numpy()
+    else:
+        pts[:, 2] = 237.0
+        fn = GridField.jax_plane(f.jax_params(), 237.0)
+        comps = fn(jnp.asarray(pts[:, 0]), jnp.asarray(pts[:, 1]))
+        got = np.stack([np.asarray(c) for c in comps], 1)
+    np.testing.assert_allclose(got, _trilinear_poly(pts), atol=1e-10)
+
+
+def test_scalar_fast_path_matches_vectorised():
+    f = _random_map(3)
+    rng = np.random.default_rng(3)
+    pts = rng.uniform([-250, -200, -20], [250, 200, 280], size=(200, 3))
+    got = np.array([f.at(*p) for p in pts])
+    np.testing.assert_allclose(got, f(pts), atol=1e-12)
+
+
+def test_field_is_zero_outside_the_grid_in_every_backend():
+    f = _random_map(4)
+    pts = np.array([[-201.0, 0, 100], [300.1, 0, 100], [0, -151, 100], [0, 160, 100],
+                    [0, 0, -1], [0, 0, 251]])
+    assert np.all(f(pts) == 0)
+    assert np.all(np.asarray(f.jax(jnp.asarray(pts))) == 0)
+    assert np.all(f.torch(torch.as_tensor(pts)).numpy() == 0)
+
+
+def test_torch_gradient_matches_the_trilinear_slope():
+    f = _poly_map()
+    p = torch.tensor([[37.0, -81.0, 212.0]], dtype=torch.float64, requires_grad=True)
+    by = f.torch(p)[0, 1]
+    (g,) = torch.autograd.grad(by, p)
+    x, z = 0.37, 2.12  # By = -0.2 + 0.7 x z + y (coordinates / 100)
+    np.testing.assert_allclose(g.numpy()[0], [0.7 * z / 100, 1 / 100, 0.7 * x / 100], rtol=1e-10)
+
+
+def test_gaussian_field_integral_matches_closed_form():
+    g = GaussianField()
+    integ = field_integral(g, z_range_mm=(-20000, 30000), n=50001)
+    assert integ[1] == pytest.approx(g.integral_tesla_mm(), rel=1e-6)
+    assert 4400 < g.integral_tesla_mm() < 4500
+
+
+# ---- loader ----
+def _write_map(path, rows, header="# x y z Bx By Bz"):
+    path.write_text(header + "\n" + "\n".join(" ".join(f"{v:.9g}" for v in r) for r in rows))
+
+
+def _poly_rows(rng, unit_len=1.0, unit_b=1.0):
+    xs, ys, zs = np.arange(-300, 301, 100.0), np.arange(-200, 201, 100.0), np.arange(0, 501, 50.0)
+    pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), -1).reshape(-1, 3)
+    b = _trilinear_poly(pts)
+    rows = np.concatenate([pts / unit_len, b / unit_b], 1)
+    return rows[rng.permutation(len(rows))]
+
+
+def test_loader_reads_a_shuffled_text_map_in_cm_and_gauss(tmp_path):
+    rows = _poly_rows(np.random.default_rng(5), unit_len=10.0, unit_b=1e-4)
+    _write_map(tmp_path / "map.txt", rows)
+    f = load_text_map(tmp_path / "map.txt", length_unit="cm", field_unit="gauss")
+    assert f.shape == (7, 5, 11)
+    pts = np.random.default_rng(6).uniform([-300, -200, 0], [300, 200, 500], size=(100, 3))
+    np.testing.assert_allclose(f(pts), _trilinear_poly(pts), atol=1e-7)
+
+
+def test_loader_names_a_missing_column(tmp_path):
+    rows = _poly_rows(np.random.default_rng(7))[:, :5]
+    _write_map(tmp_path / "short.txt", rows)
+    with pytest.raises(ValueError, match=r"short.txt.*column 'Bz' is missing"):
+        load_text_map(tmp_path / "short.txt", field_unit="T")
+
+
+def test_loader_rejects_column_names_without_bz(tmp_path):
+    _write_map(tmp_path / "m.txt", _poly_rows(np.random.default_rng(8)))
+    with pytest.raises(ValueError, match=r"lack \['Bz'\]"):
+        load_text_map(tmp_path / "m.txt", columns=("x", "y", "z", "Bx", "By", "B"))
+
+
+def test_loader_names_the_row_of_an_off_grid_point(tmp_path):
+    rows = _poly_rows(np.random.default_rng(9))
+    rows[17, 0] += 37.0
+    _write_map(tmp_path / "bad.txt", rows)
+    with pytest.raises(ValueError, match=r"bad.txt: data row 18: x = .* not on a regular grid"):
+        load_text_map(tmp_path / "bad.txt", field_unit="T")
+
+
+def test_loader_reports_missing_nodes(tmp_path):
+    rows = _poly_rows(np.random.default_rng(10))[:-3]
+    _write_map(tmp_path / "holes.txt", rows)
+    with pytest.raises(ValueError, match=r"3 missing node"):
+        load_text_map(tmp_path / "holes.txt", field_unit="T")
+
+
+def test_loader_rejects_unknown_units(tmp_path):
+    with pytest.raises(ValueError, match="field_unit"):
+        load_text_map(tmp_path / "x.txt", field_unit="furlong")
+
+
+# ---- magpylib dipole ----
+def test_dipole_grid_matches_magpylib_at_nodes_and_is_divergence_free():
+    magnet = DipoleMagnet(spacing_mm=500.0)
+    grid = magnet.grid()
+    xs, ys, zs = grid.axes()
+    rng = np.random.default_rng(11)
+    idx = rng.integers(0, [xs.size, ys.size, zs.size], size=(30, 3))
+    pts = np.stack([xs[idx[:, 0]], ys[idx[:, 1]], zs[idx[:, 2]]], 1)
+    np.testing.assert_allclose(grid(pts), magnet.exact(pts), atol=1e-12)
+    # Maxwell: div B = 0 in the aperture (central differences of the exact model, 1 mm)
+    p = rng.uniform([-1500, -1500, 2000], [1500, 1500, 8000], size=(20, 3))
+    h = 1.0
+    div = sum((magnet.exact(p + h * e)[:, a] - magnet.exact(p - h * e)[:, a]) / (2 * h)
+              for a, e in enumerate(np.eye(3)))
+    scale = np.abs(magnet.exact(p)).max() / 1000.0  # T per mm scale
+    assert np.abs(div).max() < 1e-6 * scale
+
+
+def test_default_map_peaks_near_1T_at_5m_with_lhcb_like_integral():
+    f = default_field()
+    assert f.shape == (81, 81, 146)
+    z = np.arange(0, 14501, 10.0)
+    by = f(np.stack([0 * z, 0 * z, z], 1))[:, 1]
+    assert by.max() == pytest.approx(1.0, abs=0.02)
+    assert 4500 <= z[np.argmax(by)] <= 5500
+    assert 4000 <= field_integral(f)[1] <= 4500

@@ -1,0 +1,201 @@
+"""Propagators vs independent references: helix, Delta-tx kick, scipy DOP853, FD derivatives."""
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from physml.tracks.field import GaussianField, UniformField, default_field
+from physml.tracks.propagate import (
+    KAPPA,
+    propagate,
+    propagate_scipy,
+    rk4_schedule,
+    straight_line,
+    transport_jacobian,
+)
+
+METHODS = ["rk4", "cash_karp"]
+
+
+def _tracks(n, seed=0, p_range=(2.0, 100.0)):
+    rng = np.random.default_rng(seed)
+    p = np.exp(rng.uniform(*np.log(p_range), n))
+    q = rng.choice([-1.0, 1.0], n)
+    return np.stack([rng.uniform(-50, 50, n), rng.uniform(-50, 50, n), rng.uniform(-0.3, 0.3, n),
+                     rng.uniform(-0.25, 0.25, n), q / p], 1)
+
+
+def _helix(state, z0, z1, by):
+    """Exact solution in a uniform field (0, By, 0): du/ds = KAPPA q/p u x B."""
+    x, y, tx, ty, qop = state
+    n = np.sqrt(1 + tx**2 + ty**2)
+    ux, uy, uz = tx / n, ty / n, 1 / n
+    w = KAPPA * qop * by
+    c0 = ux + 1j * uz
+
+    def pos(s):  # x + i z along the arc
+        return x + 1j * z0 + c0 * (np.exp(1j * w * s) - 1) / (1j * w)
+
+    s1 = brentq(lambda s: pos(s).imag - z1, 0, 2 * (z1 - z0), xtol=1e-12, rtol=1e-15)
+    c1 = c0 * np.exp(1j * w * s1)
+    return np.array([pos(s1).real, y + uy * s1, c1.real / c1.imag, uy / c1.imag, qop])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_uniform_field_matches_the_analytic_helix(method):
+    field = UniformField((0.0, 1.0, 0.0))
+    s = _tracks(6, seed=1)
+    out = propagate(s, 0.0, 3000.0, field, method=method, step_mm=20.0)
+    exact = np.array([_helix(t, 0.0, 3000.0, 1.0) for t in s])
+    np.testing.assert_allclose(out[:, :2], exact[:, :2], atol=1e-3)  # 1 um
+    np.testing.assert_allclose(out[:, 2:4], exact[:, 2:4], atol=1e-7)
+
+
+def test_delta_tx_kick_matches_kappa_times_field_integral_over_p():
+    g = GaussianField()
+    p = 10.0
+    s = np.array([[0.0, 0.0, 0.0, 0.0, 1.0 / p]])
+    out = propagate(s, 0.0, 14000.0, g)
+    # planar motion: Delta sin(theta) = -KAPPA (q/p) * integral By dz, exactly
+    sin1 = out[0, 2] / np.sqrt(1 + out[0, 2] ** 2)
+    integ = g.b0_tesla * g.sigma_mm * np.sqrt(2 * np.pi) * 0.5 * (
+        1 + __import__("math").erf((14000 - g.z0_mm) / (g.sigma_mm * np.sqrt(2)))
+    ) - g.b0_tesla * g.sigma_mm * np.sqrt(2 * np.pi) * 0.5 * (
+        1 + __import__("math").erf((0 - g.z0_mm) / (g.sigma_mm * np.sqrt(2))))
+    assert sin1 == pytest.approx(-KAPPA * integ / p, rel=1e-7)
+    assert abs(out[0, 2]) * p == pytest.approx(1.33, abs=0.03)  # ~1.2-1.3 / p for ~4.4 T m
+
+
+def test_kick_on_default_map_is_lhcb_like():
+    f = default_field()
+    out = propagate(np.array([[0.0, 0, 0, 0, 0.1], [0.0, 0, 0, 0, -0.1]]), 0.0, 14000.0, f)
+    assert 1.15 < abs(out[0, 2]) * 10 < 1.35
+    assert out[0, 2] == pytest.approx(-out[1, 2], rel=1e-9)  # charge symmetry on axis
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_dop853_on_gaussian_field(method):
+    g = GaussianField()
+    s = _tracks(8, seed=2, p_range=(1.5, 100))
+    ref = propagate_scipy(s, 0.0, 8500.0, g)
+    out = propagate(s, 0.0, 8500.0, g, method=method)
+    assert np.abs(out[:, :2] - ref[:, :2]).max() < 1e-3  # mm
+
+
+def test_rk4_default_steps_match_dop853_on_default_map():
+    f = default_field()
+    s = _tracks(4, seed=3, p_range=(2.0, 50.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, f)
+    out = propagate(s, 0.0, 8500.0, f)
+    assert np.abs(out[:, :2] - ref[:, :2]).max() < 1e-3
+
+
+def test_rk4_converges_with_fourth_order():
+    g = GaussianField()
+    s = _tracks(4, seed=4, p_range=(2.5, 4.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, g, rtol=1e-12, atol=1e-12)
+    errs = [np.abs(propagate(s, 0.0, 8500.0, g, step_mm=h)[:, 0] - ref[:, 0]).max()
+            for h in (212.5, 106.25, 53.125)]
+    order = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all((order > 3.5) & (order < 4.5)), order
+
+
+def test_backward_propagation_returns_to_start():
+    f = default_field()
+    s = _tracks(5, seed=5)
+    there = propagate(s, 500.0, 9000.0, f)
+    back = propagate(there, 9000.0, 500.0, f)
+    np.testing.assert_allclose(back, s, atol=2e-3)
+
+
+def test_zero_field_is_a_straight_line():
+    s = _tracks(5, seed=6)
+    out = propagate(s, 0.0, 1234.0, UniformField((0.0, 0.0, 0.0)), step_mm=300.0)
+    np.testing.assert_allclose(out, straight_line(s, 1234.0), atol=1e-10)
+
+
+def test_jacobian_matches_finite_differences():
+    g = GaussianField()
+    s = _tracks(3, seed=7, p_range=(2.0, 20.0))
+    jac = transport_jacobian(s, 0.0, 8000.0, g)
+    steps = np.array([1e-3, 1e-3, 1e-6, 1e-6, 1e-6])
+    fd = np.empty_like(jac)
+    for j in range(5):
+        e = np.zeros(5)
+        e[j] = steps[j]
+        diff = propagate(s + e, 0.0, 8000.0, g) - propagate(s - e, 0.0, 8000.0, g)
+        fd[:, :, j] = diff / (2 * steps[j])
+    np.testing.assert_allclose(jac, fd, rtol=1e-5, atol=1e-6)
+    # zero field: exactly the straight-line transport matrix
+    jac0 = transport_jacobian(s, 0.0, 1000.0, UniformField((0.0, 0.0, 0.0)), step_mm=250.0)
+    expect = np.eye(5)
+    expect[0, 2] = expect[1, 3] = 1000.0
+    np.testing.assert_allclose(jac0, np.broadcast_to(expect, jac0.shape), atol=1e-10)
+
+
+def test_schedule_puts_a_boundary_on_every_map_node():
+    f = default_field()
+    nodes = rk4_schedule(0.0, 1000.0, 30.0, f)
+    assert set(np.arange(0.0, 1001.0, 100.0)) <= set(np.round(nodes, 9))
+    assert np.diff(nodes).max() <= 30.0 + 1e-9
+
+
+def test_bad_states_and_methods_raise():
+    g = GaussianField()
+    with pytest.raises(ValueError, match=r"shape \(n, 5\)"):
+        propagate(np.zeros((3, 4)), 0, 100, g)
+    with pytest.raises(ValueError, match="row 1 is not finite"):
+        propagate(np.array([[0, 0, 0, 0, 0.1], [0, 0, np.nan, 0, 0.1]]), 0, 100, g)
+    with pytest.raises(ValueError, match="method 'euler'"):
+        propagate(np.zeros((1, 5)), 0, 100, g, method="euler")
+
+
+def test_a_batch_of_one_gives_the_same_answer_as_inside_a_batch():
+    f = default_field()
+    s = _tracks(3, seed=8)
+    batch = propagate(s, 0.0, 2000.0, f)
+    for i in range(3):
+        np.testing.assert_allclose(propagate(s[i : i + 1], 0.0, 2000.0, f)[0], batch[i],
+                                   rtol=0, atol=1e-9)
+
+
+def _uniform_map(by=1.0):
+    from physml.tracks.field import GridField
+
+    b = np.zeros((5, 5, 9, 3))
+    b[..., 1] = by  # trilinear interpolation of a constant map is exact
+    return GridField(origin_mm=(-4000.0, -4000.0, -500.0), spacing_mm=(2000.0, 2000.0, 500.0),
+                     b_tesla=b)
+
+
+def test_compiled_rk4_on_a_map_matches_the_analytic_helix():
+    s = _tracks(6, seed=1)
+    out = propagate(s, 0.0, 3000.0, _uniform_map(), method="rk4", step_mm=20.0)
+    exact = np.array([_helix(t, 0.0, 3000.0, 1.0) for t in s])
+    np.testing.assert_allclose(out[:, :2], exact[:, :2], atol=1e-3)
+    np.testing.assert_allclose(out[:, 2:4], exact[:, 2:4], atol=1e-7)
+
+
+def test_compiled_rk4_equals_the_jax_rk4_on_the_default_map():
+    import jax.numpy as jnp
+
+    from physml.tracks.propagate import rk4_jax
+    from physml.tracks.rk4_compiled import KAPPA as K2
+
+    assert K2 is KAPPA
+    f = default_field()
+    s = _tracks(64, seed=7, p_range=(1.0, 100.0))
+    nodes = rk4_schedule(0.0, 8500.0, 50.0, f)
+    compiled = propagate(s, 0.0, 8500.0, f, schedule=nodes)
+    jax_rk4 = np.asarray(rk4_jax(jnp.asarray(s), nodes, f))
+    np.testing.assert_allclose(compiled[:, :2], jax_rk4[:, :2], atol=1e-8)  # mm
+    np.testing.assert_allclose(compiled[:, 2:4], jax_rk4[:, 2:4], atol=1e-11)
+
+
+def test_scipy_reference_is_capped_below_the_map_spacing():
+    # a track that crosses map cells: the capped reference agrees with a much finer RK4
+    f = default_field()
+    s = _tracks(3, seed=8, p_range=(2.0, 10.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, f)
+    fine = propagate(s, 0.0, 8500.0, f, step_mm=12.5)
+    assert np.abs(ref[:, :2] - fine[:, :2]).max() < 2e-4  # 0.2 um
