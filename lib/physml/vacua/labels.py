@@ -5,7 +5,9 @@ Label codes (integers, index into :data:`LABELS`):
   saddle         — eigenvalues of both signs beyond ±thr;
   maximum        — no eigenvalue above +thr;
   flat           — at least half the eigenvalues within ±thr (flat/marginal);
-  runaway        — the solver left the box |φ|₂ <= phi_bound (or V was still decreasing there);
+  runaway        — the solver left the box |φ|₂ <= phi_bound. (With γ >= 0.1 the quartic term
+                   bounds V below, so "V still decreasing" cannot happen at a finite point: a
+                   solver that stops while still descending is labelled failed/max_iterations.)
   failed         — no critical point: the reason is kept separately (:data:`FAIL_REASONS`).
 The threshold is either fixed (thr = 1e-3, the source's choice) or scale-aware
 (thr = 1e-3 · max_i |λ_i|, relative to the largest curvature of that Hessian).
