@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from physml.train import TrainConfig, load_history, train
+from physml.train import TrainConfig, load_history, seeded, train
 
 from .active_learning import COUNT_FEATURES, POTENTIAL_FEATURES, VACUUM_CLASSES, geometry_split
 from .geometry import Geometry
@@ -156,13 +156,12 @@ def compare_graph_tabular(geometries: list[Geometry], gid, features: pd.DataFram
         cfg = TrainConfig(epochs=epochs, batch_size=128, lr=3e-3, weight_decay=1e-4,
                           warmup_epochs=1, patience=10, seed=int(seed), progress=False)
         nc = len(VACUUM_CLASSES)
-        models = {
-            "graph + coefficients": FanGNN(3, len(cols), nc),
-            "graph only": FanGNN(3, len(cols), nc, use_scalars=False),
-            "tabular MLP": TabularMLP(len(cols), nc),
-        }
-        for name, model in models.items():
-            torch.manual_seed(int(seed))
+        specs = [("graph + coefficients", FanGNN, (3, len(cols), nc), {}),
+                 ("graph only", FanGNN, (3, len(cols), nc), {"use_scalars": False}),
+                 ("tabular MLP", TabularMLP, (len(cols), nc), {})]
+        for name, cls, args, kwargs in specs:
+            with seeded(int(seed)):  # initial weights from the seed, global RNG left alone
+                model = cls(*args, **kwargs)
             acc = _fit_eval(model, data, tr, va, te, cfg, _run_dir(base, int(seed), name))
             rows.append(dict(model=name, seed=int(seed), accuracy=acc))
         vals, cnt = np.unique(y_np[tr], return_counts=True)
