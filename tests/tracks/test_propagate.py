@@ -199,3 +199,25 @@ def test_scipy_reference_is_capped_below_the_map_spacing():
     ref = propagate_scipy(s, 0.0, 8500.0, f)
     fine = propagate(s, 0.0, 8500.0, f, step_mm=12.5)
     assert np.abs(ref[:, :2] - fine[:, :2]).max() < 2e-4  # 0.2 um
+
+
+def test_refined_schedule_is_fine_only_where_the_field_is_strong_and_stays_accurate():
+    from physml.tracks.propagate import refined_schedule
+
+    f = default_field()
+    nodes = refined_schedule(0.0, 8500.0, f, fine_mm=25.0, coarse_mm=50.0, b_threshold_tesla=0.4)
+    gz = f.axes()[2]
+    assert nodes[0] == 0.0 and nodes[-1] == 8500.0 and np.all(np.diff(nodes) > 0)
+    assert np.all(np.isin(gz[gz <= 8500.0], nodes))  # every map node is a step boundary
+    steps = np.diff(nodes)
+    mid = 0.5 * (nodes[1:] + nodes[:-1])
+    by_mid = np.abs(f(np.stack([0 * mid, 0 * mid, mid], 1))[:, 1])
+    assert np.all(steps[by_mid > 0.45] <= 25.0 + 1e-9)  # fine where strong
+    assert np.all(steps[by_mid < 0.35] > 25.0)  # coarse where weak
+    assert len(steps) < len(rk4_schedule(0.0, 8500.0, 25.0, f)) - 1
+    s = _tracks(6, seed=9, p_range=(2.0, 50.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, f)
+    out = propagate(s, 0.0, 8500.0, f, schedule=nodes)
+    assert np.abs(out[:, :2] - ref[:, :2]).max() < 1e-3  # 1 um
+    with pytest.raises(ValueError, match="must be a map"):
+        refined_schedule(0.0, 100.0, GaussianField())

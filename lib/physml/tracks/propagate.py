@@ -104,6 +104,34 @@ def rk4_schedule(z_start: float, z_end: float, step_mm: float, field=None) -> np
     return nodes if z_end > z_start else nodes[::-1].copy()
 
 
+def refined_schedule(z_start: float, z_end: float, field, fine_mm: float = 25.0,
+                     coarse_mm: float = 50.0, b_threshold_tesla: float = 0.4) -> np.ndarray:
+    """z nodes (mm) of an RK4 pass on a map: ``fine_mm`` steps where the field is strong.
+
+    Like :func:`rk4_schedule` every map z-node is a step boundary; a map cell gets steps of at
+    most ``fine_mm`` where the on-axis |B| at either of its z-nodes reaches ``b_threshold_tesla``
+    and of at most ``coarse_mm`` elsewhere. Returns an array (m + 1,), monotone from z_start to
+    z_end. ``field`` must be a map (have ``axes()``).
+    """
+    if not hasattr(field, "axes"):
+        raise ValueError("refined_schedule: field must be a map with axes() (a GridField)")
+    if not 0 < fine_mm <= coarse_mm:
+        raise ValueError(f"refined_schedule: need 0 < fine_mm <= coarse_mm, got {fine_mm}, "
+                         f"{coarse_mm}")
+    lo, hi = sorted((float(z_start), float(z_end)))
+    gz = field.axes()[2]
+    breaks = np.unique(np.concatenate([[lo, hi], gz[(gz > lo + 1e-9) & (gz < hi - 1e-9)]]))
+    on_axis = np.stack([np.zeros_like(breaks), np.zeros_like(breaks), breaks], 1)
+    strong = np.linalg.norm(field(on_axis), axis=1) >= b_threshold_tesla
+    nodes = [breaks[:1]]
+    for i, (a, b) in enumerate(zip(breaks[:-1], breaks[1:], strict=True)):
+        step = fine_mm if (strong[i] or strong[i + 1]) else coarse_mm
+        m = max(int(np.ceil((b - a) / step - 1e-9)), 1)
+        nodes.append(np.linspace(a, b, m + 1)[1:])
+    nodes = np.concatenate(nodes)
+    return nodes if z_end >= z_start else nodes[::-1].copy()
+
+
 # --------------------------------------------------------------------------------------------
 # JAX kernels
 # --------------------------------------------------------------------------------------------
