@@ -49,8 +49,18 @@ def _as_points(points, what: str = "points") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Regular grid with trilinear interpolation
 # --------------------------------------------------------------------------------------------
+class _PointwiseJax:
+    """``jax(points)`` for fields defining ``jax_point(params, x, y, z)`` and ``jax_params()``."""
+
+    def jax(self, points):
+        """JAX version of ``__call__``: points (n, 3) mm -> B (n, 3) T, differentiable."""
+        p = jnp.asarray(points)
+        bx, by, bz = self.jax_point(self.jax_params(), p[:, 0], p[:, 1], p[:, 2])
+        return jnp.stack([bx, by, bz], -1)
+
+
 @dataclass(frozen=True, eq=False)
-class GridField:
+class GridField(_PointwiseJax):
     """A field sampled on a regular grid, trilinearly interpolated; zero outside the box.
 
     origin_mm: (3,) coordinates of node (0, 0, 0); spacing_mm: (3,) node spacing (> 0);
@@ -213,12 +223,6 @@ class GridField:
 
         return fn
 
-    def jax(self, points):
-        """JAX version of ``__call__``: points (n, 3) mm -> B (n, 3) T, differentiable."""
-        p = jnp.asarray(points)
-        bx, by, bz = self.jax_point(self.jax_params(), p[:, 0], p[:, 1], p[:, 2])
-        return jnp.stack([bx, by, bz], -1)
-
     # ---- PyTorch ----
     def torch(self, points: torch.Tensor) -> torch.Tensor:
         """PyTorch version: points (n, 3) mm tensor -> B (n, 3) T, differentiable in the points."""
@@ -269,7 +273,7 @@ class GridField:
 # Analytic Gaussian
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GaussianField:
+class GaussianField(_PointwiseJax):
     """By = B0 exp(-((z - z0) / sigma)^2 / 2), Bx = Bz = 0, uniform in x, y (everywhere).
 
     Defaults are a published fit to the LHCb map: B0 = 1.0182 T, z0 = 5007 mm, sigma = 1744 mm
@@ -320,11 +324,6 @@ class GaussianField:
             return zero, zero + by, zero
 
         return fn
-
-    def jax(self, points):
-        p = jnp.asarray(points)
-        bx, by, bz = self.jax_point(self.jax_params(), p[:, 0], p[:, 1], p[:, 2])
-        return jnp.stack([bx, by, bz], -1)
 
     def torch(self, points: torch.Tensor) -> torch.Tensor:
         by = self.b0_tesla * torch.exp(-0.5 * ((points[:, 2] - self.z0_mm) / self.sigma_mm) ** 2)
