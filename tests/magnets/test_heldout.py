@@ -68,3 +68,12 @@ def test_free_dipole_is_not_identifiable_from_a_source_like_start():
     assert far["fit"].moments().mean() > 5 * near["fit"].moments().mean()
     assert not any(r["plausible"] for r in far["fit"].magnet_report())
     assert all(r["plausible"] for r in near["fit"].magnet_report())
+
+
+def test_fit_seed_refuses_de_outside_the_free_model_before_simulating():
+    from physml.magnets.heldout import fit_seed
+
+    with pytest.raises(ValueError, match="'de' for the free model"):
+        fit_seed(0, "constrained", optimiser="de")
+    with pytest.raises(ValueError, match="optimiser must be"):
+        fit_seed(0, "free", optimiser="adam")

@@ -44,6 +44,34 @@ def bench_dipole(n_observers=100_000, n_sources=5, repeat=5, seed=0):
             "max_rel_err": float(rel), "n_observers": n_observers, "n_sources": n_sources}
 
 
+def bench_fit_anchor(seeds, session=None, generations=100):
+    """The free fit by L-BFGS on JAX gradients against the source's optimiser, differential
+    evolution for `generations` generations, on the same data of every seed (both with Earth's
+    field from the gyroscope; times after compilation, Earth step included).
+
+    Returns:
+        dict {"lbfgs"|"de": {"error_reduction": CI, "seconds": CI}, "speedup": Comparison
+        (paired DE time / L-BFGS time, geometric mean), "reduction_gain": Comparison (paired
+        L-BFGS − DE error reduction)}.
+    """
+    from physml.stats import mean_ci, paired_difference, ratio_ci
+
+    from .heldout import fit_seed
+
+    if len(seeds) < 2:
+        raise ValueError(f"need >= 2 seeds for a confidence interval, got {len(seeds)}")
+    fits = {o: [fit_seed(s, "free", session=session, optimiser=o,
+                         maxiter=generations if o == "de" else 300)["fit"] for s in seeds]
+            for o in ("lbfgs", "de")}  # a few seeds; each fit is one vectorised optimisation
+    sec = {o: [f.total_seconds for f in v] for o, v in fits.items()}
+    red = {o: [f.error_reduction for f in v] for o, v in fits.items()}
+    out = {o: {"error_reduction": mean_ci(red[o]), "seconds": mean_ci(sec[o])} for o in fits}
+    out["speedup"] = ratio_ci(sec["de"], sec["lbfgs"])
+    out["reduction_gain"] = paired_difference(red["lbfgs"], red["de"])
+    out["generations"] = generations
+    return out
+
+
 def bench_synthetic(n_samples=1_000_000, repeat=3, seed=0):
     """Synthetic readings per second (32 states, noise + orientation + quantisation)."""
     from .synthetic import generate

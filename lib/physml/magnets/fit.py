@@ -13,8 +13,11 @@ residual hard iron, µT) plus the summed point-dipole field of the five magnets 
 
 The loss is the weighted sum of squares of the per-state mean residuals, weights = fraction of
 samples in each state (µT²): the within-state noise floor is excluded, so the loss can go to 0.
-Optimised with L-BFGS-B (scipy) on exact JAX gradients (float64, jit); the loss is recorded per
-iteration with its wall time.
+Given the gyroscope's rotations, Earth's field is first fitted from the within-state orientation
+changes (physml.magnets.orientation) and the readings moved to the session's mean orientation, so
+the hand's wobble no longer biases the state means; without them the offset is a constant, as in
+the source. Optimised with L-BFGS-B (scipy) on exact JAX gradients (float64, jit); the loss is
+recorded per iteration with its wall time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from .field import BR_RANGE_T, cylinder_moment, dipole_field_paired, implied_diameter
 from .hand import ALL_BITS, Hand, bits_to_index, default_hand, magnet_pose
+from .orientation import EarthFit, fit_earth
 
 MODELS = ("free", "constrained", "hybrid")
 
@@ -141,11 +145,26 @@ class FitResult:
     compile_seconds: float
     spec: MagnetSpec = field(default_factory=MagnetSpec)
     trained_states: np.ndarray | None = None
+    earth: EarthFit | None = None
+    earth_seconds: float = 0.0
 
     @property
     def error_reduction(self):
         """Fraction of the initial loss removed by the fit."""
         return 1.0 - self.final_loss / self.initial_loss
+
+    @property
+    def total_seconds(self):
+        """Wall time of the whole fit after compilation: Earth-field step plus L-BFGS, s."""
+        return self.seconds + self.earth_seconds
+
+    def earth_uT(self):
+        """Earth's field (3,) µT in the sensor frame at the mean orientation: the fitted vector
+        when the fit had the gyroscope's rotations, else the constant offset (which then also
+        holds the hard-iron residual)."""
+        if self.earth is not None:
+            return self.earth.earth_mean_frame_uT
+        return np.asarray(self.params["offset"], float)
 
     def predict(self, bits):
         """Predicted calibrated reading (n, 3) µT for states bits (n, 5)."""
@@ -298,8 +317,17 @@ def _objective(model, treedef_key, unravel):
     return vg
 
 
+def _earth_step(readings_uT, bits, rotations):
+    """(readings at the mean orientation, EarthFit, seconds) — or the readings unchanged."""
+    if rotations is None:
+        return readings_uT, None, 0.0
+    t0 = time.perf_counter()
+    earth = fit_earth(readings_uT, rotations, bits)
+    return earth.at_mean_orientation(readings_uT, rotations), earth, time.perf_counter() - t0
+
+
 def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, ridge=1.0,
-        prior_weight=0.0, tol=1e-12, fit_only=None):
+        prior_weight=0.0, tol=1e-12, fit_only=None, rotations=None):
     """Fit one of the three models to labelled readings.
 
     Args:
@@ -314,6 +342,9 @@ def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, 
         prior_weight: > 0 adds prior_weight·Σ((p - init)/scale)² (regularised refit from init).
         fit_only: optional names of the parameter groups to fit (e.g. ("moment", "offset"));
             the others stay at their initial values.
+        rotations: optional (n, 3, 3) sensor → reference rotations of the readings
+            (`orientation.gyro_orientation`): Earth's field is fitted first and the readings
+            moved to the mean orientation (its time is `earth_seconds`).
 
     Returns:
         FitResult with history {"iteration", "loss" (µT², data term), "time_s"}.
@@ -326,6 +357,7 @@ def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, 
         raise ValueError(f"prior_weight and ridge must be >= 0, got {prior_weight}, {ridge}")
     hand = hand or default_hand()
     spec = spec or MagnetSpec()
+    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
     means, weights = state_means(readings_uT, bits)
     p0 = init if init is not None else initial_params(model, hand, spec, means, weights)
     p0 = {k: np.asarray(v, float) for k, v in p0.items()}
@@ -382,7 +414,8 @@ def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, 
     seconds = time.perf_counter() - t1
     params = unravel(np.asarray(res.x) * scale + x0)
     out = FitResult(model, params, _fixed_from(hand), hist, float(loss0), float("nan"), seconds,
-                    compile_s, spec, trained_states=np.flatnonzero(weights > 0))
+                    compile_s, spec, trained_states=np.flatnonzero(weights > 0), earth=earth,
+                    earth_seconds=earth_s)
     pred = out.templates()
     out.final_loss = float(np.sum(weights * np.sum((pred - means) ** 2, -1)))
     return out
@@ -399,3 +432,63 @@ def params_to_hand(result, hand):
                 mount_m=p["mount"], surface_m=hand.surface_m, tilt_rad=p["tilt"],
                 diameter_m=d, height_m=d * hand.height_m / hand.diameter_m,
                 polarization_T=hand.polarization_T, sensor_m=hand.sensor_m)
+
+
+def fit_differential_evolution(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
+                               half_width=2.0, seed=0, rotations=None):
+    """The source's optimiser, as a same-run anchor: differential evolution on the free model.
+
+    Same data, loss, nominal start and Earth-field step as ``fit("free", ...)``. The search box
+    is the start ± half_width·scale (at 2: positions ±20 mm, moment components ±0.02 A·m²,
+    offset ±20 µT); the start is a member of the first population, so DE cannot end worse than
+    it began. Each generation's population is evaluated in one vectorised JAX call.
+
+    Args:
+        readings_uT, bits, hand, spec, rotations: as for `fit`.
+        maxiter: generations (the source ran 100). popsize: population per parameter (scipy).
+        half_width: box half-width in units of the parameter scales. seed: DE's seed.
+
+    Returns:
+        FitResult (model "free") with history per generation.
+    """
+    from scipy.optimize import differential_evolution
+
+    if maxiter < 1 or popsize < 1 or not half_width > 0:
+        raise ValueError(f"maxiter, popsize must be >= 1 and half_width > 0; got {maxiter}, "
+                         f"{popsize}, {half_width}")
+    hand = hand or default_hand()
+    spec = spec or MagnetSpec()
+    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
+    means, weights = state_means(readings_uT, bits)
+    p0 = initial_params("free", hand, spec, means, weights)
+    keys = tuple(p0)
+    unravel = _Unravel(keys, tuple(np.shape(p0[k]) for k in keys))
+    x0 = _ravel(p0, keys)
+    scale = _ravel({k: np.full(np.shape(v), _SCALE[k]) for k, v in p0.items()}, keys)
+    m, w = jnp.asarray(means), jnp.asarray(weights)
+
+    def loss(z):
+        pred = predict_free(unravel(z * scale + x0), _BITS)
+        return jnp.sum(w * jnp.sum((pred - m) ** 2, axis=-1))
+
+    population_loss = jax.jit(jax.vmap(loss))
+    t0 = time.perf_counter()
+    loss0 = float(population_loss(jnp.zeros((1, len(x0))))[0])
+    compile_s = time.perf_counter() - t0
+    hist = {"iteration": [0], "loss": [loss0], "time_s": [0.0]}
+    t1 = time.perf_counter()
+
+    def callback(intermediate_result):
+        hist["iteration"].append(len(hist["iteration"]))
+        hist["loss"].append(float(intermediate_result.fun))
+        hist["time_s"].append(time.perf_counter() - t1)
+
+    res = differential_evolution(
+        lambda zs: np.asarray(population_loss(jnp.asarray(zs.T))), [(-half_width, half_width)]
+        * len(x0), maxiter=maxiter, popsize=popsize, tol=0, polish=False, x0=np.zeros(len(x0)),
+        rng=np.random.default_rng(seed), vectorized=True, updating="deferred", callback=callback)
+    seconds = time.perf_counter() - t1
+    out = FitResult("free", unravel(np.asarray(res.x) * scale + x0), _fixed_from(hand), hist,
+                    loss0, float(res.fun), seconds, compile_s, spec,
+                    trained_states=np.flatnonzero(weights > 0), earth=earth, earth_seconds=earth_s)
+    return out

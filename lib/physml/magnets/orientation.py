@@ -1,0 +1,199 @@
+"""Hand orientation from the gyroscope, and Earth's field taken out of the readings with it.
+
+The magnetometer turns with the hand, so Earth's field (~50 µT) moves through the sensor frame
+as the hand wobbles; averaged into a state's mean reading, that wobble is a bias no finger model
+can fit. The IMU that every session carries measures the rotation, so the Earth part can be
+modelled instead of ignored:
+
+    reading_i = R_iᵀ e + h + B(state_i) + noise,
+
+with R_i the sensor → reference rotation of sample i (reference = the first sample's sensor
+frame), e Earth's field in the reference frame (µT), h the constant hard-iron residual (µT) and
+B the magnets' field. Within one held state B and h are constant, so the deviations of a state's
+readings from their mean are (R_iᵀ − mean_s Rᵀ) e + noise: e follows from a 3-unknown linear
+least-squares fit that needs no magnet model at all. The readings are then moved to the
+session's mean orientation, which is what every fit and template in this study describes.
+
+Quaternions are scalar-first (w, x, y, z), Hamilton product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .hand import bits_to_index
+
+
+def quat_multiply(p, q):
+    """Hamilton product p ⊗ q of quaternions (..., 4) (w, x, y, z); broadcasts."""
+    pw, px, py, pz = np.moveaxis(np.asarray(p, float), -1, 0)
+    qw, qx, qy, qz = np.moveaxis(np.asarray(q, float), -1, 0)
+    return np.stack([pw * qw - px * qx - py * qy - pz * qz,
+                     pw * qx + px * qw + py * qz - pz * qy,
+                     pw * qy - px * qz + py * qw + pz * qx,
+                     pw * qz + px * qy - py * qx + pz * qw], axis=-1)
+
+
+def rotvec_to_quat(v):
+    """Rotation vectors (..., 3) (axis × angle, rad) → unit quaternions (..., 4)."""
+    v = np.asarray(v, float)
+    half = 0.5 * np.linalg.norm(v, axis=-1, keepdims=True)
+    # sin(half)/(2·half) without dividing by zero: np.sinc(x) = sin(πx)/(πx)
+    return np.concatenate([np.cos(half), 0.5 * np.sinc(half / np.pi) * v], axis=-1)
+
+
+def quat_to_matrix(q):
+    """Unit quaternions (..., 4) → rotation matrices (..., 3, 3) (active rotation)."""
+    q = np.asarray(q, float)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], axis=-2)
+
+
+def cumulative_product(q):
+    """Running products q_0 ⊗ q_1 ⊗ … ⊗ q_k for every k, quaternions (n, 4) → (n, 4).
+
+    A Hillis–Steele scan: log2(n) vectorised passes instead of a loop over samples (the product
+    is associative, not commutative: earlier factors stay on the left).
+    """
+    out = np.array(q, float, copy=True)
+    d = 1
+    while d < len(out):  # log2(n) passes, each over the whole array
+        out[d:] = quat_multiply(out[:-d], out[d:])
+        d *= 2
+    return out
+
+
+def gyro_orientation(gyro_dps, rate_hz):
+    """Sensor orientation of every sample relative to the first, by integrating the gyroscope.
+
+    Sample k's rate (body frame) is taken as constant over the interval from sample k−1 to k,
+    so R_0 = I and R_k = R_{k−1} · exp([ω_k]× / rate_hz).
+
+    Args:
+        gyro_dps: (n, 3) angular rate in the sensor frame, °/s.
+        rate_hz: sample rate, Hz (> 0).
+
+    Returns:
+        (n, 3, 3) rotation matrices mapping the sensor frame of sample k to that of sample 0.
+    """
+    g = np.asarray(gyro_dps, float)
+    if g.ndim != 2 or g.shape[1] != 3 or len(g) == 0:
+        raise ValueError(f"gyro_dps must be (n, 3) with n >= 1, got shape {g.shape}")
+    if not np.all(np.isfinite(g)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(g), axis=1))[0])
+        raise ValueError(f"gyro_dps: non-finite rate at sample {bad}")
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    steps = rotvec_to_quat(np.deg2rad(g) / rate_hz)
+    steps[0] = (1.0, 0.0, 0.0, 0.0)
+    return quat_to_matrix(cumulative_product(steps))
+
+
+def session_rotations(session, rate_hz=None):
+    """`gyro_orientation` of a Session; rate from `rate_hz` or the session's metadata.
+
+    Raises:
+        ValueError naming the session file when it has no gyroscope fields or no known rate.
+    """
+    where = session.path or "session"
+    if session.gyro_dps is None:
+        raise ValueError(f"{where}: no gyroscope fields (gx, gy, gz); orientation is unknown")
+    rate = rate_hz if rate_hz is not None else (session.metadata or {}).get("rate_hz")
+    if rate is None:
+        raise ValueError(f"{where}: sample rate unknown (no metadata.rate_hz); pass rate_hz")
+    return gyro_orientation(session.gyro_dps, float(rate))
+
+
+@dataclass(frozen=True)
+class EarthFit:
+    """Earth's field found from the within-state orientation changes.
+
+    earth_uT: (3,) Earth's field in the reference frame, µT. mean_rt: (3, 3) mean of R_iᵀ over
+    the fitted samples (the session's mean orientation). residual_rms_uT: RMS of the
+    within-state deviations left after the fit, per axis. rotation_rad: smallest singular value
+    of the design per √sample — how much the hand turned, the leverage on e.
+    """
+
+    earth_uT: np.ndarray
+    mean_rt: np.ndarray
+    residual_rms_uT: float
+    rotation_rad: float
+    n_samples: int
+
+    def at_mean_orientation(self, readings_uT, rotations):
+        """Readings (n, 3) µT moved to the mean orientation: r − (R_iᵀ − mean Rᵀ) e."""
+        rt = np.swapaxes(np.asarray(rotations, float), -1, -2)
+        return np.asarray(readings_uT, float) - (rt - self.mean_rt) @ self.earth_uT
+
+    @property
+    def earth_mean_frame_uT(self):
+        """Earth's field (3,) µT in the sensor frame at the mean orientation."""
+        return self.mean_rt @ self.earth_uT
+
+
+def fit_earth(readings_uT, rotations, bits, min_rotation_rad=2e-3):
+    """Earth's field vector from how each held state's readings move as the hand turns.
+
+    Args:
+        readings_uT: (n, 3) calibrated readings, µT.
+        rotations: (n, 3, 3) sensor → reference rotations of those readings.
+        bits: (n, 5) finger states.
+        min_rotation_rad: below this leverage (the hand barely turned) e is not identifiable
+            and a ValueError is raised instead of returning a guess.
+
+    Returns:
+        EarthFit.
+    """
+    r = np.asarray(readings_uT, float)
+    rot = np.asarray(rotations, float)
+    idx = bits_to_index(bits)
+    if r.ndim != 2 or r.shape[1] != 3 or rot.shape != (len(r), 3, 3) or len(idx) != len(r):
+        raise ValueError(f"readings (n, 3), rotations (n, 3, 3) and bits (n, 5) must match; "
+                         f"got {r.shape}, {rot.shape}, {np.shape(bits)}")
+    rt = np.swapaxes(rot, -1, -2)
+    counts = np.bincount(idx, minlength=32).astype(float)
+
+    def within_state(a):  # deviation of every sample from its state's mean
+        sums = np.zeros((32,) + a.shape[1:])
+        np.add.at(sums, idx, a)
+        return a - (sums / np.maximum(counts, 1).reshape((-1,) + (1,) * (a.ndim - 1)))[idx]
+
+    design = within_state(rt).reshape(-1, 3)
+    target = within_state(r).reshape(-1)
+    leverage = float(np.linalg.svd(design, compute_uv=False)[-1] / np.sqrt(len(r)))
+    if leverage < min_rotation_rad:
+        raise ValueError(f"the hand barely turns within the held states (leverage "
+                         f"{leverage:.2e} rad < {min_rotation_rad:.0e}): Earth's field is not "
+                         f"identifiable from this recording")
+    e, *_ = np.linalg.lstsq(design, target, rcond=None)
+    resid = target - design @ e
+    return EarthFit(earth_uT=e, mean_rt=rt.mean(0), residual_rms_uT=float(np.sqrt(np.mean(
+        resid ** 2))), rotation_rad=leverage, n_samples=len(r))
+
+
+def dip_angle_deg(earth_uT, rotations, accel_g):
+    """Inclination of a fitted Earth field below the horizontal, from the accelerometer.
+
+    At rest the accelerometer measures the upward direction in the sensor frame; rotated into
+    the reference frame and averaged, it gives "up" there. The dip is asin(−ê·up): an
+    independent check of `fit_earth` against the site's known inclination.
+
+    Args:
+        earth_uT: (3,) Earth's field in the reference frame.
+        rotations: (n, 3, 3) sensor → reference rotations.
+        accel_g: (n, 3) accelerometer readings, g, of the same samples.
+
+    Returns:
+        dip angle, degrees (positive: the field points below the horizon).
+    """
+    up = np.einsum("nij,nj->i", np.asarray(rotations, float), np.asarray(accel_g, float))
+    up = up / np.linalg.norm(up)
+    e = np.asarray(earth_uT, float)
+    return float(np.rad2deg(np.arcsin(np.clip(-(e @ up) / np.linalg.norm(e), -1.0, 1.0))))

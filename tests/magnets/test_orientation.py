@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from physml.magnets.fit import fit
+from physml.magnets.hand import default_hand
+from physml.magnets.orientation import (
+    dip_angle_deg,
+    fit_earth,
+    gyro_orientation,
+    quat_to_matrix,
+    session_rotations,
+)
+from physml.magnets.session import Session
+from physml.magnets.simulate import SessionConfig, simulate_user_sessions
+
+
+def test_constant_rate_is_the_analytic_rotation():
+    rate, w_dps, n = 26.0, 15.0, 400
+    rot = gyro_orientation(np.tile([0.0, 0.0, w_dps], (n, 1)), rate)
+    ang = np.deg2rad(w_dps) * np.arange(n) / rate  # sample 0 is the reference
+    c, s = np.cos(ang), np.sin(ang)
+    np.testing.assert_allclose(rot[:, 0, 0], c, atol=1e-12)
+    np.testing.assert_allclose(rot[:, 1, 0], s, atol=1e-12)
+    np.testing.assert_allclose(rot[:, 0, 1], -s, atol=1e-12)
+    np.testing.assert_allclose(rot[:, 2, 2], 1.0, atol=1e-12)
+
+
+def test_random_rates_match_scipy_sequential_composition():
+    g = np.random.default_rng(0).normal(scale=40.0, size=(777, 3))
+    ours = gyro_orientation(g, 50.0)
+    ref = [Rotation.identity()]
+    for step in Rotation.from_rotvec(np.deg2rad(g[1:]) / 50.0):
+        ref.append(ref[-1] * step)
+    np.testing.assert_allclose(ours, Rotation.concatenate(ref).as_matrix(), atol=1e-12)
+
+
+def test_quaternion_matrix_matches_scipy():
+    q = np.random.default_rng(1).normal(size=(50, 4))
+    ref = Rotation.from_quat(q[:, [1, 2, 3, 0]]).as_matrix()  # scipy is scalar-last
+    np.testing.assert_allclose(quat_to_matrix(q), ref, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def wobbly_session():
+    hand, (s,) = simulate_user_sessions(3, 1, config=SessionConfig(hold_s=2.0, repeats=1))
+    r, bits, idx = s.labelled()
+    return hand, s, r, bits, idx, session_rotations(s)[idx]
+
+
+def test_earth_field_recovered_against_simulated_magnitude_and_dip(wobbly_session):
+    _, s, r, bits, idx, rot = wobbly_session
+    cfg = SessionConfig()
+    ef = fit_earth(r, rot, bits)
+    assert abs(np.linalg.norm(ef.earth_uT) - cfg.earth_uT) < 0.03 * cfg.earth_uT
+    # the accelerometer, not the magnetometer, says where "down" is
+    assert abs(dip_angle_deg(ef.earth_uT, rot, s.accel_g[idx]) - cfg.inclination_deg) < 2.0
+
+
+def test_modelling_orientation_removes_the_wobble_floor(wobbly_session):
+    _, _, r, bits, _, rot = wobbly_session
+    const = fit("free", r, bits, hand=default_hand(), maxiter=200)
+    gyro = fit("free", r, bits, hand=default_hand(), maxiter=200, rotations=rot)
+    assert gyro.earth is not None and gyro.earth_seconds > 0
+    assert gyro.final_loss < 0.1 * const.final_loss
+    assert gyro.error_reduction > 0.99 > const.error_reduction
+    # the fitted Earth vector (mean frame) is what synthetic data must rotate
+    np.testing.assert_allclose(np.linalg.norm(gyro.earth_uT()), 50.0, rtol=0.03)
+
+
+def test_no_rotation_means_no_earth_estimate(wobbly_session):
+    _, _, r, bits, _, _ = wobbly_session
+    still = np.broadcast_to(np.eye(3), (len(r), 3, 3))
+    with pytest.raises(ValueError, match="not identifiable"):
+        fit_earth(r, still, bits)
+
+
+def test_session_without_gyro_or_rate_is_named():
+    s = Session(mag_raw_uT=np.zeros((5, 3)), path="rec.json")
+    with pytest.raises(ValueError, match=r"rec\.json: no gyroscope"):
+        session_rotations(s)
+    s = Session(mag_raw_uT=np.zeros((5, 3)), gyro_dps=np.zeros((5, 3)), path="rec.json")
+    with pytest.raises(ValueError, match=r"rec\.json: sample rate unknown"):
+        session_rotations(s)
+    assert session_rotations(s, rate_hz=26.0).shape == (5, 3, 3)
+    with pytest.raises(ValueError, match="sample 2"):
+        gyro_orientation(np.array([[0, 0, 0], [0, 0, 0], [np.nan, 0, 0]]), 26.0)
