@@ -49,6 +49,23 @@ def _as_points(points, what: str = "points") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Regular grid with trilinear interpolation
 # --------------------------------------------------------------------------------------------
+def _trilinear(flat, i, t, ny, nz, out):
+    """Trilinear sum over the 8 corners of each point's cell; NumPy arrays or torch tensors.
+
+    flat: (nx·ny·nz, 3) node values; i: (n, 3) integer lower-corner indices; t: (n, 3) fractional
+    position in the cell; out: (n, 3) zeros of the backend. Returns out + the interpolated values.
+    """
+    base = (i[:, 0] * ny + i[:, 1]) * nz + i[:, 2]
+    for dx in (0, 1):  # 8 corners, not samples
+        wx = t[:, 0] if dx else 1 - t[:, 0]
+        for dy in (0, 1):
+            wy = t[:, 1] if dy else 1 - t[:, 1]
+            for dz in (0, 1):
+                wz = t[:, 2] if dz else 1 - t[:, 2]
+                out = out + (wx * wy * wz)[:, None] * flat[base + (dx * ny + dy) * nz + dz]
+    return out
+
+
 class _PointwiseJax:
     """``jax(points)`` for fields defining ``jax_point(params, x, y, z)`` and ``jax_params()``."""
 
@@ -117,15 +134,7 @@ class GridField(_PointwiseJax):
         i = np.clip(np.floor(f), 0, n - 2).astype(np.int64)
         t = f - i
         nx, ny, nz = self.shape
-        base = (i[:, 0] * ny + i[:, 1]) * nz + i[:, 2]
-        out = np.zeros((p.shape[0], 3))
-        for dx in (0, 1):
-            wx = t[:, 0] if dx else 1 - t[:, 0]
-            for dy in (0, 1):
-                wy = t[:, 1] if dy else 1 - t[:, 1]
-                for dz in (0, 1):
-                    wz = t[:, 2] if dz else 1 - t[:, 2]
-                    out += (wx * wy * wz)[:, None] * self._flat[base + (dx * ny + dy) * nz + dz]
+        out = _trilinear(self._flat, i, t, ny, nz, np.zeros((p.shape[0], 3)))
         out[~inside] = 0.0
         return out
 
@@ -241,15 +250,7 @@ class GridField(_PointwiseJax):
         i = torch.minimum(torch.clamp(torch.floor(f.detach()), min=0), n - 2)
         t = f - i
         i = i.long()
-        base = (i[:, 0] * ny + i[:, 1]) * nz + i[:, 2]
-        out = torch.zeros_like(points)
-        for dx in (0, 1):
-            wx = t[:, 0] if dx else 1 - t[:, 0]
-            for dy in (0, 1):
-                wy = t[:, 1] if dy else 1 - t[:, 1]
-                for dz in (0, 1):
-                    wz = t[:, 2] if dz else 1 - t[:, 2]
-                    out = out + (wx * wy * wz)[:, None] * flat[base + (dx * ny + dy) * nz + dz]
+        out = _trilinear(flat, i, t, ny, nz, torch.zeros_like(points))
         return torch.where(inside[:, None], out, torch.zeros_like(out))
 
     # ---- persistence ----
