@@ -77,3 +77,13 @@ def test_fit_seed_refuses_de_outside_the_free_model_before_simulating():
         fit_seed(0, "constrained", optimiser="de")
     with pytest.raises(ValueError, match="optimiser must be"):
         fit_seed(0, "free", optimiser="adam")
+
+
+def test_fit_target_needs_the_whole_interval_inside():
+    from physml.magnets.heldout import meets_fit_target
+    from physml.stats import CI
+
+    fast = CI(0.2, 0.1, 0.3, 5, 0.95, "t")
+    assert meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), fast)
+    assert not meets_fit_target(CI(0.955, 0.94, 0.97, 5, 0.95, "t"), fast)  # mean passes, CI not
+    assert not meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), CI(0.9, 0.8, 1.1, 5, 0.95, "t"))

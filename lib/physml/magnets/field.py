@@ -18,6 +18,15 @@ BR_RANGE_T = {"N35": (1.17, 1.22), "N42": (1.28, 1.32), "N45": (1.32, 1.38),
               "N48": (1.37, 1.42), "N50": (1.40, 1.45), "N52": (1.43, 1.48)}
 
 
+def _dipole_at(r, moments):
+    """B (..., 3) in T of dipoles `moments` (..., 3) A·m² at displacements r (..., 3) m (broadcast):
+    µ0/4π · (3 r (m·r)/|r|⁵ − m/|r|³)."""
+    r2 = jnp.sum(r * r, axis=-1, keepdims=True)
+    rn = jnp.sqrt(r2)
+    mdotr = jnp.sum(moments * r, axis=-1, keepdims=True)
+    return _K * (3.0 * r * mdotr / (r2 * r2 * rn) - moments / (r2 * rn))
+
+
 @jax.jit
 def dipole_field_per_source(observers, positions, moments):
     """Field of each point dipole at each observer.
@@ -30,11 +39,7 @@ def dipole_field_per_source(observers, positions, moments):
     Returns:
         (n, k, 3) flux density B of every source at every observer, T.
     """
-    r = observers[:, None, :] - positions[None, :, :]  # (n, k, 3)
-    r2 = jnp.sum(r * r, axis=-1, keepdims=True)
-    rn = jnp.sqrt(r2)
-    mdotr = jnp.sum(moments[None, :, :] * r, axis=-1, keepdims=True)
-    return _K * (3.0 * r * mdotr / (r2 * r2 * rn) - moments[None, :, :] / (r2 * rn))
+    return _dipole_at(observers[:, None, :] - positions[None, :, :], moments[None, :, :])
 
 
 @jax.jit
@@ -81,12 +86,7 @@ def dipole_field_paired(observer, positions, moments):
     Returns:
         (..., 3) total flux density B, T.
     """
-    r = observer[..., None, :] - positions
-    r2 = jnp.sum(r * r, axis=-1, keepdims=True)
-    rn = jnp.sqrt(r2)
-    mdotr = jnp.sum(moments * r, axis=-1, keepdims=True)
-    b = _K * (3.0 * r * mdotr / (r2 * r2 * rn) - moments / (r2 * rn))
-    return jnp.sum(b, axis=-2)
+    return jnp.sum(_dipole_at(observer[..., None, :] - positions, moments), axis=-2)
 
 
 def cylinder_moment(diameter_m, height_m, polarization_T):

@@ -240,6 +240,24 @@ def data_efficiency(seeds, real_per_state, config=None):
     return out
 
 
+#: the issue's fit target: error reduction >= 0.95 in <= 1 s
+FIT_TARGET = {"error_reduction": 0.95, "seconds": 1.0}
+
+
+def meets_fit_target(reduction_ci, seconds_ci):
+    """True when the whole 95% CI of the error reduction is >= 0.95 and that of the time <= 1 s."""
+    return bool(reduction_ci.low >= FIT_TARGET["error_reduction"]
+                and seconds_ci.high <= FIT_TARGET["seconds"])
+
+
+def fit_verdict(summary):
+    """One Markdown line per model of a `fit_summary`: reduction and time, target met or missed."""
+    return "  \n".join(
+        f"{m}: error reduction {r.format('.4f')} in {summary['fit_seconds'][m].format('.3f')} s "
+        f"({'meets' if summary['meets_target'][m] else 'misses'} the ≥95% in ≤1 s target)"
+        for m, r in summary["error_reduction"].items())
+
+
 def fit_models(seed, n_train_states=10, session=None, maxiter=300, models=MODELS,
                orientation=True):
     """`fit_seed` for every model on the same data: {model: run dict}."""
@@ -256,7 +274,7 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
     Returns:
         dict: "runs" {model: [run per seed]}, "rows" (table rows with means and CIs),
         "error_reduction" {model: CI}, "fit_seconds" {model: CI} (Earth step + L-BFGS, after
-        compilation).
+        compilation), "meets_target" {model: bool} (`meets_fit_target`).
     """
     from physml.stats import mean_ci
 
@@ -267,12 +285,14 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
             runs[m].append(r)
     red = {m: mean_ci([r["fit"].error_reduction for r in v]) for m, v in runs.items()}
     sec = {m: mean_ci([r["fit"].total_seconds for r in v]) for m, v in runs.items()}
+    meets = {m: meets_fit_target(red[m], sec[m]) for m in runs}
     rows = []
     for m, v in runs.items():
         rows.append({
             "model": m, "Earth's field": "from gyroscope" if orientation else "constant offset",
-            "error reduction": str(red[m].format(".3f")),
+            "error reduction": str(red[m].format(".4f")),
             "fit seconds": str(sec[m].format(".3f")),
+            "meets ≥95% in ≤1 s (whole CI)": meets[m],
             "compile seconds (first call)": float(np.max([r["fit"].compile_seconds for r in v])),
             "final loss (µT²)": float(np.mean([r["fit"].final_loss for r in v])),
             "seen-state RMSE (µT)": float(np.mean([r["seen_rmse_uT"] for r in v])),
@@ -281,7 +301,8 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
                                            for row in r["fit"].magnet_report())),
             "fitted magnets": int(sum(len(r["fit"].magnet_report()) for r in v)),
         })
-    return {"runs": runs, "rows": rows, "error_reduction": red, "fit_seconds": sec}
+    return {"runs": runs, "rows": rows, "error_reduction": red, "fit_seconds": sec,
+            "meets_target": meets}
 
 
 def check_no_leak(runs):
