@@ -1,0 +1,62 @@
+"""physml.splits: whole groups held out, and the leak check that guards every split."""
+
+import numpy as np
+import pytest
+
+from physml import splits
+
+
+def _groups():
+    rng = np.random.default_rng(0)
+    return rng.choice([f"file{i}" for i in range(9)], size=200)
+
+
+@pytest.mark.parametrize("make", [
+    lambda g: splits.group_kfold(g, 3),
+    lambda g: splits.group_kfold(g, 4, seed=1),
+    lambda g: splits.leave_one_group_out(g),
+])
+def test_every_row_is_tested_once_and_no_group_crosses(make):
+    g = _groups()
+    folds = make(g)
+    tested = np.concatenate([s.test for s in folds])
+    assert sorted(tested.tolist()) == list(range(g.size))
+    for s in folds:
+        assert not set(g[s.train]) & set(g[s.test])
+        assert set(s.test_groups) == set(g[s.test])
+        assert s.train.size + s.test.size == g.size
+
+
+def test_leak_check_fails_on_an_overlapping_split():
+    with pytest.raises(splits.LeakError, match="1 session.*'s2'"):
+        splits.check_no_leak(["s1", "s2", "s2"], ["s2", "s3"], what="session")
+    splits.check_no_leak(["s1"], ["s2"])  # disjoint: fine
+
+
+def test_a_random_row_split_would_be_caught():
+    g = _groups()
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(g.size)
+    with pytest.raises(splits.LeakError):
+        splits.check_no_leak(g[idx[:150]], g[idx[150:]], what="file")
+
+
+def test_seeded_group_kfold_is_reproducible_and_seed_dependent():
+    g = _groups()
+    a = [s.test_groups for s in splits.group_kfold(g, 3, seed=5)]
+    b = [s.test_groups for s in splits.group_kfold(g, 3, seed=5)]
+    c = [s.test_groups for s in splits.group_kfold(g, 3, seed=6)]
+    assert a == b
+    assert a != c
+
+
+def test_holdout_and_bad_arguments():
+    g = np.array(["a", "a", "b", "c", "c"])
+    s = splits.holdout(g, ["c"], what="terrain")
+    assert s.test.tolist() == [3, 4] and s.test_groups == ("c",)
+    with pytest.raises(ValueError, match="terrain.*'z'"):
+        splits.holdout(g, ["z"], what="terrain")
+    with pytest.raises(ValueError, match="nothing left"):
+        splits.holdout(g, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"n_splits must be in \[2, 3\]"):
+        splits.group_kfold(g, 4)

@@ -1,0 +1,52 @@
+"""physml.timing: repeats, interleaved anchor ratios and thread limits."""
+
+import time
+
+import numpy as np
+import pytest
+
+from physml import timing
+
+
+def test_measure_counts_repeats_and_items():
+    calls = []
+    t = timing.measure(lambda: calls.append(1), items=10, repeats=4, warmup=2)
+    assert len(calls) == 6 and t.seconds.shape == (4,)
+    assert t.rates == pytest.approx(10 / t.seconds)
+    assert t.min_s <= t.median_s
+
+
+def test_against_anchor_measures_a_known_speed_ratio():
+    # the anchor sleeps 4x longer per item than ours: the speed-up must come out near 4, not 1/4
+    ours = lambda: time.sleep(0.004)  # noqa: E731
+    slow = lambda: time.sleep(0.008)  # noqa: E731 ; half the items per call
+    r = timing.against_anchor(ours, slow, items=2, anchor_items=1, repeats=5, warmup=0)
+    assert 3.0 < r.speedup.diff.mean < 4.5
+    assert r.speedup.verdict == "greater"
+    assert r.anchor.items == 1 and r.ours.items == 2
+
+
+def test_interleaving_pairs_each_repeat():
+    order = []
+    timing.against_anchor(lambda: order.append("o"), lambda: order.append("a"), items=1,
+                          repeats=3, warmup=1)
+    assert order == ["a", "o"] * 4
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="repeats"):
+        timing.measure(lambda: None, repeats=1)
+    with pytest.raises(ValueError, match="items"):
+        timing.measure(lambda: None, items=0)
+
+
+def test_threads_limits_and_restores_torch_and_blas():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    with timing.threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        np.ones((50, 50)) @ np.ones((50, 50))
+    assert torch.get_num_threads() == before
