@@ -13,6 +13,7 @@ WORKERS ?=
 help:
 	@echo "make reports   render every notebook (default params) into reports/, with reports/index.html"
 	@echo "make test      lint + the whole test suite (includes a smoke render of every notebook)"
+	@echo "physml scoreboard   the physics / ML / hybrid verdicts of every study (after make reports)"
 	@echo "make smoke     render every notebook with its smoke params"
 	@echo "make lab       JupyterLab on notebooks/ with the physml kernel"
 
@@ -34,8 +35,9 @@ smoke: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests
 
+# two workers (pytest-xdist); a study's notebooks render in order on one worker (loadgroup)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -1,4 +1,4 @@
-"""Every committed notebook: clean, parameterised, with both params files; all smoke-render."""
+"""Every committed notebook: clean, parameterised, consistent defaults, and a smoke render each."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from physml.paths import all_notebooks, repo_root
 
 NOTEBOOKS = all_notebooks()
 IDS = [f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS]
+STUDIES = sorted({p.parent.name for p in NOTEBOOKS})
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
@@ -28,11 +29,16 @@ def test_committed_without_outputs_and_with_parameters_cell(nb_path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
-@pytest.mark.parametrize("profile", R.PROFILES)
+@pytest.mark.parametrize("profile", ["default", "smoke"])
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
 def test_params_files_exist_and_validate(nb_path, profile):
     assert R.params_path(nb_path, profile).exists()
     R.plan([nb_path], profile=profile)  # raises on unknown keys or wrong types
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_research_profile_validates_where_present(nb_path):
+    R.plan([nb_path], profile="research")
 
 
 def test_notebook_paths_follow_the_naming_convention():
@@ -41,21 +47,28 @@ def test_notebook_paths_follow_the_naming_convention():
         assert num.isdigit() and len(num) == 2 and topic, p
 
 
+@pytest.fixture(scope="session")
+def smoke_artifacts(tmp_path_factory):
+    """One artifacts folder per test session, so later notebooks reuse earlier ones' caches."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
 @pytest.mark.slow
-def test_every_notebook_smoke_renders(tmp_path):
-    """The smoke profile of every notebook renders into a report with recorded figures."""
-    if not NOTEBOOKS:
-        pytest.skip("no notebooks committed yet")
-    env = {**os.environ, "PHYSML_ARTIFACTS": str(tmp_path / "artifacts")}
+@pytest.mark.parametrize(
+    "nb_path",
+    [pytest.param(p, marks=pytest.mark.xdist_group(p.parent.name)) for p in NOTEBOOKS],
+    ids=IDS)
+def test_notebook_smoke_renders(nb_path, smoke_artifacts, tmp_path):
+    """The notebook's smoke profile renders into a report with recorded figures."""
+    env = {**os.environ, "PHYSML_ARTIFACTS": str(smoke_artifacts / nb_path.parent.name)}
     out = tmp_path / "reports"
     res = subprocess.run(
-        [sys.executable, "-m", "physml.cli", "render", "--profile", "smoke", "--out", str(out),
-         "--timeout", "600"],
-        capture_output=True, text=True, env=env, cwd=repo_root(), timeout=1500,
+        [sys.executable, "-m", "physml.cli", "render", str(nb_path), "--profile", "smoke",
+         "--out", str(out), "--timeout", "600"],
+        capture_output=True, text=True, env=env, cwd=repo_root(), timeout=900,
     )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    for nb in NOTEBOOKS:
-        data = json.loads((out / nb.parent.name / f"{nb.stem}.json").read_text())
-        assert data["status"] == "ok" and data["figures"], nb
-        assert (out / nb.parent.name / f"{nb.stem}.html").stat().st_size > 10_000
+    data = json.loads((out / nb_path.parent.name / f"{nb_path.stem}.json").read_text())
+    assert data["status"] == "ok" and data["figures"], nb_path
+    assert (out / nb_path.parent.name / f"{nb_path.stem}.html").stat().st_size > 10_000
     assert (out / "index.html").exists()

@@ -25,14 +25,13 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def test_unknown_key_fails_fast_naming_key_notebook_and_accepted_keys(project):
-    t0 = time.perf_counter()
     res = cli("render", str(project / "notebooks/demo/01_ok.ipynb"), "-p", "no_such_key=1")
-    elapsed = time.perf_counter() - t0
     assert res.returncode == 2
     assert "no_such_key" in res.stderr and "01_ok.ipynb" in res.stderr
     assert "accepted keys: fail, label, n, scale" in res.stderr
-    assert elapsed < 10
-    assert not (project / "reports").exists()  # nothing executed, nothing written
+    # failing before any kernel starts: nothing executed, nothing written (no timed assertion:
+    # wall time on a loaded machine says nothing about where the check happens)
+    assert not (project / "reports").exists()
 
 
 def test_unknown_key_in_params_file_names_the_file(project):
@@ -178,8 +177,11 @@ def test_interrupt_leaves_no_partial_report(project, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "physml.cli", "render",
          str(project / "notebooks/demo/02_sleep.ipynb"), "-p", "seconds=60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    time.sleep(6)  # the kernel is running the sleep cell by now
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # "rendering ..." is printed once the signal handlers are installed and execution starts
+    assert proc.stdout.readline().startswith("rendering demo/02_sleep"), proc.stderr.read()
+    time.sleep(4)  # on an idle machine the kernel is in the sleep cell by now
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err

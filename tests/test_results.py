@@ -1,24 +1,57 @@
-"""physml.results.record: JSON conversion and the results file written under render."""
+"""physml.results: the figure schema, headlines and their computed verdicts."""
 
 import json
 
 import numpy as np
 import pytest
 
-from physml import results
+from physml import results, stats
 from physml.stats import mean_ci
 
 
-def test_record_writes_the_results_file_named_by_the_environment(tmp_path, monkeypatch):
+@pytest.fixture
+def results_file(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
     monkeypatch.setenv(results.ENV_VAR, str(path))
+    return path
+
+
+def test_record_writes_numbers_and_cis_in_the_documented_shape(results_file):
     results.record("a", np.float64(1.5), unit="mm", note="n")
-    results.record("b", {"x": np.arange(3), "ci": mean_ci([1.0, 2.0, 3.0])})
-    data = json.loads(path.read_text())["figures"]
+    results.record("acc", mean_ci([0.7, 0.8, 0.9]))
+    data = json.loads(results_file.read_text())["figures"]
     assert data["a"] == {"value": 1.5, "unit": "mm", "note": "n"}
-    assert data["b"]["value"]["x"] == [0, 1, 2]
-    assert data["b"]["value"]["ci"]["mean"] == 2.0
-    assert not list(tmp_path.glob("*.tmp"))
+    ref = mean_ci([0.7, 0.8, 0.9])
+    assert data["acc"] == {"value": pytest.approx(0.8), "ci_low": pytest.approx(ref.low),
+                           "ci_high": pytest.approx(ref.high), "n": 3, "unit": None,
+                           "note": None}
+    assert not list(results_file.parent.glob("*.tmp"))
+
+
+def test_record_flattens_dicts_into_one_key_per_figure(results_file):
+    ci = mean_ci([1.0, 2.0, 3.0])
+    results.record("time", {"ours": 0.5, "anchor": {"mean": 2.0, "low": 1.0, "high": 3.0}},
+                   unit="s")
+    results.record("acc", {"rf": ci, "physics": ci.as_dict()})
+    data = json.loads(results_file.read_text())["figures"]
+    assert data["time.ours"] == {"value": 0.5, "unit": "s", "note": None}
+    assert data["time.anchor"]["ci_low"] == 1.0 and data["time.anchor"]["unit"] == "s"
+    assert data["acc.rf"]["value"] == 2.0 and data["acc.physics"]["ci_high"] == ci.high
+    assert "time" not in data and "acc" not in data
+
+
+def test_record_stores_a_comparison_as_its_difference_and_verdict(results_file):
+    cmp = stats.paired_difference([1.0, 1.1, 1.2], [0.5, 0.55, 0.6])
+    results.record("gain", cmp)
+    entry = json.loads(results_file.read_text())["figures"]["gain"]
+    assert entry["value"] == pytest.approx(0.55) and entry["verdict"] == "greater"
+
+
+@pytest.mark.parametrize("bad", [object(), {}])
+def test_record_refuses_lists_and_objects_naming_the_key(bad, monkeypatch):
+    monkeypatch.delenv(results.ENV_VAR, raising=False)
+    with pytest.raises(TypeError, match="the_key"):
+        results.record("the_key", bad)
 
 
 def test_record_without_render_keeps_values_in_memory(monkeypatch):
@@ -27,11 +60,97 @@ def test_record_without_render_keeps_values_in_memory(monkeypatch):
     assert results.recorded()["interactive_value"]["value"] == 3
 
 
-def test_non_finite_values_are_kept_visible_and_objects_rejected(monkeypatch):
+def test_non_finite_values_are_kept_visible(monkeypatch):
     monkeypatch.delenv(results.ENV_VAR, raising=False)
     results.record("nan_value", float("nan"))
     assert results.recorded()["nan_value"]["value"] == "nan"
-    with pytest.raises(TypeError, match=r"bad\['k'\]: object"):
-        results.record("bad", {"k": object()})
     with pytest.raises(ValueError, match="non-empty"):
         results.record("", 1)
+
+
+# --------------------------------------------------------------------------- headlines
+
+RNG = np.random.default_rng(0)
+PHYS = 0.90 + RNG.normal(0, 0.005, 6)
+ML = 0.70 + RNG.normal(0, 0.005, 6)
+
+
+def _h(**kw):
+    base = dict(key="acc", question="Which classifies unseen states?", metric="accuracy",
+                unit=None, better="higher", margin=0.02)
+    return results.headline(**{**base, **kw})
+
+
+def test_headline_names_the_ci_separated_winner_and_writes_it(results_file):
+    h = _h(physics=PHYS, ml=ML, names={"ml": "random forest"})
+    assert h.verdict == "physics"
+    stored = json.loads(results_file.read_text())["headlines"]["acc"]
+    assert stored["verdict"] == "physics"
+    assert stored["physics"]["value"] == pytest.approx(PHYS.mean())
+    assert stored["ml"]["name"] == "random forest" and stored["hybrid"] is None
+    assert stored["physics"]["ci_low"] < stored["physics"]["value"] < stored["physics"]["ci_high"]
+    assert "physics" in h.markdown() and "random forest" in h.markdown()
+
+
+def test_headline_direction_follows_better():
+    assert _h(physics=PHYS, ml=ML, better="lower").verdict == "ml"
+
+
+def test_headline_tie_needs_equivalence_and_wide_cis_are_inconclusive():
+    rng = np.random.default_rng(1)
+    a = 0.80 + rng.normal(0, 0.002, 8)
+    tight = _h(physics=a, ml=a + rng.normal(0, 0.002, 8), hybrid=a - 0.2)
+    assert tight.verdict == "tie" and "hybrid" in tight.detail
+    w = 0.80 + rng.normal(0, 0.1, 5)
+    wide = _h(physics=w, ml=w + rng.normal(0, 0.1, 5))
+    assert wide.verdict == "inconclusive"
+
+
+def test_headline_hybrid_wins_only_when_separated_from_both():
+    hyb = 0.95 + RNG.normal(0, 0.004, 6)
+    assert _h(physics=PHYS, ml=ML, hybrid=hyb).verdict == "hybrid"
+    close = PHYS + np.array([0.01, -0.012, 0.008, -0.009, 0.011, -0.007])
+    assert _h(physics=PHYS, ml=ML, hybrid=close).verdict != "hybrid"
+
+
+def test_headline_rejects_a_typed_verdict_missing_ci_and_bad_arguments():
+    with pytest.raises(TypeError, match="verdict is computed"):
+        _h(physics=PHYS, ml=ML, verdict="physics")
+    with pytest.raises(ValueError, match="no CI"):
+        _h(physics=0.9, ml=ML)
+    with pytest.raises(ValueError, match="no per-seed samples"):
+        _h(physics=stats.CI(0.9, 0.8, 1.0, 5), ml=ML)
+    with pytest.raises(ValueError, match="at least two"):
+        _h(physics=PHYS)
+    with pytest.raises(ValueError, match="margin"):
+        _h(physics=PHYS, ml=ML, margin=0)
+    with pytest.raises(ValueError, match="better"):
+        _h(physics=PHYS, ml=ML, better="up")
+    with pytest.raises(ValueError, match="same seeds"):
+        _h(physics=PHYS, ml=ML[:4])
+    with pytest.raises(ValueError, match="finite"):
+        _h(physics=PHYS, ml=np.r_[ML[:5], np.nan])
+
+
+def test_headline_on_log_scale_compares_speeds_as_ratios():
+    rk4 = np.array([3.0e5, 3.1e5, 2.9e5, 3.05e5])
+    nn = rk4 * np.array([10.2, 9.9, 10.4, 10.1])
+    h = _h(key="speed", metric="throughput", unit="tracks/s", physics=rk4, ml=nn,
+           scale="log", margin=0.1)
+    assert h.verdict == "ml"
+    assert h.sides["ml"].mean == pytest.approx(np.exp(np.log(nn).mean()))
+    assert h.pairs["ml_vs_physics"].diff.mean == pytest.approx(
+        np.exp(np.mean(np.log(nn / rk4))))
+
+
+def test_headline_anchor_is_stored_beside_the_answers(results_file):
+    _h(physics=PHYS, ml=ML, anchor={"name": "clock rule", "value": 0.726, "source": "issue 11"})
+    stored = json.loads(results_file.read_text())["headlines"]["acc"]["anchor"]
+    assert stored["name"] == "clock rule" and stored["value"] == 0.726
+
+
+def test_findings_markdown_reads_the_stored_headlines(results_file):
+    _h(physics=PHYS, ml=ML)
+    stored = json.loads(results_file.read_text())["headlines"]
+    md = results.findings_markdown(stored)
+    assert "Which classifies unseen states?" in md and "**physics**" in md

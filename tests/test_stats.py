@@ -48,19 +48,19 @@ def test_paired_difference_matches_scipy_ttest_rel():
     assert paired_difference(b, a).verdict == "less"
 
 
-def test_difference_inside_the_noise_is_a_tie():
+def test_difference_inside_the_noise_is_inconclusive_not_a_tie():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, 5)
     b = a + rng.normal(0, 1, 5)
     cmp = paired_difference(a, b)
     assert cmp.diff.low < 0 < cmp.diff.high
-    assert cmp.verdict == "tie"
+    assert cmp.verdict == "inconclusive"
 
 
 def test_verdict_on_boundaries():
     from physml.stats import CI
 
-    assert verdict(CI(1.0, 0.0, 2.0, 3)) == "tie"
+    assert verdict(CI(1.0, 0.0, 2.0, 3)) == "inconclusive"
     assert verdict(CI(1.0, 0.5, 2.0, 3)) == "greater"
     assert verdict(CI(-1.0, -2.0, -0.1, 3)) == "less"
 
@@ -95,6 +95,122 @@ def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
     assert (cmp.diff.low, cmp.diff.high) == pytest.approx((np.exp(ref.low), np.exp(ref.high)))
     assert cmp.diff.mean == pytest.approx(np.exp(np.mean(np.log(slow / fast))))
     assert cmp.diff.low > 0 and cmp.verdict == "greater"
-    assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).verdict == "tie"
+    assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).verdict == "inconclusive"
     with pytest.raises(ValueError, match="positive"):
         ratio_ci([1.0, -1.0], [1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- equivalence, verdicts
+
+
+def test_tost_paired_matches_two_one_sided_scipy_t_tests():
+    from physml.stats import tost_paired
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(1.0, 0.1, 15)
+    b = a + rng.normal(0.01, 0.02, 15)
+    eq = tost_paired(a, b, margin=0.05)
+    d = a - b
+    p_low = st.ttest_1samp(d, -0.05, alternative="greater").pvalue
+    p_high = st.ttest_1samp(d, 0.05, alternative="less").pvalue
+    assert eq.p_value == pytest.approx(max(p_low, p_high), rel=1e-9)
+    assert eq.equivalent
+
+
+def test_tost_ind_matches_welch_one_sided_tests():
+    from physml.stats import tost_ind
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.0, 0.05, 20), rng.normal(0.01, 0.08, 25)
+    eq = tost_ind(a, b, margin=0.06)
+    p1 = st.ttest_ind(a + 0.06, b, equal_var=False, alternative="greater").pvalue
+    p2 = st.ttest_ind(a - 0.06, b, equal_var=False, alternative="less").pvalue
+    assert eq.p_value == pytest.approx(max(p1, p2), rel=1e-6)
+
+
+def test_equal_means_with_tight_cis_are_a_tie():
+    from physml.stats import compare
+
+    rng = np.random.default_rng(5)
+    a = 0.80 + rng.normal(0, 0.002, 8)
+    b = a + rng.normal(0, 0.002, 8)
+    v = compare(a, b, better="higher", margin=0.01)
+    assert v.outcome == "tie" and v.tost_p < 0.05
+    assert v.diff.low < 0 < v.diff.high
+
+
+def test_wide_cis_covering_zero_are_inconclusive_not_a_tie():
+    from physml.stats import compare
+
+    rng = np.random.default_rng(0)
+    a = 0.80 + rng.normal(0, 0.1, 5)
+    b = a + rng.normal(0, 0.1, 5)
+    v = compare(a, b, better="higher", margin=0.01)
+    assert v.diff.low < 0 < v.diff.high
+    assert v.outcome == "inconclusive" and v.tost_p > 0.05
+
+
+@pytest.mark.parametrize("better,winner", [("higher", "a"), ("lower", "b")])
+def test_separated_difference_names_the_better_side(better, winner):
+    from physml.stats import compare
+
+    a = [0.90, 0.91, 0.92, 0.905]
+    b = [0.70, 0.72, 0.71, 0.69]
+    assert compare(a, b, better=better, margin=0.01).outcome == winner
+    other = {"a": "b", "b": "a"}[winner]
+    assert compare(b, a, better=better, margin=0.01).outcome == other
+
+
+def test_separated_but_within_margin_still_names_the_winner():
+    # a CI-separated difference is a win even when it is small; TOST only decides non-separated
+    from physml.stats import compare
+
+    a = np.array([1.0, 1.1, 1.2, 1.3])
+    v = compare(a + 0.001, a, better="higher", margin=0.5)
+    assert v.outcome == "a"
+
+
+def test_log_scale_compares_ratios_and_margin_is_a_fraction():
+    from physml.stats import compare
+
+    fast = np.array([1000.0, 1100.0, 950.0, 1050.0])
+    slow = fast / np.array([9.8, 10.1, 10.0, 10.3])
+    v = compare(fast, slow, better="higher", margin=0.1, scale="log")
+    assert v.outcome == "a"
+    assert v.diff.mean == pytest.approx(np.exp(np.mean(np.log(fast / slow))))
+    same = compare(fast, fast * np.array([1.01, 0.99, 1.0, 1.005]), better="higher",
+                   margin=0.1, scale="log")
+    assert same.outcome == "tie"
+
+
+def test_compare_rejects_bad_arguments():
+    from physml.stats import compare
+
+    with pytest.raises(ValueError, match="better"):
+        compare([1, 2], [1, 2], better="bigger", margin=0.1)
+    with pytest.raises(ValueError, match="margin"):
+        compare([1, 2], [1, 2], better="higher", margin=0)
+    with pytest.raises(ValueError, match="scale"):
+        compare([1, 2], [1, 2], better="higher", margin=0.1, scale="sqrt")
+
+
+def test_summarize_frame_matches_mean_ci_per_group():
+    import pandas as pd
+
+    df = pd.DataFrame({"method": ["x"] * 4 + ["y"] * 3, "task": ["t"] * 7,
+                       "acc": [0.5, 0.6, 0.55, 0.65, 0.9, 0.8, 0.85]})
+    out = summarize(df, value="acc", by=["method", "task"])
+    ref = mean_ci([0.9, 0.8, 0.85])
+    row = out[out.method == "y"].iloc[0]
+    assert (row["mean"], row.ci_low, row.ci_high, row.n) == pytest.approx(
+        (ref.mean, ref.low, ref.high, 3))
+    assert list(out.method) == ["x", "y"]
+    with pytest.raises(KeyError, match="accuracy"):
+        summarize(df, value="accuracy", by="method")
+
+
+def test_ci_keeps_its_samples_for_paired_use():
+    a = mean_ci([1.0, 2.0, 3.0])
+    b = mean_ci([0.5, 1.5, 2.0])
+    assert a.samples == (1.0, 2.0, 3.0)
+    assert paired_difference(a, b).diff.mean == pytest.approx(np.mean([0.5, 0.5, 1.0]))

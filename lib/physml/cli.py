@@ -1,4 +1,4 @@
-"""The ``physml`` command: ``physml render ...`` and ``physml list``."""
+"""The ``physml`` command: ``physml render ...``, ``physml scoreboard`` and ``physml list``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from physml import render as R
-from physml.paths import all_notebooks, repo_root
+from physml.paths import all_notebooks, repo_root, reports_dir
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -41,14 +41,38 @@ def cmd_list(a: argparse.Namespace) -> int:
     from physml.report import notebook_status
 
     root = repo_root()
-    reports = root / "reports"
-    print(f"{'notebook':<38} {'default params':<16} {'smoke params':<14} last render")
+    reports = reports_dir(root)
+    print(f"{'notebook':<38} {'default params':<16} {'smoke params':<14} {'research':<10} "
+          "last render")
     for nb in all_notebooks(root):
         have = [("yes" if R.params_path(nb, p, root).exists() else "MISSING") for p in R.PROFILES]
+        have[2] = "yes" if have[2] == "yes" else "-"  # optional
         st = notebook_status(reports, nb.parent.name, nb.stem)
         when = f" ({st['when']}, {st['wall_s']:.1f} s)" if st["when"] else ""
-        print(f"{nb.parent.name + '/' + nb.stem:<38} {have[0]:<16} {have[1]:<14} "
+        print(f"{nb.parent.name + '/' + nb.stem:<38} {have[0]:<16} {have[1]:<14} {have[2]:<10} "
               f"{st['status']}{when}")
+    return 0
+
+
+def cmd_scoreboard(a: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from physml import scoreboard
+
+    reports = Path(a.reports) if a.reports else reports_dir()
+    if not reports.is_dir():
+        print(f"physml scoreboard: no reports folder at {reports} (run: make reports)",
+              file=sys.stderr)
+        return 2
+    table = scoreboard.rows(reports)
+    if a.json:
+        print(json.dumps(table, indent=1))
+    else:
+        print(scoreboard.to_text(table))
+        missing = scoreboard.studies_without_headlines(reports)
+        if missing:
+            print(f"\nstudies without a rendered headline: {', '.join(missing)}")
     return 0
 
 
@@ -58,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="execute notebooks with parameters into HTML reports")
     r.add_argument("targets", nargs="*", help="notebooks or study folders (default: all)")
     r.add_argument("--profile", choices=R.PROFILES, default="default",
-                   help="params/<study>/NN_topic.yaml (default) or NN_topic.smoke.yaml")
+                   help="params/<study>/NN_topic.yaml (default), NN_topic.smoke.yaml, or "
+                   "the default overlaid with NN_topic.research.yaml (research)")
     r.add_argument("--params", metavar="FILE", help="YAML file whose values override the profile")
     r.add_argument("-p", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter (value parsed as YAML); repeatable")
@@ -70,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=R.DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"per-notebook time limit (default {R.DEFAULT_TIMEOUT_S:g})")
     r.set_defaults(func=cmd_render)
+    sb = sub.add_parser("scoreboard", help="every study's physics / ML / hybrid headlines")
+    sb.add_argument("--reports", metavar="DIR", help="reports folder (default: <repo>/reports)")
+    sb.add_argument("--json", action="store_true", help="print the rows as JSON")
+    sb.set_defaults(func=cmd_scoreboard)
     ls = sub.add_parser("list", help="notebooks, their params files and last render status")
     ls.set_defaults(func=cmd_list)
     return ap

@@ -28,6 +28,26 @@ def data_dir(study: str) -> Path:
     return repo_root() / "data" / study
 
 
+def shared_data_dir(study: str) -> Path:
+    """``<root>/../shared/data/<study>``: the upstream data a build script copies from."""
+    return repo_root().parent / "shared" / "data" / study
+
+
+def reports_dir(root: Path | None = None) -> Path:
+    """``<root>/reports``: generated HTML reports, results JSON and the index (git-ignored)."""
+    return (root or repo_root()) / "reports"
+
+
+def params_file(notebook: Path, suffix: str, root: Path | None = None) -> Path:
+    """``<root>/params/<study>/<stem><suffix>`` for ``notebooks/<study>/<stem>.ipynb``."""
+    return (root or repo_root()) / "params" / notebook.parent.name / f"{notebook.stem}{suffix}"
+
+
+def study_lib_dir(study: str, root: Path | None = None) -> Path:
+    """``<root>/lib/physml/<study>``: the study's subpackage."""
+    return (root or repo_root()) / "lib" / "physml" / study
+
+
 def artifacts_dir(study: str, *parts: str) -> Path:
     """``<root>/artifacts/<study>/<parts...>`` (git-ignored), created on demand."""
     base = Path(os.environ["PHYSML_ARTIFACTS"]) if "PHYSML_ARTIFACTS" in os.environ else (

@@ -34,11 +34,11 @@ from typing import Any
 import nbformat
 import yaml
 
-from physml import provenance, report
-from physml.paths import all_notebooks, notebooks_dir, repo_root
+from physml import provenance, report, scoreboard
+from physml.paths import all_notebooks, notebooks_dir, params_file, repo_root, reports_dir
 
 KERNEL = "physml"
-PROFILES = ("default", "smoke")
+PROFILES = ("default", "smoke", "research")
 DEFAULT_TIMEOUT_S = 3600.0
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
@@ -64,6 +64,7 @@ class Job:
     params: dict[str, Any]
     params_sources: list[str]
     reports_dir: Path
+    profile: str = "default"
 
     @property
     def name(self) -> str:
@@ -124,11 +125,11 @@ def select(targets: Sequence[str | Path], root: Path | None = None) -> list[Path
 
 
 def params_path(notebook: Path, profile: str, root: Path | None = None) -> Path:
-    """``params/<study>/<stem>.yaml`` (default) or ``<stem>.smoke.yaml`` (smoke)."""
+    """``params/<study>/<stem>.yaml`` (default) or ``<stem>.<profile>.yaml`` (smoke, research)."""
     if profile not in PROFILES:
         raise RenderError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
     suffix = ".yaml" if profile == "default" else f".{profile}.yaml"
-    return (root or repo_root()) / "params" / notebook.parent.name / f"{notebook.stem}{suffix}"
+    return params_file(notebook, suffix, root)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -242,6 +243,44 @@ def validate(notebook: Path, params: dict[str, Any], sources: Sequence[str]) -> 
             )
 
 
+def _profile_params(nb: Path, profile: str, root: Path) -> tuple[dict[str, Any], list[str]]:
+    """The profile's parameters and the files they came from.
+
+    ``default`` and ``smoke`` read their own file, which must exist. ``research`` is the
+    default file overlaid with ``NN_topic.research.yaml``; a notebook without one renders with
+    its default parameters, and its sources say so.
+    """
+    ppath = params_path(nb, "default" if profile == "research" else profile, root)
+    if not ppath.exists():
+        raise RenderError(f"{nb.name}: params file missing: {ppath}")
+    params, sources = read_params_file(ppath), [str(ppath.relative_to(root))]
+    if profile == "research":
+        rpath = params_path(nb, "research", root)
+        if rpath.exists():
+            params.update(read_params_file(rpath))
+            sources.append(str(rpath.relative_to(root)))
+        else:
+            sources.append("(no research profile: default parameters)")
+    return params, sources
+
+
+def default_mismatches(notebook: Path, root: Path | None = None) -> list[str]:
+    """Keys whose value in ``params/<study>/NN_topic.yaml`` differs from the notebook's default.
+
+    The default profile and the ``parameters`` cell are one source of truth seen from two
+    places (papermill and JupyterLab); each entry names the key and both values.
+    """
+    declared = declared_parameters(notebook)
+    ppath = params_path(notebook, "default", root)
+    out = []
+    for key, value in read_params_file(ppath).items():
+        if key in declared and declared[key]["default"] != value:
+            out.append(f"{notebook.parent.name}/{notebook.name}: {key!r} is "
+                       f"{declared[key]['default']!r} in the parameters cell but {value!r} in "
+                       f"{ppath.name}")
+    return out
+
+
 def plan(
     targets: Sequence[str | Path] = (),
     profile: str = "default",
@@ -252,19 +291,17 @@ def plan(
 ) -> list[Job]:
     """Resolve and validate every job; raises before anything executes."""
     root = root or repo_root()
-    reports_dir = Path(out).resolve() if out else root / "reports"
+    reports = Path(out).resolve() if out else reports_dir(root)
     extra = read_params_file(Path(params_file)) if params_file else {}
     cli = parse_overrides(overrides)
     jobs = []
     for nb in select(targets, root):
-        ppath = params_path(nb, profile, root)
-        if not ppath.exists():
-            raise RenderError(f"{nb.name}: params file missing: {ppath}")
-        params = {**read_params_file(ppath), **extra, **cli}
-        sources = [str(ppath.relative_to(root))] + ([str(params_file)] if extra else []) + (
+        base, sources = _profile_params(nb, profile, root)
+        params = {**base, **extra, **cli}
+        sources += ([str(params_file)] if extra else []) + (
             ["-p " + " ".join(overrides)] if cli else [])
         validate(nb, params, sources)
-        jobs.append(Job(nb, nb.parent.name, nb.stem, params, sources, reports_dir))
+        jobs.append(Job(nb, nb.parent.name, nb.stem, params, sources, reports, profile))
     return jobs
 
 
@@ -349,10 +386,12 @@ def _kill(proc: subprocess.Popen) -> None:
 def _publish(job: Job, nb: nbformat.NotebookNode, results_tmp: Path, prov: dict,
              wall: float) -> Outcome:
     prov = {**prov, "wall_time_s": round(wall, 2)}
-    figures = json.loads(results_tmp.read_text()).get("figures", {}) if results_tmp.exists() else {}
-    meta = {"notebook": job.name, "status": "ok", "params": job.params,
-            "params_sources": job.params_sources, "provenance": prov, "figures": figures}
-    html = report.to_html(nb, job.name, job.params, prov)
+    recorded = json.loads(results_tmp.read_text()) if results_tmp.exists() else {}
+    meta = {"notebook": job.name, "status": "ok", "profile": job.profile, "params": job.params,
+            "params_sources": job.params_sources, "provenance": prov,
+            "inputs": scoreboard.inputs_fingerprint(job.notebook, job.params),
+            "figures": recorded.get("figures", {}), "headlines": recorded.get("headlines", {})}
+    html = report.to_html(nb, job.name, job.params, prov, meta["headlines"])
     _atomic_write(job.html, html)
     _atomic_write(job.results, json.dumps(meta, indent=1))
     job.failed_notebook.unlink(missing_ok=True)

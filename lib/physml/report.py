@@ -33,6 +33,10 @@ body.physml-hide-code .jp-CodeCell .jp-Cell-inputWrapper { display: none; }
   border-radius: 6px; padding: 8px 12px; margin: 6px 0 14px 0; }
 .physml-provenance table { border-collapse: collapse; margin: 4px 0; }
 .physml-provenance td { padding: 1px 10px 1px 0; vertical-align: top; }
+.physml-findings { font: 14px/1.45 sans-serif; background: #f3f8f1; border: 1px solid #9cc490;
+  border-radius: 6px; padding: 8px 14px; margin: 6px 0 14px 0; }
+.physml-findings h3 { margin: 2px 0 4px 0; font-size: 15px; }
+.physml-findings li { margin: 3px 0; }
 </style>
 """
 
@@ -72,6 +76,30 @@ def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> 
     )
 
 
+def findings_html(headlines: dict[str, Any]) -> str:
+    """The "Findings" box that opens a report: one item per headline the notebook recorded."""
+    from physml.scoreboard import VERDICT_COLOURS
+
+    items = []
+    for h in headlines.values():
+        sides = []
+        for s, label in (("physics", "physics"), ("ml", "ML"), ("hybrid", "hybrid")):
+            v = h.get(s)
+            if v:
+                nm = f" ({html.escape(v['name'])})" if v.get("name") else ""
+                sides.append(f"{label}{nm} <b>{v['value']:.4g}</b> [{v['ci_low']:.4g}, "
+                             f"{v['ci_high']:.4g}]")
+        unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
+        colour = VERDICT_COLOURS.get(h["verdict"], "#777")
+        items.append(
+            f"<li><b>{html.escape(h['question'])}</b> {html.escape(h['metric'])}{unit}, "
+            f"{html.escape(h['better'])} is better: {'; '.join(sides)}. Verdict: "
+            f'<b style="color:{colour}">{html.escape(h["verdict"])}</b> — '
+            f"{html.escape(h['detail'])}.</li>")
+    return ('<div class="physml-findings"><h3>Findings</h3><ul>' + "".join(items)
+            + "</ul></div>")
+
+
 def _with_provenance(nb: nbformat.NotebookNode, block: str) -> nbformat.NotebookNode:
     nb = copy.deepcopy(nb)
     cell = nbformat.v4.new_markdown_cell(block)
@@ -82,8 +110,9 @@ def _with_provenance(nb: nbformat.NotebookNode, block: str) -> nbformat.Notebook
 
 
 def to_html(nb: nbformat.NotebookNode, name: str, params: dict[str, Any],
-            prov: dict[str, Any]) -> str:
-    """Export an executed notebook to one self-contained HTML page with provenance."""
+            prov: dict[str, Any], headlines: dict[str, Any] | None = None) -> str:
+    """Export an executed notebook to one self-contained HTML page: provenance, then the
+    Findings box built from the notebook's headlines (when it recorded any)."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
@@ -96,7 +125,8 @@ def to_html(nb: nbformat.NotebookNode, name: str, params: dict[str, Any],
     exporter = HTMLExporter(config=cfg, template_name="lab", embed_images=True)
     exporter.register_preprocessor(TagRemovePreprocessor(config=cfg), enabled=True)
     body, _ = exporter.from_notebook_node(
-        _with_provenance(nb, provenance_html(name, params, prov)),
+        _with_provenance(nb, provenance_html(name, params, prov)
+                         + (findings_html(headlines) if headlines else "")),
         resources={"metadata": {"name": name}},
     )
     body = body.replace("</head>", CSS + "</head>", 1)
@@ -113,15 +143,17 @@ def notebook_status(reports_dir: Path, study: str, stem: str) -> dict[str, Any]:
     ok = json.loads(ok_path.read_text()) if ok_path.exists() else None
     failed = json.loads(fail_path.read_text()) if fail_path.exists() else None
     if failed is not None and (ok is None or fail_path.stat().st_mtime >= ok_path.stat().st_mtime):
-        return {"status": "failed", "detail": failed.get("detail", ""),
+        return {"status": "failed", "detail": failed.get("detail", ""), "data": ok,
                 "wall_s": failed.get("provenance", {}).get("wall_time_s"),
                 "last_good": ok is not None, "figures": (ok or {}).get("figures", {}),
                 "when": failed.get("provenance", {}).get("started")}
     if ok is not None:
-        return {"status": "ok", "detail": "", "wall_s": ok["provenance"].get("wall_time_s"),
+        return {"status": "ok", "detail": "", "data": ok,
+                "wall_s": ok["provenance"].get("wall_time_s"),
                 "last_good": True, "figures": ok.get("figures", {}),
                 "when": ok["provenance"].get("started")}
-    return {"status": "never rendered", "detail": "", "wall_s": None, "last_good": False,
+    return {"status": "never rendered", "detail": "", "data": None, "wall_s": None,
+            "last_good": False,
             "figures": {}, "when": None}
 
 
@@ -141,11 +173,18 @@ def key_figures(figures: dict[str, Any], k: int = 4) -> str:
 
 
 def write_index(reports_dir: Path, root: Path | None = None) -> Path:
-    """Write ``reports_dir/index.html`` over every notebook in the repository."""
+    """Write ``reports_dir/index.html``: the scoreboard over every study's headlines, then the
+    list of every notebook in the repository with its status."""
+    from physml import scoreboard
+
+    board = scoreboard.to_html(scoreboard.rows(reports_dir, root))
     rows = []
     for nb in all_notebooks(root):
         study, stem = nb.parent.name, nb.stem
         st = notebook_status(reports_dir, study, stem)
+        why = scoreboard.freshness(st["data"], nb, root) if st["status"] == "ok" else None
+        if why:
+            st = {**st, "status": "stale", "detail": why}
         link = (f'<a href="{study}/{stem}.html">{study}/{stem}</a>' if st["last_good"]
                 else f"{study}/{stem}")
         status = st["status"] + (" (last good report linked)" if st["status"] == "failed"
@@ -168,12 +207,17 @@ th, td {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #ddd;
 tr.failed td:nth-child(2) {{ color: #b00020; font-weight: bold; }}
 tr.ok td:nth-child(2) {{ color: #1b7f3b; }}
 tr.never-rendered td:nth-child(2) {{ color: #888; }}
+tr.stale td:nth-child(2) {{ color: #a66a00; font-weight: bold; }}
+{scoreboard.CSS}
 </style></head><body>
 <h1>physml reports</h1>
 <p>Where does physics beat machine learning, where does ML beat physics, and what does combining
-them buy? One report per notebook; regenerated {now}.</p>
-<table><tr><th>notebook</th><th>status</th><th>wall time (s)</th><th>rendered (UTC)</th>
-<th>key figures</th><th>failure</th></tr>
+them buy? Regenerated {now}.</p>
+<h2>Scoreboard</h2>
+{board}
+<h2>Notebooks</h2>
+<table class="notebooks"><tr><th>notebook</th><th>status</th><th>wall time (s)</th>
+<th>rendered (UTC)</th><th>key figures</th><th>failure</th></tr>
 {''.join(rows)}
 </table></body></html>
 """

@@ -1,24 +1,41 @@
-"""Honest statistics over seeds: mean with a 95% confidence interval, paired differences, ties.
+"""Honest statistics over seeds and folds: CIs, paired differences, ratios, equivalence, verdicts.
 
-A result quoted in a report is a mean over independent seeds with its confidence interval;
-two methods compared on the same seeds are compared through the paired difference, and a
-difference whose interval covers zero is a tie.
+A result quoted in a report is a mean over independent seeds (or folds) with its 95% confidence
+interval. Two methods scored on the same seeds or folds are compared through the paired
+difference. A difference is called for one side only when its interval excludes zero; a *tie*
+needs an equivalence test (two one-sided tests, TOST, within a margin the study declares); a
+difference that is neither is *inconclusive* — a wide interval that covers zero is not a tie.
+
+Intervals come from ``scipy.stats`` (Student t, bootstrap); equivalence tests from
+``statsmodels`` (:func:`statsmodels.stats.weightstats.ttost_paired` / ``ttost_ind``).
+
+>>> ci = mean_ci([0.70, 0.74, 0.72, 0.75])
+>>> round(ci.mean, 4), ci.n
+(0.7275, 4)
+>>> ci.samples
+(0.7, 0.74, 0.72, 0.75)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats as _st
 
 METHODS = ("t", "bootstrap")
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
 class CI:
-    """A mean and its two-sided confidence interval over ``n`` values."""
+    """A mean and its two-sided confidence interval over ``n`` values.
+
+    ``samples`` keeps the per-seed / per-fold values the interval was computed from (empty when
+    it came from elsewhere); paired comparisons and equivalence tests need them.
+    """
 
     mean: float
     low: float
@@ -26,6 +43,7 @@ class CI:
     n: int
     confidence: float = 0.95
     method: str = "t"
+    samples: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def half_width(self) -> float:
@@ -35,7 +53,9 @@ class CI:
         return self.low <= x <= self.high
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["samples"] = list(self.samples)
+        return d
 
     def format(self, fmt: str = ".3g") -> str:
         return f"{self.mean:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
@@ -46,7 +66,11 @@ class CI:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Paired difference ``a - b`` with its CI and a verdict: "greater", "less" or "tie"."""
+    """Paired difference ``a - b`` (or ratio ``a / b``) with its CI and a verdict.
+
+    ``verdict`` is "greater" or "less" when the interval excludes zero (one for a ratio),
+    otherwise "inconclusive"; a tie is only ever declared by an equivalence test (:func:`compare`).
+    """
 
     diff: CI
     verdict: str
@@ -58,7 +82,40 @@ class Comparison:
         return f"{self.diff} ({self.verdict})"
 
 
-def _as_values(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Equivalence:
+    """Result of two one-sided tests: equivalent when the larger one-sided p-value < alpha."""
+
+    p_value: float
+    equivalent: bool
+    margin: float
+    alpha: float = ALPHA
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of :func:`compare`: "a", "b", "tie" or "inconclusive", with the evidence."""
+
+    outcome: str
+    diff: CI
+    tost_p: float
+    margin: float
+    better: str
+    scale: str
+
+    def as_dict(self) -> dict:
+        return {"outcome": self.outcome, "diff": self.diff.as_dict(), "tost_p": self.tost_p,
+                "margin": self.margin, "better": self.better, "scale": self.scale}
+
+
+def _as_values(values: Sequence[float] | np.ndarray | CI, what: str) -> np.ndarray:
+    if isinstance(values, CI):
+        if not values.samples:
+            raise ValueError(f"{what}: this CI carries no samples; pass the per-seed values")
+        values = values.samples
     x = np.asarray(values, dtype=float).ravel()
     if x.size < 2:
         raise ValueError(f"{what}: a confidence interval needs at least 2 values, got {x.size}")
@@ -84,12 +141,13 @@ def mean_ci(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     x = _as_values(values, "mean_ci")
     m = float(x.mean())
+    samples = tuple(float(v) for v in x)
     if method == "t":
         sem = float(x.std(ddof=1) / np.sqrt(x.size))
         if sem == 0.0:
-            return CI(m, m, m, x.size, confidence, method)
+            return CI(m, m, m, x.size, confidence, method, samples)
         t = float(_st.t.ppf((1 + confidence) / 2, x.size - 1))
-        return CI(m, m - t * sem, m + t * sem, x.size, confidence, method)
+        return CI(m, m - t * sem, m + t * sem, x.size, confidence, method, samples)
     if method == "bootstrap":
         if rng is None:
             raise ValueError("mean_ci(method='bootstrap') needs rng (a numpy Generator)")
@@ -97,56 +155,194 @@ def mean_ci(
         boots = x[idx].mean(axis=1)
         alpha = (1 - confidence) / 2
         lo, hi = np.quantile(boots, [alpha, 1 - alpha])
-        return CI(m, float(lo), float(hi), x.size, confidence, method)
+        return CI(m, float(lo), float(hi), x.size, confidence, method, samples)
     raise ValueError(f"mean_ci: method must be one of {METHODS}, got {method!r}")
 
 
-def verdict(ci: CI) -> str:
-    """"tie" when ``ci`` covers zero, otherwise "greater" (above zero) or "less"."""
-    if ci.covers(0.0):
-        return "tie"
-    return "greater" if ci.low > 0 else "less"
+def verdict(ci: CI, null: float = 0.0) -> str:
+    """"greater" when the whole interval is above ``null``, "less" when below, else "inconclusive".
+
+    A covered null is *not* a tie: use :func:`tost_paired` / :func:`compare` for that.
+    """
+    if ci.low > null:
+        return "greater"
+    if ci.high < null:
+        return "less"
+    return "inconclusive"
+
+
+def _pair(a, b, what: str) -> tuple[np.ndarray, np.ndarray]:
+    xa, xb = _as_values(a, f"{what} (a)"), _as_values(b, f"{what} (b)")
+    if xa.shape != xb.shape:
+        raise ValueError(f"{what}: a and b must pair up, got {xa.size} and {xb.size} values")
+    return xa, xb
 
 
 def paired_difference(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
+    a: Sequence[float] | np.ndarray | CI,
+    b: Sequence[float] | np.ndarray | CI,
     confidence: float = 0.95,
     method: str = "t",
     rng: np.random.Generator | None = None,
 ) -> Comparison:
     """CI of the mean paired difference ``a_i - b_i`` (same seeds / folds), and its verdict."""
-    xa, xb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
-    if xa.shape != xb.shape:
-        raise ValueError(
-            f"paired_difference: a and b must pair up, got {xa.size} and {xb.size} values"
-        )
+    xa, xb = _pair(a, b, "paired_difference")
     ci = mean_ci(xa - xb, confidence=confidence, method=method, rng=rng)
     return Comparison(ci, verdict(ci))
 
 
-def summarize(groups: dict[str, Sequence[float]], confidence: float = 0.95) -> dict[str, CI]:
-    """``{label: mean_ci(values)}`` for each group (t-interval)."""
-    return {k: mean_ci(v, confidence=confidence, method="t") for k, v in groups.items()}
+def welch_difference(a, b, confidence: float = 0.95) -> Comparison:
+    """CI of ``mean(a) - mean(b)`` for independent samples (Welch t), and its verdict."""
+    xa, xb = _as_values(a, "welch_difference (a)"), _as_values(b, "welch_difference (b)")
+    res = _st.ttest_ind(xa, xb, equal_var=False)
+    lo, hi = res.confidence_interval(confidence)
+    d = float(xa.mean() - xb.mean())
+    if not np.isfinite(lo):  # both samples constant
+        lo = hi = d
+    ci = CI(d, float(lo), float(hi), int(min(xa.size, xb.size)), confidence, "welch")
+    return Comparison(ci, verdict(ci))
 
 
 def ratio_ci(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
+    a: Sequence[float] | np.ndarray | CI,
+    b: Sequence[float] | np.ndarray | CI,
     confidence: float = 0.95,
 ) -> Comparison:
     """Paired ratio ``a_i / b_i`` (e.g. a speed-up): geometric mean with a CI, and a verdict.
 
     Ratios are compared on the log scale, where they are symmetric: the t-interval of
     ``log(a_i / b_i)`` is exponentiated, so the interval is never negative. The verdict is
-    "greater" when the whole interval is above 1, "less" when below, otherwise "tie".
+    "greater" when the whole interval is above 1, "less" when below, otherwise "inconclusive".
     """
-    xa, xb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
-    if xa.shape != xb.shape:
-        raise ValueError(f"ratio_ci: a and b must pair up, got {xa.size} and {xb.size} values")
+    xa, xb = _pair(a, b, "ratio_ci")
     if np.any(xa <= 0) or np.any(xb <= 0):
         raise ValueError("ratio_ci: values must be positive (times, throughputs, errors)")
     log_ci = mean_ci(np.log(xa / xb), confidence=confidence, method="t")
     ci = CI(float(np.exp(log_ci.mean)), float(np.exp(log_ci.low)), float(np.exp(log_ci.high)),
-            log_ci.n, confidence, "t on log ratio")
+            log_ci.n, confidence, "t on log ratio", tuple(float(v) for v in xa / xb))
     return Comparison(ci, verdict(log_ci))
+
+
+def tost_paired(a, b, margin: float, alpha: float = ALPHA) -> Equivalence:
+    """Paired equivalence test: is ``|mean(a - b)| < margin``? (statsmodels ``ttost_paired``).
+
+    Values identical in every pair are equivalent (p = 0) for any positive margin.
+    """
+    from statsmodels.stats.weightstats import ttost_paired
+
+    if not margin > 0:
+        raise ValueError(f"tost_paired: margin must be > 0, got {margin}")
+    xa, xb = _pair(a, b, "tost_paired")
+    d = xa - xb
+    if np.ptp(d) == 0.0:  # no spread: the test statistic is undefined, the answer is exact
+        p = 0.0 if abs(d[0]) < margin else 1.0
+    else:
+        p = float(ttost_paired(xa, xb, -margin, margin)[0])
+    return Equivalence(p, p < alpha, float(margin), alpha)
+
+
+def tost_ind(a, b, margin: float, alpha: float = ALPHA) -> Equivalence:
+    """Equivalence test for independent samples, Welch variances (statsmodels ``ttost_ind``)."""
+    from statsmodels.stats.weightstats import ttost_ind
+
+    if not margin > 0:
+        raise ValueError(f"tost_ind: margin must be > 0, got {margin}")
+    xa, xb = _as_values(a, "tost_ind (a)"), _as_values(b, "tost_ind (b)")
+    if np.ptp(xa) == 0.0 and np.ptp(xb) == 0.0:
+        p = 0.0 if abs(xa[0] - xb[0]) < margin else 1.0
+    else:
+        p = float(ttost_ind(xa, xb, -margin, margin, usevar="unequal")[0])
+    return Equivalence(p, p < alpha, float(margin), alpha)
+
+
+BETTER = ("higher", "lower")
+SCALES = ("linear", "log")
+
+
+def compare(a, b, *, better: str, margin: float, paired: bool = True,
+            scale: str = "linear") -> Verdict:
+    """Which of ``a`` and ``b`` (per-seed / per-fold values, or CIs with samples) is better?
+
+    ``better``: "higher" or "lower" values are better. ``scale="linear"`` compares ``a - b`` and
+    ``margin`` is in the metric's unit; ``scale="log"`` compares ``log(a / b)`` (speeds, errors
+    spanning decades) and ``margin`` is a fraction: 0.1 means "within a factor 1.1".
+    The outcome is "a" or "b" when the 95% CI of the difference excludes zero in that side's
+    favour, "tie" when TOST at alpha 0.05 shows the difference is within ``margin``, and
+    "inconclusive" otherwise. ``diff`` is the CI of ``a - b`` (linear) or of ``a / b`` (log).
+
+    >>> compare([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.2], better="lower", margin=0.1).outcome
+    'a'
+    """
+    if better not in BETTER:
+        raise ValueError(f"compare: better must be one of {BETTER}, got {better!r}")
+    if scale not in SCALES:
+        raise ValueError(f"compare: scale must be one of {SCALES}, got {scale!r}")
+    if not (isinstance(margin, (int, float)) and margin > 0):
+        raise ValueError(f"compare: margin must be a positive number, got {margin!r}")
+    xa, xb = _as_values(a, "compare (a)"), _as_values(b, "compare (b)")
+    if scale == "log":
+        if np.any(xa <= 0) or np.any(xb <= 0):
+            raise ValueError("compare(scale='log'): values must be positive")
+        la, lb, m = np.log(xa), np.log(xb), float(np.log1p(margin))
+    else:
+        la, lb, m = xa, xb, float(margin)
+    if paired:
+        cmp = paired_difference(*_pair(la, lb, "compare"))
+        eq = tost_paired(la, lb, m)
+    else:
+        cmp = welch_difference(la, lb)
+        eq = tost_ind(la, lb, m)
+    d = cmp.diff
+    if d.low > 0 or d.high < 0:  # the interval excludes zero: the better side wins
+        a_larger = d.low > 0
+        outcome = "a" if a_larger == (better == "higher") else "b"
+    elif eq.equivalent:
+        outcome = "tie"
+    else:
+        outcome = "inconclusive"
+    if scale == "log":
+        d = CI(float(np.exp(d.mean)), float(np.exp(d.low)), float(np.exp(d.high)), d.n,
+               d.confidence, f"{d.method} on log ratio",
+               tuple(float(v) for v in np.exp(la - lb)) if paired else ())
+    return Verdict(outcome, d, eq.p_value, float(margin), better, scale)
+
+
+def summarize(
+    data: Mapping[str, Sequence[float]] | Any,
+    value: str | None = None,
+    by: str | Sequence[str] | None = None,
+    confidence: float = 0.95,
+):
+    """Grouped per-seed / per-fold scores -> mean and 95% t-interval per group.
+
+    Two forms:
+
+    - ``summarize({label: values})`` -> ``{label: CI}``;
+    - ``summarize(frame, value="accuracy", by=["method"])`` -> a DataFrame with one row per
+      group: the ``by`` columns, ``mean``, ``ci_low``, ``ci_high``, ``n`` (groups in order of
+      first appearance). Each row of ``frame`` is one seed / fold.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"m": ["a", "a", "b", "b"], "acc": [0.5, 0.7, 0.8, 0.8]})
+    >>> summarize(df, value="acc", by="m")[["m", "mean", "n"]].to_dict("records")
+    [{'m': 'a', 'mean': 0.6, 'n': 2}, {'m': 'b', 'mean': 0.8, 'n': 2}]
+    """
+    if isinstance(data, Mapping):
+        if value is not None or by is not None:
+            raise ValueError("summarize(dict) takes no value=/by=; pass a DataFrame for those")
+        return {k: mean_ci(v, confidence=confidence, method="t") for k, v in data.items()}
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame) or value is None or by is None:
+        raise TypeError("summarize: pass {label: values}, or a DataFrame with value= and by=")
+    keys = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in [value, *keys] if c not in data.columns]
+    if missing:
+        raise KeyError(f"summarize: columns {missing} not in the frame ({list(data.columns)})")
+    rows = []
+    for group, g in data.groupby(keys, sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        ci = mean_ci(g[value].to_numpy(), confidence=confidence, method="t")
+        rows.append({**dict(zip(keys, group, strict=True)), "mean": ci.mean, "ci_low": ci.low,
+                     "ci_high": ci.high, "n": ci.n})
+    return pd.DataFrame(rows)

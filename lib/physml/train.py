@@ -140,6 +140,128 @@ def _check_data(train_data: tuple[torch.Tensor, ...]) -> int:
     return n
 
 
+@dataclass
+class _State:
+    """Everything a run carries from epoch to epoch (and into ``last.pt``)."""
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    history: dict[str, Any]
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best: int = 0
+    start_epoch: int = 1
+
+
+def _new_state(model: torch.nn.Module, config: TrainConfig, n: int) -> _State:
+    """AdamW with linear warm-up then cosine decay, per optimiser step; a seeded shuffler."""
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total_steps, warmup_steps, config.min_lr / config.lr)
+    )
+    history: dict[str, Any] = {
+        "train": [], "val": [], "best_epoch": None, "best_val_loss": None,
+        "training_time": 0.0, "stopped": None,
+    }
+    return _State(opt, sched, torch.Generator().manual_seed(config.seed), history)
+
+
+def _resume(state: _State, model: torch.nn.Module, last_path: Path, cfg_dict: dict) -> None:
+    """Restore model, optimiser, schedule, RNGs and history from ``last.pt``."""
+    ckpt = torch.load(last_path, weights_only=False)
+    if ckpt["config"] != cfg_dict:
+        raise ValueError(
+            f"train: cannot resume from {last_path}: its config differs from this one "
+            f"(saved {ckpt['config']}, now {cfg_dict})"
+        )
+    model.load_state_dict(ckpt["model"])
+    state.opt.load_state_dict(ckpt["optimizer"])
+    state.sched.load_state_dict(ckpt["scheduler"])
+    state.gen.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    state.history, state.best_state = ckpt["history"], ckpt["best_state"]
+    state.since_best = ckpt["since_best"]
+    train_hist = state.history["train"]
+    state.start_epoch = train_hist[-1]["epoch"] + 1 if train_hist else 1
+
+
+def _train_epoch(model: torch.nn.Module, loss_terms: LossTerms,
+                 train_data: tuple[torch.Tensor, ...], config: TrainConfig, state: _State,
+                 epoch: int) -> dict[str, float]:
+    """One pass over shuffled batches; returns the row-weighted mean of every loss term.
+
+    Raises :class:`NonFiniteLossError` naming the epoch, batch and term at the first NaN/inf,
+    before the optimiser steps on it.
+    """
+    n = train_data[0].shape[0]
+    model.train()
+    perm = torch.randperm(n, generator=state.gen)
+    sums: dict[str, float] = {}
+    for b in range(math.ceil(n / config.batch_size)):
+        idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+        terms = loss_terms(model, tuple(t[idx] for t in train_data))
+        if "loss" not in terms:
+            raise KeyError(f"train: loss_terms returned {sorted(terms)}, without 'loss'")
+        vals = torch.stack([v.detach().reshape(()) for v in terms.values()])
+        if not bool(torch.isfinite(vals).all()):
+            for name, v in zip(terms, vals.tolist(), strict=True):
+                if not math.isfinite(v):
+                    raise NonFiniteLossError(epoch, name, v, batch=b)
+        state.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        state.opt.step()
+        state.sched.step()
+        w = idx.numel() / n
+        for name, v in zip(terms, vals.tolist(), strict=True):
+            sums[name] = sums.get(name, 0.0) + w * v
+    return sums
+
+
+def _validate(model: torch.nn.Module, validate: Validate, epoch: int) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        val = {k: float(v) for k, v in validate(model).items()}
+    if "loss" not in val:
+        raise KeyError(f"train: validate returned {sorted(val)}, without 'loss'")
+    for k, v in val.items():
+        if not math.isfinite(v):
+            raise NonFiniteLossError(epoch, f"val {k}", v)
+    return val
+
+
+def _after_epoch(state: _State, model: torch.nn.Module, config: TrainConfig, epoch: int,
+                 val_loss: float, out: Path) -> None:
+    """Best-model bookkeeping (checkpoint on improvement) and the stopping decision."""
+    history = state.history
+    best = history["best_val_loss"]
+    if best is None or val_loss < best - config.min_delta:
+        history["best_epoch"], history["best_val_loss"] = epoch, val_loss
+        state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        _atomic_torch(out / "best_model.pt", state.best_state)
+        state.since_best = 0
+    else:
+        state.since_best += 1
+    if config.patience is not None and state.since_best >= config.patience:
+        history["stopped"] = f"early stopping at epoch {epoch}"
+    elif epoch == config.epochs:
+        history["stopped"] = f"completed {epoch} epochs"
+
+
+def _checkpoint(state: _State, model: torch.nn.Module, cfg_dict: dict, out: Path) -> None:
+    _atomic_torch(out / "last.pt", {
+        "config": cfg_dict, "model": model.state_dict(), "optimizer": state.opt.state_dict(),
+        "scheduler": state.sched.state_dict(), "generator": state.gen.get_state(),
+        "torch_rng": torch.get_rng_state(), "history": state.history,
+        "best_state": state.best_state, "since_best": state.since_best,
+    })
+    _atomic_json(out / "history.json", state.history)
+
+
 def train(
     model: torch.nn.Module,
     loss_terms: LossTerms,
@@ -176,107 +298,33 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     cfg_dict = {"train": asdict(config), "extra": extra_config or {}}
     cfg_dict["train"].pop("progress")
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total_steps, warmup_steps, config.min_lr / config.lr)
-    )
-    gen = torch.Generator().manual_seed(config.seed)
-    history: dict[str, Any] = {
-        "train": [], "val": [], "best_epoch": None, "best_val_loss": None,
-        "training_time": 0.0, "stopped": None,
-    }
-    best_state = None
-    since_best = 0
-    start_epoch = 1
-    last_path = out / "last.pt"
+    state = _new_state(model, config, n)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        if resume and last_path.exists():
-            ckpt = torch.load(last_path, weights_only=False)
-            if ckpt["config"] != cfg_dict:
-                raise ValueError(
-                    f"train: cannot resume from {last_path}: its config differs from this one "
-                    f"(saved {ckpt['config']}, now {cfg_dict})"
-                )
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            gen.set_state(ckpt["generator"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            history, best_state = ckpt["history"], ckpt["best_state"]
-            since_best = ckpt["since_best"]
-            start_epoch = history["train"][-1]["epoch"] + 1 if history["train"] else 1
+        if resume and (out / "last.pt").exists():
+            _resume(state, model, out / "last.pt", cfg_dict)
         _atomic_json(out / "config.json", cfg_dict)
-        if history["stopped"] is not None:
-            start_epoch = config.epochs + 1
-        bar = tqdm(
-            range(start_epoch, config.epochs + 1), disable=not _show_progress(config.progress),
-            desc=f"train {out.name}", leave=False,
-        )
+        if state.history["stopped"] is not None:
+            state.start_epoch = config.epochs + 1
+        bar = tqdm(range(state.start_epoch, config.epochs + 1),
+                   disable=not _show_progress(config.progress), desc=f"train {out.name}",
+                   leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
-            model.train()
-            perm = torch.randperm(n, generator=gen)
-            sums: dict[str, float] = {}
-            lr_epoch = opt.param_groups[0]["lr"]
-            for b in range(steps_per_epoch):
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-                terms = loss_terms(model, tuple(t[idx] for t in train_data))
-                if "loss" not in terms:
-                    raise KeyError(f"train: loss_terms returned {sorted(terms)}, without 'loss'")
-                vals = torch.stack([v.detach().reshape(()) for v in terms.values()])
-                if not bool(torch.isfinite(vals).all()):
-                    for name, v in zip(terms, vals.tolist(), strict=True):
-                        if not math.isfinite(v):
-                            raise NonFiniteLossError(epoch, name, v, batch=b)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt.step()
-                sched.step()
-                w = idx.numel() / n
-                for name, v in zip(terms, vals.tolist(), strict=True):
-                    sums[name] = sums.get(name, 0.0) + w * v
-            model.eval()
-            with torch.no_grad():
-                val = {k: float(v) for k, v in validate(model).items()}
-            if "loss" not in val:
-                raise KeyError(f"train: validate returned {sorted(val)}, without 'loss'")
-            for k, v in val.items():
-                if not math.isfinite(v):
-                    raise NonFiniteLossError(epoch, f"val {k}", v)
-            history["training_time"] += time.perf_counter() - t0
-            history["train"].append({"epoch": epoch, **sums, "lr": lr_epoch})
-            history["val"].append({"epoch": epoch, **val})
-            best = history["best_val_loss"]
-            if best is None or val["loss"] < best - config.min_delta:
-                history["best_epoch"], history["best_val_loss"] = epoch, val["loss"]
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                _atomic_torch(out / "best_model.pt", best_state)
-                since_best = 0
-            else:
-                since_best += 1
-            if config.patience is not None and since_best >= config.patience:
-                history["stopped"] = f"early stopping at epoch {epoch}"
-            elif epoch == config.epochs:
-                history["stopped"] = f"completed {epoch} epochs"
+            lr_epoch = state.opt.param_groups[0]["lr"]
+            sums = _train_epoch(model, loss_terms, train_data, config, state, epoch)
+            val = _validate(model, validate, epoch)
+            state.history["training_time"] += time.perf_counter() - t0
+            state.history["train"].append({"epoch": epoch, **sums, "lr": lr_epoch})
+            state.history["val"].append({"epoch": epoch, **val})
+            _after_epoch(state, model, config, epoch, val["loss"], out)
             bar.set_postfix(loss=f"{sums['loss']:.3g}", val=f"{val['loss']:.3g}")
-            _atomic_torch(last_path, {
-                "config": cfg_dict, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": history,
-                "best_state": best_state, "since_best": since_best,
-            })
-            _atomic_json(out / "history.json", history)
-            if history["stopped"] and history["stopped"].startswith("early"):
+            _checkpoint(state, model, cfg_dict, out)
+            if (state.history["stopped"] or "").startswith("early"):
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return state.history
 
 
 def load_history(out_dir: str | Path) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""The scoreboard: headlines rendered into the index, the CLI and each report's Findings box."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from notebook_fixtures import write_notebook, write_params
+from physml import scoreboard
+
+HEADLINE_CELL = (
+    "import numpy as np\nfrom physml.results import headline\n"
+    "rng = np.random.default_rng(0)\n"
+    "h = headline('acc', 'Which method classifies held-out files?', 'balanced accuracy', None,\n"
+    "             'higher', physics=0.60 + rng.normal(0, 0.01, 5) + shift,\n"
+    "             ml=0.80 + rng.normal(0, 0.01, 5), hybrid=0.90 + rng.normal(0, 0.01, 5),\n"
+    "             margin=0.02, names={'ml': 'FIXTURE_RF'},\n"
+    "             anchor={'name': 'clock rule', 'value': 0.726, 'source': 'audit'})\n"
+    "assert not fail, 'FIXTURE_FAILURE'"
+)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "physml.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=os.environ.copy())
+
+
+@pytest.fixture
+def board(project):
+    write_notebook(project / "notebooks/zeta/01_answer.ipynb",
+                   "shift: float = 0.0\nfail: bool = False", HEADLINE_CELL,
+                   title="# Zeta: a study with a headline")
+    write_params(project, "zeta", "01_answer", {"shift": 0.0})
+    res = cli("render", str(project / "notebooks/zeta/01_answer.ipynb"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return project
+
+
+@pytest.mark.slow
+def test_index_report_and_cli_show_the_headline_and_mark_staleness(board):
+    # one render serves every read-only check (renders are the slow part)
+    page = (board / "reports/index.html").read_text()
+    assert page.index("Scoreboard") < page.index("Notebooks")
+    assert "Which method classifies held-out files?" in page and "FIXTURE_RF" in page
+    assert ">hybrid</span>" in page  # computed verdict, hybrid CI-separated from both
+    assert 'href="zeta/01_answer.html"' in page and (board / "reports/zeta/01_answer.html").exists()
+    assert "clock rule" in page and "<svg" in page
+
+    html = (board / "reports/zeta/01_answer.html").read_text()
+    prov, find = html.index('class="physml-provenance"'), html.index('class="physml-findings"')
+    assert prov < find
+    assert "Verdict" in html[find:find + 3000] and "hybrid" in html[find:find + 3000]
+
+    res = cli("scoreboard", "--json", "--reports", str(board / "reports"))
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["study"] == "zeta" and row["key"] == "acc" and row["verdict"] == "hybrid"
+    assert row["status"] == "ok" and not row["status_detail"]
+    for side in ("physics", "ml", "hybrid"):
+        assert {"value", "ci_low", "ci_high", "unit"} <= set(row[side])
+    text = cli("scoreboard", "--reports", str(board / "reports")).stdout
+    assert "zeta" in text and "hybrid" in text
+    assert "without a rendered headline: demo" in text  # the fixture demo study has none
+
+    nb = board / "notebooks/zeta/01_answer.ipynb"
+    nb.write_text(nb.read_text().replace("held-out files", "held-out FILES"))
+    (row,) = scoreboard.rows(board / "reports", board)
+    assert row["status"] == "stale" and "notebook changed" in row["status_detail"]
+    from physml.report import write_index
+
+    assert "STALE" in write_index(board / "reports", board).read_text()
+
+
+@pytest.mark.slow
+def test_failed_render_marks_the_row_failed_with_last_good_numbers(board):
+    res = cli("render", str(board / "notebooks/zeta/01_answer.ipynb"), "-p", "fail=true")
+    assert res.returncode == 1
+    (row,) = scoreboard.rows(board / "reports", board)
+    assert row["status"] == "failed" and "last good" in row["status_detail"]
+    assert "FAILED" in (board / "reports/index.html").read_text()
+
+
+def test_rows_skip_never_rendered_and_smoke_profile_is_marked(project, tmp_path):
+    assert scoreboard.rows(project / "reports", project) == []
+    reports = project / "reports" / "demo"
+    reports.mkdir(parents=True)
+    nb = project / "notebooks/demo/01_ok.ipynb"
+    data = {"profile": "smoke", "params": {"n": 2},
+            "inputs": scoreboard.inputs_fingerprint(nb, {"n": 2}, project),
+            "headlines": {"k": {"question": "q", "metric": "m", "unit": "s",
+                                "better": "lower", "verdict": "tie", "detail": "d",
+                                "physics": {"value": 1.0, "ci_low": 0.9, "ci_high": 1.1},
+                                "ml": {"value": 1.0, "ci_low": 0.95, "ci_high": 1.05}}}}
+    (reports / "01_ok.json").write_text(json.dumps(data))
+    (row,) = scoreboard.rows(project / "reports", project)
+    assert row["status"] == "ok" and "smoke profile" in row["status_detail"]
+    assert row["hybrid"] is None and row["physics"]["unit"] == "s"
+    assert "smoke profile" in scoreboard.to_html([row])
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_scoreboard_renders_in_chromium_and_its_links_resolve(board, tmp_path):
+    from pathlib import Path
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{chromium} is absent on CI: .ci/run must install the chromium package")
+        pytest.skip(f"{chromium} is absent (apt-get install chromium; CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    index = board / "reports" / "index.html"
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, args=flags, headless=True)
+        page = ctx.new_page()
+        page.goto(index.as_uri())
+        rows = page.locator("table.scoreboard tr.sb-row")
+        assert rows.count() == 1
+        cells = rows.nth(0).locator("td")
+        assert "hybrid" in cells.nth(5).inner_text()
+        assert rows.nth(0).locator("svg circle").count() == 3  # one dot per side
+        box = rows.nth(0).bounding_box()
+        assert box and box["width"] > 400 and box["height"] > 20  # laid out, visible
+        link = rows.nth(0).locator("a")
+        link.click()
+        page.wait_for_load_state()
+        assert page.url.endswith("zeta/01_answer.html")
+        assert page.locator(".physml-findings").is_visible()
+        ctx.close()
