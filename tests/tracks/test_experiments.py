@@ -1,11 +1,14 @@
-"""Experiment bookkeeping: convergence metrics from a hand-written history, summary tables."""
+"""Experiment bookkeeping: convergence metrics from a hand-written history, summary tables,
+verdicts, learning-curve flattening, step budgets."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from physml.tracks import experiments
+from physml.tracks.training import RunConfig
 
 
 def _run_dir(tmp_path, vals, train_loss=0.5, val_loss=1.0):
@@ -22,23 +25,83 @@ def _run_dir(tmp_path, vals, train_loss=0.5, val_loss=1.0):
 
 def test_epochs_to_90pct_is_the_first_epoch_within_best_over_0_9(tmp_path):
     d = _run_dir(tmp_path, [10.0, 5.0, 2.3, 2.1, 2.0])  # best 2.0 -> threshold 2.222
-    runs = pd.DataFrame([{"arch": "mlp", "size": "tiny", "seed": 0, "n_params": 10,
+    runs = pd.DataFrame([{"model": "mlp-tiny", "arch": "mlp", "size": "tiny", "seed": 0,
+                          "name": "mlp-tiny-s0", "n_params": 10, "optimizer_steps": 50,
                           "run_dir": str(d)}])
     row = experiments.convergence_table(runs).iloc[0]
     assert row["epochs_to_90pct"] == 4
     assert row["val_over_train"] == pytest.approx(2.0)
 
 
+def _runs(rows):
+    return pd.DataFrame([
+        {"model": m, "seed": s, "n_params": 5, "pos_mean_mm": v, "pos_95_mm": 0.2,
+         "slope_mean": 5e-6, "training_time_s": 1.0, "optimizer_steps": 100}
+        for m, s, v in rows])
+
+
 def test_summary_table_averages_seeds_and_flags_targets():
-    runs = pd.DataFrame([
-        {"arch": "mlp", "size": "tiny", "seed": s, "n_params": 5, "pos_mean_mm": m,
-         "pos_95_mm": 0.2, "slope_mean": 5e-6, "training_time_s": 1.0}
-        for s, m in [(0, 0.05), (1, 0.07)]])
-    t = experiments.summary_table(runs).iloc[0]
-    assert t["pos_mean_mm"] == pytest.approx(0.06) and t["seeds"] == 2
-    assert bool(t["meets_targets"])
+    t = experiments.summary_table(_runs([("mlp-tiny", 0, 0.05), ("mlp-tiny", 1, 0.07),
+                                         ("mlp-tiny+kick/qp", 0, 0.2),
+                                         ("mlp-tiny+kick/qp", 1, 0.1)]))
+    row = t.iloc[0]
+    assert row["pos_mean_mm"] == pytest.approx(0.06) and row["seeds"] == 2
+    assert bool(row["meets_targets"]) and not bool(t.iloc[1]["meets_targets"])  # 0.15 > 0.1
+    assert row["pos_mean_ci"].startswith("[")
+
+
+def test_best_models_separates_pure_networks_from_hybrids():
+    t = experiments.summary_table(_runs([("mlp-tiny", 0, 0.5), ("mlp-tiny", 1, 0.7),
+                                         ("pinn-tiny", 0, 0.3), ("pinn-tiny", 1, 0.4),
+                                         ("mlp-tiny+kick/qp", 0, 0.9),
+                                         ("mlp-tiny+kick/qp", 1, 1.1)]))
+    picks = experiments.best_models(t)
+    assert picks["ml"]["model"] == "pinn-tiny" and picks["hybrid"]["model"] == "mlp-tiny+kick/qp"
+
+
+def test_ablation_verdict_calls_a_tie_only_with_tost():
+    base = np.array([1.0, 1.2, 0.9, 1.1])
+    lam = pd.DataFrame({"setting": ["data_only"] * 4 + ["balanced"] * 4, "seed": list(range(4)) * 2,
+                        "pos_mean_mm": np.r_[base, base + [0.001, -0.001, 0.0005, 0.0]]})
+    assert experiments.ablation_verdict(lam, margin_mm=0.05)["verdict"].outcome == "tie"
+    noisy = lam.assign(pos_mean_mm=np.r_[base, base + [0.5, -0.5, 0.4, -0.3]])
+    assert experiments.ablation_verdict(noisy, margin_mm=0.05)["verdict"].outcome == "inconclusive"
+    worse = lam.assign(pos_mean_mm=np.r_[base, base + [0.5, 0.6, 0.55, 0.52]])
+    v = experiments.ablation_verdict(worse, margin_mm=0.05)
+    assert v["verdict"].outcome == "b" and v["best"] == "data_only"  # physics (first) is worse
+
+
+def test_flattening_finds_where_more_budget_stops_helping():
+    rows = [{"n_train": n, "steps": 100, "seed": 0, "pos_mean_mm": v}
+            for n, v in [(1000, 1.0), (2000, 0.5), (4000, 0.45), (8000, 0.44)]]
+    f = experiments.flattening(pd.DataFrame(rows), "n_train")
+    assert f["flattens_after"] == 2000 and f["values"][1000] == 1.0
+    rows = [{**r, "pos_mean_mm": r["pos_mean_mm"] / (1 + i)} for i, r in enumerate(rows)]
+    assert experiments.flattening(pd.DataFrame(rows), "n_train")["flattens_after"] is None
+
+
+def test_step_budget_sets_the_epochs():
+    cfg = RunConfig(steps=1000, batch_size=256)
+    assert cfg.epochs_for(25600) == 10  # 100 batches per epoch
+    assert cfg.epochs_for(1000) == 250  # 4 batches per epoch
+    assert RunConfig(epochs=7).epochs_for(1000) == 7
+    with pytest.raises(ValueError, match="prior"):
+        RunConfig(arch="pinn", prior="none")
 
 
 def test_unknown_lambda_setting_raises():
     with pytest.raises(ValueError, match="setting 'huge'"):
         experiments.lambda_ablation({}, ["huge"], [0])
+
+
+@pytest.mark.slow
+def test_runs_trained_on_dask_workers_equal_runs_trained_here(tmp_path, monkeypatch):
+    results = {}
+    for where, workers in (("here", None), ("dask", 2)):
+        monkeypatch.setenv("PHYSML_ARTIFACTS", str(tmp_path / where))
+        ds = experiments.prepare(400, 100, field_model="gaussian", z_end_mm=4000.0)
+        cfgs = [RunConfig(arch="mlp", steps=4, seed=s, batch_size=64) for s in (0, 1)]
+        runs = experiments.run_many(cfgs, ds, workers=workers)
+        assert str(tmp_path / where) in runs["run_dir"].iloc[0]
+        results[where] = runs["pos_mean_mm"].to_numpy()
+    np.testing.assert_allclose(results["dask"], results["here"], rtol=1e-6)

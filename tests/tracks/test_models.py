@@ -1,72 +1,156 @@
-"""Surrogate architectures: shapes, the straight-line residual, RK weights, ONNX export."""
+"""Surrogate architectures: shapes, priors (straight line, single kick), the built-in initial
+condition, the RK-PINN endpoint rule, ONNX export."""
+
+import math
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from scipy.integrate import quad
 
-from physml.tracks import models
+from physml.tracks import models, priors
+from physml.tracks.field import GaussianField
+from physml.tracks.propagate import propagate
+
+PRIOR_CASES = [("straight", False), ("kick", False), ("kick", True)]
 
 
-def _norm(residual=True, seed=0):
+def _norm(prior="straight", qop_scale=False, seed=0):
     rng = np.random.default_rng(seed)
     ini = np.c_[rng.normal(0, 30, (200, 2)), rng.uniform(-0.3, 0.3, (200, 2)),
-                rng.uniform(-1, 1, 200)]
+                rng.choice([-1, 1], 200) * rng.uniform(0.01, 1, 200)]
     dz = rng.uniform(500, 12000, 200)
     fin = ini + rng.normal(0, 1, (200, 5))
-    return models.Normalization.fit(ini, dz, fin, residual), ini, dz
+    table = priors.KickTable.from_field(GaussianField()) if prior == "kick" else None
+    return models.Normalization.fit(ini, dz, fin, prior, qop_scale, table), ini, dz, table
+
+
+def _zero(m):
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Linear):
+                mod.weight.zero_()
+                mod.bias.zero_()
+    return m
 
 
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
 @pytest.mark.parametrize("size", ["tiny", "medium"])
 def test_every_model_maps_n_by_6_to_n_by_4(arch, size):
-    norm, ini, dz = _norm()
+    norm, ini, dz, _ = _norm()
     m = models.build(arch, size, norm)
     u = torch.tensor(np.c_[ini, dz], dtype=torch.float32)
     assert m.predict(u).shape == (200, 4)
 
 
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
-def test_residual_model_with_zero_output_is_the_straight_line(arch):
-    norm, ini, dz = _norm()
-    m = models.build(arch, "tiny", norm)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Linear):
-                mod.weight.zero_()
-                mod.bias.zero_()
-    u = torch.tensor(np.c_[ini, dz], dtype=torch.float64)
-    m = m.double()
-    np.testing.assert_allclose(m.predict(u).detach().numpy(), models.straight(ini, dz),
-                               rtol=1e-6, atol=1e-9)  # RK weights are float32 [1,2,2,1]/6
+@pytest.mark.parametrize("prior,qop_scale", PRIOR_CASES)
+def test_a_model_with_zero_output_is_its_prior(arch, prior, qop_scale):
+    norm, ini, dz, table = _norm(prior, qop_scale)
+    m = _zero(models.build(arch, "tiny", norm))
+    u = torch.tensor(np.c_[ini, dz], dtype=torch.float32)
+    want = models.prior_numpy(prior, ini, dz, table)
+    np.testing.assert_allclose(m.predict(u).detach().numpy(), want, rtol=1e-5, atol=2e-3)
 
 
-def test_rk_pinn_weights_start_at_rk4_values():
-    norm, _, _ = _norm()
-    m = models.build("rk_pinn", "small", norm)
-    np.testing.assert_allclose(m.weights.detach().numpy(), np.array([1, 2, 2, 1]) / 6, rtol=1e-6)
+def test_kick_table_integrals_match_the_closed_form_of_the_gaussian_field():
+    g = GaussianField()
+    t = priors.KickTable.from_field(g, step_mm=5.0)
+
+    def i0(z):
+        s = g.sigma_mm * math.sqrt(2)
+        return g.b0_tesla * g.sigma_mm * math.sqrt(math.pi / 2) * (
+            math.erf((z - g.z0_mm) / s) - math.erf(-g.z0_mm / s))
+
+    for z in (1234.5, 5007.0, 9000.0, 14000.0):
+        a0, a1 = t.at(np.array([z]))
+        assert a0[0] == pytest.approx(i0(z), rel=2e-5)  # linear between 5 mm nodes
+        assert a1[0] == pytest.approx(quad(i0, 0, z, epsabs=1e-6)[0], rel=2e-5)
+    # beyond the table: a field-free drift of the last integrals
+    a0, a1 = t.at(np.array([15500.0]))
+    b0, b1 = t.at(np.array([t.z_mm[-1]]))
+    assert a0[0] == b0[0] and a1[0] == pytest.approx(b1[0] + b0[0] * (15500 - t.z_mm[-1]))
+
+
+def test_kick_prior_error_is_second_order_in_q_over_p():
+    """The kick prior is the first-order solution: its error vs RK4 falls ~4x when p doubles
+    (a wrong sign or a missing factor would leave a first-order error, falling ~2x)."""
+    g = GaussianField()
+    t = priors.KickTable.from_field(g)
+    errs = []
+    for p in (20.0, 40.0, 80.0):
+        s = np.array([[10.0, -5.0, 0.1, -0.05, 1 / p], [0.0, 3.0, -0.2, 0.1, -1 / p]])
+        exact = propagate(s, 0.0, 8500.0, g, step_mm=50.0)
+        kick = priors.kick_numpy(s, np.full(2, 8500.0), t)
+        straight = models.straight(s, np.full(2, 8500.0))
+        errs.append(np.abs(kick[:, 0] - exact[:, 0]).max())
+        assert errs[-1] < 0.05 * np.abs(straight[:, 0] - exact[:, 0]).max()
+    ratios = np.array(errs[:-1]) / np.array(errs[1:])
+    assert np.all((ratios > 3.0) & (ratios < 5.0)), ratios
+
+
+@pytest.mark.parametrize("prior", ["straight", "kick"])
+def test_pinn_initial_condition_is_built_in(prior):
+    norm, ini, dz, _ = _norm(prior, qop_scale=True)
+    torch.manual_seed(0)
+    m = models.build("pinn", "tiny", norm).double()
+    u = torch.tensor(np.c_[ini, dz])
+    s0 = m.state_at(u, torch.zeros(len(dz), dtype=torch.float64)).detach().numpy()
+    np.testing.assert_allclose(s0, ini[:, :4], atol=1e-9)
+    s1 = m.predict(u).detach().numpy()
+    assert np.abs(s1 - m.base(u, 1.0).detach().numpy()).max() > 1e-6  # the net does act at 1
+
+
+def test_rk_pinn_endpoint_from_exact_stages_is_exact():
+    g = GaussianField()
+    rng = np.random.default_rng(3)
+    p = np.exp(rng.uniform(np.log(2), np.log(100), 20))
+    s = np.c_[rng.uniform(-50, 50, (20, 2)), rng.uniform(-0.3, 0.3, (20, 2)),
+              rng.choice([-1, 1], 20) / p]
+    dz = 8500.0
+    stages = [torch.tensor(propagate(s, 0.0, z * dz, g, step_mm=25.0)[:, :4])
+              for z in models.STAGES]
+    u = torch.tensor(np.c_[s, np.full(20, dz)])
+    end = models.RKPINN.combine(u, stages).numpy()
+    exact = propagate(s, 0.0, dz, g, step_mm=25.0)
+    assert np.hypot(*(end[:, :2] - exact[:, :2]).T).max() < 1e-3  # < 1 um
+
+
+def test_prior_none_is_refused_where_the_initial_condition_is_built_in():
+    norm, *_ = _norm("none")
+    models.build("mlp", "tiny", norm)
+    for arch in ("pinn", "rk_pinn"):
+        with pytest.raises(ValueError, match="prior"):
+            models.build(arch, "tiny", norm)
 
 
 def test_normalization_round_trips_through_json(tmp_path):
-    norm, _, _ = _norm(residual=False)
-    norm.save(tmp_path / "normalization.json")
-    assert models.Normalization.load(tmp_path / "normalization.json") == norm
+    for prior, q in PRIOR_CASES + [("none", False)]:
+        norm, *_ = _norm(prior, q)
+        norm.save(tmp_path / "normalization.json")
+        assert models.Normalization.load(tmp_path / "normalization.json") == norm
 
 
-@pytest.mark.parametrize("arch", models.ARCHITECTURES)
-def test_onnx_export_matches_torch_in_onnxruntime(arch, tmp_path):
-    norm, ini, dz = _norm()
+@pytest.mark.parametrize("arch,prior,qop_scale", [("mlp", "straight", False),
+                                                  ("pinn", "kick", True),
+                                                  ("rk_pinn", "kick", True),
+                                                  ("mlp", "kick", True)])
+def test_onnx_export_matches_torch_in_onnxruntime(arch, prior, qop_scale, tmp_path):
+    norm, ini, dz, _ = _norm(prior, qop_scale)
     m = models.build(arch, "tiny", norm)
-    path = models.export_onnx(m, tmp_path / "m.onnx")
+    path = models.export_onnx(m, tmp_path / "m.onnx", dynamo=arch == "pinn")
     u = np.c_[ini, dz].astype(np.float32)
     got = ort.InferenceSession(str(path)).run(None, {"u": u})[0]
     want = m.predict(torch.tensor(u)).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
-def test_unknown_arch_or_size_raises():
-    norm, _, _ = _norm()
+def test_unknown_arch_size_or_prior_raises():
+    norm, *_ = _norm()
     with pytest.raises(ValueError, match="arch"):
         models.build("transformer", "tiny", norm)
     with pytest.raises(ValueError, match="size"):
         models.build("mlp", "huge", norm)
+    with pytest.raises(ValueError, match="prior"):
+        _norm("helix")

@@ -1,10 +1,11 @@
-"""Track extrapolation through a dipole magnet: field maps, RK4 ground truth, neural surrogates."""
+"""Track extrapolation through a dipole magnet: field maps, RK4 ground truth, neural surrogates.
 
-import jax
+The JAX kernels of this study run in float64 inside ``jax.enable_x64`` contexts
+(:func:`physml.tracks.eom.x64`); importing the package changes no global JAX setting.
+"""
 
-jax.config.update("jax_enable_x64", True)
-
-from physml.tracks.field import (  # noqa: E402
+from physml.tracks.eom import KAPPA, derivatives
+from physml.tracks.field import (
     DipoleMagnet,
     GaussianField,
     GridField,
@@ -13,9 +14,7 @@ from physml.tracks.field import (  # noqa: E402
     field_integral,
     load_text_map,
 )
-from physml.tracks.propagate import (  # noqa: E402
-    KAPPA,
-    derivatives,
+from physml.tracks.propagate import (
     propagate,
     propagate_scipy,
     propagate_to,

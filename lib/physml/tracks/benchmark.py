@@ -1,100 +1,181 @@
-"""Notebook 05: throughput of batched RK4 (at matched accuracy), scipy, and every surrogate.
+"""Notebook 05: throughput of RK4 (at matched accuracy), scipy and every surrogate, all timed
+with :mod:`physml.timing` in the same run, on the same number of threads.
 
-All timings are taken in the same run on the same machine; only ratios are compared.
+Only ratios measured in the same run are compared; absolute tracks/s are recorded with the
+machine they were measured on.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
+from physml import timing
 from physml.tracks import data as D
 from physml.tracks.ground_truth import dop853, reference_sample
-from physml.tracks.propagate import propagate, refined_schedule, rk4_schedule
-from physml.tracks.training import load_model, throughput, to_inputs, torch_threads
+from physml.tracks.propagate import propagate, propagate_scipy, refined_schedule, rk4_schedule
+from physml.tracks.training import load_model, to_inputs
+
+
+def _schedules(field, z_end_mm: float, steps_mm, refined: dict | None):
+    out = [(f"{h:.3g} mm", rk4_schedule(0.0, z_end_mm, h, field))
+           for h in sorted(steps_mm, reverse=True)]
+    if refined:
+        label = (f"{refined.get('fine_mm', 25.0):g}/{refined.get('coarse_mm', 50.0):g} mm "
+                 f"(fine where |B| >= {refined.get('b_threshold_tesla', 0.4):g} T)")
+        out.append((label, refined_schedule(0.0, z_end_mm, field, **refined)))
+    return out
 
 
 def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.random.Generator,
                             tol_um: float = 1.0, z_end_mm: float = 8500.0,
-                            refined: dict | None = None) -> dict:
-    """Fastest RK4 schedule whose max position error vs DOP853 on n_ref accepted tracks is
-    <= tol_um, among fixed steps ``steps_mm`` and, if ``refined`` (keyword arguments of
-    :func:`~physml.tracks.propagate.refined_schedule`) is given, a field-refined schedule.
+                            refined: dict | None = None, threads: int = 1, repeats: int = 5,
+                            n_scipy_timed: int = 3) -> dict:
+    """Fastest RK4 schedule whose **max** position error vs DOP853 over n_ref accepted tracks
+    is <= tol_um, among fixed steps ``steps_mm`` (and a field-refined schedule if ``refined``,
+    keyword arguments of :func:`~physml.tracks.propagate.refined_schedule`).
 
-    Returns a dict: the chosen schedule's label and step count, its errors and throughput on
-    n_speed tracks (best of 3), DOP853's per-track time, the speed-up, and the whole scan.
+    The reference is scipy's DOP853 on the stacked system of all n_ref tracks (rtol 1e-10,
+    ``propagate_scipy(batched=True)``). Every schedule is timed on n_speed tracks with
+    :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``); the
+    chosen one against scipy's per-track DOP853 (``n_scipy_timed`` tracks per call) with
+    :func:`physml.timing.against_anchor`.
+    Returns a dict: schedule label and step count, max/p99 errors (um), per-track errors (um,
+    (n_ref,)), the RK4 :class:`~physml.timing.Timing`, the scipy ratio, and the scan table.
     """
     states = reference_sample(field, n_ref, rng, z_end_mm)
-    ref, scipy_s = dop853(states, field, z_end_mm)
+    ref, _ = dop853(states, field, z_end_mm, batched=True)
     big = states[rng.integers(0, n_ref, n_speed)]
-    candidates = [(f"{h:.3g} mm", rk4_schedule(0.0, z_end_mm, h, field))
-                  for h in sorted(steps_mm, reverse=True)]
-    if refined:
-        label = (f"{refined.get('fine_mm', 25.0):g}/{refined.get('coarse_mm', 50.0):g} mm "
-                 f"(fine where |B| >= {refined.get('b_threshold_tesla', 0.4):g} T)")
-        candidates.append((label, refined_schedule(0.0, z_end_mm, field, **refined)))
-    rows = []
-    for label, nodes in candidates:
-        out = propagate(states, 0.0, z_end_mm, field, schedule=nodes)
-        errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
-        propagate(big, 0.0, z_end_mm, field, schedule=nodes)
-        best = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            propagate(big, 0.0, z_end_mm, field, schedule=nodes)
-            best = min(best, time.perf_counter() - t0)
-        rows.append({"schedule": label, "steps": len(nodes) - 1, "max_err_um": float(errs.max()),
-                     "p99_err_um": float(np.quantile(errs, 0.99)),
-                     "tracks_per_s": n_speed / best})
-    scan = pd.DataFrame(rows)
-    ok = scan[scan["max_err_um"] <= tol_um]
-    if ok.empty:
-        raise RuntimeError(f"rk4_at_matched_accuracy: no schedule reaches {tol_um} um:\n{scan}")
-    pick = ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+    rows, errs_by = [], {}
+    with timing.threads(threads):
+        for label, nodes in _schedules(field, z_end_mm, steps_mm, refined):
+            out = propagate(states, 0.0, z_end_mm, field, schedule=nodes)
+            errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
+            errs_by[label] = errs
+            t = timing.measure(lambda n=nodes: propagate(big, 0.0, z_end_mm, field, schedule=n),
+                               items=n_speed, repeats=repeats)
+            rows.append({"schedule": label, "steps": len(nodes) - 1,
+                         "max_err_um": float(errs.max()),
+                         "p99_err_um": float(np.quantile(errs, 0.99)),
+                         "mean_err_um": float(errs.mean()),
+                         "tracks_per_s": t.best_per_second, "timing": t})
+        scan = pd.DataFrame(rows)
+        ok = scan[scan["max_err_um"] <= tol_um]
+        if ok.empty:
+            raise RuntimeError(f"rk4_at_matched_accuracy: no schedule reaches {tol_um} um:\n"
+                               f"{scan.drop(columns='timing')}")
+        pick = ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+        nodes = dict(_schedules(field, z_end_mm, steps_mm, refined))[pick["schedule"]]
+        few = states[:n_scipy_timed]
+        ratio = timing.against_anchor(
+            lambda: propagate(big, 0.0, z_end_mm, field, schedule=nodes),
+            lambda: propagate_scipy(few, 0.0, z_end_mm, field),
+            items=n_speed, anchor_items=len(few), repeats=max(2, min(repeats, 3)))
     return {"schedule": str(pick["schedule"]), "steps": int(pick["steps"]),
-            "max_err_um": float(pick["max_err_um"]),
+            "max_err_um": float(pick["max_err_um"]), "p99_err_um": float(pick["p99_err_um"]),
+            "errors_um": errs_by[pick["schedule"]], "timing": pick["timing"],
             "rk4_tracks_per_second": float(pick["tracks_per_s"]),
-            "scipy_seconds_per_track": float(scipy_s),
-            "scipy_tracks_per_second": float(1.0 / scipy_s),
-            "rk4_speedup_vs_scipy": float(pick["tracks_per_s"] * scipy_s),
-            "n_ref": n_ref, "n_speed": n_speed, "scan": scan}
+            "scipy_ratio": ratio,
+            "scipy_seconds_per_track": ratio.anchor.min_s / ratio.anchor.items,
+            "rk4_speedup_vs_scipy": float(ratio.speedup.diff.mean),
+            "n_ref": n_ref, "n_speed": n_speed, "threads": threads,
+            "scan": scan.drop(columns="timing")}
 
 
-def model_throughputs(runs: pd.DataFrame, batch_sizes, threads: int = 1,
-                      min_time_s: float = 0.2, seed: int = 0) -> pd.DataFrame:
-    """Tracks/s of every run's model in PyTorch and ONNX Runtime at each batch size."""
+def fold_means(values: np.ndarray, folds: int) -> np.ndarray:
+    """Means of ``values`` (n,) over ``folds`` contiguous equal parts: per-fold values (folds,)
+    for a CI over independent track samples."""
+    v = np.asarray(values, dtype=float)
+    if folds < 2 or len(v) < folds:
+        raise ValueError(f"fold_means: need 2 <= folds <= {len(v)}, got {folds}")
+    return np.array([p.mean() for p in np.array_split(v, folds)])
+
+
+def model_timings(runs: pd.DataFrame, batch_sizes, threads: int, repeats: int = 5,
+                  min_items: int = 4096, seed: int = 0, backends=("torch", "onnx")) -> pd.DataFrame:
+    """Tracks/s of every run's model (PyTorch and ONNX Runtime) at each batch size, with
+    :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``). One timed
+    call runs ceil(min_items / batch) batches. Columns: model, run, backend, batch,
+    tracks_per_s (fastest repeat), ci_low/ci_high (mean over repeats), timing."""
     rng = np.random.default_rng(seed)
     s, dz = D.sample_initial_states(max(batch_sizes), rng, D.DatasetSpec())
     u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
     rows = []
-    with torch_threads(threads):
+    with timing.threads(threads):
         for r in runs.itertuples():
-            model = load_model(r.run_dir)
-            for backend in ("torch", "onnx"):
-                tp = throughput(model, u, batch_sizes, backend=backend,
-                                onnx_path=f"{r.run_dir}/model.onnx", min_time_s=min_time_s)
-                for b, v in tp.items():
-                    rows.append({"model": f"{r.arch}-{r.size}", "arch": r.arch, "size": r.size,
-                                 "backend": backend, "batch": b, "tracks_per_s": v,
-                                 "pos_mean_mm": r.pos_mean_mm, "pos_95_mm": r.pos_95_mm,
-                                 "slope_mean": r.slope_mean})
+            for backend in backends:
+                run = _runner(r.run_dir, backend, threads)
+                for b in batch_sizes:
+                    x = u[:b].numpy() if backend == "onnx" else u[:b]
+                    k = -(-min_items // b)
+                    t = timing.measure(lambda x=x, k=k, f=run: [f(x) for _ in range(k)],
+                                       items=k * b, repeats=repeats)
+                    ci = t.per_second
+                    rows.append({"model": r.model, "run": r.name, "backend": backend,
+                                 "batch": int(b), "tracks_per_s": t.best_per_second,
+                                 "ci_low": ci.low, "ci_high": ci.high, "timing": t,
+                                 "pos_mean_mm": r.pos_mean_mm})
     return pd.DataFrame(rows)
 
 
-def summary(rk4: dict, models_tp: pd.DataFrame, batch: int = 4096) -> pd.DataFrame:
-    """One row per method at ``batch``: throughput, ratio to RK4, and accuracy."""
+def _runner(run_dir: str, backend: str, threads: int):
+    import torch
+
+    if backend == "torch":
+        model = load_model(run_dir)
+
+        def run(x):
+            with torch.inference_mode():
+                return model.predict(x)
+
+        return run
+    if backend == "onnx":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(f"{run_dir}/model.onnx", opts,
+                                    providers=["CPUExecutionProvider"])
+        return lambda x: sess.run(None, {"u": x})
+    raise ValueError(f"model_timings: backend {backend!r} not in ('torch', 'onnx')")
+
+
+def summary(rk4: dict, tp: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """One row per method at ``batch``: tracks/s, ratio to RK4 (same threads, same run), and
+    accuracy (RK4: mean / max error vs DOP853; surrogates: test mean position error)."""
     rows = [{"method": f"RK4 ({rk4['schedule']}, numba)", "tracks_per_s":
-             rk4["rk4_tracks_per_second"], "pos_mean_mm": np.nan,
+             rk4["rk4_tracks_per_second"], "pos_mean_mm": float(np.mean(rk4["errors_um"])) / 1000,
              "max_pos_err_mm": rk4["max_err_um"] / 1000},
-            {"method": "scipy DOP853 per track", "tracks_per_s": rk4["scipy_tracks_per_second"],
+            {"method": "scipy DOP853 per track", "tracks_per_s": 1 / rk4["scipy_seconds_per_track"],
              "pos_mean_mm": 0.0, "max_pos_err_mm": 0.0}]
-    sel = models_tp[models_tp["batch"] == batch]
-    for r in sel.itertuples():
-        rows.append({"method": f"{r.model} ({r.backend})", "tracks_per_s": r.tracks_per_s,
-                     "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan,
-                     "pos_95_mm": r.pos_95_mm, "slope_mean": r.slope_mean})
+    for r in tp[tp["batch"] == batch].itertuples():
+        rows.append({"method": f"{r.run} ({r.backend})", "tracks_per_s": r.tracks_per_s,
+                     "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan})
     out = pd.DataFrame(rows)
     out["ratio_to_rk4"] = out["tracks_per_s"] / rk4["rk4_tracks_per_second"]
     return out
+
+
+def side_rates(tp: pd.DataFrame, model: str, batch: int) -> tuple[np.ndarray, str]:
+    """Per-repeat tracks/s (repeats,) of ``model``'s fastest backend at ``batch``, and a label."""
+    sub = tp[(tp["model"] == model) & (tp["batch"] == batch)]
+    if sub.empty:
+        raise ValueError(f"side_rates: no timing of model {model!r} at batch {batch}")
+    best = sub.sort_values("tracks_per_s").iloc[-1]
+    return best["timing"].rates, f"{best['run']} ({best['backend']}, batch {batch})"
+
+
+def side_timings(tp: pd.DataFrame, picks: dict, batch: int) -> tuple[dict, dict]:
+    """Per-repeat tracks/s and labels of each picked model (:func:`side_rates`), per side."""
+    out = {k: side_rates(tp, v["model"], batch) for k, v in picks.items() if v is not None}
+    return {k: r for k, (r, _) in out.items()}, {k: n for k, (_, n) in out.items()}
+
+
+def record_model_rates(tp: pd.DataFrame, batch: int, threads: int) -> None:
+    """Record ``<model>.<backend>.tracks_per_second`` at ``batch`` (fastest repeat)."""
+    from physml.results import record
+
+    for r in tp[tp["batch"] == batch].itertuples():
+        record(f"{r.model}.{r.backend}.tracks_per_second", r.tracks_per_s, unit="tracks/s",
+               note=f"batch {r.batch}, {threads} thread(s), run {r.run}")

@@ -1,34 +1,54 @@
-"""Experiments of notebooks 02-04: training matrix, convergence analysis, physics ablations.
+"""Experiments of notebooks 02-05: training matrix, convergence, physics ablations, learning
+curves, and the per-notebook summaries their text is built from.
 
-Data: training/validation tracks come from one generated dataset (split by track: every sample is
-an independent track, so no track is in two splits), the test tracks from a dataset generated with
-a *different seed* — nothing of the test set is ever seen in training or model selection.
+Data: training/validation tracks come from one generated dataset (split by track: every sample
+is an independent track, so no track is in two splits), the test tracks from a dataset
+generated with a *different seed* — nothing of the test set is ever seen in training or model
+selection. ``z_end_mm`` fixes the end plane (dz = z_end - z_start for every track, the task the
+source study's targets refer to); ``z_end_mm = 0`` draws dz per track (variable dz).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
 
 from physml import stats
+from physml.results import record
 from physml.tracks import data as D
-from physml.tracks.training import TARGETS, RunConfig, run
+from physml.tracks.training import (
+    TARGETS,
+    RunConfig,
+    load_model,
+    metrics,
+    predict,
+    run,
+    throughput,
+    to_inputs,
+)
 from physml.train import load_history
+
+P_MIN_GEV = 2.0  # the targets apply to p >= 2 GeV; lower momenta are reported beside them
 
 
 def prepare(n_tracks: int, n_test: int, seed: int = 0, test_seed: int = 1000,
-            val_fraction: float = 0.1, field_model: str = "default",
+            val_fraction: float = 0.1, field_model: str = "default", z_end_mm: float = 8500.0,
             workers: int | None = None, scheduler: str | None = None) -> dict:
-    """Generate (or reuse) the datasets: dict with train, val, test, key, field, meta.
+    """Generate (or reuse) the datasets: dict with train, val, test, key, field, spec, test_spec.
 
+    ``z_end_mm`` > 0: every track ends at that plane; 0: dz drawn per track (variable dz).
     ``workers`` / ``scheduler``: generate the shards on a local Dask cluster / an existing one
     (:func:`physml.parallel.map_tasks`); the data do not depend on where they were made."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"prepare: val_fraction = {val_fraction}, expected in (0, 1)")
-    spec = D.DatasetSpec(n_tracks=n_tracks, seed=seed, field_model=field_model)
-    test_spec = D.DatasetSpec(n_tracks=n_test, seed=test_seed, field_model=field_model)
+    if z_end_mm < 0:
+        raise ValueError(f"prepare: z_end_mm = {z_end_mm}, expected > 0 (fixed) or 0 (variable)")
+    planes = {"planes_mm": (float(z_end_mm),)} if z_end_mm else {}
+    spec = D.DatasetSpec(n_tracks=n_tracks, seed=seed, field_model=field_model, **planes)
+    test_spec = D.DatasetSpec(n_tracks=n_test, seed=test_seed, field_model=field_model, **planes)
     full = D.get(spec, workers=workers, scheduler=scheduler)
     test = D.get(test_spec, workers=workers, scheduler=scheduler)
     rng = np.random.default_rng(seed)
@@ -36,73 +56,187 @@ def prepare(n_tracks: int, n_test: int, seed: int = 0, test_seed: int = 1000,
     n_val = int(val_fraction * n_tracks)
     val = {k: v[perm[:n_val]] for k, v in full.items()}
     train = {k: v[perm[n_val:]] for k, v in full.items()}
+    args = {"n_tracks": n_tracks, "n_test": n_test, "seed": seed, "test_seed": test_seed,
+            "val_fraction": val_fraction, "field_model": field_model, "z_end_mm": z_end_mm}
     return {"train": train, "val": val, "test": test, "key": f"{spec.key()}+{test_spec.key()}",
-            "field": spec.make_field(), "spec": spec, "test_spec": test_spec}
+            "field": spec.make_field(), "spec": spec, "test_spec": test_spec, "args": args}
 
 
-def run_many(configs: list[RunConfig], ds: dict, test: dict | None = None) -> pd.DataFrame:
-    """Train (or reuse) every config; one row per run (config columns + test metrics)."""
+def dataset_summary(ds: dict) -> dict:
+    """Sizes, acceptance, the field's on-axis integral (T m) and the end-plane rule of ``ds``."""
+    from physml.tracks.ground_truth import field_summary
+
+    meta = json.loads((D.dataset_dir(ds["spec"]) / "meta.json").read_text())
+    fs = field_summary(ds["field"])
+    planes = ds["spec"].planes_mm
+    return {"n_train": len(ds["train"]["dz"]), "n_val": len(ds["val"]["dz"]),
+            "n_test": len(ds["test"]["dz"]), "acceptance": float(meta["acceptance"]),
+            "integral_by_tesla_m": fs["integral_by_tesla_m"],
+            "peak_by_tesla": fs["peak_by_tesla"],
+            "end_plane": (f"fixed z_end = {planes[0] / 1000:g} m" if planes and len(planes) == 1
+                          else "variable dz")}
+
+
+def _train_task(task: tuple[RunConfig, dict]) -> str:
+    """Worker side of :func:`run_many`: reload the (cached) datasets and train one config."""
+    cfg, args = task
+    ds = prepare(**args)
+    return run(cfg, ds["train"], ds["val"], ds["test"], ds["field"], ds["key"])["run_dir"]
+
+
+def run_many(configs: list[RunConfig], ds: dict, test: dict | None = None,
+             workers: int | None = None, scheduler: str | None = None) -> pd.DataFrame:
+    """Train (or reuse) every config; one row per run (config columns + test metrics), test
+    metrics on p >= :data:`P_MIN_GEV` (``pos_mean_mm`` ...) and below (``low_p_pos_mean_mm``).
+
+    ``workers`` / ``scheduler``: train the configs as independent tasks on a local Dask cluster
+    (single-threaded workers: two runs at once on two cores) or an existing one
+    (:func:`physml.parallel.map_tasks`); each worker reloads the cached datasets. The runs do
+    not depend on where they were trained (each is seeded by its config)."""
+    if (workers or scheduler) and test is None and len(configs) > 1:
+        from physml.parallel import map_tasks
+
+        map_tasks(_train_task, [(c, ds["args"]) for c in configs], workers=workers,
+                  scheduler=scheduler)
     rows = []
+    test = test if test is not None else ds["test"]
+    key = ds["key"] + ("" if test is ds["test"] else f"+test{len(test['dz'])}")
     for cfg in configs:
-        s = run(cfg, ds["train"], ds["val"], test if test is not None else ds["test"],
-                ds["field"], ds["key"] + ("" if test is None else f"+test{len(test['dz'])}"))
-        rows.append({**{k: v for k, v in s["config"].items()}, **{k: v for k, v in s.items()
-                                                                  if k != "config"}})
+        s = run(cfg, ds["train"], ds["val"], test, ds["field"], key)
+        row = {**s["config"], **{k: v for k, v in s.items() if k != "config"}}
+        row.update(split_by_p(s["run_dir"], test))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def matrix_configs(archs, sizes, seeds, epochs: dict, **common) -> list[RunConfig]:
-    """The architecture x size x seed grid; ``epochs`` maps arch -> epochs."""
-    return [RunConfig(arch=a, size=s, seed=seed, epochs=int(epochs[a]), **common)
+def split_by_p(run_dir: str, test: dict, p_min: float = P_MIN_GEV) -> dict:
+    """Test metrics of one run on p >= p_min (unprefixed keys) and p < p_min (``low_p_``)."""
+    model = load_model(run_dir)
+    p = 1 / np.abs(test["initial"][:, 4])
+    out = {}
+    for prefix, m in (("", p >= p_min), ("low_p_", p < p_min)):
+        if not m.any():
+            continue
+        u, y = to_inputs({k: v[m] for k, v in test.items()})
+        out.update({f"{prefix}{k}": v for k, v in metrics(predict(model, u), y.double().numpy())
+                    .items()})
+        out[f"{prefix}n_test"] = int(m.sum())
+    return out
+
+
+HYBRIDS = {"kick": False, "kick/qp": True}
+"""Hybrid variants: the kick prior with a globally scaled network output, or scaled per track
+by |q/p| (value: ``qop_scale``)."""
+
+
+def matrix_configs(archs, sizes, seeds, steps: dict, hybrid_archs=(), hybrids=("kick",),
+                   **common) -> list[RunConfig]:
+    """The architecture x size x seed grid (straight-line prior, pure ML) plus, for each arch
+    of ``hybrid_archs`` and each variant of ``hybrids`` (keys of :data:`HYBRIDS`), the hybrid
+    (kick prior). ``steps`` maps arch -> optimiser steps (a hybrid gets its arch's steps)."""
+    bad = [h for h in hybrids if h not in HYBRIDS]
+    if bad:
+        raise ValueError(f"matrix_configs: hybrids {bad} not in {sorted(HYBRIDS)}")
+    cfgs = [RunConfig(arch=a, size=s, seed=seed, steps=int(steps[a]), **common)
             for a, s, seed in itertools.product(archs, sizes, seeds)]
+    cfgs += [RunConfig(arch=a, size=s, seed=seed, steps=int(steps[a]), prior="kick",
+                       qop_scale=HYBRIDS[h], **common)
+             for a, h, s, seed in itertools.product(hybrid_archs, hybrids, sizes, seeds)]
+    return cfgs
 
 
-def summary_table(runs: pd.DataFrame, group=("arch", "size")) -> pd.DataFrame:
-    """Mean over seeds (and the 95% CI of pos_mean when >= 2 seeds) per group."""
-    out = []
-    for key, g in runs.groupby(list(group), sort=False):
-        row = dict(zip(group, key if isinstance(key, tuple) else (key,), strict=True))
-        row.update({"seeds": len(g), "params": int(g["n_params"].iloc[0]),
-                    "pos_mean_mm": g["pos_mean_mm"].mean(), "pos_95_mm": g["pos_95_mm"].mean(),
-                    "slope_mean": g["slope_mean"].mean(),
-                    "training_time_s": g["training_time_s"].mean()})
-        if len(g) >= 2:
-            row["pos_mean_ci"] = str(stats.mean_ci(g["pos_mean_mm"].to_numpy()))
-        if "tracks_per_s_4096" in g:
-            row["tracks_per_s_4096"] = g["tracks_per_s_4096"].mean()
-        row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
-        out.append(row)
-    return pd.DataFrame(out)
+def summary_table(runs: pd.DataFrame, group=("model",)) -> pd.DataFrame:
+    """Mean over seeds per group, with the 95% CI of pos_mean_mm (:func:`physml.stats.summarize`)
+    and whether the group mean meets every target of :data:`TARGETS`."""
+    cols = ["pos_mean_mm", "pos_95_mm", "slope_mean", "training_time_s", "optimizer_steps",
+            "n_params"] + [c for c in ("low_p_pos_mean_mm", "tracks_per_s_4096") if c in runs]
+    means = runs.groupby(list(group), sort=False)[cols].mean().reset_index()
+    means.insert(len(group), "seeds", runs.groupby(list(group), sort=False).size().to_numpy())
+    if runs.groupby(list(group)).size().min() >= 2:
+        ci = stats.summarize(runs, value="pos_mean_mm", by=list(group))
+        means["pos_mean_ci"] = [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in
+                                zip(ci["ci_low"], ci["ci_high"], strict=True)]
+    means["meets_targets"] = np.all([means[k] < v for k, v in TARGETS.items()], axis=0)
+    return means
 
 
-def add_throughput(runs: pd.DataFrame, batch: int = 4096) -> pd.DataFrame:
-    """Add torch tracks/s at ``batch`` (1 thread) for each run (column tracks_per_s_<batch>)."""
+def best_models(table: pd.DataFrame) -> dict:
+    """The most accurate pure-ML model (straight-line or no prior) and hybrid (kick prior)
+    rows of a :func:`summary_table` (None where absent)."""
+    hybrid = table["model"].str.contains(r"\+kick")
+    pick = {}
+    for side, m in (("ml", ~hybrid), ("hybrid", hybrid)):
+        sub = table[m]
+        pick[side] = sub.sort_values("pos_mean_mm").iloc[0] if len(sub) else None
+    return pick
 
-    from physml.tracks.training import load_model, throughput, to_inputs, torch_threads
+
+def target_gaps(row: pd.Series) -> dict:
+    """Each target metric of ``row`` divided by its target (< 1: met)."""
+    return {k: float(row[k] / v) for k, v in TARGETS.items()}
+
+
+def add_throughput(runs: pd.DataFrame, batch: int = 4096, threads: int = 1) -> pd.DataFrame:
+    """Add torch tracks/s at ``batch`` with ``threads`` threads: column tracks_per_s_<batch>."""
+    from physml.timing import threads as limit_threads
 
     rng = np.random.default_rng(0)
-    spec = D.DatasetSpec()
-    s, dz = D.sample_initial_states(batch, rng, spec)
+    s, dz = D.sample_initial_states(batch, rng, D.DatasetSpec())
     u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
-    vals = []
-    with torch_threads(1):
-        for d in runs["run_dir"]:
-            vals.append(throughput(load_model(d), u, (batch,), min_time_s=0.2)[batch])
-    runs = runs.copy()
-    runs[f"tracks_per_s_{batch}"] = vals
-    return runs
+    with limit_threads(threads):
+        vals = [throughput(load_model(d), u, (batch,), min_time_s=0.2)[batch]
+                for d in runs["run_dir"]]
+    return runs.assign(**{f"tracks_per_s_{batch}": vals})
+
+
+def record_runs(runs: pd.DataFrame, prefix: str = "", label: str = "name",
+                extra=("n_params", "training_time_s")) -> None:
+    """Record per run ``<prefix><label>`` -> pos_mean_mm, pos_95_mm, slope_mean,
+    optimizer_steps (+ ``extra``) as flat keys ``<prefix><label>.<metric>``."""
+    for r in runs.to_dict("records"):
+        val = {k: r[k] for k in ("pos_mean_mm", "pos_95_mm", "slope_mean", "optimizer_steps",
+                                 "low_p_pos_mean_mm", *extra) if k in r}
+        record(f"{prefix}{r[label]}", val,
+               note=f"test set, p >= {P_MIN_GEV:g} GeV (low_p_: below): position mm, slope rad")
+
+
+def record_targets(table: pd.DataFrame) -> int:
+    """Record ``meets_targets.<model>`` (bool) per model and ``models_meeting_targets`` (count)."""
+    record("meets_targets", {str(m): bool(v) for m, v in
+                             zip(table["model"], table["meets_targets"], strict=True)})
+    n = int(table["meets_targets"].sum())
+    record("models_meeting_targets", n, note=f"targets {TARGETS}")
+    return n
+
+
+def residual_vs_direct(ds: dict, runs: pd.DataFrame, arch: str, size: str, seeds: list[int],
+                       steps: dict, margin_mm: float, workers: int | None = None,
+                       **common) -> tuple[pd.DataFrame, object]:
+    """Train ``arch``-``size`` on absolute targets (prior "none") per seed and compare it with
+    the straight-line-residual runs of ``runs`` on the same seeds: (both runs with a "target"
+    column, :func:`physml.stats.compare` verdict of residual vs direct pos_mean_mm)."""
+    direct = run_many([RunConfig(arch=arch, size=size, seed=s, steps=int(steps[arch]),
+                                 prior="none", **common) for s in seeds], ds, workers=workers)
+    resid = runs[(runs["model"] == f"{arch}-{size}") & runs["seed"].isin(seeds)]
+    both = pd.concat([resid.assign(target="residual"), direct.assign(target="direct")])
+    a = resid.sort_values("seed")["pos_mean_mm"].to_numpy()
+    b = direct.sort_values("seed")["pos_mean_mm"].to_numpy()
+    return both, stats.compare(a, b, better="lower", margin=margin_mm)
 
 
 # ---- 03: convergence ----------------------------------------------------------------------
-def histories(runs: pd.DataFrame) -> dict[str, dict]:
-    """run name -> history dict (history.json of each run)."""
-    return {f"{r.arch}-{r.size}-s{r.seed}": load_history(r.run_dir) for r in runs.itertuples()}
+def histories(runs: pd.DataFrame, kind: str = "all") -> dict[str, dict]:
+    """run name -> history dict. ``kind``: "all", "physics" (runs with an ODE loss: PINN and
+    RK-PINN), "pinn", "rk_pinn"."""
+    sel = {"all": lambda a: True, "physics": lambda a: a != "mlp",
+           "pinn": lambda a: a == "pinn", "rk_pinn": lambda a: a == "rk_pinn"}[kind]
+    return {r.name: load_history(r.run_dir) for r in runs.itertuples() if sel(r.arch)}
 
 
 def convergence_table(runs: pd.DataFrame, metric: str = "pos_mean_mm") -> pd.DataFrame:
     """Per run: epochs to reach 90% of the final accuracy (the first epoch whose validation
-    ``metric`` <= best / 0.9), final train data loss, final val loss and their ratio (> 1:
-    validation worse than training = divergence), params."""
+    ``metric`` <= best / 0.9), optimiser steps, final train data loss, final val loss and their
+    ratio (> 1: validation worse than training), params."""
     rows = []
     for r in runs.itertuples():
         h = load_history(r.run_dir)
@@ -111,61 +245,123 @@ def convergence_table(runs: pd.DataFrame, metric: str = "pos_mean_mm") -> pd.Dat
         e90 = int(np.argmax(vals <= best / 0.9)) + 1
         tr = h["train"][-1].get("data_loss", h["train"][-1]["loss"])
         va = h["val"][-1]["loss"]
-        rows.append({"arch": r.arch, "size": r.size, "seed": r.seed, "params": r.n_params,
-                     "epochs": len(vals), "epochs_to_90pct": e90, f"best_val_{metric}": best,
-                     "final_train_data_loss": tr, "final_val_loss": va,
-                     "val_over_train": va / tr if tr > 0 else np.nan})
+        rows.append({"model": r.model, "arch": r.arch, "size": r.size, "seed": r.seed,
+                     "name": r.name, "params": r.n_params, "epochs": len(vals),
+                     "optimizer_steps": r.optimizer_steps, "epochs_to_90pct": e90,
+                     f"best_val_{metric}": best, "final_train_data_loss": tr,
+                     "final_val_loss": va, "val_over_train": va / tr if tr > 0 else np.nan})
     return pd.DataFrame(rows)
 
 
+def convergence_summary(conv: pd.DataFrame) -> dict:
+    """Mean epochs to 90% per model and the run with the largest validation/train loss ratio."""
+    worst = conv.sort_values("val_over_train").iloc[-1]
+    per_model = conv.groupby("model", sort=False)["epochs_to_90pct"].mean()
+    return {"epochs_to_90pct": per_model.to_dict(), "worst_run": str(worst["name"]),
+            "worst_val_over_train": float(worst["val_over_train"])}
+
+
+def record_convergence(conv: pd.DataFrame) -> None:
+    """Record ``epochs_to_90pct.<run>`` and ``val_over_train.<run>`` (flat keys)."""
+    record("epochs_to_90pct", {r.name: int(r.epochs_to_90pct) for r in conv.itertuples()})
+    record("val_over_train", {r.name: float(r.val_over_train) for r in conv.itertuples()})
+
+
 # ---- 04: ablations ---------------------------------------------------------------------
-LAMBDA_SETTINGS = {"data_only": (1.0, 0.0, 0.0), "weak": (1.0, 0.01, 0.01),
-                   "balanced": (1.0, 1.0, 1.0), "strong": (1.0, 10.0, 10.0),
-                   "dominant": (0.1, 1.0, 1.0)}
+LAMBDA_SETTINGS = {"data_only": (1.0, 0.0), "weak": (1.0, 0.01), "balanced": (1.0, 1.0),
+                   "strong": (1.0, 10.0), "dominant": (0.1, 1.0)}
+"""(lambda_data, lambda_pde) per setting; the initial condition is built into the PINN."""
 
 
-def lambda_ablation(ds: dict, settings: list[str], seeds: list[int], **common) -> pd.DataFrame:
-    """PINN runs for each (lambda_data, lambda_ic, lambda_pde) setting and seed."""
+def lambda_ablation(ds: dict, settings: list[str], seeds: list[int], workers: int | None = None,
+                    **common) -> pd.DataFrame:
+    """PINN runs for each (lambda_data, lambda_pde) setting and seed, same optimiser steps."""
     cfgs, names = [], []
     for name in settings:
         if name not in LAMBDA_SETTINGS:
             raise ValueError(f"lambda_ablation: setting {name!r} not in {sorted(LAMBDA_SETTINGS)}")
-        ld, li, lp = LAMBDA_SETTINGS[name]
+        ld, lp = LAMBDA_SETTINGS[name]
         for seed in seeds:
-            cfgs.append(RunConfig(arch="pinn", lambda_data=ld, lambda_ic=li, lambda_pde=lp,
-                                  seed=seed, **common))
+            cfgs.append(RunConfig(arch="pinn", lambda_data=ld, lambda_pde=lp, seed=seed, **common))
             names.append(name)
-    runs = run_many(cfgs, ds)
+    runs = run_many(cfgs, ds, workers=workers)
     runs.insert(0, "setting", names)
+    runs["label"] = runs["setting"] + "-s" + runs["seed"].astype(str)
     return runs
 
 
-def by_momentum(runs: pd.DataFrame, ds: dict, ranges=("low", "mid", "high")) -> pd.DataFrame:
-    """Test metrics of each run restricted to each momentum range of the test set."""
-    from physml.tracks.training import load_model, metrics, predict, to_inputs
+def ablation_verdict(lam: pd.DataFrame, margin_mm: float, physics: str = "balanced",
+                     baseline: str = "data_only") -> dict:
+    """Best setting (lowest mean pos_mean_mm) with its CI, and the verdict of ``physics`` vs
+    ``baseline`` (paired over seeds, :func:`physml.stats.compare`, tie only by TOST within
+    ``margin_mm``); ``verdict`` is None when either setting was not run."""
+    cis = stats.summarize({k: g.sort_values("seed")["pos_mean_mm"].to_numpy()
+                           for k, g in lam.groupby("setting", sort=False)})
+    best = min(cis, key=lambda k: cis[k].mean)
+    out = {"cis": cis, "best": best, "verdict": None}
+    if {physics, baseline} <= set(cis):
+        out["verdict"] = stats.compare(cis[physics].samples, cis[baseline].samples,
+                                       better="lower", margin=margin_mm)
+    return out
 
+
+VERDICT_WORDS = {"a": "the first is better (CI of the difference excludes 0)",
+                 "b": "the second is better (CI of the difference excludes 0)",
+                 "tie": "equivalent within the margin (TOST)",
+                 "inconclusive": "neither separated nor shown equivalent: inconclusive"}
+
+
+def by_momentum(runs: pd.DataFrame, ds: dict, ranges=("low", "mid", "high"),
+                label: str = "setting") -> pd.DataFrame:
+    """Test metrics of each run restricted to each momentum range of the test set."""
     rows = []
-    for r in runs.itertuples():
-        model = load_model(r.run_dir)
+    for r in runs.to_dict("records"):
+        model = load_model(r["run_dir"])
         for name in ranges:
             sub = D.momentum_subset(ds["test"], name)
             if len(sub["dz"]) == 0:
                 continue
             u, y = to_inputs(sub)
             m = metrics(predict(model, u), y.double().numpy())
-            rows.append({"run": f"{r.arch}-{r.size}-s{r.seed}", "arch": r.arch, "seed": r.seed,
-                         "setting": getattr(r, "setting", r.arch), "range": name,
+            rows.append({"run": r["name"], "arch": r["arch"], "seed": r["seed"],
+                         label: r.get(label, r["model"]), "range": name,
                          "n_test": len(sub["dz"]), **m})
     return pd.DataFrame(rows)
 
 
+def record_by_momentum(mom: pd.DataFrame, name: str, label: str = "setting") -> pd.DataFrame:
+    """Mean pos_mean_mm over seeds per (label, range), recorded as ``<name>.<label>.<range>``."""
+    agg = mom.groupby([label, "range"], sort=False)[["n_test", "pos_mean_mm", "pos_95_mm",
+                                                     "slope_mean"]].mean().reset_index()
+    record(name, {f"{r[label]}.{r['range']}": float(r["pos_mean_mm"])
+                  for r in agg.to_dict("records")}, unit="mm")
+    return agg
+
+
 def data_efficiency(ds: dict, archs: list[str], n_trains: list[int], seeds: list[int],
-                    **common) -> pd.DataFrame:
-    """Test accuracy vs number of training tracks for each architecture (same epochs budget in
-    optimizer steps is *not* equalised: each run sees its n_train tracks ``epochs`` times)."""
+                    workers: int | None = None, **common) -> pd.DataFrame:
+    """Test accuracy vs number of training tracks per architecture, every run with the same
+    optimiser steps (``common['steps']``), so only the data size differs."""
     cfgs = [RunConfig(arch=a, n_train=n, seed=s, **common)
             for a, n, s in itertools.product(archs, n_trains, seeds)]
-    return run_many(cfgs, ds)
+    runs = run_many(cfgs, ds, workers=workers)
+    runs["label"] = (runs["model"] + "-n" + runs["n_train"].astype(str) + "-s"
+                     + runs["seed"].astype(str))
+    return runs
+
+
+def paired_verdict(runs: pd.DataFrame, by: str, a: str, b: str, margin_mm: float,
+                   where: dict | None = None, metric: str = "pos_mean_mm"):
+    """:func:`physml.stats.compare` of ``metric`` between groups a and b of column ``by`` on
+    the same seeds (rows filtered by ``where`` {column: value}); None if a group is absent."""
+    sub = runs
+    for k, v in (where or {}).items():
+        sub = sub[sub[k] == v]
+    ga = sub[sub[by] == a].sort_values("seed")[metric].to_numpy()
+    gb = sub[sub[by] == b].sort_values("seed")[metric].to_numpy()
+    if len(ga) < 2 or len(gb) < 2:
+        return None
+    return stats.compare(ga, gb, better="lower", margin=margin_mm)
 
 
 def extrapolation(ds: dict, archs: list[str], seeds: list[int], train_p=(5.0, 100.0),
@@ -174,51 +370,73 @@ def extrapolation(ds: dict, archs: list[str], seeds: list[int], train_p=(5.0, 10
     test = D.momentum_subset(ds["test"], test_p)
     cfgs = [RunConfig(arch=a, seed=s, train_p_range=tuple(train_p), **common)
             for a, s in itertools.product(archs, seeds)]
-    return run_many(cfgs, ds, test=test)
+    runs = run_many(cfgs, ds, test=test)
+    runs["label"] = runs["name"]
+    return runs
 
 
-def compare(runs: pd.DataFrame, by: str, metric: str = "pos_mean_mm") -> dict:
-    """Mean and 95% CI of ``metric`` per value of column ``by`` (needs >= 2 seeds each)."""
-    return {str(k): stats.mean_ci(g[metric].to_numpy()) for k, g in runs.groupby(by, sort=False)}
+# ---- learning curves (steps x data size) ------------------------------------------------
+def learning_curve(ds: dict, n_trains: list[int], steps: list[int], seeds: list[int],
+                   workers: int | None = None, **common) -> pd.DataFrame:
+    """Test error of one configuration (``common``: arch, size, prior, ...) for every
+    (training tracks, optimiser steps) pair and seed: where does the error flatten?"""
+    cfgs = [RunConfig(n_train=int(n), steps=int(k), seed=s, **common)
+            for n, k, s in itertools.product(n_trains, steps, seeds)]
+    runs = run_many(cfgs, ds, workers=workers)
+    runs["label"] = (runs["model"] + "-n" + runs["n_train"].astype(str) + "-k"
+                     + runs["steps"].astype(str) + "-s" + runs["seed"].astype(str))
+    return runs
 
 
-def paired(runs: pd.DataFrame, by: str, a: str, b: str, metric: str = "pos_mean_mm"):
-    """Paired difference (same seeds) of ``metric`` between groups a and b of column ``by``."""
-    ga = runs[runs[by] == a].sort_values("seed")[metric].to_numpy()
-    gb = runs[runs[by] == b].sort_values("seed")[metric].to_numpy()
-    return stats.paired_difference(ga, gb)
+def flattening(curve: pd.DataFrame, x: str, metric: str = "pos_mean_mm",
+               gain: float = 0.8) -> dict:
+    """Along column ``x`` (the other budget at its largest), the mean error per value and the
+    first value after which doubling-or-more of ``x`` improves the error by less than 1/gain
+    (``None``: it still improves at the largest ``x`` run)."""
+    other = "steps" if x == "n_train" else "n_train"
+    sub = curve[curve[other] == curve[other].max()]
+    m = sub.groupby(x)[metric].mean().sort_index()
+    flat = None
+    for (xa, va), (_, vb) in zip(m.items(), list(m.items())[1:], strict=False):
+        if vb > gain * va:
+            flat = int(xa)
+            break
+    return {"values": {int(k): float(v) for k, v in m.items()}, "flattens_after": flat,
+            "at": int(curve[other].max())}
 
 
-def record_runs(runs: pd.DataFrame, prefix: str = "",
-                extra=("n_params", "training_time_s")) -> dict:
-    """Record ``<prefix><arch>-<size>-s<seed>`` -> {pos_mean_mm, pos_95_mm, slope_mean, ...}
-    with :func:`physml.results.record`; returns the recorded mapping."""
-    from physml.results import record
-
-    out = {}
-    for r in runs.to_dict("records"):
-        name = f"{prefix}{r['arch']}-{r['size']}-s{r['seed']}"
-        if "setting" in r:
-            name = f"{prefix}{r['setting']}-s{r['seed']}"
-        val = {k: r[k] for k in ("pos_mean_mm", "pos_95_mm", "slope_mean", *extra) if k in r}
-        out[name] = record(name, val, note="test-set errors: position mm, slope rad")
-    return out
-
-
-def acceptance(ds: dict) -> float:
-    """Fraction of drawn tracks accepted when the training dataset of ``ds`` was generated."""
-    import json
-
-    meta = json.loads((D.dataset_dir(ds["spec"]) / "meta.json").read_text())
-    return float(meta["acceptance"])
+def best_models_markdown(picks: dict) -> str:
+    """One sentence per side of :func:`best_models`: errors, their ratio to each target,
+    budget and the p < 2 GeV error (all from the table)."""
+    out = []
+    for side, row in picks.items():
+        if row is None:
+            continue
+        g = target_gaps(row)
+        low = row.get("low_p_pos_mean_mm", float("nan"))
+        out.append(
+            f"Best {'hybrid (kick prior + network)' if side == 'hybrid' else 'pure network'}: "
+            f"{row['model']} — mean {row['pos_mean_mm']:.3g} mm ({g['pos_mean_mm']:.2g}x "
+            f"target), 95th percentile {row['pos_95_mm']:.3g} mm ({g['pos_95_mm']:.2g}x), slope "
+            f"{row['slope_mean']:.2g} ({g['slope_mean']:.2g}x), after "
+            f"{row['optimizer_steps']:,.0f} optimiser steps and {row['training_time_s']:.0f} s of "
+            f"training per run; p < {P_MIN_GEV:g} GeV: {low:.3g} mm.")
+    return " ".join(out)
 
 
-def residual_vs_direct(ds: dict, runs: pd.DataFrame, arch: str, size: str, seeds: list[int],
-                       epochs: dict, **common) -> tuple[pd.DataFrame, object]:
-    """Train ``arch``-``size`` predicting the state directly (residual=False) for each seed and
-    pair it with the residual runs of ``runs``: returns (both runs with a "target" column,
-    paired difference residual - direct of pos_mean_mm)."""
-    direct = run_many(matrix_configs([arch], [size], seeds, epochs, residual=False, **common), ds)
-    resid = runs[(runs["arch"] == arch) & (runs["size"] == size) & runs["seed"].isin(seeds)]
-    both = pd.concat([resid.assign(target="residual"), direct.assign(target="direct")])
-    return both, paired(both, "target", "residual", "direct")
+def side_errors(runs: pd.DataFrame, picks: dict) -> tuple[dict, dict]:
+    """Per-seed pos_mean_mm (seeds,) of each picked model of :func:`best_models`, and a label
+    per side (model and number of seeds) — the ML / hybrid sides of a headline."""
+    vals, names = {}, {}
+    for side, row in picks.items():
+        if row is None:
+            continue
+        sel = runs[runs["model"] == row["model"]].sort_values("seed")
+        vals[side] = sel["pos_mean_mm"].to_numpy()
+        names[side] = f"{row['model']}, {len(sel)} seeds"
+    return vals, names
+
+
+def best_side(sides: dict, exclude=("physics",)) -> str:
+    """The side (of a headline's ``sides``: name -> CI) with the lowest mean, ``exclude`` aside."""
+    return min((k for k in sides if k not in exclude), key=lambda k: sides[k].mean)

@@ -24,7 +24,7 @@ def field_map(field, summary: dict) -> go.Figure:
     fig.update_xaxes(title_text="z (m)")
     fig.update_yaxes(title_text="x (m)", row=1, col=1)
     fig.update_yaxes(title_text="B (T)", row=1, col=2)
-    fig.update_layout(title=f"The magpylib dipole peaks at {summary['peak_by_tesla']:.2f} T near "
+    fig.update_layout(title=f"The field peaks at {summary['peak_by_tesla']:.2f} T near "
                       f"z = {summary['z_peak_mm'] / 1000:.1f} m with ∫By dz = "
                       f"{summary['integral_by_tesla_m']:.2f} T·m on axis")
     return fig
@@ -68,9 +68,8 @@ def convergence_order(conv: dict) -> go.Figure:
 
 def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
                 title: str = "") -> go.Figure:
-    """Bars of one metric per model (rows of a summary table with arch, size)."""
-    names = [f"{a}-{s}" for a, s in zip(table["arch"], table["size"], strict=True)]
-    fig = go.Figure(go.Bar(x=names, y=table[metric]))
+    """Bars of one metric per model (rows of a summary table with a ``model`` column)."""
+    fig = go.Figure(go.Bar(x=table["model"], y=table[metric]))
     if target is not None:
         fig.add_hline(y=target, line_dash="dot", annotation_text=f"target {target:g}")
     fig.update_layout(title=title, yaxis_title=label, yaxis_type="log")
@@ -106,19 +105,38 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
     return fig
 
 
-def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float) -> go.Figure:
-    """Tracks/s vs batch size per model and backend, with RK4's batched figure."""
+def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) -> go.Figure:
+    """Tracks/s vs batch size per model and backend, with RK4's figure on the same threads."""
     fig = go.Figure()
     for (model, backend), g in tp.groupby(["model", "backend"], sort=False):
         fig.add_trace(go.Scatter(x=g["batch"], y=g["tracks_per_s"], mode="lines+markers",
                                  name=f"{model} ({backend})",
                                  line=dict(dash="solid" if backend == "torch" else "dot")))
-    fig.add_hline(y=rk4_tracks_per_s, line_dash="dash", annotation_text="batched RK4")
+    fig.add_hline(y=rk4_tracks_per_s, line_dash="dash", annotation_text="RK4 (numba)")
     best = tp[tp["batch"] == tp["batch"].max()].sort_values("tracks_per_s").iloc[-1]
     fig.update_layout(
-        title=f"At batch {int(best['batch'])} the fastest surrogate ({best['model']}, "
-              f"{best['backend']}) runs {best['tracks_per_s'] / rk4_tracks_per_s:.1f}x batched RK4",
+        title=f"On {threads} thread(s), at batch {int(best['batch'])} the fastest surrogate "
+              f"({best['model']}, {best['backend']}) runs "
+              f"{best['tracks_per_s'] / rk4_tracks_per_s:.2g}x RK4",
         xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log", yaxis_type="log")
+    return fig
+
+
+def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
+                   metric: str = "pos_mean_mm") -> go.Figure:
+    """Error vs training tracks, one line per optimiser-step budget (mean over seeds)."""
+    fig = go.Figure()
+    for k, g in curve.groupby("steps"):
+        m = g.groupby("n_train")[metric].mean()
+        fig.add_trace(go.Scatter(x=m.index, y=m.values, mode="lines+markers",
+                                 name=f"{int(k):,} steps"))
+    best = min(by_data["values"].values())
+    flat = ("still falling at the largest set and budget"
+            if by_data["flattens_after"] is None and by_steps["flattens_after"] is None
+            else "flattening within the range tried")
+    fig.update_layout(title=f"Hybrid learning curve: best {best:.3g} mm, {flat}",
+                      xaxis_title="training tracks", yaxis_title=metric, xaxis_type="log",
+                      yaxis_type="log")
     return fig
 
 

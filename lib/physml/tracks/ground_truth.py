@@ -68,46 +68,46 @@ def reference_sample(field, n: int, rng: np.random.Generator, z_end_mm: float = 
     return np.concatenate(keep)[:n]
 
 
-def dop853(states, field, z_end_mm: float = 8500.0) -> tuple[np.ndarray, float]:
-    """scipy DOP853 (rtol 1e-10) end states (n, 5) and seconds per track."""
+def dop853(states, field, z_end_mm: float = 8500.0,
+           batched: bool = False) -> tuple[np.ndarray, float]:
+    """scipy DOP853 (rtol 1e-10) end states (n, 5) and seconds per track (``batched``: one
+    solve of the stacked system, :func:`~physml.tracks.propagate.propagate_scipy`)."""
     t0 = time.perf_counter()
-    ref = propagate_scipy(states, 0.0, z_end_mm, field)
+    ref = propagate_scipy(states, 0.0, z_end_mm, field, batched=batched)
     return ref, (time.perf_counter() - t0) / len(states)
 
 
-def _timed(fn, repeats: int = 3) -> tuple[np.ndarray, float]:
-    fn()  # compile / warm up
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
-
-
 def step_scan(states, ref, field, steps_mm, z_end_mm: float = 8500.0, n_speed: int = 20000,
-              rng: np.random.Generator | None = None, repeats: int = 2) -> pd.DataFrame:
-    """RK4 at each step size (and Cash-Karp): position error vs the reference (max, 99th
-    percentile, median in um) and throughput (tracks/s on n_speed tracks, best of 3)."""
+              rng: np.random.Generator | None = None, repeats: int = 3, threads: int = 1,
+              include_default: bool = True) -> pd.DataFrame:
+    """RK4 at each step size (plus the default step if ``include_default``) and Cash-Karp:
+    position error vs the reference (max, 99th percentile, median in um) and tracks/s on
+    n_speed tracks (fastest of ``repeats``, :func:`physml.timing.measure`, ``threads``)."""
+    from physml import timing
+    from physml.tracks.propagate import default_rk4_step_mm
+
     if rng is None:
         raise ValueError("step_scan: pass rng")
+    steps = set(map(float, steps_mm)) | ({default_rk4_step_mm(field)} if include_default else set())
     big = states[rng.integers(0, len(states), n_speed)]
     rows = []
-    for h in steps_mm:
-        out = propagate(states, 0.0, z_end_mm, field, step_mm=h)
+
+    def row(method, step, n_steps, out, fn):
         err = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
-        _, dt = _timed(lambda h=h: propagate(big, 0.0, z_end_mm, field, step_mm=h), repeats)
-        n_steps = len(rk4_schedule(0.0, z_end_mm, h, field)) - 1
-        rows.append({"method": "rk4", "step_mm": h, "steps": n_steps,
-                     "max_err_um": err.max(), "p99_err_um": np.percentile(err, 99),
-                     "median_err_um": np.median(err), "tracks_per_s": n_speed / dt})
-    out, info = propagate(states, 0.0, z_end_mm, field, method="cash_karp", return_info=True)
-    err = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
-    _, dt = _timed(lambda: propagate(big, 0.0, z_end_mm, field, method="cash_karp"), repeats)
-    rows.append({"method": "cash_karp (tol 1 um/step)", "step_mm": np.nan,
-                 "steps": info["mean_steps"], "max_err_um": err.max(),
-                 "p99_err_um": np.percentile(err, 99), "median_err_um": np.median(err),
-                 "tracks_per_s": n_speed / dt})
+        t = timing.measure(fn, items=n_speed, repeats=repeats)
+        return {"method": method, "step_mm": step, "steps": n_steps, "max_err_um": err.max(),
+                "p99_err_um": np.percentile(err, 99), "median_err_um": np.median(err),
+                "tracks_per_s": t.best_per_second}
+
+    with timing.threads(threads):
+        for h in sorted(steps, reverse=True):
+            out = propagate(states, 0.0, z_end_mm, field, step_mm=h)
+            n_steps = len(rk4_schedule(0.0, z_end_mm, h, field)) - 1
+            rows.append(row("rk4", h, n_steps, out,
+                            lambda h=h: propagate(big, 0.0, z_end_mm, field, step_mm=h)))
+        out, info = propagate(states, 0.0, z_end_mm, field, method="cash_karp", return_info=True)
+        rows.append(row("cash_karp (tol 1 um/step)", np.nan, info["mean_steps"], out,
+                        lambda: propagate(big, 0.0, z_end_mm, field, method="cash_karp")))
     return pd.DataFrame(rows)
 
 
@@ -152,3 +152,25 @@ def convergence(states, steps_mm, field=None, z_end_mm: float = 8500.0) -> dict:
                          - ref[:, :2]).max()) for h in steps_mm]
     order = float(np.polyfit(np.log(steps_mm), np.log(errs), 1)[0])
     return {"steps_mm": list(map(float, steps_mm)), "max_err_mm": errs, "order": order}
+
+
+def default_row(scan: pd.DataFrame, field) -> pd.Series:
+    """The RK4 row of a :func:`step_scan` at the field's default step."""
+    from physml.tracks.propagate import default_rk4_step_mm
+
+    rk = scan[(scan["method"] == "rk4") & (scan["step_mm"] == default_rk4_step_mm(field))]
+    if rk.empty:
+        raise ValueError("default_row: the scan has no row at the default step "
+                         "(run step_scan with include_default=True)")
+    return rk.iloc[0]
+
+
+def cash_karp_row(scan: pd.DataFrame) -> pd.Series:
+    """The Cash-Karp row of a :func:`step_scan`."""
+    return scan[scan["method"] != "rk4"].iloc[0]
+
+
+def momentum_range(states: np.ndarray) -> tuple[float, float]:
+    """(min, max) momentum (GeV) of states (n, 5)."""
+    p = 1 / np.abs(states[:, 4])
+    return float(p.min()), float(p.max())

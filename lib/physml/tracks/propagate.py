@@ -1,24 +1,17 @@
 """Batched track extrapolation through a magnetic field: RK4, Cash-Karp, and a scipy reference.
 
 State at plane z: ``(x, y, tx, ty, q/p)`` — x, y in mm, slopes tx = dx/dz, ty = dy/dz, q/p in
-1/GeV. Equations of motion (LHCb's Runge-Kutta extrapolator), with N = sqrt(1 + tx^2 + ty^2)
-and B in tesla::
+1/GeV; the equations of motion and ``KAPPA`` are those of :mod:`physml.tracks.eom` (written once).
 
-    dx/dz = tx      dtx/dz = KAPPA (q/p) N [ ty (tx Bx + Bz) - (1 + tx^2) By ]
-    dy/dz = ty      dty/dz = KAPPA (q/p) N [ -tx (ty By + Bz) + (1 + ty^2) Bx ]
-
-``KAPPA`` (below) is the speed of light in GeV / (T mm); q/p must be in 1/GeV (the known trap is
-q/p in 1/MeV, which makes tracks 1000x too stiff).
-
-On a field map, ``propagate(method="rk4")`` runs the compiled kernel of
+On a field map, ``propagate(method="rk4")`` and :func:`propagate_to` run the compiled kernels of
 :mod:`physml.tracks.rk4_compiled` (numba, tracks in parallel); :func:`rk4_jax` is the same
 RK4 in JAX, differentiable (transport Jacobians), and used for analytic fields.
 
-The JAX integrators are float64, jit-compiled and vectorised over tracks. Fixed-step
-RK4 shares the step sequence between all tracks, so the field's z-interpolation is done once per
-stage for the whole batch (:meth:`GridField.jax_plane`). The step sequence
-(:func:`rk4_schedule`) is a fixed step aligned to the map's z-nodes, so that no step straddles
-a kink of the trilinear field in z.
+The JAX integrators are float64 (inside ``jax.enable_x64`` contexts, :func:`~.eom.x64`),
+jit-compiled and vectorised over tracks. Fixed-step RK4 shares the step sequence between all
+tracks, so the field's z-interpolation is done once per stage for the whole batch
+(``jax_plane``). The step sequence (:func:`rk4_schedule`) is a fixed step aligned to the map's
+z-nodes, so that no step straddles a kink of the trilinear field in z.
 Cash-Karp is adaptive per track (embedded 4(5) pair, error control on position).
 """
 
@@ -31,20 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from physml.tracks.field import GridField
+from physml.tracks.eom import KAPPA, derivatives, x64
+from physml.tracks.grid import GridField
+from physml.tracks.rk4_compiled import rk4_grid, rk4_grid_to
 
-KAPPA = 2.99792458e-4  # GeV / (T mm): c in these units; the one place this constant is written
+__all__ = ["KAPPA", "derivatives", "propagate", "propagate_scipy", "propagate_to", "rhs",
+           "rk4_jax", "rk4_schedule", "refined_schedule", "straight_line", "transport_jacobian"]
 
 DEFAULT_TOL_MM = 1e-3  # 1 micrometre
-
-
-def derivatives(tx, ty, qop, bx, by, bz):
-    """(dtx/dz, dty/dz) in 1/mm for slopes tx, ty, q/p (1/GeV) and B (T); any array backend."""
-    n = (1.0 + tx * tx + ty * ty) ** 0.5
-    c = KAPPA * qop * n
-    dtx = c * (ty * (tx * bx + bz) - (1.0 + tx * tx) * by)
-    dty = c * (-tx * (ty * by + bz) + (1.0 + ty * ty) * bx)
-    return dtx, dty
 
 
 def rhs(z, state, field):
@@ -201,11 +188,13 @@ def _run_rk4(states: np.ndarray, nodes: np.ndarray, field) -> np.ndarray:
     return np.stack([np.asarray(o) for o in out], 1)[:n]
 
 
+@x64
 def rk4_jax(states, z_nodes, field):
     """JAX core of fixed-step RK4: states (n, 5) jnp -> (n, 5) along z_nodes (m + 1,) in mm.
 
     Differentiable in forward mode (``jax.jvp`` / ``jax.jacfwd``) with respect to the states.
     """
+    states = jnp.asarray(states, dtype=jnp.float64)
     n = states.shape[0]
     m = _bucket(n)
     if m != n:
@@ -243,12 +232,14 @@ def _rk4_to_soa(plane, point, params, s, z_nodes, m, z_end):
     return (*new, s[4])
 
 
+@x64
 def propagate_to(states, z_start: float, z_end, field, step_mm: float | None = None) -> np.ndarray:
     """RK4 from a common plane z_start to a per-track plane z_end (n,) >= z_start (mm).
 
     states (n, 5) -> (n, 5). All tracks share the step sequence of :func:`rk4_schedule` up to
     max(z_end); each track stops updating after its last node below its z_end and finishes with
-    one RK4 step of the remaining length (evaluated with the full trilinear field).
+    one RK4 step of the remaining length (evaluated with the full trilinear field). On a
+    :class:`GridField` the compiled kernel :func:`~physml.tracks.rk4_compiled.rk4_grid_to` runs.
     """
     s = _check_states(states)
     n = s.shape[0]
@@ -259,6 +250,8 @@ def propagate_to(states, z_start: float, z_end, field, step_mm: float | None = N
                          "only forward propagation is supported here")
     nodes = rk4_schedule(z_start, float(ze.max()) if ze.max() > z_start else z_start + 1.0,
                          step_mm or default_rk4_step_mm(field), field)
+    if isinstance(field, GridField):  # compiled, parallel over tracks
+        return rk4_grid_to(s, nodes, ze, field)
     padded = _pad_batch(s)
     ze_p = np.concatenate([ze, np.full(len(padded) - n, ze[0])])
     zn, m = _pad_nodes(nodes)
@@ -337,6 +330,7 @@ def _cash_karp_soa(point, params, s, z_start, z_end, tol, h0, h_min, h_max, max_
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
+@x64
 def propagate(states, z_start: float, z_end: float, field, method: str = "rk4", *,
               step_mm: float | None = None, schedule: np.ndarray | None = None,
               tol_mm: float = DEFAULT_TOL_MM, initial_step_mm: float = 10.0,
@@ -371,8 +365,6 @@ def propagate(states, z_start: float, z_end: float, field, method: str = "rk4", 
             raise ValueError(f"propagate: schedule must run from z_start={z_start} to "
                              f"z_end={z_end}, got {nodes[:1]}...{nodes[-1:]}")
         if isinstance(field, GridField):  # the throughput path: compiled, parallel over tracks
-            from physml.tracks.rk4_compiled import rk4_grid
-
             res = rk4_grid(s, nodes, field)
         else:
             res = _run_rk4(s, nodes, field)
@@ -401,8 +393,14 @@ def propagate(states, z_start: float, z_end: float, field, method: str = "rk4", 
 
 def propagate_scipy(states, z_start: float, z_end: float, field, rtol: float = 1e-10,
                     atol: float = 1e-9, method: str = "DOP853",
-                    max_step_mm: float | None = None) -> np.ndarray:
-    """Reference: scipy ``solve_ivp`` per track (Python loop, reference only): (n, 5) -> (n, 5).
+                    max_step_mm: float | None = None, batched: bool = False) -> np.ndarray:
+    """Reference: scipy ``solve_ivp`` (DOP853 by default): (n, 5) -> (n, 5).
+
+    ``batched=False``: one solve per track (Python loop). ``batched=True``: one solve of the
+    stacked 4n-dimensional system with the field evaluated for all tracks at once (NumPy); the
+    error control then covers every track's components, so each track gets at least the steps
+    its own solve would take — the same or better accuracy, at a fraction of the Python
+    overhead (the 1,000-track references of notebook 05).
 
     On a map the step is capped at half the smallest grid spacing (``max_step_mm`` default):
     the trilinear field has kinks at cell faces that an adaptive error estimate can step over
@@ -412,6 +410,8 @@ def propagate_scipy(states, z_start: float, z_end: float, field, rtol: float = 1
     if max_step_mm is None:
         spacing = getattr(field, "spacing_mm", None)
         max_step_mm = float(np.min(spacing)) / 2 if spacing is not None else np.inf
+    if batched:
+        return _scipy_batched(s, z_start, z_end, field, rtol, atol, method, max_step_mm)
     out = np.empty_like(s)
 
     at = getattr(field, "at", None)
@@ -433,6 +433,26 @@ def propagate_scipy(states, z_start: float, z_end: float, field, rtol: float = 1
     return out
 
 
+def _scipy_batched(s, z_start, z_end, field, rtol, atol, method, max_step_mm) -> np.ndarray:
+    n = s.shape[0]
+    qop = s[:, 4]
+
+    def fun(z, y):
+        x, yy, tx, ty = y.reshape(4, n)
+        b = field(np.stack([x, yy, np.full(n, z)], 1))
+        dtx, dty = derivatives(tx, ty, qop, b[:, 0], b[:, 1], b[:, 2])
+        return np.concatenate([tx, ty, dtx, dty])
+
+    sol = solve_ivp(fun, (z_start, z_end), s[:, :4].T.reshape(-1), method=method, rtol=rtol,
+                    atol=atol, max_step=max_step_mm)
+    if not sol.success:
+        raise RuntimeError(f"propagate_scipy(batched): {sol.message}")
+    out = s.copy()
+    out[:, :4] = sol.y[:, -1].reshape(4, n).T
+    return out
+
+
+@x64
 def transport_jacobian(states, z_start: float, z_end: float, field,
                        step_mm: float | None = None, schedule=None) -> np.ndarray:
     """d(state at z_end)/d(state at z_start) by forward-mode autodiff of RK4: (n, 5, 5)."""

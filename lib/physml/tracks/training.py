@@ -1,16 +1,19 @@
 """Loss terms, validation metrics and cached training runs for the track surrogates.
 
-Losses (all in normalised units — divided by the output scale of :class:`Normalization`):
+Losses (all in normalised units — divided by the model's per-track output scale
+``model.scale(u)``: out_std, times |q/p| for q/p-scaled models):
 
 - ``data_loss``: endpoint MSE;
-- ``ic_loss`` (PINN): the state at zeta = 0 must equal the input state;
+- (the initial condition of PINN and RK-PINN is built into the model, not a loss);
 - ``pde_loss`` (PINN): at collocation points zeta ~ U[0, 1] (fresh every batch), the ODE residual
   d state/d zeta - dz f(state, z0 + zeta dz), d/d zeta by forward-mode autodiff
   (``torch.func.jvp``) and f with the field evaluated by the torch trilinear interpolator inside
   autograd; (RK-PINN) per stage k, (dz / zeta_k) d s_k/d dz - dz f(s_k, z0 + zeta_k dz) with d/d dz
   by autodiff through the dz input (``pde_stage1..4``; ``pde_loss`` is their mean).
 
-``loss = lambda_data data + lambda_ic ic + lambda_pde pde``. Training goes through
+``loss = lambda_data data + lambda_pde pde``. The budget is counted in optimiser steps
+(``RunConfig.steps``: epochs = ceil(steps / batches per epoch)); every summary records
+``optimizer_steps``. Training goes through
 :func:`physml.train.train`; each run lives in ``artifacts/tracks/runs/<name>-<hash>/`` with
 history.json, normalization.json, model.onnx and summary.json (test metrics, throughput), and
 is reused when the same configuration is asked for again.
@@ -29,8 +32,8 @@ import numpy as np
 import torch
 
 from physml.paths import artifacts_dir
-from physml.tracks import models
-from physml.tracks.propagate import derivatives
+from physml.tracks import models, priors
+from physml.tracks.eom import derivatives
 from physml.train import TrainConfig, train
 
 TARGETS = {"pos_mean_mm": 0.1, "pos_95_mm": 0.3, "slope_mean": 1e-5}
@@ -38,18 +41,22 @@ TARGETS = {"pos_mean_mm": 0.1, "pos_95_mm": 0.3, "slope_mean": 1e-5}
 
 @dataclass
 class RunConfig:
-    """One training run. ``lambda_*``: loss weights; ``n_train``: training tracks used (0: all);
+    """One training run. ``prior``: "none" | "straight" | "kick" (:mod:`physml.tracks.priors`);
+    ``qop_scale``: network output scaled per track by |q/p|; ``steps``: optimiser steps (> 0
+    overrides ``epochs``); ``lambda_*``: loss weights; ``n_train``: training tracks used (0: all);
     ``train_p_range``: restrict training tracks to this momentum range (GeV), or None;
     ``n_colloc``: collocation points per batch (the first n_colloc tracks of each shuffled batch,
-    each at a fresh zeta ~ U[0, 1]; the RK-PINN's stage residuals use the same tracks)."""
+    each at a fresh zeta ~ U[0, 1]; the RK-PINN's stage residuals use the same tracks);
+    ``onnx_dynamo``: export model.onnx with the dynamo exporter (else TorchScript)."""
 
     arch: str = "mlp"
     size: str = "tiny"
-    residual: bool = True
+    prior: str = "straight"
+    qop_scale: bool = False
     lambda_data: float = 1.0
-    lambda_ic: float = 1.0
     lambda_pde: float = 1.0
     epochs: int = 20
+    steps: int = 0
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -59,22 +66,44 @@ class RunConfig:
     train_p_range: tuple[float, float] | None = None
     z0_mm: float = 0.0
     n_colloc: int = 64
+    onnx_dynamo: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in models.ARCHITECTURES:
             raise ValueError(f"RunConfig: arch {self.arch!r} not in {models.ARCHITECTURES}")
         if self.size not in models.SIZES:
             raise ValueError(f"RunConfig: size {self.size!r} not in {sorted(models.SIZES)}")
-        for k in ("lambda_data", "lambda_ic", "lambda_pde"):
+        for k in ("lambda_data", "lambda_pde", "steps"):
             if getattr(self, k) < 0:
                 raise ValueError(f"RunConfig: {k} = {getattr(self, k)}, expected >= 0")
+        if self.prior not in priors.PRIORS:
+            raise ValueError(f"RunConfig: prior {self.prior!r} not in {priors.PRIORS}")
+        if self.prior == "none" and self.arch != "mlp":
+            raise ValueError(f"RunConfig: arch {self.arch!r} builds in the initial condition "
+                             "and needs prior 'straight' or 'kick'")
+
+    @property
+    def model(self) -> str:
+        """Model label: arch-size, '+kick' for the kick prior, '/qp' when q/p-scaled,
+        '/abs' without a prior."""
+        tag = {"none": "/abs", "straight": "", "kick": "+kick"}[self.prior]
+        return f"{self.arch}-{self.size}{tag}{'/qp' if self.qop_scale else ''}"
 
     @property
     def name(self) -> str:
-        return f"{self.arch}-{self.size}-s{self.seed}"
+        return f"{self.model.replace('/', '_')}-s{self.seed}"
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs that give ``steps`` optimiser steps on n_train tracks (``epochs`` if steps=0)."""
+        if not self.steps:
+            return self.epochs
+        return max(1, int(np.ceil(self.steps / np.ceil(n_train / self.batch_size))))
 
     def key(self, data_key: str) -> str:
-        blob = json.dumps({"cfg": asdict(self), "data": data_key}, sort_keys=True)
+        cfg = asdict(self)
+        if not cfg["onnx_dynamo"]:  # the TorchScript export keeps the keys of earlier runs
+            cfg.pop("onnx_dynamo")
+        blob = json.dumps({"cfg": cfg, "data": data_key}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -119,7 +148,7 @@ def pinn_residual(model: models.PINN, u: torch.Tensor, zeta: torch.Tensor, field
     s, ds = torch.func.jvp(lambda zz: model.state_at(u, zz), (zeta,), (torch.ones_like(zeta),))
     dz = u[:, 5]
     f = _rhs_torch(s, u[:, 4], z0_mm + zeta * dz, field)
-    return (ds - dz[:, None] * f) / model.out_std
+    return (ds - dz[:, None] * f) / model.scale(u)
 
 
 def rk_stage_residuals(model: models.RKPINN, u: torch.Tensor, field, z0_mm: float = 0.0):
@@ -131,29 +160,26 @@ def rk_stage_residuals(model: models.RKPINN, u: torch.Tensor, field, z0_mm: floa
     res = []
     for z, s, d in zip(models.STAGES, stages, dstages, strict=True):
         f = _rhs_torch(s, u[:, 4], z0_mm + z * dz, field)
-        res.append(((dz / z)[:, None] * d - dz[:, None] * f) / model.out_std)
+        res.append(((dz / z)[:, None] * d - dz[:, None] * f) / model.scale(u))
     return list(stages), res
 
 
 def make_loss_terms(cfg: RunConfig, field):
     """``loss_terms(model, (u, target))`` for :func:`physml.train.train`."""
 
+    def data_term(model, u, y):
+        return (((model.predict(u) - y) / model.scale(u)) ** 2).mean()
+
     def mlp_terms(model, batch):
         u, y = batch
-        data = (((model.predict(u) - y) / model.out_std) ** 2).mean()
+        data = data_term(model, u, y)
         return {"loss": cfg.lambda_data * data, "data_loss": data}
 
     def pinn_terms(model, batch):
         u, y = batch
-        n = u.shape[0]
-        data = (((model.predict(u) - y) / model.out_std) ** 2).mean()
+        data = data_term(model, u, y)
         terms = {"data_loss": data}
         total = cfg.lambda_data * data
-        if cfg.lambda_ic > 0:
-            s0 = model.state_at(u, torch.zeros(n))
-            ic = (((s0 - u[:, :4]) / model.out_std) ** 2).mean()
-            terms["ic_loss"] = ic
-            total = total + cfg.lambda_ic * ic
         if cfg.lambda_pde > 0:
             uc = u[: cfg.n_colloc]
             pde = (pinn_residual(model, uc, torch.rand(uc.shape[0]), field, cfg.z0_mm) ** 2).mean()
@@ -164,7 +190,7 @@ def make_loss_terms(cfg: RunConfig, field):
 
     def rk_terms(model, batch):
         u, y = batch
-        data = (((model.predict(u) - y) / model.out_std) ** 2).mean()
+        data = data_term(model, u, y)
         res = (rk_stage_residuals(model, u[: cfg.n_colloc], field, cfg.z0_mm)[1]
                if cfg.lambda_pde > 0 else None)
         terms = {"data_loss": data}
@@ -188,7 +214,9 @@ def make_validate(u_val: torch.Tensor, y_val: torch.Tensor):
 
     def validate(model):
         pred = predict(model, u_val)
-        loss = float(np.mean(((pred - y_np) / model.out_std.double().numpy()) ** 2))
+        with torch.no_grad():
+            scale = model.scale(u_val).double().numpy()
+        loss = float(np.mean(((pred - y_np) / scale) ** 2))
         return {"loss": loss, **metrics(pred, y_np)}
 
     return validate
@@ -272,15 +300,18 @@ def run(cfg: RunConfig, train_data: dict, val_data: dict, test_data: dict, field
         if cfg.n_train > tr["initial"].shape[0]:
             raise ValueError(f"run: n_train = {cfg.n_train} > {tr['initial'].shape[0]} available")
         tr = {k: v[: cfg.n_train] for k, v in tr.items()}
-    norm = models.Normalization.fit(tr["initial"], tr["dz"], tr["final"], cfg.residual)
+    table = (priors.KickTable.from_field(field, cfg.z0_mm) if cfg.prior == "kick" else None)
+    norm = models.Normalization.fit(tr["initial"], tr["dz"], tr["final"], cfg.prior,
+                                    cfg.qop_scale, table)
     norm.save(out / "normalization.json")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = models.build(cfg.arch, cfg.size, norm)
     u_tr, y_tr = to_inputs(tr)
     u_va, y_va = to_inputs(val_data)
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                       weight_decay=cfg.weight_decay, warmup_epochs=min(1.0, cfg.epochs / 10),
+    epochs = cfg.epochs_for(int(u_tr.shape[0]))
+    tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                       weight_decay=cfg.weight_decay, warmup_epochs=min(1.0, epochs / 10),
                        patience=cfg.patience, seed=cfg.seed, progress=False)
     with torch_threads(threads):
         hist = train(model, make_loss_terms(cfg, field), (u_tr, y_tr), make_validate(u_va, y_va),
@@ -289,16 +320,15 @@ def run(cfg: RunConfig, train_data: dict, val_data: dict, test_data: dict, field
         u_te, y_te = to_inputs(test_data)
         test = metrics(predict(model, u_te), y_te.double().numpy())
     summary = {
-        "config": asdict(cfg), "name": cfg.name, "run_dir": str(out),
+        "config": asdict(cfg), "name": cfg.name, "model": cfg.model, "run_dir": str(out),
+        "optimizer_steps": len(hist["train"]) * int(np.ceil(u_tr.shape[0] / cfg.batch_size)),
         "n_params": model.n_params(), "n_train": int(u_tr.shape[0]),
         "training_time_s": hist["training_time"], "epochs_run": len(hist["train"]),
         "best_epoch": hist["best_epoch"], **test,
         "meets_targets": bool(all(test[k] < v for k, v in TARGETS.items())),
     }
-    if cfg.arch == "rk_pinn":
-        summary["rk_weights"] = model.weights.detach().tolist()
     if export:
-        models.export_onnx(model, out / "model.onnx")
+        models.export_onnx(model, out / "model.onnx", dynamo=cfg.onnx_dynamo)
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
 
