@@ -1,7 +1,5 @@
 """physml.timing: repeats, interleaved anchor ratios and thread limits."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -16,14 +14,23 @@ def test_measure_counts_repeats_and_items():
     assert t.min_s <= t.median_s
 
 
-def test_against_anchor_measures_a_known_speed_ratio():
-    # the anchor sleeps 4x longer per item than ours: the speed-up must come out near 4, not 1/4
-    ours = lambda: time.sleep(0.004)  # noqa: E731
-    slow = lambda: time.sleep(0.008)  # noqa: E731 ; half the items per call
+def test_against_anchor_measures_a_known_speed_ratio(monkeypatch):
+    # a scripted clock (no sleeping: wall time on a loaded machine is noise): each anchor call
+    # takes 8 ms for 1 item, each of ours 4 ms for 2 items -> ours is 4x faster per item
+    clock = {"t": 0.0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+
+    def advance(dt):
+        return lambda: clock.__setitem__("t", clock["t"] + dt)
+
+    jitter = iter([0.0, 1e-4, -1e-4, 2e-4, 0.0, -2e-4, 1e-4] * 4)
+    ours = lambda: advance(0.004 + next(jitter))()  # noqa: E731
+    slow = lambda: advance(0.008)()  # noqa: E731
     r = timing.against_anchor(ours, slow, items=2, anchor_items=1, repeats=5, warmup=0)
-    assert 3.0 < r.speedup.diff.mean < 4.5
+    assert 3.6 < r.speedup.diff.mean < 4.4
     assert r.speedup.verdict == "greater"
     assert r.anchor.items == 1 and r.ours.items == 2
+    assert r.anchor.seconds == pytest.approx([0.008] * 5)
 
 
 def test_interleaving_pairs_each_repeat():
