@@ -29,3 +29,18 @@ def test_population_fit_is_cached_and_physical():
     assert a is b
     assert all(r["plausible"] for r in a["fit"].magnet_report())
     assert a["noise"]["noise_uT"] > 0
+
+
+def test_user_physics_moves_the_population_templates_by_the_offset():
+    from physml.magnets.calibration import user_physics
+    from physml.magnets.fit import FitResult, MagnetSpec, initial_params
+    from physml.magnets.hand import default_hand
+
+    hand = default_hand()
+    p = initial_params("constrained", hand, MagnetSpec())
+    fixed = {"direction": hand.direction, "flex_axis": hand.flex_axis, "surface": hand.surface_m}
+    pop = {"fit": FitResult("constrained", p, fixed, {}, 0, 0, 0, 0)}
+    d = np.array([3.0, -2.0, 8.0])
+    moved = user_physics(pop, np.zeros((0, 3)), np.zeros((0, 5), int), d, CalibrationConfig())
+    np.testing.assert_allclose(moved.templates() - pop["fit"].templates(), np.tile(d, (32, 1)),
+                               atol=1e-9)

@@ -48,7 +48,8 @@ def test_heldout_runs_keep_states_sessions_and_users_apart(runs):
         s = r["sessions"]
         assert s["A"] != s["B"] and s["A"].split("/")[0] == s["B"].split("/")[0]
         assert s["C"].split("/")[0] != s["A"].split("/")[0]
-        assert set(r["heldout_state"]) == {"physics", "rf_baseline", "rf_augmented"}
+        assert set(r["heldout_state"]) == {"physics", "ols_templates", "rf_baseline",
+                                           "rf_augmented"}
 
 
 def test_leak_check_catches_a_leaking_run(runs):
@@ -87,3 +88,45 @@ def test_fit_target_needs_the_whole_interval_inside():
     assert meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), fast)
     assert not meets_fit_target(CI(0.955, 0.94, 0.97, 5, 0.95, "t"), fast)  # mean passes, CI not
     assert not meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), CI(0.9, 0.8, 1.1, 5, 0.95, "t"))
+
+
+def test_additive_templates_recover_an_exactly_additive_field_from_six_states():
+    from physml.magnets.heldout import additive_templates
+
+    rng = np.random.default_rng(3)
+    c, w = rng.normal(size=3), rng.normal(size=(5, 3))  # offset and per-finger fields, µT
+    truth = c + ALL_BITS @ w
+    seen = np.array([0, 1, 2, 4, 8, 16])  # all extended, then each finger flexed alone
+    np.testing.assert_allclose(additive_templates(truth[seen], ALL_BITS[seen]), truth, atol=1e-9)
+    with pytest.raises(ValueError, match="rank"):
+        additive_templates(truth[[0, 1]], ALL_BITS[[0, 1]])
+
+
+def _within_state_sd(x, bits):
+    idx = bits_to_index(bits)
+    means = np.array([x[idx == s].mean(0) for s in np.unique(idx)])
+    return float(np.sqrt(np.mean((x - means[np.searchsorted(np.unique(idx), idx)]) ** 2)))
+
+
+def test_held_out_readings_have_earths_field_removed_at_inference():
+    """The wobble moves Earth's field through the sensor frame; with the IMU correction the
+    held-out readings' spread within a state drops to near the sensor noise (no tremor here,
+    so the wobble is the only other source of spread)."""
+    from dataclasses import replace
+
+    from physml.magnets.heldout import _train_inputs, prepare_seed
+
+    cfg = HeldoutConfig(maxiter=100, session={"hold_s": 1.5, "repeats": 1, "tremor_deg": 0.0,
+                                              "noise_uT": 0.1})
+    data = prepare_seed(0, cfg.session)
+    bits = data["A"][1]
+    tr, te = state_split(bits, choose_train_states(np.random.default_rng(0), 10))
+    rng = np.random.default_rng(0)
+    _, x_tr, x_te = _train_inputs(cfg, data, tr, te, rng)
+    _, raw_tr, raw_te = _train_inputs(replace(cfg, earth_at_inference=False), data, tr, te, rng)
+    np.testing.assert_array_equal(raw_te, data["A"][0][te])
+    raw_sd, sd = _within_state_sd(raw_te, bits[te]), _within_state_sd(x_te, bits[te])
+    assert sd < 0.3 * raw_sd, (sd, raw_sd)
+    assert _within_state_sd(x_tr, bits[tr]) < 0.3 * _within_state_sd(raw_tr, bits[tr])
+    with pytest.raises(ValueError, match="needs orientation"):
+        _train_inputs(replace(cfg, orientation=False), data, tr, te, rng)

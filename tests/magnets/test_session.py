@@ -133,3 +133,36 @@ def test_wrong_version_and_bad_calibration_raise(tmp_path):
     doc["calibration"]["mag"]["softIron"] = [[1, 0], [0, 1]]
     with pytest.raises(SessionFormatError, match=r"calibration\.mag"):
         load_session(_write(tmp_path, doc))
+
+
+def test_mmc5603_20bit_offset_binary_converts_to_microtesla(tmp_path):
+    """Hand-computed: null 2^19 = 524288 counts; 16384 counts per gauss = per 100 µT.
+    540672 = 524288 + 16384 → +100 µT; 516096 = 524288 − 8192 → −50 µT; 524288 + 5 → 5·100/16384
+    = 0.030517578125 µT."""
+    from physml.magnets.session import mmc5603_counts_to_uT
+
+    doc = _doc([], n=3)
+    doc["device"] = {"name": "x", "magFormat": "mmc5603-20bit"}
+    for s, (mx, my, mz) in zip(doc["samples"], [(540672, 516096, 524293),
+                                                (524288, 524288, 524288),
+                                                (0, (1 << 20) - 1, 524288)], strict=True):
+        s.update(mx=mx, my=my, mz=mz)
+    got = load_session(_write(tmp_path, doc)).mag_raw_uT
+    np.testing.assert_allclose(got[0], [100.0, -50.0, 0.030517578125], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(got[2, :2], [-3200.0, 3199.993896484375])
+    np.testing.assert_allclose(mmc5603_counts_to_uT(540672), 100.0)
+
+
+def test_20bit_count_out_of_range_or_unknown_format_names_file_sample_and_field(tmp_path):
+    doc = _doc([], n=3)
+    doc["device"] = {"name": "x", "magFormat": "mmc5603-20bit"}
+    for s in doc["samples"]:
+        s.update(mx=524288, my=524288, mz=524288)
+    doc["samples"][1]["my"] = 1 << 20
+    p = _write(tmp_path, doc)
+    with pytest.raises(SessionFormatError, match=r"s\.json: samples\[1\]\.mx/my/mz"):
+        load_session(p)
+    doc["device"]["magFormat"] = "hmc5883"
+    with pytest.raises(SessionFormatError, match=r"device\.magFormat: unknown .*'hmc5883'"):
+        load_session(_write(tmp_path, doc))

@@ -11,7 +11,8 @@ from physml.magnets.simulate import SessionConfig, simulate_session, simulate_us
 
 QUIET = dict(session_yaw_deg=0, session_tilt_deg=0, wobble_deg=0, tremor_deg=0,
              hard_iron_uT=0, soft_iron=0, noise_uT=0, cal_error_uT=0, hold_s=0.5,
-             repeats=1, transition_s=0.2)
+             repeats=1, transition_s=0.2, iron_drift_uT_per_sqrt_s=0, iron_nonlinearity=0,
+             finger_jitter_deg=0)
 
 
 def test_quiet_session_reads_magpylib_cylinders_plus_earth_field():
@@ -70,3 +71,23 @@ def test_orientation_wobble_has_the_ou_variance_and_correlation_time():
     x = _ou(np.random.default_rng(0), 200_000, 2, 2.0, 50.0)
     np.testing.assert_allclose(x.std(0), 2.0, rtol=0.03)
     assert np.corrcoef(x[:-50, 0], x[50:, 0])[0, 1] == pytest.approx(np.exp(-1), abs=0.03)
+
+
+def test_hands_differ_in_magnet_strength_within_the_tolerance():
+    from physml.magnets.hand import sample_hand
+
+    nominal = default_hand().moment_Am2
+    m = np.array([sample_hand(np.random.default_rng(i)).moment_Am2 / nominal for i in range(50)])
+    assert m.min() >= 0.9 - 1e-12 and m.max() <= 1.1 + 1e-12
+    assert m.std() > 0.04  # uniform on ±10 % has sd 0.058
+    flat = sample_hand(np.random.default_rng(0), scale=0.0, moment_tolerance=0.0)
+    np.testing.assert_array_equal(flat.moment_Am2, nominal)
+
+
+def test_gyroscope_carries_the_configured_bias():
+    cfg = SessionConfig(hold_s=0.5, repeats=1, gyro_bias_dps=0.3, gyro_walk_dps_per_sqrt_s=0,
+                        wobble_deg=0, session_tilt_deg=0, session_yaw_deg=0, gyro_noise_dps=0.05)
+    _, (s,) = simulate_user_sessions(4, 1, config=cfg)
+    # a hand that does not turn: the gyroscope reads its bias plus white noise
+    np.testing.assert_allclose(s.gyro_dps.mean(0), s.metadata["true_gyro_bias_dps"], atol=0.01)
+    assert 0.0 < np.abs(s.metadata["true_gyro_bias_dps"]).max() < 1.5

@@ -1,28 +1,18 @@
-"""Timings for the benchmark notebook. Each returns absolute seconds and the ratio to the
-anchor measured in the same run (magpylib, scikit-learn, the source study's figure)."""
+"""Timings for the benchmark notebook, all through `physml.timing`: each returns absolute
+seconds and the speed-up against the anchor measured in the same run, interleaved (magpylib,
+scikit-learn, a one-at-a-time loop), as a ratio with its CI; the source study's figures are
+quoted separately, never as a same-run ratio."""
 
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
+from physml import timing
+
 SOURCE = {"fit_seconds": 3.7, "fit_error_reduction": 1 - 585 / 11707,
           "synthetic_samples_per_second": 6400 / 0.3}
-
-
-def median_time(fn, repeat=5):
-    """Median wall time (s) of fn() over `repeat` calls (after one warm-up call)."""
-    if repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat}")
-    fn()
-    ts = []
-    for _ in range(repeat):  # timing repeats
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def bench_dipole(n_observers=100_000, n_sources=5, repeat=5, seed=0):
@@ -37,10 +27,10 @@ def bench_dipole(n_observers=100_000, n_sources=5, repeat=5, seed=0):
     obs = rng.uniform(0.06, 0.2, (n_observers, 3)) * rng.choice([-1, 1], (n_observers, 3))
     ours = lambda: jax.block_until_ready(dipole_field(obs, pos, mom))  # noqa: E731
     ref = lambda: magpylib_dipole_field(obs, pos, mom)  # noqa: E731
-    t_ours, t_ref = median_time(ours, repeat), median_time(ref, repeat)
+    r = timing.against_anchor(ours, ref, items=n_observers, repeats=repeat)
     b1, b2 = np.asarray(ours()), ref()
     rel = np.max(np.linalg.norm(b1 - b2, axis=1) / np.linalg.norm(b2, axis=1))
-    return {"ours_s": t_ours, "magpylib_s": t_ref, "speedup": t_ref / t_ours,
+    return {"ours_s": r.ours.median_s, "magpylib_s": r.anchor.median_s, "speedup": r.speedup,
             "max_rel_err": float(rel), "n_observers": n_observers, "n_sources": n_sources}
 
 
@@ -50,11 +40,12 @@ def bench_fit_anchor(seeds, session=None, generations=100):
     field from the gyroscope; times after compilation, Earth step included).
 
     Returns:
-        dict {"lbfgs"|"de": {"error_reduction": CI, "seconds": CI}, "speedup": Comparison
+        dict {"lbfgs"|"de": {"error_reduction", "seconds", "residual_rms_uT": CI}, "speedup":
+        Comparison
         (paired DE time / L-BFGS time, geometric mean), "reduction_gain": Comparison (paired
         L-BFGS − DE error reduction)}.
     """
-    from physml.stats import mean_ci, paired_difference, ratio_ci
+    from physml.stats import paired_difference, ratio_ci, summarize
 
     from .heldout import fit_seed
 
@@ -65,58 +56,76 @@ def bench_fit_anchor(seeds, session=None, generations=100):
             for o in ("lbfgs", "de")}  # a few seeds; each fit is one vectorised optimisation
     sec = {o: [f.total_seconds for f in v] for o, v in fits.items()}
     red = {o: [f.error_reduction for f in v] for o, v in fits.items()}
-    out = {o: {"error_reduction": mean_ci(red[o]), "seconds": mean_ci(sec[o])} for o in fits}
+    res = {o: [f.residual_rms_uT for f in v] for o, v in fits.items()}
+    cis = {k: summarize(v) for k, v in (("error_reduction", red), ("seconds", sec),
+                                        ("residual_rms_uT", res))}
+    out = {o: {k: cis[k][o] for k in cis} for o in fits}
     out["speedup"] = ratio_ci(sec["de"], sec["lbfgs"])
     out["reduction_gain"] = paired_difference(red["lbfgs"], red["de"])
     out["generations"] = generations
     return out
 
 
+def fit_anchor_figures(anchor):
+    """Flat figures of `bench_fit_anchor`: {"<optimiser>_<metric>": CI}."""
+    return {f"{o}_{k}": c for o in ("lbfgs", "de") for k, c in anchor[o].items()}
+
+
 def bench_synthetic(n_samples=1_000_000, repeat=3, seed=0):
-    """Synthetic readings per second (32 states, noise + orientation + quantisation)."""
+    """Synthetic readings per second (32 states, noise + orientation + quantisation), with the
+    source's 6,400 readings in 0.3 s (its machine) as the quoted reference."""
     from .synthetic import generate
 
     rng = np.random.default_rng(seed)
     templ = 50 * rng.standard_normal((32, 3))
     per = max(1, n_samples // 32)
-    t = median_time(lambda: generate(templ, np.arange(32), per, rng,
-                                     earth_uT=[25.0, 0.0, -43.0]), repeat)
-    rate = 32 * per / t
-    return {"seconds": t, "samples": 32 * per, "samples_per_second": rate,
-            "ratio_vs_source": rate / SOURCE["synthetic_samples_per_second"]}
+    t = timing.measure(lambda: generate(templ, np.arange(32), per, rng,
+                                        earth_uT=[25.0, 0.0, -43.0]), items=32 * per,
+                       repeats=repeat)
+    rate = t.per_second
+    return {"seconds": t.median_s, "samples": 32 * per, "samples_per_second": rate,
+            "ratio_vs_source": rate.mean / SOURCE["synthetic_samples_per_second"]}
 
 
-def bench_predict(clf, readings_uT, path, n_single=300):
-    """Single-reading latency (ms) of clf.predict vs scikit-learn's own predict, and the size
-    (MB) of the joblib file written to `path`."""
+def bench_predict(clf, readings_uT, path, n_single=300, repeat=3):
+    """Single-reading latency (ms) of clf.predict against scikit-learn's own predict (the
+    anchor, on a tenth of the readings), interleaved; and the size (MB) of the joblib file
+    written to `path`. "speedup" is sklearn's time per reading / ours (a Comparison)."""
     x = np.asarray(readings_uT, float)
     idx = np.arange(n_single) % len(x)
+    n_sk = max(10, n_single // 10)
 
     def ours():
         for i in idx:  # one reading at a time, as deployed
             clf.predict(x[i])
 
     def sk():
-        for i in idx[:max(10, n_single // 10)]:
+        for i in idx[:n_sk]:  # one reading at a time through scikit-learn
             clf.model.predict(x[i:i + 1])
 
-    t_ours = median_time(ours, 3) / len(idx)
-    t_sk = median_time(sk, 3) / max(10, n_single // 10)
+    r = timing.against_anchor(ours, sk, items=len(idx), anchor_items=n_sk, repeats=repeat)
     clf.save(path)
-    return {"latency_ms": 1e3 * t_ours, "sklearn_latency_ms": 1e3 * t_sk,
-            "speedup_vs_sklearn": t_sk / t_ours, "model_size_mb": os.path.getsize(path) / 1e6}
+    return {"latency_ms": 1e3 * r.ours.median_s / len(idx),
+            "sklearn_latency_ms": 1e3 * r.anchor.median_s / n_sk,
+            "speedup": r.speedup, "model_size_mb": os.path.getsize(path) / 1e6}
 
 
-def bench_placement(hand, n=5000, n_anchor=5, seed=0, noise_uT=3.0):
-    """Placements scored per second (vectorised dipole kernel) vs scoring them one by one with
-    magpylib's finite cylinders (the anchor)."""
+def speed_word(speedup):
+    """"faster" / "slower" / "not distinguishable in speed from" for a speed-up Comparison
+    (anchor time / ours): computed from its CI, never typed."""
+    return {"greater": "faster than", "less": "slower than"}.get(
+        speedup.verdict, "not distinguishable in speed from")
+
+
+def bench_placement(hand, n=5000, n_anchor=5, seed=0, noise_uT=3.0, repeat=3):
+    """Placements scored per second (vectorised dipole kernel) against scoring them one by one
+    with magpylib's finite cylinders (the anchor, n_anchor placements per call)."""
     from .field import cylinder_field
     from .hand import ALL_BITS, hand_magnets
     from .placement import sample_placements, separability
 
     rng = np.random.default_rng(seed)
     p = sample_placements(hand, n, rng)
-    t = median_time(lambda: separability(hand, p, noise_uT), 3)
 
     def anchor():
         for i in range(n_anchor):  # the slow per-placement reference loop
@@ -128,6 +137,7 @@ def bench_placement(hand, n=5000, n_anchor=5, seed=0, noise_uT=3.0):
             d = np.linalg.norm(f[:, None] - f[None], axis=-1)
             np.min(d[~np.eye(32, dtype=bool)])
 
-    ta = median_time(anchor, 2) / n_anchor
-    return {"placements_per_second": n / t, "magpylib_loop_per_second": 1 / ta,
-            "speedup": (n / t) * ta}
+    r = timing.against_anchor(lambda: separability(hand, p, noise_uT), anchor, items=n,
+                              anchor_items=n_anchor, repeats=repeat)
+    return {"placements_per_second": r.ours.per_second,
+            "magpylib_loop_per_second": r.anchor.per_second, "speedup": r.speedup}

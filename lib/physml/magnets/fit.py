@@ -181,6 +181,22 @@ class FitResult:
         """Predicted reading of all 32 states (32, 3) µT, index order of STATE_CODES."""
         return self.predict(ALL_BITS)
 
+    @property
+    def residual_rms_uT(self):
+        """Weighted RMS of the fitted state means' residuals, µT: sqrt(final loss)."""
+        return float(np.sqrt(self.final_loss))
+
+    def magnet_positions(self, bits):
+        """Fitted dipole positions (n, 5, 3) m relative to the sensor for states bits (n, 5)."""
+        b = np.atleast_2d(np.asarray(bits, float))
+        if self.model == "free":
+            pos = np.asarray(self.params["pos"], float)  # (5, 2, 3)
+            return np.where(b[..., None] > 0, pos[None, :, 1], pos[None, :, 0])
+        p = {k: jnp.asarray(v) for k, v in self.params.items()}
+        fx = {k: jnp.asarray(v) for k, v in self.fixed.items()}
+        pos, _ = _kin_pose(p, fx, jnp.asarray(b))
+        return np.asarray(pos)
+
     def moments(self):
         """Fitted moment magnitudes, A·m²: (5, 2) per finger and state (free) or (5,)."""
         if self.model == "free":
@@ -326,6 +342,121 @@ def _earth_step(readings_uT, bits, rotations):
     return earth.at_mean_orientation(readings_uT, rotations), earth, time.perf_counter() - t0
 
 
+@dataclass
+class _Problem:
+    """A fit set up in scaled coordinates z: params = unravel(z·scale + x0); z = 0 is the start.
+
+    means (32, 3) µT and weights (32,) are the targets; lo/hi the bounds on z; fixed the JAX
+    arrays the forward model needs (the hand's fixed geometry, scale, x0).
+    """
+
+    model: str
+    keys: tuple
+    unravel: _Unravel
+    x0: np.ndarray
+    scale: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    means: np.ndarray
+    weights: np.ndarray
+    fixed: dict
+    hand: Hand
+    spec: MagnetSpec
+
+    def params(self, z):
+        """Parameter dict (NumPy) at scaled coordinates z."""
+        return self.unravel(np.asarray(z) * self.scale + self.x0)
+
+
+def _start(model, hand, spec, means, weights, init):
+    """Starting parameters: `init` when given (residual added/dropped to suit the model),
+    else the nominal hand with the best offset."""
+    p0 = init if init is not None else initial_params(model, hand, spec, means, weights)
+    p0 = {k: np.asarray(v, float) for k, v in p0.items()}
+    if model == "hybrid" and "residual" not in p0:
+        p0["residual"] = np.zeros((15, 3))
+    if model != "hybrid":
+        p0.pop("residual", None)
+    return p0
+
+
+def _freeze(lo, hi, p0, fit_only, model):
+    """Pin every parameter group not named in fit_only to its start (in place)."""
+    if fit_only is None:
+        return
+    unknown = set(fit_only) - set(p0)
+    if unknown:
+        raise ValueError(f"fit_only: unknown parameter groups {sorted(unknown)}; "
+                         f"{model} has {sorted(p0)}")
+    for k in p0:
+        if k not in fit_only:
+            lo[k], hi[k] = p0[k].copy(), p0[k].copy()
+
+
+def _problem(model, means, weights, hand, spec, init=None, fit_only=None):
+    """Set up the scaled, bounded problem of fitting `model` to state means."""
+    p0 = _start(model, hand, spec, means, weights, init)
+    keys = tuple(p0)
+    unravel = _Unravel(keys, tuple(np.shape(p0[k]) for k in keys))
+    x0 = _ravel(p0, keys)
+    scale = _ravel({k: np.full(np.shape(v), _SCALE[k]) for k, v in p0.items()}, keys)
+    lo, hi = _bounds(model, p0, spec, hand)
+    _freeze(lo, hi, p0, fit_only, model)
+    fixed = {k: jnp.asarray(v) for k, v in _fixed_from(hand).items()}
+    fixed["_scale"], fixed["_x0"] = jnp.asarray(scale), jnp.asarray(x0)
+    return _Problem(model, keys, unravel, x0, scale, (_ravel(lo, keys) - x0) / scale,
+                    (_ravel(hi, keys) - x0) / scale, means, weights, fixed, hand, spec)
+
+
+def _lbfgs(problem, maxiter, tol, prior_weight, ridge):
+    """Minimise the problem's objective with L-BFGS-B on exact JAX gradients.
+
+    Returns:
+        (z, history {"iteration", "loss" (µT², data term), "time_s"}, initial data loss,
+        seconds after compilation, compile seconds).
+    """
+    vg = _objective(problem.model, problem.unravel.key, problem.unravel)
+    args = (jnp.asarray(problem.means), jnp.asarray(problem.weights), problem.fixed, problem.x0,
+            float(prior_weight), float(ridge))
+    t0 = time.perf_counter()
+    z0 = np.zeros_like(problem.x0)
+    (_, loss0), _ = vg(jnp.asarray(z0), *args)
+    jax.block_until_ready(loss0)
+    compile_s = time.perf_counter() - t0
+    hist = {"iteration": [0], "loss": [float(loss0)], "time_s": [0.0]}
+    last = {"loss": float(loss0)}
+
+    def fun(z):
+        (tot, loss), g = vg(jnp.asarray(z), *args)
+        last["loss"] = float(loss)
+        return float(tot), np.asarray(g, dtype=float)
+
+    t1 = time.perf_counter()
+
+    def callback(z):
+        hist["iteration"].append(len(hist["iteration"]))
+        hist["loss"].append(last["loss"])
+        hist["time_s"].append(time.perf_counter() - t1)
+
+    # L-BFGS-B's small BLAS calls only lose time to thread hand-offs next to JAX's own pool
+    with threadpool_limits(1, user_api="blas"):
+        res = minimize(fun, z0, jac=True, method="L-BFGS-B",
+                       bounds=list(zip(problem.lo, problem.hi, strict=True)), callback=callback,
+                       options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-10, "maxcor": 20})
+    return np.asarray(res.x), hist, float(loss0), time.perf_counter() - t1, compile_s
+
+
+def _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s):
+    """FitResult at z, with the final data loss evaluated on the fitted templates."""
+    out = FitResult(problem.model, problem.params(z), _fixed_from(problem.hand), hist, loss0,
+                    float("nan"), seconds, compile_s, problem.spec,
+                    trained_states=np.flatnonzero(problem.weights > 0), earth=earth,
+                    earth_seconds=earth_s)
+    out.final_loss = float(np.sum(problem.weights * np.sum(
+        (out.templates() - problem.means) ** 2, -1)))
+    return out
+
+
 def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, ridge=1.0,
         prior_weight=0.0, tol=1e-12, fit_only=None, rotations=None):
     """Fit one of the three models to labelled readings.
@@ -359,66 +490,9 @@ def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, 
     spec = spec or MagnetSpec()
     readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
     means, weights = state_means(readings_uT, bits)
-    p0 = init if init is not None else initial_params(model, hand, spec, means, weights)
-    p0 = {k: np.asarray(v, float) for k, v in p0.items()}
-    if model == "hybrid" and "residual" not in p0:
-        p0["residual"] = np.zeros((15, 3))
-    if model != "hybrid":
-        p0.pop("residual", None)
-    keys = tuple(p0)
-    unravel = _Unravel(keys, tuple(np.shape(p0[k]) for k in keys))
-    x0 = _ravel(p0, keys)
-    scale = _ravel({k: np.full(np.shape(v), _SCALE[k]) for k, v in p0.items()}, keys)
-    lo, hi = _bounds(model, p0, spec, hand)
-    if fit_only is not None:
-        unknown = set(fit_only) - set(p0)
-        if unknown:
-            raise ValueError(f"fit_only: unknown parameter groups {sorted(unknown)}; "
-                             f"{model} has {sorted(p0)}")
-        for k in p0:
-            if k not in fit_only:
-                lo[k], hi[k] = p0[k].copy(), p0[k].copy()
-    lo_f = (_ravel(lo, keys) - x0) / scale
-    hi_f = (_ravel(hi, keys) - x0) / scale
-    fixed = {k: jnp.asarray(v) for k, v in _fixed_from(hand).items()}
-    fixed["_scale"], fixed["_x0"] = jnp.asarray(scale), jnp.asarray(x0)
-    vg = _objective(model, unravel.key, unravel)
-    args = (jnp.asarray(means), jnp.asarray(weights), fixed, x0, float(prior_weight), float(ridge))
-
-    t0 = time.perf_counter()
-    z0 = np.zeros_like(x0)
-    (tot0, loss0), _ = vg(jnp.asarray(z0), *args)
-    jax.block_until_ready(loss0)
-    compile_s = time.perf_counter() - t0
-
-    hist = {"iteration": [0], "loss": [float(loss0)], "time_s": [0.0]}
-    last = {"loss": float(loss0)}
-
-    def fun(z):
-        (tot, loss), g = vg(jnp.asarray(z), *args)
-        last["loss"] = float(loss)
-        return float(tot), np.asarray(g, dtype=float)
-
-    t1 = time.perf_counter()
-
-    def callback(z):
-        hist["iteration"].append(len(hist["iteration"]))
-        hist["loss"].append(last["loss"])
-        hist["time_s"].append(time.perf_counter() - t1)
-
-    # L-BFGS-B's small BLAS calls only lose time to thread hand-offs next to JAX's own pool
-    with threadpool_limits(1, user_api="blas"):
-        res = minimize(fun, z0, jac=True, method="L-BFGS-B",
-                       bounds=list(zip(lo_f, hi_f, strict=True)), callback=callback,
-                       options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-10, "maxcor": 20})
-    seconds = time.perf_counter() - t1
-    params = unravel(np.asarray(res.x) * scale + x0)
-    out = FitResult(model, params, _fixed_from(hand), hist, float(loss0), float("nan"), seconds,
-                    compile_s, spec, trained_states=np.flatnonzero(weights > 0), earth=earth,
-                    earth_seconds=earth_s)
-    pred = out.templates()
-    out.final_loss = float(np.sum(weights * np.sum((pred - means) ** 2, -1)))
-    return out
+    problem = _problem(model, means, weights, hand, spec, init, fit_only)
+    z, hist, loss0, seconds, compile_s = _lbfgs(problem, maxiter, tol, prior_weight, ridge)
+    return _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s)
 
 
 def params_to_hand(result, hand):
@@ -460,11 +534,8 @@ def fit_differential_evolution(readings_uT, bits, hand=None, spec=None, maxiter=
     spec = spec or MagnetSpec()
     readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
     means, weights = state_means(readings_uT, bits)
-    p0 = initial_params("free", hand, spec, means, weights)
-    keys = tuple(p0)
-    unravel = _Unravel(keys, tuple(np.shape(p0[k]) for k in keys))
-    x0 = _ravel(p0, keys)
-    scale = _ravel({k: np.full(np.shape(v), _SCALE[k]) for k, v in p0.items()}, keys)
+    problem = _problem("free", means, weights, hand, spec)
+    unravel, x0, scale = problem.unravel, problem.x0, problem.scale
     m, w = jnp.asarray(means), jnp.asarray(weights)
 
     def loss(z):
@@ -488,7 +559,6 @@ def fit_differential_evolution(readings_uT, bits, hand=None, spec=None, maxiter=
         * len(x0), maxiter=maxiter, popsize=popsize, tol=0, polish=False, x0=np.zeros(len(x0)),
         rng=np.random.default_rng(seed), vectorized=True, updating="deferred", callback=callback)
     seconds = time.perf_counter() - t1
-    out = FitResult("free", unravel(np.asarray(res.x) * scale + x0), _fixed_from(hand), hist,
-                    loss0, float(res.fun), seconds, compile_s, spec,
-                    trained_states=np.flatnonzero(weights > 0), earth=earth, earth_seconds=earth_s)
+    out = _result(problem, np.asarray(res.x), hist, loss0, seconds, compile_s, earth, earth_s)
+    out.final_loss = float(res.fun)
     return out

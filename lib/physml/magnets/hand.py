@@ -127,13 +127,18 @@ def default_hand(diameter_m=0.006, height_m=0.003, polarization_T=1.40):
                 polarization_T=polarization_T * ones, sensor_m=np.zeros(3))
 
 
-def sample_hand(rng, base=None, scale=1.0):
-    """A random user's hand: segment lengths, joint positions, flex angles and mounts varied.
+def sample_hand(rng, base=None, scale=1.0, moment_tolerance=0.10):
+    """A random user's hand: size (7% SD), segment lengths, joint positions, flex angles,
+    mounts, and each magnet's strength varied.
 
     Args:
         rng: numpy Generator.
         base: Hand to perturb (default `default_hand()`).
-        scale: multiplies every perturbation size (0 returns `base` unchanged).
+        scale: multiplies every geometric perturbation size (0 with moment_tolerance 0 returns
+            `base` unchanged).
+        moment_tolerance: each magnet's remanence (hence moment) is drawn uniformly within
+            ±moment_tolerance of the nominal (vendors sell NdFeB discs at ±10%), independent of
+            `scale`.
 
     Returns:
         Hand.
@@ -149,6 +154,7 @@ def sample_hand(rng, base=None, scale=1.0):
         mount_m=h.mount_m * size + scale * 0.003 * rng.standard_normal(5),
         tilt_rad=h.tilt_rad + scale * np.deg2rad(5.0) * rng.standard_normal(5),
         sensor_m=h.sensor_m + scale * 0.002 * rng.standard_normal(3),
+        polarization_T=h.polarization_T * (1.0 + moment_tolerance * rng.uniform(-1, 1, 5)),
     )
 
 

@@ -6,14 +6,16 @@ physml.parallel.map_tasks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .classify import FingerClassifier, TemplateClassifier, exact_match, per_finger_accuracy
 from .fit import MODELS, MagnetSpec, fit, fit_differential_evolution
-from .hand import ALL_BITS, bits_to_index, default_hand
-from .orientation import dip_angle_deg, session_rotations
+from .hand import ALL_BITS, bits_to_index, default_hand, hand_magnets
+from .orientation import dip_angle_deg, session_bias, session_rotations
+from .recentre import mean_offset
 from .simulate import SessionConfig, simulate_user_sessions, true_state_fields_uT
 from .synthetic import estimate_noise_model, generate
 
@@ -54,35 +56,62 @@ def subsample_per_state(bits, mask, n_per_state, rng):
 @dataclass(frozen=True)
 class HeldoutConfig:
     """One held-out experiment. session: SessionConfig fields as a dict. orientation: fit with
-    Earth's field modelled from the gyroscope's orientation (else a constant offset)."""
+    Earth's field modelled from the gyroscope's orientation (else a constant offset).
+    earth_at_inference (needs orientation): the held-out-state readings of the training
+    session are moved to the mean orientation with the IMU's rotations and the fitted Earth
+    field before any classifier sees them, and every classifier trains on readings moved the
+    same way (the device carries the IMU; the correction needs no label at test time).
+    gyro_bias: estimate the gyroscope's bias (`orientation.estimate_gyro_bias`, training labels
+    only) and remove it before integrating; False integrates the raw rates."""
 
     n_train_states: int = 10
     real_per_state: int | None = None
     synthetic_per_state: int = 200
     fit_model: str = "constrained"
-    classifiers: tuple = ("rf", "hgb")
+    classifiers: tuple = ("rf",)
     n_estimators: int = 100
     maxiter: int = 300
     orientation: bool = True
+    earth_at_inference: bool = True
+    gyro_bias: bool = True
     session: dict = field(default_factory=dict)
 
 
 def prepare_seed(seed, session_cfg):
     """User `seed`: session A and B of that user, session C of another user (seed + 10_000).
 
+    Cached in-process per (seed, session settings): the data-efficiency sweep reuses it.
+
     Returns:
         dict of (readings (n, 3) µT, bits (n, 5), session id) per role, the user's Hand, and
-        "A_rotations" (n, 3, 3): session A's gyroscope orientation at its labelled readings.
+        "A_session" (the Session) and "A_index" (m,): sample indices of its labelled readings.
+        Treat the arrays as read-only.
     """
-    cfg = SessionConfig(**session_cfg)
+    return _prepare_cached(int(seed), tuple(sorted(session_cfg.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _prepare_cached(seed, session_items):
+    cfg = SessionConfig(**dict(session_items))
     hand, (a, b) = simulate_user_sessions(seed, n_sessions=2, config=cfg)
     _, (c,) = simulate_user_sessions(seed + 10_000, n_sessions=1, config=cfg)
     out = {"hand": hand}
     for role, s in (("A", a), ("B", b), ("C", c)):
         r, bits, _ = s.labelled()
         out[role] = (r, bits, f"user{s.metadata['user']}/seed{s.metadata['seed']}")
-    out["A_rotations"] = session_rotations(a)[a.labelled()[2]]
+    out["A_session"], out["A_index"] = a, a.labelled()[2]
     return out
+
+
+def training_rotations(session, index, train, bits, estimate_bias=True):
+    """Gyroscope orientation (m, 3, 3) at a session's labelled readings (sample indices
+    `index` (m,)), integrated after removing the gyroscope bias estimated from the recording
+    with the magnetometer terms of the *training* readings only (mask `train` (m,), bits
+    (m, 5) of all labelled readings) — no test label is used."""
+    bias = None
+    if estimate_bias:
+        bias = session_bias(session, index[train], bits[train]).bias_dps
+    return session_rotations(session, bias_dps=bias)[index]
 
 
 def source_like_init(means, weights, moment_Am2=1.0):
@@ -119,10 +148,10 @@ def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per
     cfg = SessionConfig(**(session or {}))
     hand, (a,) = simulate_user_sessions(seed, n_sessions=1, config=cfg)
     r, bits, idx = a.labelled()
-    rot = session_rotations(a)[idx] if orientation else None
     states = choose_train_states(rng, n_train_states)
     tr, _ = state_split(bits, states)
     tr = subsample_per_state(bits, tr, real_per_state, rng)
+    rot = training_rotations(a, idx, tr, bits) if orientation else None
     init = None
     if source_init:
         if model != "free":
@@ -150,7 +179,86 @@ def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per
     return {"fit": res, "train_states": states, "true_templates": truth + off, "hand": hand,
             **earth, "seen_rmse_uT": float(np.sqrt(np.mean(err[seen] ** 2))),
             "unseen_rmse_uT": float(np.sqrt(np.mean(err[~seen] ** 2))),
-            "residual_uT": err}
+            "residual_uT": err, **magnet_errors(res, hand, states)}
+
+
+def magnet_errors(res, hand, states):
+    """Fitted magnets against the simulated truth on state indices `states` (m,).
+
+    Returns:
+        {"position_rmse_mm": RMS distance of the fitted dipoles from the true magnet centres
+        (relative to the sensor), mm; "moment_rel_err": mean |fitted − true| / true moment}.
+    """
+    # all 32 states, then the chosen ones: one compiled shape for every seed
+    true_pos = hand_magnets(hand, ALL_BITS)[0][states]
+    fitted = res.magnet_positions(ALL_BITS)[states]
+    d = np.linalg.norm(fitted - (true_pos - hand.sensor_m), axis=-1)
+    m = res.moments()
+    m = m.mean(axis=1) if m.ndim == 2 else m
+    return {"position_rmse_mm": float(1e3 * np.sqrt(np.mean(d ** 2))),
+            "moment_rel_err": float(np.mean(np.abs(m - hand.moment_Am2) / hand.moment_Am2))}
+
+
+def additive_templates(readings_uT, bits):
+    """Additive ordinary-least-squares templates: reading = c + Σ_f bit_f · w_f per axis
+    (6 coefficients per axis) fitted to labelled readings, evaluated for all 32 states.
+
+    The linear baseline for the dipole templates: superposition alone, no geometry.
+
+    Args:
+        readings_uT: (n, 3) µT. bits: (n, 5).
+
+    Returns:
+        (32, 3) templates, µT.
+    """
+    x = np.asarray(readings_uT, float)
+    b = np.asarray(bits, float)
+    if x.ndim != 2 or x.shape[1] != 3 or b.shape != (len(x), 5):
+        raise ValueError(f"readings (n, 3) and bits (n, 5) must match, got {x.shape}, {b.shape}")
+    design = np.hstack([np.ones((len(b), 1)), b])
+    coef, _, rank, _ = np.linalg.lstsq(design, x, rcond=None)
+    if rank < 6:
+        raise ValueError(f"additive templates need every finger seen both ways (design rank "
+                         f"{rank} < 6)")
+    return np.hstack([np.ones((32, 1)), ALL_BITS]) @ coef
+
+
+def _train_inputs(cfg, data, tr, te, rng):
+    """Fit the physics model on the training readings and return what every classifier uses:
+    (fit result, training readings, held-out-state readings) — both moved to the mean
+    orientation with the fitted Earth field when cfg.earth_at_inference."""
+    ra, ba, _ = data["A"]
+    rot = training_rotations(data["A_session"], data["A_index"], tr, ba, cfg.gyro_bias) \
+        if cfg.orientation else None
+    res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter,
+              spec=MagnetSpec(), rotations=rot[tr] if cfg.orientation else None)
+    if cfg.earth_at_inference:
+        if res.earth is None:
+            raise ValueError("earth_at_inference needs orientation=True (the fitted Earth field)")
+        return res, res.earth.at_mean_orientation(ra[tr], rot[tr]), \
+            res.earth.at_mean_orientation(ra[te], rot[te])
+    return res, ra[tr], ra[te]
+
+
+def heldout_models(cfg, seed, res, x_tr, b_tr, rng):
+    """The compared classifiers, all trained on the same readings x_tr (n, 3) / b_tr (n, 5):
+    "physics" (the dipole fit's templates), "ols_templates" (`additive_templates`), and per
+    classifier kind "<kind>_baseline" (real only) and "<kind>_augmented" (real + synthetic
+    readings of all 32 states from the physics fit)."""
+    templates = res.templates()
+    noise = estimate_noise_model(x_tr, b_tr, res.earth_uT())
+    xs, bs = generate(templates, np.arange(32), cfg.synthetic_per_state, rng,
+                      earth_uT=res.earth_uT(), orientation_deg=noise["orientation_deg"],
+                      noise_uT=noise["noise_uT"])
+    sigma = max(noise["noise_uT"], 0.5)
+    models = {"physics": TemplateClassifier(templates, noise_uT=sigma),
+              "ols_templates": TemplateClassifier(additive_templates(x_tr, b_tr), noise_uT=sigma)}
+    for kind in cfg.classifiers:
+        models[f"{kind}_baseline"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
+            x_tr, b_tr)
+        models[f"{kind}_augmented"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
+            np.vstack([x_tr, xs]), np.vstack([b_tr, bs]))
+    return models, noise
 
 
 def run_heldout_seed(args):
@@ -167,28 +275,17 @@ def run_heldout_seed(args):
         raise ValueError(f"fit_model must be one of {MODELS}, got {cfg.fit_model!r}")
     rng = np.random.default_rng([seed, 2])
     data = prepare_seed(seed, cfg.session)
-    ra, ba, _ = data["A"]
+    ba = data["A"][1]
     states = choose_train_states(rng, cfg.n_train_states)
     tr, te = state_split(ba, states)
     tr = subsample_per_state(ba, tr, cfg.real_per_state, rng)
-    res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter,
-              spec=MagnetSpec(), rotations=data["A_rotations"][tr] if cfg.orientation else None)
-    templates = res.templates()
-    noise = estimate_noise_model(ra[tr], ba[tr], res.earth_uT())
-    xs, bs = generate(templates, np.arange(32), cfg.synthetic_per_state, rng,
-                      earth_uT=res.earth_uT(), orientation_deg=noise["orientation_deg"],
-                      noise_uT=noise["noise_uT"])
-    models = {"physics": TemplateClassifier(templates, noise_uT=max(noise["noise_uT"], 0.5))}
-    for kind in cfg.classifiers:
-        models[f"{kind}_baseline"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
-            ra[tr], ba[tr])
-        models[f"{kind}_augmented"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
-            np.vstack([ra[tr], xs]), np.vstack([ba[tr], bs]))
-    tests = {"heldout_state": (ra[te], ba[te]), "heldout_session": data["B"][:2],
+    res, x_tr, x_te = _train_inputs(cfg, data, tr, te, rng)
+    models, noise = heldout_models(cfg, seed, res, x_tr, ba[tr], rng)
+    tests = {"heldout_state": (x_te, ba[te]), "heldout_session": data["B"][:2],
              "heldout_user": data["C"][:2]}
     out = {k: {} for k in tests}
     out["per_finger"] = {}
-    for name, m in models.items():
+    for name, m in models.items():  # a handful of models × three test sets
         for k, (x, y) in tests.items():
             p = m.predict_bits(x)
             out[k][name] = exact_match(p, y)
@@ -196,9 +293,10 @@ def run_heldout_seed(args):
                 out["per_finger"][name] = per_finger_accuracy(p, y).tolist()
     # a new session visits all 32 states about equally: re-centre the templates on the mean of
     # its unlabelled readings (absorbs the new Earth-field direction and hard-iron residual)
+    templates = models["physics"].templates
     for k in ("heldout_session", "heldout_user"):
         x, y = tests[k]
-        shifted = TemplateClassifier(templates + x.mean(0) - templates.mean(0),
+        shifted = TemplateClassifier(templates + mean_offset(x, templates),
                                      noise_uT=models["physics"].noise_uT)
         out[k]["physics_recentred"] = exact_match(shifted.predict_bits(x), y)
     out.update(seed=seed, train_states=states.tolist(), n_train_real=int(tr.sum()),
@@ -220,10 +318,19 @@ def run_heldout(seeds, config=None, workers=None):
 
 def summarise(runs, test_set):
     """{classifier: CI of exact-match accuracy over seeds} for one test set."""
-    from physml.stats import mean_ci
+    from physml.stats import summarize
 
-    names = list(runs[0][test_set])
-    return {n: mean_ci([r[test_set][n] for r in runs]) for n in names}
+    return summarize({n: [r[test_set][n] for r in runs] for n in runs[0][test_set]})
+
+
+def scores(runs, test_set, name):
+    """Per-seed accuracies (seeds,) of classifier `name` on test_set."""
+    return np.array([r[test_set][name] for r in runs])
+
+
+def paired(runs, test_set, a, b):
+    """Per-seed accuracies of classifiers a and b on test_set: two (seeds,) arrays."""
+    return scores(runs, test_set, a), scores(runs, test_set, b)
 
 
 def data_efficiency(seeds, real_per_state, config=None):
@@ -265,6 +372,17 @@ def fit_models(seed, n_train_states=10, session=None, maxiter=300, models=MODELS
             for m in models}
 
 
+def per_model_cis(runs, metric):
+    """{model: CI over seeds} of one per-run metric: a key of the run dict, or a FitResult
+    attribute prefixed "fit." (e.g. "fit.total_seconds"). runs: {model: [run per seed]}."""
+    from physml.stats import summarize
+
+    def value(r):
+        return getattr(r["fit"], metric[4:]) if metric.startswith("fit.") else r[metric]
+
+    return summarize({m: [float(value(r)) for r in v] for m, v in runs.items()})
+
+
 def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation=True):
     """Fit every model on every seed.
 
@@ -274,35 +392,69 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
     Returns:
         dict: "runs" {model: [run per seed]}, "rows" (table rows with means and CIs),
         "error_reduction" {model: CI}, "fit_seconds" {model: CI} (Earth step + L-BFGS, after
-        compilation), "meets_target" {model: bool} (`meets_fit_target`).
+        compilation), "residual_rms_uT", "unseen_rmse_uT", "position_rmse_mm",
+        "moment_rel_err" {model: CI}, "meets_target" {model: bool} (`meets_fit_target`).
     """
-    from physml.stats import mean_ci
-
     runs = {m: [] for m in MODELS}
     for s in seeds:  # seeds; each fit is one vectorised optimisation
         for m, r in fit_models(s, n_train_states, session, maxiter,
                                orientation=orientation).items():
             runs[m].append(r)
-    red = {m: mean_ci([r["fit"].error_reduction for r in v]) for m, v in runs.items()}
-    sec = {m: mean_ci([r["fit"].total_seconds for r in v]) for m, v in runs.items()}
-    meets = {m: meets_fit_target(red[m], sec[m]) for m in runs}
+    metrics = {"error_reduction": "fit.error_reduction", "fit_seconds": "fit.total_seconds",
+               "residual_rms_uT": "fit.residual_rms_uT", "unseen_rmse_uT": "unseen_rmse_uT",
+               "position_rmse_mm": "position_rmse_mm", "moment_rel_err": "moment_rel_err"}
+    out = {k: per_model_cis(runs, v) for k, v in metrics.items()}
+    meets = {m: meets_fit_target(out["error_reduction"][m], out["fit_seconds"][m]) for m in runs}
     rows = []
     for m, v in runs.items():
         rows.append({
             "model": m, "Earth's field": "from gyroscope" if orientation else "constant offset",
-            "error reduction": str(red[m].format(".4f")),
-            "fit seconds": str(sec[m].format(".3f")),
+            "residual RMS (µT)": out["residual_rms_uT"][m].format(".3f"),
+            "error reduction": out["error_reduction"][m].format(".4f"),
+            "fit seconds": out["fit_seconds"][m].format(".3f"),
             "meets ≥95% in ≤1 s (whole CI)": meets[m],
             "compile seconds (first call)": float(np.max([r["fit"].compile_seconds for r in v])),
-            "final loss (µT²)": float(np.mean([r["fit"].final_loss for r in v])),
-            "seen-state RMSE (µT)": float(np.mean([r["seen_rmse_uT"] for r in v])),
-            "unseen-state RMSE (µT)": float(np.mean([r["unseen_rmse_uT"] for r in v])),
+            "unseen-state RMSE (µT)": out["unseen_rmse_uT"][m].format(".3f"),
+            "magnet position error (mm)": out["position_rmse_mm"][m].format(".2f"),
+            "moment error (fraction)": out["moment_rel_err"][m].format(".3f"),
             "implausible magnets": int(sum(not row["plausible"] for r in v
                                            for row in r["fit"].magnet_report())),
             "fitted magnets": int(sum(len(r["fit"].magnet_report()) for r in v)),
         })
-    return {"runs": runs, "rows": rows, "error_reduction": red, "fit_seconds": sec,
-            "meets_target": meets}
+    return {"runs": runs, "rows": rows, **out, "meets_target": meets}
+
+
+def earth_check(summary, model="free"):
+    """CIs over seeds of the fitted Earth field |e| (µT) and its dip (deg, from the
+    accelerometer) for `model`'s runs of a `fit_summary` with orientation."""
+    from physml.stats import summarize
+
+    runs = summary["runs"][model]
+    return summarize({"earth_uT": [r["earth_uT"] for r in runs],
+                      "dip_deg": [r["dip_deg"] for r in runs]})
+
+
+def magnet_table(fits):
+    """One row per fitted magnet of {model: FitResult}: model, finger, state, moment, implied
+    diameter, plausible (pandas DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": m, **row} for m, r in fits.items()
+                         for row in r.magnet_report()])
+
+
+def source_start_check(seed, n_train_states, session, maxiter, near):
+    """The free fit from the source-like start (1 A·m² magnets) against `near` (the run from
+    the nominal start, same seed): flat dict of figures and whether the losses agree."""
+    far = fit_seed(seed, "free", n_train_states, session, maxiter, source_init=True)
+    f, n = far["fit"], near["fit"]
+    return {"final_loss_uT2": f.final_loss, "nominal_final_loss_uT2": n.final_loss,
+            "implausible_magnets": int(sum(not r["plausible"] for r in f.magnet_report())),
+            "mean_moment_Am2": float(f.moments().mean()),
+            "nominal_mean_moment_Am2": float(n.moments().mean()),
+            "unseen_rmse_uT": far["unseen_rmse_uT"], "nominal_unseen_rmse_uT":
+            near["unseen_rmse_uT"],
+            "same_loss": bool(abs(f.final_loss - n.final_loss) < 0.1 * n.final_loss + 0.01)}
 
 
 def check_no_leak(runs):
@@ -349,6 +501,14 @@ def efficiency_groups(eff, test_set, names):
             for n in names}
 
 
+def efficiency_cis(eff, test_set, names):
+    """{"<name>_n<real per state>": CI over seeds} from `data_efficiency` output."""
+    from physml.stats import summarize
+
+    return summarize({f"{n}_n{k}": [r[test_set][n] for r in runs]
+                      for k, runs in eff.items() for n in names})
+
+
 def train_deployed(seed=0, config=None):
     """The deployed classifier: RF on real (10 states) + synthetic (32 states) of user `seed`.
 
@@ -362,7 +522,8 @@ def train_deployed(seed=0, config=None):
     states = choose_train_states(rng, cfg.n_train_states)
     tr, _ = state_split(ba, states)
     res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter,
-              rotations=data["A_rotations"][tr] if cfg.orientation else None)
+              rotations=training_rotations(data["A_session"], data["A_index"], tr, ba,
+                                           cfg.gyro_bias)[tr] if cfg.orientation else None)
     noise = estimate_noise_model(ra[tr], ba[tr], res.earth_uT())
     xs, bs = generate(res.templates(), np.arange(32), cfg.synthetic_per_state, rng,
                       earth_uT=res.earth_uT(), orientation_deg=noise["orientation_deg"],

@@ -96,8 +96,9 @@ def gyro_orientation(gyro_dps, rate_hz):
     return quat_to_matrix(cumulative_product(steps))
 
 
-def session_rotations(session, rate_hz=None):
-    """`gyro_orientation` of a Session; rate from `rate_hz` or the session's metadata.
+def session_rotations(session, rate_hz=None, bias_dps=None):
+    """`gyro_orientation` of a Session (minus bias_dps (3,) °/s when given, e.g. from
+    `session_bias`); rate from `rate_hz` or the session's metadata.
 
     Raises:
         ValueError naming the session file when it has no gyroscope fields or no known rate.
@@ -108,7 +109,8 @@ def session_rotations(session, rate_hz=None):
     rate = rate_hz if rate_hz is not None else (session.metadata or {}).get("rate_hz")
     if rate is None:
         raise ValueError(f"{where}: sample rate unknown (no metadata.rate_hz); pass rate_hz")
-    return gyro_orientation(session.gyro_dps, float(rate))
+    g = session.gyro_dps if bias_dps is None else session.gyro_dps - np.asarray(bias_dps, float)
+    return gyro_orientation(g, float(rate))
 
 
 @dataclass(frozen=True)
@@ -197,3 +199,112 @@ def dip_angle_deg(earth_uT, rotations, accel_g):
     up = up / np.linalg.norm(up)
     e = np.asarray(earth_uT, float)
     return float(np.rad2deg(np.arcsin(np.clip(-(e @ up) / np.linalg.norm(e), -1.0, 1.0))))
+
+
+# ---------------------------------------------------------------- gyroscope bias
+@dataclass(frozen=True)
+class GyroBias:
+    """A gyroscope bias estimate.
+
+    bias_dps: (3,) constant rate offset, °/s (subtract it before integrating). start_dps: the
+    stationary-hand start (mean rate over the recording). up: (3,) unit "up" in the reference
+    frame. earth_uT: (3,) Earth's field in the reference frame (None without magnetometer
+    terms). cost: final least-squares cost. n_samples: samples integrated.
+    """
+
+    bias_dps: np.ndarray
+    start_dps: np.ndarray
+    up: np.ndarray
+    earth_uT: np.ndarray | None
+    cost: float
+    n_samples: int
+
+
+def _within_state(a, idx):
+    """Deviation of every row of a (n, k) from the mean of its state (idx (n,) 0..31)."""
+    onehot = (idx[:, None] == np.arange(32)[None]).astype(float)  # (n, 32)
+    means = (onehot.T @ a) / np.maximum(onehot.sum(0), 1)[:, None]
+    return a - onehot @ means
+
+
+def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, rows=None,
+                       accel_noise_g=0.01, mag_noise_uT=0.3, accel_stride=4):
+    """Constant gyroscope bias from the recording itself, no extra calibration step.
+
+    A hand that holds poses does not keep turning, so the mean rate over a recording is the
+    bias to within (net rotation)/(duration): that is the start. It is refined by nonlinear
+    least squares (scipy ``least_squares``) on what must stay consistent when the gyroscope,
+    minus the bias, is integrated (`gyro_orientation`):
+
+    * the accelerometer sees a fixed "up" u of the reference frame: a_i ≈ R_iᵀ u (every
+      ``accel_stride``-th sample, weighted by 1/accel_noise_g; the hand's own acceleration
+      counts as noise);
+    * optionally, the magnetometer's labelled readings (rows: their sample indices, bits: their
+      states) move within a held state only by Earth's field turning: within-state deviations
+      of r_i ≈ those of R_iᵀ e (weighted by 1/mag_noise_uT). Use training labels only.
+
+    Args:
+        gyro_dps: (n, 3) rates, °/s. rate_hz: sample rate (> 0). accel_g: (n, 3), g.
+        readings_uT: optional (m, 3) calibrated readings at sample indices rows (m,), with
+            their states bits (m, 5).
+        accel_noise_g, mag_noise_uT: residual scales (> 0).
+
+    Returns:
+        GyroBias.
+    """
+    from scipy.optimize import least_squares
+
+    g = np.asarray(gyro_dps, float)
+    acc = np.asarray(accel_g, float)
+    if acc.shape != g.shape:
+        raise ValueError(f"accel_g {acc.shape} must match gyro_dps {g.shape}")
+    if not (accel_noise_g > 0 and mag_noise_uT > 0 and accel_stride >= 1):
+        raise ValueError("accel_noise_g, mag_noise_uT must be > 0 and accel_stride >= 1")
+    use_mag = readings_uT is not None
+    if use_mag:
+        r = np.asarray(readings_uT, float)
+        rows = np.asarray(rows, dtype=np.int64)
+        idx = bits_to_index(bits)
+        if r.shape != (len(rows), 3) or len(idx) != len(rows):
+            raise ValueError(f"readings_uT (m, 3), rows (m,) and bits (m, 5) must match; got "
+                             f"{r.shape}, {rows.shape}, {np.shape(bits)}")
+        target = _within_state(r, idx).ravel() / mag_noise_uT
+        rows_rt = rows
+    b0 = g.mean(0)
+    keep = np.arange(0, len(g), accel_stride)
+
+    def residual(theta):
+        rt = np.swapaxes(gyro_orientation(g - theta[:3], rate_hz), -1, -2)
+        u = theta[3:6] / np.linalg.norm(theta[3:6])
+        out = [((acc[keep] - rt[keep] @ u) / accel_noise_g).ravel()]
+        if use_mag:
+            out.append(target - _within_state(rt[rows_rt] @ theta[6:9], idx).ravel()
+                       / mag_noise_uT)
+        return np.concatenate(out)
+
+    rt0 = np.swapaxes(gyro_orientation(g - b0, rate_hz), -1, -2)
+    up0 = np.mean(np.einsum("nji,nj->ni", rt0, acc), axis=0)  # R_i a_i averaged
+    theta0 = np.concatenate([b0, up0 / np.linalg.norm(up0)])
+    if use_mag:
+        e0 = fit_earth(r, np.swapaxes(rt0, -1, -2)[rows], bits).earth_uT
+        theta0 = np.concatenate([theta0, e0])
+    sol = least_squares(residual, theta0, x_scale=np.concatenate(
+        [np.full(3, 0.1), np.ones(3)] + ([np.full(3, 10.0)] if use_mag else [])), method="lm")
+    up = sol.x[3:6] / np.linalg.norm(sol.x[3:6])
+    return GyroBias(bias_dps=sol.x[:3], start_dps=b0, up=up,
+                    earth_uT=sol.x[6:9] if use_mag else None, cost=float(sol.cost),
+                    n_samples=len(g))
+
+
+def session_bias(session, rows=None, bits=None, rate_hz=None):
+    """`estimate_gyro_bias` of a Session; with rows (sample indices) and bits, the labelled
+    calibrated readings at those rows add the magnetometer terms (pass training rows only)."""
+    where = session.path or "session"
+    if session.gyro_dps is None or session.accel_g is None:
+        raise ValueError(f"{where}: gyro (gx, gy, gz) and accelerometer (ax, ay, az) fields "
+                         f"are needed to estimate the gyroscope bias")
+    rate = rate_hz if rate_hz is not None else (session.metadata or {}).get("rate_hz")
+    if rate is None:
+        raise ValueError(f"{where}: sample rate unknown (no metadata.rate_hz); pass rate_hz")
+    r = None if rows is None else session.calibrated_uT()[rows]
+    return estimate_gyro_bias(session.gyro_dps, float(rate), session.accel_g, r, bits, rows)

@@ -42,6 +42,17 @@ class Placements:
         return Placements(self.mount_m[i], self.tilt_rad[i], self.diameter_m[i],
                           self.sensor_offset_m[i])
 
+    def as_flat_dict(self, i=0):
+        """Placement i as flat figures {"<field>_<finger>": value} (mm, deg) for records."""
+        from .hand import FINGERS
+
+        d = self.as_dict(i)
+        out = {f"{k}_{f}": v for k in ("mount_mm", "tilt_deg", "diameter_mm")
+               for f, v in zip(FINGERS, d[k], strict=True)}
+        out.update({f"sensor_offset_mm_{a}": v for a, v in zip("xyz", d["sensor_offset_mm"],
+                                                               strict=True)})
+        return out
+
     def as_dict(self, i=0):
         """Placement i as plain lists (for records)."""
         return {"mount_mm": (1e3 * self.mount_m[i]).round(2).tolist(),

@@ -7,8 +7,15 @@ Format::
      "samples": [{"ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz", ...}, ...],
      "labels": [...], "metadata"?: {...}}
 
-Raw sample units are LSB: accelerometer 8192 LSB/g, gyroscope 114.28 LSB/(°/s), magnetometer
-1024/100 LSB/µT. Labels come in two shapes, both accepted::
+Raw sample units are LSB: accelerometer 8192 LSB/g, gyroscope 114.28 LSB/(°/s). The
+magnetometer format is named by ``device.magFormat`` (absent: "int16"):
+
+* "int16": signed values, 1024 LSB per gauss, i.e. 100/1024 µT per LSB (the legacy firmware);
+* "mmc5603-20bit": the MEMSIC MMC5603's 20-bit output, offset binary: 0 field reads
+  2^19 = 524288 counts, 16384 counts per gauss (1 G = 100 µT), so
+  µT = (counts − 524288) · 100 / 16384 (`mmc5603_counts_to_uT`).
+
+Labels come in two shapes, both accepted::
 
     {"startIndex": i0, "endIndex": i1, "fingers": {"thumb": "extended"|"flexed"|"unknown", ...}}
     {"start_sample": i0, "end_sample": i1, "labels": {"fingers": {...}}}
@@ -32,6 +39,22 @@ from .hand import FINGERS
 ACCEL_LSB_PER_G = 8192.0
 GYRO_LSB_PER_DPS = 114.28
 MAG_UT_PER_LSB = 100.0 / 1024.0
+MMC5603_NULL_COUNTS = 1 << 19  # 20-bit offset binary: zero field
+MMC5603_COUNTS_PER_GAUSS = 16384.0
+MAG_FORMATS = ("int16", "mmc5603-20bit")
+
+
+def mmc5603_counts_to_uT(counts):
+    """MMC5603 20-bit offset-binary counts (array-like, 0..2^20−1) → field, µT.
+
+    >>> mmc5603_counts_to_uT([524288, 540672, 516096]).tolist()
+    [0.0, 100.0, -50.0]
+    """
+    c = np.asarray(counts, float)
+    if np.any((c < 0) | (c > (1 << 20) - 1)):
+        raise ValueError(f"MMC5603 counts must be in [0, {(1 << 20) - 1}], got "
+                         f"{c[(c < 0) | (c > (1 << 20) - 1)][:3].tolist()}")
+    return (c - MMC5603_NULL_COUNTS) * 100.0 / MMC5603_COUNTS_PER_GAUSS
 FINGER_STATES = {"extended": 0, "flexed": 1, "unknown": -1}
 _STATE_NAMES = {0: "extended", 1: "flexed", -1: "unknown"}
 
@@ -202,7 +225,22 @@ def load_session(path):
     for i, s in enumerate(samples):
         if not isinstance(s, dict):
             raise SessionFormatError(f"{path}: samples[{i}]: expected an object")
-    mag = _triple(samples, ("mx", "my", "mz"), path, True, MAG_UT_PER_LSB)
+    fmt = (meta.get("device") or {}).get("magFormat", "int16") if isinstance(meta, dict) \
+        else "int16"
+    if fmt not in MAG_FORMATS:
+        raise SessionFormatError(f"{path}: device.magFormat: unknown magnetometer format "
+                                 f"{fmt!r}, expected one of {list(MAG_FORMATS)}")
+    if fmt == "int16":
+        mag = _triple(samples, ("mx", "my", "mz"), path, True, MAG_UT_PER_LSB)
+    else:
+        counts = _triple(samples, ("mx", "my", "mz"), path, True, 1.0)
+        bad = np.flatnonzero(np.any((counts < 0) | (counts > (1 << 20) - 1)
+                                    | (counts != np.round(counts)), axis=1))
+        if bad.size:
+            i = int(bad[0])
+            raise SessionFormatError(f"{path}: samples[{i}].mx/my/mz: {counts[i].tolist()} is "
+                                     f"not a 20-bit count (integer in [0, {(1 << 20) - 1}])")
+        mag = mmc5603_counts_to_uT(counts)
     acc = _triple(samples, ("ax", "ay", "az"), path, False, 1.0 / ACCEL_LSB_PER_G)
     gyr = _triple(samples, ("gx", "gy", "gz"), path, False, 1.0 / GYRO_LSB_PER_DPS)
     n = len(samples)

@@ -29,6 +29,22 @@ class SessionConfig:
     hard_iron_uT: spread of the hard-iron offset. soft_iron: spread of the soft-iron matrix
     around identity. noise_uT: white sensor noise per axis. cal_error_uT: error of the stored
     hard-iron calibration.
+
+    Model mismatch the fits do not know (defaults: realistic consumer parts; sources below):
+    gyro_bias_dps: per-axis spread of the gyroscope's constant rate offset left after the
+    turn-on calibration (the LSM6DS3 class, 114.28 LSB/(°/s) as the firmware writes, specifies
+    ±10 °/s zero-rate level uncalibrated; 0.3 °/s after a start-up calibration is the audit's
+    figure); gyro_walk_dps_per_sqrt_s: random walk of that bias (bias instability);
+    gyro_noise_dps: white rate noise per sample (LSM6DS3 rate noise density 7 mdps/√Hz over a
+    13 Hz band is ~0.025 °/s; doubled); accel_noise_g: accelerometer noise plus the moving
+    hand's own acceleration, g (sensor noise 90 µg/√Hz is ~0.3 mg: the hand dominates);
+    noise_uT: magnetometer white noise (MEMSIC MMC5603NJ datasheet: 2 mG = 0.2 µT RMS);
+    iron_drift_uT_per_sqrt_s: random walk of the hard-iron offset during the session
+    (temperature), not a constant; iron_nonlinearity: fractional gain change at 100 µT,
+    B·(1 + k|B|²/(100 µT)²) — soft iron that is not a linear matrix; finger_jitter_deg: joint-
+    angle offset drawn anew every time a state is held (the pose is never the same twice).
+    Magnet moment tolerance (±10%) and hand-size variation belong to the user's hand
+    (`hand.sample_hand`).
     """
 
     rate_hz: float = 26.0
@@ -44,8 +60,15 @@ class SessionConfig:
     tremor_deg: float = 2.0
     hard_iron_uT: float = 20.0
     soft_iron: float = 0.03
-    noise_uT: float = 0.4
+    noise_uT: float = 0.2
     cal_error_uT: float = 1.0
+    gyro_bias_dps: float = 0.3
+    gyro_walk_dps_per_sqrt_s: float = 0.005
+    gyro_noise_dps: float = 0.05
+    accel_noise_g: float = 0.01
+    iron_drift_uT_per_sqrt_s: float = 0.05
+    iron_nonlinearity: float = 0.01
+    finger_jitter_deg: float = 3.0
 
     def __post_init__(self):
         for name in ("rate_hz", "hold_s", "earth_uT", "wobble_tau_s"):
@@ -54,7 +77,10 @@ class SessionConfig:
         if self.repeats < 1:
             raise ValueError(f"SessionConfig.repeats must be >= 1, got {self.repeats}")
         for name in ("transition_s", "session_yaw_deg", "session_tilt_deg", "wobble_deg",
-                     "tremor_deg", "hard_iron_uT", "soft_iron", "noise_uT", "cal_error_uT"):
+                     "tremor_deg", "hard_iron_uT", "soft_iron", "noise_uT", "cal_error_uT",
+                     "gyro_bias_dps", "gyro_walk_dps_per_sqrt_s", "gyro_noise_dps",
+                     "accel_noise_g", "iron_drift_uT_per_sqrt_s", "iron_nonlinearity",
+                     "finger_jitter_deg"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SessionConfig.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -105,20 +131,23 @@ def simulate_session(hand, codes=None, seed=0, config=None, user=None):
     order = np.concatenate([rng.permutation(len(codes)) for _ in range(cfg.repeats)])
     n_hold = max(1, int(round(cfg.hold_s * cfg.rate_hz)))
     n_tr = int(round(cfg.transition_s * cfg.rate_hz))
-    seg_states, labels, t = [], [], 0
+    seg_states, seg_pose, labels, t = [], [], [], 0
     prev = np.zeros(5, dtype=np.int64)
+    pose = np.deg2rad(cfg.finger_jitter_deg) * rng.standard_normal((len(order), 5, 2))
     for j, o in enumerate(order):
         if n_tr and j > 0:  # transition: fingers move, state unlabelled
             mix = rng.random((n_tr, 5)) < np.linspace(0, 1, n_tr)[:, None]
             seg_states.append(np.where(mix, bits_list[o], prev))
+            seg_pose.append(np.repeat(pose[j][None], n_tr, 0))
             t += n_tr
         seg_states.append(np.tile(bits_list[o], (n_hold, 1)))
+        seg_pose.append(np.repeat(pose[j][None], n_hold, 0))
         labels.append(Label(t, t + n_hold, bits_list[o].astype(np.int8)))
         t += n_hold
         prev = bits_list[o]
     true_bits = np.concatenate(seg_states)
     n = len(true_bits)
-    jitter = np.deg2rad(cfg.tremor_deg) * rng.standard_normal((n, 5, 2))
+    jitter = np.deg2rad(cfg.tremor_deg) * rng.standard_normal((n, 5, 2)) + np.concatenate(seg_pose)
     b_mag = magnet_field_uT(hand, true_bits, jitter)
 
     # orientation: session mean (yaw, tilt) plus OU wobble; Earth's field in world frame
@@ -129,14 +158,20 @@ def simulate_session(hand, codes=None, seed=0, config=None, user=None):
     wobble = _ou(rng, n, 3, np.deg2rad(cfg.wobble_deg), cfg.wobble_tau_s * cfg.rate_hz)
     rot = Rotation.from_rotvec(mean_rv) * Rotation.from_rotvec(wobble)  # sensor → world
     b_earth = rot.inv().apply(earth_w)
-    accel_g = rot.inv().apply([0.0, 0.0, 1.0]) + 0.005 * rng.standard_normal((n, 3))
+    accel_g = rot.inv().apply([0.0, 0.0, 1.0]) + cfg.accel_noise_g * rng.standard_normal((n, 3))
     dr = (rot[:-1].inv() * rot[1:]).as_rotvec()
     gyro = np.vstack([dr[:1], dr]) * np.rad2deg(1.0) * cfg.rate_hz
-    gyro_dps = gyro + 0.1 * rng.standard_normal((n, 3))
+    bias = cfg.gyro_bias_dps * rng.standard_normal(3) + np.cumsum(
+        cfg.gyro_walk_dps_per_sqrt_s / np.sqrt(cfg.rate_hz) * rng.standard_normal((n, 3)), 0)
+    gyro_dps = gyro + bias + cfg.gyro_noise_dps * rng.standard_normal((n, 3))
 
     hard = cfg.hard_iron_uT * rng.standard_normal(3)
+    drift = np.cumsum(cfg.iron_drift_uT_per_sqrt_s / np.sqrt(cfg.rate_hz)
+                      * rng.standard_normal((n, 3)), 0)
     soft = np.eye(3) + cfg.soft_iron * rng.standard_normal((3, 3))
-    raw = (b_mag + b_earth) @ soft.T + hard + cfg.noise_uT * rng.standard_normal((n, 3))
+    b_true = b_mag + b_earth
+    b_true = b_true * (1 + cfg.iron_nonlinearity * np.sum(b_true**2, 1, keepdims=True) / 1e4)
+    raw = b_true @ soft.T + hard + drift + cfg.noise_uT * rng.standard_normal((n, 3))
     raw = np.rint(raw / MAG_UT_PER_LSB) * MAG_UT_PER_LSB
     cal_hard = hard + cfg.cal_error_uT * rng.standard_normal(3)
     cal_soft = np.linalg.inv(soft)
@@ -144,7 +179,8 @@ def simulate_session(hand, codes=None, seed=0, config=None, user=None):
     for lab in labels:
         states[lab.start:lab.end] = lab.fingers
     meta = {"simulator": "physml.magnets.simulate", "seed": np.asarray(seed).tolist(), "user": user,
-            "rate_hz": cfg.rate_hz, "states": codes}
+            "rate_hz": cfg.rate_hz, "states": codes,
+            "true_gyro_bias_dps": bias.mean(0).tolist()}
     return Session(mag_raw_uT=raw, accel_g=accel_g, gyro_dps=gyro_dps, states=states,
                    labels=labels, hard_iron_uT=cal_hard, soft_iron=cal_soft, version="2.1",
                    timestamp="2026-01-01T00:00:00Z",

@@ -153,3 +153,13 @@ class WhatIf:
 def whatif_widget(hand, noise_uT=3.0, placement=None):
     """Build the live what-if (see `WhatIf`); display `.widget` in a notebook."""
     return WhatIf(hand, noise_uT, placement)
+
+
+def sweep_endpoints(sweep):
+    """The sensor-z sweep at its nominal position (0 mm, else the first step) and its last
+    step, as flat figures: offset_mm, min_distance_sigma and expected_accuracy at each end."""
+    off = list(sweep["offset_mm"])
+    i0 = off.index(0.0) if 0.0 in off else 0
+    return {f"{key}_{end}": float(sweep[key][i])
+            for end, i in (("nominal", i0), ("last", len(off) - 1))
+            for key in ("offset_mm", "min_distance_sigma", "expected_accuracy")}
