@@ -1,0 +1,154 @@
+"""Attention biases: shapes, signs against hand-built terrains, the released scale, the
+path barrier against an analytic ridge, permutation equivariance of every variant."""
+
+import numpy as np
+import pytest
+import torch
+
+from physml.attention import bias as B
+from physml.attention.terrain import ridge
+
+N, P = 64, 8
+G = N // P
+
+
+def _inputs(terrain_m, wind=(5.0, 0.0), z_mean=None, z_std=None):
+    t = np.asarray(terrain_m, dtype=float)[None]
+    e = B.patch_means(t, P)
+    mu = t.mean() if z_mean is None else z_mean
+    sd = t.std() if z_std is None else z_std
+    bar = B.path_barrier(t[0], B.token_centres(N, P))[None]
+    f = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    return B.BiasInputs(torch.tensor(B.token_coords(N, P)), f(e), f((e - mu) / sd), f(bar),
+                        f(np.asarray(wind, dtype=float)[None]))
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
+
+
+def _straight_ridge(height=1000.0):
+    # crest along y through x = 31.5 (between token columns 3 and 4), width 2 cells
+    return ridge(N, (31.5, 31.5), np.pi / 2, height, 1e6, 2.0)
+
+
+def _tok(cx, cy):
+    return cy * G + cx
+
+
+@pytest.mark.parametrize("variant", B.VARIANTS)
+def test_every_variant_has_the_bias_shape(variant):
+    rng = np.random.default_rng(0)
+    x = _inputs(rng.uniform(0, 500, size=(N, N)))
+    out = B.AttentionBias(variant, heads=4, grid=G).double()(x)
+    assert out.shape == (1, 4, G * G, G * G)
+    assert torch.isfinite(out).all()
+    if variant == "none":
+        assert torch.count_nonzero(out) == 0
+
+
+def test_path_barrier_matches_the_analytic_ridge_height():
+    h = _straight_ridge(1000.0)
+    c = B.token_centres(N, P)
+    bar = B.path_barrier(h, c)
+    i, j = _tok(1, 2), _tok(6, 2)  # both far from the crest (h ≈ 0)
+    # the crest x = 31.5 falls between grid columns 31 and 32, each half a cell off the crest
+    on_grid = 1000.0 * np.exp(-0.5 * (0.5 / 2.0) ** 2)
+    assert bar[i, j] == pytest.approx(on_grid, rel=1e-6)
+    k = _tok(1, 5)  # same side of the ridge as i: no barrier
+    assert bar[i, k] == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(bar, bar.T) and np.all(np.diag(bar) == 0) and bar.min() >= 0
+
+
+def test_ridge_between_two_low_points_is_penalised_only_by_the_path_barrier():
+    x = _inputs(_straight_ridge(1000.0), wind=(5.0, 0.0))
+    i, j = _tok(6, 3), _tok(1, 3)  # query east of the ridge, key west (upwind for westerly)
+    for v in ("elev_released_fixed", "elev_released_learned", "elev_scaled",
+              "elev_scaled_wind"):
+        b = B.AttentionBias(v, heads=2, grid=G).double()(x)
+        assert abs(float(b[0, 0, i, j])) < 1e-9, v  # equal endpoints: nothing
+    for v in ("barrier", "barrier_wind"):
+        b = B.AttentionBias(v, heads=2, grid=G).double()(x)
+        # α = 2 per km of barrier (0.969 km on the grid), gate cos 0 = 1 for the wind-gated one
+        assert float(b[0, 0, i, j]) == pytest.approx(-2.0 * 0.9692, rel=1e-3), v
+
+
+def test_endpoint_bias_penalises_uphill_keys_not_downhill():
+    h = ridge(N, (3.5, 3.5), 0.0, 1500.0, 6.0, 6.0)  # a hill on token (0, 0)
+    x = _inputs(h)
+    top, low = _tok(0, 0), _tok(3, 3)
+    for v in ("elev_released_fixed", "elev_scaled"):
+        b = B.AttentionBias(v, heads=1, grid=G).double()(x)[0, 0]
+        assert float(b[low, top]) < 0, v  # key higher than query: penalised
+        assert float(b[top, low]) == 0.0, v  # key lower: not
+
+
+def test_released_bias_is_about_a_hundredth_of_a_logit():
+    # z-scored elevations divided by 1000: with α = 2 the bias is ~ 2·Δz/1000
+    rng = np.random.default_rng(1)
+    h = sum(ridge(N, tuple(rng.uniform(10, 54, 2)), rng.uniform(0, 3), 1500.0, 20.0, 3.0)
+            for _ in range(3))
+    x = _inputs(h, z_mean=h.mean(), z_std=h.std())
+    released = B.AttentionBias("elev_released_fixed", 1, G).double()(x)
+    e = B.patch_means(h, P)
+    z = (e - h.mean()) / h.std()
+    expected = -2.0 * np.maximum(z[None, :] - z[:, None], 0) / 1000.0  # by hand
+    np.testing.assert_allclose(released[0, 0].numpy(), expected, atol=1e-12)
+    assert 1e-3 < float(-released.min()) < 0.02
+    scaled = B.AttentionBias("elev_scaled", 1, G).double()(x)
+    assert float(-scaled.min()) > 0.5  # the same formula in km: logits of order one
+
+
+def test_wind_gate_upwind_only():
+    x = _inputs(_straight_ridge(1000.0), wind=(5.0, 0.0))
+    b = B.AttentionBias("barrier_wind", 1, G).double()(x)[0, 0]
+    east, west = _tok(6, 3), _tok(1, 3)
+    assert float(b[east, west]) < -1.0  # key west = upwind of a westerly: gated on
+    assert float(b[west, east]) == 0.0  # key downwind: gated off
+    x2 = _inputs(_straight_ridge(1000.0), wind=(-5.0, 0.0))
+    b2 = B.AttentionBias("barrier_wind", 1, G).double()(x2)[0, 0]
+    assert float(b2[west, east]) < -1.0 and float(b2[east, west]) == 0.0
+
+
+@pytest.mark.parametrize("variant", B.VARIANTS)
+def test_permutation_equivariance(variant):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    h = sum(ridge(N, tuple(rng.uniform(10, 54, 2)), rng.uniform(0, 3), 900.0, 15.0, 2.5)
+            for _ in range(2))
+    x = _inputs(h, wind=(3.0, -4.0))
+    mod = B.AttentionBias(variant, heads=4, grid=G).double()
+    with torch.no_grad():
+        for p in mod.parameters():  # move off the initial values
+            p.add_(torch.randn_like(p) * 0.3)
+    perm = torch.tensor(rng.permutation(G * G))
+    bias = mod(x)
+    bias_p = mod(x.permuted(perm))
+    torch.testing.assert_close(bias_p, bias[:, :, perm][:, :, :, perm], atol=1e-10, rtol=0)
+    q, k, v = (torch.randn(1, 4, G * G, 8, dtype=torch.float64) for _ in range(3))
+    out = B.attend(q, k, v, bias)
+    out_p = B.attend(q[:, :, perm], k[:, :, perm], v[:, :, perm], bias_p)
+    assert float((out_p - out[:, :, perm]).abs().max()) < 1e-5
+
+
+def test_derangement_moves_every_terrain():
+    p = B.derangement(10, np.random.default_rng(0))
+    assert sorted(p.tolist()) == list(range(10)) and np.all(p != np.arange(10))
+
+
+def test_wind_scan_order_depends_on_wind():
+    c = B.token_coords(N, P)
+    o = B.wind_scan_order(c, np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+    assert all(sorted(r.tolist()) == list(range(G * G)) for r in o)
+    # westerly: first scanned tokens are the western column (x = 0)
+    assert set(c[o[0, :G], 0].tolist()) == {0}
+    assert set(c[o[1, :G], 0].tolist()) == {G - 1}
+    assert set(c[o[2, :G], 1].tolist()) == {0}
+
+
+@pytest.mark.parametrize("patch", [7, 0, 65])
+def test_patch_not_dividing_grid_rejected_by_name(patch):
+    with pytest.raises(ValueError, match="patch"):
+        B.token_centres(64, patch)
