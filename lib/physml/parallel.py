@@ -10,6 +10,7 @@ connects to an existing scheduler (e.g. one started by ``dask-jobqueue`` on HTCo
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -28,8 +29,10 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
         return
     if workers is None or workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    # silence_logs: the workers' INFO/WARNING chatter (e.g. nanny shutdown) stays out of reports
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client
 
 
