@@ -15,8 +15,6 @@ from physml.vacua.potential import (
     value_xp,
 )
 
-jax.config.update("jax_enable_x64", True)
-
 _V = jax.jit(lambda x, P: value_xp(x, P, jnp))
 _G = jax.jit(jax.grad(lambda x, P: value_xp(x, P, jnp)))
 _H = jax.jit(jax.hessian(lambda x, P: value_xp(x, P, jnp)))

@@ -22,12 +22,11 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
 from .geometry import Geometry
-from .labels import FAILED, LABELS
+from .labels import FAILED, LABELS, count_displaced
 from .potential import PotentialParams, sample_params
 from .solvers import bucket_size, newton_padded
 
 VACUUM_CLASSES = ("pinned", "partly_displaced", "all_displaced", "failed")
-DISPLACED = 1e-3  # |φ_i*| above which a modulus is displaced from its kink
 POTENTIAL_FEATURES = ("A", "a", "D", "p", "gamma", "s", "c_rms", "c_max", "lam_fro", "M_mean",
                       "M_min")
 COUNT_FEATURES = ("n_moduli",)
@@ -53,7 +52,7 @@ def potential_features(P: PotentialParams) -> pd.DataFrame:
 
 def vacuum_class(phi, mask, converged) -> np.ndarray:
     """Class codes ``(B,)`` into :data:`VACUUM_CLASSES` from the vacuum φ* ``(B, N)``."""
-    disp = ((np.abs(phi) > DISPLACED) & (np.asarray(mask) > 0)).sum(1)
+    disp = count_displaced(phi, mask)
     n = np.asarray(mask).sum(1)
     out = np.where(disp == 0, 0, np.where(disp >= n, 2, 1))
     return np.where(np.asarray(converged, bool), out, 3)
@@ -279,44 +278,80 @@ def scan_table_with_classes(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def closed_form_class(P: PotentialParams) -> np.ndarray:
+    """The closed-form vacuum-class rule, codes ``(B,)`` into :data:`VACUUM_CLASSES`.
+
+    At φ = 0 the kink term −A exp(−a Σ|φ_i|) pulls every modulus back with slope a·A while the
+    tilt pushes with |c_i| (every other term is flat there), so modulus i leaves its kink when
+    |c_i| > a·A: pinned when none does, all displaced when every real modulus does, partly
+    displaced otherwise. Exact for one modulus without Λ; it ignores the couplings Λ and the
+    weakening of the kink once other moduli have moved. It never predicts ``failed``.
+    """
+    mask = np.asarray(P.mask) > 0
+    push = np.abs(np.asarray(P.c)) > (np.asarray(P.a) * np.asarray(P.A))[:, None]
+    n_disp = (push & mask).sum(1)
+    return np.where(n_disp == 0, 0, np.where(n_disp >= mask.sum(1), 2, 1))
+
+
 def accuracy_table(df: pd.DataFrame, group: str, value: str = "accuracy") -> pd.DataFrame:
-    """Mean and 95% CI (Student t over seeds) of ``value`` per ``group``: columns group, mean,
-    low, high, n."""
+    """Mean and 95% CI over seeds of ``value`` per ``group`` (:func:`physml.stats.summarize`):
+    columns group, mean, ci_low, ci_high, n."""
     from physml import stats
 
-    rows = []
-    for name, g in df.groupby(group, sort=False):
-        ci = stats.mean_ci(g[value].to_numpy())
-        rows.append({group: name, "mean": ci.mean, "low": ci.low, "high": ci.high, "n": ci.n})
-    return pd.DataFrame(rows)
+    return stats.summarize(df, value=value, by=group)
 
 
-def paired_against(df: pd.DataFrame, group: str, baseline: str, value: str = "accuracy",
-                   pair_on: str = "seed") -> pd.DataFrame:
-    """Paired difference (other − baseline) of ``value`` over ``pair_on`` for every other group:
-    columns group, diff, low, high, verdict ("greater" / "less" / "tie")."""
+def cis_by(df: pd.DataFrame, group: str, value: str = "accuracy") -> dict:
+    """``{snake_case(group value): stats.CI}`` over seeds (per-seed samples kept), ready for
+    :func:`physml.results.record` (one key per group)."""
+    from physml import stats
+
+    return stats.summarize({key_of(k): g[value].to_numpy()
+                            for k, g in df.groupby(group, sort=False)})
+
+
+def key_of(name: str) -> str:
+    """A results key from a display name: 'graph + coefficients' -> 'graph_coefficients'."""
+    out = "".join(ch if ch.isalnum() else "_" for ch in str(name).lower())
+    return "_".join(part for part in out.split("_") if part)
+
+
+def paired_against(df: pd.DataFrame, group: str, baseline: str, margin: float,
+                   value: str = "accuracy", pair_on: str = "seed") -> pd.DataFrame:
+    """Every other group against ``baseline`` on the same ``pair_on`` values
+    (:func:`physml.stats.compare`, higher is better, tie = TOST within ``margin``): columns
+    group, diff, ci_low, ci_high, tost_p, verdict ("better" / "worse" than the baseline,
+    "tie", "inconclusive")."""
     from physml import stats
 
     wide = df.pivot_table(index=pair_on, columns=group, values=value)
     if baseline not in wide.columns:
         raise ValueError(f"baseline {baseline!r} not among {list(wide.columns)}")
+    words = {"a": "better", "b": "worse", "tie": "tie", "inconclusive": "inconclusive"}
     rows = []
     for other in wide.columns:
         if other == baseline:
             continue
-        c = stats.paired_difference(wide[other].to_numpy(), wide[baseline].to_numpy())
-        rows.append({group: other, "diff": c.diff.mean, "low": c.diff.low, "high": c.diff.high,
-                     "verdict": c.verdict})
+        v = stats.compare(wide[other].to_numpy(), wide[baseline].to_numpy(), better="higher",
+                          margin=margin)
+        rows.append({group: other, "diff": v.diff.mean, "ci_low": v.diff.low,
+                     "ci_high": v.diff.high, "tost_p": v.tost_p, "verdict": words[v.outcome]})
     return pd.DataFrame(rows)
 
 
-def ci_dict(table: pd.DataFrame, key: str) -> dict:
-    """{row[key]: {mean, low, high, n}} from an :func:`accuracy_table`."""
-    return {r[key]: {"mean": r["mean"], "low": r["low"], "high": r["high"], "n": int(r["n"])}
-            for _, r in table.iterrows()}
+def verdicts_against(df: pd.DataFrame, group: str, baseline: str, margin: float,
+                     value: str = "accuracy", pair_on: str = "seed") -> dict:
+    """``{snake_case(group): stats.Verdict}`` of every other group against ``baseline`` (for
+    :func:`physml.results.record`: the difference CI and the verdict per key)."""
+    from physml import stats
+
+    wide = df.pivot_table(index=pair_on, columns=group, values=value)
+    return {key_of(o): stats.compare(wide[o].to_numpy(), wide[baseline].to_numpy(),
+                                     better="higher", margin=margin)
+            for o in wide.columns if o != baseline}
 
 
 def describe_pairs(pairs: pd.DataFrame, key: str) -> str:
     """One sentence fragment per row of :func:`paired_against`: 'name: +d [lo, hi] (verdict)'."""
-    return "; ".join(f"{r[key]}: {r['diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] "
+    return "; ".join(f"{r[key]}: {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
                      f"({r['verdict']})" for _, r in pairs.iterrows())

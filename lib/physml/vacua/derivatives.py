@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .jaxconfig import x64
 from .potential import REGIMES, Potential, hess_source_defect, sample_potential, value_xp
 
 _G = jax.jit(jax.grad(lambda x, P: value_xp(x, P, jnp)))
@@ -34,6 +35,7 @@ def test_points(n: int, rng: np.random.Generator, kind: str) -> np.ndarray:
     return phi
 
 
+@x64
 def autodiff_errors(n_values, n_potentials: int, rng: np.random.Generator) -> pd.DataFrame:
     """Max relative error (max-norm, relative to the autodiff value's max) of the analytic
     gradient, Hessian and Hessian-vector product vs JAX autodiff, for ``n_potentials`` potentials
@@ -77,6 +79,7 @@ def fd_error_vs_step(pot: Potential, phi, steps) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@x64
 def source_defect(n_potentials: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
     """The source's δ² Hessian vs autodiff, and ours vs autodiff, at near-kink and random
     points. Rows: point, ours_rel_err, source_rel_err, source_missing_curvature (largest

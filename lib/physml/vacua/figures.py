@@ -49,7 +49,7 @@ def source_defect(df: pd.DataFrame) -> go.Figure:
 
 def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potential",
                      y_title: str = "wall time per potential (ms)") -> go.Figure:
-    """One line per method of ``column`` vs n (output of benchmark.summary_by_method by
+    """One line per method of ``column`` vs n (output of race.cost_by_n, by
     (method, n))."""
     fig = go.Figure()
     for k, (m, d) in enumerate(summary_n.groupby("method")):
@@ -63,8 +63,13 @@ def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potenti
     return fig
 
 
-def label_distribution(dist: pd.DataFrame, by: str, title: str) -> go.Figure:
-    """Stacked bars of label fractions per value of ``by`` (output of scan.label_distribution)."""
+def label_distribution(dist: pd.DataFrame, by: str, prefix: str = "") -> go.Figure:
+    """Stacked bars of label fractions per value of ``by`` (output of scan.label_distribution);
+    the title (after ``prefix``) names the most common label and the range of its share."""
+    top = dist.mean().idxmax()
+    lo, hi = float(dist[top].min()), float(dist[top].max())
+    title = (f"{prefix}{top} is the most common label; its share ranges {lo:.1%}–{hi:.1%} "
+             f"across {dist.shape[0]} values of {by}")
     fig = go.Figure()
     for k, lab in enumerate([c for c in LABELS if c in dist.columns]):
         fig.add_trace(go.Bar(x=dist.index.astype(str), y=dist[lab], name=lab,
@@ -122,6 +127,66 @@ def accuracy_bars(table: pd.DataFrame, key: str, title: str) -> go.Figure:
     active_learning.accuracy_table)."""
     from physml import plots
 
-    cis = {r[key]: stats.CI(r["mean"], r["low"], r["high"], int(r["n"]))
+    cis = {r[key]: stats.CI(r["mean"], r["ci_low"], r["ci_high"], int(r["n"]))
            for _, r in table.iterrows()}
     return plots.ablation_bars(cis, title=title, y_title="test accuracy (held-out geometries)")
+
+
+def time_to_eps_curves(at_eps: pd.DataFrame, title_prefix: str = "") -> go.Figure:
+    """ms per vacuum located to ε (oracle stop) vs ε, one line per solver: mean over seeds with
+    a 95% CI band (output of race.ms_per_vacuum_at_eps). A solver's line stops at the first ε
+    that some seed never reaches. The title names the solvers that reach every ε and the
+    fastest at the smallest ε."""
+    fig = go.Figure()
+    eps_all = sorted(at_eps.eps.unique(), reverse=True)
+    reach_all, at_min = [], {}
+    for k, (m, d) in enumerate(at_eps.groupby("method")):
+        wide = d.pivot_table(index="eps", columns="seed", values="ms_per_vacuum")
+        wide = wide.reindex(eps_all)
+        ok = np.isfinite(wide.to_numpy()).all(1)
+        stop = int(np.argmin(ok)) if not ok.all() else len(ok)
+        xs = eps_all[:stop]
+        if not xs:
+            continue
+        cis = [stats.mean_ci(wide.loc[e].to_numpy()) for e in xs]
+        c = PALETTE[k % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[ci.high for ci in cis]
+                                 + [ci.low for ci in cis][::-1], fill="toself", fillcolor=c,
+                                 opacity=0.18, line_width=0, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=xs, y=[ci.mean for ci in cis], name=m, mode="lines+markers",
+                                 line=dict(color=c)))
+        if stop == len(eps_all):
+            reach_all.append(m)
+            at_min[m] = cis[-1].mean
+    if at_min:
+        fastest = min(at_min, key=at_min.get)
+        msg = (f"{len(reach_all)} of {at_eps.method.nunique()} solvers reach ε = "
+               f"{min(eps_all):.0e} on every seed; fastest there: {fastest} "
+               f"({at_min[fastest]:.3g} ms per vacuum)")
+    else:
+        msg = f"no solver reaches ε = {min(eps_all):.0e} on every seed"
+    fig.update_layout(title=title_prefix + msg, xaxis_title="ε (max-norm distance to the true "
+                      "vacuum)", yaxis_title="ms per vacuum located to ε (oracle stop)")
+    fig.update_xaxes(type="log", autorange="reversed")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def census_by_t(per_level: pd.DataFrame, summary: dict) -> go.Figure:
+    """Good toric bases per T = h¹¹ − 1 (log y), stepping stones beside them; the title states
+    the total against the published census."""
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=per_level["T"], y=per_level.good, name="good bases",
+                         marker_color=PALETTE[0]))
+    fig.add_trace(go.Scatter(x=per_level["T"], y=per_level.stepping_stones,
+                             name="stepping stones (surfaces with a (4,6) site)", mode="lines",
+                             line=dict(color=PALETTE[1], dash="dot")))
+    d = summary["difference"]
+    verdict = "reproduces" if d == 0 else f"differs by {d:+,d} from"
+    fig.update_layout(
+        title=f"{summary['toric_bases_count']:,} toric bases with T = {summary['T_min']}…"
+              f"{summary['T_max']}: {verdict} Morrison & Taylor's {summary['published_count']:,} "
+              f"(T = 0…{summary['published_T_max']})",
+        xaxis_title="T = h¹¹(B) − 1 (tensor multiplets)", yaxis_title="surfaces")
+    fig.update_yaxes(type="log")
+    return fig

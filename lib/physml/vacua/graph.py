@@ -116,6 +116,7 @@ def _run_dir(base: Path, seed: int, name: str) -> Path:
 
 
 NEURAL_MODELS = ("graph + coefficients", "graph only", "tabular MLP")
+CLOSED_FORM = "closed-form rule"
 
 
 def training_histories(seed: int, out_dir: str | Path | None = None) -> dict:
@@ -128,10 +129,12 @@ def training_histories(seed: int, out_dir: str | Path | None = None) -> dict:
 
 def compare_graph_tabular(geometries: list[Geometry], gid, features: pd.DataFrame, labels,
                           seeds, epochs: int = 40, test_fraction: float = 0.25,
-                          out_dir: str | Path | None = None) -> pd.DataFrame:
+                          out_dir: str | Path | None = None, rule=None) -> pd.DataFrame:
     """Test accuracy per model and seed on geometry-held-out splits (test and validation both
     hold out whole geometries). Models: ``graph + coefficients`` (FanGNN), ``graph only``
-    (FanGNN without scalars), ``tabular MLP`` (coefficients + n_moduli), and ``majority class``.
+    (FanGNN without scalars), ``tabular MLP`` (coefficients + n_moduli), ``majority class``,
+    and, when ``rule`` ``(B,)`` (class codes of a closed-form rule) is given, ``closed-form
+    rule`` scored on the same test geometries.
 
     gid ``(B,)``; features: DataFrame with the columns of :data:`POTENTIAL_FEATURES` and
     n_moduli; labels ``(B,)`` codes into :data:`VACUUM_CLASSES`. Returns rows (model, seed,
@@ -167,4 +170,7 @@ def compare_graph_tabular(geometries: list[Geometry], gid, features: pd.DataFram
         vals, cnt = np.unique(y_np[tr], return_counts=True)
         rows.append(dict(model="majority class", seed=int(seed),
                          accuracy=float((y_np[te] == vals[cnt.argmax()]).mean())))
+        if rule is not None:
+            rows.append(dict(model=CLOSED_FORM, seed=int(seed),
+                             accuracy=float((np.asarray(rule)[te] == y_np[te]).mean())))
     return pd.DataFrame(rows)

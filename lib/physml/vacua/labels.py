@@ -22,6 +22,13 @@ STABLE, SADDLE, MAXIMUM, FLAT, RUNAWAY, FAILED = range(6)
 FAIL_REASONS = ("none", "max_iterations", "nonfinite", "not_converged")
 OK, MAX_ITER, NONFINITE, NOT_CONVERGED = range(4)
 DEFAULT_THRESHOLD = 1e-3
+DISPLACED = 1e-3  # |φ_i*| above which a modulus counts as displaced from its |φ_i|_δ kink at 0
+
+
+def count_displaced(phi, mask) -> np.ndarray:
+    """Moduli displaced from their kink, ``(B,)``: #{i real : |φ_i*| > DISPLACED = 1e-3} for
+    vacua ``phi`` ``(B, N)`` with ``mask`` ``(B, N)`` (1 = real modulus, 0 = padding)."""
+    return ((np.abs(np.asarray(phi)) > DISPLACED) & (np.asarray(mask) > 0)).sum(1)
 
 
 def classify_eigenvalues(eigvals, threshold: float = DEFAULT_THRESHOLD,

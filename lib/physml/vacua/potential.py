@@ -150,7 +150,10 @@ class Potential:
         return value_xp(self._check(phi), self.params, np)
 
     def value_jax(self, phi):
-        """V(φ) with jax.numpy (differentiable with jax.grad / jax.hessian)."""
+        """V(φ) with jax.numpy (differentiable with jax.grad / jax.hessian).
+
+        The caller chooses the precision: wrap the call (and any jax.grad / jax.hessian of it)
+        in ``jax.enable_x64(True)`` for float64, as the study's own kernels do."""
         import jax
         import jax.numpy as jnp
 

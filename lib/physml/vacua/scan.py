@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 
 from .geometry import Geometry
-from .labels import LABELS, label_points, reason_names
+from .labels import LABELS, count_displaced, label_points, reason_names
 from .potential import REGIME_WEIGHTS, REGIMES, sample_params
 from .solvers import GTOL, PHI_BOUND, bucket_size, newton_padded
 
 SOURCE_GEOMETRIES = 270_659
-DISPLACED = 1e-3  # |φ_i| above which a modulus counts as displaced from its |φ_i|_δ kink
 SOURCE_SAMPLES_PER_GEOMETRY = 5
 
 
@@ -71,7 +70,7 @@ def label_geometries(geometries: list[Geometry], samples_per_geometry: int,
             M_min=np.where(P.mask > 0, P.M, np.inf).min(1),
             value=r["value"], grad_inf=r["grad_inf"], n_iter=r["n_iter"], phi_norm=r["phi_norm"],
             converged=r["converged"], reason=reason_names(r["reason"]),
-            n_displaced=(np.abs(r["phi"]) > DISPLACED).sum(1),
+            n_displaced=count_displaced(r["phi"], P.mask),
             label=np.asarray(LABELS)[lab], label_scale=np.asarray(LABELS)[lab_s],
             eig_min=np.nanmin(np.where(np.isfinite(ev), ev, np.inf), axis=1),
             eig_max=np.nanmax(np.where(np.isfinite(ev), ev, -np.inf), axis=1))))
@@ -167,3 +166,31 @@ def throughput_by_n(n_values, per_n: int, rng: np.random.Generator, n_starts: in
                         iterations_per_start=float(r["n_iter"].mean() / n_starts),
                         failure_rate=float((lab == LABELS.index("failed")).mean())))
     return pd.DataFrame(out)
+
+
+def speed_against_scipy(n_moduli: int, batch: int, anchor_batch: int, seed: int,
+                        n_starts: int = 3, max_iter: int = 200, repeats: int = 3):
+    """Labels per second of the batched JAX Newton against scipy trust-exact one potential at a
+    time, measured in the same run (:func:`physml.timing.against_anchor`, interleaved repeats
+    after one untimed warm-up that also compiles the kernel).
+
+    ``batch`` mixture potentials with ``n_moduli`` moduli for JAX, the first ``anchor_batch`` of
+    them (same starts) for scipy. Returns the :class:`physml.timing.AnchorRatio`: ``.ours`` and
+    ``.anchor`` timings (items = potentials), ``.speedup`` the per-potential time ratio
+    scipy / JAX with its CI.
+    """
+    from physml import timing
+
+    from .potential import sample_mixture
+    from .solvers import solve, starting_points
+
+    if not 1 <= anchor_batch <= batch:
+        raise ValueError(f"anchor_batch={anchor_batch} must lie in [1, batch={batch}]")
+    rng = np.random.default_rng(seed)
+    pots = sample_mixture(np.full(batch, int(n_moduli)), rng)
+    starts = starting_points(pots, n_starts, rng)
+    return timing.against_anchor(
+        lambda: solve(pots, "jax_newton", starts, max_iter=max_iter),
+        lambda: solve(pots[:anchor_batch], "trust_exact", starts[:anchor_batch],
+                      max_iter=max_iter),
+        items=batch, anchor_items=anchor_batch, repeats=repeats, warmup=1)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
+from .jaxconfig import x64
 from .labels import LABELS, MAX_ITER, NONFINITE, NOT_CONVERGED, OK, classify_eigenvalues
 from .potential import (
     DELTA,
@@ -375,6 +376,7 @@ def _run_bucket(P_all: PotentialParams, phi0_all, b, R, n_steps, max_iter, gtol,
     return res_phi, res_f, res_g, res_nit, compile_s
 
 
+@x64
 def newton_padded(P: PotentialParams, phi0, gtol: float = GTOL, max_iter: int = 200,
                   rows: int = 4096, n_steps: int = 8, mode: str = "minimize",
                   threshold: float = 1e-3) -> dict:
