@@ -17,6 +17,7 @@ from typing import Any
 
 from physml import paths
 from physml.paths import all_notebooks, repo_root
+from physml.results import format_number
 
 SIDES = ("physics", "ml", "hybrid")
 VERDICT_COLOURS = {"physics": "#1f5fa8", "ml": "#b3541e", "hybrid": "#5b3f99",
@@ -126,14 +127,11 @@ def studies_without_headlines(reports_dir: Path | None = None, root: Path | None
 # --------------------------------------------------------------------------- text
 
 
-def _num(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
-
-
 def _cell(s: dict[str, Any] | None) -> str:
     if not s:
         return "—"
-    return f"{_num(s['value'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
+    f = format_number
+    return f"{f(s['value'])} [{f(s['ci_low'])}, {f(s['ci_high'])}]"
 
 
 def to_text(table: list[dict[str, Any]]) -> str:
@@ -204,10 +202,11 @@ def to_html(table: list[dict[str, Any]]) -> str:
             anchor = (f'<div class="sb-anchor">reference: {html.escape(a.get("name", ""))} '
                       f'{html.escape(a.get("text", ""))}</div>')
         marker = ""
-        if r["status"] != "ok" or r["status_detail"]:
-            marker = (f'<div class="sb-status sb-{r["status"].replace(" ", "-")}">'
-                      f'{html.escape(r["status"].upper())}: {html.escape(r["status_detail"])}'
-                      "</div>")
+        if r["status"] != "ok":
+            marker = (f'<div class="sb-status">{html.escape(r["status"].upper())}: '
+                      f'{html.escape(r["status_detail"])}</div>')
+        elif r["status_detail"]:
+            marker = f'<div class="sb-note">{html.escape(r["status_detail"])}</div>'
         colour = VERDICT_COLOURS.get(r["verdict"], "#777")
         out.append(
             f'<tr class="sb-row sb-{r["status"]}"><td>{html.escape(r["study"])}</td>'
@@ -236,6 +235,7 @@ table.scoreboard th, table.scoreboard td { text-align: left; padding: 5px 9px;
 .sb-verdict span { color: white; border-radius: 4px; padding: 2px 7px; font-weight: bold; }
 .sb-status { font-size: 12px; font-weight: bold; color: #b00020; }
 .sb-stale .sb-status { color: #a66a00; }
+.sb-note { font-size: 12px; color: #6a5d00; font-style: italic; }
 tr.sb-failed td, tr.sb-stale td { background: #fff7e6; }
 .sb-legend { color: #555; font-size: 12px; max-width: 1000px; }
 """

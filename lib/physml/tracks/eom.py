@@ -21,10 +21,9 @@ a circle.
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import numba
+
+from physml.precision import x64  # noqa: F401  (re-exported: the study's JAX kernels use it)
 
 KAPPA = 2.99792458e-4  # GeV / (T mm): c in these units; the one place this constant is written
 
@@ -40,15 +39,3 @@ def derivatives(tx, ty, qop, bx, by, bz):
 
 derivatives_compiled = numba.njit(inline="always", fastmath=True, cache=True)(derivatives)
 """numba-compiled :func:`derivatives` on scalars (the same source, compiled)."""
-
-
-def x64(fn):
-    """Run ``fn`` with JAX float64 enabled (``jax.enable_x64`` context): the study's JAX kernels
-    are float64 without changing JAX's global configuration at import."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with jax.enable_x64(True):
-            return fn(*args, **kwargs)
-
-    return wrapper

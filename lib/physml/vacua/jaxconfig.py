@@ -12,20 +12,9 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 
-
-def x64(fn):
-    """Decorator: run ``fn`` with JAX float64 enabled (``jax.enable_x64(True)`` context)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with jax.enable_x64(True):
-            return fn(*args, **kwargs)
-
-    return wrapper
+from physml.precision import x64  # noqa: F401  (re-exported: the study's kernels use it)
 
 
 def enable_compilation_cache(min_compile_time_s: float = 0.2) -> str:
