@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import nbformat
 import pytest
 
+from notebook_fixtures import write_notebook, write_params
 from physml import render as R
 from physml.paths import all_notebooks, repo_root
 
@@ -41,10 +43,34 @@ def test_research_profile_validates_where_present(nb_path):
     R.plan([nb_path], profile="research")
 
 
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_parameters_cell_defaults_equal_the_default_params_file(nb_path):
+    assert R.default_mismatches(nb_path) == []
+
+
+def test_default_mismatch_check_fails_on_an_altered_default(project):
+    nb = write_notebook(project / "notebooks/demo/05_defaults.ipynb",
+                        "n_samples: int = 20000\nlr: float = 0.001")
+    write_params(project, "demo", "05_defaults", {"n_samples": 20000, "lr": 0.001})
+    assert R.default_mismatches(nb, project) == []
+    write_params(project, "demo", "05_defaults", {"n_samples": 100000, "lr": 0.001})
+    (msg,) = R.default_mismatches(nb, project)
+    assert "'n_samples' is 20000 in the parameters cell but 100000 in 05_defaults.yaml" in msg
+
+
 def test_notebook_paths_follow_the_naming_convention():
     for p in NOTEBOOKS:
         num, _, topic = p.stem.partition("_")
         assert num.isdigit() and len(num) == 2 and topic, p
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_records_a_headline(study):
+    """The scoreboard has a row for every study: some notebook of it calls headline(...)."""
+    sources = "\n".join(
+        c.source for nb in NOTEBOOKS if nb.parent.name == study
+        for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+    assert re.search(r"\bheadline\(", sources), f"no notebook of {study} records a headline"
 
 
 @pytest.fixture(scope="session")

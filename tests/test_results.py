@@ -47,7 +47,7 @@ def test_record_stores_a_comparison_as_its_difference_and_verdict(results_file):
     assert entry["value"] == pytest.approx(0.55) and entry["verdict"] == "greater"
 
 
-@pytest.mark.parametrize("bad", [object(), {}])
+@pytest.mark.parametrize("bad", [[1, 2, 3], np.arange(3), {"x": [1, 2]}, object(), {}])
 def test_record_refuses_lists_and_objects_naming_the_key(bad, monkeypatch):
     monkeypatch.delenv(results.ENV_VAR, raising=False)
     with pytest.raises(TypeError, match="the_key"):
@@ -147,10 +147,6 @@ def test_headline_anchor_is_stored_beside_the_answers(results_file):
     _h(physics=PHYS, ml=ML, anchor={"name": "clock rule", "value": 0.726, "source": "issue 11"})
     stored = json.loads(results_file.read_text())["headlines"]["acc"]["anchor"]
     assert stored["name"] == "clock rule" and stored["value"] == 0.726
-
-
-def test_findings_markdown_reads_the_stored_headlines(results_file):
-    _h(physics=PHYS, ml=ML)
-    stored = json.loads(results_file.read_text())["headlines"]
-    md = results.findings_markdown(stored)
-    assert "Which classifies unseen states?" in md and "**physics**" in md
+    h = _h(key="speed2", physics=PHYS, ml=ML, unit="ms",
+           anchor={"name": "audit", "value": 3.7, "unit": "x", "source": "issue 15"})
+    assert h.anchor["text"] == "3.7 x" and h.anchor["unit"] == "x"

@@ -78,6 +78,7 @@ def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> 
 
 def findings_html(headlines: dict[str, Any]) -> str:
     """The "Findings" box that opens a report: one item per headline the notebook recorded."""
+    from physml.results import format_number
     from physml.scoreboard import VERDICT_COLOURS
 
     items = []
@@ -87,8 +88,8 @@ def findings_html(headlines: dict[str, Any]) -> str:
             v = h.get(s)
             if v:
                 nm = f" ({html.escape(v['name'])})" if v.get("name") else ""
-                sides.append(f"{label}{nm} <b>{v['value']:.4g}</b> [{v['ci_low']:.4g}, "
-                             f"{v['ci_high']:.4g}]")
+                sides.append(f"{label}{nm} <b>{format_number(v['value'])}</b> "
+                             f"[{format_number(v['ci_low'])}, {format_number(v['ci_high'])}]")
         unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
         colour = VERDICT_COLOURS.get(h["verdict"], "#777")
         items.append(

@@ -118,8 +118,6 @@ def _flatten(name: str, value: Any) -> dict[str, dict[str, Any]]:
         value = value.item()
     if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating, str)):
         return {name: {"value": to_jsonable(value, where=name)}}
-    if isinstance(value, (list, tuple, np.ndarray)):  # transitional: studies still record lists
-        return {name: {"value": to_jsonable(value, where=name)}}
     raise TypeError(
         f"results.record {name!r}: a figure is a number, bool, str or stats.CI (or a dict of "
         f"those, stored as {name}.<key>); got {type(value).__name__}. Record one key per figure."
@@ -229,9 +227,9 @@ class Headline:
 _SIDE_LABEL = {"physics": "physics", "ml": "ML", "hybrid": "hybrid"}
 
 
-def _fmt_ci(ci: stats.CI, unit: str | None, fmt: str = ".4g") -> str:
+def _fmt_ci(ci: stats.CI, unit: str | None) -> str:
     u = f" {unit}" if unit else ""
-    return f"{ci.mean:{fmt}} [{ci.low:{fmt}}, {ci.high:{fmt}}]{u}"
+    return f"{format_number(ci.mean)} [{format_number(ci.low)}, {format_number(ci.high)}]{u}"
 
 
 def _side_ci(side: str, value: Any, scale: str) -> stats.CI:
@@ -267,16 +265,18 @@ def _anchor(anchor: Mapping[str, Any] | None, unit: str | None) -> dict[str, Any
     if not isinstance(anchor, Mapping) or "name" not in anchor or "value" not in anchor:
         raise ValueError("headline anchor: expected {'name': ..., 'value': ..., 'source': ...}")
     v = anchor["value"]
+    unit = anchor.get("unit", unit)  # a reference may be in other units (e.g. a ratio)
     ci = _as_ci(v)
     if ci is None and not isinstance(v, (int, float, np.integer, np.floating)):
         ci = stats.mean_ci(v)
-    out: dict[str, Any] = {"name": str(anchor["name"]), "source": anchor.get("source")}
+    out: dict[str, Any] = {"name": str(anchor["name"]), "source": anchor.get("source"),
+                           "unit": unit}
     if ci is not None:
         out.update(_ci_entry(ci))
         out["text"] = _fmt_ci(ci, unit)
     else:
         out["value"] = to_jsonable(v)
-        out["text"] = f"{float(v):.4g}" + (f" {unit}" if unit else "")
+        out["text"] = format_number(v) + (f" {unit}" if unit else "")
     return out
 
 
@@ -314,7 +314,8 @@ def headline(
         Equivalence margin declared in the study's params: a tie needs TOST within it (metric
         unit for ``scale="linear"``; a fraction for ``scale="log"``, 0.1 = within x1.1).
     anchor : dict, optional
-        ``{"name", "value", "source"}``: the simplest baseline or the source study's figure.
+        ``{"name", "value", "source"}`` and optionally ``"unit"`` (default: the headline's):
+        the simplest baseline or the source study's figure.
     names : dict, optional
         Which method stands for each side, e.g. ``{"ml": "random forest"}``.
     paired : bool
@@ -404,19 +405,18 @@ def headlines() -> dict[str, dict[str, Any]]:
     return dict(_headlines)
 
 
-def findings_markdown(heads: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown list of headlines as stored in a results file (for the report's Findings box)."""
-    lines = []
-    for h in heads.values():
-        answers = "; ".join(
-            f"{_SIDE_LABEL[s]}{' (' + h[s]['name'] + ')' if h[s].get('name') else ''} "
-            f"{_fmt_num(h[s]['value'])} [{_fmt_num(h[s]['ci_low'])}, {_fmt_num(h[s]['ci_high'])}]"
-            for s in SIDES if h.get(s))
-        unit = f" ({h['unit']})" if h.get("unit") else ""
-        lines.append(f"- **{h['question']}** {h['metric']}{unit}: {answers}. "
-                     f"Verdict: **{h['verdict']}** — {h['detail']}.")
-    return "\n".join(lines)
+def format_number(v: Any) -> str:
+    """Four significant digits; thousands separators instead of exponents up to 1e9.
 
+    >>> [format_number(x) for x in (299812.7, 0.0012345, 12.3456, 3.2e11, "nan")]
+    ['299,800', '0.001234', '12.35', '3.2e+11', 'nan']
+    """
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return str(v)
+    v = float(v)
+    if not math.isfinite(v):
+        return str(v)
+    if 1e4 <= abs(v) < 1e9:
+        return f"{float(f'{v:.4g}'):,.0f}"
+    return f"{v:.4g}"
 
-def _fmt_num(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
