@@ -57,3 +57,13 @@ def test_threads_limits_and_restores_torch_and_blas():
         assert all(p["num_threads"] == 1 for p in threadpool_info())
         np.ones((50, 50)) @ np.ones((50, 50))
     assert torch.get_num_threads() == before
+
+
+def test_threads_does_not_import_torch_for_code_that_never_uses_it():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom physml import timing\nwith timing.threads(1):\n    pass\n"
+            "assert 'torch' not in sys.modules, 'timing.threads imported torch'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

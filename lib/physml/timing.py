@@ -123,28 +123,28 @@ def against_anchor(fn: Callable[[], object], anchor: Callable[[], object], *, it
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Limit BLAS/OpenMP pools, torch intra-op threads and numba to ``n`` threads inside."""
+    """Limit BLAS/OpenMP pools, and torch's and numba's threads, to ``n`` inside the block.
+
+    torch and numba are limited only when the process has already imported them (code that
+    never uses them does not pay for importing them here).
+    """
+    import sys
+
     from threadpoolctl import threadpool_limits
 
     if n < 1:
         raise ValueError(f"threads: n must be >= 1, got {n}")
     restore = []
-    try:
-        import torch
-
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
         old = torch.get_num_threads()
         torch.set_num_threads(n)
         restore.append(lambda: torch.set_num_threads(old))
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    try:
-        import numba
-
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
         old_nb = numba.get_num_threads()
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         restore.append(lambda: numba.set_num_threads(old_nb))
-    except ImportError:  # pragma: no cover - numba is a dependency
-        pass
     try:
         with threadpool_limits(limits=n):
             yield
