@@ -1,0 +1,354 @@
+"""Baselines for the CNC tasks, scored on leak-free splits from :mod:`physml.splits`.
+
+Methods (each is fitted on the training rows of a split only):
+
+- ``majority``: the most frequent training label.
+- ``clock`` (*named baseline; no sensor*): the most frequent training label among files of the
+  same kind at the same row position. ``clock_key="kind"`` (default) is the operation as the
+  file name states it (``face``, ``face150025``, ``damageface``: operation and campaign, as the
+  source names its operations); ``"program"`` uses the recovered program; ``"operation"`` only
+  face/pocket/adaptive. It knows what was run and the time since the start, nothing else: this
+  is the bar a sensor model must clear.
+- ``logreg``: standardised trailing-window statistics of the allowed sensor/motor channels →
+  multinomial logistic regression (class-balanced weights).
+- ``gbm``: the same features → scikit-learn histogram gradient boosting (class-balanced).
+- ``nn1``: 1-nearest neighbour on the standardised window statistics.
+- ``kinematics_leaky`` (*leaky reference, labelled as such*): 1-nearest neighbour on the
+  controller's reported position ``posx posy posz``. Positions are the kinematics themselves, so
+  this is a ceiling that uses forbidden inputs, never a competitor.
+
+Scores per fold: token accuracy (free-running, per line, EOS excluded; see
+:func:`physml.cnc.tokens.token_accuracy`), exact-line accuracy (predicted text equals the
+true text), per-token-type accuracy, and balanced accuracy for classes.
+
+Fits run with one BLAS/OpenMP thread (``threadpoolctl``): on a shared 2-core machine a
+multi-threaded BLAS spinning against other processes made a logistic regression 25x slower.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score as _sk_balanced_accuracy
+from threadpoolctl import threadpool_limits
+
+from physml import splits as _splits
+
+from . import tokens
+from .data import CNCData
+from .features import COMMON_SOURCES, model_input_columns, window_features
+
+LINE_METHODS: tuple[str, ...] = ("majority", "clock", "nn1", "kinematics_leaky")
+COMMAND_METHODS: tuple[str, ...] = ("majority", "clock", "logreg", "gbm", "nn1")
+LEAKY_METHODS: frozenset[str] = frozenset({"kinematics_leaky"})
+KINEMATIC_COLUMNS: tuple[str, ...] = ("posx", "posy", "posz")
+
+
+@dataclass
+class Prepared:
+    """Rows with their labels and features, computed once.
+
+    ``labels``: frame with ``file row operation campaign program command gcode_string``.
+    ``X``: ``(n_rows, n_features)`` float32 window statistics of ``feature_columns`` only.
+    ``kinematics``: ``(n_rows, 3)`` controller positions, used by ``kinematics_leaky`` only.
+    """
+
+    labels: pd.DataFrame
+    X: np.ndarray
+    feature_names: list[str]
+    feature_columns: list[str]
+    kinematics: np.ndarray
+    programs: list[tokens.Program]
+
+
+def prepare(data: CNCData, window: int, sources: Sequence[str] = COMMON_SOURCES,
+            stats: Sequence[str] = ("mean", "std", "min", "max"),
+            per_file: str = "standardise") -> Prepared:
+    """Labels (program, modal command class) and trailing-window features of ``data``
+    (see :func:`physml.cnc.features.window_features` for ``stats`` and ``per_file``)."""
+    rows = data.rows
+    programs = tokens.recover_programs(rows)
+    prog = tokens.program_of_file(programs)
+    meta = data.files.set_index("file")
+    cols = model_input_columns(sources)
+    X, names = window_features(rows, cols, window, stats=stats, per_file=per_file)
+    labels = pd.DataFrame({
+        "file": rows["file"].to_numpy(),
+        "row": rows["row"].to_numpy(),
+        "operation": meta.loc[rows["file"], "operation"].to_numpy(),
+        "campaign": meta.loc[rows["file"], "campaign"].to_numpy(),
+        "kind": meta.loc[rows["file"], "kind"].to_numpy(),
+        "program": rows["file"].map(prog).to_numpy(),
+        "command": tokens.command_classes(rows, programs),
+        "gcode_string": rows["gcode_string"].to_numpy(),
+    })
+    kin = rows[list(KINEMATIC_COLUMNS)].to_numpy(dtype=np.float64)
+    return Prepared(labels, X, names, cols, kin, programs)
+
+
+def file_splits(prep: Prepared, n_splits: int, seeds: Sequence[int]) -> list[tuple[int, object]]:
+    """Leave-file-out grouped K-fold for each seed: ``[(seed, Split), ...]``."""
+    g = prep.labels["file"].to_numpy()
+    return [(s, sp) for s in seeds for sp in _splits.group_kfold(g, n_splits, seed=s, what="file")]
+
+
+def program_splits(prep: Prepared) -> list[tuple[int, object]]:
+    """Leave-one-program-out: ``[(0, Split), ...]`` (deterministic, seed 0)."""
+    g = prep.labels["program"].to_numpy()
+    return [(0, sp) for sp in _splits.leave_one_group_out(g, what="program")]
+
+
+def balanced_accuracy_score(y_true, y_pred) -> float:
+    """scikit-learn's balanced accuracy (mean recall over the classes present in ``y_true``);
+    a predicted class absent from ``y_true`` simply scores as wrong, without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(_sk_balanced_accuracy(y_true, y_pred))
+
+
+def _mode_table(keys: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    t = keys.assign(y=y).groupby(list(keys.columns) + ["y"]).size().reset_index(name="n")
+    t = t.sort_values(list(keys.columns) + ["n", "y"],
+                      ascending=[True] * len(keys.columns) + [False, True])
+    return t.drop_duplicates(list(keys.columns)).drop(columns="n")
+
+
+CLOCK_KEYS: tuple[str, ...] = ("kind", "program", "operation")
+
+
+def clock_predict(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray,
+                  key: str = "kind") -> np.ndarray:
+    """The clock rule: most frequent training label at (``key``, row). A row position that no
+    training file of that ``key`` reached uses the nearest earlier one. ``train``/``test``
+    hold ``key`` and ``row``; shapes ``(n_train,)`` labels, ``(n_test,)`` result."""
+    if key not in CLOCK_KEYS:
+        raise ValueError(f"clock key must be one of {CLOCK_KEYS}, got {key!r}")
+    table = _mode_table(train[[key, "row"]], y_train)
+    missing = set(test[key]) - set(table[key])
+    if missing:
+        raise ValueError(f"clock rule: {key} {sorted(missing)} has no training file")
+    q = test[[key, "row"]].reset_index(drop=True)
+    out = np.empty(len(q), dtype=object)
+    for k, g in table.groupby(key):
+        idx = np.flatnonzero((q[key] == k).to_numpy())
+        pos = np.searchsorted(g["row"].to_numpy(), q["row"].to_numpy()[idx], "right") - 1
+        out[idx] = g["y"].to_numpy()[np.maximum(pos, 0)]
+    return out
+
+
+def _standardise(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaler fitted on the training rows only; zero-variance columns left unscaled."""
+    mu = Xtr.mean(axis=0)
+    sd = Xtr.std(axis=0)
+    sd[sd == 0] = 1.0
+    return ((Xtr - mu) / sd).astype(np.float32), ((Xte - mu) / sd).astype(np.float32)
+
+
+def nn1_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray,
+                standardise: bool = True) -> np.ndarray:
+    """1-nearest-neighbour labels (Euclidean, brute force, scikit-learn)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if standardise:
+        Xtr, Xte = _standardise(Xtr, Xte)
+    if not (np.isfinite(Xtr).all() and np.isfinite(Xte).all()):
+        raise ValueError("1-NN features contain NaN: choose sources present in every file")
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        # scikit-learn warns when most labels are unique (lines): irrelevant for 1-NN
+        warnings.simplefilter("ignore", UserWarning)
+        knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(Xtr, ytr)
+        return knn.predict(Xte)
+
+
+def classifier_predict(method: str, Xtr, ytr, Xte, seed: int, gbm_iter: int = 100,
+                       logreg_c: float = 1.0, gbm_min_leaf: int = 20) -> np.ndarray:
+    """Fit ``logreg`` or ``gbm`` on the training rows and predict the test rows.
+
+    Cost note: with ``class_weight="balanced"`` scikit-learn (1.9) bins each feature with
+    weighted percentiles, ~2-10 s per fit on the 220 window features whatever the row count.
+    ``gbm_min_leaf``: minimum samples per leaf (scikit-learn's default 20 leaves a tree with
+    no split on the ~90 training files of a per-file task; those use 3)."""
+    if method == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        Xtr, Xte = _standardise(Xtr, Xte)
+        clf = LogisticRegression(C=logreg_c, max_iter=300, class_weight="balanced")
+    elif method == "gbm":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        clf = HistGradientBoostingClassifier(max_iter=gbm_iter, class_weight="balanced",
+                                             max_bins=63, random_state=seed,
+                                             min_samples_leaf=gbm_min_leaf,
+                                             early_stopping=False)
+    else:
+        raise ValueError(f"unknown classifier {method!r}; use 'logreg' or 'gbm'")
+    from joblib import parallel_config
+    from sklearn.exceptions import ConvergenceWarning
+
+    with threadpool_limits(limits=1), parallel_config(backend="sequential"), \
+            warnings.catch_warnings():
+        # logistic regression stops at max_iter=300 on some folds (lbfgs tolerance not met);
+        # the scores are what that fit gives, the warning would only flood the report
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clf.fit(Xtr, ytr).predict(Xte)
+
+
+def predict(method: str, prep: Prepared, train: np.ndarray, test: np.ndarray, target: str,
+            seed: int, train_stride: int = 1, gbm_iter: int = 100,
+            clock_key: str = "kind") -> np.ndarray:
+    """Predictions of ``method`` for ``target`` (a column of ``prep.labels``) on ``test`` rows
+    after fitting on ``train`` rows (index arrays; ``train_stride`` thins training rows for
+    the fitted models: rows of overlapping windows are near-duplicates)."""
+    lab = prep.labels
+    y = lab[target].to_numpy()
+    tr = train[::train_stride] if method in ("logreg", "gbm", "nn1", "kinematics_leaky") else train
+    if method == "majority":
+        vals, counts = np.unique(y[train].astype(str), return_counts=True)
+        return np.full(len(test), vals[np.argmax(counts)], dtype=object)
+    if method == "clock":
+        return clock_predict(lab.iloc[train], lab.iloc[test], y[train], clock_key)
+    if method == "nn1":
+        return nn1_predict(prep.X[tr], y[tr], prep.X[test])
+    if method == "kinematics_leaky":
+        return nn1_predict(prep.kinematics[tr], y[tr], prep.kinematics[test], standardise=False)
+    if method in ("logreg", "gbm"):
+        return classifier_predict(method, prep.X[tr], y[tr], prep.X[test], seed, gbm_iter)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def score_lines(pred: Sequence[str], true: Sequence[str]) -> dict[str, float]:
+    """Token accuracy (all, and per type), and exact-line accuracy over rows."""
+    s = tokens.line_token_scores(list(pred), list(true))
+    out = {"token_accuracy": s["hit"].sum() / s["n"].sum(),
+           "line_exact_accuracy": float(s["exact"].mean())}
+    for k in ("command", "axis", "value"):
+        n = s[f"n_{k}"].sum()
+        out[f"token_accuracy_{k}"] = float(s[f"hit_{k}"].sum() / n) if n else float("nan")
+    return out
+
+
+def run_line_task(prep: Prepared, split_list, methods: Sequence[str] = LINE_METHODS,
+                  train_stride: int = 1, clock_key: str = "kind") -> pd.DataFrame:
+    """Task (b) per method × seed × fold: token, exact-line and per-type accuracy."""
+    recs = []
+    for seed, sp in split_list:
+        true = prep.labels["gcode_string"].to_numpy()[sp.test]
+        for m in methods:
+            pred = predict(m, prep, sp.train, sp.test, "gcode_string", seed, train_stride,
+                           clock_key=clock_key)
+            recs.append({"method": m, "seed": seed, "fold": sp.fold, **score_lines(pred, true)})
+    return pd.DataFrame(recs)
+
+
+def run_command_task(prep: Prepared, split_list, methods: Sequence[str] = COMMAND_METHODS,
+                     train_stride: int = 1, gbm_iter: int = 100,
+                     clock_key: str = "kind") -> pd.DataFrame:
+    """Task (a) per method × seed × fold: balanced accuracy of G0/G1/G2/G3 per row (rows
+    whose line moves nothing, class "none", are left out of training and scoring)."""
+    moving = np.flatnonzero(prep.labels["command"].to_numpy() != "none")
+    recs = []
+    for seed, sp in split_list:
+        tr, te = np.intersect1d(sp.train, moving), np.intersect1d(sp.test, moving)
+        y = prep.labels["command"].to_numpy()[te]
+        for m in methods:
+            pred = predict(m, prep, tr, te, "command", seed, train_stride, gbm_iter, clock_key)
+            recs.append({"method": m, "seed": seed, "fold": sp.fold,
+                         "command_balanced_accuracy": balanced_accuracy_score(y, pred)})
+    return pd.DataFrame(recs)
+
+
+def summarize_scores(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and 95% CI over seeds × folds per method (via :func:`physml.stats.summarize`)."""
+    from physml import stats
+
+    parts = []
+    for m in metrics:
+        s = stats.summarize(scores, value=m, by="method")
+        parts.append(s.assign(metric=m))
+    return pd.concat(parts, ignore_index=True)
+
+
+def cis(scores: pd.DataFrame, metric: str, by: str = "method") -> dict[str, object]:
+    """``{method: stats.CI}`` of ``metric`` over the rows (seeds × folds) of each method."""
+    from physml import stats
+
+    return {str(k): stats.mean_ci(g[metric].to_numpy()) for k, g in scores.groupby(by, sort=False)}
+
+
+def per_fold(scores: pd.DataFrame, metric: str, method: str) -> np.ndarray:
+    """``metric`` of one method ordered by (seed, fold), for paired comparisons."""
+    s = scores[scores["method"] == method].sort_values(["seed", "fold"])
+    if s.empty:
+        raise KeyError(f"no scores for method {method!r}")
+    return s[metric].to_numpy()
+
+
+# ---------------------------------------------------------------- per-file tasks (c), (d)
+
+FILE_METHODS: tuple[str, ...] = ("majority", "duration", "logreg", "gbm")
+
+
+def file_table(data: CNCData, sources: Sequence[str] = COMMON_SOURCES
+               ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-file labels (``operation campaign damaged program n_rows``) and features
+    ``(n_files, 2 c)``: mean and standard deviation of each allowed raw channel."""
+    from .features import file_features
+
+    programs = tokens.recover_programs(data.rows)
+    prog = tokens.program_of_file(programs)
+    cols = model_input_columns(sources)
+    F, _ = file_features(data.rows, cols)
+    meta = data.files.set_index("file").loc[F.index]
+    lab = pd.DataFrame({"file": F.index, "operation": meta["operation"].to_numpy(),
+                        "campaign": meta["campaign"].to_numpy(),
+                        "damaged": meta["damaged"].astype(str).to_numpy(),
+                        "program": [prog[f] for f in F.index],
+                        "n_rows": meta["n_rows"].to_numpy()})
+    return lab, F.to_numpy(dtype=np.float64)
+
+
+def run_file_task(labels: pd.DataFrame, F: np.ndarray, target: str, n_splits: int,
+                  seeds: Sequence[int], methods: Sequence[str] = FILE_METHODS,
+                  gbm_iter: int = 100, subset: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-file classification of ``target`` (a column of ``labels``), leave-file-out K-fold.
+
+    ``duration`` (*named baseline; no sensor*) is 1-NN on the file's number of rows.
+    ``subset``: boolean mask of files to use (e.g. only the programs that had damaged runs).
+    """
+    idx = np.arange(len(labels)) if subset is None else np.flatnonzero(subset)
+    lab = labels.iloc[idx].reset_index(drop=True)
+    X = F[idx]
+    y = lab[target].astype(str).to_numpy()
+    recs = []
+    for seed in seeds:
+        for sp in _splits.group_kfold(lab["file"].to_numpy(), n_splits, seed=seed, what="file"):
+            tr, te = sp.train, sp.test
+            for m in methods:
+                if m == "majority":
+                    vals, counts = np.unique(y[tr], return_counts=True)
+                    pred = np.full(len(te), vals[np.argmax(counts)], dtype=object)
+                elif m == "duration":
+                    n = lab["n_rows"].to_numpy(dtype=float)[:, None]
+                    pred = nn1_predict(n[tr], y[tr], n[te], standardise=False)
+                elif m in ("logreg", "gbm"):
+                    pred = classifier_predict(m, X[tr], y[tr], X[te], seed, gbm_iter,
+                                              gbm_min_leaf=3)
+                else:
+                    raise ValueError(f"unknown file method {m!r}; use {FILE_METHODS}")
+                recs.append({"method": m, "seed": seed, "fold": sp.fold, "target": target,
+                             "balanced_accuracy": balanced_accuracy_score(y[te], pred)})
+    return pd.DataFrame(recs)
+
+
+def wide_table(scores: pd.DataFrame, metrics: Sequence[str], fmt: str = ".3f") -> pd.DataFrame:
+    """One row per method, one column per metric: ``mean [low, high]`` over seeds × folds."""
+    out = {}
+    for m in metrics:
+        out[m] = {k: v.format(fmt) for k, v in cis(scores, m).items()}
+    t = pd.DataFrame(out)
+    t.index.name = "method"
+    return t.reset_index()

@@ -1,0 +1,136 @@
+"""The one gate to model inputs, and trailing-window statistics of the sensor channels.
+
+Every model in :mod:`physml.cnc` gets its features from :func:`model_input_columns` (the
+allowed columns) and :func:`window_features`. Controller fields and targets can never pass:
+:func:`model_input_columns` checks each column against
+:func:`physml.cnc.schema.is_forbidden_input` and raises. Row position in the file is not a
+feature; baselines that use it (the clock rule) are named as such in
+:mod:`physml.cnc.baselines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import schema
+
+#: Default sources: the ones present in every shipped file (no imputation needed).
+COMMON_SOURCES: tuple[str, ...] = schema.ALWAYS_PRESENT_NODES + ("motor",)
+STATS: tuple[str, ...] = ("mean", "std", "min", "max")
+
+
+def model_input_columns(sources: Sequence[str] = COMMON_SOURCES,
+                        drop_modalities: Sequence[str] = ()) -> list[str]:
+    """Allowed input columns of ``sources`` minus the channels of ``drop_modalities``.
+
+    ``sources``: names from :data:`schema.SOURCES`; ``drop_modalities``: keys of
+    :data:`schema.MODALITIES` (and ``"motor"`` to drop the motor signals). Raises
+    ``ValueError`` on an unknown name, and ``AssertionError`` if a forbidden column would pass.
+    """
+    unknown = [s for s in sources if s not in schema.SOURCES]
+    if unknown:
+        raise ValueError(f"unknown sources {unknown}; known: {', '.join(schema.SOURCES)}")
+    bad = [m for m in drop_modalities if m not in schema.MODALITIES and m != "motor"]
+    if bad:
+        raise ValueError(f"unknown modalities {bad}; known: {', '.join(schema.MODALITIES)}")
+    dropped = {c for m in drop_modalities if m != "motor" for c in schema.MODALITIES[m]}
+    cols = []
+    for s in sources:
+        if s in ("motor", "motor_current") and "motor" in drop_modalities:
+            continue
+        for c in schema.source_columns(s):
+            if "." in c and c.split(".", 1)[1] in dropped:
+                continue
+            cols.append(c)
+    leaked = [c for c in cols if schema.is_forbidden_input(c) or c not in schema.INPUT_COLUMNS]
+    assert not leaked, f"forbidden model inputs {leaked}"
+    if not cols:
+        raise ValueError("no input columns left")
+    return cols
+
+
+def window_features(rows: pd.DataFrame, columns: Sequence[str], window: int,
+                    stats: Sequence[str] = STATS, per_file: str = "none"
+                    ) -> tuple[np.ndarray, list[str]]:
+    """Statistics of each column over the trailing ``window`` rows of the same file.
+
+    ``per_file="standardise"`` first standardises each channel within its own file (subtract
+    the file's mean, divide by its standard deviation; no label is used): offsets that only
+    identify the session (temperature, pressure, magnetometer bias) are removed, so a model
+    cannot recognise the recording instead of the motion. ``"none"`` keeps raw values.
+
+    Row ``i`` sees rows ``max(start, i - window + 1) .. i`` of its own file (causal; the first
+    rows of a file use the rows available). ``rows`` must be ordered by file then row.
+    Returns ``X`` of shape ``(n_rows, len(columns) * len(stats))`` float32 and the feature
+    names ``"<column>:<stat>"``. Columns are checked through :func:`model_input_columns`
+    rules: a forbidden column raises ``ValueError``.
+    """
+    forbidden = [c for c in columns if schema.is_forbidden_input(c)
+                 or c not in schema.INPUT_COLUMNS]
+    if forbidden:
+        raise ValueError(f"window_features: {forbidden} are not allowed model inputs")
+    if window < 1:
+        raise ValueError(f"window must be >= 1 row, got {window}")
+    unknown = [s for s in stats if s not in STATS]
+    if unknown:
+        raise ValueError(f"unknown statistics {unknown}; known: {STATS}")
+    files = rows["file"].to_numpy()
+    change = np.flatnonzero(files[1:] != files[:-1]) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, len(rows)]
+    if len(set(files[starts].tolist())) != len(starts):
+        raise ValueError("window_features: rows must be grouped by file (each file contiguous)")
+    if per_file not in ("none", "standardise"):
+        raise ValueError(f"per_file must be 'none' or 'standardise', got {per_file!r}")
+    values = rows[list(columns)].to_numpy(dtype=np.float64)
+    if per_file == "standardise":
+        values = values.copy()
+        for a, b in zip(starts, ends, strict=False):
+            v = values[a:b]
+            sd = v.std(axis=0)
+            values[a:b] = (v - v.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    out = np.empty((len(rows), len(columns), len(stats)), dtype=np.float32)
+    for a, b in zip(starts, ends, strict=False):
+        v = values[a:b]
+        pad = np.concatenate([np.full((window - 1, v.shape[1]), np.nan), v])
+        w = sliding_window_view(pad, window, axis=0)  # (n, cols, window)
+        with np.errstate(invalid="ignore"), _quiet():
+            for k, s in enumerate(stats):
+                if s == "mean":
+                    out[a:b, :, k] = np.nanmean(w, axis=2)
+                elif s == "std":
+                    out[a:b, :, k] = np.nanstd(w, axis=2)
+                elif s == "min":
+                    out[a:b, :, k] = np.nanmin(w, axis=2)
+                else:
+                    out[a:b, :, k] = np.nanmax(w, axis=2)
+    names = [f"{c}:{s}" for c in columns for s in stats]
+    return out.reshape(len(rows), -1), names
+
+
+class _quiet:
+    """Silence numpy's all-NaN-slice warnings (absent sources stay NaN on purpose)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def file_features(rows: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Per file: mean and standard deviation of each allowed column. Shape ``(n_files, 2c)``."""
+    forbidden = [c for c in columns if schema.is_forbidden_input(c)]
+    if forbidden:
+        raise ValueError(f"file_features: {forbidden} are not allowed model inputs")
+    g = rows.groupby("file", sort=False)[list(columns)]
+    f = pd.concat([g.mean().add_suffix(":mean"), g.std().add_suffix(":std")], axis=1)
+    return f, list(f.columns)

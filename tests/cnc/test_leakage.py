@@ -1,0 +1,33 @@
+"""The source's random window split leaks; a file split does not (issue 11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from physml import splits
+from physml.cnc import leakage
+
+
+def _rows(n_files=20, n=775):
+    return pd.DataFrame({"file": np.repeat([f"f{i}" for i in range(n_files)], n),
+                         "row": np.tile(np.arange(n), n_files)})
+
+
+def test_random_window_split_shares_rows_with_training_almost_always():
+    w = leakage.windows(_rows(), window=64, stride=16)
+    tr, te = leakage.random_window_split(len(w), 0.15, seed=0)
+    # a test window overlaps its 3 neighbours on each side; it escapes only when all six are
+    # outside training: probability 0.15**6 — so the shared fraction is ~1 (issue: 99.8%)
+    assert leakage.shared_row_fraction(w, tr, te) > 0.99
+
+
+def test_file_split_shares_no_rows():
+    w = leakage.windows(_rows(), window=64, stride=16)
+    sp = splits.group_kfold(w["file"].to_numpy(), 5, seed=0, what="file")[0]
+    assert leakage.shared_row_fraction(w, sp.train, sp.test) == 0.0
+
+
+def test_shared_fraction_on_a_hand_checked_case():
+    w = pd.DataFrame({"file": ["a"] * 3, "start": [0, 2, 10], "stop": [4, 6, 14]})
+    assert leakage.shared_row_fraction(w, np.array([0]), np.array([1, 2])) == 0.5

@@ -1,0 +1,107 @@
+"""G-code tokenizer, program recovery and command classes (issue 11)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from physml.cnc import data, tokens
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return data.load_shipped()
+
+
+@pytest.fixture(scope="module")
+def programs(shipped):
+    return tokens.recover_programs(shipped.rows)
+
+
+def test_round_trip_on_every_gcode_string_in_the_data(shipped):
+    strings = shipped.rows["gcode_string"].unique()
+    assert len(strings) > 2000
+    for s in strings:
+        assert tokens.detokenize(tokens.tokenize(s)) == s
+
+
+def test_tokens_keep_number_text_exactly():
+    # "Z0." and "Z0" are different texts; the tokenizer must not normalise either
+    assert tokens.tokenize("X3.2871 Z0.") == ["X", "3.2871", "Z", "0."]
+    assert tokens.detokenize(["X", "3.2871", "Z", "0"]) == "X3.2871 Z0"
+    assert tokens.token_types(tokens.tokenize("G2 X-0.2 Y0.1 R0.083")) == [
+        "command", "axis", "value", "axis", "value", "axis", "value"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["", " G0 X1.", "G0  X1.", "G0 X1. ", "G0 X", "Q1.2.3", "W1", "x1."])
+def test_malformed_lines_raise_naming_the_line(bad):
+    with pytest.raises(ValueError):
+        tokens.tokenize(bad)
+
+
+def test_detokenize_rejects_a_value_without_its_address():
+    with pytest.raises(ValueError, match="grammar"):
+        tokens.detokenize(["G1", "0.5"])
+
+
+def test_vocabulary_encode_decode():
+    v = tokens.Vocabulary.build(["G1 Z0.025 F7.3", "X1. Y2."])
+    ids = v.encode("G1 Z0.025 F7.3", max_len=10)
+    assert ids[0] == tokens.BOS and tokens.EOS in ids and ids[-1] == tokens.PAD
+    assert v.decode(ids) == ["G1", "Z", "0.025", "F", "7.3"]
+    assert v.decode(v.encode("X9.99")) == ["X", "<unk>"]
+
+
+def test_token_accuracy_counts_positions_of_the_true_line():
+    assert tokens.token_accuracy(["X", "1."], ["X", "1.", "Y", "2."]) == 0.5
+    assert tokens.token_accuracy(["X", "1.", "Y", "2.", "Z", "3."], ["X", "1."]) == 1.0
+    s = tokens.line_token_scores(["X1. Y3.", "G0 Z1."], ["X1. Y2.", "G0 Z1."])
+    assert s["hit"].tolist() == [3, 3] and s["exact"].tolist() == [False, True]
+    assert s["hit_value"].tolist() == [1, 1]
+
+
+def test_six_programs_recovered_from_gcode_sequences_match_the_file_kinds(programs):
+    # independent reference: the file names (which the recovery never reads)
+    assert len(programs) == 6
+    for p in programs:
+        kinds = {f.rsplit("_", 1)[0].removeprefix("damage").replace("150025", "") for f in p.files}
+        assert len(kinds) == 1, (p.name, kinds)
+        campaigns = {("c2" if ("150025" in f or f.startswith("damage")) else "c1") for f in p.files}
+        assert len(campaigns) == 1, (p.name, campaigns)
+    assert sorted(len(p.files) for p in programs) == [17, 17, 17, 21, 21, 21]
+
+
+def test_recovery_splits_programs_that_disagree_on_a_line():
+    rows = pd.DataFrame({
+        "file": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+        "gcode_line": [1, 2, 3] * 3,
+        "gcode_string": ["G0 X1.", "X2.", "X3."] * 2 + ["G0 X1.", "X2.", "X4."],
+    })
+    progs = tokens.recover_programs(rows)
+    assert [p.files for p in progs] == [("a", "b"), ("c",)]
+
+
+def test_modal_fill_follows_line_order_not_row_order():
+    prog = [(10, "G0 X1."), (11, "Z0.6"), (12, "G1 Z0.1 F7.3"), (13, "X2."),
+            (14, "G3 X1. Y1. R0.5"), (15, "X0. Y2. R0.5"), (17, "X3. Y3."), (20, "M30")]
+    m = tokens.modal_commands(list(reversed(prog)))
+    assert m == {10: "G0", 11: "G0", 12: "G1", 13: "G1", 14: "G3", 15: "G3",
+                 17: "G1", 20: None}
+
+
+def test_command_classes_agree_with_the_controller_motion_mode(shipped, programs):
+    # independent reference: the controller's own modal state `momo` (0..3 = G0..G3)
+    c = tokens.command_classes(shipped.rows, programs)
+    momo = shipped.rows["momo"].to_numpy()
+    moving = (c != "none") & np.isin(momo, [0, 1, 2, 3])
+    ref = np.array(["G0", "G1", "G2", "G3"], dtype=object)[momo[moving].astype(int)]
+    agree = (c[moving] == ref).mean()
+    assert agree > 0.9
+    # arcs are never confused with other classes
+    pairs = Counter(zip(c[moving], ref, strict=False))
+    assert pairs[("G2", "G2")] > 1000 and pairs[("G3", "G3")] > 2000
+    assert pairs[("G3", "G1")] + pairs[("G2", "G1")] < 10
