@@ -130,3 +130,14 @@ def test_blocking_demo_weak_wind_keeps_tracer_upwind():
     strong = blocking_demo(64, 25.0, 1000.0, 1)  # Fr = 2.5
     assert weak["east_fraction"] < 0.1 < 0.5 < strong["east_fraction"]
     assert weak["upslope_cut"] > 0.8 and strong["upslope_cut"] < 0.1
+
+
+def test_froude_of_a_vanishing_ridge_is_infinite_without_a_warning():
+    import warnings
+
+    from physml.attention.transport import froude
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fr = froude(np.array([10.0, 10.0, 10.0]), 0.01, np.array([0.0, 1e-310, 500.0]))
+    assert np.isinf(fr[0]) and np.isinf(fr[1]) and fr[2] == pytest.approx(10.0 / (0.01 * 500.0))

@@ -53,10 +53,11 @@ class CFLError(ValueError):
 
 def froude(wind_speed_ms: np.ndarray | float, brunt_vaisala_s: float,
            height_m: np.ndarray | float) -> np.ndarray:
-    """Froude number U / (N h) (inf where h <= 0), broadcast over the inputs."""
+    """Froude number U / (N h) (inf where h <= 0, or where h is so small that U / (N h)
+    exceeds the float range), broadcast over the inputs."""
     h = np.asarray(height_m, dtype=float)
     u = np.asarray(wind_speed_ms, dtype=float)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # the overflow's inf is the right answer
         return np.where(h > 0, u / (brunt_vaisala_s * np.where(h > 0, h, 1.0)), np.inf)
 
 
