@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 # two workers (pytest-xdist); a study's notebooks render in order on one worker (loadgroup)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -280,6 +280,24 @@ def _anchor(anchor: Mapping[str, Any] | None, unit: str | None) -> dict[str, Any
     return out
 
 
+def _check_arguments(key: Any, better: Any, scale: Any, margin: Any,
+                     typed: Mapping[str, Any]) -> None:
+    """Refuse a typed verdict and malformed key / direction / scale / margin."""
+    if typed:
+        bad = ", ".join(sorted(typed))
+        raise TypeError(
+            f"headline {key!r}: unexpected argument(s) {bad}; the verdict is computed from the "
+            "sides' values, never typed")
+    if not isinstance(key, str) or not key.replace("_", "").isalnum():
+        raise ValueError(f"headline: key must be an identifier, got {key!r}")
+    if better not in stats.BETTER:
+        raise ValueError(f"headline {key!r}: better must be one of {stats.BETTER}, got {better!r}")
+    if scale not in stats.SCALES:
+        raise ValueError(f"headline {key!r}: scale must be one of {stats.SCALES}, got {scale!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"headline {key!r}: margin must be a positive number, got {margin!r}")
+
+
 def headline(
     key: str,
     question: str,
@@ -328,19 +346,7 @@ def headline(
     sides but equivalent to each of them (TOST within ``margin``) and separated from the
     rest; "inconclusive" otherwise. A verdict cannot be passed in.
     """
-    if typed:
-        bad = ", ".join(sorted(typed))
-        raise TypeError(
-            f"headline {key!r}: unexpected argument(s) {bad}; the verdict is computed from the "
-            "sides' values, never typed")
-    if not isinstance(key, str) or not key.replace("_", "").isalnum():
-        raise ValueError(f"headline: key must be an identifier, got {key!r}")
-    if better not in stats.BETTER:
-        raise ValueError(f"headline {key!r}: better must be one of {stats.BETTER}, got {better!r}")
-    if scale not in stats.SCALES:
-        raise ValueError(f"headline {key!r}: scale must be one of {stats.SCALES}, got {scale!r}")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
-        raise ValueError(f"headline {key!r}: margin must be a positive number, got {margin!r}")
+    _check_arguments(key, better, scale, margin, typed)
     given = {s: v for s, v in (("physics", physics), ("ml", ml), ("hybrid", hybrid))
              if v is not None}
     if len(given) < 2:
