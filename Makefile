@@ -7,6 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.physml-installed
 PROFILE ?= default
 WORKERS ?=
+# JAX's persistent compilation cache: kernels compiled once (in a test, a smoke render, a report)
+# are loaded, not recompiled, by every later process of any target. Delete .cache/ to reset it.
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0.2
 
 .PHONY: install reports smoke test lint lab clean-reports help
 
