@@ -115,6 +115,23 @@ def test_ablation_runs_and_tables(tmp_path):
     # the persistence baseline is the data's own q(t): its MSE is computed independently here
     assert set(frame["froude_bin"]) >= {A.ALL_BINS, "Fr<1", "Fr>=1"}
     assert (tmp_path / "seed0" / "terrain" / "none" / "history.json").exists()
+    # the trained bias strength is recorded where the variant has one, and only there
+    assert frame.loc[frame["model"] == "barrier_wind", "alpha"].notna().all()
+    assert frame.loc[frame["model"] != "barrier_wind", "alpha"].isna().all()
+    why = A.why_no_gain(frame, "terrain", A.ALL_BINS, "barrier_wind", ml=A.PURE_ML)
+    assert why["alpha_initial"] == 2.0 and why["alpha_trained"].n == 2
+    w = A._wide(frame, "terrain", A.ALL_BINS)
+    expect = np.exp(np.mean(np.log(w[A.PURE_ML].to_numpy() / w["advection"].to_numpy())))
+    assert why["ml_over_advection"].mean == pytest.approx(expect)
+
+
+def test_learned_alpha_starts_at_the_released_value_and_follows_training():
+    assert np.isnan(B.AttentionBias("none", 2, 4).learned_alpha())
+    b = B.AttentionBias("barrier", 2, 4)
+    assert b.learned_alpha() == pytest.approx(B.RELEASED_ALPHA)
+    with torch.no_grad():
+        b.alpha.copy_(torch.tensor([1.0, 4.0]))
+    assert b.learned_alpha() == pytest.approx(2.5)
 
 
 def test_verdicts_on_constructed_cases():

@@ -157,7 +157,8 @@ def run_seed(cfg: AblationConfig, seed: int, out_dir: str | Path) -> pd.DataFram
 
     Columns: seed, split, model, froude_bin (``"all"``, the regimes ``"Fr<1"`` / ``"Fr>=1"``,
     and the bins of :func:`.dataset.froude_bin_labels`), mse (mean squared error over test
-    samples and cells, tracer units²), n (test samples), best_epoch.
+    samples and cells, tracer units²), n (test samples), best_epoch, alpha (the trained bias
+    strength, mean over heads; NaN for baselines and variants without one).
     """
     data = make_dataset(np.random.default_rng([seed, 2024]), cfg.data)
     adv = advection_only(data)
@@ -181,7 +182,7 @@ def run_seed(cfg: AblationConfig, seed: int, out_dir: str | Path) -> pd.DataFram
                          bases=(base[tr], base[va]))
             pred = M.predict(model, test, base[te])
             rows += _rows(mse_per_sample(pred, test), test, seed=seed, split=kind, model=name,
-                          best_epoch=int(hist["best_epoch"]))
+                          best_epoch=int(hist["best_epoch"]), alpha=model.bias.learned_alpha())
     return pd.DataFrame(rows)
 
 
@@ -323,6 +324,32 @@ def record_ablation(frame: pd.DataFrame, min_gain: float, tie_margin: float) -> 
                 for m in w.columns if m != "none"})
             done.append(key)
     return done
+
+
+def why_no_gain(frame: pd.DataFrame, split: str, froude_bin: str, variant: str,
+                ml: str = "none") -> dict[str, object]:
+    """Two measured reasons a bias can fail to help, for one split and Froude bin.
+
+    ``ml_over_advection``: CI over seeds of MSE(``ml``) / MSE(advection-only) (paired, on the
+    log scale: a geometric mean) — above 1 the no-bias transformer has not yet learned even the
+    terrain-blind transport that a bias could steer. ``alpha_trained``: CI over seeds of the
+    variant's trained bias strength, beside ``alpha_initial`` (:data:`.bias.RELEASED_ALPHA`) —
+    unchanged means training did not use it.
+    """
+    from .bias import RELEASED_ALPHA
+
+    w = _wide(frame, split, froude_bin)
+    if len(w) < 2 or not {ml, "advection", variant} <= set(w.columns):
+        raise ValueError(f"why_no_gain: need >= 2 seeds with {ml!r}, 'advection' and "
+                         f"{variant!r} in split {split!r}, bin {froude_bin!r}")
+    ratio = stats.ratio_ci(w[ml].to_numpy(), w["advection"].to_numpy()).diff
+    sub = frame[(frame["split"] == split) & (frame["model"] == variant)
+                & (frame["froude_bin"] == froude_bin)]
+    alpha = sub.sort_values("seed")["alpha"].to_numpy(dtype=float)
+    if not np.all(np.isfinite(alpha)):
+        raise ValueError(f"why_no_gain: variant {variant!r} has no learned bias strength")
+    return {"ml_over_advection": ratio, "alpha_trained": stats.mean_ci(alpha),
+            "alpha_initial": RELEASED_ALPHA}
 
 
 def histories(out_dir: str | Path, seed: int, split: str, variants: list[str]) -> dict:

@@ -210,6 +210,15 @@ class AttentionBias(torch.nn.Module):
             self.gate_a = torch.nn.Parameter(torch.full((heads,), inv))
             self.gate_c = torch.nn.Parameter(torch.zeros(heads))
 
+    def learned_alpha(self) -> float:
+        """The bias strength α (mean over heads), NaN for variants without one.
+
+        Compared with its initial value :data:`RELEASED_ALPHA`, it says whether training used
+        the bias at all.
+        """
+        alpha = getattr(self, "alpha", None)
+        return float("nan") if alpha is None else float(alpha.detach().mean())
+
     def speed_response(self, wind_ms: torch.Tensor) -> torch.Tensor:
         """A_h(|U|) ``(B, H)`` (1 at initialisation)."""
         s = torch.linalg.vector_norm(wind_ms, dim=-1, keepdim=True) / WIND_SPEED_SCALE_MS
