@@ -27,3 +27,40 @@ def test_fold_means_are_means_of_contiguous_parts():
     np.testing.assert_allclose(benchmark.fold_means(v, 2), [2.0, 7.0])
     with pytest.raises(ValueError, match="folds"):
         benchmark.fold_means(v, 1)
+
+
+def _gaussian_tricubic():
+    """The Gaussian By profile sampled on a coarse map (100 mm in z) and made C¹."""
+    from physml.tracks.field import GridField, TricubicField
+
+    xs, zs = np.linspace(-5000, 5000, 6), np.arange(-100.0, 9901.0, 100.0)
+    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
+    b = GaussianField()(pts).reshape(6, 6, zs.size, 3)
+    return TricubicField(GridField(np.array([-5000.0, -5000.0, -100.0]),
+                                   np.array([2000.0, 2000.0, 100.0]), b))
+
+
+def test_adaptive_picks_the_loosest_tolerance_within_the_error_goal():
+    field = _gaussian_tricubic()
+    rk4 = benchmark.rk4_at_matched_accuracy(field, n_ref=6, n_speed=64, steps_mm=[100.0],
+                                            rng=np.random.default_rng(0), tol_um=1.0,
+                                            repeats=2, n_scipy_timed=1)
+    res = benchmark.adaptive_at_matched_accuracy(field, rk4, [30.0, 1e-5], 64,
+                                                 np.random.default_rng(1), tol_um=1.0, repeats=2)
+    scan = res["scan"].set_index("tol_mm")
+    assert scan.loc[30.0, "max_err_um"] > 1.0  # 30 mm per step misses 1 um ...
+    assert res["tol_mm"] == 1e-5 and res["max_err_um"] <= 1.0  # ... so it is not chosen
+    assert scan.loc[30.0, "mean_steps"] < scan.loc[1e-5, "mean_steps"]
+
+
+def test_batch_ratios_time_methods_against_the_anchor_at_each_batch():
+    import time
+
+    def make(seconds_per_item):
+        return lambda b, calls: (lambda: time.sleep(seconds_per_item * b * calls))
+
+    out = benchmark.batch_ratios({"fast": make(1e-5)}, make(4e-5), [1, 8], threads=1,
+                                 repeats=2, min_items=16)
+    assert list(out["batch"]) == [1, 8]
+    assert np.all(out["ratio"] > 2.0)  # ~4x: the method is faster than the anchor
+    assert np.all(out["anchor_tracks_per_s"] < out["tracks_per_s"])

@@ -36,7 +36,8 @@ def test_epochs_to_90pct_is_the_first_epoch_within_best_over_0_9(tmp_path):
 def _runs(rows):
     return pd.DataFrame([
         {"model": m, "seed": s, "n_params": 5, "pos_mean_mm": v, "pos_95_mm": 0.2,
-         "slope_mean": 5e-6, "training_time_s": 1.0, "optimizer_steps": 100}
+         "slope_mean": 5e-6, "training_time_s": 1.0, "optimizer_steps": 100,
+         "val_pos_mean_mm": v}
         for m, s, v in rows])
 
 
@@ -57,6 +58,19 @@ def test_best_models_separates_pure_networks_from_hybrids():
                                          ("mlp-tiny+kick/qp", 1, 1.1)]))
     picks = experiments.best_models(t)
     assert picks["ml"]["model"] == "pinn-tiny" and picks["hybrid"]["model"] == "mlp-tiny+kick/qp"
+    assert experiments.best_surrogate(picks) == "ml"
+
+
+def test_best_models_are_selected_on_validation_not_test_tracks():
+    # on the test tracks pinn looks best, on the validation tracks mlp does: mlp must be picked
+    runs = _runs([("mlp-tiny", 0, 0.5), ("mlp-tiny", 1, 0.7), ("pinn-tiny", 0, 0.3),
+                  ("pinn-tiny", 1, 0.4), ("mlp-tiny+kick", 0, 0.35), ("mlp-tiny+kick", 1, 0.35)])
+    runs["val_pos_mean_mm"] = [0.2, 0.2, 0.9, 0.9, 0.25, 0.25]
+    picks = experiments.best_models(experiments.summary_table(runs))
+    assert picks["ml"]["model"] == "mlp-tiny"
+    assert experiments.best_surrogate(picks) == "ml"  # 0.2 < 0.25 on validation, not 0.6 > 0.35
+    with pytest.raises(ValueError, match="val_pos_mean_mm"):
+        experiments.best_models(experiments.summary_table(runs.drop(columns="val_pos_mean_mm")))
 
 
 def test_ablation_verdict_calls_a_tie_only_with_tost():

@@ -189,3 +189,33 @@ def test_default_map_peaks_near_1T_at_5m_with_lhcb_like_integral():
     assert by.max() == pytest.approx(1.0, abs=0.02)
     assert 4500 <= z[np.argmax(by)] <= 5500
     assert 4000 <= field_integral(f)[1] <= 4500
+
+
+# ---- uniformity and the Laplace bound ----
+class _HarmonicDipole:
+    """B = grad(y + a (y z² - y³/3)) (T, mm): By = 1 + a (z² - y²), Bz = 2 a y z; a vacuum
+    field whose By varies across the aperture by exactly |b''| h² / 2 at z = 0."""
+
+    a = 1e-7  # 1/mm²
+
+    def __call__(self, p):
+        y, z = p[:, 1], p[:, 2]
+        return np.stack([0 * y, 1 + self.a * (z**2 - y**2), 2 * self.a * y * z], 1)
+
+
+def test_uniformity_meets_the_laplace_bound_on_an_exact_vacuum_field():
+    from physml.tracks.ground_truth import uniformity
+
+    u = uniformity(_HarmonicDipole(), z_mm=0.0, half_mm=1500.0)
+    assert u["curvature_per_m2"] == pytest.approx(2 * 1e-7 * 1e6, rel=1e-6)  # b'' = 2a
+    assert u["laplace_bound"] == pytest.approx(1e-7 * 1500.0**2, rel=1e-6)
+    assert u["max_dev"] == pytest.approx(u["laplace_bound"], rel=1e-6)  # attained at y = ±h
+
+
+def test_air_core_dipole_is_far_from_uniform_and_above_its_laplace_bound():
+    from physml.tracks.ground_truth import uniformity
+
+    u = uniformity(DipoleMagnet().exact, z_mm=5000.0)
+    assert u["max_dev"] >= u["laplace_bound"] > 0.05  # > 5% is forced by the on-axis profile
+    g = uniformity(GaussianField(), z_mm=5007.0)  # not a vacuum field: uniform in x, y
+    assert g["max_dev"] == 0.0 and g["laplace_bound"] > 0.3

@@ -9,6 +9,7 @@ from physml.tracks.field import (
     DipoleMagnet,
     GaussianField,
     GridField,
+    TricubicField,
     UniformField,
     default_field,
     field_integral,
@@ -24,7 +25,8 @@ from physml.tracks.propagate import (
 )
 
 __all__ = [
-    "KAPPA", "DipoleMagnet", "GaussianField", "GridField", "UniformField", "default_field",
+    "KAPPA", "DipoleMagnet", "GaussianField", "GridField", "TricubicField", "UniformField",
+    "default_field",
     "derivatives", "field_integral", "load_text_map", "propagate", "propagate_scipy",
     "propagate_to", "rk4_schedule", "straight_line", "transport_jacobian",
 ]

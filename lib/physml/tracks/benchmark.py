@@ -18,6 +18,7 @@ from physml.tracks.training import load_model, to_inputs
 
 
 def _schedules(field, z_end_mm: float, steps_mm, refined: dict | None):
+    """(label, z nodes) of each fixed step (largest first) and of the refined schedule."""
     out = [(f"{h:.3g} mm", rk4_schedule(0.0, z_end_mm, h, field))
            for h in sorted(steps_mm, reverse=True)]
     if refined:
@@ -71,7 +72,8 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
             lambda: propagate(big, 0.0, z_end_mm, field, schedule=nodes),
             lambda: propagate_scipy(few, 0.0, z_end_mm, field),
             items=n_speed, anchor_items=len(few), repeats=max(2, min(repeats, 3)))
-    return {"schedule": str(pick["schedule"]), "steps": int(pick["steps"]),
+    return {"field": describe_field(field), "field_obj": field, "states": states, "ref": ref,
+            "schedule": str(pick["schedule"]), "nodes": nodes, "steps": int(pick["steps"]),
             "max_err_um": float(pick["max_err_um"]), "p99_err_um": float(pick["p99_err_um"]),
             "errors_um": errs_by[pick["schedule"]], "timing": pick["timing"],
             "rk4_tracks_per_second": float(pick["tracks_per_s"]),
@@ -80,6 +82,141 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
             "rk4_speedup_vs_scipy": float(ratio.speedup.diff.mean),
             "n_ref": n_ref, "n_speed": n_speed, "threads": threads,
             "scan": scan.drop(columns="timing")}
+
+
+def describe_field(field) -> str:
+    """Short name of a field representation for tables and records."""
+    from physml.tracks.grid import GridField
+    from physml.tracks.tricubic import TricubicField
+
+    if isinstance(field, TricubicField):
+        return "map, tricubic C¹"
+    if isinstance(field, GridField):
+        return "map, trilinear C⁰"
+    return type(field).__name__
+
+
+def adaptive_at_matched_accuracy(field, rk4: dict, tols_mm, n_speed: int,
+                                 rng: np.random.Generator, tol_um: float = 1.0,
+                                 z_end_mm: float = 8500.0, threads: int = 1,
+                                 repeats: int = 5, max_step_mm: float = 2000.0) -> dict:
+    """Loosest per-step tolerance of the compiled Dormand-Prince 5(4)
+    (``propagate(method="dopri5")``) whose **max** position error over the reference tracks of
+    ``rk4`` (a :func:`rk4_at_matched_accuracy` result on the same ``field``) is <= tol_um,
+    timed like RK4 (n_speed tracks, :func:`physml.timing.measure`, ``threads`` threads).
+    Returns a dict: tol_mm, mean steps, max/p99 errors (um), errors_um, timing,
+    tracks_per_second and the scan table (one row per tolerance)."""
+    states, ref = rk4["states"], rk4["ref"]
+    big = states[rng.integers(0, len(states), n_speed)]
+    rows, errs_by = [], {}
+    with timing.threads(threads):
+        for tol in sorted(tols_mm, reverse=True):
+            out, info = propagate(states, 0.0, z_end_mm, field, method="dopri5", tol_mm=tol,
+                                  max_step_mm=max_step_mm, return_info=True)
+            errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
+            errs_by[tol] = errs
+            t = timing.measure(lambda tol=tol: propagate(big, 0.0, z_end_mm, field,
+                                                         method="dopri5", tol_mm=tol,
+                                                         max_step_mm=max_step_mm),
+                               items=n_speed, repeats=repeats)
+            rows.append({"tol_mm": tol, "mean_steps": info["mean_steps"],
+                         "mean_rejected": info["mean_rejected"],
+                         "max_err_um": float(errs.max()),
+                         "p99_err_um": float(np.quantile(errs, 0.99)),
+                         "tracks_per_s": t.best_per_second, "timing": t})
+    scan = pd.DataFrame(rows)
+    ok = scan[scan["max_err_um"] <= tol_um]
+    if ok.empty:
+        raise RuntimeError(f"adaptive_at_matched_accuracy: no tolerance reaches {tol_um} um:\n"
+                           f"{scan.drop(columns='timing')}")
+    pick = ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+    return {"field": describe_field(field), "tol_mm": float(pick["tol_mm"]),
+            "mean_steps": float(pick["mean_steps"]), "max_err_um": float(pick["max_err_um"]),
+            "p99_err_um": float(pick["p99_err_um"]), "errors_um": errs_by[pick["tol_mm"]],
+            "timing": pick["timing"], "tracks_per_second": float(pick["tracks_per_s"]),
+            "max_step_mm": max_step_mm, "scan": scan.drop(columns="timing")}
+
+
+def record_rk4(key: str, rk4: dict) -> None:
+    """Record ``<key>.tracks_per_second``, ``.max_err_um``, ``.p99_err_um``, ``.steps`` of a
+    :func:`rk4_at_matched_accuracy` result."""
+    from physml.results import record
+
+    record(key, {"tracks_per_second": rk4["rk4_tracks_per_second"],
+                 "max_err_um": rk4["max_err_um"], "p99_err_um": rk4["p99_err_um"],
+                 "steps": rk4["steps"]},
+           note=f"{rk4['field']}, {rk4['schedule']}, vs DOP853 on the same map, "
+                f"{rk4['n_ref']} tracks, {rk4['threads']} thread(s)")
+
+
+def faster_rk4(*results: dict) -> dict:
+    """The :func:`rk4_at_matched_accuracy` result with the most tracks/s (all within their
+    tolerance by construction)."""
+    return max(results, key=lambda r: r["rk4_tracks_per_second"])
+
+
+def rk4_caller(rk4: dict, z_end_mm: float = 8500.0):
+    """``make(batch, calls)`` -> a zero-argument function that runs the chosen RK4 schedule of
+    ``rk4`` (on its field) on ``batch`` of its reference tracks, ``calls`` times (for
+    :func:`batch_ratios`)."""
+    nodes, field = rk4["nodes"], rk4["field_obj"]
+    states = rk4["states"]
+
+    def make(batch: int, calls: int):
+        s = states[np.arange(batch) % len(states)]
+        return lambda: [propagate(s, 0.0, z_end_mm, field, schedule=nodes) for _ in range(calls)]
+
+    return make
+
+
+def dopri_caller(adaptive: dict, field, states: np.ndarray, z_end_mm: float = 8500.0):
+    """``make(batch, calls)`` for the chosen Dormand-Prince tolerance of ``adaptive``."""
+    def make(batch: int, calls: int):
+        s = states[np.arange(batch) % len(states)]
+        return lambda: [propagate(s, 0.0, z_end_mm, field, method="dopri5",
+                                  tol_mm=adaptive["tol_mm"], max_step_mm=adaptive["max_step_mm"])
+                        for _ in range(calls)]
+
+    return make
+
+
+def model_caller(run_dir: str, backend: str, threads: int, seed: int = 0):
+    """``make(batch, calls)`` for one trained surrogate (PyTorch or ONNX Runtime)."""
+    run = _runner(run_dir, backend, threads)
+    rng = np.random.default_rng(seed)
+    s, dz = D.sample_initial_states(4096, rng, D.DatasetSpec())
+    u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
+
+    def make(batch: int, calls: int):
+        idx = np.arange(batch) % len(u)
+        x = u[idx].numpy() if backend == "onnx" else u[idx]
+        return lambda: [run(x) for _ in range(calls)]
+
+    return make
+
+
+def batch_ratios(methods: dict, anchor, batch_sizes, threads: int, repeats: int = 5,
+                 min_items: int = 4096) -> pd.DataFrame:
+    """Tracks/s of every method and its speed ratio to ``anchor`` at each batch size, from
+    :func:`physml.timing.against_anchor` (anchor and method interleaved, same run, same
+    ``threads`` under :func:`physml.timing.threads`). ``methods``: name -> ``make(batch,
+    calls)``; ``anchor``: the same for the anchor (RK4). One timed call runs
+    ceil(min_items / batch) batches. Columns: method, batch, tracks_per_s (fastest repeat),
+    anchor_tracks_per_s, ratio, ratio_low, ratio_high (method / anchor, CI), timing."""
+    rows = []
+    with timing.threads(threads):
+        for b in batch_sizes:
+            calls = -(-min_items // b)
+            for name, make in methods.items():
+                r = timing.against_anchor(make(b, calls), anchor(b, calls), items=calls * b,
+                                          repeats=repeats)
+                d = r.speedup.diff
+                rows.append({"method": name, "batch": int(b),
+                             "tracks_per_s": r.ours.best_per_second,
+                             "anchor_tracks_per_s": r.anchor.best_per_second,
+                             "ratio": d.mean, "ratio_low": d.low, "ratio_high": d.high,
+                             "timing": r.ours})
+    return pd.DataFrame(rows)
 
 
 def fold_means(values: np.ndarray, folds: int) -> np.ndarray:

@@ -87,7 +87,9 @@ def _train_task(task: tuple[RunConfig, dict]) -> str:
 def run_many(configs: list[RunConfig], ds: dict, test: dict | None = None,
              workers: int | None = None, scheduler: str | None = None) -> pd.DataFrame:
     """Train (or reuse) every config; one row per run (config columns + test metrics), test
-    metrics on p >= :data:`P_MIN_GEV` (``pos_mean_mm`` ...) and below (``low_p_pos_mean_mm``).
+    metrics on p >= :data:`P_MIN_GEV` (``pos_mean_mm`` ...) and below (``low_p_pos_mean_mm``),
+    and the same on the validation tracks (``val_pos_mean_mm`` ...: what model selection uses,
+    :func:`best_models`; the test metrics are only ever reported).
 
     ``workers`` / ``scheduler``: train the configs as independent tasks on a local Dask cluster
     (single-threaded workers: two runs at once on two cores) or an existing one
@@ -105,6 +107,8 @@ def run_many(configs: list[RunConfig], ds: dict, test: dict | None = None,
         s = run(cfg, ds["train"], ds["val"], test, ds["field"], key)
         row = {**s["config"], **{k: v for k, v in s.items() if k != "config"}}
         row.update(split_by_p(s["run_dir"], test))
+        row.update({f"val_{k}": v for k, v in split_by_p(s["run_dir"], ds["val"]).items()
+                    if not k.startswith("low_p_")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -149,7 +153,8 @@ def summary_table(runs: pd.DataFrame, group=("model",)) -> pd.DataFrame:
     """Mean over seeds per group, with the 95% CI of pos_mean_mm (:func:`physml.stats.summarize`)
     and whether the group mean meets every target of :data:`TARGETS`."""
     cols = ["pos_mean_mm", "pos_95_mm", "slope_mean", "training_time_s", "optimizer_steps",
-            "n_params"] + [c for c in ("low_p_pos_mean_mm", "tracks_per_s_4096") if c in runs]
+            "n_params"] + [c for c in ("val_pos_mean_mm", "low_p_pos_mean_mm",
+                                       "tracks_per_s_4096") if c in runs]
     means = runs.groupby(list(group), sort=False)[cols].mean().reset_index()
     means.insert(len(group), "seeds", runs.groupby(list(group), sort=False).size().to_numpy())
     if runs.groupby(list(group)).size().min() >= 2:
@@ -160,15 +165,32 @@ def summary_table(runs: pd.DataFrame, group=("model",)) -> pd.DataFrame:
     return means
 
 
+SELECT_ON = "val_pos_mean_mm"
+"""Column models are selected on: the mean position error on the *validation* tracks. The test
+tracks score the selected model only (selecting on them would bias its score low)."""
+
+
 def best_models(table: pd.DataFrame) -> dict:
-    """The most accurate pure-ML model (straight-line or no prior) and hybrid (kick prior)
-    rows of a :func:`summary_table` (None where absent)."""
+    """The pure-ML model (straight-line or no prior) and the hybrid (kick prior) with the lowest
+    validation error (:data:`SELECT_ON`) among the rows of a :func:`summary_table` (None where
+    a side is absent). Raises ValueError if the table has no validation column."""
+    if SELECT_ON not in table:
+        raise ValueError(f"best_models: table has no {SELECT_ON!r} column (model selection uses "
+                         "validation tracks, never the test tracks)")
     hybrid = table["model"].str.contains(r"\+kick")
     pick = {}
     for side, m in (("ml", ~hybrid), ("hybrid", hybrid)):
         sub = table[m]
-        pick[side] = sub.sort_values("pos_mean_mm").iloc[0] if len(sub) else None
+        pick[side] = sub.sort_values(SELECT_ON).iloc[0] if len(sub) else None
     return pick
+
+
+def best_surrogate(picks: dict) -> str:
+    """The side ("ml" or "hybrid") of :func:`best_models` with the lower validation error."""
+    sides = {k: v for k, v in picks.items() if v is not None}
+    if not sides:
+        raise ValueError("best_surrogate: no model picked")
+    return min(sides, key=lambda k: sides[k][SELECT_ON])
 
 
 def target_gaps(row: pd.Series) -> dict:
@@ -415,8 +437,9 @@ def best_models_markdown(picks: dict) -> str:
         g = target_gaps(row)
         low = row.get("low_p_pos_mean_mm", float("nan"))
         out.append(
-            f"Best {'hybrid (kick prior + network)' if side == 'hybrid' else 'pure network'}: "
-            f"{row['model']} — mean {row['pos_mean_mm']:.3g} mm ({g['pos_mean_mm']:.2g}x "
+            f"Best {'hybrid (kick prior + network)' if side == 'hybrid' else 'pure network'} "
+            f"on the validation tracks: {row['model']} — on the test tracks mean "
+            f"{row['pos_mean_mm']:.3g} mm ({g['pos_mean_mm']:.2g}x "
             f"target), 95th percentile {row['pos_95_mm']:.3g} mm ({g['pos_95_mm']:.2g}x), slope "
             f"{row['slope_mean']:.2g} ({g['slope_mean']:.2g}x), after "
             f"{row['optimizer_steps']:,.0f} optimiser steps and {row['training_time_s']:.0f} s of "
@@ -435,8 +458,3 @@ def side_errors(runs: pd.DataFrame, picks: dict) -> tuple[dict, dict]:
         vals[side] = sel["pos_mean_mm"].to_numpy()
         names[side] = f"{row['model']}, {len(sel)} seeds"
     return vals, names
-
-
-def best_side(sides: dict, exclude=("physics",)) -> str:
-    """The side (of a headline's ``sides``: name -> CI) with the lowest mean, ``exclude`` aside."""
-    return min((k for k in sides if k not in exclude), key=lambda k: sides[k].mean)

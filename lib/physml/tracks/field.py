@@ -6,6 +6,7 @@ points) and ``jax_params()`` / ``jax_point`` / ``jax_plane`` used by the batched
 
 - :class:`~physml.tracks.grid.GridField` — a map on a regular grid, trilinear, zero outside
   (:mod:`physml.tracks.trilinear`); read/written by :mod:`physml.tracks.mapio`.
+- :class:`~physml.tracks.tricubic.TricubicField` — the same map, C¹ tricubic (numba kernels).
 - :class:`~physml.tracks.analytic.GaussianField`, :class:`~physml.tracks.analytic.UniformField`.
 - :class:`~physml.tracks.magnet.DipoleMagnet` — the air-core magpylib dipole and
   :func:`~physml.tracks.magnet.default_field`, its cached map.
@@ -19,9 +20,10 @@ from physml.tracks.analytic import GaussianField, UniformField
 from physml.tracks.grid import GridField
 from physml.tracks.magnet import MU0, DipoleMagnet, default_field
 from physml.tracks.mapio import FIELD_UNITS_T, LENGTH_UNITS_MM, load_text_map
+from physml.tracks.tricubic import TricubicField
 
 __all__ = ["FIELD_UNITS_T", "LENGTH_UNITS_MM", "MU0", "DipoleMagnet", "GaussianField", "GridField",
-           "UniformField", "default_field", "field_integral", "load_text_map"]
+           "TricubicField", "UniformField", "default_field", "field_integral", "load_text_map"]
 
 
 def field_integral(field, x_mm: float = 0.0, y_mm: float = 0.0, z_range_mm=(0.0, 14500.0),

@@ -156,3 +156,18 @@ def stage_losses(history: dict, label: str) -> go.Figure:
                       f"ODE residual at the last epoch", xaxis_title="epoch",
                       yaxis_title="stage residual loss", yaxis_type="log")
     return fig
+
+
+def uniformity(u: dict) -> go.Figure:
+    """Heat map of By / By(axis) - 1 over the square of :func:`~.ground_truth.uniformity`."""
+    g = u["axis_mm"] / 1000
+    fig = go.Figure(go.Heatmap(x=g, y=g, z=100 * u["deviation"].T, colorscale="RdBu_r", zmid=0,
+                               colorbar=dict(title="ΔBy / By (%)")))
+    fig.update_xaxes(title_text="x (m)")
+    fig.update_yaxes(title_text="y (m)", scaleanchor="x")
+    fig.update_layout(
+        width=760, height=620, margin=dict(t=110),
+        title=f"At z = {u['z_mm'] / 1000:.2f} m By varies by up to {u['max_dev']:.0%} over "
+              f"|x|, |y| ≤ {u['half_mm'] / 1000:g} m<br>(Laplace bound for this on-axis "
+              f"profile: {u['laplace_bound']:.0%})")
+    return fig
