@@ -44,13 +44,88 @@ def test_minus3_minus2_cluster_is_g2_plus_su2_and_minus4_minus2_has_a_46_point()
 
 
 def test_hirzebruch_bases_are_the_published_t1_set():
-    # T = 1: F_m is a good base for m in 0..8 and 12; F_9..F_11 carry non-toric (4, 6) points
-    # on their −m curve; F_13 has a (4, 6) curve
+    # T = 1 (Morrison & Taylor, arXiv:1201.1943): F_m for m in 0..8 and 12. F_9, F_10, F_11
+    # carry 3, 2, 1 non-toric (4, 6) points on their −m curve (residual g of degree
+    # 12 − m): they are bases only after those blow-ups, with T = 1 + 12 − m; F_13 is dead
     fm = np.array([canonical_cycle((0, m, 0, -m)) for m in range(14)], np.int8)
     st = census.status_rows(fm)
-    assert [m for m in range(14) if st[m] == census.GOOD] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 12]
-    assert census.bad_sites_rows(fm)[[9, 10, 11]].tolist() == [[0, 1]] * 3
     assert st[13] == census.DEAD
+    assert all(st[m] == census.GOOD for m in range(13))
+    tens = {m: census.tensor_count(fm[m]) for m in range(13)}
+    assert [m for m in range(13) if tens[m] == 1] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 12]
+    assert [tens[m] for m in (9, 10, 11)] == [4, 3, 2]
+    assert census.bad_sites_rows(fm)[[9, 10, 11]].tolist() == [[0, 3], [0, 2], [0, 1]]
+    for m in (9, 10, 11):  # the −m curve becomes a −12 curve
+        assert sorted(census.blown_up_self_intersections(fm[m]).tolist())[0] == -12
+    with pytest.raises(ValueError, match="not a good base"):
+        census.tensor_count(fm[13])
+
+
+def _is_smooth_complete_cycle(cycle):
+    # rays v_{i+1} = −s_i v_i − v_{i−1} must close up after one turn: the product of the
+    # matrices [[−s, 1], [−1, 0]] is the identity (independent of the census code)
+    m = np.eye(2, dtype=object)
+    for x in cycle:
+        m = m @ np.array([[-x, 1], [-1, 0]], dtype=object)
+    return (m == np.eye(2, dtype=object)).all() and sum(cycle) == 12 - 3 * len(cycle)
+
+
+def test_published_t193_base_is_good_with_t_193_and_is_a_dead_end():
+    # Morrison & Taylor's maximal base: 0, −12//−11//−12//…//−12//−11//−12 (17 e8 curves, two
+    # of them −11 with one non-toric (4, 6) point each): 194 rays, T = 194 − 3 + 2 = 193
+    c = census.t193_cycle()
+    assert len(c) == 194 and c.count(-11) == 2 and c.count(-12) == 15
+    assert _is_smooth_complete_cycle(c)
+    s = np.array(c, np.int64)
+    assert census._bad_sites(s) == (0, 2)
+    assert census.tensor_count(c) == census.PUBLISHED_T_MAX == 193
+    blown = census.blown_up_self_intersections(c)
+    assert blown.min() == -12 and not np.isin(blown, [-9, -10, -11]).any()
+    # no blow-up of it (following the forced blow-ups of torus-fixed (4, 6) points) leads to
+    # another base: the search cannot go beyond it
+    level = census.canonical_rows(np.array([c], np.int8))
+    for _ in range(60):
+        kids, nrays, bad = census._alive_children(level)
+        assert not (bad[:, 0] == 0).any(), "a blow-up of the T = 193 base is a good base"
+        if len(kids) == 0:
+            break
+        level = np.ascontiguousarray(kids[:, : nrays.max()]) if len(set(nrays)) == 1 else None
+        assert level is not None
+    else:
+        raise AssertionError("blow-ups of the T = 193 base did not die out in 60 steps")
+
+
+# non-Higgsable clusters (Morrison & Taylor, arXiv:1201.1943, table 1): the connected chains of
+# curves with D² <= −2 that may occur, besides chains of −2 curves
+ALLOWED_CLUSTERS = {(-3,), (-4,), (-5,), (-6,), (-7,), (-8,), (-12,), (-3, -2), (-2, -3),
+                    (-3, -2, -2), (-2, -2, -3), (-2, -3, -2)}
+
+
+def _clusters(cycle):
+    s = list(cycle)
+    k = next(i for i, x in enumerate(s) if x >= -1)  # start the cycle at a curve with D² >= −1
+    s = s[k:] + s[:k]
+    out, cur = [], []
+    for x in s + [0]:
+        if x <= -2:
+            cur.append(x)
+        elif cur:
+            out.append(tuple(cur))
+            cur = []
+    return out
+
+
+def test_good_bases_obey_the_published_cluster_rules():
+    per, extra = census.enumerate_bases(11, keep_cycles=True)
+    assert len(extra["cycles"]) > 500
+    seen_non_toric = 0
+    for c in extra["cycles"]:
+        blown = census.blown_up_self_intersections(c)
+        seen_non_toric += int((blown != np.array(c)).any())
+        assert blown.min() >= -12 and not np.isin(blown, [-9, -10, -11]).any(), c
+        for cl in _clusters(blown.tolist()):
+            assert set(cl) == {-2} or cl in ALLOWED_CLUSTERS, (c, cl)
+    assert seen_non_toric > 0
 
 
 def test_canonical_form_and_blow_ups_match_the_pure_python_geometry():
@@ -70,14 +145,24 @@ def test_pruned_search_finds_every_good_base_brute_force_finds():
     max_rays = 10
     every = enumerate_toric_surfaces(max_rays)
     by_r: dict[int, int] = {}
+    by_t: dict[int, int] = {}
     for g in every:
-        if census._bad_sites(np.asarray(g.self_int, np.int64)) == (0, 0):
+        t, o = census._bad_sites(np.asarray(g.self_int, np.int64))
+        if t == 0:
             by_r[g.n_rays] = by_r.get(g.n_rays, 0) + 1
+            by_t[g.n_rays - 3 + o] = by_t.get(g.n_rays - 3 + o, 0) + 1
     per, extra = census.enumerate_bases(max_rays, keep_cycles=True)
     assert dict(zip(per.rays, per.good, strict=True)) == by_r
     assert len(set(extra["cycles"])) == sum(by_r.values())
+    assert dict(zip(extra["by_T"]["T"], extra["by_T"].bases, strict=True)) == by_t
+    assert not extra["exhausted"]  # 10 rays is a cap, not the end of the search
+    summ = census.census_summary(per, extra)
+    assert summ["T_min"] == 0 and summ["toric_bases_count"] == sum(by_r.values())
+    assert extra["by_T"].bases.iloc[:2].tolist() == [1, 10]  # T = 0: P²; T = 1: ten F_m
 
 
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="max_rays"):
         census.enumerate_bases(2)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        census.enumerate_bases(5, chunk_rows=0)

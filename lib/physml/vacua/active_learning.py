@@ -24,7 +24,6 @@ from sklearn.ensemble import RandomForestClassifier
 from .geometry import Geometry
 from .labels import FAILED, LABELS, count_displaced
 from .potential import PotentialParams, sample_params
-from .solvers import bucket_size, newton_padded
 
 VACUUM_CLASSES = ("pinned", "partly_displaced", "all_displaced", "failed")
 POTENTIAL_FEATURES = ("A", "a", "D", "p", "gamma", "s", "c_rms", "c_max", "lam_fro", "M_mean",
@@ -61,6 +60,8 @@ def vacuum_class(phi, mask, converged) -> np.ndarray:
 def vacuum_labeller(P: PotentialParams, seed: int = 0, n_starts: int = 3) -> np.ndarray:
     """The labeller: solve every potential (batched JAX Newton, ``n_starts`` starts drawn from
     ``seed``) and return :data:`VACUUM_CLASSES` codes ``(B,)``."""
+    from .solvers import newton_padded  # JAX: imported on first labelling only
+
     rng = np.random.default_rng(seed)
     mask = np.asarray(P.mask)
     phi0 = rng.normal(0.0, 1.0, (mask.shape[0], n_starts, mask.shape[1])) * mask[:, None, :]
@@ -108,6 +109,8 @@ def make_pool(geometries: list[Geometry], samples_per_geometry: int, rng: np.ran
     kinks; in the other regimes every vacuum sits at φ = 0 (notebook 03)."""
     if samples_per_geometry < 1:
         raise ValueError(f"samples_per_geometry={samples_per_geometry} must be >= 1")
+    from .solvers import bucket_size
+
     gid = np.repeat([g.gid for g in geometries], samples_per_geometry)
     n = np.repeat([g.n_moduli for g in geometries], samples_per_geometry)
     regimes = np.full(len(gid), regime)
@@ -116,14 +119,21 @@ def make_pool(geometries: list[Geometry], samples_per_geometry: int, rng: np.ran
 
 
 def geometry_split(gid, test_fraction: float, rng: np.random.Generator):
-    """Indices (train ``(m,)``, test ``(k,)``) with whole geometries held out: no gid in both."""
+    """Indices (train ``(m,)``, test ``(k,)``) with whole geometries held out: fold 0 of a
+    :func:`physml.splits.group_kfold` over ``gid`` ``(B,)`` with round(1 / test_fraction)
+    folds (at least 2, at most the number of geometries), shuffled by a seed drawn from
+    ``rng``; :class:`physml.splits.LeakError` if a geometry were on both sides."""
+    from physml import splits
+
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction} outside (0, 1)")
     gid = np.asarray(gid)
-    groups = rng.permutation(np.unique(gid))
-    n_test = max(1, int(round(test_fraction * len(groups))))
-    test_g = np.isin(gid, groups[:n_test])
-    return np.flatnonzero(~test_g), np.flatnonzero(test_g)
+    n_groups = len(np.unique(gid))
+    if n_groups < 2:
+        raise ValueError(f"geometry_split needs at least 2 geometries, got {n_groups}")
+    k = int(min(max(2, round(1.0 / test_fraction)), n_groups))
+    sp = splits.group_kfold(gid, k, seed=int(rng.integers(2**31 - 1)), what="geometry")[0]
+    return sp.train, sp.test
 
 
 def _classifier(seed: int, n_estimators: int = 100) -> RandomForestClassifier:

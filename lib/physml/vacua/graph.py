@@ -90,7 +90,7 @@ class TabularMLP(nn.Module):
         return self.net(scalars)
 
 
-def _fit_eval(model, data, tr, va, te, cfg: TrainConfig, out_dir: Path) -> float:
+def _fit_eval(model, data, tr, va, te, cfg: TrainConfig, out_dir: Path) -> float | dict:
     X, M, P, N, S, y = data
     sel = lambda ix: tuple(d[ix] for d in (X, M, P, N, S))  # noqa: E731
     ce = nn.CrossEntropyLoss()
@@ -108,6 +108,9 @@ def _fit_eval(model, data, tr, va, te, cfg: TrainConfig, out_dir: Path) -> float
     train(model, loss_terms, train_data, validate, cfg, out_dir)
     model.eval()
     with torch.no_grad():
+        if isinstance(te, dict):  # several evaluation sides: {name: indices} -> {name: acc}
+            return {k: float((model(*sel(ix)).argmax(1) == y[ix]).float().mean())
+                    for k, ix in te.items()}
         return float((model(*sel(te)).argmax(1) == y[te]).float().mean())
 
 
