@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb.set_defaults(func=cmd_scoreboard)
     ls = sub.add_parser("list", help="notebooks, their params files and last render status")
     ls.set_defaults(func=cmd_list)
+    from physml.cnc import cli as cnc_cli
+
+    cnc_cli.configure(sub.add_parser("cnc", help="CNC study: evaluate a saved model on recordings"))
     return ap
 
 

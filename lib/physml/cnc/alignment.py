@@ -1,4 +1,4 @@
-"""Where in a known program is the machine? Left-to-right Viterbi alignment (notebook 05, begun).
+"""Where in a known program is the machine? Left-to-right Viterbi alignments (notebook 05).
 
 The program's lines are the hidden states, visited in order; each row either stays on its
 line or advances by 1..``max_skip`` lines (status reports at ~4 Hz skip short lines). Staying
@@ -14,6 +14,7 @@ left-to-right band makes the recursion O(T·S·max_skip) in NumPy.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -55,3 +56,79 @@ def viterbi_left_to_right(log_emit: np.ndarray, expected_rows: np.ndarray, max_s
     for t in range(T - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
     return path
+
+
+def advance_log_probs(bins_per_row: int, max_advance: int, sigma: float,
+                      stall: float = 1e-3) -> np.ndarray:
+    """Log-probabilities of advancing ``k = 0..max_advance`` program-time bins in one row.
+
+    A discretised Gaussian centred on ``bins_per_row`` (the kinematic clock's pace) with
+    standard deviation ``sigma`` bins, mixed with a small uniform ``stall`` mass so that any
+    pace in range stays possible. Shape ``(max_advance + 1,)``, sums to 1 in probability.
+
+    >>> p = np.exp(advance_log_probs(2, 5, 1.0)); int(np.argmax(p)), round(float(p.sum()), 6)
+    (2, 1.0)
+    """
+    if bins_per_row < 1 or max_advance < bins_per_row:
+        raise ValueError(f"need 1 <= bins_per_row ({bins_per_row}) <= max_advance "
+                         f"({max_advance})")
+    if not sigma > 0 or not 0 <= stall < 1:
+        raise ValueError(f"sigma must be > 0 and stall in [0, 1), got {sigma}, {stall}")
+    k = np.arange(max_advance + 1, dtype=float)
+    g = np.exp(-0.5 * ((k - bins_per_row) / sigma) ** 2)
+    p = (1 - stall) * g / g.sum() + stall / len(k)
+    return np.log(p)
+
+
+def viterbi_time_warp(log_emit: np.ndarray, advance_logp: np.ndarray, start_bins: int,
+                      end_bins: int) -> tuple[np.ndarray, float]:
+    """Most likely program-time bin of each row, and the path's log-score.
+
+    A hidden semi-Markov model over lines written as an HMM over program time: the program's
+    kinematic timeline is cut into ``B`` bins (a line lasting ``d`` bins owns ``d``
+    consecutive bins, so its duration is explicit), and each row advances ``k`` bins with
+    log-probability ``advance_logp[k]`` (``k = 0`` stalls). ``log_emit``: ``(T, B)`` log-score
+    of row ``t`` in bin ``b`` (the emission of the bin's line). The first row lies in one of
+    the first ``start_bins`` bins, the last row in one of the last ``end_bins``.
+    Returns ``(path (T,) int non-decreasing, score float)``; cost ``O(T B K)``.
+    """
+    e = np.asarray(log_emit, dtype=float)
+    a = np.asarray(advance_logp, dtype=float)
+    T, B = e.shape
+    if not 1 <= start_bins <= B or not 1 <= end_bins <= B:
+        raise ValueError(f"start_bins ({start_bins}) and end_bins ({end_bins}) must be in "
+                         f"1..{B}")
+    score, back = _warp_forward(e, a, int(start_bins))
+    final = np.full(B, -np.inf)
+    final[B - end_bins:] = score[B - end_bins:]
+    path = np.empty(T, dtype=np.int64)
+    path[-1] = int(np.argmax(final))
+    total = float(final[path[-1]])
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path, total
+
+
+@numba.njit(cache=True)
+def _warp_forward(e, a, start_bins):  # pragma: no cover - compiled
+    """Forward pass of :func:`viterbi_time_warp`: final scores ``(B,)`` and back-pointers
+    ``(T, B)`` (the bin each row came from). Compiled: O(T B K) without Python overhead."""
+    T, B = e.shape
+    K = a.shape[0]
+    score = np.full(B, -np.inf)
+    score[:start_bins] = e[0, :start_bins]
+    back = np.zeros((T, B), dtype=np.int32)
+    new = np.empty(B)
+    for t in range(1, T):
+        for b in range(B):
+            best = -np.inf
+            arg = b
+            for k in range(min(K, b + 1)):
+                c = score[b - k] + a[k]
+                if c > best:
+                    best = c
+                    arg = b - k
+            new[b] = best + e[t, b]
+            back[t, b] = arg
+        score[:] = new
+    return score, back

@@ -164,23 +164,29 @@ def nn1_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray,
         return knn.predict(Xte)
 
 
-def classifier_predict(method: str, Xtr, ytr, Xte, seed: int, gbm_iter: int = 100,
-                       logreg_c: float = 1.0, gbm_min_leaf: int = 20) -> np.ndarray:
-    """Fit ``logreg`` or ``gbm`` on the training rows and predict the test rows.
+def fit_classifier(method: str, Xtr, ytr, seed: int, gbm_iter: int = 100,
+                   logreg_c: float = 1.0, gbm_min_leaf: int = 20, balanced: bool = True):
+    """Fit ``logreg`` (training-set scaler + multinomial logistic regression) or ``gbm``
+    (histogram gradient boosting, NaN-tolerant) with class-balanced weights; returns the
+    fitted scikit-learn estimator (``predict``/``predict_proba``).
 
     Cost note: with ``class_weight="balanced"`` scikit-learn (1.9) bins each feature with
     weighted percentiles, ~2-10 s per fit on the 220 window features whatever the row count.
     ``gbm_min_leaf``: minimum samples per leaf (scikit-learn's default 20 leaves a tree with
-    no split on the ~90 training files of a per-file task; those use 3)."""
+    no split on the ~90 training files of a per-file task; those use 3).
+    ``balanced=False``: no class weights (calibrated posteriors, and much faster binning)."""
+    cw = "balanced" if balanced else None
     if method == "logreg":
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
-        Xtr, Xte = _standardise(Xtr, Xte)
-        clf = LogisticRegression(C=logreg_c, max_iter=300, class_weight="balanced")
+        clf = make_pipeline(StandardScaler(),
+                            LogisticRegression(C=logreg_c, max_iter=300, class_weight=cw))
     elif method == "gbm":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        clf = HistGradientBoostingClassifier(max_iter=gbm_iter, class_weight="balanced",
+        clf = HistGradientBoostingClassifier(max_iter=gbm_iter, class_weight=cw,
                                              max_bins=63, random_state=seed,
                                              min_samples_leaf=gbm_min_leaf,
                                              early_stopping=False)
@@ -194,7 +200,16 @@ def classifier_predict(method: str, Xtr, ytr, Xte, seed: int, gbm_iter: int = 10
         # logistic regression stops at max_iter=300 on some folds (lbfgs tolerance not met);
         # the scores are what that fit gives, the warning would only flood the report
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return clf.fit(Xtr, ytr).predict(Xte)
+        return clf.fit(Xtr, ytr)
+
+
+def classifier_predict(method: str, Xtr, ytr, Xte, seed: int, gbm_iter: int = 100,
+                       logreg_c: float = 1.0, gbm_min_leaf: int = 20) -> np.ndarray:
+    """Fit ``logreg`` or ``gbm`` on the training rows (:func:`fit_classifier`) and predict
+    the test rows."""
+    clf = fit_classifier(method, Xtr, ytr, seed, gbm_iter, logreg_c, gbm_min_leaf)
+    with threadpool_limits(limits=1):
+        return clf.predict(Xte)
 
 
 def predict(method: str, prep: Prepared, train: np.ndarray, test: np.ndarray, target: str,
@@ -272,11 +287,12 @@ def summarize_scores(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFra
     return pd.concat(parts, ignore_index=True)
 
 
-def cis(scores: pd.DataFrame, metric: str, by: str = "method") -> dict[str, object]:
-    """``{method: stats.CI}`` of ``metric`` over the rows (seeds × folds) of each method."""
-    from physml import stats
-
-    return {str(k): stats.mean_ci(g[metric].to_numpy()) for k, g in scores.groupby(by, sort=False)}
+def by_method(scores: pd.DataFrame, metric: str, by: str = "method") -> dict[str, np.ndarray]:
+    """``{method: per-fold values of metric}`` (rows of each method in their order), the input
+    :func:`physml.stats.summarize` turns into ``{method: CI}``."""
+    if metric not in scores.columns or by not in scores.columns:
+        raise KeyError(f"scores lack column {metric!r} or {by!r}; have {list(scores.columns)}")
+    return {str(k): g[metric].to_numpy() for k, g in scores.groupby(by, sort=False)}
 
 
 def per_fold(scores: pd.DataFrame, metric: str, method: str) -> np.ndarray:
@@ -346,9 +362,11 @@ def run_file_task(labels: pd.DataFrame, F: np.ndarray, target: str, n_splits: in
 
 def wide_table(scores: pd.DataFrame, metrics: Sequence[str], fmt: str = ".3f") -> pd.DataFrame:
     """One row per method, one column per metric: ``mean [low, high]`` over seeds × folds."""
+    from physml import stats
+
     out = {}
     for m in metrics:
-        out[m] = {k: v.format(fmt) for k, v in cis(scores, m).items()}
+        out[m] = {k: v.format(fmt) for k, v in stats.summarize(by_method(scores, m)).items()}
     t = pd.DataFrame(out)
     t.index.name = "method"
     return t.reset_index()

@@ -1,0 +1,442 @@
+"""The program-alignment hybrid: kinematic durations + sensor emissions, decoded with Viterbi.
+
+The programs are known, so the question "which line is executing" becomes "where in the
+program is the machine". For each known program:
+
+1. :mod:`physml.cnc.kinematics` gives every line its duration (path length / feed, rapid rate,
+   arcs), carried through the modal state; the durations, scaled to status rows by the
+   sampling rate and one time-scale factor fitted on the training files, lay the program out
+   on a timeline cut into bins (:class:`Timeline`).
+2. A sensor classifier (histogram gradient boosting on trailing-window statistics of the
+   allowed channels, trained on the training files only) scores each row's motion class
+   ``G0 G1 G2 G3 none``; a bin's emission is the class of its line, as a scaled likelihood
+   ``weight * (log p(class | sensors) - log p(class))`` (training class frequencies).
+3. :func:`physml.cnc.alignment.viterbi_time_warp` finds the best monotone path through the
+   timeline (the pace may vary around the kinematic clock); the best-scoring program is the
+   recording's program, so *which* program runs is inferred from the sensors and the
+   recording's length, never from ``gcode_string``.
+
+``weight = 0`` removes the sensors: the kinematic model alone, stretched over the recording
+(the headline's physics side). Controller fields are used only to rebuild the programs' text
+from the training recordings (feeds and modes of unreported lines, see
+:func:`physml.cnc.kinematics.feeds_from_reports`), never for a row being predicted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import alignment, kinematics, tokens
+from .features import COMMON_SOURCES, model_input_columns, window_features
+
+CLASSES: tuple[str, ...] = ("G0", "G1", "G2", "G3", "none")
+
+
+@dataclass
+class Timeline:
+    """One program laid out in program-time bins.
+
+    ``lines`` ``(S,)`` line numbers, ``texts`` their G-code, ``modes`` their motion class
+    (:data:`CLASSES`), ``seconds`` ``(S,)`` kinematic durations; ``bin_line`` ``(B,)`` index
+    (into ``lines``) of the line owning each bin. Lines shorter than half a bin own none.
+    """
+
+    program: str
+    lines: list[int]
+    texts: list[str]
+    modes: list[str]
+    seconds: list[float]
+    bin_line: list[int]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.bin_line)
+
+
+DURATIONS: tuple[str, ...] = ("kinematic", "observed")
+
+
+def restart_row(lines: np.ndarray) -> int:
+    """Rows before the program's (re)start: every recording opens with a few status rows
+    of stale line numbers (e.g. 20, 50, 81, 109, then 16, the first motion line). The run
+    starts after the first backward jump of the line number within the first ``n/10`` rows;
+    0 when there is none."""
+    lines = np.asarray(lines)
+    head = max(2, len(lines) // 10)
+    back = np.flatnonzero(np.diff(lines[:head]) < 0)
+    return int(back[0] + 1) if len(back) else 0
+
+
+def build_timeline(program: tokens.Program, train_rows: pd.DataFrame, *, rapid_rate: float,
+                   machine_move_s: float, rows_per_second: float, bins_per_row: int,
+                   time_scale: float = 1.0, durations: str = "kinematic") -> Timeline:
+    """Timeline of ``program``; ``train_rows`` are the training rows of its files.
+
+    ``durations="kinematic"``: each line lasts its kinematic duration (path length / feed)
+    times ``rows_per_second`` (Hz) times ``time_scale`` (observed/kinematic ratio, 1 = the
+    kinematic clock); the training rows only recover unreported feeds/modes.
+    ``"observed"``: each line lasts the mean number of rows the program's typical training
+    recordings (run length within 25% of the median) spent on it (0 for a line none
+    reported); the kinematic model still gives the motion classes.
+    Both open with the stale-status rows before the run (:func:`restart_row`): one row each,
+    the training recordings' most frequent line at that position, median count.
+    """
+    if bins_per_row < 1:
+        raise ValueError(f"bins_per_row must be >= 1, got {bins_per_row}")
+    if durations not in DURATIONS:
+        raise ValueError(f"durations must be one of {DURATIONS}, got {durations!r}")
+    m = kinematics.line_motions(program.ordered(), rapid_rate=rapid_rate,
+                                feeds=kinematics.feeds_from_reports(train_rows),
+                                modes=kinematics.modes_from_reports(train_rows),
+                                machine_move_s=machine_move_s)
+    mode_of = dict(zip(m["line"].astype(int), m["mode"], strict=True))
+    text_of = dict(zip(m["line"].astype(int), m["text"], strict=True))
+    heads, runs = [], []
+    for _, g in train_rows.groupby("file", sort=False):
+        ln = g["gcode_line"].to_numpy()
+        k = restart_row(ln)
+        heads.append(ln[:k])
+        runs.append(ln[k:])
+    n_head = int(np.median([len(h) for h in heads])) if heads else 0
+    head_lines = []
+    for i in range(n_head):
+        vals = [int(h[i]) for h in heads if len(h) > i]
+        head_lines.append(max(set(vals), key=lambda v: (vals.count(v), -v)))
+    if durations == "kinematic":
+        rows = kinematics.expected_rows(m["seconds"].to_numpy(), rows_per_second) * time_scale
+    else:
+        # mean over the program's typical recordings (run length within 25% of the median
+        # run: a recording that ran the program twice would double every line) of the rows
+        # each spent on the line; the mean keeps the run's total length, a median would not
+        lengths = np.array([len(r) for r in runs])
+        typical = [r for r in runs if abs(len(r) - np.median(lengths)) <= 0.25 * np.median(lengths)]
+        counts = pd.Series(np.concatenate(typical), dtype=float).value_counts()
+        rows = m["line"].map(counts).fillna(0.0).to_numpy() / len(typical)
+    lines = head_lines + m["line"].astype(int).tolist()
+    rows = np.r_[np.ones(n_head), rows]
+    ends = np.cumsum(rows * bins_per_row)
+    n_bins = max(1, int(round(ends[-1])))
+    bin_line = np.searchsorted(ends, np.arange(n_bins) + 0.5, side="right")
+    bin_line = np.minimum(bin_line, len(ends) - 1)
+    seconds = [0.0] * n_head + m["seconds"].astype(float).tolist()
+    return Timeline(program.name, lines, [text_of[x] for x in lines],
+                    [mode_of[x] for x in lines], seconds, bin_line.astype(int).tolist())
+
+
+def row_modes(rows: pd.DataFrame, timelines: dict[str, Timeline],
+              program_of: dict[str, str]) -> np.ndarray:
+    """Motion class of each row: the timeline mode of its reported line (training labels).
+    Shape ``(n_rows,)`` object. Raises ``KeyError`` naming a line absent from its program."""
+    lut = pd.DataFrame([(p, ln, m) for p, t in timelines.items()
+                        for ln, m in zip(t.lines, t.modes, strict=True)],
+                       columns=["program", "gcode_line", "mode"]).drop_duplicates(
+                           ["program", "gcode_line"])
+    q = pd.DataFrame({"file": rows["file"].to_numpy(),
+                      "program": rows["file"].map(program_of).to_numpy(),
+                      "gcode_line": rows["gcode_line"].to_numpy(dtype=np.int64)})
+    j = q.merge(lut, on=["program", "gcode_line"], how="left")
+    bad = j["mode"].isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise KeyError(f"file {q['file'][i]}: line {q['gcode_line'][i]} is not in program "
+                       f"{q['program'][i]}")
+    return j["mode"].to_numpy(dtype=object)
+
+
+def fit_time_scale(rows: pd.DataFrame, timelines: dict[str, Timeline],
+                   program_of: dict[str, str], rows_per_second: float) -> float:
+    """Observed rows / kinematic rows, pooled over the training files (one number)."""
+    n = {f: len(g) - restart_row(g["gcode_line"].to_numpy())
+         for f, g in rows.groupby("file", sort=False)}
+    kin = sum(sum(timelines[program_of[f]].seconds) * rows_per_second for f in n)
+    if kin <= 0:
+        raise ValueError("fit_time_scale: the programs have no kinematic duration")
+    return float(sum(n.values()) / kin)
+
+
+@dataclass
+class AlignmentConfig:
+    """Everything the hybrid needs besides data (all from the notebook's params)."""
+
+    window: int = 3
+    per_file: str = "standardise"
+    sources: tuple[str, ...] = COMMON_SOURCES
+    rapid_rate: float = 50.0
+    machine_move_s: float = 2.0
+    rows_per_second: float = 3.891
+    bins_per_row: int = 2
+    max_advance: int = 6
+    pace_sigma: float = 1.0
+    start_rows: float = 12.0
+    end_rows: float = 12.0
+    weight: float = 1.0
+    durations: str = "kinematic"
+    gbm_iter: int = 30
+    train_stride: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        self.sources = tuple(self.sources)
+
+
+@dataclass
+class AlignmentModel:
+    """A fitted hybrid: timelines of the known programs + the emission classifier."""
+
+    config: AlignmentConfig
+    timelines: dict[str, Timeline]
+    classifier: object | None
+    class_log_prior: dict[str, float]
+    feature_columns: list[str]
+    time_scale: float
+    info: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, rows: pd.DataFrame, config: AlignmentConfig,
+            X: np.ndarray | None = None) -> AlignmentModel:
+        """Fit on training ``rows`` (a :class:`~physml.cnc.data.CNCData` ``rows`` frame with
+        targets and the kept controller fields). ``X``: their window features if already
+        computed (:func:`features` with the same config), else computed here."""
+        programs = tokens.recover_programs(rows)
+        prog_of = tokens.program_of_file(programs)
+        by_prog = rows["file"].map(prog_of)
+        kw = dict(rapid_rate=config.rapid_rate, machine_move_s=config.machine_move_s,
+                  rows_per_second=config.rows_per_second, bins_per_row=config.bins_per_row,
+                  durations=config.durations)
+        raw = {p.name: build_timeline(p, rows[by_prog == p.name], **kw) for p in programs}
+        scale = fit_time_scale(rows, raw, prog_of, config.rows_per_second)
+        timelines = raw
+        if config.durations == "kinematic":  # observed durations need no time scale
+            timelines = {p.name: build_timeline(p, rows[by_prog == p.name], time_scale=scale,
+                                                **kw) for p in programs}
+        cols = model_input_columns(config.sources)
+        y = row_modes(rows, timelines, prog_of) if config.weight != 0 else None
+        if X is None and config.weight != 0:
+            X = features(rows, config)
+        tr = np.arange(0, len(rows), config.train_stride)
+        freq = pd.Series(y[tr] if y is not None else [], dtype=object).value_counts(
+            normalize=True)
+        prior = {c: float(np.log(freq[c])) if c in freq.index else float("-inf")
+                 for c in CLASSES}
+        clf = None
+        if config.weight != 0:
+            from .baselines import fit_classifier
+
+            clf = fit_classifier("gbm", X[tr], y[tr], config.seed, config.gbm_iter,
+                                 balanced=False)
+        return cls(config, timelines, clf, prior, cols, scale,
+                   {"programs": {p.name: list(p.files) for p in programs}})
+
+    # ------------------------------------------------------------ decoding
+    def class_log_scores(self, X: np.ndarray) -> np.ndarray:
+        """``(T, len(CLASSES))`` scaled log-likelihoods ``log p(c|x) - log p(c)`` times the
+        weight; zeros when the model has no sensor part (``weight = 0``)."""
+        out = np.zeros((len(X), len(CLASSES)))
+        if self.classifier is None or self.config.weight == 0:
+            return out
+        proba = self.classifier.predict_proba(X)
+        known = [str(c) for c in self.classifier.classes_]
+        for j, c in enumerate(CLASSES):
+            if c in known:
+                p = np.clip(proba[:, known.index(c)], 1e-6, 1.0)
+                out[:, j] = self.config.weight * (np.log(p) - self.class_log_prior[c])
+            else:
+                out[:, j] = -np.inf if self.config.weight > 0 else 0.0
+        return out
+
+    def align(self, X: np.ndarray) -> dict:
+        """Align one recording (its window features ``X``, ``(T, F)``) to every program.
+
+        Returns ``{"program", "scores" {program: log-score}, "lines" (T,) line numbers,
+        "texts" (T,) G-code, "modes" (T,) motion class}`` for the best program.
+        """
+        L = self.class_log_scores(X)
+        cfg = self.config
+        adv = alignment.advance_log_probs(cfg.bins_per_row, cfg.max_advance, cfg.pace_sigma)
+        best = None
+        scores = {}
+        for name, tl in self.timelines.items():
+            cls_idx = np.array([CLASSES.index(m) for m in tl.modes])
+            e = L[:, cls_idx[np.asarray(tl.bin_line)]]
+            start = max(1, min(tl.n_bins, int(round(cfg.start_rows * cfg.bins_per_row))))
+            end = max(1, min(tl.n_bins, int(round(cfg.end_rows * cfg.bins_per_row))))
+            path, score = alignment.viterbi_time_warp(e, adv, start, end)
+            scores[name] = score
+            if best is None or score > best[1]:
+                best = (name, score, path)
+        name, _, path = best
+        tl = self.timelines[name]
+        li = np.asarray(tl.bin_line)[path]
+        return {"program": name, "scores": scores,
+                "lines": np.asarray(tl.lines)[li], "texts": np.asarray(tl.texts, dtype=object)[li],
+                "modes": np.asarray(tl.modes, dtype=object)[li]}
+
+    def predict_rows(self, rows: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
+        """Per-row predictions for every file in ``rows`` (sensor columns and ``file``
+        only are read): ``file row program line text command``."""
+        if X is None:
+            X = (features(rows, self.config) if self.classifier is not None
+                 else np.zeros((len(rows), 0), dtype=np.float32))
+        out = []
+        files = rows["file"].to_numpy()
+        for f in pd.unique(files):
+            idx = np.flatnonzero(files == f)
+            a = self.align(X[idx])
+            out.append(pd.DataFrame({"file": f, "row": rows["row"].to_numpy()[idx],
+                                     "program": a["program"], "line": a["texts"],
+                                     "line_number": a["lines"], "command": a["modes"]}))
+        return pd.concat(out, ignore_index=True)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, model_dir: str | Path) -> Path:
+        """Write ``manifest.json`` (``kind: alignment``), ``timelines.json`` and
+        ``classifier.joblib`` into ``model_dir``."""
+        import joblib
+
+        d = Path(model_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        if self.classifier is not None:
+            joblib.dump(self.classifier, d / "classifier.joblib")
+        (d / "timelines.json").write_text(json.dumps(
+            {k: asdict(v) for k, v in self.timelines.items()}))
+        manifest = {"kind": "alignment", "config": asdict(self.config),
+                    "feature_columns": self.feature_columns, "time_scale": self.time_scale,
+                    "class_log_prior": {k: (v if np.isfinite(v) else None)
+                                        for k, v in self.class_log_prior.items()},
+                    "classes": list(CLASSES), "has_classifier": self.classifier is not None,
+                    "info": self.info}
+        (d / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> AlignmentModel:
+        """Inverse of :meth:`save`; raises ``ValueError`` naming a wrong manifest kind."""
+        import joblib
+
+        d = Path(model_dir)
+        man = json.loads((d / "manifest.json").read_text())
+        if man.get("kind") != "alignment":
+            raise ValueError(f"{d / 'manifest.json'}: kind {man.get('kind')!r} is not "
+                             "'alignment'")
+        cfg = AlignmentConfig(**man["config"])
+        tl = {k: Timeline(**v) for k, v in json.loads((d / "timelines.json").read_text()).items()}
+        clf = joblib.load(d / "classifier.joblib") if man["has_classifier"] else None
+        prior = {k: (float("-inf") if v is None else float(v))
+                 for k, v in man["class_log_prior"].items()}
+        return cls(cfg, tl, clf, prior, list(man["feature_columns"]), float(man["time_scale"]),
+                   man.get("info", {}))
+
+
+def features(rows: pd.DataFrame, config: AlignmentConfig) -> np.ndarray:
+    """Trailing-window statistics of the allowed channels, ``(n_rows, n_features)``."""
+    cols = model_input_columns(config.sources)
+    X, _ = window_features(rows, cols, config.window, per_file=config.per_file)
+    return X
+
+
+# ---------------------------------------------------------------- experiments (notebook 05)
+
+def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
+              X: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit and score each named config on every ``(seed, Split)`` of ``split_list``
+    (row indices into ``data.rows``). Returns per-fold scores (``method seed fold
+    token_accuracy line_exact_accuracy ... program_accuracy``) and per-file program choices."""
+    from .baselines import score_lines
+
+    rows = data.rows
+    true_prog = tokens.program_of_file(tokens.recover_programs(rows))
+    recs, picks = [], []
+    Xall = X if X is not None else features(rows, next(iter(configs.values())))
+    for seed, sp in split_list:
+        tr = rows.iloc[sp.train].reset_index(drop=True)
+        te = rows.iloc[sp.test].reset_index(drop=True)
+        for name, cfg in configs.items():
+            model = AlignmentModel.fit(tr, cfg, X=Xall[sp.train])
+            pred = model.predict_rows(te, X=Xall[sp.test])
+            s = score_lines(pred["line"].tolist(), te["gcode_string"].tolist())
+            # program named right: the predicted program holds the test file's true line texts
+            fp = pred.groupby("file")["program"].first()
+            members = model.info["programs"]
+            ok = {f: any(true_prog[g] == true_prog[f] for g in members[fp[f]])
+                  for f in fp.index}
+            recs.append({"method": name, "seed": seed, "fold": sp.fold, **s,
+                         "program_accuracy": float(np.mean(list(ok.values())))})
+            picks += [{"method": name, "seed": seed, "file": f, "program_ok": ok[f]} for f in ok]
+    return pd.DataFrame(recs), pd.DataFrame(picks)
+
+
+def knn_lines(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, k: int) -> np.ndarray:
+    """k-nearest-neighbour majority line (standardised features, training scaler)."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from threadpoolctl import threadpool_limits
+
+    from .baselines import _standardise
+
+    Xtr, Xte = _standardise(Xtr, Xte)
+    with threadpool_limits(limits=1):
+        return KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(Xtr, ytr).predict(Xte)
+
+
+def best_sensor_model(X: np.ndarray, y: np.ndarray, groups: np.ndarray, train: np.ndarray,
+                      ks: Sequence[int], n_inner: int, seed: int, stride: int = 1) -> int:
+    """Choose k of the k-NN line model on validation files INSIDE the training rows
+    (grouped inner K-fold over files); returns the k with the best mean exact-line accuracy."""
+    from physml import splits as _splits
+
+    inner = _splits.group_kfold(groups[train], n_inner, seed=seed, what="file")
+    score = {k: [] for k in ks}
+    for sp in inner:
+        a, b = train[sp.train][::stride], train[sp.test]
+        for k in ks:
+            score[k].append(float(np.mean(knn_lines(X[a], y[a], X[b], k) == y[b])))
+    return max(ks, key=lambda k: (np.mean(score[k]), -k))
+
+
+def run_sensor_folds(X: np.ndarray, labels: pd.DataFrame, split_list, ks: Sequence[int],
+                     n_inner: int, stride: int) -> pd.DataFrame:
+    """The best pure sensor model per fold: k of k-NN chosen on inner validation files, then
+    scored on the fold's test files. Columns as :func:`run_folds` plus ``k``."""
+    from .baselines import score_lines
+
+    y = labels["gcode_string"].to_numpy()
+    g = labels["file"].to_numpy()
+    recs = []
+    for seed, sp in split_list:
+        k = best_sensor_model(X, y, g, sp.train, ks, n_inner, seed, stride)
+        tr = sp.train[::stride]
+        pred = knn_lines(X[tr], y[tr], X[sp.test], k)
+        recs.append({"method": "knn_sensor", "seed": seed, "fold": sp.fold, "k": k,
+                     **score_lines(pred, y[sp.test])})
+    return pd.DataFrame(recs)
+
+
+def kinematic_check(rows: pd.DataFrame, config: AlignmentConfig) -> pd.DataFrame:
+    """Per program: kinematic duration of the run (rows, before any time scale) against the
+    median recorded run (rows after the restart), and the correlation over lines of kinematic
+    and observed rows per line (mean over the program's files)."""
+    programs = tokens.recover_programs(rows)
+    prog_of = tokens.program_of_file(programs)
+    by_prog = rows["file"].map(prog_of)
+    out = []
+    for p in programs:
+        r = rows[by_prog == p.name]
+        kw = dict(rapid_rate=config.rapid_rate, machine_move_s=config.machine_move_s,
+                  rows_per_second=config.rows_per_second, bins_per_row=1)
+        kin = build_timeline(p, r, **kw)
+        obs = build_timeline(p, r, durations="observed", **kw)
+        k_rows = np.asarray(kin.seconds) * config.rows_per_second
+        o_rows = np.bincount(obs.bin_line, minlength=len(obs.lines)).astype(float)
+        run = [len(g) - restart_row(g["gcode_line"].to_numpy()) for _, g in r.groupby("file")]
+        out.append({"program": p.name, "files": len(p.files), "lines": len(p.lines),
+                    "kinematic_rows": float(k_rows.sum()),
+                    "recorded_rows_median": float(np.median(run)),
+                    "ratio": float(np.median(run) / k_rows.sum()),
+                    "line_correlation": float(np.corrcoef(k_rows, o_rows)[0, 1])})
+    return pd.DataFrame(out)

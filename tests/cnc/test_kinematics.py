@@ -1,0 +1,115 @@
+"""Kinematic model of G-code lines against hand-computed moves (issue 11, notebook 05)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from physml.cnc import kinematics as K
+
+
+def _one(lines, rapid=50.0, **kw):
+    return K.line_motions(lines, rapid_rate=rapid, **kw)
+
+
+def test_a_straight_feed_move_lasts_length_over_feed():
+    # 3-4-5 triangle: 5 in at 10 in/min = 30 s
+    m = _one([(1, "G1 X3. Y4. F10.")])
+    assert m.loc[0, "length"] == pytest.approx(5.0)
+    assert m.loc[0, "seconds"] == pytest.approx(30.0)
+    assert m.loc[0, "mode"] == "G1"
+
+
+def test_a_rapid_uses_the_rapid_rate_not_the_feed():
+    m = _one([(1, "G1 X1. F1."), (2, "G0 X3.")], rapid=60.0)
+    assert m.loc[1, "seconds"] == pytest.approx(2.0)  # 2 in at 60 in/min = 2 s
+    assert m.loc[1, "mode"] == "G0"
+
+
+def test_a_quarter_arc_via_r_and_via_ij_have_length_pi_r_over_2():
+    r = 2.0
+    via_r = _one([(1, "G1 X2. Y0. F5."), (2, "G3 X0. Y2. R2.")])
+    via_ij = _one([(1, "G1 X2. Y0. F5."), (2, "G3 X0. Y2. I-2. J0.")])
+    want = math.pi * r / 2
+    assert via_r.loc[1, "length"] == pytest.approx(want)
+    assert via_ij.loc[1, "length"] == pytest.approx(want)
+    assert via_r.loc[1, "seconds"] == pytest.approx(60 * want / 5.0)
+
+
+def test_clockwise_and_counter_clockwise_ij_arcs_sweep_complementary_angles():
+    # from (2,0) to (0,2) about the origin: CCW is a quarter, CW three quarters
+    ccw = K.arc_length((2, 0, 0), (0, 2, 0), clockwise=False, centre_offset=(-2, 0))
+    cw = K.arc_length((2, 0, 0), (0, 2, 0), clockwise=True, centre_offset=(-2, 0))
+    assert ccw == pytest.approx(math.pi)
+    assert cw == pytest.approx(3 * math.pi)
+
+
+def test_negative_r_takes_the_long_arc():
+    short = K.arc_length((2, 0, 0), (0, 2, 0), clockwise=False, radius=2.0)
+    long_ = K.arc_length((2, 0, 0), (0, 2, 0), clockwise=False, radius=-2.0)
+    assert short + long_ == pytest.approx(2 * math.pi * 2.0)
+
+
+def test_full_circle_with_ij_and_helix():
+    full = K.arc_length((1, 0, 0), (1, 0, 0), clockwise=True, centre_offset=(-1, 0))
+    assert full == pytest.approx(2 * math.pi)
+    helix = K.arc_length((1, 0, 0), (1, 0, 3), clockwise=True, centre_offset=(-1, 0))
+    assert helix == pytest.approx(math.hypot(2 * math.pi, 3))
+
+
+def test_modal_state_carries_mode_feed_and_position():
+    m = _one([(1, "G1 X1. F6."), (2, "Y1."), (3, "X0. Y0.")])
+    assert list(m["mode"]) == ["G1", "G1", "G1"]
+    assert m.loc[1, "seconds"] == pytest.approx(10.0)  # 1 in at 6 in/min
+    assert m.loc[2, "length"] == pytest.approx(math.sqrt(2))
+
+
+def test_lines_without_axis_words_take_no_time():
+    m = _one([(1, "G90 G94 G17"), (2, "M3 S12000"), (3, "G0 X1.")])
+    assert list(m["mode"][:2]) == ["none", "none"]
+    assert list(m["seconds"][:2]) == [0.0, 0.0]
+
+
+def test_errors_name_the_line():
+    with pytest.raises(ValueError, match="line 1"):
+        _one([(1, "G1 X1.")])  # no feed
+    with pytest.raises(ValueError, match="line 2"):
+        _one([(1, "G1 X0. F1."), (2, "G2 X5. R1.")])  # radius too small for the chord
+    with pytest.raises(ValueError, match="rapid_rate"):
+        _one([(1, "G0 X1.")], rapid=0.0)
+
+
+def test_reported_feeds_and_modes_fill_unreported_words_but_text_wins():
+    rows = pd.DataFrame({"gcode_line": [2, 2, 3], "feed": [254.0, 254.0, 508.0],
+                         "momo": [1.0, 1.0, 1.0]})
+    feeds = K.feeds_from_reports(rows)
+    assert feeds == {2: pytest.approx(10.0), 3: pytest.approx(20.0)}  # mm/min -> in/min
+    modes = K.modes_from_reports(rows)
+    m = _one([(1, "G0 X1."), (2, "X2."), (3, "X3. F5.")], feeds=feeds, modes=modes)
+    assert list(m["mode"]) == ["G0", "G1", "G1"]
+    assert m.loc[1, "seconds"] == pytest.approx(6.0)  # 1 in at 10 in/min
+    assert m.loc[2, "seconds"] == pytest.approx(12.0)  # the text's F5 wins over 20
+
+
+def test_expected_rows_scale_with_the_sampling_rate():
+    assert np.allclose(K.expected_rows(np.array([1.0, 2.5]), 4.0), [4.0, 10.0])
+    with pytest.raises(ValueError):
+        K.expected_rows(np.array([1.0]), 0.0)
+
+
+def test_an_arc_after_unreported_lines_uses_its_chord_and_is_flagged():
+    m = _one([(1, "G1 X0. Y0. F5."), (5, "G2 X5. R1.")])  # lines 2-4 unknown
+    assert bool(m.loc[1, "approximate"]) and m.loc[1, "length"] == pytest.approx(5.0)
+    assert not bool(m.loc[0, "approximate"])
+
+
+def test_uncertainty_after_a_gap_lasts_until_every_axis_is_restated():
+    # after the gap only X is restated, so Y may be wrong: the impossible arc is flagged
+    m = _one([(1, "G1 X0. Y0. F5."), (5, "X1."), (6, "G2 X5. R1.")])
+    assert bool(m.loc[2, "approximate"])
+    # once X, Y and Z are restated the position is known again, and an impossible arc raises
+    with pytest.raises(ValueError, match="line 7"):
+        _one([(1, "G1 X0. Y0. F5."), (5, "X1. Y1. Z0."), (6, "X0."), (7, "G2 X5. R1.")])
