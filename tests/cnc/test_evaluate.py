@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from physml.cnc import data, schema
-from physml.cnc import evaluate as E
+from physml.cnc import evaluation as E
 from physml.cnc import hybrid as H
 
 FILES = ("face_001", "pocket_001")

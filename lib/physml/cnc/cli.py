@@ -23,11 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Run :func:`physml.cnc.evaluate.evaluate`; print a summary; 1 on a bad file/model."""
+    """Run :func:`physml.cnc.evaluate`; print a summary; 1 on a bad file/model."""
     from pathlib import Path
 
     from .data import RecordingError
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     try:
         res = evaluate(args.model_dir, args.files)

@@ -50,3 +50,18 @@ def shared_row_fraction(wins: pd.DataFrame, train: np.ndarray, test: np.ndarray)
     csum = np.r_[0, np.cumsum(in_train)]
     hits = csum[sp[test]] - csum[st[test]]
     return float(np.mean(hits > 0))
+
+
+def stratified_window_split(strata: np.ndarray, test_fraction: float, seed: int
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """The source's protocol with stratification: windows shuffled and split at random so
+    that each stratum (e.g. the command class, shape ``(n_windows,)``) keeps its share in the
+    test set (scikit-learn ``StratifiedShuffleSplit``). Returns sorted (train, test) indices."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    strata = np.asarray(strata)
+    sss = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    tr, te = next(sss.split(np.zeros(len(strata)), strata))
+    return np.sort(tr), np.sort(te)

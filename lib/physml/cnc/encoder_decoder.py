@@ -1,0 +1,480 @@
+"""The source's architecture rebuilt: BiLSTM sensor encoder, transformer decoder, two heads.
+
+Model (:class:`EncoderDecoder`)
+-------------------------------
+- encoder: a bidirectional LSTM over the ``window`` rows of a sample, ``(b, window, f)`` →
+  ``(b, window, 2 * hidden)``, projected to ``d_model``: the *memory*;
+- command head: the last row's memory (the row being labelled) and the mean over the window
+  → linear → G0/G1/G2/G3 logits;
+- token decoder: ``nn.TransformerDecoder`` (causal self-attention over the tokens emitted so
+  far, cross-attention to the memory) → logits over the vocabulary
+  (:class:`physml.cnc.tokens.Vocabulary`, built from the *training* files' lines only; a test
+  token never seen in training is ``<unk>`` and can never be predicted).
+
+Loss: focal loss (``gamma = 0``: cross-entropy) on the next token, plus ``class_weight`` times
+the focal loss of the command class (rows whose line moves nothing have no class).
+
+Decoding
+--------
+*Teacher-forced* accuracy feeds the true prefix and compares each next-token argmax with the
+truth (the source's metric; :func:`teacher_forced_hits` counts ``<eos>`` only when asked).
+*Free-running* decoding is greedy, feeding back its own tokens (:func:`greedy_decode`), and is
+constrained by the tokenizer's grammar (an address letter is followed by a value; ``<eos>``
+only after a complete word), so every output detokenises to a G-code line.
+Free-running token accuracy compares the decoded line with the true line position by
+position, ``<eos>`` excluded (:func:`physml.cnc.tokens.token_accuracy`).
+
+Saved models
+------------
+:func:`save_model` writes ``manifest.json`` (``kind``, ``input_columns``, ``sources``,
+``window``, ``per_file``, ``vocab``, ``classes``, ``max_len``, ``params``, ``commit``),
+``weights.pt`` and ``scaler.json``; :func:`load_model` returns a :class:`Predictor` whose
+``predict(rec)`` uses only the manifest's input columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from physml import train as _train
+
+from . import schema, tokens
+from .baselines import balanced_accuracy_score, score_lines
+from .classifier import class_weights
+from .data import CNCData
+from .focal import focal_loss
+from .sequences import (
+    CLASSES,
+    NO_CLASS,
+    Dataset,
+    Inputs,
+    Scaler,
+    build_inputs,
+    check_inputs,
+    encode_lines,
+    inner_validation,
+)
+
+KIND = "encoder_decoder"
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.pt"
+SCALER = "scaler.json"
+# token-type codes used by the grammar constraint
+_SPECIAL, _COMMAND, _AXIS, _VALUE = 0, 1, 2, 3
+
+
+@dataclass
+class EDConfig:
+    """Architecture and loss. ``hidden``: LSTM units per direction; ``d_model``: decoder
+    width; ``heads``/``layers``: decoder attention heads and layers; ``max_len``: token
+    positions incl. ``<bos>``/``<eos>`` (the longest line in the data has 9 tokens);
+    ``gamma``: focal exponent (0 = cross-entropy) of both heads; ``class_weight``: weight of
+    the command-class loss beside the token loss."""
+
+    hidden: int = 64
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    max_len: int = 12
+    dropout: float = 0.1
+    gamma: float = 0.0
+    class_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.heads:
+            raise ValueError(f"EDConfig: d_model {self.d_model} must be divisible by heads "
+                             f"{self.heads}")
+        if self.max_len < 3:
+            raise ValueError(f"EDConfig: max_len must be >= 3, got {self.max_len}")
+        if self.gamma < 0:
+            raise ValueError(f"EDConfig: gamma must be >= 0, got {self.gamma}")
+
+
+class EncoderDecoder(nn.Module):
+    """BiLSTM encoder + transformer decoder + command head.
+
+    ``forward(x (b, window, f), tgt (b, T) ids) -> (class logits (b, 4), token logits
+    (b, T, vocab))``.
+    """
+
+    def __init__(self, n_features: int, vocab_size: int, cfg: EDConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(n_features, cfg.hidden, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * cfg.hidden, cfg.d_model)
+        self.cls = nn.Linear(2 * cfg.d_model, len(CLASSES))
+        self.emb = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        layer = nn.TransformerDecoderLayer(cfg.d_model, cfg.heads, 2 * cfg.d_model,
+                                           cfg.dropout, batch_first=True)
+        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
+        self.out = nn.Linear(cfg.d_model, vocab_size)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, window, f)`` → memory ``(b, window, d_model)``."""
+        h, _ = self.lstm(x)
+        return self.proj(h)
+
+    def classify(self, memory: torch.Tensor) -> torch.Tensor:
+        """Memory → command-class logits ``(b, 4)`` from the last row's state (the row whose
+        line is the target) beside the mean over the window."""
+        return self.cls(torch.cat([memory[:, -1], memory.mean(dim=1)], dim=1))
+
+    def decode_hidden(self, memory: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Decoder states ``(b, T, d_model)`` for the prefix ``tgt`` ``(b, T)`` (causal)."""
+        T = tgt.shape[1]
+        pos = torch.arange(T, device=tgt.device)
+        e = self.emb(tgt) + self.pos(pos)[None]
+        mask = torch.triu(torch.full((T, T), float("-inf"), device=tgt.device), diagonal=1)
+        return self.decoder(e, memory, tgt_mask=mask, tgt_is_causal=True)
+
+    def decode(self, memory: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Token logits ``(b, T, vocab)`` for the prefix ``tgt`` ``(b, T)`` (causal)."""
+        return self.out(self.decode_hidden(memory, tgt))
+
+    def forward(self, x: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.encode(x)
+        return self.classify(memory), self.decode(memory, tgt)
+
+
+def _loss(model: EncoderDecoder, x, ids, y, gamma, class_weight, w):
+    memory = model.encode(x)
+    logits_c = model.classify(memory)
+    target = ids[:, 1:]
+    keep = target != tokens.PAD  # project only the counted positions onto the vocabulary
+    logits_t = model.out(model.decode_hidden(memory, ids[:, :-1])[keep])
+    tok = focal_loss(logits_t, target[keep], gamma)
+    cls = focal_loss(logits_c, y, gamma, ignore_index=NO_CLASS, weight=w)
+    return {"loss": tok + class_weight * cls, "token_loss": tok, "class_loss": cls}
+
+
+def fit_encoder_decoder(table: torch.Tensor, index: np.ndarray, ids: np.ndarray, y: np.ndarray,
+                        fit_rows: np.ndarray, val_rows: np.ndarray, vocab_size: int,
+                        cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path
+                        ) -> tuple[EncoderDecoder, dict]:
+    """Train on ``fit_rows``, early-stopped on the loss of ``val_rows`` (validation files
+    held out inside the training fold). ``table``: ``(n, f)`` scaled inputs; ``index``:
+    ``(n, window)``; ``ids``: ``(n, max_len)`` token ids; ``y``: ``(n,)`` class ids."""
+    if fit_rows.size == 0 or val_rows.size == 0:
+        raise ValueError("fit_encoder_decoder: empty training or validation rows")
+    idx_t = torch.from_numpy(np.asarray(index))
+    ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    w = class_weights(y[fit_rows])
+    with _train.seeded(train_cfg.seed):
+        model = EncoderDecoder(table.shape[1], vocab_size, cfg)
+
+    def loss_terms(m, batch):
+        (rows,) = batch
+        return _loss(m, table[idx_t[rows]], ids_t[rows], y_t[rows], cfg.gamma,
+                     cfg.class_weight, w)
+
+    vr = torch.from_numpy(val_rows)
+
+    def validate(m):
+        terms = _loss(m, table[idx_t[vr]], ids_t[vr], y_t[vr], cfg.gamma, cfg.class_weight, w)
+        return {k: float(v) for k, v in terms.items()}
+
+    hist = _train.train(model, loss_terms, (torch.from_numpy(fit_rows),), validate, train_cfg,
+                        out_dir, extra_config={"model": "EncoderDecoder", **asdict(cfg)})
+    return model, hist
+
+
+# ------------------------------------------------------------------ decoding and scores
+
+
+def vocab_type_codes(vocab: tokens.Vocabulary) -> np.ndarray:
+    """``(len(vocab),)`` int codes: 0 special, 1 command, 2 axis (address letter), 3 value."""
+    code = {"special": _SPECIAL, "command": _COMMAND, "axis": _AXIS, "value": _VALUE}
+    return np.array([code[tokens.token_type(t)] for t in vocab.tokens], dtype=np.int64)
+
+
+@torch.no_grad()
+def greedy_decode(model: EncoderDecoder, x: torch.Tensor, type_codes: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy, grammar-constrained decoding of a batch ``x`` ``(b, window, f)``.
+
+    Allowed next tokens: at the start a command or an address letter; after an address
+    letter only a value; after a complete word a command, an address letter or ``<eos>``;
+    at the last position ``<eos>`` (or the pending value). ``<pad> <bos> <unk>`` are never
+    emitted. Returns token ids ``(b, max_len - 1)`` (``<pad>`` after ``<eos>``) and the
+    class ids ``(b,)`` from the command head.
+    """
+    model.eval()
+    L = model.cfg.max_len
+    memory = model.encode(x)
+    cls = model.classify(memory).argmax(1).numpy()
+    codes = torch.from_numpy(type_codes)
+    is_cmd, is_axis, is_val = codes == _COMMAND, codes == _AXIS, codes == _VALUE
+    is_eos = torch.zeros_like(is_cmd)
+    is_eos[tokens.EOS] = True
+    allow_start = is_cmd | is_axis
+    allow_word = is_cmd | is_axis | is_eos
+    b = x.shape[0]
+    tgt = torch.full((b, 1), tokens.BOS, dtype=torch.long)
+    state = torch.zeros(b, dtype=torch.long)  # 0 start, 1 after a word, 2 after an axis
+    done = torch.zeros(b, dtype=torch.bool)
+    out = torch.full((b, L - 1), tokens.PAD, dtype=torch.long)
+    neg = torch.tensor(float("-inf"))
+    for t in range(L - 1):
+        logits = model.out(model.decode_hidden(memory, tgt)[:, -1])
+        last = t == L - 2
+        allowed = torch.where((state == 0)[:, None], allow_start[None],
+                              torch.where((state == 1)[:, None],
+                                          (is_eos if last else allow_word)[None],
+                                          is_val[None]))
+        nxt = torch.where(allowed, logits, neg).argmax(1)
+        nxt = torch.where(done, torch.full_like(nxt, tokens.PAD), nxt)
+        out[:, t] = nxt
+        kind = codes[nxt]
+        state = torch.where(kind == _AXIS, 2, torch.where(kind == _SPECIAL, state, 1))
+        done = done | (nxt == tokens.EOS)
+        tgt = torch.cat([tgt, nxt[:, None]], dim=1)
+        if bool(done.all()):
+            out[:, t + 1:] = tokens.PAD
+            break
+    return out.numpy(), cls
+
+
+def ids_to_lines(vocab: tokens.Vocabulary, ids: np.ndarray) -> list[str]:
+    """Decoded id rows → G-code lines (:func:`physml.cnc.tokens.detokenize`)."""
+    cache: dict[tuple, str] = {}
+    out = []
+    for row in ids:
+        key = tuple(int(i) for i in row)
+        if key not in cache:
+            cache[key] = tokens.detokenize(vocab.decode(key))
+        out.append(cache[key])
+    return out
+
+
+@torch.no_grad()
+def teacher_forced_hits(model: EncoderDecoder, x: torch.Tensor, ids: torch.Tensor,
+                        include_eos: bool) -> tuple[int, int]:
+    """(correct next tokens, counted tokens) with the true prefix fed in; ``<pad>`` never
+    counts, ``<eos>`` only with ``include_eos`` (the source's protocol)."""
+    model.eval()
+    _, logits = model(x, ids[:, :-1])
+    target = ids[:, 1:]
+    count = target != tokens.PAD
+    if not include_eos:
+        count &= target != tokens.EOS
+    hit = (logits.argmax(-1) == target) & count
+    return int(hit.sum()), int(count.sum())
+
+
+def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids: np.ndarray,
+             y: np.ndarray, lines: np.ndarray, rows: np.ndarray, vocab: tokens.Vocabulary,
+             batch: int = 2048) -> dict[str, float]:
+    """All task (a)/(b) scores on ``rows``: command balanced accuracy (rows with a class),
+    teacher-forced token accuracy without and with ``<eos>``, free-running token accuracy
+    (overall and per type) and exact-line accuracy."""
+    idx_t = torch.from_numpy(np.asarray(index))
+    ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    codes = vocab_type_codes(vocab)
+    tf = np.zeros(4, dtype=np.int64)
+    pred_ids, pred_cls = [], []
+    for a in range(0, len(rows), batch):
+        r = torch.from_numpy(np.asarray(rows[a:a + batch]))
+        x = table[idx_t[r]]
+        tf[:2] += teacher_forced_hits(model, x, ids_t[r], include_eos=False)
+        tf[2:] += teacher_forced_hits(model, x, ids_t[r], include_eos=True)
+        p, c = greedy_decode(model, x, codes)
+        pred_ids.append(p)
+        pred_cls.append(c)
+    pred_lines = ids_to_lines(vocab, np.concatenate(pred_ids))
+    cls = np.concatenate(pred_cls)
+    yr = np.asarray(y)[rows]
+    has = yr != NO_CLASS
+    out = {"command_balanced_accuracy": balanced_accuracy_score(yr[has], cls[has]),
+           "token_accuracy_teacher_forced": tf[0] / tf[1],
+           "token_accuracy_teacher_forced_eos": tf[2] / tf[3]}
+    s = score_lines(pred_lines, list(np.asarray(lines)[rows]))
+    out["token_accuracy_free_running"] = float(s.pop("token_accuracy"))
+    out.update({k: float(v) for k, v in s.items()})
+    return out
+
+
+# ------------------------------------------------------------------ one fold, many folds
+
+
+@dataclass
+class FoldResult:
+    """A trained fold: the model, what it needs to predict, its scores and history."""
+
+    model: EncoderDecoder
+    scaler: Scaler
+    vocab: tokens.Vocabulary
+    scores: dict[str, float]
+    history: dict = field(repr=False)
+
+
+def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: EDConfig,
+             train_cfg: _train.TrainConfig, out_dir: str | Path, *, n_inner: int = 5,
+             train_stride: int = 1, val_rows_max: int = 2000, inner: str = "file",
+             scaler_fit: str = "train", test_stride: int = 1) -> FoldResult:
+    """Fit the scaler and the vocabulary on ``train_rows`` (training files only), hold out
+    about ``1/n_inner`` of the training files for early stopping, train on every
+    ``train_stride``-th remaining row (overlapping windows are near-duplicates), score on
+    ``test_rows`` (every ``test_stride``-th one: 1 in every report, more only for smoke
+    runs). ``val_rows_max`` caps the validation rows (evenly thinned).
+
+    Leaky options, only for reproducing the source in notebook 02 (see
+    :mod:`physml.cnc.leaky`): ``inner="random"`` picks validation rows at random instead of
+    whole files; ``scaler_fit="test"`` fits the scaler on the test rows (the source's bug).
+    """
+    train_rows, test_rows = np.asarray(train_rows), np.asarray(test_rows)
+    fit_rows, val_rows = inner_validation(ds.files, train_rows, n_inner, train_cfg.seed, inner)
+    if scaler_fit not in ("train", "test"):
+        raise ValueError(f"scaler_fit must be 'train' or 'test', got {scaler_fit!r}")
+    scaler_rows = train_rows if scaler_fit == "train" else test_rows
+    scaler = Scaler.fit(ds.inputs.values[scaler_rows], ds.inputs.columns)
+    vocab = tokens.Vocabulary.build(ds.targets.line[train_rows])
+    table = ds.inputs.table(scaler)
+    ids = encode_lines(vocab, ds.targets.line, cfg.max_len)
+    val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
+    model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
+                                      fit_rows[::train_stride], val, len(vocab), cfg,
+                                      train_cfg, out_dir)
+    scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
+                      ds.targets.line, test_rows[::test_stride], vocab)
+    scores["best_epoch"] = hist["best_epoch"]
+    scores["best_val_loss"] = hist["best_val_loss"]
+    return FoldResult(model, scaler, vocab, scores, hist)
+
+
+def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
+              *, n_inner: int = 5, train_stride: int = 1, val_rows_max: int = 2000
+              ) -> FoldResult:
+    """The model to save: trained on every file except the validation files held out for
+    early stopping (chosen on them, never on a test fold). Its ``scores`` are the validation
+    scores (no test set is involved)."""
+    rows = np.arange(len(ds.files))
+    fit_rows, val_rows = inner_validation(ds.files, rows, n_inner, train_cfg.seed)
+    scaler = Scaler.fit(ds.inputs.values[rows], ds.inputs.columns)
+    vocab = tokens.Vocabulary.build(ds.targets.line)
+    table = ds.inputs.table(scaler)
+    ids = encode_lines(vocab, ds.targets.line, cfg.max_len)
+    val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
+    model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
+                                      fit_rows[::train_stride], val, len(vocab), cfg,
+                                      train_cfg, out_dir)
+    scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
+                      ds.targets.line, val, vocab)
+    return FoldResult(model, scaler, vocab, scores, hist)
+
+
+def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: EDConfig,
+                   train_cfg: _train.TrainConfig, out_root: str | Path, **fold_kw
+                   ) -> tuple[pd.DataFrame, list[FoldResult]]:
+    """:func:`run_fold` for every ``(seed, Split)``; the training seed is the split's seed.
+    Returns one row of scores per (seed, fold) and the fold results (same order)."""
+    rows, results = [], []
+    for seed, sp in split_list:
+        tc = _train.TrainConfig(**{**asdict(train_cfg), "seed": int(seed)})
+        res = run_fold(ds, sp.train, sp.test, cfg, tc,
+                       Path(out_root) / f"seed{seed}_fold{sp.fold}", **fold_kw)
+        rows.append({"seed": int(seed), "fold": int(sp.fold), **res.scores})
+        results.append(res)
+    return pd.DataFrame(rows), results
+
+
+def example_inputs(result: FoldResult, ds: Dataset, rows: np.ndarray
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x (n, window, f), tgt (n, max_len - 1))`` of ``rows`` for one teacher-forced pass
+    of ``result.model`` (its scaler and vocabulary): the ONNX export's inputs."""
+    ids = encode_lines(result.vocab, ds.targets.line[np.asarray(rows)], result.model.cfg.max_len)
+    return ds.inputs.windows(result.scaler, rows), torch.from_numpy(ids[:, :-1])
+
+
+# ------------------------------------------------------------------ saved models
+
+
+def save_model(model_dir: str | Path, result: FoldResult, *, inputs: Inputs, params: dict,
+               commit: str | None) -> Path:
+    """Write ``manifest.json``, ``weights.pt`` and ``scaler.json`` to ``model_dir``.
+
+    ``inputs``: the :class:`~physml.cnc.sequences.Inputs` the model was trained on (its
+    columns, sources, window and per-file standardisation go into the manifest); a column
+    that is not an allowed model input (e.g. the leaky path of notebook 02) raises."""
+    check_inputs(inputs.columns)
+    d = Path(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    manifest = {"kind": KIND, "input_columns": list(inputs.columns),
+                "sources": list(inputs.sources), "window": int(inputs.window_index.shape[1]),
+                "per_file": inputs.per_file, "vocab": list(result.vocab.tokens),
+                "classes": list(CLASSES), "max_len": result.model.cfg.max_len,
+                "config": asdict(result.model.cfg), "params": params, "commit": commit}
+    torch.save(result.model.state_dict(), d / WEIGHTS)
+    (d / SCALER).write_text(json.dumps(result.scaler.to_dict()))
+    (d / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return d
+
+
+class Predictor:
+    """A saved encoder–decoder ready to predict recordings (:func:`load_model`).
+
+    ``input_columns``: the only columns it reads. ``ignored_columns``: after
+    :meth:`predict`, the input columns present in those recordings that the model never saw
+    (e.g. a node it was not trained with); they are reported, never used.
+    """
+
+    def __init__(self, model: EncoderDecoder, manifest: dict, scaler: Scaler):
+        self.model, self.manifest, self.scaler = model, manifest, scaler
+        self.input_columns: list[str] = list(manifest["input_columns"])
+        self.vocab = tokens.Vocabulary(tuple(manifest["vocab"]))
+        self.ignored_columns: list[str] = []
+
+    def predict(self, rec: CNCData, batch: int = 2048) -> pd.DataFrame:
+        """One row per row of ``rec.rows`` (same order): ``file``, ``command`` (G0..G3) and
+        ``line`` (the decoded G-code text). Reads only :attr:`input_columns`; a source of the
+        manifest that a file lacks goes through the mask (flag 0), never as zeros."""
+        present = rec.mask()
+        seen = [s for s in schema.SOURCES if s in present.columns and present[s].any()]
+        cols_here = [c for s in seen for c in schema.source_columns(s)]
+        self.ignored_columns = [c for c in cols_here if c not in self.input_columns]
+        inp = build_inputs(rec, self.input_columns, int(self.manifest["window"]),
+                           self.manifest["per_file"])
+        table = inp.table(self.scaler)
+        idx_t = torch.from_numpy(inp.window_index)
+        codes = vocab_type_codes(self.vocab)
+        ids, cls = [], []
+        for a in range(0, len(table), batch):
+            r = torch.arange(a, min(a + batch, len(table)))
+            p, c = greedy_decode(self.model, table[idx_t[r]], codes)
+            ids.append(p)
+            cls.append(c)
+        lines = ids_to_lines(self.vocab, np.concatenate(ids)) if ids else []
+        cls_a = np.concatenate(cls) if cls else np.zeros(0, np.int64)
+        return pd.DataFrame({"file": rec.rows["file"].to_numpy(),
+                             "command": np.asarray(CLASSES, dtype=object)[cls_a],
+                             "line": np.asarray(lines, dtype=object)})
+
+
+def load_model(model_dir: str | Path) -> Predictor:
+    """Read a model written by :func:`save_model`; raises naming a missing or wrong file."""
+    d = Path(model_dir)
+    for name in (MANIFEST, WEIGHTS, SCALER):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d / name} is missing (not a saved encoder-decoder)")
+    manifest = json.loads((d / MANIFEST).read_text())
+    if manifest.get("kind") != KIND:
+        raise ValueError(f"{d / MANIFEST}: kind {manifest.get('kind')!r}, expected {KIND!r}")
+    check_inputs(manifest["input_columns"])
+    scaler = Scaler.from_dict(json.loads((d / SCALER).read_text()))
+    if list(scaler.columns) != list(manifest["input_columns"]):
+        raise ValueError(f"{d / SCALER}: columns differ from the manifest's input_columns")
+    cfg = EDConfig(**manifest["config"])
+    n_features = len(manifest["input_columns"]) + len(manifest["sources"])
+    model = EncoderDecoder(n_features, len(manifest["vocab"]), cfg)
+    model.load_state_dict(torch.load(d / WEIGHTS, weights_only=True))
+    model.eval()
+    return Predictor(model, manifest, scaler)

@@ -1,0 +1,102 @@
+"""The 1-D CNN command classifier: class weights by hand, the NaN guard, learning a known
+relation on held-out files, and its feature list passing the input gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from physml import splits
+from physml.cnc import classifier, features, schema, sequences, synthetic
+from physml.train import NonFiniteLossError, TrainConfig
+
+
+def test_class_weights_by_hand():
+    y = np.array([0, 0, 0, 1, sequences.NO_CLASS, 3])
+    # n = 5 counted rows, 3 classes present: weight = 5 / (3 * count); class 2 absent -> 0
+    np.testing.assert_allclose(classifier.class_weights(y).numpy(),
+                               [5 / 9, 5 / 3, 0.0, 5 / 3], rtol=1e-6)
+
+
+def test_output_shape():
+    m = classifier.CommandCNN(7, channels=8)
+    assert m(torch.zeros(5, 6, 7)).shape == (5, 4)
+
+
+def test_feature_list_passes_the_gate():
+    cols = features.model_input_columns(features.COMMON_SOURCES, ("accelerometer",))
+    ds = sequences.prepare(synthetic.recordings(2), cols, 3)
+    assert ds.inputs.columns == cols
+    assert not any(schema.is_forbidden_input(c) for c in ds.inputs.columns)
+
+
+def test_nan_in_training_stops_with_the_epoch_named(tmp_path):
+    ds = sequences.prepare(synthetic.recordings(3),
+                           features.model_input_columns(features.COMMON_SOURCES), 3)
+    table = ds.inputs.table(sequences.Scaler.fit(ds.inputs.values, ds.inputs.columns))
+    table[:, 0] = float("nan")
+    rows = np.arange(len(table))
+    with pytest.raises(NonFiniteLossError, match="epoch 1"):
+        classifier.fit_classifier(table, ds.inputs.window_index, ds.targets.command, rows,
+                                  rows, classifier.ClassifierConfig(channels=8),
+                                  TrainConfig(epochs=2, batch_size=16), tmp_path)
+
+
+def test_learns_command_classes_on_held_out_files(tmp_path):
+    # the signal node and a 4-channel noise source (more noise channels need more files)
+    ds = sequences.prepare(synthetic.recordings(8, seed=2),
+                           features.model_input_columns(("frame_l2", "motor")), 3)
+    sp = splits.group_kfold(ds.files, 4, seed=0, what="file")[0]
+    s = classifier.run_fold(ds, sp.train, sp.test, classifier.ClassifierConfig(channels=16,
+                            dropout=0.0, gamma=2.0),
+                            TrainConfig(epochs=40, batch_size=32, lr=5e-3, patience=None),
+                            tmp_path, n_inner=3)
+    assert s["command_balanced_accuracy"] > 0.85, s
+
+
+# ----------------------------------------------------------------- ablation bookkeeping
+
+def test_every_ablation_setting_passes_the_gate_and_drops_what_it_names():
+    from physml.cnc import ablation
+
+    srcs = ("frame_l2", "frame_r2", "motor")
+    drops = list(schema.MODALITIES) + ["motor", "frame_r2"]
+    settings = ablation.modality_settings(srcs, drops)
+    assert set(settings) == {"all"} | {f"-{d}" for d in drops}
+    for name, cols in settings.items():
+        assert cols and not any(schema.is_forbidden_input(c) for c in cols), name
+    assert not any(c.endswith((".Gx", ".Gy", ".Gz")) for c in settings["-gyro"])
+    assert not set(settings["-motor"]) & set(schema.MOTOR_SIGNALS)
+    assert not any(c.startswith("frame_r2.") for c in settings["-frame_r2"])
+    assert len(settings["-rms"]) == len(settings["all"]) - 2  # one RMS channel per node
+    with pytest.raises(ValueError, match="spindle1"):
+        ablation.modality_settings(srcs, ["spindle1"])
+
+
+def _scores(col, values):
+    import pandas as pd
+
+    rows = [{"seed": 0, "fold": f, col: k, "command_balanced_accuracy": v}
+            for k, vs in values.items() for f, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_drops_are_reference_minus_setting_by_hand():
+    from physml.cnc import ablation
+
+    s = _scores("setting", {"all": [0.60, 0.70, 0.80], "-gyro": [0.50, 0.55, 0.75]})
+    c = ablation.paired_drops(s, "command_balanced_accuracy", by="setting", reference="all")
+    assert c["-gyro"].diff.mean == pytest.approx((0.10 + 0.15 + 0.05) / 3)
+    assert c["-gyro"].diff.samples == pytest.approx((0.10, 0.15, 0.05))
+
+
+def test_focal_verdict_says_better_only_for_the_higher_side():
+    from physml.cnc import ablation
+
+    s = _scores("gamma", {0.0: [0.50, 0.52, 0.51, 0.49, 0.50],
+                          2.0: [0.60, 0.63, 0.61, 0.60, 0.62],
+                          3.0: [0.40, 0.41, 0.42, 0.40, 0.39]})
+    v = ablation.focal_verdicts(s, "command_balanced_accuracy", margin=0.01)
+    assert v[2.0].outcome == "a" and v[2.0].diff.mean > 0  # focal better
+    assert v[3.0].outcome == "b" and v[3.0].diff.mean < 0  # focal worse

@@ -1,0 +1,242 @@
+"""The encoder–decoder: input gate, missing-node mask, scaler on training files, decoding
+rules, the NaN guard, learning a known relation, and the saved-model interface."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from physml import splits
+from physml.cnc import encoder_decoder as ed
+from physml.cnc import features, schema, sequences, synthetic, tokens
+from physml.train import NonFiniteLossError, TrainConfig
+
+#: the signal node and a 4-channel noise source (more noise channels need more files)
+TRAINED_SOURCES = ("frame_l2", "motor")
+SMALL = ed.EDConfig(hidden=16, d_model=16, heads=2, layers=1, dropout=0.0)
+
+
+def _ds(data, sources=features.COMMON_SOURCES, window=4, per_file="none"):
+    return sequences.prepare(data, features.model_input_columns(sources), window, per_file)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained on 6 synthetic files, scored on 2 held-out files."""
+    data = synthetic.recordings(n_files=8, seed=1)
+    ds = _ds(data, sources=TRAINED_SOURCES, window=2)
+    sp = splits.group_kfold(ds.files, 4, seed=0, what="file")[0]
+    res = ed.run_fold(ds, sp.train, sp.test, ed.EDConfig(hidden=32, d_model=32, heads=2,
+                                                         layers=1, dropout=0.0),
+                      TrainConfig(epochs=40, batch_size=32, lr=3e-3, patience=None),
+                      tmp_path_factory.mktemp("ed"), n_inner=3)
+    return data, ds, sp, res
+
+
+# ----------------------------------------------------------------- inputs
+
+
+@pytest.mark.parametrize("col", ["line", "posx", "momo", "feed", "gcode_string", "stat"])
+def test_build_inputs_refuses_controller_fields(col):
+    data = synthetic.recordings(2)
+    with pytest.raises(ValueError, match=col):
+        sequences.build_inputs(data, ["frame_l2.Ax", col], 2)
+
+
+def test_missing_source_is_masked_not_zero_reading():
+    data = synthetic.recordings(3, extra_sources=["spindle2"], absent={"face_002": ["spindle2"]})
+    cols = features.model_input_columns(features.COMMON_SOURCES + ("spindle2",))
+    inp = sequences.build_inputs(data, cols, 3, per_file="none")
+    f2 = inp.files == "face_002"
+    j = inp.sources.index("spindle2")
+    assert (inp.present[f2, j] == 0).all() and (inp.present[~f2, j] == 1).all()
+    sp_cols = [k for k, c in enumerate(cols) if c.startswith("spindle2.")]
+    assert np.isnan(inp.values[np.ix_(f2, sp_cols)]).all()
+    scaler = sequences.Scaler.fit(inp.values, cols)
+    table = inp.table(scaler).numpy()
+    # absent: value 0 AND flag 0; present rows of the same source are real readings
+    assert (table[np.ix_(f2, sp_cols)] == 0).all()
+    assert table[f2, len(cols) + j].max() == 0
+    assert np.abs(table[np.ix_(~f2, sp_cols)]).sum() > 0
+
+
+def test_scaler_matches_numpy_on_training_rows_only():
+    data = synthetic.recordings(4)
+    ds = _ds(data)
+    train = np.flatnonzero(ds.files != "face_004")
+    sc = sequences.Scaler.fit(ds.inputs.values[train], ds.inputs.columns)
+    np.testing.assert_allclose(sc.mean, ds.inputs.values[train].mean(axis=0))
+    np.testing.assert_allclose(sc.std, ds.inputs.values[train].std(axis=0))
+    everything = sequences.Scaler.fit(ds.inputs.values, ds.inputs.columns)
+    assert not np.allclose(sc.mean, everything.mean)
+
+
+def test_scaler_refuses_a_source_absent_from_every_training_file():
+    data = synthetic.recordings(2, extra_sources=["spindle2"],
+                                absent={"face_001": ["spindle2"], "face_002": ["spindle2"]})
+    inp = sequences.build_inputs(data, features.model_input_columns(("spindle2",)), 2)
+    with pytest.raises(ValueError, match="spindle2"):
+        sequences.Scaler.fit(inp.values, inp.columns)
+
+
+def test_per_file_standardise_matches_per_file_zscore():
+    v = np.array([[1.0], [3.0], [10.0], [20.0], [30.0]])
+    f = np.array(["a", "a", "b", "b", "b"])
+    out = sequences.per_file_standardise(v, f)
+    np.testing.assert_allclose(out[:, 0], [-1, 1, -1.224744871, 0, 1.224744871])
+
+
+def test_window_index_stays_in_its_file():
+    idx = sequences.window_index(np.array(["a"] * 3 + ["b"] * 3), 3)
+    assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [3, 3, 3], [3, 3, 4], [3, 4, 5]]
+
+
+# ----------------------------------------------------------------- decoding and metrics
+
+
+def test_greedy_decoding_always_gives_a_valid_line():
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        model = ed.EncoderDecoder(7, len(vocab), SMALL)
+        x = torch.randn(64, 4, 7) * 3
+    ids, cls = ed.greedy_decode(model, x, ed.vocab_type_codes(vocab))
+    assert ids.shape == (64, SMALL.max_len - 1) and cls.shape == (64,)
+    for line in ed.ids_to_lines(vocab, ids):  # detokenize raises on a broken grammar
+        assert line and tokens.detokenize(tokens.tokenize(line)) == line
+
+
+class _Fixed(torch.nn.Module):
+    """Returns fixed token logits: predicts ``pred`` ids at every position."""
+
+    def __init__(self, pred, vocab_size):
+        super().__init__()
+        self.pred, self.v = pred, vocab_size
+
+    def forward(self, x, tgt):
+        logits = torch.nn.functional.one_hot(self.pred, self.v).float()
+        return torch.zeros(len(x), 4), logits
+
+
+def test_teacher_forced_counts_eos_only_when_asked():
+    # targets after <bos>: [7, 8, <eos>, <pad>]; predicted [7, 9, <eos>, 5]
+    ids = torch.tensor([[tokens.BOS, 7, 8, tokens.EOS, tokens.PAD]])
+    pred = torch.tensor([[7, 9, tokens.EOS, 5]])
+    m = _Fixed(pred, 12)
+    assert ed.teacher_forced_hits(m, torch.zeros(1, 2, 3), ids, include_eos=False) == (1, 2)
+    assert ed.teacher_forced_hits(m, torch.zeros(1, 2, 3), ids, include_eos=True) == (2, 3)
+
+
+def test_vocab_type_codes():
+    vocab = tokens.Vocabulary.build(["G1 X2.5"])
+    codes = dict(zip(vocab.tokens, ed.vocab_type_codes(vocab).tolist(), strict=True))
+    assert codes == {"<pad>": 0, "<bos>": 0, "<eos>": 0, "<unk>": 0, "2.5": 3, "G1": 1, "X": 2}
+
+
+# ----------------------------------------------------------------- training
+
+
+def test_nan_in_training_stops_with_the_epoch_named(tmp_path):
+    data = synthetic.recordings(3)
+    ds = _ds(data)
+    scaler = sequences.Scaler.fit(ds.inputs.values, ds.inputs.columns)
+    table = ds.inputs.table(scaler)
+    table[5, 0] = float("nan")
+    vocab = tokens.Vocabulary.build(ds.targets.line)
+    ids = sequences.encode_lines(vocab, ds.targets.line, SMALL.max_len)
+    rows = np.arange(len(table))
+    with pytest.raises(NonFiniteLossError, match="epoch 1"):
+        ed.fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command, rows,
+                               rows[:10], len(vocab), SMALL,
+                               TrainConfig(epochs=2, batch_size=len(rows)), tmp_path)
+
+
+def test_learns_the_synthetic_lines_on_held_out_files(trained):
+    _, _, _, res = trained
+    s = res.scores
+    # the line index is written on one channel: a working model reads it off
+    assert s["line_exact_accuracy"] > 0.8, s
+    assert s["token_accuracy_free_running"] > 0.9, s
+    assert s["command_balanced_accuracy"] > 0.8, s
+    assert s["token_accuracy_teacher_forced"] > 0.9, s
+
+
+def test_scaler_of_a_fold_is_fitted_on_its_training_files(trained):
+    _, ds, sp, res = trained
+    np.testing.assert_allclose(res.scaler.mean, ds.inputs.values[sp.train].mean(axis=0))
+    assert not np.allclose(res.scaler.mean, ds.inputs.values[sp.test].mean(axis=0))
+
+
+# ----------------------------------------------------------------- saved model
+
+
+def _blank_targets(data):
+    rows = data.rows.copy()
+    rows["gcode_string"] = "G0 X0."
+    rows["gcode_line"] = 0
+    for c in schema.KEPT_CONTROLLER_FIELDS:
+        rows[c] = np.nan
+    return type(data)(rows, data.files)
+
+
+def test_save_load_predict(trained, tmp_path):
+    data, ds, sp, res = trained
+    d = ed.save_model(tmp_path / "m", res, inputs=ds.inputs, params={"epochs": 60},
+                      commit="abc")
+    man = json.loads((d / "manifest.json").read_text())
+    assert man["kind"] == "encoder_decoder" and man["window"] == 2 and man["commit"] == "abc"
+    assert not any(schema.is_forbidden_input(c) for c in man["input_columns"])
+    p = ed.load_model(d)
+    test = data.subset(sp.test_groups)
+    out = p.predict(test)
+    assert list(out.columns) == ["file", "command", "line"] and len(out) == len(test.rows)
+    assert (out["file"].to_numpy() == test.rows["file"].to_numpy()).all()
+    assert set(out["command"]) <= set(tokens.MOTION_CLASSES)
+    exact = np.mean(out["line"].to_numpy() == test.rows["gcode_string"].to_numpy())
+    assert exact == pytest.approx(res.scores["line_exact_accuracy"])
+    # targets and controller fields are never read
+    again = p.predict(_blank_targets(test))
+    assert again.equals(out)
+
+
+def test_predict_ignores_unseen_nodes_and_masks_missing_ones(trained, tmp_path):
+    _, ds, _, res = trained
+    d = ed.save_model(tmp_path / "m", res, inputs=ds.inputs, params={}, commit=None)
+    p = ed.load_model(d)
+    new = synthetic.recordings(2, seed=9, extra_sources=["spindle2"],
+                               absent={"face_002": ["motor"]})
+    out = p.predict(new)
+    assert len(out) == len(new.rows)
+    unseen = [c for s in ("frame_r2", "y_bed__3", "spindle2") for c in schema.source_columns(s)]
+    assert sorted(p.ignored_columns) == sorted(unseen)
+    # the values of nodes the model never saw do not matter
+    rows = new.rows.copy()
+    rows[unseen] = 1e6
+    assert p.predict(type(new)(rows, new.files)).equals(out)
+    # a missing source is masked: face_002 (no motor) still gets its lines right
+    f2 = (new.rows["file"] == "face_002").to_numpy()
+    exact = np.mean(out["line"].to_numpy()[f2] == new.rows["gcode_string"].to_numpy()[f2])
+    assert exact > 0.8
+
+
+def test_load_model_refuses_a_manifest_with_forbidden_inputs(trained, tmp_path):
+    _, ds, _, res = trained
+    d = ed.save_model(tmp_path / "m", res, inputs=ds.inputs, params={}, commit=None)
+    man = json.loads((d / "manifest.json").read_text())
+    man["input_columns"] = man["input_columns"] + ["posx"]
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match="posx"):
+        ed.load_model(d)
+
+
+def test_folds_are_notebook_03s():
+    from physml.cnc import baselines
+
+    data = synthetic.recordings(6, seed=4)
+    ds = _ds(data)
+    prep = baselines.prepare(data, window=2)
+    ours, theirs = sequences.file_splits(ds, 3, [0, 1]), baselines.file_splits(prep, 3, [0, 1])
+    assert [(s, tuple(sp.test)) for s, sp in ours] == [(s, tuple(sp.test)) for s, sp in theirs]

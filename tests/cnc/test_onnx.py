@@ -1,0 +1,47 @@
+"""ONNX export (torch.export-based, dynamo=True): onnxruntime gives torch's outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from physml.cnc import classifier, onnx_export
+from physml.cnc import encoder_decoder as ed
+
+pytestmark = pytest.mark.slow
+
+
+def _seeded(build):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build()
+
+
+def test_cnn_onnxruntime_equals_torch(tmp_path):
+    m = _seeded(lambda: classifier.CommandCNN(11, channels=8))
+    path = onnx_export.export(m, (torch.randn(3, 6, 11),), tmp_path / "cnn.onnx", ["x"],
+                              ["logits"], dynamo=True)
+    sess = onnx_export.session(path)
+    x = _seeded(lambda: torch.randn(17, 6, 11))  # another batch size: the axis is dynamic
+    assert onnx_export.max_abs_difference(m, sess, (x,), ["x"]) < 1e-4
+
+
+def test_encoder_decoder_onnxruntime_equals_torch(tmp_path):
+    cfg = ed.EDConfig(hidden=8, d_model=8, heads=2, layers=1)
+    m = _seeded(lambda: ed.EncoderDecoder(11, 30, cfg))
+    ex = (torch.randn(3, 6, 11), torch.randint(0, 30, (3, cfg.max_len - 1)))
+    path = onnx_export.export(m, ex, tmp_path / "ed.onnx", ["x", "tgt"],
+                              ["class_logits", "token_logits"], dynamo=True)
+    sess = onnx_export.session(path)
+    x = _seeded(lambda: (torch.randn(9, 6, 11), torch.randint(0, 30, (9, cfg.max_len - 1))))
+    assert onnx_export.max_abs_difference(m, sess, x, ["x", "tgt"]) < 1e-4
+
+
+def test_benchmark_reports_a_speedup_with_ci(tmp_path):
+    m = _seeded(lambda: classifier.CommandCNN(5, channels=4))
+    x = torch.randn(8, 4, 5)
+    path = onnx_export.export(m, (x,), tmp_path / "c.onnx", ["x"], ["logits"], dynamo=False)
+    r = onnx_export.benchmark(m, (x,), path, ["x"], repeats=3, warmup=1)
+    assert r.ours.items == 8 and r.anchor.items == 8
+    assert np.isfinite(r.speedup.diff.mean) and r.speedup.diff.low <= r.speedup.diff.high
