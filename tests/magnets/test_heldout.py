@@ -48,8 +48,8 @@ def test_heldout_runs_keep_states_sessions_and_users_apart(runs):
         s = r["sessions"]
         assert s["A"] != s["B"] and s["A"].split("/")[0] == s["B"].split("/")[0]
         assert s["C"].split("/")[0] != s["A"].split("/")[0]
-        assert set(r["heldout_state"]) == {"physics", "ols_templates", "rf_baseline",
-                                           "rf_augmented"}
+        assert set(r["heldout_state"]) == {"physics", "physics_jitter", "ols_templates",
+                                           "rf_baseline", "rf_augmented"}
 
 
 def test_leak_check_catches_a_leaking_run(runs):

@@ -166,3 +166,114 @@ def test_20bit_count_out_of_range_or_unknown_format_names_file_sample_and_field(
     doc["device"]["magFormat"] = "hmc5883"
     with pytest.raises(SessionFormatError, match=r"device\.magFormat: unknown .*'hmc5883'"):
         load_session(_write(tmp_path, doc))
+
+
+# ---------------------------------------------------------------- timestamps, labels by time
+def _timed_doc(times_ms, labels):
+    doc = _doc(labels, n=len(times_ms))
+    for smp, t in zip(doc["samples"], times_ms, strict=True):
+        smp["t"] = t
+    return doc
+
+
+TIMES = [0, 40, 75, 115, 150, 192, 230, 270, 305, 346]  # irregular, ~26 Hz
+
+
+def test_timestamps_loaded_in_seconds_and_used_for_the_gyro_integration(tmp_path):
+    """A constant 10 °/s about z integrated over the file's own (irregular) times turns by
+    10 °/s × (t_k − t_0), not by k / rate: the angle at the last sample is 3.46°."""
+    from physml.magnets.orientation import session_rotations
+
+    doc = _timed_doc(TIMES, [])
+    for smp in doc["samples"]:
+        smp.update(gx=0, gy=0, gz=round(10 * 114.28))
+    s = load_session(_write(tmp_path, doc))
+    np.testing.assert_allclose(s.time_s, np.array(TIMES) / 1000.0)
+    rot = session_rotations(s)  # no rate_hz and no metadata rate: the timestamps suffice
+    angle = np.degrees(np.arctan2(rot[:, 1, 0], rot[:, 0, 0]))
+    rate = round(10 * 114.28) / 114.28
+    np.testing.assert_allclose(angle, rate * np.array(TIMES) / 1000.0, atol=1e-9)
+
+
+def test_label_by_time_matched_within_tolerance(tmp_path):
+    # 72 ms and 196 ms are within 5 ms of the samples at 75 and 192 ms
+    s = load_session(_write(tmp_path, _timed_doc(TIMES, [
+        {"startTime": 72, "endTime": 196, "fingers": FINGERS}])), label_tolerance_ms=5.0)
+    assert (s.labels[0].start, s.labels[0].end) == (2, 6)
+    assert (s.states[2:6] == [0, 1, 0, -1, 1]).all() and (s.states[6:] == -1).all()
+    # with no tolerance the sample at 75 ms is still inside [72, 196]; at 192 ms too
+    s0 = load_session(_write(tmp_path, _timed_doc(TIMES, [
+        {"startTime": 76, "endTime": 191, "fingers": FINGERS}])), label_tolerance_ms=0.0)
+    assert (s0.labels[0].start, s0.labels[0].end) == (3, 5)  # 115 and 150 ms only
+
+
+def test_label_by_time_outside_recording_or_without_timestamps_raises(tmp_path):
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]\.startTime/endTime: \[-50.0, "
+                                                 r"100.0\] ms outside the recording"):
+        load_session(_write(tmp_path, _timed_doc(TIMES, [
+            {"startTime": -50, "endTime": 100, "fingers": FINGERS}])), label_tolerance_ms=5.0)
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]\.startTime: a label by time "
+                                                 r"needs sample timestamps"):
+        load_session(_write(tmp_path, _doc([{"startTime": 0, "endTime": 100,
+                                             "fingers": FINGERS}])))
+
+
+def test_missing_or_non_increasing_timestamp_names_sample_and_field(tmp_path):
+    doc = _timed_doc(TIMES, [])
+    del doc["samples"][4]["t"]
+    with pytest.raises(SessionFormatError, match=r"s\.json: samples\[4\]\.t: missing"):
+        load_session(_write(tmp_path, doc))
+    doc = _timed_doc([0, 40, 75, 75, 150, 192, 230, 270, 305, 346], [])
+    with pytest.raises(SessionFormatError, match=r"samples\[3\]\.t: 75 ms is not after"):
+        load_session(_write(tmp_path, doc))
+
+
+# ---------------------------------------------------------------- line-delimited streaming
+def _jsonl(doc):
+    head = {k: v for k, v in doc.items() if k not in ("samples", "labels")}
+    lines = [json.dumps(head)] + [json.dumps(s) for s in doc["samples"]]
+    lines += [json.dumps({"label": lab}) for lab in doc["labels"]]
+    return "\n".join(lines) + "\n"
+
+
+def test_line_delimited_file_loads_like_the_json_file(tmp_path):
+    doc = _doc([{"startIndex": 2, "endIndex": 5, "fingers": FINGERS}])
+    s = load_session(_write(tmp_path, _jsonl(doc), "s.jsonl"))
+    _check_loaded(s)
+    assert s.metadata == {"who": "test"}
+
+
+def test_round_trip_through_jsonl_keeps_values_times_and_labels(tmp_path):
+    from physml.magnets.session import write_session
+
+    doc = _timed_doc(TIMES, [{"startIndex": 2, "endIndex": 5, "fingers": FINGERS}])
+    a = load_session(_write(tmp_path, doc))
+    b = load_session(write_session(a, tmp_path / "back.ndjson"))
+    np.testing.assert_allclose(b.mag_raw_uT, a.mag_raw_uT)
+    np.testing.assert_allclose(b.time_s, a.time_s)
+    assert (b.states == a.states).all()
+
+
+def test_truncated_jsonl_names_file_and_line(tmp_path):
+    text = _jsonl(_doc([]))
+    cut = text[: text.rindex("\n", 0, len(text) - 1) + 20]  # the last sample cut mid-record
+    n_lines = cut.count("\n") + 1
+    with pytest.raises(SessionFormatError, match=rf"cut\.jsonl: line {n_lines}: truncated or "
+                                                 r"invalid JSON"):
+        load_session(_write(tmp_path, cut, "cut.jsonl"))
+
+
+def test_jsonl_missing_field_and_bad_record_name_the_record(tmp_path):
+    doc = _doc([])
+    del doc["samples"][6]["mx"]
+    with pytest.raises(SessionFormatError, match=r"s\.jsonl: samples\[6\]\.mx: missing"):
+        load_session(_write(tmp_path, _jsonl(doc), "s.jsonl"))
+    text = _jsonl(_doc([])).replace(json.dumps(_samples(10)[3]), "[1, 2, 3]")
+    with pytest.raises(SessionFormatError, match=r"s\.jsonl: line 5: expected an object"):
+        load_session(_write(tmp_path, text, "s.jsonl"))
+
+
+def test_unknown_file_format_names_the_file(tmp_path):
+    p = _write(tmp_path, _doc([]), "s.csv")
+    with pytest.raises(SessionFormatError, match=r"s\.csv: unknown file format '\.csv'"):
+        load_session(p)

@@ -2,27 +2,26 @@
 
 Dipole physics model (JAX, float64), finite-magnet session simulator (magpylib), session JSON
 I/O, three physics fits, synthetic augmentation, classifiers, placement separability.
+
+Importing the study changes no global state: JAX's float64 mode is entered per call by the
+public kernels and fits (`physml.precision.x64`), never flipped for the whole process.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from .classify import (  # noqa: E402
+from .classify import (
     FingerClassifier,
     TemplateClassifier,
     exact_match,
     per_finger_accuracy,
 )
-from .field import (  # noqa: E402
+from .field import (
     cylinder_field,
     cylinder_moment,
     dipole_field,
     dipole_field_per_source,
     implied_diameter,
 )
-from .fit import MODELS, FitResult, MagnetSpec, fit  # noqa: E402
-from .hand import (  # noqa: E402
+from .fit import MODELS, FitResult, MagnetSpec, fit
+from .hand import (
     ALL_BITS,
     FINGERS,
     STATE_CODES,
@@ -33,15 +32,15 @@ from .hand import (  # noqa: E402
     hand_magnets,
     sample_hand,
 )
-from .placement import (  # noqa: E402
+from .placement import (
     Placements,
     default_placement,
     optimise_placement,
     separability,
 )
-from .session import Session, SessionFormatError, load_session, write_session  # noqa: E402
-from .simulate import SessionConfig, simulate_session, simulate_user_sessions  # noqa: E402
-from .synthetic import estimate_noise_model, generate  # noqa: E402
+from .session import Session, SessionFormatError, load_session, write_session
+from .simulate import SessionConfig, simulate_session, simulate_user_sessions
+from .synthetic import estimate_noise_model, generate
 
 __all__ = [
     "ALL_BITS", "FINGERS", "MODELS", "STATE_CODES", "FingerClassifier", "FitResult", "Hand",

@@ -15,6 +15,8 @@ from sklearn.multioutput import MultiOutputClassifier
 from .hand import ALL_BITS, bits_to_code
 
 KINDS = ("rf", "hgb")
+#: batches larger than this go through scikit-learn's tree traversal instead of `FastForest`
+FAST_MAX_ROWS = 256
 
 
 def _check_x(x):
@@ -106,13 +108,17 @@ class FingerClassifier:
         return self
 
     def proba(self, readings_uT):
-        """P(flexed) per finger (n, 5)."""
+        """P(flexed) per finger (n, 5). A Random Forest answers a few readings from its flat
+        NumPy copy (`FastForest`, no per-call overhead) and a batch through scikit-learn's
+        compiled tree traversal, which is faster above `FAST_MAX_ROWS` readings."""
         x = _check_x(readings_uT)
-        if self._fast is not None:
+        if self._fast is not None and len(x) <= FAST_MAX_ROWS:
             return self._fast.proba(x)
         out = np.zeros((len(x), 5))
+        classes = (self.model.classes_ if self.kind == "rf"
+                   else [e.classes_ for e in self.model.estimators_])
         for f, p in enumerate(self.model.predict_proba(x)):
-            cls = list(self.model.estimators_[f].classes_)
+            cls = list(classes[f])
             out[:, f] = p[:, cls.index(1)] if 1 in cls else 0.0
         return out
 

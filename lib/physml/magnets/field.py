@@ -1,6 +1,11 @@
 """Magnetic field kernels: point dipoles (JAX, float64) and finite cylinders (magpylib).
 
 Units are SI throughout: positions in m, moments in A·m², polarization in T, fields in T.
+
+Precision: the public dipole kernels run in float64 through `physml.precision.x64` (a per-call
+``jax.enable_x64`` context); importing this module leaves JAX's global precision alone. The
+``*_jit`` kernels are what other jitted code in the study traces; their callers enter
+float64 at their own public boundary.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.constants import mu_0 as MU0  # T·m/A, CODATA 2022 (the value magpylib uses)
 from scipy.spatial.transform import Rotation
+
+from physml.precision import x64
 
 _K = MU0 / (4.0 * np.pi)  # µ0/4π, T·m/A
 
@@ -28,7 +35,7 @@ def _dipole_at(r, moments):
 
 
 @jax.jit
-def dipole_field_per_source(observers, positions, moments):
+def dipole_field_per_source_jit(observers, positions, moments):
     """Field of each point dipole at each observer.
 
     Args:
@@ -43,7 +50,7 @@ def dipole_field_per_source(observers, positions, moments):
 
 
 @jax.jit
-def dipole_field(observers, positions, moments):
+def dipole_field_jit(observers, positions, moments):
     """Summed field of k point dipoles at n observers.
 
     Args:
@@ -56,7 +63,7 @@ def dipole_field(observers, positions, moments):
     """
     k = positions.shape[0]
     if k > 32:  # many sources: broadcast over (n, k)
-        return jnp.sum(dipole_field_per_source(observers, positions, moments), axis=1)
+        return jnp.sum(dipole_field_per_source_jit(observers, positions, moments), axis=1)
     # few sources (the wearable has five): unrolled per source on component arrays, which XLA
     # fuses into one pass over the observers
     ox, oy, oz = observers[:, 0], observers[:, 1], observers[:, 2]
@@ -75,7 +82,7 @@ def dipole_field(observers, positions, moments):
 
 
 @jax.jit
-def dipole_field_paired(observer, positions, moments):
+def dipole_field_paired_jit(observer, positions, moments):
     """Summed dipole field for batched source configurations seen by one observer each.
 
     Args:
@@ -87,6 +94,12 @@ def dipole_field_paired(observer, positions, moments):
         (..., 3) total flux density B, T.
     """
     return jnp.sum(_dipole_at(observer[..., None, :] - positions, moments), axis=-2)
+
+
+#: float64 entry points (float64 whatever JAX's global setting); docstrings as the jit kernels
+dipole_field = x64(dipole_field_jit)
+dipole_field_per_source = x64(dipole_field_per_source_jit)
+dipole_field_paired = x64(dipole_field_paired_jit)
 
 
 def cylinder_moment(diameter_m, height_m, polarization_T):

@@ -31,8 +31,10 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from .field import BR_RANGE_T, cylinder_moment, dipole_field_paired, implied_diameter
-from .hand import ALL_BITS, Hand, bits_to_index, default_hand, magnet_pose
+from physml.precision import x64
+
+from .field import BR_RANGE_T, cylinder_moment, dipole_field_paired_jit, implied_diameter
+from .hand import ALL_BITS, Hand, bits_to_index, default_hand, magnet_pose_jit
 from .orientation import EarthFit, fit_earth
 
 MODELS = ("free", "constrained", "hybrid")
@@ -91,8 +93,9 @@ def state_means(readings_uT, bits):
 
 
 # ---------------------------------------------------------------- forward models (JAX)
-_BITS = jnp.asarray(ALL_BITS, dtype=jnp.float64)
-_ORIGIN = jnp.zeros(3)
+# NumPy constants: they become float64 inside the x64 context every public entry point opens
+_BITS = np.asarray(ALL_BITS, dtype=np.float64)
+_ORIGIN = np.zeros(3)
 
 
 def _pair_features(bits):
@@ -106,13 +109,13 @@ def predict_free(p, bits):
     b = bits[..., None]  # (S, 5, 1)
     pos = p["pos"][:, 0] * (1 - b) + p["pos"][:, 1] * b  # (S, 5, 3)
     mom = p["mom"][:, 0] * (1 - b) + p["mom"][:, 1] * b
-    return 1e6 * dipole_field_paired(_ORIGIN, pos, mom) + p["offset"]
+    return 1e6 * dipole_field_paired_jit(_ORIGIN, pos, mom) + p["offset"]
 
 
 def _kin_pose(p, fixed, bits):
     b = bits[..., None]
     ang = p["extended"] * (1 - b) + p["flexed"] * b  # (S, 5, 2)
-    return magnet_pose(p["base"], fixed["direction"], fixed["flex_axis"], p["lengths"], ang,
+    return magnet_pose_jit(p["base"], fixed["direction"], fixed["flex_axis"], p["lengths"], ang,
                        p["mount"], fixed["surface"], p["tilt"])
 
 
@@ -121,7 +124,7 @@ def predict_constrained(p, fixed, bits):
     """Kinematically constrained dipole prediction (S, 3) µT."""
     pos, ax = _kin_pose(p, fixed, bits)
     mom = ax * p["moment"][:, None]
-    return 1e6 * dipole_field_paired(_ORIGIN, pos, mom) + p["offset"]
+    return 1e6 * dipole_field_paired_jit(_ORIGIN, pos, mom) + p["offset"]
 
 
 @jax.jit
@@ -166,6 +169,7 @@ class FitResult:
             return self.earth.earth_mean_frame_uT
         return np.asarray(self.params["offset"], float)
 
+    @x64
     def predict(self, bits):
         """Predicted calibrated reading (n, 3) µT for states bits (n, 5)."""
         b = jnp.asarray(np.atleast_2d(bits), dtype=jnp.float64)
@@ -186,6 +190,7 @@ class FitResult:
         """Weighted RMS of the fitted state means' residuals, µT: sqrt(final loss)."""
         return float(np.sqrt(self.final_loss))
 
+    @x64
     def magnet_positions(self, bits):
         """Fitted dipole positions (n, 5, 3) m relative to the sensor for states bits (n, 5)."""
         b = np.atleast_2d(np.asarray(bits, float))
@@ -457,6 +462,7 @@ def _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s):
     return out
 
 
+@x64
 def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, ridge=1.0,
         prior_weight=0.0, tol=1e-12, fit_only=None, rotations=None):
     """Fit one of the three models to labelled readings.
@@ -508,6 +514,7 @@ def params_to_hand(result, hand):
                 polarization_T=hand.polarization_T, sensor_m=hand.sensor_m)
 
 
+@x64
 def fit_differential_evolution(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
                                half_width=2.0, seed=0, rotations=None):
     """The source's optimiser, as a same-run anchor: differential evolution on the free model.

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from physml.precision import x64
+
 from .field import cylinder_moment
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
@@ -166,7 +168,8 @@ def _rotate(v, axis, angle):
 
 
 @jax.jit
-def magnet_pose(base_m, direction, flex_axis, lengths_m, angles_rad, mount_m, surface_m, tilt_rad):
+def magnet_pose_jit(base_m, direction, flex_axis, lengths_m, angles_rad, mount_m, surface_m,
+                    tilt_rad):
     """Magnet centre and magnetisation direction for given joint angles (JAX, differentiable).
 
     Args:
@@ -195,12 +198,17 @@ def magnet_pose(base_m, direction, flex_axis, lengths_m, angles_rad, mount_m, su
     return pos, ax
 
 
+#: `magnet_pose_jit` in float64 whatever JAX's global setting (`physml.precision.x64`)
+magnet_pose = x64(magnet_pose_jit)
+
+
 def state_angles(hand, bits):
     """Joint angles (n, 5, 2) rad for states bits (n, 5) (1 = flexed)."""
     b = np.asarray(bits)[..., None].astype(bool)
     return np.where(b, hand.flexed_rad, hand.extended_rad)
 
 
+@x64
 def hand_magnets(hand, bits, angle_jitter_rad=None):
     """Magnet positions (n, 5, 3) m and unit axes (n, 5, 3) for states bits (n, 5).
 
@@ -210,7 +218,7 @@ def hand_magnets(hand, bits, angle_jitter_rad=None):
     if angle_jitter_rad is not None:
         ang = ang + angle_jitter_rad
     n = ang.shape[0]
-    pos, ax = magnet_pose(hand.base_m, hand.direction, hand.flex_axis,
+    pos, ax = magnet_pose_jit(hand.base_m, hand.direction, hand.flex_axis,
                           np.broadcast_to(hand.lengths_m, (n, 5, 2)), ang,
                           np.broadcast_to(hand.mount_m, (n, 5)),
                           np.broadcast_to(hand.surface_m, (n, 5)),

@@ -14,8 +14,10 @@ import numpy as np
 from .classify import FingerClassifier, TemplateClassifier, exact_match, per_finger_accuracy
 from .fit import MODELS, MagnetSpec, fit, fit_differential_evolution
 from .hand import ALL_BITS, bits_to_index, default_hand, hand_magnets
+from .jitter import JitterClassifier, angle_jacobians, fit_jitter
 from .orientation import dip_angle_deg, session_bias, session_rotations
 from .recentre import mean_offset
+from .refit import fit_de_box, fit_least_squares
 from .simulate import SessionConfig, simulate_user_sessions, true_state_fields_uT
 from .synthetic import estimate_noise_model, generate
 
@@ -128,22 +130,27 @@ def source_like_init(means, weights, moment_Am2=1.0):
 
 
 def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per_state=None,
-             source_init=False, orientation=True, optimiser="lbfgs"):
+             source_init=False, orientation=True, optimiser="lbfgs", de_popsize=15):
     """Fit `model` to user `seed`'s session A restricted to 10 random states.
 
     source_init: free model only — start from `source_like_init` (1 A·m² magnets).
     orientation: model Earth's field with the gyroscope's orientation (else a constant offset).
-    optimiser: "lbfgs" (`fit`) or "de" (`fit_differential_evolution`, free model only: the
-        source's optimiser, as an anchor).
+    optimiser: "lbfgs" (`fit`), "lsq" (`refit.fit_least_squares`, trust-region least squares
+        on the exact Jacobian), "de" (`fit_differential_evolution`, free model only: the
+        source's optimiser and ±2-scale box) or "de_box" (`refit.fit_de_box`, constrained model
+        only: differential evolution in the physical box; `maxiter` generations, `de_popsize`).
 
     Returns:
         dict: "fit" FitResult, "train_states", "true_templates" (32, 3) µT (finite magnets +
         the fitted offset), "hand", "unseen_rmse_uT", "seen_rmse_uT"; with orientation also
         "earth_uT" (fitted |e|) and "dip_deg" (its inclination against the accelerometer).
     """
-    if optimiser not in ("lbfgs", "de") or (optimiser == "de" and (model != "free" or source_init)):
-        raise ValueError(f"optimiser must be 'lbfgs', or 'de' for the free model from the nominal "
-                         f"start; got {optimiser!r} for {model!r}")
+    if optimiser not in ("lbfgs", "lsq", "de", "de_box") \
+            or (optimiser == "de" and (model != "free" or source_init)) \
+            or (optimiser == "de_box" and (model != "constrained" or source_init)):
+        raise ValueError(f"optimiser must be 'lbfgs' or 'lsq', 'de' for the free model or "
+                         f"'de_box' for the constrained model from the nominal start; got "
+                         f"{optimiser!r} for {model!r}")
     rng = np.random.default_rng([seed, 1])
     cfg = SessionConfig(**(session or {}))
     hand, (a,) = simulate_user_sessions(seed, n_sessions=1, config=cfg)
@@ -163,6 +170,12 @@ def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per
     if optimiser == "de":
         res = fit_differential_evolution(r[tr], bits[tr], hand=default_hand(), maxiter=maxiter,
                                          seed=seed, rotations=rot_tr)
+    elif optimiser == "de_box":
+        res = fit_de_box(r[tr], bits[tr], hand=default_hand(), maxiter=maxiter,
+                         popsize=de_popsize, seed=seed, rotations=rot_tr)
+    elif optimiser == "lsq":
+        res = fit_least_squares(model, r[tr], bits[tr], hand=default_hand(), max_nfev=maxiter,
+                                init=init, rotations=rot_tr)
     else:
         res = fit(model, r[tr], bits[tr], hand=default_hand(), maxiter=maxiter, init=init,
                   rotations=rot_tr)
@@ -242,7 +255,9 @@ def _train_inputs(cfg, data, tr, te, rng):
 
 def heldout_models(cfg, seed, res, x_tr, b_tr, rng):
     """The compared classifiers, all trained on the same readings x_tr (n, 3) / b_tr (n, 5):
-    "physics" (the dipole fit's templates), "ols_templates" (`additive_templates`), and per
+    "physics" (the dipole fit's templates), "physics_jitter" (the same templates with the
+    per-state finger-jitter covariance of `jitter.JitterClassifier`; constrained/hybrid fits),
+    "ols_templates" (`additive_templates`), and per
     classifier kind "<kind>_baseline" (real only) and "<kind>_augmented" (real + synthetic
     readings of all 32 states from the physics fit)."""
     templates = res.templates()
@@ -253,6 +268,11 @@ def heldout_models(cfg, seed, res, x_tr, b_tr, rng):
     sigma = max(noise["noise_uT"], 0.5)
     models = {"physics": TemplateClassifier(templates, noise_uT=sigma),
               "ols_templates": TemplateClassifier(additive_templates(x_tr, b_tr), noise_uT=sigma)}
+    if res.model != "free":  # finger jitter through the model: per-state covariance
+        jac = angle_jacobians(res)
+        jit = fit_jitter(x_tr, b_tr, templates, jac)
+        models["physics_jitter"] = JitterClassifier(templates, jac, jit["angle_sd_deg"],
+                                                    max(jit["noise_uT"], 0.2))
     for kind in cfg.classifiers:
         models[f"{kind}_baseline"] = FingerClassifier(kind, seed, cfg.n_estimators).fit(
             x_tr, b_tr)
@@ -372,6 +392,15 @@ def fit_models(seed, n_train_states=10, session=None, maxiter=300, models=MODELS
             for m in models}
 
 
+def scores_of(runs, name, metric):
+    """Per-seed values (seeds,) of one metric for `runs[name]` (runs: {name: [run per seed]});
+    metric as for `per_model_cis` (a run key, or "fit.<FitResult attribute>")."""
+    if name not in runs:
+        raise KeyError(f"no runs named {name!r}; have {sorted(runs)}")
+    return np.array([float(getattr(r["fit"], metric[4:]) if metric.startswith("fit.")
+                           else r[metric]) for r in runs[name]])
+
+
 def per_model_cis(runs, metric):
     """{model: CI over seeds} of one per-run metric: a key of the run dict, or a FitResult
     attribute prefixed "fit." (e.g. "fit.total_seconds"). runs: {model: [run per seed]}."""
@@ -422,6 +451,54 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
             "fitted magnets": int(sum(len(r["fit"].magnet_report()) for r in v)),
         })
     return {"runs": runs, "rows": rows, **out, "meets_target": meets}
+
+
+def optimiser_comparison(seeds, n_train_states=10, session=None, max_nfev=200,
+                         de_generations=100, de_popsize=5, timing_repeats=3):
+    """The constrained fit by least squares (trust-region, exact JAX Jacobian) against
+    differential evolution in the physical box, on the same data of every seed: absolute
+    residual (µT), fitted magnets against the simulated truth, unseen-state template error;
+    and both timed in the same run with `physml.timing.against_anchor` on the first seed
+    (interleaved repeats after a warm-up that includes compilation; Earth step included).
+
+    Returns:
+        dict: "runs" {"least_squares", "de_box"}: [run per seed] (`fit_seed` dicts);
+        "residual_rms_uT", "position_rmse_mm", "moment_rel_err", "unseen_rmse_uT",
+        "fit_seconds" {optimiser: CI}; "timing" AnchorRatio (ours = least squares,
+        anchor = DE; speedup = DE time / least-squares time); "rows" for a table.
+    """
+    from physml import timing
+
+    if len(seeds) < 2:
+        raise ValueError(f"need at least two seeds, got {list(seeds)}")
+    kw = {"n_train_states": n_train_states, "session": session}
+    runs = {"least_squares": [fit_seed(s, "constrained", maxiter=max_nfev, optimiser="lsq", **kw)
+                              for s in seeds],
+            "de_box": [fit_seed(s, "constrained", maxiter=de_generations, optimiser="de_box",
+                                de_popsize=de_popsize, **kw) for s in seeds]}
+    # time the fits alone (no simulation) on the first seed's training readings
+    rng = np.random.default_rng([seeds[0], 1])
+    _, (a,) = simulate_user_sessions(seeds[0], n_sessions=1, config=SessionConfig(
+        **(session or {})))
+    r, bits, idx = a.labelled()
+    tr, _ = state_split(bits, choose_train_states(rng, n_train_states))
+    rot = training_rotations(a, idx, tr, bits)[tr]
+    ratio = timing.against_anchor(
+        lambda: fit_least_squares("constrained", r[tr], bits[tr], hand=default_hand(),
+                                  max_nfev=max_nfev, rotations=rot),
+        lambda: fit_de_box(r[tr], bits[tr], hand=default_hand(), maxiter=de_generations,
+                           popsize=de_popsize, seed=seeds[0], rotations=rot),
+        items=1, repeats=timing_repeats, warmup=1)
+    metrics = {"residual_rms_uT": "fit.residual_rms_uT", "position_rmse_mm": "position_rmse_mm",
+               "moment_rel_err": "moment_rel_err", "unseen_rmse_uT": "unseen_rmse_uT",
+               "fit_seconds": "fit.total_seconds"}
+    out = {k: per_model_cis(runs, v) for k, v in metrics.items()}
+    rows = [{"optimiser": m, "residual RMS (µT)": out["residual_rms_uT"][m].format(".3f"),
+             "magnet position error (mm)": out["position_rmse_mm"][m].format(".2f"),
+             "moment error (fraction)": out["moment_rel_err"][m].format(".3f"),
+             "unseen-state RMSE (µT)": out["unseen_rmse_uT"][m].format(".2f"),
+             "solver seconds": out["fit_seconds"][m].format(".2f")} for m in runs]
+    return {"runs": runs, **out, "timing": ratio, "rows": rows}
 
 
 def earth_check(summary, model="free"):

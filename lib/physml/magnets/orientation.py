@@ -70,15 +70,17 @@ def cumulative_product(q):
     return out
 
 
-def gyro_orientation(gyro_dps, rate_hz):
+def gyro_orientation(gyro_dps, rate_hz=None, time_s=None):
     """Sensor orientation of every sample relative to the first, by integrating the gyroscope.
 
     Sample k's rate (body frame) is taken as constant over the interval from sample k−1 to k,
-    so R_0 = I and R_k = R_{k−1} · exp([ω_k]× / rate_hz).
+    so R_0 = I and R_k = R_{k−1} · exp([ω_k]× · Δt_k), with Δt_k = t_k − t_{k−1} from the
+    sample timestamps when given (firmware sampling is not perfectly regular), else 1/rate_hz.
 
     Args:
         gyro_dps: (n, 3) angular rate in the sensor frame, °/s.
-        rate_hz: sample rate, Hz (> 0).
+        rate_hz: sample rate, Hz (> 0); used when time_s is None.
+        time_s: optional (n,) strictly increasing sample times, s.
 
     Returns:
         (n, 3, 3) rotation matrices mapping the sensor frame of sample k to that of sample 0.
@@ -89,27 +91,43 @@ def gyro_orientation(gyro_dps, rate_hz):
     if not np.all(np.isfinite(g)):
         bad = int(np.flatnonzero(~np.all(np.isfinite(g), axis=1))[0])
         raise ValueError(f"gyro_dps: non-finite rate at sample {bad}")
-    if not rate_hz > 0:
-        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
-    steps = rotvec_to_quat(np.deg2rad(g) / rate_hz)
+    if time_s is not None:
+        t = np.asarray(time_s, float)
+        if t.shape != (len(g),):
+            raise ValueError(f"time_s must be ({len(g)},), got shape {t.shape}")
+        dt = np.diff(t, prepend=t[0])
+        if np.any(dt[1:] <= 0) or not np.all(np.isfinite(t)):
+            bad = int(np.flatnonzero(~(dt[1:] > 0))[0]) + 1 if np.any(dt[1:] <= 0) else 0
+            raise ValueError(f"time_s must be finite and strictly increasing; sample {bad}: "
+                             f"{t[bad]} s after {t[bad - 1] if bad else float('nan')} s")
+        steps = rotvec_to_quat(np.deg2rad(g) * dt[:, None])
+    else:
+        if rate_hz is None or not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0 (or give time_s), got {rate_hz}")
+        steps = rotvec_to_quat(np.deg2rad(g) / rate_hz)
     steps[0] = (1.0, 0.0, 0.0, 0.0)
     return quat_to_matrix(cumulative_product(steps))
 
 
 def session_rotations(session, rate_hz=None, bias_dps=None):
     """`gyro_orientation` of a Session (minus bias_dps (3,) °/s when given, e.g. from
-    `session_bias`); rate from `rate_hz` or the session's metadata.
+    `session_bias`), integrated over the file's sample timestamps (`Session.time_s`) when it
+    has them, else at `rate_hz` or the session's metadata rate.
 
     Raises:
-        ValueError naming the session file when it has no gyroscope fields or no known rate.
+        ValueError naming the session file when it has no gyroscope fields or no known timing.
     """
     where = session.path or "session"
     if session.gyro_dps is None:
         raise ValueError(f"{where}: no gyroscope fields (gx, gy, gz); orientation is unknown")
+    g = session.gyro_dps if bias_dps is None else session.gyro_dps - np.asarray(bias_dps, float)
+    time_s = getattr(session, "time_s", None)
+    if time_s is not None:
+        return gyro_orientation(g, time_s=time_s)
     rate = rate_hz if rate_hz is not None else (session.metadata or {}).get("rate_hz")
     if rate is None:
-        raise ValueError(f"{where}: sample rate unknown (no metadata.rate_hz); pass rate_hz")
-    g = session.gyro_dps if bias_dps is None else session.gyro_dps - np.asarray(bias_dps, float)
+        raise ValueError(f"{where}: sample rate unknown (no timestamps, no metadata.rate_hz); "
+                         f"pass rate_hz")
     return gyro_orientation(g, float(rate))
 
 
@@ -228,7 +246,7 @@ def _within_state(a, idx):
 
 
 def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, rows=None,
-                       accel_noise_g=0.01, mag_noise_uT=0.3, accel_stride=4):
+                       accel_noise_g=0.01, mag_noise_uT=0.3, accel_stride=4, time_s=None):
     """Constant gyroscope bias from the recording itself, no extra calibration step.
 
     A hand that holds poses does not keep turning, so the mean rate over a recording is the
@@ -248,6 +266,7 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
         readings_uT: optional (m, 3) calibrated readings at sample indices rows (m,), with
             their states bits (m, 5).
         accel_noise_g, mag_noise_uT: residual scales (> 0).
+        time_s: optional (n,) sample times, s: integrate over them instead of 1/rate_hz.
 
     Returns:
         GyroBias.
@@ -274,7 +293,7 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
     keep = np.arange(0, len(g), accel_stride)
 
     def residual(theta):
-        rt = np.swapaxes(gyro_orientation(g - theta[:3], rate_hz), -1, -2)
+        rt = np.swapaxes(gyro_orientation(g - theta[:3], rate_hz, time_s), -1, -2)
         u = theta[3:6] / np.linalg.norm(theta[3:6])
         out = [((acc[keep] - rt[keep] @ u) / accel_noise_g).ravel()]
         if use_mag:
@@ -282,7 +301,7 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
                        / mag_noise_uT)
         return np.concatenate(out)
 
-    rt0 = np.swapaxes(gyro_orientation(g - b0, rate_hz), -1, -2)
+    rt0 = np.swapaxes(gyro_orientation(g - b0, rate_hz, time_s), -1, -2)
     up0 = np.mean(np.einsum("nji,nj->ni", rt0, acc), axis=0)  # R_i a_i averaged
     theta0 = np.concatenate([b0, up0 / np.linalg.norm(up0)])
     if use_mag:
@@ -297,14 +316,18 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
 
 
 def session_bias(session, rows=None, bits=None, rate_hz=None):
-    """`estimate_gyro_bias` of a Session; with rows (sample indices) and bits, the labelled
-    calibrated readings at those rows add the magnetometer terms (pass training rows only)."""
+    """`estimate_gyro_bias` of a Session (over its sample timestamps when the file has them);
+    with rows (sample indices) and bits, the labelled calibrated readings at those rows add the
+    magnetometer terms (pass training rows only)."""
     where = session.path or "session"
     if session.gyro_dps is None or session.accel_g is None:
         raise ValueError(f"{where}: gyro (gx, gy, gz) and accelerometer (ax, ay, az) fields "
                          f"are needed to estimate the gyroscope bias")
+    time_s = getattr(session, "time_s", None)
     rate = rate_hz if rate_hz is not None else (session.metadata or {}).get("rate_hz")
-    if rate is None:
-        raise ValueError(f"{where}: sample rate unknown (no metadata.rate_hz); pass rate_hz")
+    if rate is None and time_s is None:
+        raise ValueError(f"{where}: sample rate unknown (no timestamps, no metadata.rate_hz); "
+                         f"pass rate_hz")
     r = None if rows is None else session.calibrated_uT()[rows]
-    return estimate_gyro_bias(session.gyro_dps, float(rate), session.accel_g, r, bits, rows)
+    return estimate_gyro_bias(session.gyro_dps, None if rate is None else float(rate),
+                              session.accel_g, r, bits, rows, time_s=time_s)

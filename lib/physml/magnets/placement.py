@@ -16,10 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
 
-from .field import MU0, dipole_field_paired
-from .hand import ALL_BITS, magnet_pose
+from physml.precision import x64
 
-_BITS = jnp.asarray(ALL_BITS, dtype=jnp.float64)
+from .field import MU0, dipole_field_paired_jit
+from .hand import ALL_BITS, magnet_pose_jit
+
+_BITS = np.asarray(ALL_BITS, dtype=np.float64)  # float64 inside the x64 entry points
 
 
 @dataclass
@@ -72,14 +74,15 @@ def _fields(mount, tilt, diam, offset, base, direction, axis, lengths, flexed, e
             surface, pol, sensor):
     b = _BITS[None, :, :, None]  # (1, 32, 5, 1)
     ang = extended[None, None] * (1 - b) + flexed[None, None] * b  # (1, 32, 5, 2)
-    pos, ax = magnet_pose(base, direction, axis, lengths[None, None], ang, mount[:, None],
+    pos, ax = magnet_pose_jit(base, direction, axis, lengths[None, None], ang, mount[:, None],
                           surface[None, None], tilt[:, None])  # (P, 32, 5, 3)
     m = pol * jnp.pi * diam**2 / 4 * (0.5 * diam) / MU0  # (P, 5)
     obs = (sensor + offset)[:, None, :]  # (P, 1, 3)
-    return 1e6 * dipole_field_paired(jnp.broadcast_to(obs, pos.shape[:2] + (3,)), pos,
+    return 1e6 * dipole_field_paired_jit(jnp.broadcast_to(obs, pos.shape[:2] + (3,)), pos,
                                      ax * m[:, None, :, None])
 
 
+@x64
 def state_fields(hand, placements):
     """Magnet field at the sensor of all 32 states for each placement (dipole model).
 
@@ -110,6 +113,7 @@ def _scores(fields, noise_uT):
     return dmin / noise_uT, acc
 
 
+@x64
 def separability(hand, placements, noise_uT=2.0):
     """Score placements.
 

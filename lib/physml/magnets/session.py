@@ -23,6 +23,20 @@ Labels come in two shapes, both accepted::
 Label ranges are half-open sample-index ranges [start, end) (an end equal to the sample count is
 the last valid end). Older files are a bare list of samples (no labels, no calibration).
 The calibrated reading is ``softIron @ (raw_uT - hardIron)``.
+
+Timestamps: a sample may carry ``"t"``, milliseconds since the recording started (the
+firmware's clock); if one sample has it every sample must, strictly increasing. They become
+`Session.time_s`, over which the gyroscope is integrated (`orientation.session_rotations`).
+With timestamps a label may also be given by time, matched to the samples with a tolerance
+(`label_tolerance_ms`, default half a sample at 26 Hz)::
+
+    {"startTime": t0_ms, "endTime": t1_ms, "fingers": {...}}   (samples with t0 <= t <= t1)
+
+Line-delimited files (``.jsonl`` / ``.ndjson``) are parsed one record at a time, so a long
+recording never needs one giant JSON document in memory: line 1 is the header object (every
+top-level field above but ``samples`` and ``labels``); every further line is a sample object,
+or ``{"label": {...}}`` for a label. Every error names the file, the record (sample, label or
+line) and the field.
 """
 
 from __future__ import annotations
@@ -83,6 +97,7 @@ class Session:
         states: (n, 5) int8 finger state per sample: 0 extended, 1 flexed, -1 unknown/unlabelled.
         labels: list of Label.
         hard_iron_uT: (3,) or None; soft_iron: (3, 3) or None.
+        time_s: (n,) sample times from the file's "t" fields, s (None if absent).
     """
 
     mag_raw_uT: np.ndarray
@@ -97,6 +112,7 @@ class Session:
     device: dict | None = None
     metadata: dict | None = None
     path: str | None = None
+    time_s: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.mag_raw_uT)
@@ -133,11 +149,44 @@ def _num(v, where):
     return float(v)
 
 
-def _parse_label(j, lab, n, path):
+#: default tolerance of time-based label matching: half a sample period at 26 Hz, ms
+LABEL_TOLERANCE_MS = 1000.0 / 26.0 / 2.0
+
+
+def _label_range_from_time(lab, where, time_ms, tol_ms):
+    """Half-open sample range [start, end) of a label given by startTime/endTime (ms)."""
+    if time_ms is None:
+        raise SessionFormatError(f"{where}.startTime: a label by time needs sample timestamps "
+                                 f"(samples[].t), and this file has none")
+    bounds = []
+    for k in ("startTime", "endTime"):
+        v = lab.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SessionFormatError(f"{where}.{k}: expected a finite time in ms, got {v!r}")
+        bounds.append(float(v))
+    t0, t1 = bounds
+    if t1 < t0:
+        raise SessionFormatError(f"{where}.startTime/endTime: end {t1} ms before start {t0} ms")
+    if t0 < time_ms[0] - tol_ms or t1 > time_ms[-1] + tol_ms:
+        raise SessionFormatError(
+            f"{where}.startTime/endTime: [{t0}, {t1}] ms outside the recording "
+            f"[{time_ms[0]}, {time_ms[-1]}] ms (tolerance {tol_ms:g} ms)")
+    start = int(np.searchsorted(time_ms, t0 - tol_ms, side="left"))
+    end = int(np.searchsorted(time_ms, t1 + tol_ms, side="right"))
+    if end <= start:
+        raise SessionFormatError(f"{where}.startTime/endTime: no sample within [{t0}, {t1}] ms "
+                                 f"± {tol_ms:g} ms")
+    return start, end
+
+
+def _parse_label(j, lab, n, path, time_ms=None, tol_ms=LABEL_TOLERANCE_MS):
     where = f"{path}: labels[{j}]"
     if not isinstance(lab, dict):
         raise SessionFormatError(f"{where}: expected an object, got {type(lab).__name__}")
-    if "startIndex" in lab:
+    if "startTime" in lab:
+        keys, fingers = ("startTime", "endTime"), lab.get("fingers")
+        fwhere = f"{where}.fingers"
+    elif "startIndex" in lab:
         keys, fingers = ("startIndex", "endIndex"), lab.get("fingers")
         fwhere = f"{where}.fingers"
     elif "start_sample" in lab:
@@ -148,15 +197,19 @@ def _parse_label(j, lab, n, path):
         fingers, fwhere = inner.get("fingers"), f"{where}.labels.fingers"
     else:
         raise SessionFormatError(
-            f"{where}: expected 'startIndex'/'endIndex' or 'start_sample'/'end_sample', "
-            f"got keys {sorted(lab)}")
-    bounds = []
-    for k in keys:
-        v = lab.get(k)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise SessionFormatError(f"{where}.{k}: expected an integer sample index, got {v!r}")
-        bounds.append(v)
-    start, end = bounds
+            f"{where}: expected 'startIndex'/'endIndex', 'start_sample'/'end_sample' or "
+            f"'startTime'/'endTime', got keys {sorted(lab)}")
+    if keys[0] == "startTime":
+        start, end = _label_range_from_time(lab, where, time_ms, tol_ms)
+    else:
+        bounds = []
+        for k in keys:
+            v = lab.get(k)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SessionFormatError(f"{where}.{k}: expected an integer sample index, "
+                                         f"got {v!r}")
+            bounds.append(v)
+        start, end = bounds
     if not (0 <= start < end <= n):
         raise SessionFormatError(
             f"{where}.{keys[0]}/{keys[1]}: range [{start}, {end}) outside the {n} samples "
@@ -175,6 +228,26 @@ def _parse_label(j, lab, n, path):
     return Label(start, end, st)
 
 
+def _timestamps(samples, path):
+    """Sample times (n,) ms from the "t" fields, or None when no sample has one."""
+    has = ["t" in s for s in samples]
+    if not any(has):
+        return None
+    t = np.empty(len(samples))
+    for i, smp in enumerate(samples):
+        if "t" not in smp:
+            raise SessionFormatError(f"{path}: samples[{i}].t: missing (other samples have "
+                                     f"timestamps)")
+        t[i] = _num(smp["t"], f"{path}: samples[{i}].t")
+    back = np.flatnonzero(np.diff(t) <= 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise SessionFormatError(f"{path}: samples[{i}].t: {t[i]:g} ms is not after "
+                                 f"samples[{i - 1}].t = {t[i - 1]:g} ms (timestamps must "
+                                 f"increase)")
+    return t
+
+
 def _triple(samples, keys, path, required, scale):
     have = [all(k in s for k in keys) for s in samples]
     if not any(have) and not required:
@@ -188,19 +261,8 @@ def _triple(samples, keys, path, required, scale):
     return out * scale
 
 
-def load_session(path):
-    """Read and validate a session file (version 2.x or legacy bare list).
-
-    Args:
-        path: str or Path of a .json file.
-
-    Returns:
-        Session.
-
-    Raises:
-        SessionFormatError naming the file, the sample or label index and the field.
-    """
-    path = Path(path)
+def _read_json(path):
+    """(header dict or None for a legacy list, samples list, labels list) of a .json file."""
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -208,25 +270,92 @@ def load_session(path):
             f"{path}: truncated or invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
         ) from e
     if isinstance(doc, list):
-        samples, labels_in, meta = doc, [], {}
-    elif isinstance(doc, dict):
-        if "samples" not in doc:
-            raise SessionFormatError(f"{path}: missing top-level field 'samples'")
-        samples, labels_in, meta = doc["samples"], doc.get("labels", []), doc
-        version = doc.get("version")
+        return None, doc, []
+    if not isinstance(doc, dict):
+        raise SessionFormatError(f"{path}: expected an object or a list of samples")
+    if "samples" not in doc:
+        raise SessionFormatError(f"{path}: missing top-level field 'samples'")
+    labels = doc.get("labels", [])
+    if not isinstance(labels, list):
+        raise SessionFormatError(f"{path}: labels: expected a list")
+    return doc, doc["samples"], labels
+
+
+def _read_jsonl(path):
+    """(header, samples, labels) of a line-delimited file, decoded one line at a time."""
+    header, samples, labels = None, [], []
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                rec, end = decoder.raw_decode(text)
+            except json.JSONDecodeError as e:
+                raise SessionFormatError(
+                    f"{path}: line {line_no}: truncated or invalid JSON at column {e.colno}: "
+                    f"{e.msg}") from e
+            if end != len(text):
+                raise SessionFormatError(f"{path}: line {line_no}: more than one JSON value "
+                                         f"(column {end + 1})")
+            if not isinstance(rec, dict):
+                raise SessionFormatError(f"{path}: line {line_no}: expected an object, got "
+                                         f"{type(rec).__name__}")
+            if header is None:
+                if "samples" in rec or "labels" in rec:
+                    raise SessionFormatError(f"{path}: line 1 (header): 'samples'/'labels' "
+                                             f"belong on their own lines")
+                header = rec
+            elif set(rec) == {"label"}:
+                labels.append(rec["label"])
+            else:
+                samples.append(rec)
+    if header is None:
+        raise SessionFormatError(f"{path}: empty file (expected a header line)")
+    return header, samples, labels
+
+
+#: file formats by suffix
+READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".ndjson": _read_jsonl}
+
+
+def load_session(path, label_tolerance_ms=LABEL_TOLERANCE_MS):
+    """Read and validate a session file (version 2.x, legacy bare list, or line-delimited).
+
+    Args:
+        path: str or Path of a .json, .jsonl or .ndjson file.
+        label_tolerance_ms: tolerance (>= 0) of labels given by time (startTime/endTime).
+
+    Returns:
+        Session.
+
+    Raises:
+        SessionFormatError naming the file, the sample, label or line and the field.
+    """
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SessionFormatError(f"{path}: unknown file format {path.suffix!r}, expected one of "
+                                 f"{sorted(READERS)}")
+    if not label_tolerance_ms >= 0:
+        raise ValueError(f"label_tolerance_ms must be >= 0, got {label_tolerance_ms}")
+    meta, samples, labels_in = reader(path)
+    if meta is not None:
+        version = meta.get("version")
         if version is None or not str(version).startswith("2"):
             raise SessionFormatError(f"{path}: version: expected '2.x', got {version!r}")
-        if not isinstance(labels_in, list):
-            raise SessionFormatError(f"{path}: labels: expected a list")
     else:
-        raise SessionFormatError(f"{path}: expected an object or a list of samples")
+        meta = {}
     if not isinstance(samples, list) or not samples:
         raise SessionFormatError(f"{path}: samples: expected a non-empty list")
-    for i, s in enumerate(samples):
-        if not isinstance(s, dict):
+    for i, smp in enumerate(samples):
+        if not isinstance(smp, dict):
             raise SessionFormatError(f"{path}: samples[{i}]: expected an object")
-    fmt = (meta.get("device") or {}).get("magFormat", "int16") if isinstance(meta, dict) \
-        else "int16"
+    device = meta.get("device") or {}
+    if not isinstance(device, dict):
+        raise SessionFormatError(f"{path}: device: expected an object")
+    fmt = device.get("magFormat", "int16")
     if fmt not in MAG_FORMATS:
         raise SessionFormatError(f"{path}: device.magFormat: unknown magnetometer format "
                                  f"{fmt!r}, expected one of {list(MAG_FORMATS)}")
@@ -243,8 +372,10 @@ def load_session(path):
         mag = mmc5603_counts_to_uT(counts)
     acc = _triple(samples, ("ax", "ay", "az"), path, False, 1.0 / ACCEL_LSB_PER_G)
     gyr = _triple(samples, ("gx", "gy", "gz"), path, False, 1.0 / GYRO_LSB_PER_DPS)
+    time_ms = _timestamps(samples, path)
     n = len(samples)
-    labels = [_parse_label(j, lab, n, path) for j, lab in enumerate(labels_in)]
+    labels = [_parse_label(j, lab, n, path, time_ms, label_tolerance_ms)
+              for j, lab in enumerate(labels_in)]
     states = np.full((n, 5), -1, dtype=np.int8)
     owner = np.full(n, -1)
     for j, lab in enumerate(labels):
@@ -257,28 +388,32 @@ def load_session(path):
                 f"labels[{owner[i]}]")
         states[seg] = lab.fingers
         owner[seg] = j
-    hard = soft = None
-    cal = meta.get("calibration") if isinstance(meta, dict) else None
-    if cal is not None:
-        mag_cal = cal.get("mag") if isinstance(cal, dict) else None
-        if not isinstance(mag_cal, dict):
-            raise SessionFormatError(f"{path}: calibration.mag: expected an object")
-        try:
-            hard = np.asarray(mag_cal["hardIron"], float).reshape(3)
-            soft = np.asarray(mag_cal["softIron"], float).reshape(3, 3)
-        except (KeyError, ValueError, TypeError) as e:
-            raise SessionFormatError(
-                f"{path}: calibration.mag: expected hardIron [3] and softIron [[3x3]] ({e})"
-            ) from e
-        if not (np.all(np.isfinite(hard)) and np.all(np.isfinite(soft))):
-            raise SessionFormatError(f"{path}: calibration.mag: non-finite values")
+    hard, soft = _calibration(meta.get("calibration"), path)
     return Session(mag_raw_uT=mag, accel_g=acc, gyro_dps=gyr, states=states, labels=labels,
                    hard_iron_uT=hard, soft_iron=soft,
-                   version=None if isinstance(doc, list) else str(doc.get("version")),
-                   timestamp=meta.get("timestamp") if isinstance(meta, dict) else None,
-                   device=meta.get("device") if isinstance(meta, dict) else None,
-                   metadata=meta.get("metadata") if isinstance(meta, dict) else None,
-                   path=str(path))
+                   version=str(meta["version"]) if "version" in meta else None,
+                   timestamp=meta.get("timestamp"), device=meta.get("device"),
+                   metadata=meta.get("metadata"), path=str(path),
+                   time_s=None if time_ms is None else time_ms / 1000.0)
+
+
+def _calibration(cal, path):
+    """(hardIron (3,), softIron (3, 3)) of a calibration object, or (None, None)."""
+    if cal is None:
+        return None, None
+    mag_cal = cal.get("mag") if isinstance(cal, dict) else None
+    if not isinstance(mag_cal, dict):
+        raise SessionFormatError(f"{path}: calibration.mag: expected an object")
+    try:
+        hard = np.asarray(mag_cal["hardIron"], float).reshape(3)
+        soft = np.asarray(mag_cal["softIron"], float).reshape(3, 3)
+    except (KeyError, ValueError, TypeError) as e:
+        raise SessionFormatError(
+            f"{path}: calibration.mag: expected hardIron [3] and softIron [[3x3]] ({e})"
+        ) from e
+    if not (np.all(np.isfinite(hard)) and np.all(np.isfinite(soft))):
+        raise SessionFormatError(f"{path}: calibration.mag: non-finite values")
+    return hard, soft
 
 
 def session_to_json(session, label_shape="startIndex"):
@@ -294,7 +429,9 @@ def session_to_json(session, label_shape="startIndex"):
     if session.gyro_dps is not None:
         g = np.rint(session.gyro_dps * GYRO_LSB_PER_DPS).astype(int)
         cols.update(gx=g[:, 0], gy=g[:, 1], gz=g[:, 2])
-    keys = [k for k in ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz") if k in cols]
+    if session.time_s is not None:
+        cols["t"] = np.round(1000.0 * np.asarray(session.time_s, float), 3)
+    keys = [k for k in ("t", "ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz") if k in cols]
     lists = [cols[k].tolist() for k in keys]
     samples = [dict(zip(keys, vals, strict=True)) for vals in zip(*lists, strict=True)]
     assert len(samples) == n
@@ -320,7 +457,18 @@ def session_to_json(session, label_shape="startIndex"):
 
 
 def write_session(session, path, label_shape="startIndex"):
-    """Write a Session as version-2.x JSON (raw values quantised to LSB). Returns the Path."""
+    """Write a Session as version-2.x JSON, or line-delimited for a .jsonl / .ndjson path (raw
+    values quantised to LSB). Returns the Path."""
     path = Path(path)
-    path.write_text(json.dumps(session_to_json(session, label_shape)))
+    doc = session_to_json(session, label_shape)
+    if READERS.get(path.suffix.lower()) is _read_jsonl:
+        samples, labels = doc.pop("samples"), doc.pop("labels")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc) + "\n")
+            for smp in samples:
+                fh.write(json.dumps(smp) + "\n")
+            for lab in labels:
+                fh.write(json.dumps({"label": lab}) + "\n")
+        return path
+    path.write_text(json.dumps(doc))
     return path
