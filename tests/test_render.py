@@ -191,6 +191,26 @@ def test_interrupt_leaves_no_partial_report(project, sig):
                 and p.name != "index.html"], leftovers
 
 
+def test_interrupt_while_papermill_starts_kills_it(project, monkeypatch):
+    """A SIGINT that lands inside Popen (before run_job holds the process) still stops papermill."""
+    (job,) = R.plan([project / "notebooks/demo/02_sleep.ipynb"], overrides=["seconds=60"])
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen_then_interrupted(cmd, *args, **kwargs):
+        if "papermill" not in cmd:  # git and other helpers start as usual
+            return real_popen(cmd, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # delivered while papermill is being started
+        started.append(real_popen(cmd, *args, **kwargs))
+        return started[0]
+
+    monkeypatch.setattr(R.subprocess, "Popen", popen_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        R.run_job(job, timeout_s=120)
+    assert started and started[0].poll() is not None  # papermill was killed, not orphaned
+    assert not job.html.exists() and not job.results.exists()
+
+
 @pytest.mark.slow
 def test_workers_render_on_a_dask_local_cluster(project):
     write_notebook(project / "notebooks/other/01_more.ipynb", "k: int = 1",

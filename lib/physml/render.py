@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -350,10 +351,12 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
                "--log-level", "WARNING", "--progress-bar" if progress else "--no-progress-bar"]
         # a single notebook shows papermill's cell progress; several are summarised per line
         pipe = None if progress else subprocess.PIPE
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=pipe,
-                                stderr=None if progress else subprocess.STDOUT, text=True)
+        proc, held = _spawn(cmd, env=env, start_new_session=True, stdout=pipe,
+                            stderr=None if progress else subprocess.STDOUT, text=True)
         detail = ""
         try:
+            if held:  # an interrupt arrived while papermill started: stop it now
+                raise KeyboardInterrupt(f"signal {held[0]}")
             log, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _kill(proc)
@@ -372,6 +375,26 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
             detail = (_first_error(nb) if nb is not None else "") or (
                 f"papermill exited {proc.returncode}: " + (log or "").strip()[-500:])
         return _record_failure(job, nb, detail, prov, wall)
+
+
+def _spawn(cmd: list[str], **kwargs: Any) -> tuple[subprocess.Popen, list[int]]:
+    """``subprocess.Popen(cmd, **kwargs)`` with SIGINT / SIGTERM held until the child exists.
+
+    An interrupt landing inside ``Popen`` would leave papermill running in its own session
+    with nobody to kill it (and holding the terminal's output open). In the main thread the
+    signals are recorded instead and returned, for the caller to act on once it holds the
+    process; elsewhere (Dask worker threads cannot set handlers) Popen runs as is.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return subprocess.Popen(cmd, **kwargs), held
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return subprocess.Popen(cmd, **kwargs), held
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -14,6 +14,9 @@ from physml.cnc import encoder_decoder as ed
 from physml.cnc import features, schema, sequences, synthetic, tokens
 from physml.train import NonFiniteLossError, TrainConfig
 
+#: one xdist worker runs this module, so the module-scoped trained model is trained once
+pytestmark = pytest.mark.xdist_group("cnc_encoder_decoder_tests")
+
 #: the signal node and a 4-channel noise source (more noise channels need more files)
 TRAINED_SOURCES = ("frame_l2", "motor")
 SMALL = ed.EDConfig(hidden=16, d_model=16, heads=2, layers=1, dropout=0.0)

@@ -12,6 +12,9 @@ from physml.cnc import data, schema
 from physml.cnc import evaluation as E
 from physml.cnc import hybrid as H
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("cnc_test_evaluate")
+
 FILES = ("face_001", "pocket_001")
 
 

@@ -9,6 +9,9 @@ import pytest
 from physml.cnc import data, schema, tokens
 from physml.cnc import hybrid as H
 
+#: one xdist worker runs this module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("cnc_test_hybrid")
+
 HELD_OUT = ("face_001", "pocket_001")
 
 

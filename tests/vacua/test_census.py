@@ -166,3 +166,12 @@ def test_bad_input_is_rejected():
         census.enumerate_bases(2)
     with pytest.raises(ValueError, match="chunk_rows"):
         census.enumerate_bases(5, chunk_rows=0)
+
+
+def test_dask_search_equals_the_serial_search():
+    # the same levels, chunked small so several tasks run on two Dask worker processes
+    serial, s_extra = census.enumerate_bases(8, keep_cycles=True)
+    dask, d_extra = census.enumerate_bases(8, keep_cycles=True, workers=2, chunk_rows=50)
+    cols = ["rays", "good", "stepping_stones"]
+    assert dask[cols].equals(serial[cols])
+    assert sorted(d_extra["cycles"]) == sorted(s_extra["cycles"])
