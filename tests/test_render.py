@@ -178,7 +178,10 @@ def test_interrupt_leaves_no_partial_report(project, sig):
         [sys.executable, "-m", "physml.cli", "render",
          str(project / "notebooks/demo/02_sleep.ipynb"), "-p", "seconds=60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # started with SIGINT ignored, as a background job of a script starts it: the render
+        # must still stop on SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     # "rendering ..." is printed once the signal handlers are installed and execution starts
     assert proc.stdout.readline().startswith("rendering demo/02_sleep"), proc.stderr.read()
     time.sleep(4)  # on an idle machine the kernel is in the sleep cell by now

@@ -24,6 +24,9 @@ def cmd_render(a: argparse.Namespace) -> int:
         print(f"physml render: {e}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C / kill -INT stop the render even where the parent started us with SIGINT ignored
+    # (a background job of a non-interactive shell), which Python would otherwise inherit
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         outcomes = R.render(jobs, timeout_s=a.timeout, workers=a.workers, scheduler=a.scheduler)
     except KeyboardInterrupt:
