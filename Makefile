@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# rfc3987-syntax (an optional extra of jsonschema that nbformat pulls in) compiles ~38 Earley
+	@# grammars when imported: 3-7 s in every process that imports nbformat, twice per render.
+	@# No notebook schema uses the iri formats it checks (python-jsonschema/jsonschema#1428).
+	$(BIN)/python -m pip uninstall --quiet -y rfc3987-syntax
 	$(BIN)/python -m ipykernel install --sys-prefix --name physml --display-name "physml (venv)"
 	@touch $(STAMP)
 

@@ -290,3 +290,13 @@ def test_declaration_papermill_cannot_parse_is_named(project):
     write_params(project, "demo", "04_odd", {})
     with pytest.raises(R.RenderError, match=r"cannot parse the declaration of 'a'.*line 1"):
         R.plan([nb])
+
+
+def test_render_process_does_not_import_what_it_does_not_use():
+    """Each render starts two Python processes that import nbformat (the CLI and papermill):
+    rfc3987_syntax (compiles grammars at import; `make install` removes it) cost 3-7 s each, and
+    scipy.stats another 1-2 s in the CLI, which only formats numbers."""
+    code = ("import sys, nbformat, physml.cli, papermill\n"
+            "print(','.join(m for m in ('rfc3987_syntax', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

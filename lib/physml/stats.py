@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats as _st
 
 METHODS = ("t", "bootstrap")
 ALPHA = 0.05
@@ -146,6 +145,8 @@ def mean_ci(
         sem = float(x.std(ddof=1) / np.sqrt(x.size))
         if sem == 0.0:
             return CI(m, m, m, x.size, confidence, method, samples)
+        from scipy import stats as _st  # imported here: 1–2 s that `physml render` need not pay
+
         t = float(_st.t.ppf((1 + confidence) / 2, x.size - 1))
         return CI(m, m - t * sem, m + t * sem, x.size, confidence, method, samples)
     if method == "bootstrap":
@@ -194,6 +195,8 @@ def paired_difference(
 def welch_difference(a, b, confidence: float = 0.95) -> Comparison:
     """CI of ``mean(a) - mean(b)`` for independent samples (Welch t), and its verdict."""
     xa, xb = _as_values(a, "welch_difference (a)"), _as_values(b, "welch_difference (b)")
+    from scipy import stats as _st
+
     res = _st.ttest_ind(xa, xb, equal_var=False)
     lo, hi = res.confidence_interval(confidence)
     d = float(xa.mean() - xb.mean())
