@@ -100,6 +100,10 @@ def test_rows_skip_never_rendered_and_smoke_profile_is_marked(project, tmp_path)
     assert row["status"] == "ok" and "smoke profile" in row["status_detail"]
     assert row["hybrid"] is None and row["physics"]["unit"] == "s"
     assert "smoke profile" in scoreboard.to_html([row])
+    nb.write_text(nb.read_text().replace("FIXTURE_TRACE", "CHANGED_TRACE"))
+    (row,) = scoreboard.rows(project / "reports", project)  # stale AND smoke: both are said
+    assert row["status"] == "stale" and "notebook changed" in row["status_detail"]
+    assert "smoke profile" in row["status_detail"]
 
 
 @pytest.mark.slow

@@ -75,11 +75,11 @@ def _status(reports_dir: Path, nb: Path, root: Path) -> tuple[str, str, dict[str
     if ok is None:
         return "never rendered", "", None
     why = freshness(ok, nb, root)
+    profile = ok.get("profile", "default")
+    smoke = f"{profile} profile (not research-grade numbers)" if profile != "default" else ""
     if why:
-        return "stale", why, ok
-    if ok.get("profile", "default") != "default":
-        return "ok", f"{ok['profile']} profile (not research-grade numbers)", ok
-    return "ok", "", ok
+        return "stale", "; ".join(filter(None, [why, smoke])), ok
+    return "ok", smoke, ok
 
 
 def rows(reports_dir: Path | None = None, root: Path | None = None) -> list[dict[str, Any]]:
