@@ -300,3 +300,30 @@ def test_render_process_does_not_import_what_it_does_not_use():
             "print(','.join(m for m in ('rfc3987_syntax', 'scipy.stats') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_study_chains_on_dask_start_longest_first(project):
+    """The chain with the largest last wall time (same profile) goes first; a never-rendered
+    notebook makes its chain first (unknown duration); a smoke-profile time does not count."""
+    write_notebook(project / "notebooks/other/01_more.ipynb", "k: int = 1", "x = k")
+    write_params(project, "other", "01_more", {"k": 1})
+    jobs = R.plan([project / "notebooks/demo", project / "notebooks/other"])
+    by_study = {}
+    for j in jobs:
+        by_study.setdefault(j.study, []).append(j)
+    demo, other = by_study["demo"], by_study["other"]
+
+    def wrote(job, wall, profile="default"):
+        job.results.parent.mkdir(parents=True, exist_ok=True)
+        job.results.write_text(json.dumps({"profile": profile,
+                                           "provenance": {"wall_time_s": wall}}))
+
+    assert R.longest_first([demo, other]) == [demo, other]  # nothing known: given order
+    wrote(demo[0], 5.0)
+    wrote(demo[1], 5.0)
+    wrote(other[0], 30.0, profile="smoke")
+    assert R.longest_first([demo, other]) == [other, demo]  # other's default time is unknown
+    wrote(other[0], 8.0)
+    assert R.longest_first([demo, other]) == [demo, other]  # 10 s > 8 s
+    wrote(other[0], 12.0)
+    assert R.longest_first([demo, other]) == [other, demo]  # 12 s > 10 s

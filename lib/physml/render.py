@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import signal
 import subprocess
@@ -473,14 +474,43 @@ def render(
         chains: dict[str, list[Job]] = {}
         for j in jobs:
             chains.setdefault(j.study, []).append(j)
+        ordered = longest_first(list(chains.values()))
         echo(f"rendering {len(jobs)} notebooks in {len(chains)} study chains on Dask "
-             + (f"scheduler {scheduler}" if scheduler else f"LocalCluster({workers} workers)"))
-        for result in as_completed_tasks(run_chain, [(c, timeout_s) for c in chains.values()],
+             + (f"scheduler {scheduler}" if scheduler else f"LocalCluster({workers} workers)")
+             + ", longest first: " + ", ".join(c[0].study for c in ordered))
+        for result in as_completed_tasks(run_chain, [(c, timeout_s) for c in ordered],
                                          workers=workers, scheduler=scheduler):
             for o in result:
                 done(o)
     report.write_index(reports_dir)
     return outcomes
+
+
+def last_wall_s(job: Job) -> float | None:
+    """Wall time (s) of the job's last successful render with the same profile, if any."""
+    try:
+        data = json.loads(job.results.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("profile") != job.profile:
+        return None
+    wall = data.get("provenance", {}).get("wall_time_s")
+    return float(wall) if isinstance(wall, (int, float)) else None
+
+
+def longest_first(chains: list[list[Job]]) -> list[list[Job]]:
+    """Study chains ordered by expected duration, longest first (Dask hands tasks out in
+    submission order, so the longest chain starts at once instead of last on an idle worker).
+
+    Expected duration: the sum of the chain's last wall times for the same profile; a chain with
+    a notebook never rendered that way counts as longest (its duration is unknown). Ties keep
+    the given order.
+    """
+    def expected(chain: list[Job]) -> float:
+        walls = [last_wall_s(j) for j in chain]
+        return math.inf if None in walls else sum(walls)
+
+    return sorted(chains, key=expected, reverse=True)
 
 
 def summary_table(outcomes: Sequence[Outcome]) -> str:
