@@ -97,21 +97,6 @@ def test_bad_arguments_raise():
         fit("constrained", np.zeros((1, 3)), np.zeros((1, 5), int), fit_only=("nope",))
 
 
-def test_differential_evolution_anchor_improves_from_the_nominal_start_but_trails_lbfgs():
-    from physml.magnets.fit import fit_differential_evolution
-
-    _, _, means = _truth(4)
-    de = fit_differential_evolution(means, ALL_BITS, hand=default_hand(), maxiter=30, popsize=5)
-    assert de.model == "free" and len(de.history["loss"]) == 31
-    assert np.all(np.diff(de.history["loss"][1:]) <= 1e-12)  # DE keeps its best member
-    assert 0 < de.final_loss < de.initial_loss
-    lb = fit("free", means, ALL_BITS, hand=default_hand(), maxiter=300)
-    assert lb.initial_loss == pytest.approx(de.initial_loss)  # same start, same loss
-    assert lb.final_loss < de.final_loss
-    with pytest.raises(ValueError, match="half_width"):
-        fit_differential_evolution(means, ALL_BITS, half_width=0.0)
-
-
 def test_fitted_magnet_positions_match_the_truth_and_degrade_smoothly_with_noise():
     """Noise-free state means: the refitted flex angles put the dipoles on the true magnet
     centres (the hand's own kinematics, independent of the fit); white noise on the readings

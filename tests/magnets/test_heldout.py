@@ -71,11 +71,14 @@ def test_free_dipole_is_not_identifiable_from_a_source_like_start():
     assert all(r["plausible"] for r in near["fit"].magnet_report())
 
 
-def test_fit_seed_refuses_de_outside_the_free_model_before_simulating():
+def test_fit_seed_refuses_de_outside_the_physical_box_before_simulating():
     from physml.magnets.heldout import fit_seed
 
-    with pytest.raises(ValueError, match="'de' for the free model"):
-        fit_seed(0, "constrained", optimiser="de")
+    for model in ("free", "hybrid"):  # no physical box for free dipoles or a learned residual
+        with pytest.raises(ValueError, match="physical box"):
+            fit_seed(0, model, optimiser="de_box")
+    with pytest.raises(ValueError, match="optimiser must be"):
+        fit_seed(0, "constrained", optimiser="de")  # the ±2-scale straw man is gone
     with pytest.raises(ValueError, match="optimiser must be"):
         fit_seed(0, "free", optimiser="adam")
 

@@ -73,6 +73,19 @@ def test_orientation_wobble_has_the_ou_variance_and_correlation_time():
     assert np.corrcoef(x[:-50, 0], x[50:, 0])[0, 1] == pytest.approx(np.exp(-1), abs=0.03)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 1000])
+def test_ar1_scan_equals_scipy_lfilter(n):
+    """The scan against scipy's direct-form filter (the independent reference)."""
+    from scipy.signal import lfilter
+
+    from physml.magnets.simulate import ar1_filter
+
+    eps = np.random.default_rng(n).standard_normal((n, 3))
+    for a in (0.0, 0.5, 0.98, 1.0):
+        np.testing.assert_allclose(ar1_filter(eps, a), lfilter([1.0], [1.0, -a], eps, axis=0),
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_hands_differ_in_magnet_strength_within_the_tolerance():
     from physml.magnets.hand import sample_hand
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.multioutput import MultiOutputClassifier
 
 from .hand import ALL_BITS, bits_to_code
 
@@ -73,6 +70,18 @@ class FastForest:
         return self.p_flex[rows, node].mean(axis=1)
 
 
+def _one_thread(kind):
+    """Gradient boosting's OpenMP threads limited to one: on a few thousand 3-feature readings
+    its per-histogram thread start-up outweighs the work, and on a shared 2-core machine the
+    threads oversubscribe (a 30-iteration fit took 26 s instead of ~2 s). The forest runs with
+    n_jobs=1 already."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="openmp") if kind == "hgb" else nullcontext()
+
+
 class FingerClassifier:
     """Per-finger classifier of the 5 finger states from one calibrated reading (µT).
 
@@ -82,6 +91,11 @@ class FingerClassifier:
     def __init__(self, kind="rf", seed=0, n_estimators=100, min_samples_leaf=2, max_depth=14):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        # scikit-learn is imported here, not with the study: importing it costs seconds that a
+        # notebook without a classifier (field model, placement what-if, fits) need not pay
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        from sklearn.multioutput import MultiOutputClassifier
+
         self.kind, self.seed = kind, seed
         if kind == "rf":
             self.model = RandomForestClassifier(
@@ -103,7 +117,8 @@ class FingerClassifier:
             for f in range(5):
                 if len(np.unique(y[:, f])) < 2:
                     raise ValueError(f"finger {f} has one class only; gradient boosting needs both")
-        self.model.fit(x, y, sample_weight=sample_weight)
+        with _one_thread(self.kind):
+            self.model.fit(x, y, sample_weight=sample_weight)
         self._fast = FastForest(self.model) if self.kind == "rf" else None
         return self
 
@@ -117,7 +132,9 @@ class FingerClassifier:
         out = np.zeros((len(x), 5))
         classes = (self.model.classes_ if self.kind == "rf"
                    else [e.classes_ for e in self.model.estimators_])
-        for f, p in enumerate(self.model.predict_proba(x)):
+        with _one_thread(self.kind):
+            probas = self.model.predict_proba(x)
+        for f, p in enumerate(probas):
             cls = list(classes[f])
             out[:, f] = p[:, cls.index(1)] if 1 in cls else 0.0
         return out
@@ -138,6 +155,8 @@ class FingerClassifier:
 
     def save(self, path):
         """joblib-dump to path; returns the Path."""
+        import joblib
+
         path = Path(path)
         joblib.dump(self, path, compress=3)
         return path
@@ -145,6 +164,8 @@ class FingerClassifier:
     @staticmethod
     def load(path):
         """Load a classifier saved with `save`."""
+        import joblib
+
         obj = joblib.load(path)
         if not isinstance(obj, FingerClassifier):
             raise TypeError(f"{path}: expected a FingerClassifier, got {type(obj).__name__}")

@@ -51,16 +51,8 @@ def dipole_field_per_source_jit(observers, positions, moments):
 
 @jax.jit
 def dipole_field_jit(observers, positions, moments):
-    """Summed field of k point dipoles at n observers.
-
-    Args:
-        observers: (n, 3) observer positions, m.
-        positions: (k, 3) dipole positions, m.
-        moments: (k, 3) dipole moments, A·m².
-
-    Returns:
-        (n, 3) total flux density B, T.
-    """
+    """Summed field (n, 3), T, of the k point dipoles of `dipole_field_per_source_jit` (same
+    arguments: observers (n, 3) m, positions (k, 3) m, moments (k, 3) A·m²) at n observers."""
     k = positions.shape[0]
     if k > 32:  # many sources: broadcast over (n, k)
         return jnp.sum(dipole_field_per_source_jit(observers, positions, moments), axis=1)

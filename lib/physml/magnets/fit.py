@@ -321,12 +321,7 @@ def _objective(model, treedef_key, unravel):
     def objective(z, means, weights, fx, p_prior, prior_w, ridge):
         flat = z * fx["_scale"] + fx["_x0"]
         p = unravel(flat)
-        if model == "free":
-            pred = predict_free(p, _BITS)
-        elif model == "constrained":
-            pred = predict_constrained(p, fx, _BITS)
-        else:
-            pred = predict_hybrid(p, fx, _BITS)
+        pred = _predict(model, p, fx)
         loss = jnp.sum(weights * jnp.sum((pred - means) ** 2, axis=-1))
         total = loss + prior_w * jnp.sum(((flat - p_prior) / fx["_scale"]) ** 2)
         if model == "hybrid":
@@ -345,6 +340,28 @@ def _earth_step(readings_uT, bits, rotations):
     t0 = time.perf_counter()
     earth = fit_earth(readings_uT, rotations, bits)
     return earth.at_mean_orientation(readings_uT, rotations), earth, time.perf_counter() - t0
+
+
+def _targets(readings_uT, bits, hand, spec, rotations):
+    """What every fit starts from: the hand and spec (nominal when None), Earth's field step
+    (when rotations are given), the per-state means (32, 3) µT and weights (32,).
+
+    Returns:
+        (hand, spec, means, weights, EarthFit or None, Earth-step seconds).
+    """
+    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
+    means, weights = state_means(readings_uT, bits)
+    return hand or default_hand(), spec or MagnetSpec(), means, weights, earth, earth_s
+
+
+def _predict(model, p, fixed):
+    """Templates (32, 3) µT of `model` at params p (traceable): the one switch over models
+    that every objective (L-BFGS, least squares, differential evolution) goes through."""
+    if model == "free":
+        return predict_free(p, _BITS)
+    if model == "constrained":
+        return predict_constrained(p, fixed, _BITS)
+    return predict_hybrid(p, fixed, _BITS)
 
 
 @dataclass
@@ -492,10 +509,8 @@ def fit(model, readings_uT, bits, hand=None, spec=None, maxiter=300, init=None, 
         raise ValueError(f"maxiter must be >= 1, got {maxiter}")
     if prior_weight < 0 or ridge < 0:
         raise ValueError(f"prior_weight and ridge must be >= 0, got {prior_weight}, {ridge}")
-    hand = hand or default_hand()
-    spec = spec or MagnetSpec()
-    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
-    means, weights = state_means(readings_uT, bits)
+    hand, spec, means, weights, earth, earth_s = _targets(readings_uT, bits, hand, spec,
+                                                          rotations)
     problem = _problem(model, means, weights, hand, spec, init, fit_only)
     z, hist, loss0, seconds, compile_s = _lbfgs(problem, maxiter, tol, prior_weight, ridge)
     return _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s)
@@ -512,60 +527,3 @@ def params_to_hand(result, hand):
                 mount_m=p["mount"], surface_m=hand.surface_m, tilt_rad=p["tilt"],
                 diameter_m=d, height_m=d * hand.height_m / hand.diameter_m,
                 polarization_T=hand.polarization_T, sensor_m=hand.sensor_m)
-
-
-@x64
-def fit_differential_evolution(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
-                               half_width=2.0, seed=0, rotations=None):
-    """The source's optimiser, as a same-run anchor: differential evolution on the free model.
-
-    Same data, loss, nominal start and Earth-field step as ``fit("free", ...)``. The search box
-    is the start ± half_width·scale (at 2: positions ±20 mm, moment components ±0.02 A·m²,
-    offset ±20 µT); the start is a member of the first population, so DE cannot end worse than
-    it began. Each generation's population is evaluated in one vectorised JAX call.
-
-    Args:
-        readings_uT, bits, hand, spec, rotations: as for `fit`.
-        maxiter: generations (the source ran 100). popsize: population per parameter (scipy).
-        half_width: box half-width in units of the parameter scales. seed: DE's seed.
-
-    Returns:
-        FitResult (model "free") with history per generation.
-    """
-    from scipy.optimize import differential_evolution
-
-    if maxiter < 1 or popsize < 1 or not half_width > 0:
-        raise ValueError(f"maxiter, popsize must be >= 1 and half_width > 0; got {maxiter}, "
-                         f"{popsize}, {half_width}")
-    hand = hand or default_hand()
-    spec = spec or MagnetSpec()
-    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
-    means, weights = state_means(readings_uT, bits)
-    problem = _problem("free", means, weights, hand, spec)
-    unravel, x0, scale = problem.unravel, problem.x0, problem.scale
-    m, w = jnp.asarray(means), jnp.asarray(weights)
-
-    def loss(z):
-        pred = predict_free(unravel(z * scale + x0), _BITS)
-        return jnp.sum(w * jnp.sum((pred - m) ** 2, axis=-1))
-
-    population_loss = jax.jit(jax.vmap(loss))
-    t0 = time.perf_counter()
-    loss0 = float(population_loss(jnp.zeros((1, len(x0))))[0])
-    compile_s = time.perf_counter() - t0
-    hist = {"iteration": [0], "loss": [loss0], "time_s": [0.0]}
-    t1 = time.perf_counter()
-
-    def callback(intermediate_result):
-        hist["iteration"].append(len(hist["iteration"]))
-        hist["loss"].append(float(intermediate_result.fun))
-        hist["time_s"].append(time.perf_counter() - t1)
-
-    res = differential_evolution(
-        lambda zs: np.asarray(population_loss(jnp.asarray(zs.T))), [(-half_width, half_width)]
-        * len(x0), maxiter=maxiter, popsize=popsize, tol=0, polish=False, x0=np.zeros(len(x0)),
-        rng=np.random.default_rng(seed), vectorized=True, updating="deferred", callback=callback)
-    seconds = time.perf_counter() - t1
-    out = _result(problem, np.asarray(res.x), hist, loss0, seconds, compile_s, earth, earth_s)
-    out.final_loss = float(res.fun)
-    return out

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .classify import FingerClassifier, TemplateClassifier, exact_match, per_finger_accuracy
-from .fit import MODELS, MagnetSpec, fit, fit_differential_evolution
+from .fit import MODELS, MagnetSpec, fit
 from .hand import ALL_BITS, bits_to_index, default_hand, hand_magnets
 from .jitter import JitterClassifier, angle_jacobians, fit_jitter
 from .orientation import dip_angle_deg, session_bias, session_rotations
@@ -129,6 +129,40 @@ def source_like_init(means, weights, moment_Am2=1.0):
     return p
 
 
+def fit_data(seed, n_train_states=10, session=None, real_per_state=None, orientation=True):
+    """What `fit_seed` fits for user `seed`: the simulated session A, its labelled readings, the
+    training states and mask, and (with orientation) the gyroscope rotations of its labelled
+    readings after the bias estimate from the training readings.
+
+    Cached in-process per arguments (every model and optimiser of a seed fits the same data;
+    simulating and estimating the gyro bias again for each cost more than the fits).
+
+    Returns:
+        dict: "hand", "session", "readings_uT" (m, 3) µT, "bits" (m, 5), "index" (m,) sample
+        indices, "train_states" (n_train_states,), "train" (m,) bool, "rotations" (m, 3, 3)
+        or None. Treat the arrays as read-only.
+    """
+    return _fit_data_cached(int(seed), int(n_train_states), tuple(sorted((session or {}).items())),
+                            real_per_state, bool(orientation))
+
+
+@functools.lru_cache(maxsize=32)
+def _fit_data_cached(seed, n_train_states, session_items, real_per_state, orientation):
+    rng = np.random.default_rng([seed, 1])
+    hand, (a,) = simulate_user_sessions(seed, n_sessions=1,
+                                        config=SessionConfig(**dict(session_items)))
+    r, bits, idx = a.labelled()
+    states = choose_train_states(rng, n_train_states)
+    tr, _ = state_split(bits, states)
+    tr = subsample_per_state(bits, tr, real_per_state, rng)
+    rot = training_rotations(a, idx, tr, bits) if orientation else None
+    for x in (r, bits, idx, states, tr, rot):
+        if x is not None:
+            x.flags.writeable = False
+    return {"hand": hand, "session": a, "readings_uT": r, "bits": bits, "index": idx,
+            "train_states": states, "train": tr, "rotations": rot}
+
+
 def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per_state=None,
              source_init=False, orientation=True, optimiser="lbfgs", de_popsize=15):
     """Fit `model` to user `seed`'s session A restricted to 10 random states.
@@ -136,29 +170,22 @@ def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per
     source_init: free model only — start from `source_like_init` (1 A·m² magnets).
     orientation: model Earth's field with the gyroscope's orientation (else a constant offset).
     optimiser: "lbfgs" (`fit`), "lsq" (`refit.fit_least_squares`, trust-region least squares
-        on the exact Jacobian), "de" (`fit_differential_evolution`, free model only: the
-        source's optimiser and ±2-scale box) or "de_box" (`refit.fit_de_box`, constrained model
-        only: differential evolution in the physical box; `maxiter` generations, `de_popsize`).
+        on the exact Jacobian) or "de_box" (`refit.fit_de_box`, constrained model only:
+        differential evolution in the physical box; `maxiter` generations, `de_popsize`).
 
     Returns:
         dict: "fit" FitResult, "train_states", "true_templates" (32, 3) µT (finite magnets +
         the fitted offset), "hand", "unseen_rmse_uT", "seen_rmse_uT"; with orientation also
         "earth_uT" (fitted |e|) and "dip_deg" (its inclination against the accelerometer).
     """
-    if optimiser not in ("lbfgs", "lsq", "de", "de_box") \
-            or (optimiser == "de" and (model != "free" or source_init)) \
+    if optimiser not in ("lbfgs", "lsq", "de_box") \
             or (optimiser == "de_box" and (model != "constrained" or source_init)):
-        raise ValueError(f"optimiser must be 'lbfgs' or 'lsq', 'de' for the free model or "
-                         f"'de_box' for the constrained model from the nominal start; got "
-                         f"{optimiser!r} for {model!r}")
-    rng = np.random.default_rng([seed, 1])
-    cfg = SessionConfig(**(session or {}))
-    hand, (a,) = simulate_user_sessions(seed, n_sessions=1, config=cfg)
-    r, bits, idx = a.labelled()
-    states = choose_train_states(rng, n_train_states)
-    tr, _ = state_split(bits, states)
-    tr = subsample_per_state(bits, tr, real_per_state, rng)
-    rot = training_rotations(a, idx, tr, bits) if orientation else None
+        raise ValueError(f"optimiser must be 'lbfgs', 'lsq' or 'de_box' (differential "
+                         f"evolution in the physical box: the constrained model from the "
+                         f"nominal start); got {optimiser!r} for {model!r}")
+    d = fit_data(seed, n_train_states, session, real_per_state, orientation)
+    hand, a, r, bits, idx, states, tr, rot = (d[k] for k in (
+        "hand", "session", "readings_uT", "bits", "index", "train_states", "train", "rotations"))
     init = None
     if source_init:
         if model != "free":
@@ -167,10 +194,7 @@ def fit_seed(seed, model, n_train_states=10, session=None, maxiter=300, real_per
 
         init = source_like_init(*state_means(r[tr], bits[tr]))
     rot_tr = None if rot is None else rot[tr]
-    if optimiser == "de":
-        res = fit_differential_evolution(r[tr], bits[tr], hand=default_hand(), maxiter=maxiter,
-                                         seed=seed, rotations=rot_tr)
-    elif optimiser == "de_box":
+    if optimiser == "de_box":
         res = fit_de_box(r[tr], bits[tr], hand=default_hand(), maxiter=maxiter,
                          popsize=de_popsize, seed=seed, rotations=rot_tr)
     elif optimiser == "lsq":
@@ -477,12 +501,8 @@ def optimiser_comparison(seeds, n_train_states=10, session=None, max_nfev=200,
             "de_box": [fit_seed(s, "constrained", maxiter=de_generations, optimiser="de_box",
                                 de_popsize=de_popsize, **kw) for s in seeds]}
     # time the fits alone (no simulation) on the first seed's training readings
-    rng = np.random.default_rng([seeds[0], 1])
-    _, (a,) = simulate_user_sessions(seeds[0], n_sessions=1, config=SessionConfig(
-        **(session or {})))
-    r, bits, idx = a.labelled()
-    tr, _ = state_split(bits, choose_train_states(rng, n_train_states))
-    rot = training_rotations(a, idx, tr, bits)[tr]
+    d = fit_data(seeds[0], n_train_states, session)
+    r, bits, tr, rot = d["readings_uT"], d["bits"], d["train"], d["rotations"][d["train"]]
     ratio = timing.against_anchor(
         lambda: fit_least_squares("constrained", r[tr], bits[tr], hand=default_hand(),
                                   max_nfev=max_nfev, rotations=rot),

@@ -25,23 +25,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import differential_evolution, least_squares
+from threadpoolctl import threadpool_limits
 
 from physml.precision import x64
 
 from .fit import (
     _BITS,
     FitResult,
-    MagnetSpec,
-    _earth_step,
     _fixed_from,
+    _predict,
     _problem,
     _result,
-    predict_constrained,
-    predict_free,
-    predict_hybrid,
-    state_means,
+    _targets,
 )
-from .hand import default_hand
 
 _RESIDUALS = {}
 
@@ -53,13 +49,7 @@ def _residual_fns(model, unravel):
         return _RESIDUALS[key]
 
     def residual(z, means, sqrt_w, fx, sqrt_prior):
-        p = unravel(z * fx["_scale"] + fx["_x0"])
-        if model == "free":
-            pred = predict_free(p, _BITS)
-        elif model == "constrained":
-            pred = predict_constrained(p, fx, _BITS)
-        else:
-            pred = predict_hybrid(p, fx, _BITS)
+        pred = _predict(model, unravel(z * fx["_scale"] + fx["_x0"]), fx)
         data = (sqrt_w[:, None] * (pred - means)).ravel()
         return jnp.concatenate([data, sqrt_prior * fx["_prior_mask"] * z])
 
@@ -68,9 +58,11 @@ def _residual_fns(model, unravel):
     return fns
 
 
-def _finite_box(problem, offset_box_uT):
-    """Lower/upper bounds on the scaled coordinates z with the offset boxed to
-    ±offset_box_uT around its start; raises if any other parameter is unbounded."""
+def physical_box(problem, offset_box_uT):
+    """The physical box of a fit problem (`fit._problem`): lower/upper bounds (n,) on its
+    scaled coordinates z — the kinematic and magnet-grade bounds of `fit._bounds` — with the
+    offset boxed to ±offset_box_uT (µT) around its start. Raises ValueError naming the model
+    if any other parameter is unbounded (the free dipole, the hybrid's residual)."""
     lo, hi = problem.lo.copy(), problem.hi.copy()
     i = 0
     for k, n in zip(problem.unravel.keys, problem.unravel.sizes, strict=True):
@@ -83,6 +75,32 @@ def _finite_box(problem, offset_box_uT):
         raise ValueError(f"{problem.model}: parameters without a physical box; differential "
                          f"evolution needs finite bounds (use the constrained model)")
     return lo, hi
+
+
+def physical_box_summary(offset_box_uT=30.0, hand=None, spec=None):
+    """The physical box of the constrained model around `hand` (nominal when None), read off
+    the bounds a fit actually gets (`physical_box`), in physical units.
+
+    Returns:
+        dict: "joint_mm" (half-width of the joint positions, mm), "length_frac" (segment lengths
+        ± this fraction), "moment_Am2" (low, high) A·m², "offset_uT" (half-width, µT), and
+        "text", a phrase listing them.
+    """
+    from .fit import MagnetSpec
+    from .hand import default_hand
+
+    hand, spec = hand or default_hand(), spec or MagnetSpec()
+    problem = _problem("constrained", np.zeros((32, 3)), np.full(32, 1 / 32), hand, spec)
+    lo, hi = (problem.params(z) for z in physical_box(problem, offset_box_uT))
+    out = {"joint_mm": 1e3 * float(np.max(hi["base"] - np.asarray(hand.base_m))),
+           "length_frac": float(np.max(hi["lengths"] / np.asarray(hand.lengths_m) - 1)),
+           "moment_Am2": (float(np.min(lo["moment"])), float(np.max(hi["moment"]))),
+           "offset_uT": float(np.max(hi["offset"] - lo["offset"]) / 2)}
+    out["text"] = (f"joint positions ±{out['joint_mm']:.0f} mm, segment lengths "
+                   f"±{out['length_frac']:.0%}, moments {out['moment_Am2'][0]:.4f}–"
+                   f"{out['moment_Am2'][1]:.4f} A·m² (the declared magnet's grade and size "
+                   f"tolerance), offset ±{out['offset_uT']:.0f} µT")
+    return out
 
 
 @x64
@@ -112,10 +130,8 @@ def fit_least_squares(model, readings_uT, bits, hand=None, spec=None, init=None,
     if max_nfev < 1 or prior_weight < 0:
         raise ValueError(f"max_nfev must be >= 1 and prior_weight >= 0, got {max_nfev}, "
                          f"{prior_weight}")
-    hand = hand or default_hand()
-    spec = spec or MagnetSpec()
-    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
-    means, weights = state_means(readings_uT, bits)
+    hand, spec, means, weights, earth, earth_s = _targets(readings_uT, bits, hand, spec,
+                                                          rotations)
     if init is not None and offset_from_data:
         start = FitResult(model, dict(init), _fixed_from(hand), {}, 0.0, 0.0, 0.0, 0.0, spec)
         init = {**init, "offset": np.asarray(init["offset"], float) + np.sum(
@@ -123,7 +139,7 @@ def fit_least_squares(model, readings_uT, bits, hand=None, spec=None, init=None,
     problem = _problem(model, means, weights, hand, spec, init, fit_only)
     lo, hi = problem.lo, problem.hi
     if offset_box_uT is not None:
-        lo, hi = _finite_box(problem, offset_box_uT)
+        lo, hi = physical_box(problem, offset_box_uT)
     free = lo < hi
     # the prior holds the geometry, never the offset (a new session has a new Earth field)
     problem.fixed["_prior_mask"] = jnp.asarray(np.concatenate([
@@ -154,9 +170,12 @@ def fit_least_squares(model, readings_uT, bits, hand=None, spec=None, init=None,
     compile_s = time.perf_counter() - t0
     loss0 = float(np.sum(r0[:rows.sum()] ** 2))
     t1 = time.perf_counter()
-    sol = least_squares(fun, np.zeros(free.sum()), jac=jac, bounds=(lo[free], hi[free]),
-                        method="trf", x_scale=1.0, max_nfev=max_nfev, ftol=1e-12, xtol=1e-12,
-                        gtol=1e-12)
+    # trust-region steps factor ~(100, 60) matrices: BLAS threads only add hand-off time (and,
+    # on a loaded machine, oversubscription that made this ~5× slower), as for `fit`'s L-BFGS
+    with threadpool_limits(1, user_api="blas"):
+        sol = least_squares(fun, np.zeros(free.sum()), jac=jac, bounds=(lo[free], hi[free]),
+                            method="trf", x_scale=1.0, max_nfev=max_nfev, ftol=1e-12,
+                            xtol=1e-12, gtol=1e-12)
     seconds = time.perf_counter() - t1
     z = z_all.copy()
     z[free] = sol.x
@@ -168,12 +187,14 @@ def fit_least_squares(model, readings_uT, bits, hand=None, spec=None, init=None,
 @x64
 def fit_de_box(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15, seed=0,
                rotations=None, offset_box_uT=30.0, init_spread=0.3):
-    """Differential evolution on the constrained model inside its physical box (the anchor for
-    `fit_least_squares`): the same data, loss (no prior), start and box; scipy's final polish
-    is off. The first population is the start plus Gaussian draws of `init_spread` parameter
+    """Differential evolution on the constrained model inside its physical box — the study's
+    one differential-evolution fit, and the anchor of `fit_least_squares` (02) and of the L-BFGS
+    fit (06 benchmark): the same data, loss (no prior), start and box; scipy's final polish is
+    off. The first population is the start plus Gaussian draws of `init_spread` parameter
     scales (5 mm, 0.1–0.2 rad, ...) clipped to the box: DE's best honest set-up here — a
     population drawn uniformly over the whole box lands almost entirely far from any hand and
-    never beats the start in a few hundred generations.
+    never beats the start in a few hundred generations. Each generation's population is
+    evaluated in one vectorised JAX call.
 
     Args:
         readings_uT, bits, hand, spec, rotations: as for `fit_least_squares`.
@@ -182,27 +203,20 @@ def fit_de_box(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
         init_spread: spread of the first population around the start, parameter scales (> 0).
 
     Returns:
-        FitResult (model "constrained") with history per generation.
+        FitResult (model "constrained") with history {"iteration", "loss" (µT², best member),
+        "time_s"} per generation.
     """
     if maxiter < 1 or popsize < 1 or not offset_box_uT > 0 or not init_spread > 0:
         raise ValueError(f"maxiter, popsize must be >= 1, offset_box_uT and init_spread > 0; "
                          f"got {maxiter}, {popsize}, {offset_box_uT}, {init_spread}")
-    hand = hand or default_hand()
-    spec = spec or MagnetSpec()
-    readings_uT, earth, earth_s = _earth_step(readings_uT, bits, rotations)
-    means, weights = state_means(readings_uT, bits)
+    hand, spec, means, weights, earth, earth_s = _targets(readings_uT, bits, hand, spec,
+                                                          rotations)
     problem = _problem("constrained", means, weights, hand, spec)
-    lo, hi = _finite_box(problem, offset_box_uT)
-    unravel, fx = problem.unravel, problem.fixed
-    m, w = jnp.asarray(means), jnp.asarray(weights)
-
-    def loss(z):
-        pred = predict_constrained(unravel(z * fx["_scale"] + fx["_x0"]), fx, _BITS)
-        return jnp.sum(w * jnp.sum((pred - m) ** 2, axis=-1))
-
-    population_loss = jax.jit(jax.vmap(loss))
+    lo, hi = physical_box(problem, offset_box_uT)
+    population_loss = _population_loss(problem.unravel)
+    args = (jnp.asarray(means), jnp.asarray(weights), problem.fixed)
     t0 = time.perf_counter()
-    loss0 = float(population_loss(jnp.zeros((1, len(lo))))[0])
+    loss0 = float(population_loss(jnp.zeros((1, len(lo))), *args)[0])
     compile_s = time.perf_counter() - t0
     hist = {"iteration": [0], "loss": [loss0], "time_s": [0.0]}
     t1 = time.perf_counter()
@@ -216,22 +230,39 @@ def fit_de_box(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
     free = lo < hi
     pop = np.clip(init_spread * rng.standard_normal((popsize * int(free.sum()), len(lo))), lo, hi)
     pop[0] = 0.0  # the start
-    # DE needs lo < hi: pinned parameters (none in the constrained box) stay at the start
-    def full(zs):
+
+    def full(zs):  # DE needs lo < hi: pinned parameters (none in this box) stay at the start
         z = np.zeros((zs.shape[1], len(lo)))
         z[:, free] = zs.T
-        return z
+        return jnp.asarray(z)
 
-    res = differential_evolution(
-        lambda zs: np.asarray(population_loss(jnp.asarray(full(zs)))),
-        list(zip(lo[free], hi[free], strict=True)), maxiter=maxiter, tol=0, polish=False,
-        init=pop[:, free], rng=rng, vectorized=True, updating="deferred", callback=callback)
+    with threadpool_limits(1, user_api="blas"):  # small NumPy steps, as in least squares
+        res = differential_evolution(
+            lambda zs: np.asarray(population_loss(full(zs), *args)),
+            list(zip(lo[free], hi[free], strict=True)), maxiter=maxiter, tol=0, polish=False,
+            init=pop[:, free], rng=rng, vectorized=True, updating="deferred",
+            callback=callback)
     z = np.zeros(len(lo))
     z[free] = res.x
     seconds = time.perf_counter() - t1
     out = _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s)
     out.final_loss = min(out.final_loss, float(res.fun))  # the same loss, summed in another order
     return out
+
+
+_POPULATION_LOSSES = {}
+
+
+def _population_loss(unravel):
+    """jit-compiled loss (p,) µT² of a population z (p, n) of the constrained model, one
+    compilation per parameter structure (so repeated DE fits, e.g. timing repeats, reuse it)."""
+    if unravel.key not in _POPULATION_LOSSES:
+        def loss(z, means, weights, fx):
+            pred = _predict("constrained", unravel(z * fx["_scale"] + fx["_x0"]), fx)
+            return jnp.sum(weights * jnp.sum((pred - means) ** 2, axis=-1))
+
+        _POPULATION_LOSSES[unravel.key] = jax.jit(jax.vmap(loss, in_axes=(0, None, None, None)))
+    return _POPULATION_LOSSES[unravel.key]
 
 
 def refit_geometry(previous, readings_uT, bits, prior_weight=1.0, max_nfev=100, rotations=None):

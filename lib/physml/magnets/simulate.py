@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 from scipy.spatial.transform import Rotation
 
 from .field import cylinder_field
@@ -107,7 +106,22 @@ def _ou(rng, n, dim, sd, tau_samples):
     a = np.exp(-1.0 / tau_samples)
     eps = rng.standard_normal((n, dim)) * sd * np.sqrt(1 - a * a)
     eps[0] = rng.standard_normal(dim) * sd  # stationary start
-    return lfilter([1.0], [1.0, -a], eps, axis=0)  # x[t] = a·x[t-1] + eps[t]
+    return ar1_filter(eps, a)
+
+
+def ar1_filter(eps, a):
+    """x[t] = a·x[t−1] + eps[t] along axis 0 (x[0] = eps[0]), for eps (n, ...) and |a| <= 1.
+
+    A Hillis–Steele scan: after the pass with offset d every x[t] holds the sum of a^(t−k)·eps[k]
+    over the last 2d samples; log2(n) vectorised passes, no loop over samples, and no
+    scipy.signal (which costs a second to import in every process that simulates).
+    """
+    x = np.array(eps, float, copy=True)
+    d, ad = 1, float(a)
+    while d < len(x):
+        x[d:] += ad * x[:-d]  # the right-hand side is evaluated before the in-place add
+        d, ad = 2 * d, ad * ad
+    return x
 
 
 def simulate_session(hand, codes=None, seed=0, config=None, user=None):
