@@ -259,3 +259,51 @@ def test_batched_dop853_reference_equals_the_per_track_solves(field_name):
     # faces); both are far inside the 1 um ground-truth goal
     assert np.hypot(*(one[:, :2] - stacked[:, :2]).T).max() < 3e-4  # 0.3 um
     np.testing.assert_array_equal(stacked[:, 4], s[:, 4])
+
+
+_KERNEL_CALLS = (
+    "import numpy as np\n"
+    "from physml.tracks import rk4_compiled as K\n"
+    "from physml.tracks.grid import GridField\n"
+    "from physml.tracks.tricubic import TricubicField\n"
+    "g = GridField(np.zeros(3), np.full(3, 100.0), np.ones((6, 6, 6, 3)))\n"
+    "s = np.array([[100.0, 100.0, 0.01, 0.0, 0.1]])\n"
+    "nodes = np.arange(0.0, 501.0, 50.0)\n"
+    "for f in (g, TricubicField(g)):\n"
+    "    K.rk4_compiled(s, nodes, f)\n"
+    "    K.rk4_compiled_to(s, nodes, np.array([320.0]), f)\n"
+    "    K.rk4_compiled_to(s, nodes, np.broadcast_to(np.array([320.0]), (1,)), f)  # read-only\n"
+    "K.dopri5(s, 0.0, 500.0, TricubicField(g))\n"
+    "kernels = [K.TRILINEAR.rk4_to, K.TRICUBIC.rk4_to, K.TRICUBIC.dopri]\n"
+    "hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)\n"
+    "misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)\n"
+)
+
+
+def test_a_fresh_process_loads_the_compiled_kernels_from_the_disk_cache():
+    """The kernels of make_kernels are closures over compiled functions; numba keys their disk
+    cache by the pickle of what they capture, which jitcache.stable makes the same in every
+    process. Without it every render and worker recompiles them (tens of seconds)."""
+    import subprocess
+    import sys
+
+    exec(_KERNEL_CALLS, {})  # compiles (or loads) here, so the disk cache holds every kernel
+    out = subprocess.run([sys.executable, "-c", _KERNEL_CALLS + "print(hits, misses)"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    # one signature per kernel (a read-only or strided argument would add one: compiled twice)
+    assert (int(out[0]), int(out[1])) == (3, 0), out
+
+
+def test_a_dispatcher_pickled_before_it_is_made_stable_is_refused():
+    import pickle
+
+    import numba
+
+    from physml.tracks.jitcache import stable
+
+    f = numba.njit(lambda x: x + 1)
+    pickle.dumps(f)  # draws numba's random identifier
+    with pytest.raises(RuntimeError, match="already has the identifier"):
+        stable(f, "test.f")
+    g = numba.njit(lambda x: x + 2)
+    assert stable(g, "test.g") is g and stable(g, "test.g") is g  # idempotent

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from physml.tracks.eom import x64
 from physml.tracks.fieldbase import PointwiseJax, as_points
+
+if TYPE_CHECKING:  # torch is imported where a field is evaluated in torch (~5 s)
+    import torch
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +71,8 @@ class GaussianField(PointwiseJax):
         return fn
 
     def torch(self, points: torch.Tensor) -> torch.Tensor:
+        import torch
+
         by = self.b0_tesla * torch.exp(-0.5 * ((points[:, 2] - self.z0_mm) / self.sigma_mm) ** 2)
         zero = torch.zeros_like(by)
         return torch.stack([zero, by, zero], 1)
@@ -110,4 +115,6 @@ class UniformField:
         return jnp.broadcast_to(jnp.asarray(self.b_tesla, dtype=p.dtype), p.shape)
 
     def torch(self, points: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.as_tensor(self.b_tesla, dtype=points.dtype).expand(points.shape[0], 3)

@@ -28,6 +28,16 @@ def _schedules(field, z_end_mm: float, steps_mm, refined: dict | None):
     return out
 
 
+def _fastest_within(scan: pd.DataFrame, tol_um: float, caller: str, what: str) -> pd.Series:
+    """The row of ``scan`` with the most ``tracks_per_s`` among those with ``max_err_um`` <=
+    tol_um; RuntimeError naming ``caller`` and showing the scan when none is within."""
+    ok = scan[scan["max_err_um"] <= tol_um]
+    if ok.empty:
+        raise RuntimeError(f"{caller}: no {what} reaches {tol_um} um:\n"
+                           f"{scan.drop(columns='timing')}")
+    return ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+
+
 def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.random.Generator,
                             tol_um: float = 1.0, z_end_mm: float = 8500.0,
                             refined: dict | None = None, threads: int = 1, repeats: int = 5,
@@ -61,11 +71,7 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
                          "mean_err_um": float(errs.mean()),
                          "tracks_per_s": t.best_per_second, "timing": t})
         scan = pd.DataFrame(rows)
-        ok = scan[scan["max_err_um"] <= tol_um]
-        if ok.empty:
-            raise RuntimeError(f"rk4_at_matched_accuracy: no schedule reaches {tol_um} um:\n"
-                               f"{scan.drop(columns='timing')}")
-        pick = ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+        pick = _fastest_within(scan, tol_um, "rk4_at_matched_accuracy", "schedule")
         nodes = dict(_schedules(field, z_end_mm, steps_mm, refined))[pick["schedule"]]
         few = states[:n_scipy_timed]
         ratio = timing.against_anchor(
@@ -125,11 +131,7 @@ def adaptive_at_matched_accuracy(field, rk4: dict, tols_mm, n_speed: int,
                          "p99_err_um": float(np.quantile(errs, 0.99)),
                          "tracks_per_s": t.best_per_second, "timing": t})
     scan = pd.DataFrame(rows)
-    ok = scan[scan["max_err_um"] <= tol_um]
-    if ok.empty:
-        raise RuntimeError(f"adaptive_at_matched_accuracy: no tolerance reaches {tol_um} um:\n"
-                           f"{scan.drop(columns='timing')}")
-    pick = ok.sort_values("tracks_per_s", ascending=False).iloc[0]
+    pick = _fastest_within(scan, tol_um, "adaptive_at_matched_accuracy", "tolerance")
     return {"field": describe_field(field), "tol_mm": float(pick["tol_mm"]),
             "mean_steps": float(pick["mean_steps"]), "max_err_um": float(pick["max_err_um"]),
             "p99_err_um": float(pick["p99_err_um"]), "errors_um": errs_by[pick["tol_mm"]],

@@ -11,8 +11,8 @@ State at plane z: ``(x, y, tx, ty, q/p)`` — x, y in mm, slopes tx = dx/dz, ty 
 (NumPy, JAX, torch) and on Python floats; :data:`derivatives_compiled` is the same function
 compiled by numba for the compiled kernels (:mod:`physml.tracks.rk4_compiled`).
 
-This module imports nothing else of the study, so every integrator and loss imports it without
-a circle.
+This module imports nothing else of the study (but the numba cache helper
+:mod:`physml.tracks.jitcache`), so every integrator and loss imports it without a circle.
 
 >>> dtx, dty = derivatives(0.0, 0.0, 0.1, 0.0, 1.0, 0.0)  # 10 GeV, q = +1, on axis in By = 1 T
 >>> round(dtx / KAPPA, 12), dty
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numba
 
 from physml.precision import x64  # noqa: F401  (re-exported: the study's JAX kernels use it)
+from physml.tracks.jitcache import stable
 
 KAPPA = 2.99792458e-4  # GeV / (T mm): c in these units; the one place this constant is written
 
@@ -37,5 +38,6 @@ def derivatives(tx, ty, qop, bx, by, bz):
     return dtx, dty
 
 
-derivatives_compiled = numba.njit(inline="always", fastmath=True, cache=True)(derivatives)
+derivatives_compiled = stable(numba.njit(inline="always", fastmath=True, cache=True)(derivatives),
+                              "eom.derivatives_compiled")
 """numba-compiled :func:`derivatives` on scalars (the same source, compiled)."""

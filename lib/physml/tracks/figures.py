@@ -171,3 +171,31 @@ def uniformity(u: dict) -> go.Figure:
               f"|x|, |y| ≤ {u['half_mm'] / 1000:g} m<br>(Laplace bound for this on-axis "
               f"profile: {u['laplace_bound']:.0%})")
     return fig
+
+
+MAGNET_LABELS = {"air_core": "air-core coils (default)", "iron_poles": "iron poles (option)"}
+
+
+def integral_uniformity(results: dict, goal: float) -> go.Figure:
+    """Side-by-side heat maps of I(x, y) / I(0, 0) - 1 (%) of
+    :func:`~.ground_truth.integral_uniformity_of_magnets`, on one colour scale; the title says
+    which meet ``goal``."""
+    names = list(results)
+    lim = 100 * max(r["max_dev"] for r in results.values())
+    titles = [f"{MAGNET_LABELS.get(k, k)}: max {results[k]['max_dev']:.1%}" for k in names]
+    fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.12, subplot_titles=titles)
+    for c, k in enumerate(names, start=1):
+        r = results[k]
+        g = r["axis_mm"] / 1000
+        fig.add_trace(go.Heatmap(x=g, y=g, z=100 * r["deviation"].T, colorscale="RdBu_r",
+                                 zmin=-lim, zmax=lim, showscale=c == len(names),
+                                 colorbar=dict(title="ΔI / I (%)")), row=1, col=c)
+        fig.update_xaxes(title_text="x (m)", row=1, col=c)
+        fig.update_yaxes(title_text="y (m)", row=1, col=c)
+    meet = [MAGNET_LABELS.get(k, k) for k in names if results[k]["max_dev"] <= goal]
+    fig.update_layout(
+        width=980, height=500, margin=dict(t=120),
+        title=(f"Field integral ∫By dz within ±{goal:.0%} over |x|, |y| ≤ "
+               f"{results[names[0]]['half_mm'] / 1000:g} m: "
+               f"{', '.join(meet) if meet else 'neither magnet'}"))
+    return fig

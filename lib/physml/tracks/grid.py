@@ -7,13 +7,16 @@ writing maps in :mod:`physml.tracks.mapio`; :class:`GridField` ties them to one 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from physml.tracks import trilinear
 from physml.tracks.fieldbase import PointwiseJax, as_points
+
+if TYPE_CHECKING:  # torch is imported where a field is evaluated in torch (~5 s)
+    import torch
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +87,8 @@ class GridField(PointwiseJax):
 
     def torch(self, points: torch.Tensor) -> torch.Tensor:
         """PyTorch version: points (n, 3) mm tensor -> B (n, 3) T, differentiable in the points."""
+        import torch
+
         key = (points.dtype, points.device)
         if key not in self._torch_cache:
             self._torch_cache[key] = tuple(

@@ -64,6 +64,49 @@ def uniformity(field, z_mm: float | None = None, half_mm: float = 1500.0, n: int
             "laplace_bound": float(abs(b2) * half_mm**2 / (2 * abs(b)))}
 
 
+def integral_uniformity(field, half_mm: float = 1500.0, n: int = 7,
+                        z_range_mm=(0.0, 14500.0), dz_mm: float = 10.0) -> dict:
+    """How uniform the field integral I(x, y) = ∫ By dz along straight lines parallel to z is
+    across the aperture: what a track's momentum kick depends on (Δtx ≈ -κ q/p I).
+
+    ``field``: callable points (m, 3) mm -> B (m, 3) T (a map, or a magnet's ``exact``).
+    Lines on an n x n grid (n odd, so the axis is one of them) over |x|, |y| <= half_mm,
+    integrated by the trapezoid rule over
+    ``z_range_mm`` with ``dz_mm`` spacing. Returns ``integral_tesla_m`` I(0, 0) (T m),
+    ``max_dev`` max |I(x, y) / I(0, 0) - 1|, ``deviation`` (n, n) (x index first), ``axis_mm``
+    (n,). For a vacuum field I is harmonic in (x, y) (∫ ∂²By/∂z² dz vanishes when By does at
+    both ends), so unlike By at one plane it is not tied to the on-axis profile's curvature:
+    it is set by the transverse geometry of the poles or coils.
+    """
+    if not (half_mm > 0 and n >= 3 and n % 2 and dz_mm > 0 and z_range_mm[1] > z_range_mm[0]):
+        raise ValueError(f"integral_uniformity: need half_mm > 0, odd n >= 3, dz_mm > 0 and an "
+                         f"increasing z_range_mm; got {half_mm}, {n}, {dz_mm}, {z_range_mm}")
+    z = np.arange(z_range_mm[0], z_range_mm[1] + 0.5 * dz_mm, dz_mm)
+    g = np.linspace(-half_mm, half_mm, n)
+    xx, yy = np.meshgrid(g, g, indexing="ij")
+    pts = np.stack(np.broadcast_arrays(xx.ravel()[:, None], yy.ravel()[:, None], z[None, :]),
+                   -1).reshape(-1, 3)
+    by = np.asarray(field(pts))[:, 1].reshape(n * n, z.size)
+    integral = np.trapezoid(by, z, axis=1).reshape(n, n) / 1000.0  # T m
+    i0 = integral[n // 2, n // 2]
+    if i0 == 0:
+        raise ValueError("integral_uniformity: the on-axis field integral is 0")
+    dev = integral / i0 - 1
+    return {"integral_tesla_m": float(i0), "max_dev": float(np.abs(dev).max()),
+            "deviation": dev, "axis_mm": g, "half_mm": float(half_mm)}
+
+
+def integral_uniformity_of_magnets(half_mm: float = 1500.0, n: int = 7) -> dict:
+    """:func:`integral_uniformity` of the exact magpylib models of the air-core default
+    (``"air_core"``, :class:`~physml.tracks.magnet.DipoleMagnet`) and of the iron-pole option
+    (``"iron_poles"``, :meth:`~physml.tracks.magnet.DipoleMagnet.iron_poles`): name -> dict."""
+    from physml.tracks.magnet import DipoleMagnet
+
+    return {"air_core": integral_uniformity(DipoleMagnet().exact, half_mm=half_mm, n=n),
+            "iron_poles": integral_uniformity(DipoleMagnet.iron_poles().exact, half_mm=half_mm,
+                                              n=n)}
+
+
 def interpolation_error(magnet, field, n: int, rng: np.random.Generator) -> dict:
     """Trilinear map vs the exact magpylib model at n random points of the aperture region
     (|x|, |y| < 2 m, 1 m < z < 9 m): max and mean |dB| (T)."""

@@ -249,7 +249,7 @@ def propagate_to(states, z_start: float, z_end, field, step_mm: float | None = N
     states (n, 5) -> (n, 5). All tracks share the step sequence of :func:`rk4_schedule` up to
     max(z_end); each track stops updating after its last node below its z_end and finishes with
     one RK4 step of the remaining length (evaluated with the full trilinear field). On a
-    :class:`GridField` the compiled kernel :func:`~physml.tracks.rk4_compiled.rk4_grid_to` runs.
+    :class:`GridField` the compiled kernel :func:`~physml.tracks.rk4_compiled.rk4_compiled_to` runs.
     """
     s = _check_states(states)
     n = s.shape[0]

@@ -22,6 +22,7 @@ import numpy as np
 
 from physml.tracks.fieldbase import as_points
 from physml.tracks.grid import GridField
+from physml.tracks.jitcache import stable
 
 # 5-point first-derivative stencils in units of the node spacing (rows: node offset 0, 1 from
 # the low edge; interior: central). Exact for polynomials of degree <= 4.
@@ -73,6 +74,9 @@ def _basis(t):
     return 2 * t3 - 3 * t2 + 1.0, t3 - 2 * t2 + t, -2 * t3 + 3 * t2, t3 - t2
 
 
+stable(_basis, "tricubic._basis")  # reached by the pickle of the RK4 kernels' cache key
+
+
 @numba.njit(inline="always", fastmath=True, cache=True)
 def _column(d, i, j, k, z0, z1, z2, z3, w0, w1, w2, w3):
     """Contribution of the corner column (i, j, k..k+1) to (Bx, By, Bz): z-weights z0..z3
@@ -95,6 +99,9 @@ def _column(d, i, j, k, z0, z1, z2, z3, w0, w1, w2, w3):
     return out0, out1, out2
 
 
+stable(_column, "tricubic._column")
+
+
 @numba.njit(fastmath=True, cache=True)
 def point(d, o, inv_s, x, y, z):
     """(Bx, By, Bz) in T at one point (mm) from a flat table ``d`` (nx, ny, nz, 24)
@@ -112,6 +119,9 @@ def point(d, o, inv_s, x, y, z):
     c = _column(d, ix + 1, iy, iz, z0, z1, z2, z3, x2 * y0, x2 * y1, x3 * y0, x3 * y1)
     e = _column(d, ix + 1, iy + 1, iz, z0, z1, z2, z3, x2 * y2, x2 * y3, x3 * y2, x3 * y3)
     return a[0] + b[0] + c[0] + e[0], a[1] + b[1] + c[1] + e[1], a[2] + b[2] + c[2] + e[2]
+
+
+stable(point, "tricubic.point")  # captured by the kernels of physml.tracks.rk4_compiled
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)

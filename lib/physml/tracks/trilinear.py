@@ -8,10 +8,14 @@ outside the box in any coordinate sees **zero field**.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a field is evaluated in torch (~5 s)
+    import torch
 
 
 def corner_sum(flat, i, t, ny, nz, out):
@@ -127,6 +131,8 @@ def jax_plane(params: dict, z):
 
 def torch_points(flat, origin, spacing, shape, points: torch.Tensor) -> torch.Tensor:
     """B (n, 3) at points (n, 3) mm, differentiable in the points; tensors of points' dtype."""
+    import torch
+
     nx, ny, nz = shape
     n = torch.tensor([nx, ny, nz], dtype=points.dtype, device=points.device)
     f = (points - origin) / spacing
