@@ -43,9 +43,12 @@ smoke: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests
 
-# two workers (pytest-xdist); a study's notebooks render in order on one worker (loadgroup)
+# two workers (pytest-xdist); a study's notebooks render in order on one worker (loadgroup).
+# The two workers fill the two cores: one BLAS/OpenMP thread each (torch follows OMP), or every
+# small matrix op of both oversubscribes them. numba's and JAX's thread pools are left as they are.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	  $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
