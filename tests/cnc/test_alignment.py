@@ -94,3 +94,31 @@ def test_advance_log_probs_validates_and_peaks_at_the_nominal_pace():
         alignment.advance_log_probs(3, 2, 1.0)
     with pytest.raises(ValueError):
         alignment.viterbi_time_warp(np.zeros((3, 4)), p, start_bins=0, end_bins=1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_time_warp_equals_brute_force_enumeration_of_every_monotone_path(seed):
+    """Independent reference: enumerate every start bin and advance sequence, keep the best
+    path that ends in the last ``end_bins`` (checks the band pruning of the kernel)."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    T, B, K = 6, int(rng.integers(5, 12)), 3
+    e = rng.normal(size=(T, B))
+    adv = np.log(rng.dirichlet(np.ones(K)))
+    start, end = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    best, best_path = -np.inf, None
+    for b0 in range(start):
+        for steps in itertools.product(range(K), repeat=T - 1):
+            path = b0 + np.r_[0, np.cumsum(steps)]
+            if path[-1] >= B or path[-1] < B - end:
+                continue
+            s = e[np.arange(T), path].sum() + adv[list(steps)].sum()
+            if s > best:
+                best, best_path = s, path
+    path, score = alignment.viterbi_time_warp(e, adv, start, end)
+    if best_path is None:
+        assert score == -np.inf
+    else:
+        assert score == pytest.approx(best)
+        np.testing.assert_array_equal(path, best_path)

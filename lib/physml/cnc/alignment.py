@@ -98,7 +98,7 @@ def viterbi_time_warp(log_emit: np.ndarray, advance_logp: np.ndarray, start_bins
     if not 1 <= start_bins <= B or not 1 <= end_bins <= B:
         raise ValueError(f"start_bins ({start_bins}) and end_bins ({end_bins}) must be in "
                          f"1..{B}")
-    score, back = _warp_forward(e, a, int(start_bins))
+    score, back = _warp_forward(e, a, int(start_bins), int(end_bins))
     final = np.full(B, -np.inf)
     final[B - end_bins:] = score[B - end_bins:]
     path = np.empty(T, dtype=np.int64)
@@ -109,21 +109,37 @@ def viterbi_time_warp(log_emit: np.ndarray, advance_logp: np.ndarray, start_bins
     return path, total
 
 
-@numba.njit(cache=True)
-def _warp_forward(e, a, start_bins):  # pragma: no cover - compiled
+@numba.njit(cache=True, nogil=True)
+def _warp_forward(e, a, start_bins, end_bins):  # pragma: no cover - compiled
     """Forward pass of :func:`viterbi_time_warp`: final scores ``(B,)`` and back-pointers
-    ``(T, B)`` (the bin each row came from). Compiled: O(T B K) without Python overhead."""
+    ``(T, B)`` (the bin each row came from). Compiled: O(T B K) without Python overhead; it
+    releases the GIL, so several programs can be decoded on threads at once.
+
+    Only the band of bins a valid path can occupy is visited: row ``t`` lies at most
+    ``start_bins - 1 + t (K - 1)`` (reachable from the start) and at least
+    ``B - end_bins - (T - 1 - t)(K - 1)`` (the end stays reachable); outside it the score is
+    ``-inf`` exactly as a full pass would find, and the back-pointer is the bin itself."""
     T, B = e.shape
     K = a.shape[0]
+    step = K - 1
     score = np.full(B, -np.inf)
     score[:start_bins] = e[0, :start_bins]
-    back = np.zeros((T, B), dtype=np.int32)
+    back = np.empty((T, B), dtype=np.int32)
+    for b in range(B):
+        back[0, b] = b
     new = np.empty(B)
+    hi_prev = start_bins - 1
     for t in range(1, T):
+        hi = min(B - 1, hi_prev + step)
+        lo = max(0, B - end_bins - (T - 1 - t) * step)
         for b in range(B):
+            new[b] = -np.inf
+            back[t, b] = b
+        for b in range(lo, hi + 1):
             best = -np.inf
             arg = b
-            for k in range(min(K, b + 1)):
+            kmin = max(0, b - hi_prev)
+            for k in range(kmin, min(K, b + 1)):
                 c = score[b - k] + a[k]
                 if c > best:
                     best = c
@@ -131,4 +147,5 @@ def _warp_forward(e, a, start_bins):  # pragma: no cover - compiled
             new[b] = best + e[t, b]
             back[t, b] = arg
         score[:] = new
+        hi_prev = hi
     return score, back

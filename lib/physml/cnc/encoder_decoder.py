@@ -261,14 +261,23 @@ def teacher_forced_hits(model: EncoderDecoder, x: torch.Tensor, ids: torch.Tenso
                         include_eos: bool) -> tuple[int, int]:
     """(correct next tokens, counted tokens) with the true prefix fed in; ``<pad>`` never
     counts, ``<eos>`` only with ``include_eos`` (the source's protocol)."""
+    without, with_eos = teacher_forced_counts(model, x, ids)
+    return with_eos if include_eos else without
+
+
+@torch.no_grad()
+def teacher_forced_counts(model: EncoderDecoder, x: torch.Tensor, ids: torch.Tensor
+                          ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """:func:`teacher_forced_hits` without and with ``<eos>`` from ONE forward pass:
+    ``((hits, counted) excluding <eos>, (hits, counted) including it)``."""
     model.eval()
     _, logits = model(x, ids[:, :-1])
     target = ids[:, 1:]
     count = target != tokens.PAD
-    if not include_eos:
-        count &= target != tokens.EOS
-    hit = (logits.argmax(-1) == target) & count
-    return int(hit.sum()), int(count.sum())
+    no_eos = count & (target != tokens.EOS)
+    right = logits.argmax(-1) == target
+    return ((int((right & no_eos).sum()), int(no_eos.sum())),
+            (int((right & count).sum()), int(count.sum())))
 
 
 def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids: np.ndarray,
@@ -285,8 +294,8 @@ def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids:
     for a in range(0, len(rows), batch):
         r = torch.from_numpy(np.asarray(rows[a:a + batch]))
         x = table[idx_t[r]]
-        tf[:2] += teacher_forced_hits(model, x, ids_t[r], include_eos=False)
-        tf[2:] += teacher_forced_hits(model, x, ids_t[r], include_eos=True)
+        without, with_eos = teacher_forced_counts(model, x, ids_t[r])
+        tf += np.r_[without, with_eos]
         p, c = greedy_decode(model, x, codes)
         pred_ids.append(p)
         pred_cls.append(c)
@@ -336,18 +345,29 @@ def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: ED
     if scaler_fit not in ("train", "test"):
         raise ValueError(f"scaler_fit must be 'train' or 'test', got {scaler_fit!r}")
     scaler_rows = train_rows if scaler_fit == "train" else test_rows
+    res = _fit_and_score(ds, train_rows, scaler_rows, fit_rows[::train_stride], val_rows,
+                         test_rows[::test_stride], cfg, train_cfg, out_dir, val_rows_max)
+    res.scores["best_epoch"] = res.history["best_epoch"]
+    res.scores["best_val_loss"] = res.history["best_val_loss"]
+    return res
+
+
+def _fit_and_score(ds: Dataset, vocab_rows: np.ndarray, scaler_rows: np.ndarray,
+                   fit_rows: np.ndarray, val_rows: np.ndarray, score_rows: np.ndarray | None,
+                   cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
+                   val_rows_max: int) -> FoldResult:
+    """Scaler on ``scaler_rows``, vocabulary on the lines of ``vocab_rows``, training on
+    ``fit_rows`` with early stopping on ``val_rows`` (evenly thinned to ``val_rows_max``),
+    scores on ``score_rows`` (``None``: on the validation rows)."""
     scaler = Scaler.fit(ds.inputs.values[scaler_rows], ds.inputs.columns)
-    vocab = tokens.Vocabulary.build(ds.targets.line[train_rows])
+    vocab = tokens.Vocabulary.build(ds.targets.line[vocab_rows])
     table = ds.inputs.table(scaler)
     ids = encode_lines(vocab, ds.targets.line, cfg.max_len)
     val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
     model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
-                                      fit_rows[::train_stride], val, len(vocab), cfg,
-                                      train_cfg, out_dir)
+                                      fit_rows, val, len(vocab), cfg, train_cfg, out_dir)
     scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
-                      ds.targets.line, test_rows[::test_stride], vocab)
-    scores["best_epoch"] = hist["best_epoch"]
-    scores["best_val_loss"] = hist["best_val_loss"]
+                      ds.targets.line, val if score_rows is None else score_rows, vocab)
     return FoldResult(model, scaler, vocab, scores, hist)
 
 
@@ -359,17 +379,8 @@ def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir
     scores (no test set is involved)."""
     rows = np.arange(len(ds.files))
     fit_rows, val_rows = inner_validation(ds.files, rows, n_inner, train_cfg.seed)
-    scaler = Scaler.fit(ds.inputs.values[rows], ds.inputs.columns)
-    vocab = tokens.Vocabulary.build(ds.targets.line)
-    table = ds.inputs.table(scaler)
-    ids = encode_lines(vocab, ds.targets.line, cfg.max_len)
-    val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
-    model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
-                                      fit_rows[::train_stride], val, len(vocab), cfg,
-                                      train_cfg, out_dir)
-    scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
-                      ds.targets.line, val, vocab)
-    return FoldResult(model, scaler, vocab, scores, hist)
+    return _fit_and_score(ds, rows, rows, fit_rows[::train_stride], val_rows, None, cfg,
+                          train_cfg, out_dir, val_rows_max)
 
 
 def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: EDConfig,

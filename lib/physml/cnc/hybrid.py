@@ -16,6 +16,11 @@ program is the machine". For each known program:
    recording's program, so *which* program runs is inferred from the sensors and the
    recording's length, never from ``gcode_string``.
 
+The decoding parameters (:data:`DECODING`: sensor weight, pace spread, largest advance) are
+chosen per outer fold by :func:`select_decoding` on inner validation files drawn from that
+fold's training files only; the fitted timelines and classifier do not depend on them, so each
+inner fold is fitted once and every candidate only re-decodes.
+
 ``weight = 0`` removes the sensors: the kinematic model alone, stretched over the recording
 (the headline's physics side). Controller fields are used only to rebuild the programs' text
 from the training recordings (feeds and modes of unreported lines, see
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +65,10 @@ class Timeline:
 
 
 DURATIONS: tuple[str, ...] = ("kinematic", "observed")
+#: The decoding parameters of :class:`AlignmentConfig`: they change the Viterbi search, not the
+#: fitted timelines or classifier, so they are chosen on inner validation files
+#: (:func:`select_decoding`) without refitting.
+DECODING: tuple[str, ...] = ("weight", "pace_sigma", "max_advance", "start_rows", "end_rows")
 
 
 def restart_row(lines: np.ndarray) -> int:
@@ -180,9 +189,12 @@ class AlignmentConfig:
     gbm_iter: int = 30
     train_stride: int = 4
     seed: int = 0
+    threads: int = 1  # programs decoded at once (threads; the Viterbi kernel releases the GIL)
 
     def __post_init__(self):
         self.sources = tuple(self.sources)
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
 
 @dataclass
@@ -206,16 +218,20 @@ class AlignmentModel:
         computed (:func:`features` with the same config), else computed here."""
         programs = tokens.recover_programs(rows)
         prog_of = tokens.program_of_file(programs)
-        by_prog = rows["file"].map(prog_of)
+        # the few columns the timelines read (a copy of every sensor column per program
+        # was most of the fitting time)
+        slim = rows[["file", "gcode_line", "feed", "momo"]]
+        by_prog = slim["file"].map(prog_of).to_numpy()
+        per_prog = {p.name: slim[by_prog == p.name] for p in programs}
         kw = dict(rapid_rate=config.rapid_rate, machine_move_s=config.machine_move_s,
                   rows_per_second=config.rows_per_second, bins_per_row=config.bins_per_row,
                   durations=config.durations)
-        raw = {p.name: build_timeline(p, rows[by_prog == p.name], **kw) for p in programs}
-        scale = fit_time_scale(rows, raw, prog_of, config.rows_per_second)
+        raw = {p.name: build_timeline(p, per_prog[p.name], **kw) for p in programs}
+        scale = fit_time_scale(slim, raw, prog_of, config.rows_per_second)
         timelines = raw
         if config.durations == "kinematic":  # observed durations need no time scale
-            timelines = {p.name: build_timeline(p, rows[by_prog == p.name], time_scale=scale,
-                                                **kw) for p in programs}
+            timelines = {p.name: build_timeline(p, per_prog[p.name], time_scale=scale, **kw)
+                         for p in programs}
         cols = model_input_columns(config.sources)
         y = row_modes(rows, timelines, prog_of) if config.weight != 0 else None
         if X is None and config.weight != 0:
@@ -235,42 +251,77 @@ class AlignmentModel:
                    {"programs": {p.name: list(p.files) for p in programs}})
 
     # ------------------------------------------------------------ decoding
-    def class_log_scores(self, X: np.ndarray) -> np.ndarray:
-        """``(T, len(CLASSES))`` scaled log-likelihoods ``log p(c|x) - log p(c)`` times the
-        weight; zeros when the model has no sensor part (``weight = 0``)."""
+    def log_ratio(self, X: np.ndarray) -> np.ndarray:
+        """``(T, len(CLASSES))`` unweighted ``log p(c|x) - log p(c)`` of the emission
+        classifier (``nan`` for a class it never saw); zeros without a sensor part."""
         out = np.zeros((len(X), len(CLASSES)))
-        if self.classifier is None or self.config.weight == 0:
+        if self.classifier is None:
             return out
         proba = self.classifier.predict_proba(X)
         known = [str(c) for c in self.classifier.classes_]
         for j, c in enumerate(CLASSES):
             if c in known:
                 p = np.clip(proba[:, known.index(c)], 1e-6, 1.0)
-                out[:, j] = self.config.weight * (np.log(p) - self.class_log_prior[c])
+                out[:, j] = np.log(p) - self.class_log_prior[c]
             else:
-                out[:, j] = -np.inf if self.config.weight > 0 else 0.0
+                out[:, j] = np.nan
         return out
 
-    def align(self, X: np.ndarray) -> dict:
-        """Align one recording (its window features ``X``, ``(T, F)``) to every program.
+    def class_log_scores(self, X: np.ndarray | None = None, *,
+                         ratio: np.ndarray | None = None) -> np.ndarray:
+        """``(T, len(CLASSES))`` scaled log-likelihoods ``weight * (log p(c|x) - log p(c))``
+        of the window features ``X`` (or of a precomputed :meth:`log_ratio` ``ratio``); a
+        class the classifier never saw scores ``-inf``; zeros when ``weight = 0``."""
+        r = self.log_ratio(X) if ratio is None else np.asarray(ratio, dtype=float)
+        if self.classifier is None or self.config.weight == 0:
+            return np.zeros_like(r)
+        return np.where(np.isnan(r), -np.inf, self.config.weight * r)
+
+    def with_decoding(self, **params) -> AlignmentModel:
+        """The same fitted model with other decoding parameters (:data:`DECODING`:
+        ``weight``, ``pace_sigma``, ``max_advance``, ``start_rows``, ``end_rows``); nothing
+        is refitted. Raises ``ValueError`` naming a parameter that is not a decoding one."""
+        bad = sorted(set(params) - set(DECODING))
+        if bad:
+            raise ValueError(f"with_decoding: {bad} are not decoding parameters {DECODING}")
+        if params.get("weight", 0) < 0:
+            raise ValueError(f"weight must be >= 0, got {params['weight']}")
+        if params.get("weight", 0) > 0 and self.classifier is None:
+            raise ValueError("with_decoding: weight > 0 needs a model fitted with a sensor "
+                             "classifier (config.weight != 0)")
+        return replace(self, config=replace(self.config, **params))
+
+    def align(self, X: np.ndarray | None = None, *, ratio: np.ndarray | None = None) -> dict:
+        """Align one recording (its window features ``X``, ``(T, F)``, or their
+        :meth:`log_ratio` ``ratio``, ``(T, len(CLASSES))``) to every program.
 
         Returns ``{"program", "scores" {program: log-score}, "lines" (T,) line numbers,
         "texts" (T,) G-code, "modes" (T,) motion class}`` for the best program.
         """
-        L = self.class_log_scores(X)
+        L = self.class_log_scores(X, ratio=ratio)
         cfg = self.config
         adv = alignment.advance_log_probs(cfg.bins_per_row, cfg.max_advance, cfg.pace_sigma)
-        best = None
-        scores = {}
-        for name, tl in self.timelines.items():
+
+        def decode(tl: Timeline) -> tuple[np.ndarray, float]:
             cls_idx = np.array([CLASSES.index(m) for m in tl.modes])
             e = L[:, cls_idx[np.asarray(tl.bin_line)]]
             start = max(1, min(tl.n_bins, int(round(cfg.start_rows * cfg.bins_per_row))))
             end = max(1, min(tl.n_bins, int(round(cfg.end_rows * cfg.bins_per_row))))
-            path, score = alignment.viterbi_time_warp(e, adv, start, end)
-            scores[name] = score
-            if best is None or score > best[1]:
-                best = (name, score, path)
+            return alignment.viterbi_time_warp(e, adv, start, end)
+
+        names = list(self.timelines)
+        if cfg.threads > 1 and len(names) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=cfg.threads) as ex:
+                done = list(ex.map(lambda n: decode(self.timelines[n]), names))
+        else:
+            done = [decode(self.timelines[n]) for n in names]
+        scores = {n: r[1] for n, r in zip(names, done, strict=True)}
+        best = None
+        for n, (path, score) in zip(names, done, strict=True):
+            if best is None or score > best[1]:  # first program wins a tie, as before
+                best = (n, score, path)
         name, _, path = best
         tl = self.timelines[name]
         li = np.asarray(tl.bin_line)[path]
@@ -343,21 +394,115 @@ def features(rows: pd.DataFrame, config: AlignmentConfig) -> np.ndarray:
 
 # ---------------------------------------------------------------- experiments (notebook 05)
 
+def decoding_grid(grid: dict[str, Sequence] | None) -> list[dict]:
+    """Every combination of the ``grid`` values, ``{parameter: [values]}`` over
+    :data:`DECODING` parameters, in order (the first parameter varies slowest); ``[{}]`` for an
+    empty grid. Raises ``ValueError`` naming an unknown parameter or an empty value list.
+
+    >>> decoding_grid({"weight": [0.1, 0.2], "pace_sigma": [0.4]})
+    [{'weight': 0.1, 'pace_sigma': 0.4}, {'weight': 0.2, 'pace_sigma': 0.4}]
+    """
+    import itertools
+
+    grid = dict(grid or {})
+    bad = sorted(set(grid) - set(DECODING))
+    if bad:
+        raise ValueError(f"decoding grid: {bad} are not decoding parameters {DECODING}")
+    for k, v in grid.items():
+        if len(list(v)) == 0:
+            raise ValueError(f"decoding grid: {k!r} has no values")
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def best_decoding(table: pd.DataFrame, keys: Sequence[str]) -> tuple[dict, float]:
+    """The combination of ``keys`` with the highest mean ``line_exact_accuracy`` over the
+    inner folds of ``table`` (one row per inner fold x combination, as :func:`select_decoding`
+    writes it), and that mean. Ties go to the combination listed first."""
+    if table.empty:
+        raise ValueError("best_decoding: empty table")
+    keys = list(keys)
+    if not keys:
+        return {}, float(table["line_exact_accuracy"].mean())
+    mean = table.groupby(keys, sort=False)["line_exact_accuracy"].mean()
+    i = int(np.argmax(mean.to_numpy()))  # first of the best in table order
+    combo = mean.index[i] if len(keys) > 1 else (mean.index[i],)
+    return ({k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, combo, strict=True)},
+            float(mean.iloc[i]))
+
+
+def select_decoding(train_rows: pd.DataFrame, X_train: np.ndarray, config: AlignmentConfig,
+                    grid: dict[str, Sequence] | None, n_inner: int,
+                    seed: int) -> tuple[AlignmentConfig, pd.DataFrame]:
+    """Choose the decoding parameters of ``config`` on validation files INSIDE the training
+    rows: grouped inner K-fold over ``train_rows["file"]`` (:func:`physml.splits.group_kfold`),
+    one fit per inner fold, every :func:`decoding_grid` combination decoded on its validation
+    files, the best mean exact-line accuracy wins (:func:`best_decoding`).
+
+    It is given the training rows only (``train_rows``, ``X_train`` ``(n, F)`` their window
+    features): the outer fold's test files never reach it. Returns the chosen config and the
+    inner table (``inner_fold``, the grid parameters, ``line_exact_accuracy``, ``rows``).
+    """
+    from physml import splits as _splits
+
+    combos = decoding_grid(grid)
+    keys = list(combos[0])
+    if len(X_train) != len(train_rows):
+        raise ValueError(f"select_decoding: X_train has {len(X_train)} rows, train_rows "
+                         f"{len(train_rows)}")
+    sensor = config.weight != 0 or any(c.get("weight", 0) != 0 for c in combos)
+    fit_cfg = replace(config, weight=1.0) if sensor else config
+    files = train_rows["file"].to_numpy()
+    recs = []
+    for sp in _splits.group_kfold(files, n_inner, seed=seed, what="file"):
+        tr = train_rows.iloc[sp.train].reset_index(drop=True)
+        model = AlignmentModel.fit(tr, fit_cfg, X=X_train[sp.train])
+        val_files = files[sp.test]
+        truth = train_rows["gcode_string"].to_numpy()[sp.test]
+        ratio = model.log_ratio(X_train[sp.test])
+        blocks = [np.flatnonzero(val_files == f) for f in pd.unique(val_files)]
+        for combo in combos:
+            m = model.with_decoding(**{**{k: getattr(config, k) for k in DECODING}, **combo})
+            hits = 0
+            for idx in blocks:
+                hits += int(np.sum(m.align(ratio=ratio[idx])["texts"] == truth[idx]))
+            recs.append({"inner_fold": sp.fold, **combo,
+                         "line_exact_accuracy": hits / len(truth), "rows": len(truth)})
+    table = pd.DataFrame(recs)
+    chosen, _ = best_decoding(table, keys)
+    return replace(config, **chosen), table
+
+
 def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
-              X: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              X: np.ndarray | None = None, grids: dict[str, dict] | None = None,
+              n_inner: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit and score each named config on every ``(seed, Split)`` of ``split_list``
-    (row indices into ``data.rows``). Returns per-fold scores (``method seed fold
-    token_accuracy line_exact_accuracy ... program_accuracy``) and per-file program choices."""
+    (row indices into ``data.rows``).
+
+    ``grids``: ``{name: {decoding parameter: [values]}}``; a config with a grid has those
+    parameters chosen per outer fold by :func:`select_decoding` on ``n_inner`` inner folds of
+    the fold's TRAINING files only. Returns per-fold scores (``method seed fold
+    token_accuracy line_exact_accuracy ... program_accuracy``), per-file program choices, and
+    the chosen decoding parameters per fold (``method seed fold <parameters>
+    inner_line_exact_accuracy``)."""
     from .baselines import score_lines
 
     rows = data.rows
+    grids = grids or {}
     true_prog = tokens.program_of_file(tokens.recover_programs(rows))
-    recs, picks = [], []
+    recs, picks, chosen = [], [], []
     Xall = X if X is not None else features(rows, next(iter(configs.values())))
     for seed, sp in split_list:
         tr = rows.iloc[sp.train].reset_index(drop=True)
         te = rows.iloc[sp.test].reset_index(drop=True)
         for name, cfg in configs.items():
+            if grids.get(name):
+                cfg, table = select_decoding(tr, Xall[sp.train], cfg, grids[name], n_inner, seed)
+                keys = list(grids[name])
+                _, inner = best_decoding(table, keys)
+                chosen.append({"method": name, "seed": seed, "fold": sp.fold,
+                               **{k: getattr(cfg, k) for k in ["weight", *keys]},
+                               "inner_line_exact_accuracy": inner})
             model = AlignmentModel.fit(tr, cfg, X=Xall[sp.train])
             pred = model.predict_rows(te, X=Xall[sp.test])
             s = score_lines(pred["line"].tolist(), te["gcode_string"].tolist())
@@ -369,7 +514,43 @@ def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
             recs.append({"method": name, "seed": seed, "fold": sp.fold, **s,
                          "program_accuracy": float(np.mean(list(ok.values())))})
             picks += [{"method": name, "seed": seed, "file": f, "program_ok": ok[f]} for f in ok]
-    return pd.DataFrame(recs), pd.DataFrame(picks)
+    return pd.DataFrame(recs), pd.DataFrame(picks), pd.DataFrame(chosen)
+
+
+def modal_choice(chosen: pd.DataFrame, method: str, keys: Sequence[str]) -> dict:
+    """The decoding parameters ``keys`` most often chosen for ``method`` over the outer folds
+    of ``chosen`` (:func:`run_folds`' third frame); ties go to the first chosen. For the model
+    fitted on all files, whose parameters no outer test fold can check."""
+    c = chosen[chosen["method"] == method]
+    if c.empty:
+        raise ValueError(f"modal_choice: no choices for method {method!r}")
+    keys = list(keys)
+    counts = c.groupby(keys, sort=False).size()
+    combo = counts.index[int(np.argmax(counts.to_numpy()))]
+    combo = combo if len(keys) > 1 else (combo,)
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, combo, strict=True)}
+
+
+def decoding_grids(configs: dict[str, AlignmentConfig], weights: Sequence[float],
+                   pace_sigmas: Sequence[float], max_advances: Sequence[int]) -> dict[str, dict]:
+    """Candidate decoding parameters per named config: ``pace_sigma`` and ``max_advance`` for
+    every config, plus ``weight`` for those with a sensor part (``config.weight != 0``)."""
+    timing = {"pace_sigma": list(pace_sigmas), "max_advance": list(max_advances)}
+    return {name: ({"weight": list(weights), **timing} if cfg.weight else dict(timing))
+            for name, cfg in configs.items()}
+
+
+def chosen_figures(chosen: pd.DataFrame, grids: dict[str, dict]) -> dict[str, float]:
+    """The chosen parameters of :func:`run_folds` as flat results keys
+    ``"<method>.seed<s>.fold<f>.<parameter>"`` (for :func:`physml.results.record`)."""
+    return {f"{r['method']}.seed{r['seed']}.fold{r['fold']}.{k}": float(r[k])
+            for _, r in chosen.iterrows() for k in grids[r["method"]]}
+
+
+def modal_config(config: AlignmentConfig, chosen: pd.DataFrame, method: str,
+                 keys: Sequence[str]) -> AlignmentConfig:
+    """``config`` with the decoding parameters ``keys`` set to :func:`modal_choice`."""
+    return replace(config, **modal_choice(chosen, method, keys))
 
 
 def knn_lines(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, k: int) -> np.ndarray:

@@ -88,6 +88,19 @@ def source_columns(source: str) -> tuple[str, ...]:
     return node_columns(source)
 
 
+def source_of(column: str) -> str:
+    """The source an input column belongs to (inverse of :func:`source_columns`).
+
+    >>> source_of("x_motor"), source_of("x_motor_A"), source_of("frame_l2.ax")
+    ('motor', 'motor_current', 'frame_l2')
+    """
+    if column in MOTOR_SIGNALS:
+        return "motor"
+    if column in MOTOR_CURRENTS:
+        return "motor_current"
+    return column.split(".", 1)[0]
+
+
 #: Every column that may be a model input, in a fixed order: 16 x 17 node channels + 8 motor.
 INPUT_COLUMNS: tuple[str, ...] = tuple(c for s in SOURCES for c in source_columns(s))
 

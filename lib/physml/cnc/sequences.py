@@ -193,21 +193,13 @@ def build_inputs(data: CNCData, columns: Sequence[str], window: int,
     mask = data.mask()
     present = mask.loc[rows["file"], srcs].to_numpy(dtype=np.float32)
     values = np.array(rows[cols].to_numpy(dtype=np.float64), copy=True)
-    col_src = np.array([srcs.index(_source_of(c)) for c in cols])
+    col_src = np.array([srcs.index(schema.source_of(c)) for c in cols])
     absent = present[:, col_src] == 0
     values[absent] = np.nan
     files = rows["file"].to_numpy()
     if per_file == "standardise":
         values = per_file_standardise(values, files)
     return Inputs(cols, srcs, values, present, files, window_index(files, window), per_file)
-
-
-def _source_of(column: str) -> str:
-    if column in schema.MOTOR_SIGNALS:
-        return "motor"
-    if column in schema.MOTOR_CURRENTS:
-        return "motor_current"
-    return column.split(".", 1)[0]
 
 
 def default_columns(sources: Sequence[str], drop_modalities: Sequence[str] = ()) -> list[str]:

@@ -52,7 +52,7 @@ def recordings(n_files: int = 4, seed: int = 0, rows_per_line: tuple[int, int] =
         block = np.full((n, len(schema.INPUT_COLUMNS)), np.nan, dtype=np.float32)
         present = {s: s in sources and s not in absent.get(name, ()) for s in schema.SOURCES}
         for j, c in enumerate(schema.INPUT_COLUMNS):
-            src = _source(c)
+            src = schema.source_of(c)
             if present[src]:
                 block[:, j] = rng.normal(0.0, noise, n) + (li if src == SIGNAL_NODE else 0.0)
         num = np.array([PROGRAM[i][0] for i in li], dtype=np.int64)
@@ -67,11 +67,3 @@ def recordings(n_files: int = 4, seed: int = 0, rows_per_line: tuple[int, int] =
         metas.append({**schema.parse_file_name(f"{name}_aligned.csv"), "n_rows": n,
                       "dropped_tail": 0, **{f"has_{s}": present[s] for s in schema.SOURCES}})
     return CNCData(pd.concat(frames, ignore_index=True), pd.DataFrame(metas))
-
-
-def _source(column: str) -> str:
-    if column in schema.MOTOR_SIGNALS:
-        return "motor"
-    if column in schema.MOTOR_CURRENTS:
-        return "motor_current"
-    return column.split(".", 1)[0]
