@@ -294,6 +294,18 @@ def test_a_fresh_process_loads_the_compiled_kernels_from_the_disk_cache():
     assert (int(out[0]), int(out[1])) == (3, 0), out
 
 
+def test_each_field_representation_has_its_own_kernel_cache_files():
+    """Kernels of both representations under one qualified name shared one numba cache index;
+    processes compiling different ones at once overwrote each other's entries (seen on CI)."""
+    from physml.tracks import rk4_compiled as K
+
+    for attr in ("step", "rk4_to", "dopri"):
+        names = {getattr(k, attr).py_func.__qualname__ for k in (K.TRILINEAR, K.TRICUBIC)}
+        assert len(names) == 2, (attr, names)
+        files = {getattr(k, attr)._cache._cache_file._index_name for k in (K.TRILINEAR, K.TRICUBIC)}
+        assert len(files) == 2, (attr, files)
+
+
 def test_a_dispatcher_pickled_before_it_is_made_stable_is_refused():
     import pickle
 

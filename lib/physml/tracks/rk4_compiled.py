@@ -104,12 +104,25 @@ def make_kernels(field_at, name: str) -> Kernels:
     calls, if it is not importable by its name); ``name`` names the kernels in that cache.
     """
 
-    @numba.njit(inline="always", fastmath=True, cache=True)
+    def jit(**options):
+        """numba.njit(fastmath, cache) under a qualified name of this representation's own.
+
+        numba names the cache files and the compiled symbols after ``__qualname__``: with the
+        closures' shared name, the kernels of both representations shared one cache index, and
+        two processes compiling different ones at once could overwrite each other's entries (a
+        kernel then loaded another's code: "NRT_adapt_ndarray_to_python: 'descr' is NULL")."""
+        def wrap(fn):
+            fn.__qualname__ = f"make_kernels.{name}.{fn.__name__}"
+            return stable(numba.njit(fastmath=True, cache=True, **options)(fn),
+                          f"rk4_compiled.{name}.{fn.__name__}")
+        return wrap
+
+    @jit(inline="always")
     def slopes(tab, o, inv_s, x, y, tx, ty, qop, z):
         bx, by, bz = field_at(tab, o, inv_s, x, y, z)
         return derivatives_compiled(tx, ty, qop, bx, by, bz)
 
-    @numba.njit(inline="always", fastmath=True, cache=True)
+    @jit(inline="always")
     def step(tab, o, inv_s, x, y, tx, ty, qop, z0, h):
         """One classic RK4 step of length h (mm) from z0: new (x, y, tx, ty)."""
         hh = 0.5 * h
@@ -125,7 +138,7 @@ def make_kernels(field_at, name: str) -> Kernels:
                 tx + h / 6.0 * (a1 + 2.0 * a2 + 2.0 * a3 + a4),
                 ty + h / 6.0 * (b1 + 2.0 * b2 + 2.0 * b3 + b4))
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @jit(parallel=True)
     def rk4_to(states, nodes, z_end, tab, o, inv_s):
         """Nodes monotone (either direction); track i stops at z_end[i] (between nodes[0]
         and nodes[-1]) with a partial step (none when z_end[i] is a node: z_end = nodes[-1]
@@ -147,7 +160,7 @@ def make_kernels(field_at, name: str) -> Kernels:
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = x, y, tx, ty, qop
         return out
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @jit(parallel=True)
     def dopri(states, z0, z1, tol, h0, h_min, h_max, tab, o, inv_s):
         n = states.shape[0]
         out = np.empty_like(states)
@@ -202,8 +215,6 @@ def make_kernels(field_at, name: str) -> Kernels:
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = x, y, tx, ty, qop
         return out, steps, rejected
 
-    for fn in (slopes, step, rk4_to, dopri):
-        stable(fn, f"rk4_compiled.{name}.{fn.__name__}")
     return Kernels(step, rk4_to, dopri)
 
 
