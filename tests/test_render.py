@@ -79,6 +79,18 @@ def test_params_precedence_profile_then_file_then_cli(project, tmp_path):
     assert smoke.params == {"n": 2}
 
 
+def test_smoke_renders_never_replace_real_reports(project, tmp_path):
+    """Without --out a smoke render goes to reports/smoke/ (a smoke render had overwritten a
+    36-minute default report); default and research renders go to reports/."""
+    nb = project / "notebooks/demo/01_ok.ipynb"
+    (smoke,) = R.plan([nb], profile="smoke")
+    (default,) = R.plan([nb])
+    assert default.reports_dir == project / "reports"
+    assert smoke.reports_dir == project / "reports" / "smoke"
+    (elsewhere,) = R.plan([nb], profile="smoke", out=tmp_path / "x")
+    assert elsewhere.reports_dir == (tmp_path / "x").resolve()
+
+
 def test_study_folder_selects_its_notebooks_in_number_order(project):
     jobs = R.plan([project / "notebooks/demo"])
     assert [j.stem for j in jobs] == ["01_ok", "02_sleep"]

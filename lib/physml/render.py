@@ -283,6 +283,9 @@ def default_mismatches(notebook: Path, root: Path | None = None) -> list[str]:
     return out
 
 
+SMOKE_SUBDIR = "smoke"
+
+
 def plan(
     targets: Sequence[str | Path] = (),
     profile: str = "default",
@@ -291,9 +294,16 @@ def plan(
     out: str | Path | None = None,
     root: Path | None = None,
 ) -> list[Job]:
-    """Resolve and validate every job; raises before anything executes."""
+    """Resolve and validate every job; raises before anything executes.
+
+    Reports go to ``out`` if given, else to ``reports/`` — except smoke renders, which go to
+    ``reports/smoke/`` so that they never replace a report of real (default or research) runs.
+    """
     root = root or repo_root()
-    reports = Path(out).resolve() if out else reports_dir(root)
+    if out:
+        reports = Path(out).resolve()
+    else:
+        reports = reports_dir(root) / SMOKE_SUBDIR if profile == "smoke" else reports_dir(root)
     extra = read_params_file(Path(params_file)) if params_file else {}
     cli = parse_overrides(overrides)
     jobs = []
