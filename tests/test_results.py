@@ -150,3 +150,22 @@ def test_headline_anchor_is_stored_beside_the_answers(results_file):
     h = _h(key="speed2", physics=PHYS, ml=ML, unit="ms",
            anchor={"name": "audit", "value": 3.7, "unit": "x", "source": "issue 15"})
     assert h.anchor["text"] == "3.7 x" and h.anchor["unit"] == "x"
+
+
+def test_headline_bounds_clip_each_side_but_not_the_verdict():
+    phys = [0.97, 1.0, 1.0, 0.99]
+    ml = [0.6, 0.7, 0.65, 0.62]
+    free = results.headline("acc_free", "q", "accuracy", None, "higher", physics=phys, ml=ml,
+                            margin=0.02)
+    h = results.headline("acc", "q", "accuracy", None, "higher", physics=phys, ml=ml,
+                         margin=0.02, bounds=(0, 1))
+    assert free.sides["physics"].high > 1 and h.sides["physics"].high == 1.0
+    assert h.as_dict()["physics"]["ci_high"] == 1.0
+    assert h.verdict == free.verdict == "physics"
+    assert h.pairs["physics_vs_ml"].diff == free.pairs["physics_vs_ml"].diff
+    t = results.headline("t", "q", "time", "s", "lower", physics=[1e-3, 2e-3, 0.5],
+                         ml=[1.0, 1.1, 1.2], margin=0.1, scale="log", bounds=(0, 2))
+    assert t.sides["physics"].high == 2.0 and "clipped" in t.sides["physics"].method
+    with pytest.raises(ValueError, match="outside the metric's range"):
+        results.headline("x", "q", "accuracy", None, "higher", physics=[0.5, 1.5],
+                         ml=[0.5, 0.6], margin=0.02, bounds=(0, 1))

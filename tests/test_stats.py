@@ -214,3 +214,36 @@ def test_ci_keeps_its_samples_for_paired_use():
     b = mean_ci([0.5, 1.5, 2.0])
     assert a.samples == (1.0, 2.0, 3.0)
     assert paired_difference(a, b).diff.mean == pytest.approx(np.mean([0.5, 0.5, 1.0]))
+
+
+def test_bounds_clip_the_interval_to_the_metric_range_and_keep_the_mean():
+    x = np.array([0.9, 1.0, 1.0, 0.98])
+    free = mean_ci(x)
+    t = st.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    assert free.high == pytest.approx(x.mean() + t) and free.high > 1
+    ci = mean_ci(x, bounds=(0, 1))
+    assert ci.high == 1.0 and ci.low == pytest.approx(free.low) and ci.mean == free.mean
+    assert "clipped to [0, 1]" in ci.method and ci.samples == free.samples
+    mse = mean_ci([1e-6, 2e-6, 5e-4], bounds=(0, None))
+    assert mse.low == 0.0 and mean_ci([1e-6, 2e-6, 5e-4]).low < 0
+    inside = mean_ci([0.4, 0.5, 0.6], bounds=(0, 1))
+    assert inside == mean_ci([0.4, 0.5, 0.6]) and inside.method == "t"
+
+
+def test_bounds_reject_values_outside_the_range_and_malformed_bounds():
+    with pytest.raises(ValueError, match=r"values \[1\.2\] lie outside"):
+        mean_ci([0.9, 1.2], bounds=(0, 1))
+    with pytest.raises(ValueError, match="low < high"):
+        mean_ci([0.5, 0.6], bounds=(1, 0))
+    with pytest.raises(ValueError, match=r"\(low, high\)"):
+        mean_ci([0.5, 0.6], bounds=(0,))
+
+
+def test_summarize_passes_bounds_to_every_group():
+    import pandas as pd
+
+    df = pd.DataFrame({"m": ["a"] * 3 + ["b"] * 3, "acc": [0.9, 1.0, 1.0, 0.4, 0.5, 0.6]})
+    s = summarize(df, value="acc", by="m", bounds=(0, 1)).set_index("m")
+    assert s.loc["a", "ci_high"] == 1.0
+    assert s.loc["b", "ci_low"] == pytest.approx(mean_ci([0.4, 0.5, 0.6]).low)
+    assert summarize({"a": [0.9, 1.0, 1.0]}, bounds=(0, 1))["a"].high == 1.0

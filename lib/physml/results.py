@@ -232,7 +232,7 @@ def _fmt_ci(ci: stats.CI, unit: str | None) -> str:
     return f"{format_number(ci.mean)} [{format_number(ci.low)}, {format_number(ci.high)}]{u}"
 
 
-def _side_ci(side: str, value: Any, scale: str) -> stats.CI:
+def _side_ci(side: str, value: Any, scale: str, bounds: stats.Bounds | None) -> stats.CI:
     if isinstance(value, stats.CI):
         if not value.samples:
             raise ValueError(
@@ -252,11 +252,13 @@ def _side_ci(side: str, value: Any, scale: str) -> stats.CI:
     if scale == "log":
         if np.any(values <= 0):
             raise ValueError(f"headline side {side!r}: scale='log' needs positive values")
+        stats.mean_ci(values, bounds=bounds)  # values outside the metric's range raise
         lc = stats.mean_ci(np.log(values))
-        return stats.CI(float(np.exp(lc.mean)), float(np.exp(lc.low)), float(np.exp(lc.high)),
-                        lc.n, lc.confidence, "t on log (geometric mean)",
-                        tuple(float(v) for v in values))
-    return stats.mean_ci(values)
+        geo = stats.CI(float(np.exp(lc.mean)), float(np.exp(lc.low)), float(np.exp(lc.high)),
+                       lc.n, lc.confidence, "t on log (geometric mean)",
+                       tuple(float(v) for v in values))
+        return stats.clip_ci(geo, bounds)
+    return stats.mean_ci(values, bounds=bounds)
 
 
 def _anchor(anchor: Mapping[str, Any] | None, unit: str | None) -> dict[str, Any] | None:
@@ -313,6 +315,7 @@ def headline(
     names: Mapping[str, str] | None = None,
     paired: bool = True,
     scale: str = "linear",
+    bounds: stats.Bounds | None = None,
     note: str | None = None,
     **typed: Any,
 ) -> Headline:
@@ -340,6 +343,9 @@ def headline(
         True when all sides were scored on the same seeds / folds (same length, same order).
     scale : {"linear", "log"}
         "log" for speeds and quantities spanning decades (geometric means, ratio CIs).
+    bounds : (low, high), optional
+        The metric's range, e.g. ``(0, 1)`` for an accuracy, ``(0, None)`` for an error: each
+        side's CI is clipped to it (a value outside it raises). The verdict does not use it.
 
     The verdict is "physics", "ml" or "hybrid" when the best side's difference from every
     other side has a 95% CI that excludes zero; "tie" when it is not separated from some
@@ -351,7 +357,7 @@ def headline(
              if v is not None}
     if len(given) < 2:
         raise ValueError(f"headline {key!r}: needs at least two of physics / ml / hybrid")
-    sides = {s: _side_ci(s, v, scale) for s, v in given.items()}
+    sides = {s: _side_ci(s, v, scale, bounds) for s, v in given.items()}
     if paired:
         lengths = {s: len(ci.samples) for s, ci in sides.items()}
         if len(set(lengths.values())) > 1:

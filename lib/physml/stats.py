@@ -123,22 +123,78 @@ def _as_values(values: Sequence[float] | np.ndarray | CI, what: str) -> np.ndarr
     return x
 
 
+Bounds = tuple[float | None, float | None]
+"""A metric's range ``(low, high)``, either end ``None`` for unbounded: ``(0, 1)`` for an
+accuracy, ``(0, None)`` for a squared error or a time."""
+
+
+def _check_bounds(x: np.ndarray, bounds: Bounds | None, what: str) -> tuple[float, float]:
+    """``bounds`` as two floats (±inf for None); values outside them are an error, not clipped."""
+    if bounds is None:
+        return -np.inf, np.inf
+    if len(bounds) != 2:
+        raise ValueError(f"{what}: bounds must be (low, high), got {bounds!r}")
+    lo = -np.inf if bounds[0] is None else float(bounds[0])
+    hi = np.inf if bounds[1] is None else float(bounds[1])
+    if not lo < hi:
+        raise ValueError(f"{what}: bounds must have low < high, got {bounds!r}")
+    bad = x[(x < lo) | (x > hi)]
+    if bad.size:
+        raise ValueError(f"{what}: values {bad.tolist()} lie outside the metric's range {bounds!r}")
+    return lo, hi
+
+
+def clip_ci(ci: CI, bounds: Bounds | None) -> CI:
+    """``ci`` with its interval clipped to the metric's range ``bounds`` (see :func:`mean_ci`)."""
+    if bounds is None:
+        return ci
+    lo, hi = _check_bounds(np.asarray([ci.mean]), bounds, "clip_ci")
+    return _bounded(ci, lo, hi)
+
+
+def _bounded(ci: CI, lo: float, hi: float) -> CI:
+    """``ci`` with its interval clipped to ``[lo, hi]`` (method says so when it was)."""
+    low, high = max(ci.low, lo), min(ci.high, hi)
+    if (low, high) == (ci.low, ci.high):
+        return ci
+    return CI(ci.mean, low, high, ci.n, ci.confidence,
+              f"{ci.method}, clipped to [{lo:g}, {hi:g}]", ci.samples)
+
+
 def mean_ci(
     values: Sequence[float] | np.ndarray,
     confidence: float = 0.95,
     method: str = "t",
     n_boot: int = 10_000,
     rng: np.random.Generator | None = None,
+    bounds: Bounds | None = None,
 ) -> CI:
     """Mean of ``values`` (shape ``(n,)``, n >= 2) with a two-sided confidence interval.
 
     ``method="t"``: Student-t interval, mean ± t_{(1+c)/2, n-1} · s / sqrt(n).
     ``method="bootstrap"``: percentile bootstrap with ``n_boot`` resamples drawn from ``rng``
     (required, so results are reproducible).
+
+    ``bounds``: the metric's range, e.g. ``(0, 1)`` for an accuracy or ``(0, None)`` for a
+    mean squared error. A value outside it raises ``ValueError``; the interval is clipped to
+    it. Clipping keeps the coverage: the true mean lies inside the range, so it is inside the
+    clipped interval exactly when it is inside the unclipped one.
+
+    >>> mean_ci([0.9, 1.0, 1.0]).high > 1
+    True
+    >>> mean_ci([0.9, 1.0, 1.0], bounds=(0, 1)).high
+    1.0
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     x = _as_values(values, "mean_ci")
+    lo, hi = _check_bounds(x, bounds, "mean_ci")
+    return _bounded(_mean_ci(x, confidence, method, n_boot, rng), lo, hi)
+
+
+def _mean_ci(x: np.ndarray, confidence: float, method: str, n_boot: int,
+             rng: np.random.Generator | None) -> CI:
+    """The unbounded interval of :func:`mean_ci` (``x`` already checked)."""
     m = float(x.mean())
     samples = tuple(float(v) for v in x)
     if method == "t":
@@ -315,8 +371,11 @@ def summarize(
     value: str | None = None,
     by: str | Sequence[str] | None = None,
     confidence: float = 0.95,
+    bounds: Bounds | None = None,
 ):
     """Grouped per-seed / per-fold scores -> mean and 95% t-interval per group.
+
+    ``bounds`` is the metric's range (see :func:`mean_ci`); each interval is clipped to it.
 
     Two forms:
 
@@ -333,7 +392,8 @@ def summarize(
     if isinstance(data, Mapping):
         if value is not None or by is not None:
             raise ValueError("summarize(dict) takes no value=/by=; pass a DataFrame for those")
-        return {k: mean_ci(v, confidence=confidence, method="t") for k, v in data.items()}
+        return {k: mean_ci(v, confidence=confidence, method="t", bounds=bounds)
+                for k, v in data.items()}
     import pandas as pd
 
     if not isinstance(data, pd.DataFrame) or value is None or by is None:
@@ -345,7 +405,7 @@ def summarize(
     rows = []
     for group, g in data.groupby(keys, sort=False):
         group = group if isinstance(group, tuple) else (group,)
-        ci = mean_ci(g[value].to_numpy(), confidence=confidence, method="t")
+        ci = mean_ci(g[value].to_numpy(), confidence=confidence, method="t", bounds=bounds)
         rows.append({**dict(zip(keys, group, strict=True)), "mean": ci.mean, "ci_low": ci.low,
                      "ci_high": ci.high, "n": ci.n})
     return pd.DataFrame(rows)

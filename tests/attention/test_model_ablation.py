@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from physml import stats
 from physml.attention import ablation as A
 from physml.attention import bias as B
 from physml.attention import dataset as D
@@ -143,3 +144,17 @@ def test_verdicts_on_constructed_cases():
     assert A.verdict(same, ref, 0.1, 0.05)[0] == "no effect"
     noisy = ref * np.array([0.6, 1.5, 0.8, 1.3, 1.0])
     assert A.verdict(noisy, ref, 0.1, 0.05)[0] == "inconclusive"
+
+
+def test_mse_intervals_never_go_below_zero():
+    import pandas as pd
+
+    # two seeds, one tiny and one large MSE: the unbounded t-interval dips below zero
+    frame = pd.DataFrame({"seed": [0, 0, 1, 1], "split": "terrain", "froude_bin": A.ALL_BINS,
+                          "model": ["advection", "none"] * 2, "mse": [1e-6, 0.2, 4e-3, 0.3]})
+    assert stats.mean_ci([1e-6, 4e-3]).low < 0
+    cis = A.mse_cis(frame, "terrain", A.ALL_BINS)
+    assert cis["advection"].low == 0.0 and cis["advection"].high > 4e-3
+    t = A.gain_table(frame, "terrain", A.ALL_BINS, min_gain=0.1, tie_margin=0.05,
+                     reference="none").set_index("model")
+    assert t.loc["advection", "mse_low"] == 0.0

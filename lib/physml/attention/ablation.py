@@ -39,6 +39,8 @@ SPLITS = ("terrain", "froude")
 PURE_ML = "none_pure_ml"
 BASELINES = ("persistence", "advection")
 ALL_BINS = "all"
+MSE_BOUNDS = (0.0, None)
+"""Range of a mean squared error: its CIs are clipped at zero (``physml.stats.mean_ci``)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def gain_table(frame: pd.DataFrame, split: str, froude_bin: str, min_gain: float
     if reference not in wide:
         raise ValueError(f"gain_table: reference {reference!r} not among {list(wide.columns)}")
     ref = wide[reference].to_numpy()
-    summary = stats.summarize(sub, value="mse", by="model").set_index("model")
+    summary = stats.summarize(sub, value="mse", by="model", bounds=MSE_BOUNDS).set_index("model")
     out = []
     for name in wide.columns:
         x = wide[name].to_numpy()
@@ -277,7 +279,7 @@ def mse_cis(frame: pd.DataFrame, split: str, froude_bin: str) -> dict[str, stats
     w = _wide(frame, split, froude_bin)
     if len(w) < 2:
         return {}
-    return {m: stats.mean_ci(w[m].to_numpy()) for m in w.columns}
+    return {m: stats.mean_ci(w[m].to_numpy(), bounds=MSE_BOUNDS) for m in w.columns}
 
 
 def gain_cis(frame: pd.DataFrame, split: str, froude_bin: str, reference: str = "none"

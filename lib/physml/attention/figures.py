@@ -140,11 +140,12 @@ def gain_bars(table: pd.DataFrame, title: str) -> go.Figure:
 def mse_by_bin(frame: pd.DataFrame, split: str, models: list[str], title: str) -> go.Figure:
     """Test MSE per Froude bin (mean over seeds with t-interval) for ``models``, log y."""
     from ..stats import summarize
+    from .ablation import MSE_BOUNDS
     from .dataset import froude_bin_labels
 
     sub = frame[(frame["split"] == split) & frame["froude_bin"].isin(froude_bin_labels())
                 & frame["model"].isin(models)]
-    s = summarize(sub, value="mse", by=["model", "froude_bin"])
+    s = summarize(sub, value="mse", by=["model", "froude_bin"], bounds=MSE_BOUNDS)
     fig = go.Figure()
     for i, m in enumerate(models):
         r = s[s["model"] == m]
