@@ -207,3 +207,16 @@ def exact_match(pred_bits, true_bits):
 def per_finger_accuracy(pred_bits, true_bits):
     """(5,) accuracy of each finger."""
     return np.mean(np.asarray(pred_bits) == np.asarray(true_bits), axis=0)
+
+
+def per_state_accuracy(pred_bits, true_bits):
+    """(32,) exact-match accuracy of the samples of each true state (index order of
+    `hand.ALL_BITS`); NaN for states without samples."""
+    from .hand import bits_to_index
+
+    ok = np.all(np.asarray(pred_bits) == np.asarray(true_bits), axis=1)
+    idx = bits_to_index(true_bits)
+    n = np.bincount(idx, minlength=32).astype(float)
+    hits = np.bincount(idx, weights=ok, minlength=32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, hits / np.maximum(n, 1), np.nan)

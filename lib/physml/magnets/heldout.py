@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .classify import FingerClassifier, TemplateClassifier, exact_match, per_finger_accuracy
+from .classify import (
+    FingerClassifier,
+    TemplateClassifier,
+    exact_match,
+    per_finger_accuracy,
+    per_state_accuracy,
+)
 from .fit import MODELS, MagnetSpec, fit
 from .hand import ALL_BITS, bits_to_index, default_hand, hand_magnets
 from .jitter import JitterClassifier, angle_jacobians, fit_jitter
@@ -55,6 +61,60 @@ def subsample_per_state(bits, mask, n_per_state, rng):
     return keep
 
 
+def hold_ids(index, bits):
+    """Hold number (m,) of each labelled reading: a new hold starts wherever the sample index
+    jumps (an unlabelled transition lies between) or the finger states change.
+
+    Args:
+        index: (m,) increasing sample indices of the labelled readings. bits: (m, 5).
+    """
+    index = np.asarray(index)
+    b = np.asarray(bits)
+    if index.ndim != 1 or b.shape != (len(index), 5):
+        raise ValueError(f"index (m,) and bits (m, 5) must match, got {index.shape}, {b.shape}")
+    if len(index) == 0:
+        return np.zeros(0, np.int64)
+    new = np.concatenate([[True], (np.diff(index) != 1) | np.any(b[1:] != b[:-1], axis=1)])
+    return np.cumsum(new) - 1
+
+
+def window_means(readings_uT, bits, holds, window):
+    """Average up to `window` consecutive readings of the same hold into one decision.
+
+    A device can wait for a short still spell and classify its mean: white sensor noise and
+    per-sample tremor shrink by 1/√window, the per-hold pose offset does not. Readings are
+    cut, in order, into chunks of `window` within each hold; a hold's last chunk may be
+    shorter (a decision on fewer readings). window = 1 returns the readings unchanged.
+
+    Args:
+        readings_uT: (m, 3) µT. bits: (m, 5). holds: (m,) hold ids (`hold_ids`), readings of a
+            hold contiguous. window: readings per decision (>= 1).
+
+    Returns:
+        (k, 3) mean readings, (k, 5) their states, (k,) hold id of each decision.
+    """
+    x = np.asarray(readings_uT, float)
+    b = np.asarray(bits)
+    h = np.asarray(holds)
+    if x.ndim != 2 or x.shape[1] != 3 or b.shape != (len(x), 5) or h.shape != (len(x),):
+        raise ValueError(f"readings (m, 3), bits (m, 5), holds (m,) must match; got {x.shape}, "
+                         f"{b.shape}, {h.shape}")
+    if int(window) != window or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window}")
+    if window == 1 or len(x) == 0:
+        return x, b, h
+    start = np.concatenate([[True], h[1:] != h[:-1]])
+    pos = np.arange(len(h)) - np.maximum.accumulate(np.where(start, np.arange(len(h)), 0))
+    chunk = np.cumsum(start | (pos % window == 0)) - 1  # chunk id of every reading
+    counts = np.bincount(chunk).astype(float)
+    sums = np.zeros((len(counts), 3))
+    np.add.at(sums, chunk, x)
+    first = np.flatnonzero(np.concatenate([[True], chunk[1:] != chunk[:-1]]))
+    if np.any(np.any(b[first][chunk] != b, axis=1)):
+        raise ValueError("a hold mixes finger states: holds must come from `hold_ids`")
+    return sums / counts[:, None], b[first], h[first]
+
+
 @dataclass(frozen=True)
 class HeldoutConfig:
     """One held-out experiment. session: SessionConfig fields as a dict. orientation: fit with
@@ -64,7 +124,11 @@ class HeldoutConfig:
     field before any classifier sees them, and every classifier trains on readings moved the
     same way (the device carries the IMU; the correction needs no label at test time).
     gyro_bias: estimate the gyroscope's bias (`orientation.estimate_gyro_bias`, training labels
-    only) and remove it before integrating; False integrates the raw rates."""
+    only) and remove it before integrating; False integrates the raw rates. gyro_drift: the
+    estimated bias drifts linearly over the recording (else constant).
+    decision_samples: consecutive readings of a hold averaged into one decision
+    (`window_means`), for training and test readings alike (1: every reading decides alone);
+    accuracies are then per decision."""
 
     n_train_states: int = 10
     real_per_state: int | None = None
@@ -76,6 +140,8 @@ class HeldoutConfig:
     orientation: bool = True
     earth_at_inference: bool = True
     gyro_bias: bool = True
+    gyro_drift: bool = False
+    decision_samples: int = 1
     session: dict = field(default_factory=dict)
 
 
@@ -86,8 +152,8 @@ def prepare_seed(seed, session_cfg):
 
     Returns:
         dict of (readings (n, 3) µT, bits (n, 5), session id) per role, the user's Hand, and
-        "A_session" (the Session) and "A_index" (m,): sample indices of its labelled readings.
-        Treat the arrays as read-only.
+        "A_session" (the Session) and "A_index" (m,): sample indices of its labelled readings;
+        "holds" {role: (m,) hold id of each labelled reading}. Treat the arrays as read-only.
     """
     return _prepare_cached(int(seed), tuple(sorted(session_cfg.items())))
 
@@ -97,22 +163,24 @@ def _prepare_cached(seed, session_items):
     cfg = SessionConfig(**dict(session_items))
     hand, (a, b) = simulate_user_sessions(seed, n_sessions=2, config=cfg)
     _, (c,) = simulate_user_sessions(seed + 10_000, n_sessions=1, config=cfg)
-    out = {"hand": hand}
+    out = {"hand": hand, "holds": {}}
     for role, s in (("A", a), ("B", b), ("C", c)):
-        r, bits, _ = s.labelled()
+        r, bits, index = s.labelled()
         out[role] = (r, bits, f"user{s.metadata['user']}/seed{s.metadata['seed']}")
+        out["holds"][role] = hold_ids(index, bits)
     out["A_session"], out["A_index"] = a, a.labelled()[2]
     return out
 
 
-def training_rotations(session, index, train, bits, estimate_bias=True):
+def training_rotations(session, index, train, bits, estimate_bias=True, drift=False):
     """Gyroscope orientation (m, 3, 3) at a session's labelled readings (sample indices
     `index` (m,)), integrated after removing the gyroscope bias estimated from the recording
     with the magnetometer terms of the *training* readings only (mask `train` (m,), bits
-    (m, 5) of all labelled readings) — no test label is used."""
+    (m, 5) of all labelled readings) — no test label is used. drift: the bias drifts
+    linearly over the recording (`orientation.estimate_gyro_bias`)."""
     bias = None
     if estimate_bias:
-        bias = session_bias(session, index[train], bits[train]).bias_dps
+        bias = session_bias(session, index[train], bits[train], drift=drift).profile_dps
     return session_rotations(session, bias_dps=bias)[index]
 
 
@@ -265,8 +333,8 @@ def _train_inputs(cfg, data, tr, te, rng):
     (fit result, training readings, held-out-state readings) — both moved to the mean
     orientation with the fitted Earth field when cfg.earth_at_inference."""
     ra, ba, _ = data["A"]
-    rot = training_rotations(data["A_session"], data["A_index"], tr, ba, cfg.gyro_bias) \
-        if cfg.orientation else None
+    rot = training_rotations(data["A_session"], data["A_index"], tr, ba, cfg.gyro_bias,
+                             cfg.gyro_drift) if cfg.orientation else None
     res = fit(cfg.fit_model, ra[tr], ba[tr], hand=default_hand(), maxiter=cfg.maxiter,
               spec=MagnetSpec(), rotations=rot[tr] if cfg.orientation else None)
     if cfg.earth_at_inference:
@@ -305,12 +373,44 @@ def heldout_models(cfg, seed, res, x_tr, b_tr, rng):
     return models, noise
 
 
+def oracle_scores(hand, train_states, x_tr, b_tr, x_te, b_te, jacobians):
+    """Held-out-state accuracy with the TRUE field of the user's hand (finite magnets, exact
+    moments and geometry; only the constant offset of Earth and iron residuals is aligned on
+    the training states): what a perfect field model would reach on these readings — the
+    ceiling set by finger jitter, noise and the Earth-field residual, not by the fit.
+
+    Args:
+        hand: the simulated user's Hand. train_states: (k,) trained state indices.
+        x_tr (n, 3), b_tr (n, 5): training readings and states; x_te (m, 3), b_te (m, 5):
+        held-out-state readings and states; jacobians: (32, 3, 10) µT/rad (of the fit: the
+        jitter directions).
+
+    Returns:
+        {"true_templates": exact match of the nearest true template, "true_jitter": of the
+        per-state jitter covariance classifier around the true templates}.
+    """
+    truth = true_state_fields_uT(hand)
+    idx = bits_to_index(b_tr)
+    if not np.all(np.isin(idx, train_states)):
+        raise ValueError("training readings include states outside train_states")
+    off = np.mean(np.asarray(x_tr, float) - truth[idx], axis=0)
+    templates = truth + off
+    jit = fit_jitter(x_tr, b_tr, templates, jacobians)
+    sigma = max(jit["noise_uT"], 0.2)
+    near = TemplateClassifier(templates, noise_uT=sigma)
+    cov = JitterClassifier(templates, jacobians, jit["angle_sd_deg"], sigma)
+    return {"true_templates": exact_match(near.predict_bits(x_te), b_te),
+            "true_jitter": exact_match(cov.predict_bits(x_te), b_te)}
+
+
 def run_heldout_seed(args):
     """One seed of the held-out comparison (args = (seed, HeldoutConfig as dict)).
 
     Returns:
         dict with, per test set ("heldout_state", "heldout_session", "heldout_user"),
         {classifier name: exact-match accuracy}; "per_finger" {name: (5,) on held-out states};
+        "per_state" {name: (32,) exact match per state on held-out states, NaN for the trained};
+        "oracle_state" (constrained/hybrid fits): `oracle_scores` on the held-out states;
         "train_states", "sessions" {role: id}, "fit_seconds", "error_reduction".
     """
     seed, cfgd = args
@@ -324,17 +424,24 @@ def run_heldout_seed(args):
     tr, te = state_split(ba, states)
     tr = subsample_per_state(ba, tr, cfg.real_per_state, rng)
     res, x_tr, x_te = _train_inputs(cfg, data, tr, te, rng)
-    models, noise = heldout_models(cfg, seed, res, x_tr, ba[tr], rng)
-    tests = {"heldout_state": (x_te, ba[te]), "heldout_session": data["B"][:2],
-             "heldout_user": data["C"][:2]}
+    w, holds = cfg.decision_samples, data["holds"]
+    x_tr, b_tr, _ = window_means(x_tr, ba[tr], holds["A"][tr], w)
+    tests = {"heldout_state": window_means(x_te, ba[te], holds["A"][te], w)[:2],
+             "heldout_session": window_means(*data["B"][:2], holds["B"], w)[:2],
+             "heldout_user": window_means(*data["C"][:2], holds["C"], w)[:2]}
+    models, noise = heldout_models(cfg, seed, res, x_tr, b_tr, rng)
     out = {k: {} for k in tests}
-    out["per_finger"] = {}
+    out["per_finger"], out["per_state"] = {}, {}
     for name, m in models.items():  # a handful of models × three test sets
         for k, (x, y) in tests.items():
             p = m.predict_bits(x)
             out[k][name] = exact_match(p, y)
             if k == "heldout_state":
                 out["per_finger"][name] = per_finger_accuracy(p, y).tolist()
+                out["per_state"][name] = per_state_accuracy(p, y).tolist()
+    if res.model != "free":
+        out["oracle_state"] = oracle_scores(data["hand"], states, x_tr, b_tr,
+                                            *tests["heldout_state"], angle_jacobians(res))
     # a new session visits all 32 states about equally: re-centre the templates on the mean of
     # its unlabelled readings (absorbs the new Earth-field direction and hard-iron residual)
     templates = models["physics"].templates
@@ -344,6 +451,7 @@ def run_heldout_seed(args):
                                      noise_uT=models["physics"].noise_uT)
         out[k]["physics_recentred"] = exact_match(shifted.predict_bits(x), y)
     out.update(seed=seed, train_states=states.tolist(), n_train_real=int(tr.sum()),
+               n_train_decisions=len(x_tr), n_test_decisions=len(tests["heldout_state"][0]),
                sessions={k: data[k][2] for k in ("A", "B", "C")},
                fit_seconds=res.total_seconds, error_reduction=res.error_reduction,
                noise_model={k: v for k, v in noise.items() if k != "pooled_cov_uT2"})
@@ -380,13 +488,17 @@ def paired(runs, test_set, a, b):
 def data_efficiency(seeds, real_per_state, config=None):
     """Accuracy vs number of real samples per training state.
 
+    The sweep counts single readings, so every reading is its own decision here
+    (decision_samples = 1 whatever the config says: a few random readings of a state are no
+    consecutive window).
+
     Returns:
         dict {n: list of per-seed run dicts} for each n in real_per_state.
     """
     base = asdict(config or HeldoutConfig())
     out = {}
     for n in real_per_state:  # a handful of data sizes; each is a vectorised experiment
-        cfg = HeldoutConfig(**{**base, "real_per_state": int(n)})
+        cfg = HeldoutConfig(**{**base, "real_per_state": int(n), "decision_samples": 1})
         out[int(n)] = run_heldout(seeds, cfg)
     return out
 
@@ -628,3 +740,105 @@ def train_deployed(seed=0, config=None):
     clf = FingerClassifier("rf", seed, cfg.n_estimators).fit(np.vstack([ra[tr], xs]),
                                                             np.vstack([ba[tr], bs]))
     return clf, data["B"][0], data["B"][1]
+
+
+#: simulator mismatches the fits do not know, each removed alone in `mismatch_decomposition`:
+#: {key: (description, {SessionConfig field: ideal value})}
+MISMATCHES = {
+    "gyro_bias": ("gyroscope bias and random walk",
+                  {"gyro_bias_dps": 0.0, "gyro_walk_dps_per_sqrt_s": 0.0}),
+    "gyro_exact": ("gyroscope bias, walk and noise (exact orientation, so the Earth-field "
+                   "removal is limited only by the fitted Earth vector)",
+                   {"gyro_bias_dps": 0.0, "gyro_walk_dps_per_sqrt_s": 0.0,
+                    "gyro_noise_dps": 0.0}),
+    "finger_jitter": ("finger jitter per hold", {"finger_jitter_deg": 0.0}),
+    "tremor": ("tremor per reading", {"tremor_deg": 0.0}),
+    "moment_tolerance": ("magnet moment tolerance (exact moments)", {"moment_tolerance": 0.0}),
+    "iron": ("non-linear soft iron and iron drift",
+             {"iron_nonlinearity": 0.0, "iron_drift_uT_per_sqrt_s": 0.0}),
+    "mag_noise": ("magnetometer noise", {"noise_uT": 0.0}),
+}
+
+
+def mismatch_decomposition(seeds, config=None, mismatches=None,
+                           methods=("physics", "physics_jitter")):
+    """What each simulator mismatch costs the physics classifiers on unseen states.
+
+    The held-out-state experiment (`run_heldout_seed`, physics classifiers only: no forest is
+    trained) is run on the realistic simulator and again with ONE mismatch removed at a time
+    (its SessionConfig fields set to the ideal value, on top of config.session), on the same
+    seeds: same users, same training states. The cost of a mismatch is the paired per-seed
+    accuracy gain when it alone is removed (costs need not add up: mismatches interact).
+
+    Args:
+        seeds: user seeds (>= 2). config: HeldoutConfig (its classifiers are ignored).
+        mismatches: {key: (description, {SessionConfig field: value})} (default `MISMATCHES`).
+        methods: classifier names to report (keys of `heldout_models`).
+
+    Returns:
+        dict: "scores" {"realistic" or mismatch key: {method: (seeds,) accuracies}};
+        "oracle" (seeds,) `oracle_scores` "true_jitter" on the realistic simulator;
+        "gain" {key: {method: stats.Comparison of removed − realistic}}; "rows" for a table.
+    """
+    from physml.stats import mean_ci, paired_difference
+
+    if len(seeds) < 2:
+        raise ValueError(f"need at least two seeds, got {list(seeds)}")
+    base = asdict(config or HeldoutConfig())
+    mism = MISMATCHES if mismatches is None else mismatches
+    for key, (_, fields) in mism.items():
+        bad = set(fields) - set(SessionConfig.__dataclass_fields__)
+        if bad:
+            raise ValueError(f"mismatch {key!r}: unknown SessionConfig fields {sorted(bad)}")
+    conds = {"realistic": {}, **{k: f for k, (_, f) in mism.items()}}
+    out, oracle = {}, None
+    for cond, fields in conds.items():  # a handful of conditions; each runs the seeds
+        cfg = HeldoutConfig(**{**base, "classifiers": (),
+                               "session": {**base["session"], **fields}})
+        runs = run_heldout(seeds, cfg)
+        out[cond] = {m: scores(runs, "heldout_state", m) for m in methods}
+        if cond == "realistic" and "oracle_state" in runs[0]:
+            oracle = np.array([r["oracle_state"]["true_jitter"] for r in runs])
+    real = out["realistic"]
+    gain = {k: {m: paired_difference(out[k][m], real[m]) for m in methods} for k in mism}
+    rows = [{"simulator": "realistic (every mismatch)",
+             **{f"{m} accuracy": mean_ci(real[m]).format(".3f") for m in methods},
+             **{f"{m} gain": "—" for m in methods}}]
+    for k, (desc, _) in mism.items():
+        rows.append({"simulator": f"without {desc}",
+                     **{f"{m} accuracy": mean_ci(out[k][m]).format(".3f") for m in methods},
+                     **{f"{m} gain": gain[k][m].diff.format("+.3f") for m in methods}})
+    return {"scores": out, "oracle": oracle, "gain": gain, "rows": rows,
+            "descriptions": {k: d for k, (d, _) in mism.items()}}
+
+
+def largest_cost(decomposition, method):
+    """(key, description, Comparison) of the mismatch whose removal gains `method` most."""
+    g = decomposition["gain"]
+    key = max(g, key=lambda k: g[k][method].diff.mean)
+    return key, decomposition["descriptions"][key], g[key][method]
+
+
+def state_confusion(runs, method, top=5):
+    """The unseen states `method` gets wrong most often, pooled over seeds.
+
+    Returns:
+        list of up to `top` dicts (state code, mean exact match over the seeds that held the
+        state out, number of those seeds), worst first.
+    """
+    from .hand import bits_to_code
+
+    acc = np.array([r["per_state"][method] for r in runs], float)  # (seeds, 32)
+    n = np.sum(np.isfinite(acc), axis=0)
+    mean = np.where(n > 0, np.nansum(acc, axis=0) / np.maximum(n, 1), np.nan)
+    order = [int(i) for i in np.argsort(np.where(n > 0, mean, np.inf))[:top] if n[i] > 0]
+    codes = bits_to_code(ALL_BITS[order])
+    return [{"state": c, "exact match": float(mean[i]), "seeds held out": int(n[i])}
+            for c, i in zip(codes, order, strict=True)]
+
+
+def oracle_values(runs, name="true_jitter"):
+    """Per-seed (seeds,) `oracle_scores` value `name` of `run_heldout` runs."""
+    if any("oracle_state" not in r for r in runs):
+        raise ValueError("runs without oracle scores (the free model has no joint Jacobians)")
+    return np.array([r["oracle_state"][name] for r in runs])

@@ -110,9 +110,9 @@ def gyro_orientation(gyro_dps, rate_hz=None, time_s=None):
 
 
 def session_rotations(session, rate_hz=None, bias_dps=None):
-    """`gyro_orientation` of a Session (minus bias_dps (3,) °/s when given, e.g. from
-    `session_bias`), integrated over the file's sample timestamps (`Session.time_s`) when it
-    has them, else at `rate_hz` or the session's metadata rate.
+    """`gyro_orientation` of a Session (minus bias_dps (3,) or per sample (n, 3) °/s when given,
+    e.g. `session_bias(...).profile_dps`), integrated over the file's sample timestamps
+    (`Session.time_s`) when it has them, else at `rate_hz` or the session's metadata rate.
 
     Raises:
         ValueError naming the session file when it has no gyroscope fields or no known timing.
@@ -227,7 +227,10 @@ class GyroBias:
     bias_dps: (3,) constant rate offset, °/s (subtract it before integrating). start_dps: the
     stationary-hand start (mean rate over the recording). up: (3,) unit "up" in the reference
     frame. earth_uT: (3,) Earth's field in the reference frame (None without magnetometer
-    terms). cost: final least-squares cost. n_samples: samples integrated.
+    terms). cost: final least-squares cost. n_samples: samples integrated. drift_dps: (3,)
+    change of the bias from the middle of the recording to its end, °/s (a bias that drifts
+    linearly in time; None for a constant bias). profile_dps: (n, 3) bias of every sample,
+    °/s (subtract it before integrating: `session_rotations(..., bias_dps=profile_dps)`).
     """
 
     bias_dps: np.ndarray
@@ -236,6 +239,8 @@ class GyroBias:
     earth_uT: np.ndarray | None
     cost: float
     n_samples: int
+    drift_dps: np.ndarray | None = None
+    profile_dps: np.ndarray | None = None
 
 
 def _within_state(a, idx):
@@ -246,8 +251,15 @@ def _within_state(a, idx):
 
 
 def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, rows=None,
-                       accel_noise_g=0.01, mag_noise_uT=0.3, accel_stride=4, time_s=None):
-    """Constant gyroscope bias from the recording itself, no extra calibration step.
+                       accel_noise_g=0.01, mag_noise_uT=0.3, accel_stride=4, time_s=None,
+                       drift=False):
+    """Gyroscope bias from the recording itself, no extra calibration step: constant, or with
+    ``drift`` a bias that changes linearly over the recording (b(t) = b + d·τ, τ from −1 at
+    the first sample to +1 at the last: a first-order model of the bias random walk, which over
+    a few minutes moves the bias by as much as the constant estimate's error). The drift about
+    the near-vertical axis is seen only through the magnetometer terms and is weakly
+    identified; on the realistic simulator the drift model missed the injected bias at the
+    recording's ends by more than the constant one, so it is off by default.
 
     A hand that holds poses does not keep turning, so the mean rate over a recording is the
     bias to within (net rotation)/(duration): that is the start. It is refined by nonlinear
@@ -267,9 +279,10 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
             their states bits (m, 5).
         accel_noise_g, mag_noise_uT: residual scales (> 0).
         time_s: optional (n,) sample times, s: integrate over them instead of 1/rate_hz.
+        drift: also fit the linear drift d (3,) °/s (three more unknowns).
 
     Returns:
-        GyroBias.
+        GyroBias (profile_dps: b + d·τ per sample, or b repeated).
     """
     from scipy.optimize import least_squares
 
@@ -291,9 +304,15 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
         rows_rt = rows
     b0 = g.mean(0)
     keep = np.arange(0, len(g), accel_stride)
+    t = np.arange(len(g), dtype=float) if time_s is None else np.asarray(time_s, float)
+    tau = (2 * (t - t[0]) / (t[-1] - t[0]) - 1)[:, None] if len(g) > 1 else np.zeros((1, 1))
+    n_base = 9 if use_mag else 6
+
+    def profile(theta):
+        return theta[:3] + (theta[n_base:n_base + 3] * tau if drift else 0.0)
 
     def residual(theta):
-        rt = np.swapaxes(gyro_orientation(g - theta[:3], rate_hz, time_s), -1, -2)
+        rt = np.swapaxes(gyro_orientation(g - profile(theta), rate_hz, time_s), -1, -2)
         u = theta[3:6] / np.linalg.norm(theta[3:6])
         out = [((acc[keep] - rt[keep] @ u) / accel_noise_g).ravel()]
         if use_mag:
@@ -307,18 +326,22 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
     if use_mag:
         e0 = fit_earth(r, np.swapaxes(rt0, -1, -2)[rows], bits).earth_uT
         theta0 = np.concatenate([theta0, e0])
+    if drift:
+        theta0 = np.concatenate([theta0, np.zeros(3)])
     sol = least_squares(residual, theta0, x_scale=np.concatenate(
-        [np.full(3, 0.1), np.ones(3)] + ([np.full(3, 10.0)] if use_mag else [])), method="lm")
+        [np.full(3, 0.1), np.ones(3)] + ([np.full(3, 10.0)] if use_mag else [])
+        + ([np.full(3, 0.1)] if drift else [])), method="lm")
     up = sol.x[3:6] / np.linalg.norm(sol.x[3:6])
     return GyroBias(bias_dps=sol.x[:3], start_dps=b0, up=up,
                     earth_uT=sol.x[6:9] if use_mag else None, cost=float(sol.cost),
-                    n_samples=len(g))
+                    n_samples=len(g), drift_dps=sol.x[n_base:n_base + 3] if drift else None,
+                    profile_dps=np.broadcast_to(profile(sol.x), g.shape).copy())
 
 
-def session_bias(session, rows=None, bits=None, rate_hz=None):
+def session_bias(session, rows=None, bits=None, rate_hz=None, drift=False):
     """`estimate_gyro_bias` of a Session (over its sample timestamps when the file has them);
     with rows (sample indices) and bits, the labelled calibrated readings at those rows add the
-    magnetometer terms (pass training rows only)."""
+    magnetometer terms (pass training rows only); drift: a linearly drifting bias."""
     where = session.path or "session"
     if session.gyro_dps is None or session.accel_g is None:
         raise ValueError(f"{where}: gyro (gx, gy, gz) and accelerometer (ax, ay, az) fields "
@@ -330,4 +353,4 @@ def session_bias(session, rows=None, bits=None, rate_hz=None):
                          f"pass rate_hz")
     r = None if rows is None else session.calibrated_uT()[rows]
     return estimate_gyro_bias(session.gyro_dps, None if rate is None else float(rate),
-                              session.accel_g, r, bits, rows, time_s=time_s)
+                              session.accel_g, r, bits, rows, time_s=time_s, drift=drift)

@@ -42,8 +42,10 @@ class SessionConfig:
     (temperature), not a constant; iron_nonlinearity: fractional gain change at 100 µT,
     B·(1 + k|B|²/(100 µT)²) — soft iron that is not a linear matrix; finger_jitter_deg: joint-
     angle offset drawn anew every time a state is held (the pose is never the same twice).
-    Magnet moment tolerance (±10%) and hand-size variation belong to the user's hand
-    (`hand.sample_hand`).
+    Magnet moment tolerance and hand-size variation belong to the user's hand
+    (`hand.sample_hand`); moment_tolerance (±10%: vendors sell NdFeB discs at ±10%) is the
+    fractional spread of each magnet's moment used by `simulate_user_sessions` when it draws
+    the hand (0: every magnet exactly nominal; `simulate_session` itself does not use it).
     """
 
     rate_hz: float = 26.0
@@ -68,6 +70,7 @@ class SessionConfig:
     iron_drift_uT_per_sqrt_s: float = 0.05
     iron_nonlinearity: float = 0.01
     finger_jitter_deg: float = 3.0
+    moment_tolerance: float = 0.10
 
     def __post_init__(self):
         for name in ("rate_hz", "hold_s", "earth_uT", "wobble_tau_s"):
@@ -79,7 +82,7 @@ class SessionConfig:
                      "tremor_deg", "hard_iron_uT", "soft_iron", "noise_uT", "cal_error_uT",
                      "gyro_bias_dps", "gyro_walk_dps_per_sqrt_s", "gyro_noise_dps",
                      "accel_noise_g", "iron_drift_uT_per_sqrt_s", "iron_nonlinearity",
-                     "finger_jitter_deg"):
+                     "finger_jitter_deg", "moment_tolerance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SessionConfig.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -194,7 +197,8 @@ def simulate_session(hand, codes=None, seed=0, config=None, user=None):
         states[lab.start:lab.end] = lab.fingers
     meta = {"simulator": "physml.magnets.simulate", "seed": np.asarray(seed).tolist(), "user": user,
             "rate_hz": cfg.rate_hz, "states": codes,
-            "true_gyro_bias_dps": bias.mean(0).tolist()}
+            "true_gyro_bias_dps": bias.mean(0).tolist(),
+            "true_gyro_bias_ends_dps": [bias[0].tolist(), bias[-1].tolist()]}
     return Session(mag_raw_uT=raw, accel_g=accel_g, gyro_dps=gyro_dps, states=states,
                    labels=labels, hard_iron_uT=cal_hard, soft_iron=cal_soft, version="2.1",
                    timestamp="2026-01-01T00:00:00Z",
@@ -203,13 +207,15 @@ def simulate_session(hand, codes=None, seed=0, config=None, user=None):
 
 
 def simulate_user_sessions(user_seed, n_sessions=1, codes=None, config=None, hand_scale=1.0):
-    """A user's hand (drawn from `user_seed`) and `n_sessions` recordings of it.
+    """A user's hand (drawn from `user_seed`, magnet moments within ±config.moment_tolerance)
+    and `n_sessions` recordings of it.
 
     Returns:
         (Hand, list[Session]); session s uses seed (user_seed, s).
     """
     rng = np.random.default_rng([user_seed, 7919])
-    hand = sample_hand(rng, scale=hand_scale)
+    hand = sample_hand(rng, scale=hand_scale,
+                       moment_tolerance=(config or SessionConfig()).moment_tolerance)
     sessions = [simulate_session(hand, codes, seed=[user_seed, s], config=config, user=user_seed)
                 for s in range(n_sessions)]
     return hand, sessions
