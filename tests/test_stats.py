@@ -247,3 +247,18 @@ def test_summarize_passes_bounds_to_every_group():
     assert s.loc["a", "ci_high"] == 1.0
     assert s.loc["b", "ci_low"] == pytest.approx(mean_ci([0.4, 0.5, 0.6]).low)
     assert summarize({"a": [0.9, 1.0, 1.0]}, bounds=(0, 1))["a"].high == 1.0
+
+
+def test_geometric_mean_ci_is_the_t_interval_of_the_logs_mapped_back():
+    from physml.stats import geometric_mean_ci
+
+    x = np.array([2.0, 8.0, 4.0, 30.0])
+    lx = np.log(x)
+    h = st.t.ppf(0.975, 3) * lx.std(ddof=1) / 2
+    ci = geometric_mean_ci(x)
+    assert ci.mean == pytest.approx(np.exp(lx.mean()))
+    assert (ci.low, ci.high) == pytest.approx((np.exp(lx.mean() - h), np.exp(lx.mean() + h)))
+    assert ci.samples == tuple(x) and ci.low > 0
+    assert geometric_mean_ci(x, bounds=(0, 40)).high == 40.0
+    with pytest.raises(ValueError, match="positive"):
+        geometric_mean_ci([1.0, 0.0])

@@ -252,12 +252,7 @@ def _side_ci(side: str, value: Any, scale: str, bounds: stats.Bounds | None) -> 
     if scale == "log":
         if np.any(values <= 0):
             raise ValueError(f"headline side {side!r}: scale='log' needs positive values")
-        stats.mean_ci(values, bounds=bounds)  # values outside the metric's range raise
-        lc = stats.mean_ci(np.log(values))
-        geo = stats.CI(float(np.exp(lc.mean)), float(np.exp(lc.low)), float(np.exp(lc.high)),
-                       lc.n, lc.confidence, "t on log (geometric mean)",
-                       tuple(float(v) for v in values))
-        return stats.clip_ci(geo, bounds)
+        return stats.geometric_mean_ci(values, bounds=bounds)
     return stats.mean_ci(values, bounds=bounds)
 
 
