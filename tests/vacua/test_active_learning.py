@@ -9,6 +9,7 @@ import pytest
 from physml.vacua.active_learning import (
     VACUUM_CLASSES,
     geometry_split,
+    learning_curves,
     make_pool,
     resolve_labeller,
     run_active_learning,
@@ -63,6 +64,32 @@ def test_labeller_is_called_on_every_query(tmp_path, monkeypatch):
     assert counting_labeller.calls[2:] == [4, 4, 4]
     assert curve.n_labels.tolist() == [6, 10, 14, 18]
     assert curve.labeller_calls.iloc[-1] == 5
+
+
+def test_learning_curves_label_each_seeds_test_set_once_and_match_uncached_curves(
+        tmp_path, monkeypatch):
+    (tmp_path / "counting_labeller2.py").write_text(textwrap.dedent("""
+        import numpy as np
+        calls = []
+        def label(P, seed=0):
+            calls.append(len(P.A))
+            return (np.asarray(P.A) > 1.5).astype(int)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import counting_labeller2
+
+    pool = make_pool(enumerate_toric_surfaces(7), 3, np.random.default_rng(1))
+    spec = "counting_labeller2:label"
+    curves = learning_curves(pool, ("random", "margin"), [0, 1], 6, 4, 2, labeller=spec,
+                             n_estimators=10)
+    # per seed: the test set once (shared by both strategies); per curve: initial + 2 queries
+    assert len(counting_labeller2.calls) == 2 * 1 + 4 * (1 + 2)
+    # the cache changes no number: each curve equals its uncached run, call counts included
+    for (strategy, seed), c in curves.groupby(["strategy", "seed"]):
+        alone = run_active_learning(pool, strategy, int(seed), 6, 4, 2, labeller=spec,
+                                    n_estimators=10)
+        assert c.accuracy.tolist() == alone.accuracy.tolist()
+        assert c.labeller_calls.tolist() == alone.labeller_calls.tolist()
 
 
 def test_entropy_and_margin_pick_the_most_uncertain_rows():

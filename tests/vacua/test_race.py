@@ -87,3 +87,19 @@ def test_a_small_race_judges_every_solver_against_one_true_vacuum():
     assert set(tte.eps) == set(race.EPS_GRID)
     with pytest.raises(ValueError, match="unknown methods"):
         race.race([2], 1, seed=0, methods=("simplex",))
+
+
+def test_scipy_solvers_race_with_one_blas_thread(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    real = race.run_scipy
+
+    def spy(*a, **k):
+        seen.append(max((p["num_threads"] for p in threadpool_info()), default=1))
+        return real(*a, **k)
+
+    monkeypatch.setattr(race, "run_scipy", spy)
+    with threadpool_limits(limits=2):  # as outside `make test`: more than one BLAS thread
+        race.race([2], 1, 0, methods=("lbfgs", "bfgs_fd"), n_starts=2)
+    assert seen and set(seen) == {1}

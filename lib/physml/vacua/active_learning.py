@@ -190,11 +190,16 @@ def select_batch(strategy: str, proba, X_pool, X_labelled, k: int, rng: np.rando
 
 def run_active_learning(pool: Pool, strategy: str, seed: int, n_initial: int, batch_size: int,
                         n_rounds: int, test_fraction: float = 0.25,
-                        labeller: str = DEFAULT_LABELLER, n_estimators: int = 100
-                        ) -> pd.DataFrame:
+                        labeller: str = DEFAULT_LABELLER, n_estimators: int = 100,
+                        test_label_cache: dict | None = None) -> pd.DataFrame:
     """One learning curve: geometry-held-out test set, ``n_initial`` random labels, then
     ``n_rounds`` queries of ``batch_size`` chosen by ``strategy``; the labeller is called on every
-    queried batch. Returns rows (strategy, seed, n_labels, accuracy, labeller_calls)."""
+    queried batch. Returns rows (strategy, seed, n_labels, accuracy, labeller_calls).
+
+    ``test_label_cache``: a dict shared by the curves of one pool (see :func:`learning_curves`);
+    the test set depends only on the seed, so its labels are computed once per (labeller, seed,
+    test rows) and reused by every strategy. The labelling still counts as one labeller call
+    of each curve, as without the cache."""
     label_fn = resolve_labeller(labeller)
     if n_initial < 2 or batch_size < 1 or n_rounds < 0:
         raise ValueError(f"n_initial={n_initial} (>= 2), batch_size={batch_size} (>= 1), "
@@ -205,7 +210,13 @@ def run_active_learning(pool: Pool, strategy: str, seed: int, n_initial: int, ba
     mu, sd = feats[tr].mean(0), feats[tr].std(0) + 1e-12
     X = (feats - mu) / sd
     calls = 0
-    y_test = label_fn(pool.take(te), seed=seed)
+    key = (labeller, seed, len(pool), te.tobytes())
+    if test_label_cache is not None and key in test_label_cache:
+        y_test = test_label_cache[key]
+    else:
+        y_test = label_fn(pool.take(te), seed=seed)
+        if test_label_cache is not None:
+            test_label_cache[key] = y_test
     calls += 1
     lab = list(rng.choice(tr, size=min(n_initial, len(tr)), replace=False))
     y_lab = list(label_fn(pool.take(np.array(lab)), seed=seed))
@@ -236,8 +247,9 @@ def learning_curves(pool: Pool, strategies, seeds, n_initial: int, batch_size: i
                     labeller: str = DEFAULT_LABELLER, n_estimators: int = 100) -> pd.DataFrame:
     """All (strategy, seed) curves stacked: columns strategy, seed, round, n_labels, accuracy,
     labeller_calls."""
+    cache: dict = {}  # test labels per seed, shared by the strategies (the same test rows)
     return pd.concat([run_active_learning(pool, s, int(seed), n_initial, batch_size, n_rounds,
-                                          test_fraction, labeller, n_estimators)
+                                          test_fraction, labeller, n_estimators, cache)
                       for s in strategies for seed in seeds], ignore_index=True)
 
 
@@ -303,21 +315,27 @@ def closed_form_class(P: PotentialParams) -> np.ndarray:
     return np.where(n_disp == 0, 0, np.where(n_disp >= mask.sum(1), 2, 1))
 
 
-def accuracy_table(df: pd.DataFrame, group: str, value: str = "accuracy") -> pd.DataFrame:
+ACCURACY_BOUNDS = (0.0, 1.0)
+"""Range of an accuracy: its CIs are clipped to it (:func:`physml.stats.mean_ci`)."""
+
+
+def accuracy_table(df: pd.DataFrame, group: str, value: str = "accuracy",
+                   bounds=ACCURACY_BOUNDS) -> pd.DataFrame:
     """Mean and 95% CI over seeds of ``value`` per ``group`` (:func:`physml.stats.summarize`):
-    columns group, mean, ci_low, ci_high, n."""
+    columns group, mean, ci_low, ci_high, n. ``bounds``: the value's range (None: unbounded)."""
     from physml import stats
 
-    return stats.summarize(df, value=value, by=group)
+    return stats.summarize(df, value=value, by=group, bounds=bounds)
 
 
-def cis_by(df: pd.DataFrame, group: str, value: str = "accuracy") -> dict:
+def cis_by(df: pd.DataFrame, group: str, value: str = "accuracy",
+           bounds=ACCURACY_BOUNDS) -> dict:
     """``{snake_case(group value): stats.CI}`` over seeds (per-seed samples kept), ready for
-    :func:`physml.results.record` (one key per group)."""
+    :func:`physml.results.record` (one key per group). ``bounds`` as in :func:`accuracy_table`."""
     from physml import stats
 
     return stats.summarize({key_of(k): g[value].to_numpy()
-                            for k, g in df.groupby(group, sort=False)})
+                            for k, g in df.groupby(group, sort=False)}, bounds=bounds)
 
 
 def key_of(name: str) -> str:

@@ -215,6 +215,9 @@ def race(n_values, per_n: int, seed: int, methods=RACE_METHODS, n_starts: int = 
     The batched JAX Newton solves each n's potentials in one padded batch (compiled beforehand on
     the same shapes, so its time excludes compilation); it records no iterates, so it has no
     time-to-ε row. Solvers run in an order rotated per n so that load drift hits all alike.
+    The scipy solvers run with one BLAS/OpenMP thread (:func:`physml.timing.threads`): their
+    matrices are at most n × n, where extra BLAS threads only add synchronisation and make a
+    solver's time depend on how its threads compete with other load on the machine.
 
     Returns ``(per_potential, time_to_eps)``: one row per (method, potential) with seed, n,
     regime, wall_s, nfev, ngev, nhev, nit, dist (max-norm distance of the answer to the true
@@ -227,6 +230,15 @@ def race(n_values, per_n: int, seed: int, methods=RACE_METHODS, n_starts: int = 
         raise ValueError(f"unknown methods {sorted(unknown)}, expected some of {RACE_METHODS}")
     if not 0 < eps_success < 1 or not 0 < eps_same < 1:
         raise ValueError(f"eps_success={eps_success}, eps_same={eps_same} must lie in (0, 1)")
+    from physml import timing
+
+    with timing.threads(1):  # one BLAS thread for every solver (see above)
+        return _race(n_values, per_n, seed, methods, n_starts, gtol, max_iter, eps_success,
+                     eps_same, eps_grid)
+
+
+def _race(n_values, per_n, seed, methods, n_starts, gtol, max_iter, eps_success, eps_same,
+          eps_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     rows, trows, dropped = [], [], 0
     methods = list(methods)
@@ -348,10 +360,7 @@ def cis(seeds_table: pd.DataFrame, metric: str, methods=None, log: bool = False)
         if v.size < 2 or not np.all(np.isfinite(v)) or (log and np.any(v <= 0)):
             continue
         if log:
-            lc = stats.mean_ci(np.log(v))
-            out[m] = stats.CI(float(np.exp(lc.mean)), float(np.exp(lc.low)),
-                              float(np.exp(lc.high)), lc.n, lc.confidence,
-                              "t on log (geometric mean)", tuple(float(x) for x in v))
+            out[m] = stats.geometric_mean_ci(v)
         else:
             out[m] = stats.mean_ci(v)
     return out
