@@ -127,6 +127,9 @@ Bounds = tuple[float | None, float | None]
 """A metric's range ``(low, high)``, either end ``None`` for unbounded: ``(0, 1)`` for an
 accuracy, ``(0, None)`` for a squared error or a time."""
 
+UNIT_INTERVAL: Bounds = (0.0, 1.0)
+"""The range of an accuracy, a rate or any other fraction."""
+
 
 def _check_bounds(x: np.ndarray, bounds: Bounds | None, what: str) -> tuple[float, float]:
     """``bounds`` as two floats (±inf for None); values outside them are an error, not clipped."""

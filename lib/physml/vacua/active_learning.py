@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
+from physml.stats import UNIT_INTERVAL
+
 from .geometry import Geometry
 from .labels import FAILED, LABELS, count_displaced
 from .potential import PotentialParams, sample_params
@@ -315,12 +317,8 @@ def closed_form_class(P: PotentialParams) -> np.ndarray:
     return np.where(n_disp == 0, 0, np.where(n_disp >= mask.sum(1), 2, 1))
 
 
-ACCURACY_BOUNDS = (0.0, 1.0)
-"""Range of an accuracy: its CIs are clipped to it (:func:`physml.stats.mean_ci`)."""
-
-
 def accuracy_table(df: pd.DataFrame, group: str, value: str = "accuracy",
-                   bounds=ACCURACY_BOUNDS) -> pd.DataFrame:
+                   bounds=UNIT_INTERVAL) -> pd.DataFrame:
     """Mean and 95% CI over seeds of ``value`` per ``group`` (:func:`physml.stats.summarize`):
     columns group, mean, ci_low, ci_high, n. ``bounds``: the value's range (None: unbounded)."""
     from physml import stats
@@ -329,7 +327,7 @@ def accuracy_table(df: pd.DataFrame, group: str, value: str = "accuracy",
 
 
 def cis_by(df: pd.DataFrame, group: str, value: str = "accuracy",
-           bounds=ACCURACY_BOUNDS) -> dict:
+           bounds=UNIT_INTERVAL) -> dict:
     """``{snake_case(group value): stats.CI}`` over seeds (per-seed samples kept), ready for
     :func:`physml.results.record` (one key per group). ``bounds`` as in :func:`accuracy_table`."""
     from physml import stats
