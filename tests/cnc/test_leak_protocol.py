@@ -85,3 +85,23 @@ def test_step_changes_by_hand():
     assert ch.loc["file_split", "comparison"].startswith("independent")
     assert ch.loc["no_eos", "difference"] == pytest.approx(-0.125)  # (-0.10 - 0.15) / 2
     assert ch.loc["no_eos", "comparison"] == "paired"
+
+
+def test_ladder_scores_every_test_stride_th_window_in_every_step(tmp_path, monkeypatch):
+    """``test_stride`` (the default profile's cut) reaches every model of the ladder, the
+    overlap is still measured on every test window."""
+    data = synthetic.recordings(4, seed=5)
+    cols = features.model_input_columns(features.COMMON_SOURCES)
+    seen = []
+    real = ed.run_fold
+
+    def spy(ds, train_rows, test_rows, *a, **kw):
+        seen.append(kw.get("test_stride"))
+        return real(ds, train_rows, test_rows, *a, **kw)
+
+    monkeypatch.setattr(ed, "run_fold", spy)
+    _, overlap = leaky.run_ladder(data, cols, 4, 1, ed.EDConfig(hidden=8, d_model=8, heads=2,
+                                  layers=1), TrainConfig(epochs=1, batch_size=64), tmp_path,
+                                  random_seeds=[0], seeds=[0], n_splits=2, test_stride=3)
+    assert seen == [3] * (1 + 2 * 3)  # one source-protocol model, three models per fold
+    assert (overlap[overlap["split"] == "leave-file-out"]["shared"] == 0).all()

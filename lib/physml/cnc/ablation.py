@@ -101,7 +101,8 @@ def cis(scores: pd.DataFrame, metric: str, by: str) -> dict[str, stats.CI]:
     """``{group: CI}`` of ``metric`` over the rows (seeds × folds) of each ``by`` group
     (:func:`physml.stats.summarize`, dict form: the CIs keep their samples)."""
     return stats.summarize({str(k): g.sort_values(["seed", "fold"])[metric].to_numpy()
-                            for k, g in scores.groupby(by, sort=False)})
+                            for k, g in scores.groupby(by, sort=False)},
+                           bounds=stats.UNIT_INTERVAL)
 
 
 def ci_table(scores: pd.DataFrame, metrics: Sequence[str], by: str, fmt: str = ".3f"
@@ -110,7 +111,7 @@ def ci_table(scores: pd.DataFrame, metrics: Sequence[str], by: str, fmt: str = "
     folds (:func:`physml.stats.summarize`), and ``n``."""
     cols = {}
     for m in metrics:
-        s = stats.summarize(scores, value=m, by=by)
+        s = stats.summarize(scores, value=m, by=by, bounds=stats.UNIT_INTERVAL)
         cols[m] = {r[by]: f"{r['mean']:{fmt}} [{r['ci_low']:{fmt}}, {r['ci_high']:{fmt}}]"
                    for _, r in s.iterrows()}
         n = dict(zip(s[by], s["n"], strict=True))
@@ -123,7 +124,7 @@ def ci_table(scores: pd.DataFrame, metrics: Sequence[str], by: str, fmt: str = "
 def metric_cis(scores: pd.DataFrame, metrics: Sequence[str]) -> dict[str, stats.CI]:
     """``{metric: CI}`` over all rows (seeds × folds, ordered by seed then fold)."""
     s = scores.sort_values(["seed", "fold"])
-    return stats.summarize({m: s[m].to_numpy() for m in metrics})
+    return stats.summarize({m: s[m].to_numpy() for m in metrics}, bounds=stats.UNIT_INTERVAL)
 
 
 def focal_verdicts(scores: pd.DataFrame, metric: str, margin: float, reference: float = 0.0

@@ -282,7 +282,7 @@ def summarize_scores(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFra
 
     parts = []
     for m in metrics:
-        s = stats.summarize(scores, value=m, by="method")
+        s = stats.summarize(scores, value=m, by="method", bounds=stats.UNIT_INTERVAL)
         parts.append(s.assign(metric=m))
     return pd.concat(parts, ignore_index=True)
 
@@ -366,7 +366,8 @@ def wide_table(scores: pd.DataFrame, metrics: Sequence[str], fmt: str = ".3f") -
 
     out = {}
     for m in metrics:
-        out[m] = {k: v.format(fmt) for k, v in stats.summarize(by_method(scores, m)).items()}
+        cis = stats.summarize(by_method(scores, m), bounds=stats.UNIT_INTERVAL)
+        out[m] = {k: v.format(fmt) for k, v in cis.items()}
     t = pd.DataFrame(out)
     t.index.name = "method"
     return t.reset_index()

@@ -91,14 +91,16 @@ def run_ladder(data: CNCData, sensor_columns: Sequence[str], window: int, stride
                cfg: ed.EDConfig, train_cfg: _train.TrainConfig, out_root: str | Path, *,
                random_seeds: Sequence[int], seeds: Sequence[int], n_splits: int,
                test_fraction: float = 0.2, n_inner: int = 5, val_rows_max: int = 2000,
-               train_stride: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+               train_stride: int = 1, test_stride: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every step of the ladder (module docstring): the source protocol once per
     ``random_seeds`` entry (random split and training seed), the other steps per ``seeds``
     entry × leave-file-out fold (the same folds and seeds for every step: paired).
     Returns ``scores`` (one row per step × seed × fold: ``step``, ``metric``, ``value`` and
     every score of that model) and ``overlap`` (per split: the fraction of test windows
     sharing rows with a training window, computed on every training window: thinning the
-    fitted windows with ``train_stride`` keeps the leak while they still cover every row)."""
+    fitted windows with ``train_stride`` keeps the leak while they still cover every row).
+    ``test_stride``: score every n-th test window (the same thinning for every step; the
+    overlap is always computed on every test window)."""
     targets = build_targets(data)
     rows, wins = window_rows(data, window, stride)
     if not np.array_equal(window_index(data.rows["file"].to_numpy(), window)[rows][:, 0],
@@ -107,7 +109,8 @@ def run_ladder(data: CNCData, sensor_columns: Sequence[str], window: int, stride
     leaky_ds = Dataset(data, leaky_inputs(data, sensor_columns, window), targets)
     honest_ds = Dataset(data, build_inputs(data, sensor_columns, window, per_file="none"),
                         targets)
-    kw = {"n_inner": n_inner, "val_rows_max": val_rows_max, "train_stride": train_stride}
+    kw = {"n_inner": n_inner, "val_rows_max": val_rows_max, "train_stride": train_stride,
+          "test_stride": test_stride}
     recs, overlap = [], []
 
     def add(step, seed, fold, scores):
@@ -151,7 +154,8 @@ def ladder_table(scores: pd.DataFrame, metrics: Sequence[str] = ("value",
 
     parts = []
     for m in metrics:
-        s = stats.summarize(scores, value=m, by="step").set_index("step")
+        s = stats.summarize(scores, value=m, by="step", bounds=stats.UNIT_INTERVAL)
+        s = s.set_index("step")
         parts.append(s.apply(lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, "
                              f"{r['ci_high']:.3f}]", axis=1).rename(m))
     t = pd.concat(parts, axis=1).reindex([s for s in STEPS if s in set(scores["step"])])

@@ -13,6 +13,8 @@ one; the caller chooses, nothing falls back silently) with a dynamic batch axis.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,13 +38,34 @@ def export(model: torch.nn.Module, example: Sequence[torch.Tensor], path: str | 
     else:
         axes = {n: {0: "batch"} for n in [*input_names, *output_names]}
         kw = {"dynamic_axes": axes}
-    with warnings.catch_warnings():
-        # the exporters narrate their steps through warnings; the equality test is the check
+    if dynamo:
+        kw["verbose"] = False  # no "[torch.onnx] ..." progress lines in the report
+    with warnings.catch_warnings(), _quiet_loggers(_NARRATING_LOGGERS):
+        # the exporters narrate their steps through warnings and log records (torchvision
+        # ops skipped, constant folding skipped); the equality test is the check
         warnings.simplefilter("ignore")
         torch.onnx.export(model, tuple(example), str(path), input_names=list(input_names),
                           output_names=list(output_names), dynamo=dynamo, opset_version=opset,
                           external_data=False, **kw)
     return path
+
+
+#: Loggers of the dynamo exporter that report routine steps at WARNING level.
+_NARRATING_LOGGERS = ("torch.onnx", "onnxscript")
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: Sequence[str], level: int = logging.ERROR):
+    """Raise the level of the named loggers to ``level`` for the block, then restore it."""
+    loggers = [logging.getLogger(n) for n in names]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, old, strict=True):
+            lg.setLevel(lv)
 
 
 def session(path: str | Path, threads: int = 1):

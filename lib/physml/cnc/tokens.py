@@ -28,6 +28,7 @@ The motion mode is modal: ``X3.275 Y0.3746 R0.083`` continues the last G0/G1/G2/
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,8 +125,9 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    @property
+    @functools.cached_property
     def index(self) -> dict[str, int]:
+        """Token → id (built once per vocabulary; ``encode`` used to rebuild it per line)."""
         return {t: i for i, t in enumerate(self.tokens)}
 
     def encode(self, line: str, max_len: int | None = None) -> np.ndarray:
