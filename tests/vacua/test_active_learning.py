@@ -1,6 +1,7 @@
 """Active learning: the labeller is imported for real (a failing import raises), geometry splits
 share no geometry, query strategies pick what their definitions say."""
 
+import importlib
 import textwrap
 
 import numpy as np
@@ -46,8 +47,10 @@ def test_geometry_split_shares_no_geometry():
         geometry_split(gid, 1.0, rng)
 
 
-def test_labeller_is_called_on_every_query(tmp_path, monkeypatch):
-    (tmp_path / "counting_labeller.py").write_text(textwrap.dedent("""
+def _counting_labeller(tmp_path, monkeypatch, name: str):
+    """A labeller module ``name`` importable as ``name:label`` that logs each call's size in
+    ``name.calls``."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
         import numpy as np
         calls = []
         def label(P, seed=0):
@@ -55,35 +58,29 @@ def test_labeller_is_called_on_every_query(tmp_path, monkeypatch):
             return (np.asarray(P.A) > 1.5).astype(int)
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    import counting_labeller
+    return importlib.import_module(name)
 
+
+def test_labeller_is_called_on_every_query(tmp_path, monkeypatch):
+    counting = _counting_labeller(tmp_path, monkeypatch, "counting_labeller")
     pool = make_pool(enumerate_toric_surfaces(7), 3, np.random.default_rng(1))
     curve = run_active_learning(pool, "margin", 0, 6, 4, 3, labeller="counting_labeller:label")
     # test set once, initial set once, then one call per query round
-    assert len(counting_labeller.calls) == 2 + 3
-    assert counting_labeller.calls[2:] == [4, 4, 4]
+    assert len(counting.calls) == 2 + 3
+    assert counting.calls[2:] == [4, 4, 4]
     assert curve.n_labels.tolist() == [6, 10, 14, 18]
     assert curve.labeller_calls.iloc[-1] == 5
 
 
 def test_learning_curves_label_each_seeds_test_set_once_and_match_uncached_curves(
         tmp_path, monkeypatch):
-    (tmp_path / "counting_labeller2.py").write_text(textwrap.dedent("""
-        import numpy as np
-        calls = []
-        def label(P, seed=0):
-            calls.append(len(P.A))
-            return (np.asarray(P.A) > 1.5).astype(int)
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import counting_labeller2
-
+    counting = _counting_labeller(tmp_path, monkeypatch, "counting_labeller2")
     pool = make_pool(enumerate_toric_surfaces(7), 3, np.random.default_rng(1))
     spec = "counting_labeller2:label"
     curves = learning_curves(pool, ("random", "margin"), [0, 1], 6, 4, 2, labeller=spec,
                              n_estimators=10)
     # per seed: the test set once (shared by both strategies); per curve: initial + 2 queries
-    assert len(counting_labeller2.calls) == 2 * 1 + 4 * (1 + 2)
+    assert len(counting.calls) == 2 * 1 + 4 * (1 + 2)
     # the cache changes no number: each curve equals its uncached run, call counts included
     for (strategy, seed), c in curves.groupby(["strategy", "seed"]):
         alone = run_active_learning(pool, strategy, int(seed), 6, 4, 2, labeller=spec,
