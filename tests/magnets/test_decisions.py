@@ -125,3 +125,13 @@ def test_decisions_average_the_readings_of_each_hold(decomposition):
 def test_unknown_mismatch_field_is_named():
     with pytest.raises(ValueError, match="no_such_field"):
         mismatch_decomposition([0, 1], HeldoutConfig(), {"x": ("bad", {"no_such_field": 0})})
+
+
+def test_accuracy_intervals_stay_within_zero_and_one():
+    from physml.magnets import heldout
+
+    runs = [{"s": {"a": 1.0, "b": 0.0}}, {"s": {"a": 0.9, "b": 0.05}}, {"s": {"a": 1.0, "b": 0.0}}]
+    ci = heldout.summarise(runs, "s")
+    assert ci["a"].high == 1.0 and ci["b"].low == 0.0 and ci["a"].mean == pytest.approx(2.9 / 3)
+    eff = heldout.efficiency_cis({3: runs}, "s", ["a"])
+    assert eff["a_n3"].high == 1.0

@@ -349,10 +349,11 @@ def active_learning_spread(result):
 
 def accuracy_cis(result):
     """{"<method>_k<k>": CI over seeds} of the calibration runs (the results-JSON shape)."""
-    from physml.stats import summarize
+    from physml.stats import UNIT_INTERVAL, summarize
 
     ks, groups = accuracy_groups(result)
-    return summarize({f"{m}_k{k}": groups[m][i] for m in groups for i, k in enumerate(ks)})
+    return summarize({f"{m}_k{k}": groups[m][i] for m in groups for i, k in enumerate(ks)},
+                     bounds=UNIT_INTERVAL)
 
 
 def at_k(result, method, k):

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from physml.plots import PALETTE
-from physml.stats import summarize
+from physml.stats import UNIT_INTERVAL, summarize
 
 from .hand import FINGERS, STATE_CODES
 
@@ -92,7 +92,7 @@ def per_finger_figure(runs, names):
     fig = go.Figure()
     for i, n in enumerate(names):
         v = np.array([r["per_finger"][n] for r in runs])  # (seeds, 5)
-        cis = list(summarize(dict(zip(FINGERS, v.T, strict=True))).values())
+        cis = list(summarize(dict(zip(FINGERS, v.T, strict=True)), bounds=UNIT_INTERVAL).values())
         fig.add_trace(go.Bar(x=list(FINGERS), y=[c.mean for c in cis], name=n,
                              marker_color=PALETTE[i % len(PALETTE)],
                              error_y=dict(type="data", symmetric=False,

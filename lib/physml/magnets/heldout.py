@@ -470,9 +470,10 @@ def run_heldout(seeds, config=None, workers=None):
 
 def summarise(runs, test_set):
     """{classifier: CI of exact-match accuracy over seeds} for one test set."""
-    from physml.stats import summarize
+    from physml.stats import UNIT_INTERVAL, summarize
 
-    return summarize({n: [r[test_set][n] for r in runs] for n in runs[0][test_set]})
+    return summarize({n: [r[test_set][n] for r in runs] for n in runs[0][test_set]},
+                     bounds=UNIT_INTERVAL)
 
 
 def scores(runs, test_set, name):
@@ -712,10 +713,10 @@ def efficiency_groups(eff, test_set, names):
 
 def efficiency_cis(eff, test_set, names):
     """{"<name>_n<real per state>": CI over seeds} from `data_efficiency` output."""
-    from physml.stats import summarize
+    from physml.stats import UNIT_INTERVAL, summarize
 
     return summarize({f"{n}_n{k}": [r[test_set][n] for r in runs]
-                      for k, runs in eff.items() for n in names})
+                      for k, runs in eff.items() for n in names}, bounds=UNIT_INTERVAL)
 
 
 def train_deployed(seed=0, config=None):
@@ -780,7 +781,7 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
         "oracle" (seeds,) `oracle_scores` "true_jitter" on the realistic simulator;
         "gain" {key: {method: stats.Comparison of removed − realistic}}; "rows" for a table.
     """
-    from physml.stats import mean_ci, paired_difference
+    from physml.stats import UNIT_INTERVAL, mean_ci, paired_difference
 
     if len(seeds) < 2:
         raise ValueError(f"need at least two seeds, got {list(seeds)}")
@@ -802,11 +803,13 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
     real = out["realistic"]
     gain = {k: {m: paired_difference(out[k][m], real[m]) for m in methods} for k in mism}
     rows = [{"simulator": "realistic (every mismatch)",
-             **{f"{m} accuracy": mean_ci(real[m]).format(".3f") for m in methods},
+             **{f"{m} accuracy": mean_ci(real[m], bounds=UNIT_INTERVAL).format(".3f")
+                for m in methods},
              **{f"{m} gain": "—" for m in methods}}]
     for k, (desc, _) in mism.items():
         rows.append({"simulator": f"without {desc}",
-                     **{f"{m} accuracy": mean_ci(out[k][m]).format(".3f") for m in methods},
+                     **{f"{m} accuracy": mean_ci(out[k][m], bounds=UNIT_INTERVAL).format(".3f")
+                        for m in methods},
                      **{f"{m} gain": gain[k][m].diff.format("+.3f") for m in methods}})
     return {"scores": out, "oracle": oracle, "gain": gain, "rows": rows,
             "descriptions": {k: d for k, (d, _) in mism.items()}}
