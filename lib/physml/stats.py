@@ -130,6 +130,9 @@ accuracy, ``(0, None)`` for a squared error or a time."""
 UNIT_INTERVAL: Bounds = (0.0, 1.0)
 """The range of an accuracy, a rate or any other fraction."""
 
+NON_NEGATIVE: Bounds = (0.0, None)
+"""The range of an error, a squared error, a time or a rate of work: CIs are clipped at zero."""
+
 
 def _check_bounds(x: np.ndarray, bounds: Bounds | None, what: str) -> tuple[float, float]:
     """``bounds`` as two floats (±inf for None); values outside them are an error, not clipped."""

@@ -116,3 +116,16 @@ def test_vacuum_class_counts_displaced_moduli_and_keeps_failures():
     cls = vacuum_class(phi, mask, [True, True, True, False])
     assert [VACUUM_CLASSES[c] for c in cls] == ["pinned", "partly_displaced", "all_displaced",
                                                 "failed"]
+
+
+def test_accuracy_summaries_stay_inside_the_unit_interval():
+    """Accuracies near 1 with a spread: the unclipped t-interval runs past 1; the tables and
+    the recorded CIs must not (drop ``bounds`` and this fails)."""
+    import pandas as pd
+
+    from physml.vacua import active_learning as al
+
+    df = pd.DataFrame({"strategy": ["random"] * 5, "accuracy": [1.0, 1.0, 1.0, 1.0, 0.9]})
+    assert al.accuracy_table(df, "strategy")["ci_high"].iloc[0] == 1.0
+    assert al.accuracy_table(df, "strategy", bounds=None)["ci_high"].iloc[0] > 1.0
+    assert al.cis_by(df, "strategy")["random"].high == 1.0
