@@ -158,3 +158,14 @@ def test_mse_intervals_never_go_below_zero():
     t = A.gain_table(frame, "terrain", A.ALL_BINS, min_gain=0.1, tie_margin=0.05,
                      reference="none").set_index("model")
     assert t.loc["advection", "mse_low"] == 0.0
+
+
+def test_gain_sentence_says_reduction_for_a_positive_gain():
+    """The 03 figure title: a positive relative gain (lower MSE than no bias) reads "reduces",
+    with the CI in the same orientation; a negative one reads "increases"."""
+    up = {"rel_gain": 0.044, "gain_low": 0.025, "gain_high": 0.062}
+    assert A.gain_sentence(up) == "reduces the test MSE by 4.4% [2.5, 6.2]"
+    down = {"rel_gain": -0.03, "gain_low": -0.05, "gain_high": -0.01}
+    assert A.gain_sentence(down) == "increases the test MSE by 3.0% [1.0, 5.0]"
+    with pytest.raises(ValueError, match="outside its CI"):
+        A.gain_sentence({"rel_gain": 0.1, "gain_low": -0.05, "gain_high": 0.05})

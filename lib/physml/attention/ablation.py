@@ -39,7 +39,7 @@ SPLITS = ("terrain", "froude")
 PURE_ML = "none_pure_ml"
 BASELINES = ("persistence", "advection")
 ALL_BINS = "all"
-MSE_BOUNDS = (0.0, None)
+MSE_BOUNDS = stats.NON_NEGATIVE
 """Range of a mean squared error: its CIs are clipped at zero (``physml.stats.mean_ci``)."""
 
 
@@ -255,6 +255,18 @@ def gain_table(frame: pd.DataFrame, split: str, froude_bin: str, min_gain: float
                     "gain_high": 1 - v.diff.low, "tost_p": v.tost_p, "verdict": label}
         out.append(row)
     return pd.DataFrame(out)
+
+
+def gain_sentence(row) -> str:
+    """How a `gain_table` row's model changes the test MSE, in words with its paired 95% CI,
+    e.g. "reduces the test MSE by 4.4% [2.5, 6.2]" (``rel_gain`` > 0 is a reduction) or
+    "increases the test MSE by 3.0% [1.0, 5.0]"; the CI is oriented like the number."""
+    gain, low, high = 100 * row["rel_gain"], 100 * row["gain_low"], 100 * row["gain_high"]
+    if not low <= gain <= high:
+        raise ValueError(f"gain_sentence: gain {gain:.3g}% outside its CI [{low:.3g}, {high:.3g}]")
+    if gain >= 0:
+        return f"reduces the test MSE by {gain:.1f}% [{low:.1f}, {high:.1f}]"
+    return f"increases the test MSE by {-gain:.1f}% [{-high:.1f}, {-low:.1f}]"
 
 
 def bin_key(label: str) -> str:
