@@ -66,3 +66,20 @@ def test_bad_specs_raise():
         D.DatasetSpec(p_range_gev=(5.0, 1.0))
     with pytest.raises(ValueError, match="field_model"):
         D.DatasetSpec(field_model="real")
+
+
+def test_dataset_key_follows_the_default_magnet(monkeypatch):
+    """A dataset cached for one default magnet is never reused after the default changes: the
+    key of ``DatasetSpec()`` (empty ``magnet``) moves with ``DipoleMagnet().key()``; the
+    Gaussian field's does not."""
+    from physml.tracks import data as D
+
+    before, gauss = D.DatasetSpec().key(), D.DatasetSpec(field_model="gaussian").key()
+
+    class OtherDefault(D.DipoleMagnet):
+        def key(self) -> str:
+            return "another-magnet"
+
+    monkeypatch.setattr(D, "DipoleMagnet", OtherDefault)
+    assert D.DatasetSpec().key() != before
+    assert D.DatasetSpec(field_model="gaussian").key() == gauss

@@ -7,7 +7,7 @@ Initial states: x, y uniform in +-``xy_half_mm`` around the beam line, tx, ty un
 
 Acceptance after propagation (documented choice; the issue is silent): a track is kept only if it
 reaches its end plane going forward (|tx|, |ty| <= ``max_final_slope``) and stays inside the
-field map (|x|, |y| < ``max_final_xy_mm``). With ~4.3 T m, tracks below ~1.3-2 GeV (depending on
+field map (|x|, |y| < ``max_final_xy_mm``). With ~4 T m, tracks below ~1.3-2 GeV (depending on
 their initial slope and charge) curl up or leave sideways, so the *accepted* low-momentum subset
 starts above 0.5 GeV; :func:`generate` reports the acceptance per momentum range.
 """
@@ -67,8 +67,13 @@ class DatasetSpec:
             raise ValueError("DatasetSpec: " + "; ".join(bad))
 
     def key(self) -> str:
-        """Short hash identifying the dataset (its cache folder name)."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """Short hash identifying the dataset (its cache folder name). For the magpylib map it
+        includes the magnet's own key (:meth:`DipoleMagnet.key`), so a dataset made with one
+        default magnet is never reused when the default changes."""
+        payload = asdict(self)
+        if self.field_model == "default":
+            payload["magnet_key"] = DipoleMagnet(**self.magnet).key()
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def make_field(self):
         if self.field_model == "gaussian":

@@ -34,36 +34,6 @@ def field_summary(field, z_range_mm=(0.0, 14500.0)) -> dict:
     return out
 
 
-def uniformity(field, z_mm: float | None = None, half_mm: float = 1500.0, n: int = 31,
-               dz_mm: float = 100.0) -> dict:
-    """How uniform By is across the aperture at plane z, and how uniform Maxwell lets it be.
-
-    ``max_dev``: max |By(x, y, z) / By(0, 0, z) - 1| over the square |x|, |y| <= half_mm
-    (n x n points). ``laplace_bound``: in a vacuum field every component is harmonic, so at
-    second order in x, y, By = b + a x² + c y² + e x y with 2a + 2c = -b'' (b = By on the axis,
-    b'' its curvature in z); at the corners (±h, ±h) the deviation is at least
-    |a + c| h² = |b''| h² / 2, i.e. ``laplace_bound`` = |b''| h² / (2 |b|) (b'' by central
-    differences with ``dz_mm``). ``curvature_per_m2``: b''/b in 1/m². ``z_mm`` None: the
-    on-axis peak of By. A field that is not a vacuum field (GaussianField) is not bound by it.
-    """
-    if z_mm is None:
-        z_mm = field_summary(field)["z_peak_mm"]
-    on_axis = field(np.array([[0.0, 0.0, z_mm - dz_mm], [0.0, 0.0, z_mm],
-                              [0.0, 0.0, z_mm + dz_mm]]))[:, 1]
-    b = on_axis[1]
-    if b == 0:
-        raise ValueError(f"uniformity: By = 0 on the axis at z = {z_mm} mm")
-    b2 = (on_axis[0] - 2 * b + on_axis[2]) / dz_mm**2
-    g = np.linspace(-half_mm, half_mm, n)
-    xx, yy = np.meshgrid(g, g, indexing="ij")
-    by = field(np.stack([xx.ravel(), yy.ravel(), np.full(xx.size, z_mm)], 1))[:, 1]
-    dev = (by / b - 1).reshape(n, n)
-    return {"z_mm": float(z_mm), "half_mm": float(half_mm), "by_axis_tesla": float(b),
-            "max_dev": float(np.abs(dev).max()), "deviation": dev, "axis_mm": g,
-            "curvature_per_m2": float(b2 / b * 1e6),
-            "laplace_bound": float(abs(b2) * half_mm**2 / (2 * abs(b)))}
-
-
 def integral_uniformity(field, half_mm: float = 1500.0, n: int = 7,
                         z_range_mm=(0.0, 14500.0), dz_mm: float = 10.0) -> dict:
     """How uniform the field integral I(x, y) = ∫ By dz along straight lines parallel to z is
@@ -94,25 +64,6 @@ def integral_uniformity(field, half_mm: float = 1500.0, n: int = 7,
     dev = integral / i0 - 1
     return {"integral_tesla_m": float(i0), "max_dev": float(np.abs(dev).max()),
             "deviation": dev, "axis_mm": g, "half_mm": float(half_mm)}
-
-
-def integral_uniformity_of_magnets(half_mm: float = 1500.0, n: int = 7) -> dict:
-    """:func:`integral_uniformity` of the exact magpylib models of the air-core default
-    (``"air_core"``, :class:`~physml.tracks.magnet.DipoleMagnet`) and of the iron-pole option
-    (``"iron_poles"``, :meth:`~physml.tracks.magnet.DipoleMagnet.iron_poles`): name -> dict."""
-    from physml.tracks.magnet import DipoleMagnet
-
-    return {"air_core": integral_uniformity(DipoleMagnet().exact, half_mm=half_mm, n=n),
-            "iron_poles": integral_uniformity(DipoleMagnet.iron_poles().exact, half_mm=half_mm,
-                                              n=n)}
-
-
-def interpolation_error(magnet, field, n: int, rng: np.random.Generator) -> dict:
-    """Trilinear map vs the exact magpylib model at n random points of the aperture region
-    (|x|, |y| < 2 m, 1 m < z < 9 m): max and mean |dB| (T)."""
-    pts = rng.uniform([-2000, -2000, 1000], [2000, 2000, 9000], size=(n, 3))
-    d = np.linalg.norm(field(pts) - magnet.exact(pts), axis=1)
-    return {"max_abs_dB_tesla": float(d.max()), "mean_abs_dB_tesla": float(d.mean())}
 
 
 def kick_check(field, p_gev: float = 10.0, z_end_mm: float = 14000.0) -> dict:
