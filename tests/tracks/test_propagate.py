@@ -265,16 +265,19 @@ _KERNEL_CALLS = (
     "import numpy as np\n"
     "from physml.tracks import rk4_compiled as K\n"
     "from physml.tracks.grid import GridField\n"
-    "from physml.tracks.tricubic import TricubicField\n"
+    "from physml.tracks.tricubic import BSplineField, TricubicField\n"
     "g = GridField(np.zeros(3), np.full(3, 100.0), np.ones((6, 6, 6, 3)))\n"
     "s = np.array([[100.0, 100.0, 0.01, 0.0, 0.1]])\n"
     "nodes = np.arange(0.0, 501.0, 50.0)\n"
-    "for f in (g, TricubicField(g)):\n"
+    "for f in (g, TricubicField(g), BSplineField(g)):\n"
     "    K.rk4_compiled(s, nodes, f)\n"
     "    K.rk4_compiled_to(s, nodes, np.array([320.0]), f)\n"
     "    K.rk4_compiled_to(s, nodes, np.broadcast_to(np.array([320.0]), (1,)), f)  # read-only\n"
     "K.dopri5(s, 0.0, 500.0, TricubicField(g))\n"
-    "kernels = [K.TRILINEAR.rk4_to, K.TRICUBIC.rk4_to, K.TRICUBIC.dopri]\n"
+    "K.dopri5(s, 0.0, 500.0, BSplineField(g))\n"
+    "K.rk4_momentum_scaled(s, 0.0, 500.0, BSplineField(g), 50.0, 0.25, 200.0)\n"
+    "kernels = [K.TRILINEAR.rk4_to, K.TRICUBIC.rk4_to, K.TRICUBIC.dopri, K.BSPLINE.rk4_to,\n"
+    "           K.BSPLINE.dopri, K.BSPLINE.rk4_scaled]\n"
     "hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)\n"
     "misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)\n"
 )
@@ -291,7 +294,7 @@ def test_a_fresh_process_loads_the_compiled_kernels_from_the_disk_cache():
     out = subprocess.run([sys.executable, "-c", _KERNEL_CALLS + "print(hits, misses)"],
                          check=True, capture_output=True, text=True).stdout.split()
     # one signature per kernel (a read-only or strided argument would add one: compiled twice)
-    assert (int(out[0]), int(out[1])) == (3, 0), out
+    assert (int(out[0]), int(out[1])) == (6, 0), out
 
 
 def test_each_field_representation_has_its_own_kernel_cache_files():
@@ -299,11 +302,12 @@ def test_each_field_representation_has_its_own_kernel_cache_files():
     processes compiling different ones at once overwrote each other's entries (seen on CI)."""
     from physml.tracks import rk4_compiled as K
 
-    for attr in ("step", "rk4_to", "dopri"):
-        names = {getattr(k, attr).py_func.__qualname__ for k in (K.TRILINEAR, K.TRICUBIC)}
-        assert len(names) == 2, (attr, names)
-        files = {getattr(k, attr)._cache._cache_file._index_name for k in (K.TRILINEAR, K.TRICUBIC)}
-        assert len(files) == 2, (attr, files)
+    reps = (K.TRILINEAR, K.TRICUBIC, K.BSPLINE)
+    for attr in ("step", "rk4_to", "dopri", "rk4_scaled"):
+        names = {getattr(k, attr).py_func.__qualname__ for k in reps}
+        assert len(names) == 3, (attr, names)
+        files = {getattr(k, attr)._cache._cache_file._index_name for k in reps}
+        assert len(files) == 3, (attr, files)
 
 
 def test_a_dispatcher_pickled_before_it_is_made_stable_is_refused():

@@ -6,6 +6,7 @@ The JAX kernels of this study run in float64 inside ``jax.enable_x64`` contexts
 
 from physml.tracks.eom import KAPPA, derivatives
 from physml.tracks.field import (
+    BSplineField,
     DipoleMagnet,
     GaussianField,
     GridField,
@@ -25,8 +26,8 @@ from physml.tracks.propagate import (
 )
 
 __all__ = [
-    "KAPPA", "DipoleMagnet", "GaussianField", "GridField", "TricubicField", "UniformField",
-    "default_field",
+    "KAPPA", "BSplineField", "DipoleMagnet", "GaussianField", "GridField", "TricubicField",
+    "UniformField", "default_field",
     "derivatives", "field_integral", "load_text_map", "propagate", "propagate_scipy",
     "propagate_to", "rk4_schedule", "straight_line", "transport_jacobian",
 ]

@@ -7,6 +7,9 @@ machine they were measured on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +17,7 @@ from physml import timing
 from physml.tracks import data as D
 from physml.tracks.ground_truth import dop853, reference_sample
 from physml.tracks.propagate import propagate, propagate_scipy, refined_schedule, rk4_schedule
+from physml.tracks.rk4_compiled import rk4_momentum_scaled
 from physml.tracks.training import load_model, to_inputs
 
 
@@ -25,6 +29,43 @@ def _schedules(field, z_end_mm: float, steps_mm, refined: dict | None):
         label = (f"{refined.get('fine_mm', 25.0):g}/{refined.get('coarse_mm', 50.0):g} mm "
                  f"(fine where |B| >= {refined.get('b_threshold_tesla', 0.4):g} T)")
         out.append((label, refined_schedule(0.0, z_end_mm, field, **refined)))
+    return out
+
+
+class Candidate(NamedTuple):
+    """One RK4 schedule of the matched-accuracy scan: ``label``; ``run(states (n, 5)) ->
+    (end states (n, 5), steps per track (n,))`` from z = 0 to z_end."""
+
+    label: str
+    run: Callable
+
+
+def candidates(field, z_end_mm: float, steps_mm, refined: dict | None = None,
+               momentum_scaled: dict | None = None) -> list[Candidate]:
+    """The RK4 schedules scanned by :func:`rk4_at_matched_accuracy`.
+
+    Fixed steps ``steps_mm`` (aligned to a map's z-nodes, :func:`rk4_schedule`), the refined
+    schedule if ``refined`` (keyword arguments of :func:`refined_schedule`), and, if
+    ``momentum_scaled`` = {"exponent": a, "steps_mm_at_1gev": [...], "max_step_mm": m}, one
+    schedule per entry of steps_mm_at_1gev: each track its own step min(m, h1 |q/p|^-a)
+    (:func:`~physml.tracks.rk4_compiled.rk4_momentum_scaled`; compiled maps only).
+    """
+    out = []
+    for label, nodes in _schedules(field, z_end_mm, steps_mm, refined):
+        def run(s, nodes=nodes):
+            return (propagate(s, 0.0, z_end_mm, field, schedule=nodes),
+                    np.full(len(s), len(nodes) - 1))
+        out.append(Candidate(label, run))
+    if momentum_scaled:
+        unknown = set(momentum_scaled) - {"exponent", "steps_mm_at_1gev", "max_step_mm"}
+        if unknown:
+            raise ValueError(f"candidates: momentum_scaled has unknown keys {sorted(unknown)}; "
+                             "expected exponent, steps_mm_at_1gev, max_step_mm")
+        a, hmax = float(momentum_scaled["exponent"]), float(momentum_scaled["max_step_mm"])
+        for h in sorted(momentum_scaled["steps_mm_at_1gev"], reverse=True):
+            def run(s, h=float(h)):
+                return rk4_momentum_scaled(s, 0.0, z_end_mm, field, h, a, hmax)
+            out.append(Candidate(f"{h:.3g} mm x (p / 1 GeV)^{a:g}, <= {hmax:g} mm", run))
     return out
 
 
@@ -41,60 +82,106 @@ def _fastest_within(scan: pd.DataFrame, tol_um: float, caller: str, what: str) -
 def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.random.Generator,
                             tol_um: float = 1.0, z_end_mm: float = 8500.0,
                             refined: dict | None = None, threads: int = 1, repeats: int = 5,
-                            n_scipy_timed: int = 3) -> dict:
+                            n_scipy_timed: int = 3, momentum_scaled: dict | None = None) -> dict:
     """Fastest RK4 schedule whose **max** position error vs DOP853 over n_ref accepted tracks
-    is <= tol_um, among fixed steps ``steps_mm`` (and a field-refined schedule if ``refined``,
-    keyword arguments of :func:`~physml.tracks.propagate.refined_schedule`).
+    is <= tol_um, among the :func:`candidates` (fixed steps ``steps_mm``, the field-refined
+    schedule if ``refined``, momentum-scaled steps if ``momentum_scaled``).
 
     The reference is scipy's DOP853 on the stacked system of all n_ref tracks (rtol 1e-10,
-    ``propagate_scipy(batched=True)``). Every schedule is timed on n_speed tracks with
+    ``propagate_scipy(batched=True)``) on the same ``field`` object (the same representation:
+    trilinear map, tricubic or B-spline). Every schedule is timed on n_speed tracks with
     :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``); the
     chosen one against scipy's per-track DOP853 (``n_scipy_timed`` tracks per call) with
     :func:`physml.timing.against_anchor`.
-    Returns a dict: schedule label and step count, max/p99 errors (um), per-track errors (um,
-    (n_ref,)), the RK4 :class:`~physml.timing.Timing`, the scipy ratio, and the scan table.
+    Returns a dict: schedule label and mean steps per track, max/p99 errors (um), per-track
+    errors (um, (n_ref,)), the RK4 :class:`~physml.timing.Timing`, the scipy ratio, the scan
+    table, and ``run`` (states -> end states) of the chosen schedule.
     """
     states = reference_sample(field, n_ref, rng, z_end_mm)
     ref, _ = dop853(states, field, z_end_mm, batched=True)
     big = states[rng.integers(0, n_ref, n_speed)]
     rows, errs_by = [], {}
+    cands = candidates(field, z_end_mm, steps_mm, refined, momentum_scaled)
     with timing.threads(threads):
-        for label, nodes in _schedules(field, z_end_mm, steps_mm, refined):
-            out = propagate(states, 0.0, z_end_mm, field, schedule=nodes)
+        for c in cands:
+            out, steps = c.run(states)
             errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
-            errs_by[label] = errs
-            t = timing.measure(lambda n=nodes: propagate(big, 0.0, z_end_mm, field, schedule=n),
-                               items=n_speed, repeats=repeats)
-            rows.append({"schedule": label, "steps": len(nodes) - 1,
+            errs_by[c.label] = errs
+            t = timing.measure(lambda c=c: c.run(big), items=n_speed, repeats=repeats)
+            rows.append({"schedule": c.label, "steps": float(np.mean(steps)),
                          "max_err_um": float(errs.max()),
                          "p99_err_um": float(np.quantile(errs, 0.99)),
                          "mean_err_um": float(errs.mean()),
                          "tracks_per_s": t.best_per_second, "timing": t})
         scan = pd.DataFrame(rows)
         pick = _fastest_within(scan, tol_um, "rk4_at_matched_accuracy", "schedule")
-        nodes = dict(_schedules(field, z_end_mm, steps_mm, refined))[pick["schedule"]]
+        chosen = {c.label: c for c in cands}[pick["schedule"]]
         few = states[:n_scipy_timed]
         ratio = timing.against_anchor(
-            lambda: propagate(big, 0.0, z_end_mm, field, schedule=nodes),
+            lambda: chosen.run(big),
             lambda: propagate_scipy(few, 0.0, z_end_mm, field),
             items=n_speed, anchor_items=len(few), repeats=max(2, min(repeats, 3)))
     return {"field": describe_field(field), "field_obj": field, "states": states, "ref": ref,
-            "schedule": str(pick["schedule"]), "nodes": nodes, "steps": int(pick["steps"]),
+            "schedule": str(pick["schedule"]), "run": lambda s: chosen.run(s)[0],
+            "steps": float(pick["steps"]),
             "max_err_um": float(pick["max_err_um"]), "p99_err_um": float(pick["p99_err_um"]),
             "errors_um": errs_by[pick["schedule"]], "timing": pick["timing"],
             "rk4_tracks_per_second": float(pick["tracks_per_s"]),
             "scipy_ratio": ratio,
             "scipy_seconds_per_track": ratio.anchor.min_s / ratio.anchor.items,
             "rk4_speedup_vs_scipy": float(ratio.speedup.diff.mean),
-            "n_ref": n_ref, "n_speed": n_speed, "threads": threads,
+            "n_ref": n_ref, "n_speed": n_speed, "threads": threads, "z_end_mm": z_end_mm,
             "scan": scan.drop(columns="timing")}
+
+
+def representation_gap(rk4: dict, grid, truth=None, planes_mm=None) -> dict:
+    """How far a smooth representation of a map is from the trilinear map (and from the
+    magnet it was sampled from): a field-model error, separate from the integrator's.
+
+    ``rk4``: a :func:`rk4_at_matched_accuracy` result on the smooth field (its reference tracks
+    and DOP853 end states); ``grid``: the :class:`~physml.tracks.grid.GridField` it was made
+    from; ``truth``: optional callable points (n, 3) mm -> B (n, 3) T (the magpylib model).
+    Field: at points along the reference tracks (their RK4 positions on the smooth field,
+    :func:`~physml.tracks.propagate.propagate_to`, at each plane of ``planes_mm``, default
+    every 500 mm to z_end) |B_smooth - B_map| and, with
+    ``truth``, |B_smooth - B_true| and |B_map - B_true| (T): max and mean. Tracks: DOP853 on
+    the trilinear map from the same initial states vs DOP853 on the smooth field: end position
+    difference (um) mean, p99, max. Returns a flat dict of those numbers.
+    """
+    from physml.tracks.propagate import propagate_to
+
+    smooth, states, ref = rk4["field_obj"], rk4["states"], rk4["ref"]
+    z_end = float(rk4["z_end_mm"])
+    planes = np.asarray(planes_mm if planes_mm is not None else np.arange(500.0, z_end + 1, 500.0))
+    pts = np.concatenate([np.column_stack([propagate_to(states, 0.0, np.full(len(states), z),
+                                                        smooth)[:, :2],
+                                           np.full(len(states), z)]) for z in planes])
+    b_s, b_g = smooth(pts), grid(pts)
+    out = {"n_points": int(len(pts))}
+
+    def stats(name, d):
+        n = np.linalg.norm(d, axis=1)
+        out[f"{name}_max_tesla"], out[f"{name}_mean_tesla"] = float(n.max()), float(n.mean())
+
+    stats("smooth_vs_map", b_s - b_g)
+    if truth is not None:
+        b_t = np.asarray(truth(pts))
+        stats("smooth_vs_truth", b_s - b_t)
+        stats("map_vs_truth", b_g - b_t)
+    ref_map, _ = dop853(states, grid, z_end, batched=True)
+    d_um = np.hypot(*(ref_map[:, :2] - ref[:, :2]).T) * 1000
+    out.update({"track_mean_um": float(d_um.mean()), "track_p99_um": float(np.quantile(d_um, 0.99)),
+                "track_max_um": float(d_um.max()), "n_tracks": int(len(states))})
+    return out
 
 
 def describe_field(field) -> str:
     """Short name of a field representation for tables and records."""
     from physml.tracks.grid import GridField
-    from physml.tracks.tricubic import TricubicField
+    from physml.tracks.tricubic import BSplineField, TricubicField
 
+    if isinstance(field, BSplineField):
+        return "map, cubic B-spline C²"
     if isinstance(field, TricubicField):
         return "map, tricubic C¹"
     if isinstance(field, GridField):
@@ -105,38 +192,43 @@ def describe_field(field) -> str:
 def adaptive_at_matched_accuracy(field, rk4: dict, tols_mm, n_speed: int,
                                  rng: np.random.Generator, tol_um: float = 1.0,
                                  z_end_mm: float = 8500.0, threads: int = 1,
-                                 repeats: int = 5, max_step_mm: float = 2000.0) -> dict:
-    """Loosest per-step tolerance of the compiled Dormand-Prince 5(4)
+                                 repeats: int = 5, max_step_mm=2000.0) -> dict:
+    """Fastest (per-step tolerance, step cap) of the compiled Dormand-Prince 5(4)
     (``propagate(method="dopri5")``) whose **max** position error over the reference tracks of
     ``rk4`` (a :func:`rk4_at_matched_accuracy` result on the same ``field``) is <= tol_um,
     timed like RK4 (n_speed tracks, :func:`physml.timing.measure`, ``threads`` threads).
-    Returns a dict: tol_mm, mean steps, max/p99 errors (um), errors_um, timing,
-    tracks_per_second and the scan table (one row per tolerance)."""
+    ``max_step_mm``: one cap (mm) or a list of caps, each scanned with every tolerance (on a
+    B-spline map the embedded estimate does not see the jumps of the third derivative at the
+    knots, so long steps can miss the goal at any tolerance; measured on the iron-yoke map).
+    Returns a dict: tol_mm, max_step_mm, mean steps, max/p99 errors (um), errors_um, timing,
+    tracks_per_second and the scan table (one row per tolerance and cap)."""
     states, ref = rk4["states"], rk4["ref"]
     big = states[rng.integers(0, len(states), n_speed)]
+    caps = [float(max_step_mm)] if np.isscalar(max_step_mm) else [float(c) for c in max_step_mm]
     rows, errs_by = [], {}
     with timing.threads(threads):
-        for tol in sorted(tols_mm, reverse=True):
-            out, info = propagate(states, 0.0, z_end_mm, field, method="dopri5", tol_mm=tol,
-                                  max_step_mm=max_step_mm, return_info=True)
-            errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
-            errs_by[tol] = errs
-            t = timing.measure(lambda tol=tol: propagate(big, 0.0, z_end_mm, field,
-                                                         method="dopri5", tol_mm=tol,
-                                                         max_step_mm=max_step_mm),
-                               items=n_speed, repeats=repeats)
-            rows.append({"tol_mm": tol, "mean_steps": info["mean_steps"],
-                         "mean_rejected": info["mean_rejected"],
-                         "max_err_um": float(errs.max()),
-                         "p99_err_um": float(np.quantile(errs, 0.99)),
-                         "tracks_per_s": t.best_per_second, "timing": t})
+        for cap in sorted(caps, reverse=True):
+            for tol in sorted(tols_mm, reverse=True):
+                out, info = propagate(states, 0.0, z_end_mm, field, method="dopri5", tol_mm=tol,
+                                      max_step_mm=cap, return_info=True)
+                errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
+                errs_by[(tol, cap)] = errs
+                t = timing.measure(lambda tol=tol, cap=cap: propagate(
+                    big, 0.0, z_end_mm, field, method="dopri5", tol_mm=tol, max_step_mm=cap),
+                    items=n_speed, repeats=repeats)
+                rows.append({"tol_mm": tol, "max_step_mm": cap, "mean_steps": info["mean_steps"],
+                             "mean_rejected": info["mean_rejected"],
+                             "max_err_um": float(errs.max()),
+                             "p99_err_um": float(np.quantile(errs, 0.99)),
+                             "tracks_per_s": t.best_per_second, "timing": t})
     scan = pd.DataFrame(rows)
-    pick = _fastest_within(scan, tol_um, "adaptive_at_matched_accuracy", "tolerance")
-    return {"field": describe_field(field), "tol_mm": float(pick["tol_mm"]),
+    pick = _fastest_within(scan, tol_um, "adaptive_at_matched_accuracy", "tolerance and cap")
+    key = (float(pick["tol_mm"]), float(pick["max_step_mm"]))
+    return {"field": describe_field(field), "tol_mm": key[0], "max_step_mm": key[1],
             "mean_steps": float(pick["mean_steps"]), "max_err_um": float(pick["max_err_um"]),
-            "p99_err_um": float(pick["p99_err_um"]), "errors_um": errs_by[pick["tol_mm"]],
+            "p99_err_um": float(pick["p99_err_um"]), "errors_um": errs_by[key],
             "timing": pick["timing"], "tracks_per_second": float(pick["tracks_per_s"]),
-            "max_step_mm": max_step_mm, "scan": scan.drop(columns="timing")}
+            "scan": scan.drop(columns="timing")}
 
 
 def record_rk4(key: str, rk4: dict) -> None:
@@ -161,12 +253,11 @@ def rk4_caller(rk4: dict, z_end_mm: float = 8500.0):
     """``make(batch, calls)`` -> a zero-argument function that runs the chosen RK4 schedule of
     ``rk4`` (on its field) on ``batch`` of its reference tracks, ``calls`` times (for
     :func:`batch_ratios`)."""
-    nodes, field = rk4["nodes"], rk4["field_obj"]
-    states = rk4["states"]
+    run, states = rk4["run"], rk4["states"]
 
     def make(batch: int, calls: int):
         s = states[np.arange(batch) % len(states)]
-        return lambda: [propagate(s, 0.0, z_end_mm, field, schedule=nodes) for _ in range(calls)]
+        return lambda: [run(s) for _ in range(calls)]
 
     return make
 

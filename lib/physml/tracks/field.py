@@ -6,7 +6,8 @@ points) and ``jax_params()`` / ``jax_point`` / ``jax_plane`` used by the batched
 
 - :class:`~physml.tracks.grid.GridField` — a map on a regular grid, trilinear, zero outside
   (:mod:`physml.tracks.trilinear`); read/written by :mod:`physml.tracks.mapio`.
-- :class:`~physml.tracks.tricubic.TricubicField` — the same map, C¹ tricubic (numba kernels).
+- :class:`~physml.tracks.tricubic.TricubicField` — the same map, C¹ tricubic (numba kernels);
+  :class:`~physml.tracks.tricubic.BSplineField` — C² cubic B-spline through the nodes.
 - :class:`~physml.tracks.analytic.GaussianField`, :class:`~physml.tracks.analytic.UniformField`.
 - :class:`~physml.tracks.magnet.DipoleMagnet` — the magpylib dipoles (default: the
   iron-yoke-like design; ``"air_core"`` and ``"iron_poles"`` by name) and
@@ -25,12 +26,12 @@ from physml.tracks.analytic import GaussianField, UniformField
 from physml.tracks.grid import GridField
 from physml.tracks.magnet import DESIGNS, MU0, DipoleMagnet, default_field
 from physml.tracks.mapio import FIELD_UNITS_T, LENGTH_UNITS_MM, load_text_map
-from physml.tracks.tricubic import TricubicField
+from physml.tracks.tricubic import BSplineField, TricubicField
 
-__all__ = ["DESIGNS", "FIELD_UNITS_T", "LENGTH_UNITS_MM", "MU0", "DipoleMagnet", "GaussianField",
-           "GridField", "TricubicField", "UniformField", "aperture_clearance", "box_uniformity",
-           "default_field", "field_integral", "interpolation_error_in_gap", "load_text_map",
-           "magnet_uniformity"]
+__all__ = ["BSplineField", "DESIGNS", "FIELD_UNITS_T", "LENGTH_UNITS_MM", "MU0", "DipoleMagnet",
+           "GaussianField", "GridField", "TricubicField", "UniformField", "aperture_clearance",
+           "box_uniformity", "default_field", "field_integral", "interpolation_error_in_gap",
+           "load_text_map", "magnet_uniformity"]
 
 
 def field_integral(field, x_mm: float = 0.0, y_mm: float = 0.0, z_range_mm=(0.0, 14500.0),

@@ -27,7 +27,7 @@ from scipy.integrate import solve_ivp
 from physml.tracks.eom import KAPPA, derivatives, x64
 from physml.tracks.grid import GridField
 from physml.tracks.rk4_compiled import dopri5, rk4_compiled, rk4_compiled_to
-from physml.tracks.tricubic import TricubicField
+from physml.tracks.tricubic import SmoothMap
 
 __all__ = ["KAPPA", "derivatives", "propagate", "propagate_scipy", "propagate_to", "rhs",
            "rk4_jax", "rk4_schedule", "refined_schedule", "straight_line", "transport_jacobian"]
@@ -57,17 +57,18 @@ def _check_states(states) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Step schedules
 # --------------------------------------------------------------------------------------------
-SMOOTH_MAP_STEP_MM = 200.0
-"""Default RK4 step on a C¹ tricubic map (:class:`~physml.tracks.tricubic.TricubicField`):
-measured 0.3 um max vs DOP853 on the same map over 20 tracks (z 0 -> 8.5 m); notebook 05
-chooses the schedule on >= 1,000 tracks."""
+SMOOTH_MAP_STEP_MM = 100.0
+"""Default RK4 step on a smooth map (:class:`~physml.tracks.tricubic.TricubicField`,
+:class:`~physml.tracks.tricubic.BSplineField`): one map cell of the default map, where notebook 05
+measured 0.07 um max vs DOP853 on the iron-yoke B-spline map over 1,000 tracks (200 mm: 9 um, the
+stepped pole faces need it); notebook 05 chooses its schedule from such a scan, not from this."""
 
 
 def default_rk4_step_mm(field) -> float:
     """Default fixed RK4 step (mm): a quarter of a map's z spacing (steps aligned to its nodes;
-    measured <= 1 um vs DOP853 on the default map), :data:`SMOOTH_MAP_STEP_MM` on a tricubic
-    map, 200 mm for smooth analytic fields."""
-    if isinstance(field, TricubicField):
+    measured <= 1 um vs DOP853 on the default map), :data:`SMOOTH_MAP_STEP_MM` on a smooth
+    map (tricubic or B-spline), 200 mm for smooth analytic fields."""
+    if isinstance(field, SmoothMap):
         return SMOOTH_MAP_STEP_MM
     if hasattr(field, "spacing_mm"):
         return float(field.spacing_mm[2]) / 4.0
@@ -260,7 +261,7 @@ def propagate_to(states, z_start: float, z_end, field, step_mm: float | None = N
                          "only forward propagation is supported here")
     nodes = rk4_schedule(z_start, float(ze.max()) if ze.max() > z_start else z_start + 1.0,
                          step_mm or default_rk4_step_mm(field), field)
-    if isinstance(field, (GridField, TricubicField)):  # compiled, parallel over tracks
+    if isinstance(field, (GridField, SmoothMap)):  # compiled, parallel over tracks
         return rk4_compiled_to(s, nodes, ze, field)
     padded = _pad_batch(s)
     ze_p = np.concatenate([ze, np.full(len(padded) - n, ze[0])])
@@ -359,9 +360,10 @@ def propagate(states, z_start: float, z_end: float, field, method: str = "rk4", 
     method="cash_karp": adaptive embedded Cash-Karp 4(5), per-track step control so the local
     position error estimate stays <= ``tol_mm`` (LHCb's default extrapolator; 1 um default),
     steps between ``min_step_mm`` and ``max_step_mm``.
-    method="dopri5": adaptive Dormand-Prince 5(4), compiled (numba) per track, on a C¹
-    TricubicField (:func:`~physml.tracks.rk4_compiled.dopri5`); local position error per
-    step <= ``tol_mm``, steps in [``min_step_mm``, ``max_step_mm``] from ``initial_step_mm``.
+    method="dopri5": adaptive Dormand-Prince 5(4), compiled (numba) per track, on a smooth
+    map (TricubicField, BSplineField; :func:`~physml.tracks.rk4_compiled.dopri5`); local
+    error per step <= ``tol_mm`` (position, and slope times the remaining distance), steps in
+    [``min_step_mm``, ``max_step_mm``] from ``initial_step_mm``.
     method="dop853": scipy reference, one ``solve_ivp`` per track (slow; :func:`propagate_scipy`).
 
     ``return_info``: also return a dict (number of steps).
@@ -377,7 +379,7 @@ def propagate(states, z_start: float, z_end: float, field, method: str = "rk4", 
         if nodes.ndim != 1 or nodes.size < 2 or nodes[0] != z_start or nodes[-1] != z_end:
             raise ValueError(f"propagate: schedule must run from z_start={z_start} to "
                              f"z_end={z_end}, got {nodes[:1]}...{nodes[-1:]}")
-        if isinstance(field, (GridField, TricubicField)):  # compiled, parallel over tracks
+        if isinstance(field, (GridField, SmoothMap)):  # compiled, parallel over tracks
             res = rk4_compiled(s, nodes, field)
         else:
             res = _run_rk4(s, nodes, field)

@@ -1,0 +1,262 @@
+"""The C² B-spline map and the compiled RK4 on it: against scipy.ndimage (the spline), scipy
+DOP853 and the analytic helix (the integrators), straight lines where B = 0, the schedule
+selector, and thread-count / track-order invariance of the parallel kernels."""
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from physml.tracks import benchmark
+from physml.tracks import rk4_compiled as K
+from physml.tracks.field import GaussianField, GridField
+from physml.tracks.propagate import propagate, propagate_scipy, straight_line
+from physml.tracks.tricubic import BSplineField, TricubicField
+
+from .test_propagate import _helix, _tracks
+
+
+def _map_of(fn, lo=(-600.0, -600.0, -200.0), hi=(600.0, 600.0, 3200.0),
+            spacing=(100.0, 100.0, 100.0)) -> GridField:
+    axes = [np.arange(a, b + 1e-9, s) for a, b, s in zip(lo, hi, spacing, strict=True)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    return GridField(np.array(lo), np.array(spacing), fn(pts).reshape(*[a.size for a in axes], 3))
+
+
+def _smooth(p):
+    """A smooth, non-polynomial field (T) over the map of _map_of."""
+    x, y, z = p[:, 0] / 1000, p[:, 1] / 1000, p[:, 2] / 1000
+    return np.stack([0.1 * np.sin(x + z) * np.cos(y), 0.8 * np.exp(-((z - 1.5) / 0.7) ** 2)
+                     * (1 + 0.1 * x * x), 0.05 * np.cos(2 * z) * y], 1)
+
+
+def _gaussian_map(xy_half=5000.0, nxy=6, dz=100.0):
+    """GaussianField (By profile, peak 1 T at z = 5 m) sampled on a map, z -100 .. 9900 mm."""
+    xs, zs = np.linspace(-xy_half, xy_half, nxy), np.arange(-100.0, 9901.0, dz)
+    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
+    b = GaussianField()(pts).reshape(nxy, nxy, zs.size, 3)
+    return GridField(np.array([-xy_half, -xy_half, -100.0]),
+                     np.array([2 * xy_half / (nxy - 1)] * 2 + [dz]), b)
+
+
+# ------------------------------------------------------------------------------------------
+# the representation
+# ------------------------------------------------------------------------------------------
+def test_bspline_equals_scipy_cubic_spline_of_the_map_and_takes_the_node_values():
+    g = _map_of(_smooth)
+    bs = BSplineField(g)
+    rng = np.random.default_rng(0)
+    # away from the edges the odd extension no longer matters (its influence decays 0.268x per
+    # node), so scipy's mirror-mode spline of the map is the same function there
+    p = rng.uniform([-300, -300, 100], [300, 300, 2900], size=(500, 3))
+    frac = ((p - g.origin_mm) / g.spacing_mm).T
+    ref = np.stack([ndimage.map_coordinates(g.b_tesla[..., c], frac, order=3, mode="mirror")
+                    for c in range(3)], 1)
+    np.testing.assert_allclose(bs(p), ref, atol=2e-4 * np.abs(ref).max())
+    # ... and it interpolates: at every node (edges included) it returns the map's value
+    nodes = np.stack(np.meshgrid(*g.axes(), indexing="ij"), -1).reshape(-1, 3)
+    np.testing.assert_allclose(bs(nodes), g.b_tesla.reshape(-1, 3), atol=1e-12)
+    np.testing.assert_allclose(np.array([bs.at(*q) for q in p[:20]]), bs(p[:20]), atol=1e-15)
+
+
+def test_bspline_is_closer_to_a_smooth_truth_than_the_trilinear_map():
+    g = _map_of(_smooth)
+    p = np.random.default_rng(1).uniform([-500, -500, 0], [500, 500, 3000], size=(2000, 3))
+    err_bs = np.abs(BSplineField(g)(p) - _smooth(p)).max()
+    err_lin = np.abs(g(p) - _smooth(p)).max()
+    assert err_bs < 0.05 * err_lin, (err_bs, err_lin)
+
+
+def test_a_linear_field_is_reproduced_up_to_the_edges():
+    """The odd extension continues value and slope at the map's faces; a mirror (zero-slope)
+    edge would bend a linear field in the edge cells (tracks start on the z = 0 face)."""
+    def lin(p):
+        return np.stack([1e-3 * p[:, 0] + 0.2, -2e-4 * p[:, 2] + 1e-4 * p[:, 1],
+                         3e-4 * p[:, 2]], 1)
+
+    bs = BSplineField(_map_of(lin))
+    p = np.random.default_rng(2).uniform([-600, -600, -200], [600, 600, 3200], size=(3000, 3))
+    p[:10, 2] = -200.0  # on the first face
+    np.testing.assert_allclose(bs(p), lin(p), atol=1e-7)  # field ~0.6 T; mirror edge: ~1e-2
+
+
+def test_second_derivative_is_continuous_across_cell_faces_unlike_tricubic():
+    g = _map_of(_smooth)
+    x, y, face = 50.0, -30.0, 1100.0  # a z face of the map (not the peak: B'' symmetric)
+    h = 0.05  # mm, one-sided second differences inside each cell (B'' ~ 1e-6 T/mm²)
+
+    def jump(f):
+        p = np.array([[x, y, face + k * h] for k in (-3, -2, -1, 0, 1, 2, 3)])
+        b = f(p)[:, 1]
+        left = (b[0] - 2 * b[1] + b[2]) / h**2  # centred at face - 2h
+        right = (b[4] - 2 * b[5] + b[6]) / h**2  # at face + 2h
+        return abs(left - right)
+
+    assert jump(BSplineField(g)) < 1e-8  # C²: only the 4h drift of B'' (measured 1.8e-9)
+    assert jump(TricubicField(g)) > 2e-8  # C¹: B'' jumps (4.2e-8), so the check above can fail
+
+
+def test_bspline_is_zero_outside_the_map_and_rejects_non_maps():
+    bs = BSplineField(_map_of(_smooth))
+    out = np.array([[-601.0, 0, 100], [0, 601, 100], [0, 0, -200.5], [0, 0, 3200.5]])
+    assert np.all(bs(out) == 0)
+    with pytest.raises(TypeError, match="GridField"):
+        BSplineField(np.zeros((5, 5, 5, 3)))
+
+
+# ------------------------------------------------------------------------------------------
+# the integrators on it
+# ------------------------------------------------------------------------------------------
+def test_rk4_on_the_bspline_map_matches_dop853_to_one_micrometre():
+    bs = BSplineField(_gaussian_map())
+    s = _tracks(40, seed=4, p_range=(1.5, 100.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, bs, batched=True)
+    for out in (propagate(s, 0.0, 8500.0, bs, step_mm=100.0),
+                K.rk4_momentum_scaled(s, 0.0, 8500.0, bs, 100.0, 0.25, 1000.0)[0]):
+        err = np.hypot(*(out[:, :2] - ref[:, :2]).T)
+        assert err.max() < 1e-3, err.max()  # mm
+        np.testing.assert_allclose(out[:, 2:4], ref[:, 2:4], atol=1e-7)
+    # and the reference is not trivially met: far too long steps miss it
+    coarse = K.rk4_momentum_scaled(s, 0.0, 8500.0, bs, 4000.0, 0.0, 4000.0)[0]
+    assert np.hypot(*(coarse[:, :2] - ref[:, :2]).T).max() > 1e-2
+
+
+@pytest.mark.parametrize("exponent", [0.0, 0.5])
+def test_momentum_scaled_rk4_matches_the_helix_in_a_uniform_map(exponent):
+    b = np.zeros((6, 6, 40, 3))
+    b[..., 1] = 1.0
+    bs = BSplineField(GridField(np.array([-5000.0, -5000.0, -100.0]),
+                                np.array([2000.0, 2000.0, 100.0]), b))
+    s = _tracks(6, seed=1)
+    out, _ = K.rk4_momentum_scaled(s, 0.0, 3000.0, bs, 20.0, exponent, 200.0)
+    exact = np.array([_helix(t, 0.0, 3000.0, 1.0) for t in s])
+    np.testing.assert_allclose(out[:, :2], exact[:, :2], atol=1e-3)
+    np.testing.assert_allclose(out[:, 2:4], exact[:, 2:4], atol=1e-7)
+    back, _ = K.rk4_momentum_scaled(out, 3000.0, 0.0, bs, 20.0, exponent, 200.0)
+    np.testing.assert_allclose(back[:, :4], s[:, :4], atol=1e-6)  # either direction
+
+
+def test_momentum_scaled_steps_follow_the_rule():
+    bs = BSplineField(_map_of(_smooth))
+    p = np.array([0.5, 1.0, 4.0, 100.0, 1e6])
+    s = np.zeros((5, 5))
+    s[:, 4] = 1 / p
+    s[3, 4] *= -1  # the charge does not matter
+    _, steps = K.rk4_momentum_scaled(s, 0.0, 3000.0, bs, 100.0, 0.5, 700.0)
+    h = np.minimum(700.0, 100.0 * p**0.5)  # 70.7, 100, 200, 700 (cap), 700 (cap)
+    np.testing.assert_array_equal(steps, np.ceil(3000.0 / h - 1e-9).astype(int))
+    assert list(steps) == [43, 30, 15, 5, 5]
+    with pytest.raises(ValueError, match="exponent"):
+        K.rk4_momentum_scaled(s, 0.0, 3000.0, bs, 100.0, -1.0, 700.0)
+
+
+@pytest.mark.parametrize("rep", ["trilinear", "bspline"])
+def test_straight_lines_are_exact_where_the_field_is_zero(rep):
+    g = GridField(np.array([-1000.0, -1000.0, 0.0]), np.full(3, 100.0), np.zeros((21, 21, 40, 3)))
+    field = g if rep == "trilinear" else BSplineField(g)
+    s = _tracks(200, seed=5, p_range=(0.5, 100.0))
+    s[:20, 0] += 5000.0  # outside the map: zero field too
+    want = straight_line(s, 8500.0)
+    np.testing.assert_allclose(propagate(s, 0.0, 8500.0, field, step_mm=700.0), want, atol=1e-9)
+    out, steps = K.rk4_momentum_scaled(s, 0.0, 8500.0, field, 1000.0, 0.5, 8500.0)
+    np.testing.assert_allclose(out, want, atol=1e-9)
+    assert steps.min() >= 1
+
+
+def test_parallel_kernels_give_the_same_answer_on_one_thread_and_in_any_track_order():
+    bs = BSplineField(_gaussian_map())
+    s = _tracks(500, seed=6, p_range=(1.5, 100.0))  # >= LOCALITY_MIN_TRACKS: reordered
+    assert len(s) >= K.LOCALITY_MIN_TRACKS
+    nodes = np.linspace(0.0, 8500.0, 86)
+    arrays = tuple(map(K._c, bs.kernel_arrays()))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), 8500.0), *arrays)
+        serial_scaled = K.BSPLINE.rk4_scaled(s, 0.0, 8500.0, 100.0, 0.25, 2000.0, *arrays)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        parallel = K.rk4_compiled(s, nodes, bs)  # in locality order, on all threads
+        parallel_scaled = K.rk4_momentum_scaled(s, 0.0, 8500.0, bs, 100.0, 0.25, 2000.0)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(parallel, serial)  # bit for bit
+    np.testing.assert_array_equal(parallel_scaled[0], serial_scaled[0])
+    np.testing.assert_array_equal(parallel_scaled[1], serial_scaled[1])
+    order = K.locality_order(s)
+    assert not np.array_equal(order, np.arange(len(s)))  # the order did change
+    assert sorted(order) == list(range(len(s)))
+
+
+def test_dopri5_error_control_includes_the_slope_lever_arm():
+    bs = BSplineField(_gaussian_map())
+    s = _tracks(30, seed=7, p_range=(1.5, 20.0))
+    ref = propagate_scipy(s, 0.0, 8500.0, bs, batched=True)
+    res = {lever: K.dopri5(s, 0.0, 8500.0, bs, 1e-3, 100.0, 1e-2, 2000.0, slope_lever=lever)
+           for lever in (True, False)}
+    err = {k: np.hypot(*(v[0][:, :2] - ref[:, :2]).T).max() for k, v in res.items()}
+    assert res[True][1].mean() > res[False][1].mean()  # the lever asks for more steps ...
+    assert err[True] < err[False]  # ... and they buy accuracy
+
+
+# ------------------------------------------------------------------------------------------
+# the selector
+# ------------------------------------------------------------------------------------------
+def test_the_selector_takes_the_fastest_schedule_within_tolerance_only():
+    scan = pd.DataFrame({"schedule": ["coarse", "ok", "exact-tol", "slow"],
+                         "max_err_um": [1.5, 0.4, 1.0, 0.01],
+                         "tracks_per_s": [9e5, 2e5, 3e5, 1e4], "timing": [None] * 4})
+    assert benchmark._fastest_within(scan, 1.0, "t", "schedule")["schedule"] == "exact-tol"
+    assert benchmark._fastest_within(scan, 0.5, "t", "schedule")["schedule"] == "ok"
+    with pytest.raises(RuntimeError, match="no schedule reaches 0.001"):
+        benchmark._fastest_within(scan, 1e-3, "t", "schedule")
+
+
+def test_matched_accuracy_scans_momentum_scaled_schedules_and_rejects_a_coarse_one():
+    bs = BSplineField(_gaussian_map())
+    res = benchmark.rk4_at_matched_accuracy(
+        bs, n_ref=40, n_speed=256, steps_mm=[], rng=np.random.default_rng(0), tol_um=1.0,
+        repeats=2, n_scipy_timed=1,
+        momentum_scaled={"exponent": 0.25, "steps_mm_at_1gev": [3000.0, 100.0],
+                         "max_step_mm": 3000.0})
+    scan = res["scan"].set_index("schedule")
+    coarse = [lab for lab in scan.index if lab.startswith("3e+03")][0]
+    assert scan.loc[coarse, "max_err_um"] > 1.0  # misses 1 um ...
+    assert res["schedule"] != coarse and res["max_err_um"] <= 1.0  # ... so it is not chosen
+    assert scan.loc[coarse, "steps"] < scan.loc[res["schedule"], "steps"]
+    np.testing.assert_allclose(res["run"](res["states"]), propagate_scipy(
+        res["states"], 0.0, 8500.0, bs, batched=True), atol=1e-3)
+    with pytest.raises(ValueError, match="unknown keys"):
+        benchmark.candidates(bs, 8500.0, [], momentum_scaled={"exponent": 0.2, "steps": [1.0],
+                                                              "max_step_mm": 1.0})
+
+
+def test_representation_gap_reports_the_field_model_error_against_the_truth():
+    g = _gaussian_map(nxy=11, dz=250.0)
+    bs = BSplineField(g)
+    rk4 = benchmark.rk4_at_matched_accuracy(bs, n_ref=12, n_speed=64, steps_mm=[100.0],
+                                            rng=np.random.default_rng(0), tol_um=1.0,
+                                            repeats=2, n_scipy_timed=1)
+    gap = benchmark.representation_gap(rk4, g, truth=GaussianField())
+    assert gap["n_points"] == 12 * 17 and gap["n_tracks"] == 12
+    # the smooth representation of a smooth truth is closer to it than the trilinear map
+    assert gap["smooth_vs_truth_max_tesla"] < 0.2 * gap["map_vs_truth_max_tesla"]
+    assert gap["smooth_vs_map_max_tesla"] > 0  # they are different fields ...
+    assert gap["track_max_um"] > 0.01  # ... so the tracks differ by more than RK4 noise
+
+
+def test_adaptive_scan_covers_every_step_cap_and_keeps_the_chosen_one():
+    bs = BSplineField(_gaussian_map())
+    rk4 = benchmark.rk4_at_matched_accuracy(bs, n_ref=8, n_speed=64, steps_mm=[100.0],
+                                            rng=np.random.default_rng(0), tol_um=1.0,
+                                            repeats=2, n_scipy_timed=1)
+    res = benchmark.adaptive_at_matched_accuracy(bs, rk4, [30.0, 1e-5], 64,
+                                                 np.random.default_rng(1), tol_um=1.0,
+                                                 repeats=2, max_step_mm=[4000.0, 100.0])
+    scan = res["scan"]
+    assert len(scan) == 4 and set(scan["max_step_mm"]) == {4000.0, 100.0}
+    row = scan[(scan["tol_mm"] == res["tol_mm"]) & (scan["max_step_mm"] == res["max_step_mm"])]
+    assert len(row) == 1 and row["max_err_um"].iloc[0] <= 1.0
+    assert res["max_err_um"] == row["max_err_um"].iloc[0] == res["errors_um"].max()
+    capped = scan[scan["max_step_mm"] == 100.0]
+    assert np.all(capped["mean_steps"] >= 8500.0 / 100.0 - 1e-9)  # the cap is applied
