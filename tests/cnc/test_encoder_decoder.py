@@ -112,6 +112,111 @@ def test_greedy_decoding_always_gives_a_valid_line():
         assert line and tokens.detokenize(tokens.tokenize(line)) == line
 
 
+@torch.no_grad()
+def _greedy_by_full_recompute(model, x, type_codes, steps):
+    """Independent reference of the greedy decoder: at every step the whole prefix goes
+    through ``nn.TransformerDecoder`` again (no caches) and the full vocabulary is masked by
+    the grammar (written out here, not taken from the module under test)."""
+    model.eval()
+    memory = model.encode(x)
+    codes = torch.from_numpy(type_codes)
+    is_cmd, is_axis, is_val = codes == 1, codes == 2, codes == 3
+    is_eos = torch.zeros_like(is_cmd)
+    is_eos[tokens.EOS] = True
+    tgt = torch.full((len(x), 1), tokens.BOS)
+    state = torch.zeros(len(x), dtype=torch.long)
+    done = torch.zeros(len(x), dtype=torch.bool)
+    out = torch.full((len(x), model.cfg.max_len - 1), tokens.PAD)
+    for t in range(steps):
+        logits = model.decode(memory, tgt)[:, -1]
+        after_word = is_eos if t == steps - 1 else is_cmd | is_axis | is_eos
+        allowed = torch.stack([is_cmd | is_axis, after_word, is_val])[state]
+        nxt = torch.where(allowed, logits, torch.tensor(float("-inf"))).argmax(1)
+        nxt = torch.where(done, tokens.PAD, nxt)
+        out[:, t] = nxt
+        kind = codes[nxt]
+        state = torch.where(kind == 2, 2, torch.where(kind == 0, state, 1))
+        done |= nxt == tokens.EOS
+        tgt = torch.cat([tgt, nxt[:, None]], 1)
+    return out.numpy(), model.classify(memory).argmax(1).numpy()
+
+
+@pytest.mark.parametrize("cfg", [SMALL, ed.EDConfig(hidden=8, d_model=24, heads=4, layers=3,
+                                                    dropout=0.0)], ids=["1x2", "3x4"])
+@pytest.mark.parametrize("steps", [None, 4])
+def test_cached_greedy_decoder_equals_full_recomputation(cfg, steps):
+    # the cached, split-vocabulary decoder must reproduce the plain one token for token,
+    # with rows in different grammar states at the same step (random weights)
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    codes = ed.vocab_type_codes(vocab)
+    for seed in range(3):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = ed.EncoderDecoder(5, len(vocab), cfg)
+            with torch.no_grad():  # larger weights: the lines depend on the input
+                for p in model.parameters():
+                    p.mul_(3.0)
+            x = torch.randn(96, 4, 5) * 2
+        ids, cls = ed.greedy_decode(model, x, codes, steps)
+        ref, ref_cls = _greedy_by_full_recompute(model, x, codes, steps or cfg.max_len - 1)
+        np.testing.assert_array_equal(ids, ref)
+        np.testing.assert_array_equal(cls, ref_cls)
+        assert len({tuple(r) for r in ids}) > 5  # the rows really differ
+        # a value token (the split vocabulary's large part) was decoded somewhere
+        assert (codes[ids[ids != tokens.PAD]] == 3).any()
+
+
+def test_eager_decoding_stops_when_every_line_has_ended():
+    # <eos> pushed up: every line ends after its first word, long before the last step;
+    # the eager early exit must still return every step (<pad>) and the reference's ids
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    codes = ed.vocab_type_codes(vocab)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        model = ed.EncoderDecoder(5, len(vocab), SMALL)
+        x = torch.randn(32, 4, 5)
+    with torch.no_grad():
+        model.out.bias[tokens.EOS] = 100.0
+    pred = ed.GreedyPredictor(model, codes).eval()
+    with torch.no_grad():
+        ids, _ = pred(x)
+    assert ids.shape == (32, SMALL.max_len - 1)
+    assert (ids[:, 2:] == tokens.PAD).all() and (ids[:, 1] == tokens.EOS).all()
+    ref, _ = _greedy_by_full_recompute(model, x, codes, SMALL.max_len - 1)
+    np.testing.assert_array_equal(ids.numpy(), ref)
+
+
+def test_greedy_steps_cap_the_line_length():
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = ed.EncoderDecoder(5, len(vocab), SMALL)
+        x = torch.randn(64, 4, 5)
+    ids, _ = ed.greedy_decode(model, x, ed.vocab_type_codes(vocab), steps=3)
+    assert ids.shape == (64, SMALL.max_len - 1)
+    assert (ids[:, 3:] == tokens.PAD).all()
+    with pytest.raises(ValueError, match="steps"):
+        ed.greedy_decode(model, x, ed.vocab_type_codes(vocab), steps=SMALL.max_len)
+
+
+def test_decode_steps_is_the_longest_line_plus_eos():
+    # "G1 X1. Y2. F3." is G1 X 1. Y 2. F 3. = 7 tokens, + <eos>
+    assert ed.decode_steps(["G0 Z1.", "G1 X1. Y2. F3.", "M30"]) == 8
+    with pytest.raises(ValueError, match="no lines"):
+        ed.decode_steps([])
+
+
+def test_encoder_stage_matches_the_model():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ed.EncoderDecoder(5, 20, SMALL).eval()
+        x = torch.randn(7, 4, 5)
+    mem, cls = ed.EncoderStage(model)(x)
+    with torch.no_grad():
+        torch.testing.assert_close(mem, model.encode(x))
+        np.testing.assert_array_equal(cls.numpy(), model.classify(mem).argmax(1).numpy())
+
+
 class _Fixed(torch.nn.Module):
     """Returns fixed token logits: predicts ``pred`` ids at every position."""
 

@@ -83,6 +83,29 @@ def test_alignment_names_the_program_and_beats_the_majority_line(fitted, small):
     assert exact > max(0.5, majority + 0.3), (exact, majority)
 
 
+def test_a_recording_that_runs_its_program_twice_is_aligned_to_two_runs(fitted):
+    model, test = fitted
+    one = test[test["file"] == HELD_OUT[0]].reset_index(drop=True)
+    X = H.features(one, model.config)
+    truth = one["gcode_string"].to_numpy()
+    twice, truth2 = np.vstack([X, X]), np.r_[truth, truth]
+    tl = model.timelines[model.align(X)["program"]]
+    m1, m2 = model.with_decoding(max_runs=1), model.with_decoding(max_runs=2)
+    # the run count comes from the length: one run for the recording, two for it doubled
+    assert m2.runs(tl, len(X)) == 1 and m2.runs(tl, len(twice)) == 2
+    assert m1.runs(tl, len(twice)) == 1
+    assert len(m2.bin_lines(tl, len(twice))) == 2 * tl.n_bins
+    assert (m2.bin_lines(tl, len(twice))[tl.n_bins:] == tl.bin_line).all()
+    # a recording of ordinary length is aligned exactly as before
+    assert (m2.align(X)["texts"] == m1.align(X)["texts"]).all()
+    acc1 = float(np.mean(m1.align(twice)["texts"] == truth2))
+    acc2 = float(np.mean(m2.align(twice)["texts"] == truth2))
+    acc_single = float(np.mean(m1.align(X)["texts"] == truth))
+    assert acc2 > acc1 + 0.2 and acc2 > acc_single - 0.05, (acc1, acc2, acc_single)
+    with pytest.raises(ValueError, match="max_runs"):
+        H.AlignmentConfig(max_runs=0)
+
+
 def test_the_model_reads_only_allowed_inputs(fitted):
     model, _ = fitted
     assert model.feature_columns
@@ -161,8 +184,9 @@ def test_selection_sees_only_the_training_files_of_each_outer_fold(small, monkey
                             bins_per_row=1, max_advance=2)
     grid = {"weight": [0.0, 0.1], "pace_sigma": [0.4, 1.0]}
     X = np.zeros((len(rows), 1), dtype=np.float32) + rows["row"].to_numpy()[:, None] % 7
+    preds = []
     scores, _, chosen = H.run_folds(small, [(0, sp) for sp in outer], {"hyb": cfg}, X=X,
-                                    grids={"hyb": grid}, n_inner=2)
+                                    grids={"hyb": grid}, n_inner=2, predictions=preds)
     assert len(seen) == len(outer) == len(chosen)
     for (files, cfg_k, table), sp, (_, row) in zip(seen, outer, chosen.iterrows(), strict=True):
         test_files = set(rows["file"].to_numpy()[sp.test])
@@ -174,6 +198,12 @@ def test_selection_sees_only_the_training_files_of_each_outer_fold(small, monkey
         assert row["inner_line_exact_accuracy"] == pytest.approx(inner)
         assert set(table["inner_fold"]) == {0, 1} and len(table) == 2 * 4
     assert set(scores["method"]) == {"hyb"}
+    # the kept predictions are the scored ones: one frame per fold, every test row, and
+    # their "correct" share is the fold's exact-line accuracy
+    assert [len(p) for p in preds] == [len(sp.test) for sp in outer]
+    for p, (_, sc) in zip(preds, scores.iterrows(), strict=True):
+        share = float(np.mean(H.error_kind(p) == "correct"))
+        assert share == pytest.approx(sc["line_exact_accuracy"])
 
 
 def test_modal_choice_is_the_most_frequent_combination():
@@ -183,3 +213,44 @@ def test_modal_choice_is_the_most_frequent_combination():
                                                                       "pace_sigma": 0.8}
     with pytest.raises(ValueError, match="nope"):
         H.modal_choice(chosen, "nope", ["weight"])
+
+
+def _pred_frame():
+    """Six hand-made predicted rows of one method: 2 correct, 1 in a wrong-program file,
+    then off by 1, 3 and 7 line numbers in the right program."""
+    return pd.DataFrame({
+        "method": "m", "seed": 0, "fold": 0,
+        "file": ["a", "a", "b", "a", "a", "a"],
+        "position": [0.05, 0.15, 0.5, 0.95, 0.95, 0.95],
+        "true_program": ["P1", "P1", "P2", "P1", "P1", "P1"],
+        "program_ok": [True, True, False, True, True, True],
+        "true_line": [10, 11, 5, 20, 20, 20],
+        "pred_line": [10, 11, 5, 21, 23, 13],
+        "true_text": ["G1 X1.", "G1 X2.", "G0 Z1.", "G1 Y1.", "G1 Y1.", "G1 Y1."],
+        "pred_text": ["G1 X1.", "G1 X2.", "G1 X9.", "G1 Y2.", "G2 X1. Y1. R1.", "G1 Y3."],
+        "true_mode": ["G1", "G1", None, "G1", "G1", "G1"],
+        "pred_mode": ["G1", "G1", "G1", "G1", "G2", "G1"]})
+
+
+def test_error_kind_names_each_outcome():
+    kinds = H.error_kind(_pred_frame())
+    # the wrong-program row keeps its kind even though its line number matches
+    assert kinds.tolist() == ["correct", "correct", "wrong program", "line off by 1",
+                              "line off by 2-4", "line off by 5 or more"]
+
+
+def test_error_breakdown_shares_programs_positions_and_modes():
+    eb = H.error_breakdown(_pred_frame())
+    share = eb["kinds"]["share of rows"]
+    assert share["correct"] == pytest.approx(2 / 6)
+    assert share["wrong program"] == pytest.approx(1 / 6)
+    assert share.sum() == pytest.approx(1.0)
+    bp = eb["by_program"]
+    assert bp.loc["P1", "accuracy"] == pytest.approx(2 / 5) and bp.loc["P1", "files"] == 1
+    assert bp.loc["P2", "accuracy"] == 0.0 and bp.loc["P2", "wrong program"] == 1.0
+    acc = eb["by_position"]["accuracy"]
+    assert acc[0] == 1.0 and acc[1] == 1.0 and acc[5] == 0.0 and acc[9] == 0.0
+    # wrong lines in the right program: off-by-1 and off-by-7 share G1, off-by-3 is a G2
+    assert eb["same_mode"].iloc[0, 0] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one method"):
+        H.error_breakdown(pd.concat([_pred_frame(), _pred_frame().assign(method="n")]))

@@ -45,3 +45,56 @@ def test_benchmark_reports_a_speedup_with_ci(tmp_path):
     r = onnx_export.benchmark(m, (x,), path, ["x"], repeats=3, warmup=1)
     assert r.ours.items == 8 and r.anchor.items == 8
     assert np.isfinite(r.speedup.diff.mean) and r.speedup.diff.low <= r.speedup.diff.high
+
+
+def test_full_prediction_onnxruntime_equals_torch(tmp_path):
+    # the greedy loop unrolled into one graph (cached keys/values, split vocabulary):
+    # onnxruntime must give torch's token ids and classes on every window
+    from physml.cnc import synthetic, tokens
+
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    cfg = ed.EDConfig(hidden=8, d_model=8, heads=2, layers=2, dropout=0.0)
+
+    def build():
+        m = ed.EncoderDecoder(5, len(vocab), cfg)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(3.0)
+        return m
+
+    m = _seeded(build)
+    pred = ed.GreedyPredictor(m, ed.vocab_type_codes(vocab), 6).eval()
+    path = onnx_export.export(pred, (torch.randn(4, 3, 5),), tmp_path / "p.onnx", ["x"],
+                              ["token_ids", "classes"], dynamo=True, optimize=False)
+    x = _seeded(lambda: torch.randn(50, 3, 5) * 2)  # another batch size
+    sess = onnx_export.session(path)
+    assert onnx_export.prediction_agreement(pred, sess, x) == 1.0
+    ids = onnx_export.run(sess, x=x.numpy())[0]
+    assert ids.shape == (50, 6) and len({tuple(r) for r in ids}) > 3
+    # and the disagreement is counted: a different model's predictor disagrees somewhere
+    other = ed.GreedyPredictor(_seeded(lambda: ed.EncoderDecoder(5, len(vocab), cfg)),
+                               ed.vocab_type_codes(vocab), 6).eval()
+    assert onnx_export.prediction_agreement(other, sess, x) < 1.0
+
+
+def test_breakdown_splits_total_into_encoder_and_steps():
+    from physml import timing
+
+    full = timing.Timing(np.array([0.030, 0.020, 0.040]), 256)
+    enc = timing.Timing(np.array([0.004, 0.006, 0.005]), 256)
+    b = onnx_export.breakdown(full, enc, steps=5)
+    assert b["total"] == pytest.approx(30.0) and b["encoder"] == pytest.approx(5.0)
+    assert b["decoder_per_step"] == pytest.approx(5.0)  # (30 - 5) / 5
+    with pytest.raises(ValueError, match="windows"):
+        onnx_export.breakdown(full, timing.Timing(np.array([0.1, 0.1]), 128), steps=5)
+
+
+def test_benchmark_records_cpu_time_per_timed_call(tmp_path):
+    m = _seeded(lambda: classifier.CommandCNN(5, channels=4))
+    x = torch.randn(8, 4, 5)
+    path = onnx_export.export(m, (x,), tmp_path / "c.onnx", ["x"], ["logits"], dynamo=False)
+    r = onnx_export.benchmark(m, (x,), path, ["x"], repeats=4, warmup=2)
+    assert r.cpu_ours.shape == (4,) and r.cpu_anchor.shape == (4,)
+    assert (r.cpu_ours > 0).all() and (r.cpu_anchor > 0).all()
+    cps = r.cpu_per_second
+    assert cps["onnxruntime"].mean == pytest.approx(np.mean(8 / r.cpu_ours))

@@ -23,11 +23,17 @@ constrained by the tokenizer's grammar (an address letter is followed by a value
 only after a complete word), so every output detokenises to a G-code line.
 Free-running token accuracy compares the decoded line with the true line position by
 position, ``<eos>`` excluded (:func:`physml.cnc.tokens.token_accuracy`).
+The decoding runs in :class:`GreedyPredictor`: the encoder once, the decoder one token per
+step with cached keys and values (the same numbers as re-running the decoder on the whole
+prefix), each row projected only onto the part of the vocabulary its grammar state allows,
+and at most :func:`decode_steps` steps (the longest training line plus ``<eos>``). The module
+is what :mod:`physml.cnc.onnx_export` exports for the full prediction, windows → lines.
 
 Saved models
 ------------
 :func:`save_model` writes ``manifest.json`` (``kind``, ``input_columns``, ``sources``,
-``window``, ``per_file``, ``vocab``, ``classes``, ``max_len``, ``params``, ``commit``),
+``window``, ``per_file``, ``vocab``, ``classes``, ``max_len``, ``decode_steps``, ``params``,
+``commit``),
 ``weights.pt`` and ``scaler.json``; :func:`load_model` returns a :class:`Predictor` whose
 ``predict(rec)`` uses only the manifest's input columns.
 """
@@ -35,6 +41,7 @@ Saved models
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,51 +204,177 @@ def vocab_type_codes(vocab: tokens.Vocabulary) -> np.ndarray:
     return np.array([code[tokens.token_type(t)] for t in vocab.tokens], dtype=np.int64)
 
 
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_sum: torch.Tensor,
+            head_spread: torch.Tensor) -> torch.Tensor:
+    """Multi-head scaled dot-product attention of one query per row against ``n`` keys:
+    ``q (b, d)``, ``k, v (b, n, d)`` → ``(b, d)``. ``head_sum`` ``(d, h)``: 1/sqrt(d/h) where
+    channel i belongs to head j, else 0; ``head_spread`` ``(h, d)``: its 0/1 pattern
+    transposed. Written as broadcast products and two small matrix products (no reshapes
+    into heads: for a single query that is fewer and cheaper operations)."""
+    w = torch.softmax((q[:, None] * k) @ head_sum, dim=1)  # (b, n, h)
+    return ((w @ head_spread) * v).sum(1)
+
+
+def _tracing() -> bool:
+    """True while torch.export / torch.onnx (either exporter) traces the module."""
+    return bool(torch.jit.is_tracing() or torch.compiler.is_exporting()
+                or torch.compiler.is_compiling())
+
+
+class GreedyPredictor(nn.Module):
+    """The full prediction of an :class:`EncoderDecoder`: windows → token ids and classes.
+
+    ``forward(x (b, window, f)) -> (ids (b, steps) int64, class ids (b,) int64)``: the
+    encoder runs once; the memory's cross-attention keys and values are projected once per
+    decoder layer; each of the ``steps`` greedy steps runs the decoder on the newest token
+    only, with the self-attention keys and values of the earlier tokens cached (causal
+    attention: an earlier position's states never change when a token is appended), and
+    projects that one state onto the vocabulary. The same arithmetic as
+    ``model.decode(memory, prefix)[:, -1]`` (tests hold it to the full recomputation);
+    grammar-constrained like :func:`greedy_decode`, whose scores use this module. Run eagerly,
+    the step loop stops once every line has ended; traced for export it has no
+    data-dependent exit, so the module exports to ONNX as one graph (the loop unrolled,
+    every step run). ``steps``: decoder passes, at most ``max_len - 1``; the last one only allows
+    ``<eos>`` (or the pending value).
+
+    Supports the decoder :class:`EncoderDecoder` builds (post-norm
+    ``nn.TransformerDecoderLayer`` with ReLU, no final norm); another layout raises.
+    """
+
+    def __init__(self, model: EncoderDecoder, type_codes: np.ndarray, steps: int | None = None):
+        super().__init__()
+        L = model.cfg.max_len
+        steps = L - 1 if steps is None else int(steps)
+        if not 1 <= steps <= L - 1:
+            raise ValueError(f"GreedyPredictor: steps must be in [1, max_len - 1 = {L - 1}], "
+                             f"got {steps}")
+        if model.decoder.norm is not None:
+            raise ValueError("GreedyPredictor: decoders with a final norm are not supported")
+        for i, lay in enumerate(model.decoder.layers):
+            if lay.norm_first or lay.activation is not torch.nn.functional.relu:
+                raise ValueError(f"GreedyPredictor: decoder layer {i} is not post-norm ReLU")
+        self.model, self.steps = model, steps
+        d, h = model.cfg.d_model, model.cfg.heads
+        member = (torch.arange(d)[:, None] // (d // h) == torch.arange(h)[None]).float()
+        self.register_buffer("head_sum", member / math.sqrt(d // h), persistent=False)
+        self.register_buffer("head_spread", member.T.contiguous(), persistent=False)
+        codes = torch.as_tensor(np.asarray(type_codes), dtype=torch.long)
+        if codes.shape != (model.out.out_features,):
+            raise ValueError(f"GreedyPredictor: type_codes has shape {tuple(codes.shape)}, "
+                             f"expected ({model.out.out_features},) (one per vocabulary token)")
+        is_word = (codes == _COMMAND) | (codes == _AXIS)
+        words = torch.cat([torch.nonzero(is_word)[:, 0], torch.tensor([tokens.EOS])])
+        values = torch.nonzero(codes == _VALUE)[:, 0]
+        if words.numel() == 1 or values.numel() == 0:
+            raise ValueError("GreedyPredictor: the vocabulary needs command or address tokens "
+                             "and value tokens")
+        self.register_buffer("codes", codes, persistent=False)
+        # the grammar splits the vocabulary: in states 0 (start) and 1 (after a word) only
+        # words (commands, addresses, <eos>) are allowed, in state 2 (after an address) only
+        # values; so each row is projected onto one of the two parts only
+        self.register_buffer("words", words, persistent=False)
+        self.register_buffer("values", values, persistent=False)
+        is_eos = words == tokens.EOS
+        # allowed words per state 0, 1, 2 (row 2 unused: those rows take a value)
+        self.register_buffer("allow", torch.stack([~is_eos, torch.ones_like(is_eos), is_eos]),
+                             persistent=False)
+        self.register_buffer("allow_last", torch.stack([~is_eos, is_eos, is_eos]),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, hs, hp = self.model, self.head_sum, self.head_spread
+        memory = m.encode(x)
+        cls = m.classify(memory).argmax(1)
+        d = memory.shape[-1]
+        mem_kv = []
+        for lay in m.decoder.layers:
+            w, bias = lay.multihead_attn.in_proj_weight, lay.multihead_attn.in_proj_bias
+            mem_kv.append((torch.nn.functional.linear(memory, w[d:2 * d], bias[d:2 * d]),
+                           torch.nn.functional.linear(memory, w[2 * d:], bias[2 * d:])))
+        b = x.shape[0]
+        tok = torch.full((b,), tokens.BOS, dtype=torch.long, device=x.device)
+        state = torch.zeros(b, dtype=torch.long, device=x.device)
+        done = torch.zeros(b, dtype=torch.bool, device=x.device)
+        cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(m.decoder.layers)
+        neg = torch.tensor(float("-inf"), device=x.device)
+        pad = torch.full((b,), tokens.PAD, dtype=torch.long, device=x.device)
+        w_words, b_words = m.out.weight[self.words], m.out.bias[self.words]
+        w_values, b_values = m.out.weight[self.values], m.out.bias[self.values]
+        out = []
+        for t in range(self.steps):
+            e = m.emb(tok) + m.pos.weight[t]
+            for i, lay in enumerate(m.decoder.layers):
+                sa = lay.self_attn
+                qkv = torch.nn.functional.linear(e, sa.in_proj_weight, sa.in_proj_bias)
+                k, v = qkv[:, None, d:2 * d], qkv[:, None, 2 * d:]
+                if cache[i] is not None:
+                    k, v = torch.cat([cache[i][0], k], 1), torch.cat([cache[i][1], v], 1)
+                cache[i] = (k, v)
+                e = lay.norm1(e + sa.out_proj(_attend(qkv[:, :d], k, v, hs, hp)))
+                ca = lay.multihead_attn
+                q = torch.nn.functional.linear(e, ca.in_proj_weight[:d], ca.in_proj_bias[:d])
+                e = lay.norm2(e + ca.out_proj(_attend(q, *mem_kv[i], hs, hp)))
+                e = lay.norm3(e + lay.linear2(torch.relu(lay.linear1(e))))
+            allowed = (self.allow_last if t == self.steps - 1 else self.allow)[state]
+            w_logits = torch.nn.functional.linear(e, w_words, b_words)
+            nxt = self.words[torch.where(allowed, w_logits, neg).argmax(1)]
+            # rows after an address (and not finished) take the best value: only they are
+            # projected onto the value tokens, the bulk of the vocabulary
+            rows = torch.nonzero((state == 2) & ~done)[:, 0]
+            v_logits = torch.nn.functional.linear(e[rows], w_values, b_values)
+            nxt = nxt.index_put((rows,), self.values[v_logits.argmax(1)])
+            nxt = torch.where(done, pad, nxt)
+            out.append(nxt)
+            kind = self.codes[nxt]
+            state = torch.where(kind == _AXIS, 2, torch.where(kind == _SPECIAL, state, 1))
+            done = done | (nxt == tokens.EOS)
+            tok = nxt
+            if not _tracing() and bool(done.all()):
+                # every line has ended: the remaining steps would only emit <pad> (eager
+                # torch stops here; an exported graph has no data-dependent exit)
+                out += [pad] * (self.steps - 1 - t)
+                break
+        return torch.stack(out, 1), cls
+
+
+class EncoderStage(nn.Module):
+    """The first stage of :class:`GreedyPredictor` alone (for the time breakdown):
+    ``forward(x (b, window, f)) -> (memory (b, window, d_model), class ids (b,))``."""
+
+    def __init__(self, model: EncoderDecoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.model.encode(x)
+        return memory, self.model.classify(memory).argmax(1)
+
+
 @torch.no_grad()
-def greedy_decode(model: EncoderDecoder, x: torch.Tensor, type_codes: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy, grammar-constrained decoding of a batch ``x`` ``(b, window, f)``.
+def greedy_decode(model: EncoderDecoder, x: torch.Tensor, type_codes: np.ndarray,
+                  steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy, grammar-constrained decoding of a batch ``x`` ``(b, window, f)``
+    (:class:`GreedyPredictor`, ``steps`` decoder passes, default ``max_len - 1``).
 
     Allowed next tokens: at the start a command or an address letter; after an address
     letter only a value; after a complete word a command, an address letter or ``<eos>``;
-    at the last position ``<eos>`` (or the pending value). ``<pad> <bos> <unk>`` are never
-    emitted. Returns token ids ``(b, max_len - 1)`` (``<pad>`` after ``<eos>``) and the
-    class ids ``(b,)`` from the command head.
+    at the last step ``<eos>`` (or the pending value). ``<pad> <bos> <unk>`` are never
+    emitted. Returns token ids ``(b, max_len - 1)`` (``<pad>`` after ``<eos>`` and after the
+    last step) and the class ids ``(b,)`` from the command head.
     """
     model.eval()
-    L = model.cfg.max_len
-    memory = model.encode(x)
-    cls = model.classify(memory).argmax(1).numpy()
-    codes = torch.from_numpy(type_codes)
-    is_cmd, is_axis, is_val = codes == _COMMAND, codes == _AXIS, codes == _VALUE
-    is_eos = torch.zeros_like(is_cmd)
-    is_eos[tokens.EOS] = True
-    allow_start = is_cmd | is_axis
-    allow_word = is_cmd | is_axis | is_eos
-    b = x.shape[0]
-    tgt = torch.full((b, 1), tokens.BOS, dtype=torch.long)
-    state = torch.zeros(b, dtype=torch.long)  # 0 start, 1 after a word, 2 after an axis
-    done = torch.zeros(b, dtype=torch.bool)
-    out = torch.full((b, L - 1), tokens.PAD, dtype=torch.long)
-    neg = torch.tensor(float("-inf"))
-    for t in range(L - 1):
-        logits = model.out(model.decode_hidden(memory, tgt)[:, -1])
-        last = t == L - 2
-        allowed = torch.where((state == 0)[:, None], allow_start[None],
-                              torch.where((state == 1)[:, None],
-                                          (is_eos if last else allow_word)[None],
-                                          is_val[None]))
-        nxt = torch.where(allowed, logits, neg).argmax(1)
-        nxt = torch.where(done, torch.full_like(nxt, tokens.PAD), nxt)
-        out[:, t] = nxt
-        kind = codes[nxt]
-        state = torch.where(kind == _AXIS, 2, torch.where(kind == _SPECIAL, state, 1))
-        done = done | (nxt == tokens.EOS)
-        tgt = torch.cat([tgt, nxt[:, None]], dim=1)
-        if bool(done.all()):
-            out[:, t + 1:] = tokens.PAD
-            break
-    return out.numpy(), cls
+    ids, cls = GreedyPredictor(model, type_codes, steps)(x)
+    full = torch.full((x.shape[0], model.cfg.max_len - 1), tokens.PAD, dtype=torch.long)
+    full[:, :ids.shape[1]] = ids
+    return full.numpy(), cls.numpy()
+
+
+def decode_steps(lines: Sequence[str]) -> int:
+    """Greedy steps that cover the longest of ``lines``: its token count plus ``<eos>``
+    (decoding further can only emit lines longer than any seen in training)."""
+    if len(lines) == 0:
+        raise ValueError("decode_steps: no lines")
+    return max(len(tokens.tokenize(s)) for s in set(lines)) + 1
 
 
 def ids_to_lines(vocab: tokens.Vocabulary, ids: np.ndarray) -> list[str]:
@@ -282,10 +415,11 @@ def teacher_forced_counts(model: EncoderDecoder, x: torch.Tensor, ids: torch.Ten
 
 def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids: np.ndarray,
              y: np.ndarray, lines: np.ndarray, rows: np.ndarray, vocab: tokens.Vocabulary,
-             batch: int = 2048) -> dict[str, float]:
+             batch: int = 2048, steps: int | None = None) -> dict[str, float]:
     """All task (a)/(b) scores on ``rows``: command balanced accuracy (rows with a class),
     teacher-forced token accuracy without and with ``<eos>``, free-running token accuracy
-    (overall and per type) and exact-line accuracy."""
+    (overall and per type) and exact-line accuracy. ``steps``: greedy decoder passes
+    (:func:`greedy_decode`)."""
     idx_t = torch.from_numpy(np.asarray(index))
     ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
     codes = vocab_type_codes(vocab)
@@ -296,7 +430,7 @@ def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids:
         x = table[idx_t[r]]
         without, with_eos = teacher_forced_counts(model, x, ids_t[r])
         tf += np.r_[without, with_eos]
-        p, c = greedy_decode(model, x, codes)
+        p, c = greedy_decode(model, x, codes, steps)
         pred_ids.append(p)
         pred_cls.append(c)
     pred_lines = ids_to_lines(vocab, np.concatenate(pred_ids))
@@ -317,13 +451,15 @@ def evaluate(model: EncoderDecoder, table: torch.Tensor, index: np.ndarray, ids:
 
 @dataclass
 class FoldResult:
-    """A trained fold: the model, what it needs to predict, its scores and history."""
+    """A trained fold: the model, what it needs to predict, its scores and history.
+    ``steps``: greedy decoder passes, :func:`decode_steps` of the training lines."""
 
     model: EncoderDecoder
     scaler: Scaler
     vocab: tokens.Vocabulary
     scores: dict[str, float]
     history: dict = field(repr=False)
+    steps: int | None = None
 
 
 def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: EDConfig,
@@ -361,14 +497,16 @@ def _fit_and_score(ds: Dataset, vocab_rows: np.ndarray, scaler_rows: np.ndarray,
     scores on ``score_rows`` (``None``: on the validation rows)."""
     scaler = Scaler.fit(ds.inputs.values[scaler_rows], ds.inputs.columns)
     vocab = tokens.Vocabulary.build(ds.targets.line[vocab_rows])
+    steps = min(decode_steps(ds.targets.line[vocab_rows]), cfg.max_len - 1)
     table = ds.inputs.table(scaler)
     ids = encode_lines(vocab, ds.targets.line, cfg.max_len)
     val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
     model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
                                       fit_rows, val, len(vocab), cfg, train_cfg, out_dir)
     scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
-                      ds.targets.line, val if score_rows is None else score_rows, vocab)
-    return FoldResult(model, scaler, vocab, scores, hist)
+                      ds.targets.line, val if score_rows is None else score_rows, vocab,
+                      steps=steps)
+    return FoldResult(model, scaler, vocab, scores, hist, steps)
 
 
 def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
@@ -423,6 +561,7 @@ def save_model(model_dir: str | Path, result: FoldResult, *, inputs: Inputs, par
                 "sources": list(inputs.sources), "window": int(inputs.window_index.shape[1]),
                 "per_file": inputs.per_file, "vocab": list(result.vocab.tokens),
                 "classes": list(CLASSES), "max_len": result.model.cfg.max_len,
+                "decode_steps": result.steps,
                 "config": asdict(result.model.cfg), "params": params, "commit": commit}
     torch.save(result.model.state_dict(), d / WEIGHTS)
     (d / SCALER).write_text(json.dumps(result.scaler.to_dict()))
@@ -442,6 +581,8 @@ class Predictor:
         self.model, self.manifest, self.scaler = model, manifest, scaler
         self.input_columns: list[str] = list(manifest["input_columns"])
         self.vocab = tokens.Vocabulary(tuple(manifest["vocab"]))
+        # greedy decoder passes (absent in models saved before it was recorded: max_len - 1)
+        self.steps: int | None = manifest.get("decode_steps")
         self.ignored_columns: list[str] = []
 
     def predict(self, rec: CNCData, batch: int = 2048) -> pd.DataFrame:
@@ -460,7 +601,7 @@ class Predictor:
         ids, cls = [], []
         for a in range(0, len(table), batch):
             r = torch.arange(a, min(a + batch, len(table)))
-            p, c = greedy_decode(self.model, table[idx_t[r]], codes)
+            p, c = greedy_decode(self.model, table[idx_t[r]], codes, self.steps)
             ids.append(p)
             cls.append(c)
         lines = ids_to_lines(self.vocab, np.concatenate(ids)) if ids else []

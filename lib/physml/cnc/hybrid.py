@@ -68,7 +68,8 @@ DURATIONS: tuple[str, ...] = ("kinematic", "observed")
 #: The decoding parameters of :class:`AlignmentConfig`: they change the Viterbi search, not the
 #: fitted timelines or classifier, so they are chosen on inner validation files
 #: (:func:`select_decoding`) without refitting.
-DECODING: tuple[str, ...] = ("weight", "pace_sigma", "max_advance", "start_rows", "end_rows")
+DECODING: tuple[str, ...] = ("weight", "pace_sigma", "max_advance", "start_rows", "end_rows",
+                             "max_runs")
 
 
 def restart_row(lines: np.ndarray) -> int:
@@ -185,6 +186,7 @@ class AlignmentConfig:
     start_rows: float = 12.0
     end_rows: float = 12.0
     weight: float = 1.0
+    max_runs: int = 1
     durations: str = "kinematic"
     gbm_iter: int = 30
     train_stride: int = 4
@@ -195,6 +197,8 @@ class AlignmentConfig:
         self.sources = tuple(self.sources)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_runs < 1:
+            raise ValueError(f"max_runs must be >= 1, got {self.max_runs}")
 
 
 @dataclass
@@ -304,9 +308,10 @@ class AlignmentModel:
 
         def decode(tl: Timeline) -> tuple[np.ndarray, float]:
             cls_idx = np.array([CLASSES.index(m) for m in tl.modes])
-            e = L[:, cls_idx[np.asarray(tl.bin_line)]]
-            start = max(1, min(tl.n_bins, int(round(cfg.start_rows * cfg.bins_per_row))))
-            end = max(1, min(tl.n_bins, int(round(cfg.end_rows * cfg.bins_per_row))))
+            bins = self.bin_lines(tl, len(L))
+            e = L[:, cls_idx[bins]]
+            start = max(1, min(len(bins), int(round(cfg.start_rows * cfg.bins_per_row))))
+            end = max(1, min(len(bins), int(round(cfg.end_rows * cfg.bins_per_row))))
             return alignment.viterbi_time_warp(e, adv, start, end)
 
         names = list(self.timelines)
@@ -324,10 +329,24 @@ class AlignmentModel:
                 best = (n, score, path)
         name, _, path = best
         tl = self.timelines[name]
-        li = np.asarray(tl.bin_line)[path]
+        li = self.bin_lines(tl, len(L))[path]
         return {"program": name, "scores": scores,
                 "lines": np.asarray(tl.lines)[li], "texts": np.asarray(tl.texts, dtype=object)[li],
                 "modes": np.asarray(tl.modes, dtype=object)[li]}
+
+    def runs(self, tl: Timeline, n_rows: int) -> int:
+        """How many times in a row a recording of ``n_rows`` rows runs the program of ``tl``:
+        its length over the program's (``tl.n_bins / bins_per_row`` rows), rounded, between 1
+        and ``config.max_runs`` (some recordings restart their program once it ends). The
+        length is a property of the sensor stream: no target is read."""
+        r = int(round(n_rows * self.config.bins_per_row / max(1, tl.n_bins)))
+        return int(np.clip(r, 1, self.config.max_runs))
+
+    def bin_lines(self, tl: Timeline, n_rows: int) -> np.ndarray:
+        """Line index of each program-time bin for a recording of ``n_rows`` rows:
+        ``tl.bin_line`` repeated :meth:`runs` times (the stale-status head included, as a
+        restarted run reports it again). Shape ``(runs * B,)`` int."""
+        return np.tile(np.asarray(tl.bin_line), self.runs(tl, n_rows))
 
     def predict_rows(self, rows: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
         """Per-row predictions for every file in ``rows`` (sensor columns and ``file``
@@ -475,7 +494,8 @@ def select_decoding(train_rows: pd.DataFrame, X_train: np.ndarray, config: Align
 
 def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
               X: np.ndarray | None = None, grids: dict[str, dict] | None = None,
-              n_inner: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              n_inner: int = 3, predictions: list | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit and score each named config on every ``(seed, Split)`` of ``split_list``
     (row indices into ``data.rows``).
 
@@ -484,7 +504,10 @@ def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
     the fold's TRAINING files only. Returns per-fold scores (``method seed fold
     token_accuracy line_exact_accuracy ... program_accuracy``), per-file program choices, and
     the chosen decoding parameters per fold (``method seed fold <parameters>
-    inner_line_exact_accuracy``)."""
+    inner_line_exact_accuracy``). ``predictions``: a list to which every test row's
+    prediction is appended, one frame per (fold, method), for :func:`error_breakdown`
+    (``method seed fold file position true_program program_ok true_line pred_line
+    true_text pred_text true_mode pred_mode``)."""
     from .baselines import score_lines
 
     rows = data.rows
@@ -513,8 +536,95 @@ def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
                   for f in fp.index}
             recs.append({"method": name, "seed": seed, "fold": sp.fold, **s,
                          "program_accuracy": float(np.mean(list(ok.values())))})
+            if predictions is not None:
+                predictions.append(_prediction_frame(name, seed, sp.fold, te, pred, model,
+                                                     true_prog, ok))
             picks += [{"method": name, "seed": seed, "file": f, "program_ok": ok[f]} for f in ok]
     return pd.DataFrame(recs), pd.DataFrame(picks), pd.DataFrame(chosen)
+
+
+def _prediction_frame(method: str, seed: int, fold: int, te: pd.DataFrame, pred: pd.DataFrame,
+                      model: AlignmentModel, true_prog: dict[str, str],
+                      program_ok: dict[str, bool]) -> pd.DataFrame:
+    """One row per test row: what :func:`error_breakdown` needs (see :func:`run_folds`)."""
+    files = te["file"].to_numpy()
+    n = pd.Series(files).map(pd.Series(files).value_counts()).to_numpy()
+    pos = pd.Series(files).groupby(files).cumcount().to_numpy() / n
+    mode_of = {(p, ln): m for p, tl in model.timelines.items()
+               for ln, m in zip(tl.lines, tl.modes, strict=True)}
+    progs = pred["program"].to_numpy()
+    true_line = te["gcode_line"].to_numpy(dtype=np.int64)
+    return pd.DataFrame({
+        "method": method, "seed": seed, "fold": fold, "file": files, "position": pos,
+        "true_program": [true_prog[f] for f in files],
+        "program_ok": [program_ok[f] for f in files],
+        "true_line": true_line, "pred_line": pred["line_number"].to_numpy(dtype=np.int64),
+        "true_text": te["gcode_string"].to_numpy(), "pred_text": pred["line"].to_numpy(),
+        # the true line's motion class in the predicted program (None when it has no such
+        # line: then the program is wrong)
+        "true_mode": [mode_of.get((p, int(ln))) for p, ln in zip(progs, true_line, strict=True)],
+        "pred_mode": pred["command"].to_numpy()})
+
+
+#: error kinds of :func:`error_breakdown`, in table order
+ERROR_KINDS: tuple[str, ...] = ("correct", "wrong program", "line off by 1",
+                                "line off by 2-4", "line off by 5 or more")
+
+
+def error_kind(frame: pd.DataFrame) -> np.ndarray:
+    """Each predicted row's :data:`ERROR_KINDS` entry: ``correct`` (the line text is right),
+    ``wrong program`` (the recording was aligned to a program other than its own), else by
+    the distance between the predicted and the true line number. Shape ``(n,)`` object."""
+    ok = frame["true_text"].to_numpy() == frame["pred_text"].to_numpy()
+    dist = np.abs(frame["pred_line"].to_numpy() - frame["true_line"].to_numpy())
+    kind = np.where(dist <= 1, ERROR_KINDS[2],
+                    np.where(dist <= 4, ERROR_KINDS[3], ERROR_KINDS[4])).astype(object)
+    kind[~frame["program_ok"].to_numpy(dtype=bool)] = ERROR_KINDS[1]
+    kind[ok] = ERROR_KINDS[0]
+    return kind
+
+
+def error_breakdown(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Where the alignment's exact-line errors are, from :func:`run_folds`' ``predictions``
+    (one method). Shares are of all predicted rows, pooled over folds:
+
+    - ``kinds``: share of rows per :func:`error_kind`;
+    - ``by_program``: per true program, files, rows, exact-line accuracy, and the share of
+      its rows in each error kind;
+    - ``by_position``: exact-line accuracy per tenth of the recording (0 = first tenth);
+    - ``same_mode``: among wrong lines of the right program, the share whose predicted line
+      has the true line's motion class (the emission classifier cannot tell them apart: only
+      the timing can), and the share that differs in class.
+    """
+    if frame.empty:
+        raise ValueError("error_breakdown: no predictions")
+    if frame["method"].nunique() != 1:
+        raise ValueError(f"error_breakdown: one method at a time, got "
+                         f"{sorted(frame['method'].unique())}")
+    f = frame.assign(kind=error_kind(frame))
+    f["correct"] = f["kind"] == ERROR_KINDS[0]
+    kinds = (f["kind"].value_counts(normalize=True).reindex(list(ERROR_KINDS), fill_value=0.0)
+             .rename("share of rows").to_frame())
+    share = pd.crosstab(f["true_program"], f["kind"], normalize="index").reindex(
+        columns=list(ERROR_KINDS), fill_value=0.0)
+    by_prog = pd.concat([f.groupby("true_program").agg(files=("file", "nunique"),
+                                                       rows=("file", "size"),
+                                                       accuracy=("correct", "mean")),
+                         share.drop(columns=ERROR_KINDS[0])], axis=1)
+    by_prog = by_prog.astype({"files": int, "rows": int})
+    tenth = np.minimum((f["position"].to_numpy() * 10).astype(int), 9)
+    by_pos = f.groupby(tenth)["correct"].mean().rename("accuracy").to_frame()
+    by_pos.index.name = "tenth of the recording"
+    wrong_line = f[~f["correct"] & f["program_ok"].astype(bool)]
+    same = (wrong_line["true_mode"] == wrong_line["pred_mode"]).to_numpy()
+    same_mode = pd.DataFrame({"share of wrong lines": [float(same.mean()) if len(same) else
+                                                       float("nan"),
+                                                       float(1 - same.mean()) if len(same)
+                                                       else float("nan")]},
+                             index=["same motion class (timing error)",
+                                    "other motion class"])
+    return {"kinds": kinds, "by_program": by_prog, "by_position": by_pos,
+            "same_mode": same_mode}
 
 
 def modal_choice(chosen: pd.DataFrame, method: str, keys: Sequence[str]) -> dict:
