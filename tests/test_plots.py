@@ -63,3 +63,11 @@ def test_curves_with_ci_band_is_the_t_interval_over_seeds():
     assert list(band.y) == pytest.approx([hi0, mean_ci(vals[1]).high, mean_ci(vals[1]).low, lo0])
     with pytest.raises(ValueError, match="has 1 rows, x has 2"):
         plots.curves_with_ci(x, {"bad": [[1.0, 2.0]]}, title="t", x_title="a", y_title="b")
+
+
+def test_comparison_table_formats_columns_a_mapping_leaves_out():
+    """A ``{column: format}`` mapping formats its columns; the other numeric columns keep 4
+    significant digits (not pandas' six decimals)."""
+    rows = [{"program": "P1", "rows": 10521, "accuracy": 0.557}]
+    html = plots.comparison_table(rows, fmt={"rows": "{:,}"}).to_html()
+    assert "10,521" in html and ">0.557<" in html and "0.557000" not in html

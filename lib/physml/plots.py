@@ -177,15 +177,16 @@ def comparison_table(
     """A physics-vs-ML comparison table (pandas Styler), best value per column in bold.
 
     ``fmt``: a format string for every numeric column (default 4 significant digits) or a
-    ``{column: format}`` mapping.
+    ``{column: format}`` mapping (numeric columns it does not name keep the default).
     """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     for col in [*lower_is_better, *higher_is_better]:
         if col not in df.columns:
             raise KeyError(f"comparison_table: no column {col!r}; columns: {list(df.columns)}")
     sty = df.style.hide(axis="index")
-    sty = sty.format(fmt if isinstance(fmt, Mapping) else {
-        c: fmt for c in df.select_dtypes("number").columns})
+    default = "{:.4g}" if isinstance(fmt, Mapping) else fmt
+    per_col = {c: default for c in df.select_dtypes("number").columns}
+    sty = sty.format(per_col | dict(fmt) if isinstance(fmt, Mapping) else per_col)
     bold = "font-weight: bold"
     if lower_is_better:
         sty = sty.highlight_min(subset=list(lower_is_better), props=bold)
