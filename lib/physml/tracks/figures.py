@@ -69,9 +69,11 @@ def convergence_order(conv: dict) -> go.Figure:
 def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
                 title: str = "") -> go.Figure:
     """Bars of one metric per model (rows of a summary table with a ``model`` column)."""
-    fig = go.Figure(go.Bar(x=table["model"], y=table[metric]))
-    if target is not None:
-        fig.add_hline(y=target, line_dash="dot", annotation_text=f"target {target:g}")
+    fig = go.Figure(go.Bar(x=table["model"], y=table[metric], showlegend=False))
+    if target is not None:  # named in the legend: a label on the line would sit on the bars
+        fig.add_hline(y=target, line_dash="dot", line_color="black")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"target {target:g}",
+                                 line=dict(dash="dot", color="black")))
     fig.update_layout(title=title, yaxis_title=label, yaxis_type="log")
     return fig
 
