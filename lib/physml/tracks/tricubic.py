@@ -154,6 +154,14 @@ class SmoothMap:
     origin_mm: np.ndarray
     inv_spacing: np.ndarray
 
+    def __init__(self, grid: GridField, table: np.ndarray, interpolation: str):
+        self.grid = grid
+        self.table = table
+        self.origin_mm = grid.origin_mm
+        self.spacing_mm = grid.spacing_mm
+        self.inv_spacing = 1.0 / grid.spacing_mm
+        self.meta = {**grid.meta, "interpolation": interpolation}
+
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(table, origin (3,) mm, 1 / spacing (3,) 1/mm): the arguments of the compiled
         point evaluation."""
@@ -181,12 +189,8 @@ class TricubicField(SmoothMap):
     def __init__(self, grid: GridField):
         if not isinstance(grid, GridField):
             raise TypeError(f"TricubicField: expected a GridField, got {type(grid).__name__}")
-        self.grid = grid
-        self.table = np.ascontiguousarray(hermite_table(grid.b_tesla).reshape(*grid.shape, 24))
-        self.origin_mm = grid.origin_mm
-        self.spacing_mm = grid.spacing_mm
-        self.inv_spacing = 1.0 / grid.spacing_mm
-        self.meta = {**grid.meta, "interpolation": "tricubic Hermite (C1)"}
+        super().__init__(grid, np.ascontiguousarray(
+            hermite_table(grid.b_tesla).reshape(*grid.shape, 24)), "tricubic Hermite (C1)")
 
     def __call__(self, points) -> np.ndarray:
         """B (n, 3) in T at points (n, 3) in mm (tricubic; zero outside the grid)."""
@@ -363,12 +367,7 @@ class BSplineField(SmoothMap):
     def __init__(self, grid: GridField):
         if not isinstance(grid, GridField):
             raise TypeError(f"BSplineField: expected a GridField, got {type(grid).__name__}")
-        self.grid = grid
-        self.table = bspline_coefficients(grid.b_tesla)
-        self.origin_mm = grid.origin_mm
-        self.spacing_mm = grid.spacing_mm
-        self.inv_spacing = 1.0 / grid.spacing_mm
-        self.meta = {**grid.meta, "interpolation": "cubic B-spline (C2)"}
+        super().__init__(grid, bspline_coefficients(grid.b_tesla), "cubic B-spline (C2)")
 
     def __call__(self, points) -> np.ndarray:
         """B (n, 3) in T at points (n, 3) in mm (cubic B-spline; zero outside the grid)."""
