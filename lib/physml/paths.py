@@ -7,6 +7,8 @@ above this package. ``PHYSML_ROOT`` overrides it (for a non-editable install) an
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -56,6 +58,22 @@ def artifacts_dir(study: str, *parts: str) -> Path:
     path = base.joinpath(study, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def locked(artifact: Path):
+    """Hold an exclusive lock on ``<artifact>.lock`` (POSIX ``flock``) for the ``with`` block.
+
+    For a cached artifact that is expensive to make: a process checks for it and makes it under
+    the lock, so processes that need it at once (test workers, notebook renders, Dask workers)
+    make it once and the others wait for it, instead of all computing it and writing it at
+    the same time."""
+    with open(Path(f"{artifact}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def notebooks_dir(root: Path | None = None) -> Path:

@@ -277,7 +277,7 @@ _KERNEL_CALLS = (
     "K.dopri5(s, 0.0, 500.0, BSplineField(g))\n"
     "K.rk4_momentum_scaled(s, 0.0, 500.0, BSplineField(g), 50.0, 0.25, 200.0)\n"
     "kernels = [K.TRILINEAR.rk4_to, K.TRICUBIC.rk4_to, K.TRICUBIC.dopri, K.BSPLINE.rk4_to,\n"
-    "           K.BSPLINE.dopri, K.BSPLINE.rk4_scaled]\n"
+    "           K.BSPLINE.dopri]\n"
     "hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)\n"
     "misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)\n"
 )
@@ -294,7 +294,7 @@ def test_a_fresh_process_loads_the_compiled_kernels_from_the_disk_cache():
     out = subprocess.run([sys.executable, "-c", _KERNEL_CALLS + "print(hits, misses)"],
                          check=True, capture_output=True, text=True).stdout.split()
     # one signature per kernel (a read-only or strided argument would add one: compiled twice)
-    assert (int(out[0]), int(out[1])) == (6, 0), out
+    assert (int(out[0]), int(out[1])) == (5, 0), out
 
 
 def test_each_field_representation_has_its_own_kernel_cache_files():
@@ -303,7 +303,7 @@ def test_each_field_representation_has_its_own_kernel_cache_files():
     from physml.tracks import rk4_compiled as K
 
     reps = (K.TRILINEAR, K.TRICUBIC, K.BSPLINE)
-    for attr in ("step", "rk4_to", "dopri", "rk4_scaled"):
+    for attr in ("step", "rk4_to", "dopri"):
         names = {getattr(k, attr).py_func.__qualname__ for k in reps}
         assert len(names) == 3, (attr, names)
         files = {getattr(k, attr)._cache._cache_file._index_name for k in reps}

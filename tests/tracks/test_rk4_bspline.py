@@ -173,7 +173,8 @@ def test_parallel_kernels_give_the_same_answer_on_one_thread_and_in_any_track_or
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        serial = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), 8500.0), *arrays)
+        serial = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), 8500.0),
+                                  np.zeros(len(s), np.int64), *arrays)
         serial_scaled = K.BSPLINE.rk4_scaled(s, 0.0, 8500.0, 100.0, 0.25, 2000.0, *arrays)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         parallel = K.rk4_compiled(s, nodes, bs)  # in locality order, on all threads

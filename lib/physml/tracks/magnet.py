@@ -36,7 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from physml.paths import artifacts_dir
+from physml.paths import artifacts_dir, locked
 from physml.tracks.fieldbase import as_points
 from physml.tracks.grid import GridField
 
@@ -365,11 +365,13 @@ def default_field(magnet: DipoleMagnet | str | None = None, cache: bool = True) 
         magnet = DipoleMagnet()
     elif isinstance(magnet, str):
         magnet = DipoleMagnet(design=magnet)
+    if not cache:
+        return magnet.grid()
     path = artifacts_dir("tracks", "field") / f"dipole_{magnet.key()}.npz"
-    if cache and path.is_file():
-        return GridField.load_npz(path)
-    grid = magnet.grid()
-    if cache:
+    with locked(path):  # processes that need the map at once compute it once
+        if path.is_file():
+            return GridField.load_npz(path)
+        grid = magnet.grid()
         tmp = path.with_suffix(".tmp.npz")
         grid.save(tmp)
         tmp.replace(path)

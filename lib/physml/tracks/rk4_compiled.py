@@ -76,23 +76,30 @@ _DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 
 """b5 - b4 (7 entries; the 7th stage is the FSAL derivative at the new point)."""
 
 
-_C, _B5, _E = np.array(_DP_C), np.array(_DP_B5), np.array(_DP_E)
-_A = np.zeros((5, 5))
-for _r, _row in enumerate(_DP_A):
+_C = np.array(_DP_C + (1.0,))
+_E = np.array(_DP_E)
+_A = np.zeros((6, 6))
+for _r, _row in enumerate(_DP_A + (_DP_B5,)):
     _A[_r, :len(_row)] = _row
+"""Row s - 1 builds the state of stage s = 1..6; row 5 is b5 (the pair is FSAL: the 7th stage is
+the slope at the 5th-order solution, and the 1st stage of the next step)."""
 
 
 class Kernels(NamedTuple):
     """The compiled integrators of one field representation (see :func:`make_kernels`).
 
     ``step(tab, o, inv_s, x, y, tx, ty, qop, z0, h) -> (x, y, tx, ty)``: one RK4 step (mm);
-    ``rk4_to(states (n, 5), nodes (m + 1,), z_end (n,), tab, o, inv_s) -> (n, 5)``: RK4 along
-    monotone nodes, each track to its own plane (all at nodes[-1]: RK4 along all nodes; one kernel
-    for both, so each representation compiles one RK4, not two);
+    ``rk4_to(states (n, 5), nodes (m + 1,), z_end (n,), even (n,) int64, tab, o, inv_s) ->
+    (n, 5)``: RK4 along monotone nodes, each track to its own plane (all at nodes[-1]: RK4 along
+    all nodes), or, for a track with even[i] > 0, in even[i] equal steps from nodes[0] to
+    z_end[i]. One compiled kernel serves every fixed-step RK4 (and each kernel inlines the step,
+    with its four field evaluations, at one call site): with a B-spline map each inlined copy
+    costs about 40 s of compilation on this machine's cores, at every fresh install;
     ``dopri(states, z0, z1, tol, h0, h_min, h_max, lever, tab, o, inv_s) -> (out, steps,
     rejected)``;
     ``rk4_scaled(states, z0, z1, h_ref, exponent, h_max, tab, o, inv_s) -> (out, steps)``: RK4
-    with a step per track set by its momentum (:func:`rk4_momentum_scaled`).
+    with a step per track set by its momentum (:func:`rk4_momentum_scaled`); plain Python
+    around ``rk4_to``.
     """
 
     step: object
@@ -151,26 +158,35 @@ def make_kernels(field_at, name: str) -> Kernels:
                 ty + h / 6.0 * (b1 + 2.0 * b2 + 2.0 * b3 + b4))
 
     @jit(parallel=True)
-    def rk4_to(states, nodes, z_end, tab, o, inv_s):
+    def rk4_to(states, nodes, z_end, even, tab, o, inv_s):
         """Nodes monotone (either direction); track i stops at z_end[i] (between nodes[0]
         and nodes[-1]) with a partial step (none when z_end[i] is a node: z_end = nodes[-1]
-        is plain RK4 along the nodes)."""
+        is plain RK4 along the nodes); even[i] > 0: even[i] equal steps from nodes[0]."""
         out = np.empty_like(states)
-        d = 1.0 if nodes[nodes.shape[0] - 1] >= nodes[0] else -1.0
+        last = nodes.shape[0] - 1
+        d = 1.0 if nodes[last] >= nodes[0] else -1.0
         for i in numba.prange(states.shape[0]):
             x, y, tx, ty, qop = states[i, 0], states[i, 1], states[i, 2], states[i, 3], states[i, 4]
             ze = z_end[i]
-            z = nodes[0]
+            m = even[i]
+            dz = (ze - nodes[0]) / max(m, 1)
             sc = np.empty(_SCRATCH)
             sc[0] = -1.0
-            for k in range(nodes.shape[0] - 1):
-                if d * (nodes[k + 1] - ze) > 1e-9:
-                    break
-                x, y, tx, ty = step(tab, o, inv_s, x, y, tx, ty, qop, nodes[k],
-                                    nodes[k + 1] - nodes[k], sc)
-                z = nodes[k + 1]
-            if d * (ze - z) > 1e-9:
-                x, y, tx, ty = step(tab, o, inv_s, x, y, tx, ty, qop, z, ze - z, sc)
+            k = 0
+            z = nodes[0]
+            while True:  # one call site of the inlined step (see Kernels)
+                if m > 0:
+                    if k >= m:
+                        break
+                    zs, h = nodes[0] + k * dz, dz
+                else:  # node to node while the next node is not past z_end, then to z_end
+                    if not d * (ze - z) > 1e-9:
+                        break
+                    z1 = nodes[k + 1] if k < last and d * (nodes[k + 1] - ze) <= 1e-9 else ze
+                    zs, h = z, z1 - z
+                    z = z1
+                x, y, tx, ty = step(tab, o, inv_s, x, y, tx, ty, qop, zs, h, sc)
+                k += 1
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = x, y, tx, ty, qop
         return out
 
@@ -190,12 +206,13 @@ def make_kernels(field_at, name: str) -> Kernels:
             kb = np.empty(7)  # dty/dz per stage
             kx = np.empty(7)  # dx/dz = tx per stage
             ky = np.empty(7)
-            ka[0], kb[0] = slopes(tab, o, inv_s, x, y, tx, ty, qop, z, sc)
-            kx[0], ky[0] = tx, ty
+            first = 1  # stage 0, the slope at the start, only before the first step (later
+            # it is the FSAL stage 6 of the step accepted): one call site of the inlined slopes
+            xs, ys, txs, tys = x, y, tx, ty
             while z1 - z > 1e-9:
                 if h > z1 - z:
                     h = z1 - z
-                for s in range(1, 6):
+                for s in range(1 - first, 7):
                     xs, ys, txs, tys = x, y, tx, ty
                     for j in range(s):
                         w = h * _A[s - 1, j]
@@ -206,15 +223,8 @@ def make_kernels(field_at, name: str) -> Kernels:
                     kx[s], ky[s] = txs, tys
                     ka[s], kb[s] = slopes(tab, o, inv_s, xs, ys, txs, tys, qop, z + _C[s] * h,
                                           sc)
-                xn, yn, txn, tyn = x, y, tx, ty
-                for j in range(6):
-                    w = h * _B5[j]
-                    xn += w * kx[j]
-                    yn += w * ky[j]
-                    txn += w * ka[j]
-                    tyn += w * kb[j]
-                kx[6], ky[6] = txn, tyn
-                ka[6], kb[6] = slopes(tab, o, inv_s, xn, yn, txn, tyn, qop, z + h, sc)
+                first = 0
+                xn, yn, txn, tyn = xs, ys, txs, tys  # stage 6's state: the 5th-order solution
                 ex = ey = etx = ety = 0.0
                 for j in range(7):
                     ex += h * _E[j] * kx[j]
@@ -236,27 +246,16 @@ def make_kernels(field_at, name: str) -> Kernels:
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = x, y, tx, ty, qop
         return out, steps, rejected
 
-    @jit(parallel=True)
     def rk4_scaled(states, z0, z1, h_ref, exponent, h_max, tab, o, inv_s):
         """Each track its own even steps from z0 to z1: h = min(h_max, h_ref |q/p|^-exponent)
         (q/p in 1/GeV), rounded down to split z1 - z0 evenly; returns (out, steps (n,))."""
-        n = states.shape[0]
-        out = np.empty_like(states)
-        steps = np.empty(n, np.int64)
-        length = z1 - z0
-        for i in numba.prange(n):
-            x, y, tx, ty, qop = states[i, 0], states[i, 1], states[i, 2], states[i, 3], states[i, 4]
-            a = abs(qop)
-            h = h_max if a == 0.0 else min(h_max, h_ref * a ** (-exponent))
-            m = max(1, int(np.ceil(abs(length) / h - 1e-9)))
-            dz = length / m
-            sc = np.empty(_SCRATCH)
-            sc[0] = -1.0
-            for k in range(m):
-                x, y, tx, ty = step(tab, o, inv_s, x, y, tx, ty, qop, z0 + k * dz, dz, sc)
-            out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = x, y, tx, ty, qop
-            steps[i] = m
-        return out, steps
+        a = np.abs(states[:, 4])
+        with np.errstate(divide="ignore"):
+            h = np.where(a == 0.0, h_max, np.minimum(h_max, h_ref * a ** (-exponent)))
+        m = np.maximum(1, np.ceil(abs(z1 - z0) / h - 1e-9)).astype(np.int64)
+        out = rk4_to(states, np.array([z0, z1]), np.full(len(states), float(z1)), m, tab, o,
+                     inv_s)
+        return out, m
 
     return Kernels(step, rk4_to, dopri, rk4_scaled)
 
@@ -350,7 +349,8 @@ def rk4_compiled(states: np.ndarray, nodes: np.ndarray, field) -> np.ndarray:
     nodes = _c(nodes)
     k, arrays = _kernels_and_arrays(field, "rk4_compiled")
     s = _c(states)
-    return _in_locality_order(k.rk4_to, s, nodes, np.full(len(s), nodes[-1]), *arrays)
+    return _in_locality_order(k.rk4_to, s, nodes, np.full(len(s), nodes[-1]),
+                              np.zeros(len(s), np.int64), *arrays)
 
 
 def rk4_compiled_to(states: np.ndarray, nodes: np.ndarray, z_end: np.ndarray, field) -> np.ndarray:
@@ -362,7 +362,7 @@ def rk4_compiled_to(states: np.ndarray, nodes: np.ndarray, z_end: np.ndarray, fi
     :func:`physml.tracks.propagate.propagate_to`).
     """
     k, arrays = _kernels_and_arrays(field, "rk4_compiled_to")
-    return k.rk4_to(_c(states), _c(nodes), _c(z_end), *arrays)
+    return k.rk4_to(_c(states), _c(nodes), _c(z_end), np.zeros(len(states), np.int64), *arrays)
 
 
 def dopri5(states: np.ndarray, z_start: float, z_end: float, field, tol_mm: float = 1e-3,
