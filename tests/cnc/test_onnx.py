@@ -77,18 +77,6 @@ def test_full_prediction_onnxruntime_equals_torch(tmp_path):
     assert onnx_export.prediction_agreement(other, sess, x) < 1.0
 
 
-def test_breakdown_splits_total_into_encoder_and_steps():
-    from physml import timing
-
-    full = timing.Timing(np.array([0.030, 0.020, 0.040]), 256)
-    enc = timing.Timing(np.array([0.004, 0.006, 0.005]), 256)
-    b = onnx_export.breakdown(full, enc, steps=5)
-    assert b["total"] == pytest.approx(30.0) and b["encoder"] == pytest.approx(5.0)
-    assert b["decoder_per_step"] == pytest.approx(5.0)  # (30 - 5) / 5
-    with pytest.raises(ValueError, match="windows"):
-        onnx_export.breakdown(full, timing.Timing(np.array([0.1, 0.1]), 128), steps=5)
-
-
 def test_benchmark_records_cpu_time_per_timed_call(tmp_path):
     m = _seeded(lambda: classifier.CommandCNN(5, channels=4))
     x = torch.randn(8, 4, 5)

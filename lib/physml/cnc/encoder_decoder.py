@@ -27,7 +27,10 @@ The decoding runs in :class:`GreedyPredictor`: the encoder once, the decoder one
 step with cached keys and values (the same numbers as re-running the decoder on the whole
 prefix), each row projected only onto the part of the vocabulary its grammar state allows,
 and at most :func:`decode_steps` steps (the longest training line plus ``<eos>``). The module
-is what :mod:`physml.cnc.onnx_export` exports for the full prediction, windows → lines.
+is what :mod:`physml.cnc.onnx_export` exports for the full prediction, windows → lines: as
+one graph, or split (:class:`PrefillStage`, :class:`DecoderStep`, both built from its
+:meth:`GreedyPredictor.memory` and :meth:`GreedyPredictor.step`) for a host-side loop that
+drops finished rows between steps.
 
 Saved models
 ------------
@@ -234,8 +237,9 @@ class GreedyPredictor(nn.Module):
     grammar-constrained like :func:`greedy_decode`, whose scores use this module. Run eagerly,
     the step loop stops once every line has ended; traced for export it has no
     data-dependent exit, so the module exports to ONNX as one graph (the loop unrolled,
-    every step run). ``steps``: decoder passes, at most ``max_len - 1``; the last one only allows
-    ``<eos>`` (or the pending value).
+    every step run); :class:`PrefillStage` and :class:`DecoderStep` export its pieces
+    for a loop that does stop. ``steps``: decoder passes, at most ``max_len - 1``; the last
+    one only allows ``<eos>`` (or the pending value).
 
     Supports the decoder :class:`EncoderDecoder` builds (post-norm
     ``nn.TransformerDecoderLayer`` with ReLU, no final norm); another layout raises.
@@ -281,52 +285,90 @@ class GreedyPredictor(nn.Module):
         self.register_buffer("allow_last", torch.stack([~is_eos, is_eos, is_eos]),
                              persistent=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m, hs, hp = self.model, self.head_sum, self.head_spread
+    def memory(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The encoder once: ``x`` ``(b, window, f)`` → class ids ``(b,)`` int64 and the
+        cross-attention keys and values of every decoder layer, ``[k_0, v_0, k_1, v_1,
+        ...]``, each ``(b, window, d_model)``."""
+        m = self.model
         memory = m.encode(x)
         cls = m.classify(memory).argmax(1)
-        d = memory.shape[-1]
-        mem_kv = []
+        b, n, d = memory.shape
+        flat = memory.reshape(b * n, d)  # 2-D: one Gemm with its bias in ONNX (3-D: MatMul + Add)
+        kv = []
         for lay in m.decoder.layers:
             w, bias = lay.multihead_attn.in_proj_weight, lay.multihead_attn.in_proj_bias
-            mem_kv.append((torch.nn.functional.linear(memory, w[d:2 * d], bias[d:2 * d]),
-                           torch.nn.functional.linear(memory, w[2 * d:], bias[2 * d:])))
+            kv += [torch.nn.functional.linear(flat, w[d:2 * d], bias[d:2 * d]).reshape(b, n, d),
+                   torch.nn.functional.linear(flat, w[2 * d:], bias[2 * d:]).reshape(b, n, d)]
+        return cls, kv
+
+    def step(self, tok: torch.Tensor, state: torch.Tensor, pos: torch.Tensor,
+             allow: torch.Tensor, cache: Sequence[torch.Tensor] | None,
+             mem: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One greedy step for ``b`` rows: ``tok`` ``(b,)`` the previous token, ``state``
+        ``(b,)`` its grammar state (0 start, 1 after a word, 2 after an address), ``pos``
+        ``(d_model,)`` or ``(1, d_model)`` this step's position embedding, ``allow`` ``(3,
+        n_words)`` the words allowed per state (:attr:`allow`, or :attr:`allow_last` at the
+        last step), ``cache`` the self-attention keys and values of the ``t`` earlier tokens,
+        ``[k_0, v_0, k_1, v_1, ...]`` each ``(b, t, d_model)`` (``None`` at the first step),
+        ``mem`` from :meth:`memory`. Returns the next token ``(b,)`` and the cache with this
+        token's keys and values appended (each ``(b, t + 1, d_model)``). Rows are
+        independent: a row's token does not depend on which other rows are in the batch.
+
+        At the first step (``cache`` ``None``) the self-attention has one key, whose weight is
+        exactly 1: its output is the value itself, taken without the scores (the same
+        numbers, fewer operations)."""
+        m, hs, hp = self.model, self.head_sum, self.head_spread
+        d = mem[0].shape[-1]
+        e = m.emb(tok) + pos
+        kv = []
+        for i, lay in enumerate(m.decoder.layers):
+            sa = lay.self_attn
+            qkv = torch.nn.functional.linear(e, sa.in_proj_weight, sa.in_proj_bias)
+            k, v = qkv[:, None, d:2 * d], qkv[:, None, 2 * d:]
+            if cache is None:  # one key: softmax weight 1, the output is its value
+                att = qkv[:, 2 * d:]
+            else:
+                k, v = torch.cat([cache[2 * i], k], 1), torch.cat([cache[2 * i + 1], v], 1)
+                att = _attend(qkv[:, :d], k, v, hs, hp)
+            kv += [k, v]
+            e = lay.norm1(e + sa.out_proj(att))
+            ca = lay.multihead_attn
+            q = torch.nn.functional.linear(e, ca.in_proj_weight[:d], ca.in_proj_bias[:d])
+            e = lay.norm2(e + ca.out_proj(_attend(q, mem[2 * i], mem[2 * i + 1], hs, hp)))
+            e = lay.norm3(e + lay.linear2(torch.relu(lay.linear1(e))))
+        w_logits = torch.nn.functional.linear(e, m.out.weight[self.words], m.out.bias[self.words])
+        neg = torch.tensor(float("-inf"), device=e.device)
+        nxt = self.words[torch.where(allow[state], w_logits, neg).argmax(1)]
+        # rows after an address take the best value: only they are projected onto the value
+        # tokens, the bulk of the vocabulary (finished rows are in state 1, never 2)
+        rows = torch.nonzero(state == 2)[:, 0]
+        v_logits = torch.nn.functional.linear(e[rows], m.out.weight[self.values],
+                                              m.out.bias[self.values])
+        nxt = nxt.index_put((rows,), self.values[v_logits.argmax(1)])
+        return nxt, kv
+
+    def next_state(self, state: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+        """Grammar state after ``tok`` ``(b,)``: 2 after an address letter, unchanged after a
+        special token (``<eos>``, ``<pad>``), else 1."""
+        kind = self.codes[tok]
+        return torch.where(kind == _AXIS, 2, torch.where(kind == _SPECIAL, state, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        cls, mem = self.memory(x)
         b = x.shape[0]
         tok = torch.full((b,), tokens.BOS, dtype=torch.long, device=x.device)
         state = torch.zeros(b, dtype=torch.long, device=x.device)
         done = torch.zeros(b, dtype=torch.bool, device=x.device)
-        cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(m.decoder.layers)
-        neg = torch.tensor(float("-inf"), device=x.device)
         pad = torch.full((b,), tokens.PAD, dtype=torch.long, device=x.device)
-        w_words, b_words = m.out.weight[self.words], m.out.bias[self.words]
-        w_values, b_values = m.out.weight[self.values], m.out.bias[self.values]
+        cache = None
         out = []
         for t in range(self.steps):
-            e = m.emb(tok) + m.pos.weight[t]
-            for i, lay in enumerate(m.decoder.layers):
-                sa = lay.self_attn
-                qkv = torch.nn.functional.linear(e, sa.in_proj_weight, sa.in_proj_bias)
-                k, v = qkv[:, None, d:2 * d], qkv[:, None, 2 * d:]
-                if cache[i] is not None:
-                    k, v = torch.cat([cache[i][0], k], 1), torch.cat([cache[i][1], v], 1)
-                cache[i] = (k, v)
-                e = lay.norm1(e + sa.out_proj(_attend(qkv[:, :d], k, v, hs, hp)))
-                ca = lay.multihead_attn
-                q = torch.nn.functional.linear(e, ca.in_proj_weight[:d], ca.in_proj_bias[:d])
-                e = lay.norm2(e + ca.out_proj(_attend(q, *mem_kv[i], hs, hp)))
-                e = lay.norm3(e + lay.linear2(torch.relu(lay.linear1(e))))
-            allowed = (self.allow_last if t == self.steps - 1 else self.allow)[state]
-            w_logits = torch.nn.functional.linear(e, w_words, b_words)
-            nxt = self.words[torch.where(allowed, w_logits, neg).argmax(1)]
-            # rows after an address (and not finished) take the best value: only they are
-            # projected onto the value tokens, the bulk of the vocabulary
-            rows = torch.nonzero((state == 2) & ~done)[:, 0]
-            v_logits = torch.nn.functional.linear(e[rows], w_values, b_values)
-            nxt = nxt.index_put((rows,), self.values[v_logits.argmax(1)])
+            allow = self.allow_last if t == self.steps - 1 else self.allow
+            nxt, cache = self.step(tok, state, m.pos.weight[t], allow, cache, mem)
             nxt = torch.where(done, pad, nxt)
             out.append(nxt)
-            kind = self.codes[nxt]
-            state = torch.where(kind == _AXIS, 2, torch.where(kind == _SPECIAL, state, 1))
+            state = self.next_state(state, nxt)
             done = done | (nxt == tokens.EOS)
             tok = nxt
             if not _tracing() and bool(done.all()):
@@ -335,6 +377,53 @@ class GreedyPredictor(nn.Module):
                 out += [pad] * (self.steps - 1 - t)
                 break
         return torch.stack(out, 1), cls
+
+
+class PrefillStage(nn.Module):
+    """The first graph of the staged prediction (:class:`GreedyPredictor` split for a
+    host-side loop): the encoder, the command head, the memory's keys and values and the
+    first greedy step. ``forward(x (b, window, f)) -> (classes (b,), token (b,), state (b,),
+    *memory (2 * layers tensors (b, window, d_model)), *cache (2 * layers tensors (b, 1,
+    d_model)))``: ``token`` is the first emitted token, ``state`` the grammar state after it
+    (layout of ``memory`` and ``cache``: :meth:`GreedyPredictor.step`)."""
+
+    def __init__(self, predictor: GreedyPredictor):
+        super().__init__()
+        self.p = predictor
+
+    def forward(self, x: torch.Tensor):
+        p = self.p
+        cls, mem = p.memory(x)
+        tok = torch.full((x.shape[0],), tokens.BOS, dtype=torch.long, device=x.device)
+        state = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        allow = p.allow_last if p.steps == 1 else p.allow
+        nxt, cache = p.step(tok, state, p.model.pos.weight[0], allow, None, mem)
+        return (cls, nxt, p.next_state(state, nxt), *mem, *cache)
+
+
+class DecoderStep(nn.Module):
+    """One greedy step of the staged prediction, on the rows still decoding:
+    ``forward(token (b,), state (b,), t (1,) int64, *memory, *cache) -> (token (b,), state
+    (b,), *cache)``; ``memory``: 2 * layers tensors ``(b, window, d_model)``, ``cache``:
+    2 * layers tensors ``(b, t, d_model)`` in, ``(b, t + 1, d_model)`` out
+    (:meth:`GreedyPredictor.step`); ``t`` is the step's index (1 .. steps - 1; the last one
+    allows only ``<eos>`` or the pending value)."""
+
+    def __init__(self, predictor: GreedyPredictor):
+        super().__init__()
+        self.p = predictor
+        self.n = 2 * len(predictor.model.decoder.layers)
+
+    def forward(self, tok, state, t, *kv):
+        p, n = self.p, self.n
+        if len(kv) != 2 * n:
+            raise ValueError(f"DecoderStep: expected {n} memory and {n} cache tensors, got "
+                             f"{len(kv)} tensors")
+        last = (t == p.steps - 1)[:, None]  # (1, 1); logical ops (no Where on booleans in ORT)
+        allow = (p.allow & ~last) | (p.allow_last & last)
+        pos = torch.nn.functional.embedding(t, p.model.pos.weight)  # (1, d)
+        nxt, cache = p.step(tok, state, pos, allow, kv[n:], kv[:n])
+        return (nxt, p.next_state(state, nxt), *cache)
 
 
 class EncoderStage(nn.Module):
