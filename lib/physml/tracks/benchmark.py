@@ -7,6 +7,7 @@ machine they were measured on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -249,36 +250,67 @@ def faster_rk4(*results: dict) -> dict:
     return max(results, key=lambda r: r["rk4_tracks_per_second"])
 
 
+def _serial_below(batch: int, fn):
+    """``fn`` wrapped to run on one numba thread when batch < SERIAL_BELOW (a parallel launch
+    costs more than a few tracks' steps: :data:`physml.tracks.priors.SERIAL_BELOW`), so that
+    every compiled integrator gets its best setting at small batches."""
+    from physml.tracks.priors import SERIAL_BELOW
+
+    if batch >= SERIAL_BELOW:
+        return fn
+    import numba
+
+    def serial():
+        old = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(old)
+
+    return serial
+
+
 def rk4_caller(rk4: dict, z_end_mm: float = 8500.0):
     """``make(batch, calls)`` -> a zero-argument function that runs the chosen RK4 schedule of
     ``rk4`` (on its field) on ``batch`` of its reference tracks, ``calls`` times (for
-    :func:`batch_ratios`)."""
+    :func:`batch_ratios`; on one numba thread below SERIAL_BELOW tracks, :func:`_serial_below`)."""
     run, states = rk4["run"], rk4["states"]
 
     def make(batch: int, calls: int):
         s = states[np.arange(batch) % len(states)]
-        return lambda: [run(s) for _ in range(calls)]
+        return _serial_below(batch, lambda: [run(s) for _ in range(calls)])
 
     return make
 
 
 def dopri_caller(adaptive: dict, field, states: np.ndarray, z_end_mm: float = 8500.0):
-    """``make(batch, calls)`` for the chosen Dormand-Prince tolerance of ``adaptive``."""
+    """``make(batch, calls)`` for the chosen Dormand-Prince tolerance of ``adaptive`` (one numba
+    thread below SERIAL_BELOW tracks)."""
     def make(batch: int, calls: int):
         s = states[np.arange(batch) % len(states)]
-        return lambda: [propagate(s, 0.0, z_end_mm, field, method="dopri5",
-                                  tol_mm=adaptive["tol_mm"], max_step_mm=adaptive["max_step_mm"])
-                        for _ in range(calls)]
+        return _serial_below(batch, lambda: [propagate(
+            s, 0.0, z_end_mm, field, method="dopri5", tol_mm=adaptive["tol_mm"],
+            max_step_mm=adaptive["max_step_mm"]) for _ in range(calls)])
 
     return make
 
 
-def model_caller(run_dir: str, backend: str, threads: int, seed: int = 0):
-    """``make(batch, calls)`` for one trained surrogate (PyTorch or ONNX Runtime)."""
+def timing_inputs(n: int, seed: int = 0, dz_mm: float | None = None):
+    """Physical inputs (n, 6) float32 tensor for timings: initial states of the study's
+    default distribution, dz drawn per track or, with ``dz_mm``, that fixed distance (mm)."""
+    s, dz = D.sample_initial_states(n, np.random.default_rng(seed), D.DatasetSpec())
+    if dz_mm is not None:
+        dz = np.full(n, float(dz_mm))
+    return to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})[0]
+
+
+def model_caller(run_dir: str, backend: str, threads: int, seed: int = 0,
+                 dz_mm: float | None = None):
+    """``make(batch, calls)`` for one trained surrogate (PyTorch or ONNX Runtime; for the
+    rk4 hybrid both include its numba prior); inputs :func:`timing_inputs`."""
     run = _runner(run_dir, backend, threads)
-    rng = np.random.default_rng(seed)
-    s, dz = D.sample_initial_states(4096, rng, D.DatasetSpec())
-    u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
+    u = timing_inputs(4096, seed, dz_mm)
 
     def make(batch: int, calls: int):
         idx = np.arange(batch) % len(u)
@@ -322,14 +354,15 @@ def fold_means(values: np.ndarray, folds: int) -> np.ndarray:
 
 
 def model_timings(runs: pd.DataFrame, batch_sizes, threads: int, repeats: int = 5,
-                  min_items: int = 4096, seed: int = 0, backends=("torch", "onnx")) -> pd.DataFrame:
-    """Tracks/s of every run's model (PyTorch and ONNX Runtime) at each batch size, with
+                  min_items: int = 4096, seed: int = 0, backends=("torch", "onnx"),
+                  dz_mm: float | None = None) -> pd.DataFrame:
+    """Tracks/s of every run's model (PyTorch and ONNX Runtime; the rk4 hybrid's numba prior
+    is inside the timed call in both) at each batch size, with
     :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``). One timed
-    call runs ceil(min_items / batch) batches. Columns: model, run, backend, batch,
-    tracks_per_s (fastest repeat), ci_low/ci_high (mean over repeats), timing."""
-    rng = np.random.default_rng(seed)
-    s, dz = D.sample_initial_states(max(batch_sizes), rng, D.DatasetSpec())
-    u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
+    call runs ceil(min_items / batch) batches; inputs :func:`timing_inputs` (``dz_mm``: a fixed
+    distance). Columns: model, run, backend, batch, tracks_per_s (fastest repeat),
+    ci_low/ci_high (mean over repeats), timing."""
+    u = timing_inputs(max(batch_sizes), seed, dz_mm)
     rows = []
     with timing.threads(threads):
         for r in runs.itertuples():
@@ -367,13 +400,136 @@ def _runner(run_dir: str, backend: str, threads: int):
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(f"{run_dir}/model.onnx", opts,
                                     providers=["CPUExecutionProvider"])
+        model = load_model(run_dir)
+        if model.prior == "rk4":  # the graph is the network part; the prior runs in numba
+            from physml.tracks.models import onnx_inputs
+
+            return lambda x: sess.run(None, onnx_inputs(model, x))
         return lambda x: sess.run(None, {"u": x})
     raise ValueError(f"model_timings: backend {backend!r} not in ('torch', 'onnx')")
 
 
-def summary(rk4: dict, tp: pd.DataFrame, batch: int) -> pd.DataFrame:
+def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
+                       repeats: int = 5, min_items: int = 4096, seed: int = 0,
+                       dz_mm: float = 8500.0) -> pd.DataFrame:
+    """Tracks/s of the rk4 hybrids' prior alone (RK4 with N equal steps, numba) for each row
+    of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`: rk4_steps, rk4_field,
+    pos_mean_mm) at each batch size, timed like :func:`model_timings` (same inputs, threads,
+    repeats). Columns as there, backend "numba"."""
+    from physml.tracks.priors import RK4Prior
+
+    u = timing_inputs(max(batch_sizes), seed, dz_mm).double().numpy()
+    rows = []
+    with timing.threads(threads):
+        for r in coarse.itertuples():
+            prior = RK4Prior.fit(field, int(r.rk4_steps), np.array([dz_mm]), r.rk4_field)
+            for b in batch_sizes:
+                s, d = np.ascontiguousarray(u[:b, :5]), u[:b, 5].copy()
+                k = -(-min_items // b)
+                t = timing.measure(lambda s=s, d=d, k=k, f=prior: [f(s, d) for _ in range(k)],
+                                   items=k * b, repeats=repeats)
+                ci = t.per_second
+                rows.append({"model": r.model, "run": r.model, "backend": "numba",
+                             "batch": int(b), "tracks_per_s": t.best_per_second,
+                             "ci_low": ci.low, "ci_high": ci.high, "timing": t,
+                             "pos_mean_mm": r.pos_mean_mm})
+    return pd.DataFrame(rows)
+
+
+def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame,
+                     coarse_tp: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """Each rk4 hybrid of ``table`` (a summary table, test metrics at p >= 2 GeV) beside its
+    fair competitors, at ``batch``: the same coarse RK4 without the network, and the plain
+    coarse RK4 with the fewest steps (of those in ``coarse``) whose test mean position error is
+    no larger than the hybrid's (None if none is). Tracks/s: the fastest backend of the
+    hybrid's first-seed run (``tp``, :func:`model_timings`) and ``coarse_tp``
+    (:func:`coarse_rk4_timings`). One row per hybrid."""
+    rate = {m: g["tracks_per_s"].max() for m, g in
+            pd.concat([tp, coarse_tp])[lambda d: d["batch"] == batch].groupby("model")}
+    rows = []
+    for h in table[table["model"].str.contains(r"\+rk4x")].itertuples():
+        n = int(re.search(r"\+rk4x(\d+)", h.model).group(1))
+        same = coarse[coarse["rk4_steps"] == n]
+        match = coarse[coarse["pos_mean_mm"] <= h.pos_mean_mm].sort_values("rk4_steps")
+        row = {"hybrid": h.model, "hybrid_pos_mean_mm": h.pos_mean_mm,
+               "hybrid_pos_95_mm": h.pos_95_mm, "hybrid_slope_mean": h.slope_mean,
+               "hybrid_tracks_per_s": rate.get(h.model, np.nan)}
+        if len(same):
+            s = same.iloc[0]
+            row.update({"same_rk4": s["model"], "same_rk4_pos_mean_mm": s["pos_mean_mm"],
+                        "same_rk4_tracks_per_s": rate.get(s["model"], np.nan)})
+        if len(match):
+            m = match.iloc[0]
+            row.update({"matched_rk4": m["model"], "matched_rk4_pos_mean_mm": m["pos_mean_mm"],
+                        "matched_rk4_tracks_per_s": rate.get(m["model"], np.nan)})
+        else:
+            row["matched_rk4"] = None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def onnx_note(runs: pd.DataFrame) -> str:
+    """Which runs' ONNX graphs hold the network part only (read from each model.onnx: a
+    'prior' input, the rk4 hybrids, whose coarse RK4 runs in numba beside the graph)."""
+    import onnx
+
+    def inputs(run_dir):
+        return [i.name for i in onnx.load(f"{run_dir}/model.onnx").graph.input]
+
+    split = sorted({r.model for r in runs.itertuples() if "prior" in inputs(r.run_dir)})
+    if not split:
+        return "Every ONNX graph holds the whole model (prior and network)."
+    return (f"The ONNX graphs of {', '.join(split)} hold the network part only (inputs u and "
+            "prior): their coarse-RK4 prior is numba, run beside ONNX Runtime (or PyTorch) "
+            "inside every timed call; the other models' graphs hold prior and network.")
+
+
+def fastest_meeting_targets(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame,
+                            coarse_tp: pd.DataFrame, batch: int) -> dict | None:
+    """The fastest method at ``batch`` (surrogates of ``table`` by their fastest backend, plain
+    coarse RK4 of ``coarse``) among those whose test metrics meet all targets
+    (``meets_targets``): {method, tracks_per_s, pos_mean_mm}, or None when none does."""
+    rate = {m: g["tracks_per_s"].max() for m, g in
+            pd.concat([tp, coarse_tp])[lambda d: d["batch"] == batch].groupby("model")}
+    ok = [(r.model, r.pos_mean_mm) for t in (table, coarse) for r in t.itertuples()
+          if r.meets_targets and r.model in rate]
+    if not ok:
+        return None
+    m, e = max(ok, key=lambda x: rate[x[0]])
+    return {"method": m, "tracks_per_s": float(rate[m]), "pos_mean_mm": float(e)}
+
+
+def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
+    """One sentence per row of :func:`hybrid_vs_coarse`, all numbers from it."""
+    out = []
+    for r in cmp.to_dict("records"):
+        txt = (f"{r['hybrid']}: {r['hybrid_pos_mean_mm']:.3g} mm mean (95th percentile "
+               f"{r['hybrid_pos_95_mm']:.3g} mm, slope {r['hybrid_slope_mean']:.2g}) at "
+               f"{r['hybrid_tracks_per_s']:,.0f} tracks/s")
+        if isinstance(r.get("same_rk4"), str):
+            txt += (f"; the same RK4 without the network ({r['same_rk4']}): "
+                    f"{r['same_rk4_pos_mean_mm']:.3g} mm at {r['same_rk4_tracks_per_s']:,.0f} "
+                    "tracks/s")
+        if isinstance(r.get("matched_rk4"), str):
+            ratio = r["hybrid_tracks_per_s"] / r["matched_rk4_tracks_per_s"]
+            txt += (f"; plain RK4 is at least as accurate with {r['matched_rk4']} "
+                    f"({r['matched_rk4_pos_mean_mm']:.3g} mm) at "
+                    f"{r['matched_rk4_tracks_per_s']:,.0f} tracks/s — the hybrid runs "
+                    f"**{ratio:.2g}x** its speed (< 1: slower)")
+        else:
+            txt += "; no plain coarse RK4 scanned is as accurate"
+        out.append(txt + ".")
+    return (f"Coarse-RK4 hybrids against the same RK4 without the network ({threads} "
+            "thread(s), test tracks p ≥ 2 GeV; the prior runs in numba, the network in PyTorch "
+            "or ONNX Runtime, both inside the timed call): " + " ".join(out))
+
+
+def summary(rk4: dict, tp: pd.DataFrame, batch: int,
+            coarse: pd.DataFrame | None = None,
+            coarse_tp: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per method at ``batch``: tracks/s, ratio to RK4 (same threads, same run), and
-    accuracy (RK4: mean / max error vs DOP853; surrogates: test mean position error)."""
+    accuracy (RK4: mean / max error vs DOP853; surrogates and plain coarse RK4 (``coarse``,
+    ``coarse_tp``): test mean position error vs the ground truth)."""
     rows = [{"method": f"RK4 ({rk4['schedule']}, numba)", "tracks_per_s":
              rk4["rk4_tracks_per_second"], "pos_mean_mm": float(np.mean(rk4["errors_um"])) / 1000,
              "max_pos_err_mm": rk4["max_err_um"] / 1000},
@@ -382,6 +538,10 @@ def summary(rk4: dict, tp: pd.DataFrame, batch: int) -> pd.DataFrame:
     for r in tp[tp["batch"] == batch].itertuples():
         rows.append({"method": f"{r.run} ({r.backend})", "tracks_per_s": r.tracks_per_s,
                      "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan})
+    if coarse_tp is not None and len(coarse_tp):
+        for r in coarse_tp[coarse_tp["batch"] == batch].itertuples():
+            rows.append({"method": f"{r.model} (numba)", "tracks_per_s": r.tracks_per_s,
+                         "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan})
     out = pd.DataFrame(rows)
     out["ratio_to_rk4"] = out["tracks_per_s"] / rk4["rk4_tracks_per_second"]
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -129,24 +130,96 @@ def split_by_p(run_dir: str, test: dict, p_min: float = P_MIN_GEV) -> dict:
 
 
 HYBRIDS = {"kick": False, "kick/qp": True}
-"""Hybrid variants: the kick prior with a globally scaled network output, or scaled per track
-by |q/p| (value: ``qop_scale``)."""
+"""Hybrid variants of the kick prior: a globally scaled network output, or scaled per track
+by |q/p| (value: ``qop_scale``). Besides these, ``rk4x<N>`` (``rk4x<N>/qp``): the coarse-RK4
+prior with N steps per track on the map (``rk4x<N>bs``: on its C² B-spline), MLP only
+(:func:`hybrid_spec`)."""
+
+_RK4_HYBRID = re.compile(r"rk4x([1-9][0-9]*)(bs)?(/qp)?")
+
+
+def hybrid_spec(name: str) -> dict:
+    """RunConfig fields of a hybrid variant name: "kick", "kick/qp", "rk4x<N>[bs][/qp]".
+    ValueError naming the variant otherwise."""
+    if name in HYBRIDS:
+        return {"prior": "kick", "qop_scale": HYBRIDS[name]}
+    m = _RK4_HYBRID.fullmatch(str(name))
+    if m is None:
+        raise ValueError(f"hybrid variant {name!r} not in {sorted(HYBRIDS)} and not "
+                         "'rk4x<N>[bs][/qp]' (N >= 1 RK4 steps)")
+    return {"prior": "rk4", "qop_scale": m.group(3) is not None, "rk4_steps": int(m.group(1)),
+            "rk4_field": "bspline" if m.group(2) else "trilinear"}
 
 
 def matrix_configs(archs, sizes, seeds, steps: dict, hybrid_archs=(), hybrids=("kick",),
                    **common) -> list[RunConfig]:
     """The architecture x size x seed grid (straight-line prior, pure ML) plus, for each arch
-    of ``hybrid_archs`` and each variant of ``hybrids`` (keys of :data:`HYBRIDS`), the hybrid
-    (kick prior). ``steps`` maps arch -> optimiser steps (a hybrid gets its arch's steps)."""
-    bad = [h for h in hybrids if h not in HYBRIDS]
-    if bad:
-        raise ValueError(f"matrix_configs: hybrids {bad} not in {sorted(HYBRIDS)}")
+    of ``hybrid_archs`` and each variant of ``hybrids`` (:func:`hybrid_spec`: kick, kick/qp,
+    rk4x<N>[/qp]), the hybrid; the rk4 variants only for arch "mlp" (their prior gives the end
+    state only). ``steps`` maps arch -> optimiser steps (a hybrid gets its arch's steps)."""
+    specs = {}
+    for h in hybrids:
+        try:
+            specs[h] = hybrid_spec(h)
+        except ValueError as e:
+            raise ValueError(f"matrix_configs: {e}") from None
     cfgs = [RunConfig(arch=a, size=s, seed=seed, steps=int(steps[a]), **common)
             for a, s, seed in itertools.product(archs, sizes, seeds)]
-    cfgs += [RunConfig(arch=a, size=s, seed=seed, steps=int(steps[a]), prior="kick",
-                       qop_scale=HYBRIDS[h], **common)
-             for a, h, s, seed in itertools.product(hybrid_archs, hybrids, sizes, seeds)]
+    cfgs += [RunConfig(arch=a, size=s, seed=seed, steps=int(steps[a]), **specs[h], **common)
+             for a, h, s, seed in itertools.product(hybrid_archs, hybrids, sizes, seeds)
+             if not (specs[h]["prior"] == "rk4" and a != "mlp")]
     return cfgs
+
+
+def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
+               p_min: float = P_MIN_GEV) -> pd.DataFrame:
+    """The rk4 hybrids' prior alone (no network) — the fair competitor: RK4 with N equal steps
+    per track (:class:`~physml.tracks.priors.RK4Prior`) on the map (or its B-spline) for each
+    N of ``steps_list``, scored like the surrogates on the test tracks against the ground truth:
+    one row per N with model "rk4x<N> (no network)", rk4_steps, the :func:`metrics` at
+    p >= p_min and ``low_p_pos_mean_mm`` below."""
+    from physml.tracks.priors import RK4Prior
+
+    test = ds["test"]
+    p = 1 / np.abs(test["initial"][:, 4])
+    rows = []
+    for n in steps_list:
+        prior = RK4Prior.fit(ds["field"], int(n), test["dz"], field)
+        out = prior(test["initial"], test["dz"])
+        row = {"model": f"rk4x{int(n)}{'bs' if field == 'bspline' else ''} (no network)",
+               "rk4_steps": int(n), "rk4_field": field}
+        row.update(metrics(out[p >= p_min], test["final"][p >= p_min, :4]))
+        if (p < p_min).any():
+            row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
+                                               test["final"][p < p_min, :4])["pos_mean_mm"]
+        row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def coarse_rk4_markdown(coarse: pd.DataFrame, table: pd.DataFrame) -> str:
+    """What plain coarse RK4 (:func:`coarse_rk4`) achieves against the targets and against the
+    rk4 hybrids of ``table`` (a :func:`summary_table`): all numbers from the two tables."""
+    parts = [", ".join(f"{int(r.rk4_steps)} steps {r.pos_mean_mm:.3g} mm (95th percentile "
+                       f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g})"
+                       for r in coarse.itertuples())]
+    meet = coarse[coarse["meets_targets"]].sort_values("rk4_steps")
+    txt = (f"RK4 with N equal steps and no network, on the same test tracks (p ≥ {P_MIN_GEV:g} "
+           f"GeV): {parts[0]}. ")
+    txt += (f"The fewest steps scanned that meet all three targets: **{int(meet.iloc[0].rk4_steps)}"
+            "**. " if len(meet) else "No step count scanned meets all three targets. ")
+    hyb = table[table["model"].str.contains(r"\+rk4x")]
+    for h in hyb.itertuples():
+        n = int(re.search(r"\+rk4x(\d+)", h.model).group(1))
+        same = coarse[coarse["rk4_steps"] == n]
+        if len(same):
+            ratio = same.iloc[0]["pos_mean_mm"] / h.pos_mean_mm
+            gain = (f"the network divides its prior's error by {ratio:.2g}" if ratio > 1 else
+                    f"no better than its prior alone (error ratio {ratio:.2g})")
+            txt += (f"{h.model}: {h.pos_mean_mm:.3g} mm against "
+                    f"{same.iloc[0]['pos_mean_mm']:.3g} mm for its prior alone — {gain}; it "
+                    f"{'meets' if h.meets_targets else 'misses'} the targets. ")
+    return txt
 
 
 def summary_table(runs: pd.DataFrame, group=("model",)) -> pd.DataFrame:
@@ -171,13 +244,14 @@ tracks score the selected model only (selecting on them would bias its score low
 
 
 def best_models(table: pd.DataFrame) -> dict:
-    """The pure-ML model (straight-line or no prior) and the hybrid (kick prior) with the lowest
-    validation error (:data:`SELECT_ON`) among the rows of a :func:`summary_table` (None where
-    a side is absent). Raises ValueError if the table has no validation column."""
+    """The pure-ML model (straight-line or no prior) and the hybrid (kick or coarse-RK4 prior)
+    with the lowest validation error (:data:`SELECT_ON`) among the rows of a
+    :func:`summary_table` (None where a side is absent). Raises ValueError if the table has no
+    validation column."""
     if SELECT_ON not in table:
         raise ValueError(f"best_models: table has no {SELECT_ON!r} column (model selection uses "
                          "validation tracks, never the test tracks)")
-    hybrid = table["model"].str.contains(r"\+kick")
+    hybrid = table["model"].str.contains(r"\+(?:kick|rk4)")
     pick = {}
     for side, m in (("ml", ~hybrid), ("hybrid", hybrid)):
         sub = table[m]
@@ -198,12 +272,17 @@ def target_gaps(row: pd.Series) -> dict:
     return {k: float(row[k] / v) for k, v in TARGETS.items()}
 
 
-def add_throughput(runs: pd.DataFrame, batch: int = 4096, threads: int = 1) -> pd.DataFrame:
-    """Add torch tracks/s at ``batch`` with ``threads`` threads: column tracks_per_s_<batch>."""
+def add_throughput(runs: pd.DataFrame, batch: int = 4096, threads: int = 1,
+                   dz_mm: float | None = None) -> pd.DataFrame:
+    """Add torch tracks/s at ``batch`` with ``threads`` threads: column tracks_per_s_<batch>
+    (the rk4 hybrids' numba prior included). Inputs: initial states of the default
+    distribution, dz drawn per track or ``dz_mm`` (mm) for all."""
     from physml.timing import threads as limit_threads
 
     rng = np.random.default_rng(0)
     s, dz = D.sample_initial_states(batch, rng, D.DatasetSpec())
+    if dz_mm is not None:
+        dz = np.full(batch, float(dz_mm))
     u, _ = to_inputs({"initial": s, "dz": dz, "final": np.zeros_like(s)})
     with limit_threads(threads):
         vals = [throughput(load_model(d), u, (batch,), min_time_s=0.2)[batch]
@@ -437,7 +516,7 @@ def best_models_markdown(picks: dict) -> str:
         g = target_gaps(row)
         low = row.get("low_p_pos_mean_mm", float("nan"))
         out.append(
-            f"Best {'hybrid (kick prior + network)' if side == 'hybrid' else 'pure network'} "
+            f"Best {'hybrid (physics prior + network)' if side == 'hybrid' else 'pure network'} "
             f"on the validation tracks: {row['model']} — on the test tracks mean "
             f"{row['pos_mean_mm']:.3g} mm ({g['pos_mean_mm']:.2g}x "
             f"target), 95th percentile {row['pos_95_mm']:.3g} mm ({g['pos_95_mm']:.2g}x), slope "

@@ -16,10 +16,13 @@ Three architectures, four sizes each (the source study's):
 
 Every model adds its network output to a physics **prior** (:mod:`physml.tracks.priors`):
 ``none`` (absolute target around the training mean; MLP only), ``straight`` (field-free line)
-or ``kick`` (single kick of the on-axis field integral at the By centroid — the hybrid), and
-scales the network output per track by |q/p| when ``qop_scale`` (the residual of either prior
+or ``kick`` (single kick of the on-axis field integral at the By centroid — the hybrid), or
+``rk4`` (a few RK4 steps through the field map, numba, outside torch; MLP only), and
+scales the network output per track by |q/p| when ``qop_scale`` (the residual of each prior
 is proportional to q/p to first order). ``model.predict(u)`` maps physical inputs (n, 6) to
-physical outputs (n, 4) and is what ONNX export wraps.
+physical outputs (n, 4) and is what ONNX export wraps — except for the ``rk4`` prior, whose
+ONNX graph is the network part only: inputs ``u`` (n, 6) and ``prior`` (n, 4) (the coarse RK4
+end state, computed by numba beside it), output prior + scale(u) * net(u).
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ OUTPUTS = ("x_mm", "y_mm", "tx", "ty")
 @dataclass
 class Normalization:
     """Input shift/scale (6,), output shift/scale (4,) in physical units, the prior (one of
-    :data:`physml.tracks.priors.PRIORS`), whether outputs are scaled per track by |q/p|, and
-    the kick table (z0, step in mm; i0, i1 lists) when ``prior == "kick"``."""
+    :data:`physml.tracks.priors.PRIORS`), whether outputs are scaled per track by |q/p|, the
+    kick table (z0, step in mm; i0, i1 lists) when ``prior == "kick"`` and the fields of the
+    :class:`~physml.tracks.priors.RK4Prior` (``rk4``: steps, length_mm, map_sha1, field, z0_mm,
+    magnet) when ``prior == "rk4"``."""
 
     in_mean: list
     in_std: list
@@ -58,12 +63,21 @@ class Normalization:
     kick_step_mm: float = 0.0
     kick_i0: list = field(default_factory=list)
     kick_i1: list = field(default_factory=list)
+    rk4: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.prior not in priors.PRIORS:
             raise ValueError(f"Normalization: prior {self.prior!r} not in {priors.PRIORS}")
         if self.prior == "kick" and len(self.kick_i0) < 2:
             raise ValueError("Normalization: prior 'kick' needs a kick table (kick_i0, kick_i1)")
+        if self.prior == "rk4":
+            if not self.rk4:
+                raise ValueError("Normalization: prior 'rk4' needs its RK4Prior fields (rk4)")
+            self.rk4_prior()  # validates the fields
+
+    def rk4_prior(self) -> priors.RK4Prior:
+        """The :class:`~physml.tracks.priors.RK4Prior` of prior 'rk4'."""
+        return priors.RK4Prior(**self.rk4)
 
     def table(self) -> priors.KickTable:
         z = self.kick_z0_mm + self.kick_step_mm * np.arange(len(self.kick_i0))
@@ -71,17 +85,24 @@ class Normalization:
 
     @classmethod
     def fit(cls, initial: np.ndarray, dz: np.ndarray, final: np.ndarray, prior: str = "straight",
-            qop_scale: bool = False, table: priors.KickTable | None = None):
-        """From training arrays initial (n, 5), dz (n,), final (n, 5); ``table`` for "kick"."""
-        kick = {}
+            qop_scale: bool = False, table: priors.KickTable | None = None,
+            rk4: priors.RK4Prior | None = None):
+        """From training arrays initial (n, 5), dz (n,), final (n, 5); ``table`` for "kick",
+        ``rk4`` for "rk4". Output scale: the std of the residual target final - prior (divided
+        by |q/p| if ``qop_scale``) per component."""
+        extra = {}
+        if prior == "rk4":
+            if rk4 is None:
+                raise ValueError("Normalization.fit: prior 'rk4' needs an RK4Prior")
+            extra = {"rk4": asdict(rk4)}
         if prior == "kick":
             if table is None:
                 raise ValueError("Normalization.fit: prior 'kick' needs a KickTable")
-            kick = {"kick_z0_mm": float(table.z_mm[0]),
+            extra = {"kick_z0_mm": float(table.z_mm[0]),
                     "kick_step_mm": float(table.z_mm[1] - table.z_mm[0]),
                     "kick_i0": table.i0.tolist(), "kick_i1": table.i1.tolist()}
         u = np.concatenate([initial, dz[:, None]], 1)
-        target = final[:, :4] - prior_numpy(prior, initial, dz, table)
+        target = final[:, :4] - prior_numpy(prior, initial, dz, table, rk4)
         if qop_scale:
             target = target / np.abs(initial[:, 4:5])
         in_std = u.std(0)
@@ -90,7 +111,7 @@ class Normalization:
         out_std[out_std == 0] = 1.0
         out_mean = target.mean(0).tolist() if prior == "none" else [0.0] * 4
         return cls(u.mean(0).tolist(), in_std.tolist(), out_mean, out_std.tolist(), prior,
-                   bool(qop_scale), **kick)
+                   bool(qop_scale), **extra)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self)))
@@ -101,7 +122,8 @@ class Normalization:
 
 
 def prior_numpy(prior: str, initial: np.ndarray, dz: np.ndarray,
-                table: priors.KickTable | None = None) -> np.ndarray:
+                table: priors.KickTable | None = None,
+                rk4: priors.RK4Prior | None = None) -> np.ndarray:
     """The prior's end state (n, 4) in NumPy ("none": zeros)."""
     if prior == "none":
         return np.zeros((initial.shape[0], 4))
@@ -109,6 +131,8 @@ def prior_numpy(prior: str, initial: np.ndarray, dz: np.ndarray,
         return straight(initial, dz)
     if prior == "kick":
         return priors.kick_numpy(initial, dz, table)
+    if prior == "rk4":
+        return rk4(initial, dz)
     raise ValueError(f"prior {prior!r} not in {priors.PRIORS}")
 
 
@@ -148,6 +172,8 @@ class Surrogate(nn.Module):
             self.register_buffer("kick_i1", torch.tensor(norm.kick_i1, dtype=f))
             self._kick = (float(norm.kick_z0_mm), float(norm.kick_step_mm),
                           float(norm.kick_z0_mm + norm.kick_step_mm * (len(norm.kick_i0) - 1)))
+        if self.prior == "rk4":
+            self._rk4 = norm.rk4_prior()
 
     def encode(self, u: torch.Tensor) -> torch.Tensor:
         return (u - self.in_mean) / self.in_std
@@ -158,6 +184,11 @@ class Surrogate(nn.Module):
             return self.out_mean.expand(u.shape[0], 4)
         if self.prior == "straight":
             return priors.straight(u, zeta)
+        if self.prior == "rk4":
+            if not (isinstance(zeta, float | int) and zeta == 1):
+                raise ValueError(f"{self.arch}: the rk4 prior gives the end state only "
+                                 f"(zeta = 1), got zeta = {zeta!r}")
+            return self._rk4.torch(u)
         z0, step, last = self._kick
         return priors.kick(u, zeta, (self.kick_i0, self.kick_i1), z0, step, last)
 
@@ -190,11 +221,17 @@ class MLP(Surrogate):
     def predict(self, u):
         return self.decode(u, self.net(self.encode(u)), 1.0)
 
+    def residual_forward(self, u: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """prior (n, 4) + scale(u) * net(u): ``predict`` with the prior's end state given (the
+        ONNX graph of the rk4 hybrid, whose prior runs in numba beside it)."""
+        return prior + self.scale(u) * self.net(self.encode(u))
+
 
 def _needs_prior(norm: Normalization, arch: str) -> None:
-    if norm.prior == "none":
+    if norm.prior in ("none", "rk4"):
         raise ValueError(f"{arch}: the initial condition is built in as prior + zeta * net, so "
-                         "the prior must be 'straight' or 'kick', not 'none'")
+                         f"the prior must be 'straight' or 'kick' (a torch state at every "
+                         f"zeta), not {norm.prior!r}")
 
 
 class PINN(Surrogate):
@@ -274,8 +311,29 @@ class _Export(nn.Module):
         return self.model.predict(u)
 
 
+class _ExportResidual(nn.Module):
+    def __init__(self, model: MLP):
+        super().__init__()
+        self.model = model
+
+    def forward(self, u, prior):
+        return self.model.residual_forward(u, prior)
+
+
+def onnx_inputs(model: Surrogate, u: np.ndarray) -> dict:
+    """The ONNX Runtime feeds of :func:`export_onnx`'s graph for physical inputs u (n, 6)
+    float32: {"u": u}, plus {"prior": coarse RK4 end state (n, 4) float32} (numba) for the rk4
+    prior."""
+    if model.prior != "rk4":
+        return {"u": u}
+    prior = model._rk4(u[:, :5].astype(np.float64), u[:, 5].astype(np.float64))
+    return {"u": u, "prior": prior.astype(np.float32)}
+
+
 def export_onnx(model: Surrogate, path: str | Path, dynamo: bool = False) -> Path:
     """Write ``model.predict`` (physical inputs (n, 6) float32 -> (n, 4)) as ONNX, dynamic n.
+    For the rk4 prior (numba, not a torch graph) the graph is the network part: inputs u (n, 6)
+    and prior (n, 4), output prior + scale(u) net(u) (feeds: :func:`onnx_inputs`).
 
     ``dynamo=True``: the ``torch.export``-based exporter (graph optimised by onnxscript; tens
     of seconds per model on a loaded CPU); False: the TorchScript tracer (about a second)."""
@@ -283,12 +341,18 @@ def export_onnx(model: Surrogate, path: str | Path, dynamo: bool = False) -> Pat
     model = model.eval()
     example = torch.zeros(8, 6)
     example[:, 5] = 5000.0
+    if model.prior == "rk4":
+        wrapper, args, names = _ExportResidual(model), (example, torch.zeros(8, 4)), ["u", "prior"]
+    else:
+        wrapper, args, names = _Export(model), (example,), ["u"]
     if dynamo:
-        torch.onnx.export(_Export(model), (example,), str(path), input_names=["u"],
-                          output_names=["state"], dynamic_shapes=({0: torch.export.Dim("n")},),
+        n = torch.export.Dim("n")
+        torch.onnx.export(wrapper, args, str(path), input_names=names,
+                          output_names=["state"], dynamic_shapes=tuple({0: n} for _ in args),
                           dynamo=True, verbose=False)
     else:
-        torch.onnx.export(_Export(model), (example,), str(path), input_names=["u"],
-                          output_names=["state"], dynamic_axes={"u": {0: "n"}, "state": {0: "n"}},
+        torch.onnx.export(wrapper, args, str(path), input_names=names,
+                          output_names=["state"],
+                          dynamic_axes={**{k: {0: "n"} for k in names}, "state": {0: "n"}},
                           dynamo=False)
     return path

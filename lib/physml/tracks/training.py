@@ -11,6 +11,10 @@ Losses (all in normalised units — divided by the model's per-track output scal
   autograd; (RK-PINN) per stage k, (dz / zeta_k) d s_k/d dz - dz f(s_k, z0 + zeta_k dz) with d/d dz
   by autodiff through the dz input (``pde_stage1..4``; ``pde_loss`` is their mean).
 
+The ``rk4`` prior (coarse RK4 in numba, MLP only) is computed once for the training tracks
+and carried beside them (a third training tensor), so the loop runs the network only; the
+validation and test predictions run the whole model (prior + network).
+
 ``loss = lambda_data data + lambda_pde pde``. The budget is counted in optimiser steps
 (``RunConfig.steps``: epochs = ceil(steps / batches per epoch)); every summary records
 ``optimizer_steps``. Training goes through
@@ -47,7 +51,9 @@ class RunConfig:
     ``train_p_range``: restrict training tracks to this momentum range (GeV), or None;
     ``n_colloc``: collocation points per batch (the first n_colloc tracks of each shuffled batch,
     each at a fresh zeta ~ U[0, 1]; the RK-PINN's stage residuals use the same tracks);
-    ``onnx_dynamo``: export model.onnx with the dynamo exporter (else TorchScript)."""
+    ``onnx_dynamo``: export model.onnx with the dynamo exporter (else TorchScript);
+    ``rk4_steps``, ``rk4_field``: the coarse RK4 of prior "rk4" (steps per track, map
+    representation in :data:`physml.tracks.priors.RK4_FIELDS`; MLP only)."""
 
     arch: str = "mlp"
     size: str = "tiny"
@@ -67,6 +73,8 @@ class RunConfig:
     z0_mm: float = 0.0
     n_colloc: int = 64
     onnx_dynamo: bool = False
+    rk4_steps: int = 0
+    rk4_field: str = "trilinear"
 
     def __post_init__(self) -> None:
         if self.arch not in models.ARCHITECTURES:
@@ -81,12 +89,27 @@ class RunConfig:
         if self.prior == "none" and self.arch != "mlp":
             raise ValueError(f"RunConfig: arch {self.arch!r} builds in the initial condition "
                              "and needs prior 'straight' or 'kick'")
+        if self.prior == "rk4":
+            if self.arch != "mlp":
+                raise ValueError(f"RunConfig: prior 'rk4' (numba, end state only) needs arch "
+                                 f"'mlp', got {self.arch!r}")
+            if not (isinstance(self.rk4_steps, int) and self.rk4_steps >= 1):
+                raise ValueError(f"RunConfig: rk4_steps = {self.rk4_steps!r}, expected an "
+                                 "integer >= 1 with prior 'rk4'")
+            if self.rk4_field not in priors.RK4_FIELDS:
+                raise ValueError(f"RunConfig: rk4_field = {self.rk4_field!r}, expected one of "
+                                 f"{priors.RK4_FIELDS}")
+        elif self.rk4_steps:
+            raise ValueError(f"RunConfig: rk4_steps = {self.rk4_steps} given with prior "
+                             f"{self.prior!r} (only prior 'rk4' takes RK4 steps)")
 
     @property
     def model(self) -> str:
-        """Model label: arch-size, '+kick' for the kick prior, '/qp' when q/p-scaled,
-        '/abs' without a prior."""
-        tag = {"none": "/abs", "straight": "", "kick": "+kick"}[self.prior]
+        """Model label: arch-size, '+kick' for the kick prior, '+rk4x<steps>' for the coarse
+        RK4 prior ('+rk4x<steps>bs' on the B-spline), '/qp' when q/p-scaled, '/abs' without a
+        prior."""
+        rk4 = f"+rk4x{self.rk4_steps}{'bs' if self.rk4_field == 'bspline' else ''}"
+        tag = {"none": "/abs", "straight": "", "kick": "+kick", "rk4": rk4}[self.prior]
         return f"{self.arch}-{self.size}{tag}{'/qp' if self.qop_scale else ''}"
 
     @property
@@ -103,6 +126,9 @@ class RunConfig:
         cfg = asdict(self)
         if not cfg["onnx_dynamo"]:  # the TorchScript export keeps the keys of earlier runs
             cfg.pop("onnx_dynamo")
+        if self.prior != "rk4":  # as do the runs without the rk4 prior
+            cfg.pop("rk4_steps")
+            cfg.pop("rk4_field")
         blob = json.dumps({"cfg": cfg, "data": data_key}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
@@ -171,6 +197,10 @@ def make_loss_terms(cfg: RunConfig, field):
         return (((model.predict(u) - y) / model.scale(u)) ** 2).mean()
 
     def mlp_terms(model, batch):
+        if len(batch) == 3:  # rk4 prior: (u, target, precomputed prior end state)
+            u, y, prior = batch
+            data = (((model.residual_forward(u, prior) - y) / model.scale(u)) ** 2).mean()
+            return {"loss": cfg.lambda_data * data, "data_loss": data}
         u, y = batch
         data = data_term(model, u, y)
         return {"loss": cfg.lambda_data * data, "data_loss": data}
@@ -301,20 +331,25 @@ def run(cfg: RunConfig, train_data: dict, val_data: dict, test_data: dict, field
             raise ValueError(f"run: n_train = {cfg.n_train} > {tr['initial'].shape[0]} available")
         tr = {k: v[: cfg.n_train] for k, v in tr.items()}
     table = (priors.KickTable.from_field(field, cfg.z0_mm) if cfg.prior == "kick" else None)
+    rk4 = (priors.RK4Prior.fit(field, cfg.rk4_steps, tr["dz"], cfg.rk4_field, cfg.z0_mm)
+           if cfg.prior == "rk4" else None)
     norm = models.Normalization.fit(tr["initial"], tr["dz"], tr["final"], cfg.prior,
-                                    cfg.qop_scale, table)
+                                    cfg.qop_scale, table, rk4)
     norm.save(out / "normalization.json")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = models.build(cfg.arch, cfg.size, norm)
     u_tr, y_tr = to_inputs(tr)
+    train_data = (u_tr, y_tr)
+    if rk4 is not None:
+        train_data += (rk4.torch(u_tr),)  # from the float32 inputs, exactly as predict does
     u_va, y_va = to_inputs(val_data)
     epochs = cfg.epochs_for(int(u_tr.shape[0]))
     tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=cfg.weight_decay, warmup_epochs=min(1.0, epochs / 10),
                        patience=cfg.patience, seed=cfg.seed, progress=False)
     with torch_threads(threads):
-        hist = train(model, make_loss_terms(cfg, field), (u_tr, y_tr), make_validate(u_va, y_va),
+        hist = train(model, make_loss_terms(cfg, field), train_data, make_validate(u_va, y_va),
                      tcfg, out, extra_config={"run": asdict(cfg), "data_key": data_key,
                                               "n_train": int(u_tr.shape[0])})
         u_te, y_te = to_inputs(test_data)

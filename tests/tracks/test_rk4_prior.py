@@ -1,0 +1,317 @@
+"""The coarse-RK4 prior and its hybrid: the prior against an independent NumPy RK4 (and scipy's
+DOP853 as the steps grow), the residual target and its inverse, predict = prior + scaled
+network (sign and per-track |q/p| scale pinned), ONNX of the network part, and the errors
+that name a bad value."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+
+from physml.tracks import benchmark, experiments, models, priors
+from physml.tracks.eom import derivatives
+from physml.tracks.field import GaussianField, GridField
+from physml.tracks.propagate import propagate_scipy
+from physml.tracks.training import RunConfig
+from physml.tracks.tricubic import BSplineField
+
+L_MM = 8500.0
+
+
+def _gaussian_map():
+    """GaussianField (By, peak 1 T at z = 5 m) sampled on a coarse map, z -100 .. 9900 mm."""
+    xs, zs = np.linspace(-5000.0, 5000.0, 6), np.arange(-100.0, 9901.0, 100.0)
+    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
+    b = GaussianField()(pts).reshape(6, 6, zs.size, 3)
+    return GridField(np.array([-5000.0, -5000.0, -100.0]), np.array([2000.0, 2000.0, 100.0]), b)
+
+
+GRID = _gaussian_map()
+
+
+def _tracks(n=64, seed=0, p=(2.0, 50.0)):
+    rng = np.random.default_rng(seed)
+    mom = np.exp(rng.uniform(*np.log(p), n))
+    return np.c_[rng.uniform(-50, 50, (n, 2)), rng.uniform(-0.2, 0.2, (n, 2)),
+                 rng.choice([-1.0, 1.0], n) / mom]
+
+
+def _numpy_rk4(states, z0, z_end, n_steps, field):
+    """Classic RK4 in NumPy with the field's own callable (not the compiled kernels): n_steps
+    equal steps from z0 to z_end (n,) per track."""
+    s = np.array(states, dtype=np.float64)
+    h = (z_end - z0) / n_steps
+
+    def f(z, st):
+        b = field(np.stack([st[:, 0], st[:, 1], z], 1))
+        dtx, dty = derivatives(st[:, 2], st[:, 3], st[:, 4], b[:, 0], b[:, 1], b[:, 2])
+        return np.stack([st[:, 2], st[:, 3], dtx, dty, np.zeros(len(st))], 1)
+
+    z = np.full(len(s), float(z0))
+    for _ in range(n_steps):
+        k1 = f(z, s)
+        k2 = f(z + h / 2, s + h[:, None] / 2 * k1)
+        k3 = f(z + h / 2, s + h[:, None] / 2 * k2)
+        k4 = f(z + h, s + h[:, None] * k3)
+        s = s + h[:, None] / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        z = z + h
+    return s[:, :4]
+
+
+# ------------------------------------------------------------------------------------------
+# the prior
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("field", priors.RK4_FIELDS)
+@pytest.mark.parametrize("n_steps", [1, 3, 8])
+def test_prior_is_rk4_with_its_steps(field, n_steps):
+    s = _tracks()
+    prior = priors.RK4Prior.fit(GRID, n_steps, np.full(len(s), L_MM), field)
+    ref_field = BSplineField(GRID) if field == "bspline" else GRID
+    want = _numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps, ref_field)
+    got = prior(s, np.full(len(s), L_MM))
+    np.testing.assert_allclose(got[:, :2], want[:, :2], atol=1e-8)  # mm
+    np.testing.assert_allclose(got[:, 2:], want[:, 2:], atol=1e-11)
+    # one step fewer is measurably different (the steps are really n_steps)
+    fewer = _numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps + 1, ref_field)
+    assert np.abs(got[:, 0] - fewer[:, 0]).max() > 1e-4
+
+
+def test_prior_with_a_shorter_dz_takes_whole_steps_then_a_partial_one():
+    s = _tracks(8)
+    prior = priors.RK4Prior.fit(GRID, 4, np.array([L_MM]))
+    dz = np.full(len(s), 5000.0)  # nodes at 0, 2125, 4250, 6375: three steps then 750 mm
+    got = prior(s, dz)
+    a = _numpy_rk4(s, 0.0, np.full(len(s), 4250.0), 2, GRID)
+    st = np.c_[a, s[:, 4]]
+    b = _numpy_rk4(st, 4250.0, np.full(len(s), 5000.0), 1, GRID)
+    np.testing.assert_allclose(got, b, atol=1e-8)
+
+
+def test_prior_converges_to_scipy_as_the_steps_grow():
+    s = _tracks(16)
+    ref = propagate_scipy(s, 0.0, L_MM, GRID)[:, :2]
+    errs = [np.abs(priors.RK4Prior.fit(GRID, n, np.array([L_MM]))(s, np.full(16, L_MM))[:, :2]
+                   - ref).max() for n in (2, 8, 85)]
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 0.05  # mm, steps of 100 mm on the map's nodes
+
+
+def test_prior_rejects_distances_beyond_its_nodes_and_bad_fields():
+    s = _tracks(4)
+    prior = priors.RK4Prior.fit(GRID, 4, np.array([L_MM]))
+    with pytest.raises(ValueError, match="dz"):
+        prior(s, np.full(4, L_MM + 10))
+    with pytest.raises(ValueError, match="steps = 0"):
+        priors.RK4Prior(0, L_MM, "abc")
+    with pytest.raises(ValueError, match="'cubic'"):
+        priors.RK4Prior(4, L_MM, "abc", field="cubic")
+    with pytest.raises(TypeError, match="GridField"):
+        priors.RK4Prior.fit(GaussianField(), 4, np.array([L_MM]))
+
+
+def test_prior_rebuilds_its_map_only_if_the_hash_matches():
+    p = priors.RK4Prior(4, L_MM, "000000000000", magnet=None)
+    with pytest.raises(ValueError, match="000000000000"):
+        p(_tracks(2), np.full(2, L_MM))
+
+
+# ------------------------------------------------------------------------------------------
+# the hybrid
+# ------------------------------------------------------------------------------------------
+def _rk4_norm(qop_scale, n=200, seed=0):
+    s = _tracks(n, seed)
+    dz = np.full(n, L_MM)
+    rng = np.random.default_rng(seed + 1)
+    fin = np.c_[_numpy_rk4(s, 0.0, dz, 40, GRID), s[:, 4]] + rng.normal(0, 0.01, (n, 5))
+    prior = priors.RK4Prior.fit(GRID, 3, dz)
+    return models.Normalization.fit(s, dz, fin, "rk4", qop_scale, rk4=prior), s, dz, fin
+
+
+@pytest.mark.parametrize("qop_scale", [False, True])
+def test_residual_target_and_its_inverse_round_trip(qop_scale):
+    norm, s, dz, fin = _rk4_norm(qop_scale)
+    prior = _numpy_rk4(s, 0.0, dz, 3, GRID)  # the prior, independently
+    scale = np.asarray(norm.out_std) * (np.abs(s[:, 4:5]) if qop_scale else 1.0)
+    target = (fin[:, :4] - prior) / scale  # what the network must output
+    # the fitted scale makes that target unit-variance per component
+    np.testing.assert_allclose(target.std(0), 1.0, rtol=1e-6)
+    m = models.build("mlp", "tiny", norm)
+    u = torch.tensor(np.c_[s, dz])
+    m.net = _Lookup(u, torch.tensor(target))
+    m.double()
+    np.testing.assert_allclose(m.predict(u).detach().numpy(), fin[:, :4], atol=1e-9)
+
+
+class _Lookup(torch.nn.Module):
+    """A 'network' that returns a fixed output per input row (matched on the encoded input)."""
+
+    def __init__(self, u, out):
+        super().__init__()
+        self.u, self.out = u, out
+
+    def forward(self, x):
+        return self.out[: x.shape[0]]
+
+
+@pytest.mark.parametrize("qop_scale", [False, True])
+def test_predict_is_prior_plus_the_scaled_network_output(qop_scale):
+    norm, s, dz, _ = _rk4_norm(qop_scale)
+    m = models.build("mlp", "tiny", norm).double()
+    bias = torch.tensor([0.3, -0.7, 0.2, 0.5], dtype=torch.float64)
+    with torch.no_grad():
+        m.net[-1].weight.zero_()
+        m.net[-1].bias.copy_(bias)
+    u = torch.tensor(np.c_[s, dz])
+    got = m.predict(u).detach().numpy()
+    per_track = np.abs(s[:, 4:5]) if qop_scale else np.ones((len(s), 1))
+    want = (_numpy_rk4(s, 0.0, dz, 3, GRID)
+            + per_track * np.asarray(norm.out_std) * bias.numpy())
+    np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_onnx_graph_is_the_network_part_and_matches_torch(tmp_path):
+    norm, s, dz, _ = _rk4_norm(True)
+    m = models.build("mlp", "tiny", norm)
+    path = models.export_onnx(m, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(path))
+    assert [i.name for i in sess.get_inputs()] == ["u", "prior"]
+    u = np.c_[s, dz].astype(np.float32)
+    got = sess.run(None, models.onnx_inputs(m, u))[0]
+    want = m.predict(torch.tensor(u)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+def test_normalization_with_the_rk4_prior_round_trips_through_json(tmp_path):
+    norm, *_ = _rk4_norm(True)
+    norm.save(tmp_path / "n.json")
+    back = models.Normalization.load(tmp_path / "n.json")
+    assert back == norm and back.rk4_prior() == norm.rk4_prior()
+
+
+def test_rk4_prior_is_refused_by_the_z_conditioned_models():
+    norm, *_ = _rk4_norm(False)
+    for arch in ("pinn", "rk_pinn"):
+        with pytest.raises(ValueError, match="'rk4'"):
+            models.build(arch, "tiny", norm)
+    with pytest.raises(ValueError, match="needs an RK4Prior"):
+        models.Normalization.fit(*_tracks(4)[None], np.full(4, L_MM), np.zeros((4, 5)), "rk4")
+
+
+# ------------------------------------------------------------------------------------------
+# configs and params
+# ------------------------------------------------------------------------------------------
+def test_run_config_validates_the_rk4_fields_and_names_the_bad_value():
+    with pytest.raises(ValueError, match="'pinn'"):
+        RunConfig(arch="pinn", prior="rk4", rk4_steps=4)
+    with pytest.raises(ValueError, match="rk4_steps = 0"):
+        RunConfig(prior="rk4", rk4_steps=0)
+    with pytest.raises(ValueError, match="rk4_steps = 4 given with prior 'kick'"):
+        RunConfig(prior="kick", rk4_steps=4)
+    with pytest.raises(ValueError, match="'spline'"):
+        RunConfig(prior="rk4", rk4_steps=4, rk4_field="spline")
+    assert RunConfig(prior="rk4", rk4_steps=8, qop_scale=True).model == "mlp-tiny+rk4x8/qp"
+    assert RunConfig(prior="rk4", rk4_steps=6, rk4_field="bspline").model == "mlp-tiny+rk4x6bs"
+
+
+def test_runs_without_the_rk4_prior_keep_their_cache_keys():
+    import hashlib
+    from dataclasses import asdict
+
+    cfg = RunConfig(prior="kick", qop_scale=True)
+    d = asdict(cfg)
+    for k in ("onnx_dynamo", "rk4_steps", "rk4_field"):
+        d.pop(k)
+    blob = json.dumps({"cfg": d, "data": "k"}, sort_keys=True)
+    assert cfg.key("k") == hashlib.sha1(blob.encode()).hexdigest()[:10]
+    a, b = RunConfig(prior="rk4", rk4_steps=4), RunConfig(prior="rk4", rk4_steps=8)
+    assert a.key("k") != b.key("k")
+
+
+def test_hybrid_variant_names():
+    assert experiments.hybrid_spec("kick/qp") == {"prior": "kick", "qop_scale": True}
+    assert experiments.hybrid_spec("rk4x8/qp") == {"prior": "rk4", "qop_scale": True,
+                                                   "rk4_steps": 8, "rk4_field": "trilinear"}
+    assert experiments.hybrid_spec("rk4x12bs")["rk4_field"] == "bspline"
+    for bad in ("rk4x0", "rk4", "rk4x4/q", "kick/qq"):
+        with pytest.raises(ValueError, match=f"'{bad}'"):
+            experiments.hybrid_spec(bad)
+    cfgs = experiments.matrix_configs(["mlp"], ["tiny"], [0], {"mlp": 10, "pinn": 10},
+                                      hybrid_archs=["mlp", "pinn"], hybrids=["kick", "rk4x4"])
+    assert [c.model for c in cfgs] == ["mlp-tiny", "mlp-tiny+kick", "mlp-tiny+rk4x4",
+                                       "pinn-tiny+kick"]
+    with pytest.raises(ValueError, match="matrix_configs.*'rk4x'"):
+        experiments.matrix_configs(["mlp"], ["tiny"], [0], {"mlp": 1}, hybrid_archs=["mlp"],
+                                   hybrids=["rk4x"])
+
+
+def test_best_models_counts_rk4_hybrids_as_hybrids():
+    t = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny+kick", "mlp-tiny+rk4x8/qp"],
+                      "val_pos_mean_mm": [3.0, 2.0, 0.05]})
+    picks = experiments.best_models(t)
+    assert picks["hybrid"]["model"] == "mlp-tiny+rk4x8/qp"
+    assert picks["ml"]["model"] == "mlp-tiny"
+
+
+def test_hybrid_vs_coarse_picks_the_fewest_steps_at_least_as_accurate():
+    table = pd.DataFrame({"model": ["mlp-tiny+rk4x4/qp", "mlp-tiny+kick"],
+                          "pos_mean_mm": [0.05, 2.0], "pos_95_mm": [0.1, 5.0],
+                          "slope_mean": [1e-5, 1e-3]})
+    coarse = pd.DataFrame({"model": [f"rk4x{n} (no network)" for n in (4, 8, 12, 16)],
+                           "rk4_steps": [4, 8, 12, 16], "pos_mean_mm": [1.0, 0.06, 0.02, 0.01]})
+    tp = pd.DataFrame({"model": ["mlp-tiny+rk4x4/qp"] * 2, "batch": [256, 4096],
+                       "tracks_per_s": [1e5, 4e5]})
+    ctp = pd.DataFrame({"model": coarse["model"], "batch": 4096,
+                        "tracks_per_s": [8e5, 4e5, 2e5, 1e5]})
+    out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)
+    assert len(out) == 1
+    r = out.iloc[0]
+    assert r["same_rk4"] == "rk4x4 (no network)" and r["same_rk4_tracks_per_s"] == 8e5
+    assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
+    assert r["hybrid_tracks_per_s"] == 4e5
+    assert "2x" in benchmark.hybrid_vs_coarse_markdown(out, 2)
+
+
+def test_training_loss_with_the_precomputed_prior_equals_the_loss_of_predict():
+    from physml.tracks.training import make_loss_terms
+
+    norm, s, dz, fin = _rk4_norm(True)
+    m = models.build("mlp", "tiny", norm)
+    cfg = RunConfig(prior="rk4", rk4_steps=3, qop_scale=True)
+    terms = make_loss_terms(cfg, GRID)
+    u = torch.tensor(np.c_[s, dz], dtype=torch.float32)
+    y = torch.tensor(fin[:, :4], dtype=torch.float32)
+    pre = norm.rk4_prior().torch(u)  # what run() carries
+    a = terms(m, (u, y, pre))["loss"].item()
+    b = terms(m, (u, y))["loss"].item()  # through model.predict (numba prior inside)
+    assert a == pytest.approx(b, rel=1e-5)
+    assert a > 0.1  # an untrained network: the comparison is not 0 == 0
+
+
+def test_small_batches_run_serially_with_the_same_result_and_restore_the_threads():
+    import numba
+
+    s = _tracks(100, seed=3)
+    prior = priors.RK4Prior.fit(GRID, 5, np.array([L_MM]))
+    before = numba.get_num_threads()
+    big = prior(s, np.full(100, L_MM))  # >= SERIAL_BELOW: parallel, locality-ordered
+    small = prior(s[:priors.SERIAL_BELOW - 1], np.full(priors.SERIAL_BELOW - 1, L_MM))
+    np.testing.assert_array_equal(small, big[:priors.SERIAL_BELOW - 1])
+    assert numba.get_num_threads() == before
+
+
+def test_timed_integrators_run_on_one_numba_thread_only_below_the_threshold():
+    import numba
+
+    seen = []
+
+    def probe():
+        seen.append(numba.get_num_threads())
+
+    before = numba.get_num_threads()
+    benchmark._serial_below(1, probe)()
+    assert seen == [1] and numba.get_num_threads() == before
+    fn = benchmark._serial_below(priors.SERIAL_BELOW, probe)
+    assert fn is probe
