@@ -274,6 +274,26 @@ def test_hybrid_vs_coarse_picks_the_fewest_steps_at_least_as_accurate():
     assert "2x" in benchmark.hybrid_vs_coarse_markdown(out, 2)
 
 
+def test_matched_rk4_is_the_fewest_steps_at_least_as_accurate_else_the_1um_schedule():
+    from physml.timing import Timing
+
+    coarse = pd.DataFrame({"model": [f"rk4x{n} (no network)" for n in (16, 4, 12, 8)],
+                           "rk4_steps": [16, 4, 12, 8], "pos_mean_mm": [0.007, 1.8, 0.021, 0.056]})
+    times = {4: 1.0, 8: 2.0, 12: 3.0, 16: 4.0}  # seconds per call of 1000 tracks
+    ctp = pd.DataFrame([{"model": f"rk4x{n} (no network)", "batch": b,
+                         "timing": Timing(np.array([t, t * 1.1]), 1000)}
+                        for n, t in times.items() for b in (256, 4096)])
+    rk4 = {"timing": Timing(np.array([50.0, 55.0]), 1000), "schedule": "100 mm"}
+    rates, name = benchmark.matched_rk4(coarse, ctp, rk4, 0.0226, 4096)
+    np.testing.assert_allclose(rates, [1000 / 3.0, 1000 / 3.3])  # 12 steps, not 16 or 8
+    assert name.startswith("plain RK4, 12 steps")
+    rates, name = benchmark.matched_rk4(coarse, ctp, rk4, 0.056, 4096)  # equal error counts
+    np.testing.assert_allclose(rates, [500.0, 1000 / 2.2])
+    rates, name = benchmark.matched_rk4(coarse, ctp, rk4, 0.001, 4096)  # none is as accurate
+    np.testing.assert_allclose(rates, [20.0, 1000 / 55.0])
+    assert "100 mm" in name and "no coarser schedule" in name
+
+
 def test_training_loss_with_the_precomputed_prior_equals_the_loss_of_predict():
     from physml.tracks.training import make_loss_terms
 

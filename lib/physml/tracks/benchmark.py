@@ -556,6 +556,27 @@ def side_rates(tp: pd.DataFrame, model: str, batch: int) -> tuple[np.ndarray, st
     return best["timing"].rates, f"{best['run']} ({best['backend']}, batch {batch})"
 
 
+def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm: float,
+                batch: int) -> tuple[np.ndarray, str]:
+    """The physics side of a speed comparison at matched accuracy: per-repeat tracks/s and a
+    label of the plain RK4 with the fewest steps in ``coarse``
+    (:func:`physml.tracks.experiments.coarse_rk4`, timed in ``coarse_tp`` at ``batch``) whose
+    test mean position error is at most ``err_mm`` (the surrogate's); when none of them is
+    that accurate, RK4 at its <= 1 um schedule (``rk4``, more accurate than any surrogate)."""
+    ok = coarse[coarse["pos_mean_mm"] <= err_mm].sort_values("rk4_steps")
+    if len(ok):
+        m = ok.iloc[0]
+        t = coarse_tp[(coarse_tp["model"] == m["model"]) & (coarse_tp["batch"] == batch)]
+        if len(t) != 1:
+            raise ValueError(f"matched_rk4: no timing of {m['model']} at batch {batch}")
+        return (np.asarray(t.iloc[0]["timing"].rates),
+                f"plain RK4, {int(m['rk4_steps'])} steps (numba; {m['pos_mean_mm']:.3g} mm, "
+                f"at least as accurate as the surrogate's {err_mm:.3g} mm)")
+    return (np.asarray(rk4["timing"].rates),
+            f"RK4 {rk4['schedule']} (numba; no coarser schedule scanned is as accurate as "
+            f"{err_mm:.3g} mm)")
+
+
 def side_timings(tp: pd.DataFrame, picks: dict, batch: int) -> tuple[dict, dict]:
     """Per-repeat tracks/s and labels of each picked model (:func:`side_rates`), per side."""
     out = {k: side_rates(tp, v["model"], batch) for k, v in picks.items() if v is not None}
