@@ -294,6 +294,25 @@ def test_matched_rk4_is_the_fewest_steps_at_least_as_accurate_else_the_1um_sched
     assert "100 mm" in name and "no coarser schedule" in name
 
 
+def test_fastest_meeting_targets_is_the_fastest_of_those_that_meet_them_at_that_batch():
+    table = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny+rk4x8"], "pos_mean_mm": [9.0, 0.02],
+                          "meets_targets": [False, True]})
+    coarse = pd.DataFrame({"model": ["rk4x8 (no network)", "rk4x12 (no network)"],
+                           "pos_mean_mm": [0.056, 0.021], "meets_targets": [False, True]})
+    tp = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny", "mlp-tiny+rk4x8", "mlp-tiny+rk4x8"],
+                       "batch": [4096, 4096, 4096, 256], "tracks_per_s": [3e6, 2e6, 5e5, 9e5]})
+    ctp = pd.DataFrame({"model": coarse["model"], "batch": 4096, "tracks_per_s": [1e6, 6e5]})
+    # mlp-tiny (fastest) and rk4x8 (next) miss the targets; of the two that meet them, plain
+    # RK4 with 12 steps is faster at batch 4096 (the hybrid's 9e5 is at batch 256)
+    got = benchmark.fastest_meeting_targets(table, coarse, tp, ctp, 4096)
+    assert got == {"method": "rk4x12 (no network)", "tracks_per_s": 6e5, "pos_mean_mm": 0.021}
+    assert benchmark.fastest_meeting_targets(table, coarse, tp, ctp, 256)["method"] == \
+        "mlp-tiny+rk4x8"
+    none = coarse.assign(meets_targets=False)
+    assert benchmark.fastest_meeting_targets(table.assign(meets_targets=False), none, tp, ctp,
+                                             4096) is None
+
+
 def test_training_loss_with_the_precomputed_prior_equals_the_loss_of_predict():
     from physml.tracks.training import make_loss_terms
 
