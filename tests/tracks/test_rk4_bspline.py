@@ -173,8 +173,10 @@ def test_parallel_kernels_give_the_same_answer_on_one_thread_and_in_any_track_or
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        serial = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), 8500.0),
-                                  np.zeros(len(s), np.int64), *arrays)
+        assert bs.on_planes(nodes)  # so rk4_compiled runs the planes' blocked kernel
+        serial = K.BSPLINE_PLANES.rk4_nodes(s, nodes, *map(K._c, bs.plane_arrays()))
+        serial_general = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), 8500.0),
+                                          np.zeros(len(s), np.int64), *arrays)
         serial_scaled = K.BSPLINE.rk4_scaled(s, 0.0, 8500.0, 100.0, 0.25, 2000.0, *arrays)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
         parallel = K.rk4_compiled(s, nodes, bs)  # in locality order, on all threads
@@ -182,11 +184,55 @@ def test_parallel_kernels_give_the_same_answer_on_one_thread_and_in_any_track_or
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(parallel, serial)  # bit for bit
+    np.testing.assert_allclose(parallel, serial_general, rtol=0, atol=1e-9)  # same spline
     np.testing.assert_array_equal(parallel_scaled[0], serial_scaled[0])
     np.testing.assert_array_equal(parallel_scaled[1], serial_scaled[1])
     order = K.locality_order(s)
     assert not np.array_equal(order, np.arange(len(s)))  # the order did change
     assert sorted(order) == list(range(len(s)))
+
+
+def test_planes_hold_the_bspline_on_its_node_and_half_node_planes():
+    g = _map_of(_smooth)
+    bs = BSplineField(g)
+    planes, o, inv = bs.plane_arrays()
+    assert planes.shape == (g.shape[0] + 2, g.shape[1] + 2, 2 * g.shape[2] - 1, 3)
+    rng = np.random.default_rng(3)
+    z = -200.0 + 50.0 * rng.integers(6, 63, 400)  # node and half-node planes, 100..2900 mm
+    p = np.c_[rng.uniform(-300, 300, (400, 2)), z]
+    got = np.array([K._bspline_plane_point(planes, o, inv, *q, None) for q in p])
+    frac = ((p - g.origin_mm) / g.spacing_mm).T  # the independent reference: scipy's spline
+    ref = np.stack([ndimage.map_coordinates(g.b_tesla[..., c], frac, order=3, mode="mirror")
+                    for c in range(3)], 1)
+    np.testing.assert_allclose(got, ref, atol=2e-4 * np.abs(ref).max())
+    np.testing.assert_allclose(got, bs(p), rtol=0, atol=1e-13)  # and the general evaluation
+    edge = np.array([[-601.0, 0, 100], [0, 0, -250.0], [0, 0, 3250.0]])
+    assert all(K._bspline_plane_point(planes, o, inv, *q, None) == (0.0, 0.0, 0.0) for q in edge)
+
+
+def test_on_planes_accepts_node_or_half_node_schedules_only():
+    bs = BSplineField(_map_of(_smooth))  # z-nodes at -200, -100, 0, ... mm
+    assert bs.on_planes(np.arange(0.0, 3001.0, 100.0))
+    assert bs.on_planes(np.arange(0.0, 3001.0, 300.0))  # midpoints on half-node planes
+    assert bs.on_planes(np.arange(50.0, 3000.0, 200.0))  # all on half-node planes
+    assert not bs.on_planes(np.array([0.0, 50.0, 100.0]))  # a midpoint at 25 mm
+    assert not bs.on_planes(np.array([0.0, 100.0, 233.3]))
+    assert not bs.on_planes(np.linspace(0.0, 3000.0, 29))
+
+
+@pytest.mark.parametrize("nodes", [np.arange(0.0, 8501.0, 100.0), np.arange(50.0, 8500.0, 200.0),
+                                   np.linspace(0.0, 8500.0, 58)])
+def test_rk4_takes_the_planes_only_where_every_stage_is_on_one(nodes):
+    bs = BSplineField(_gaussian_map())
+    s = _tracks(13, seed=7, p_range=(1.0, 100.0))  # not a multiple of BLOCK: a short last block
+    general = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), nodes[-1]), np.zeros(len(s), np.int64),
+                               *map(K._c, bs.kernel_arrays()))
+    out = K.rk4_compiled(s, nodes, bs)
+    if bs.on_planes(nodes):
+        np.testing.assert_allclose(out, general, rtol=1e-12, atol=1e-9)  # the same spline
+        assert not np.array_equal(out, general)  # through the planes (other rounding)
+    else:  # the general kernel: rounding a stage to a plane would be a different field
+        np.testing.assert_array_equal(out, general)
 
 
 def test_dopri5_error_control_includes_the_slope_lever_arm():
