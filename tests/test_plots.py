@@ -4,7 +4,7 @@ import plotly.io as pio
 import pytest
 
 from physml import plots
-from physml.stats import CI, mean_ci
+from physml.stats import CI, UNIT_INTERVAL, mean_ci
 
 HIST = {
     "train": [{"epoch": 1, "loss": 1.0, "pde_loss": 0.5},
@@ -63,6 +63,13 @@ def test_curves_with_ci_band_is_the_t_interval_over_seeds():
     assert list(band.y) == pytest.approx([hi0, mean_ci(vals[1]).high, mean_ci(vals[1]).low, lo0])
     with pytest.raises(ValueError, match="has 1 rows, x has 2"):
         plots.curves_with_ci(x, {"bad": [[1.0, 2.0]]}, title="t", x_title="a", y_title="b")
+    # an accuracy's band stays inside [0, 1] when its bounds are given
+    wide = [[0.2, 1.0], [0.9, 1.0]]
+    band = plots.curves_with_ci(x, {"a": wide}, title="t", x_title="a", y_title="b",
+                                bounds=UNIT_INTERVAL).data[0]
+    assert max(band.y) == 1.0 and min(band.y) == 0.0
+    assert max(plots.curves_with_ci(x, {"a": wide}, title="t", x_title="a",
+                                    y_title="b").data[0].y) > 1.0
 
 
 def test_comparison_table_formats_columns_a_mapping_leaves_out():

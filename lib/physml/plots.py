@@ -137,10 +137,13 @@ def curves_with_ci(
     y_title: str,
     log_x: bool = False,
     log_y: bool = False,
+    bounds=None,
 ) -> go.Figure:
     """One line per group: the mean over seeds at each x, with its 95% CI as a shaded band.
 
     ``groups``: ``{label: values}`` with values of shape ``(len(x), n_seeds)``, n_seeds >= 2.
+    ``bounds``: the quantity's range (e.g. :data:`physml.stats.UNIT_INTERVAL` for an
+    accuracy), which the CIs are clipped to (:func:`physml.stats.mean_ci`).
     """
     fig = go.Figure()
     xs = list(x)
@@ -149,7 +152,7 @@ def curves_with_ci(
         if len(rows) != len(xs):
             raise ValueError(f"curves_with_ci: group {label!r} has {len(rows)} rows, "
                              f"x has {len(xs)} points (values must be (len(x), n_seeds))")
-        cis = [mean_ci(r) for r in rows]
+        cis = [mean_ci(r, bounds=bounds) for r in rows]
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(
             x=xs + xs[::-1], y=[c.high for c in cis] + [c.low for c in cis][::-1],

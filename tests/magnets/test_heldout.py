@@ -133,3 +133,31 @@ def test_held_out_readings_have_earths_field_removed_at_inference():
     assert _within_state_sd(x_tr, bits[tr]) < 0.3 * _within_state_sd(raw_tr, bits[tr])
     with pytest.raises(ValueError, match="needs orientation"):
         _train_inputs(replace(cfg, orientation=False), data, tr, te, rng)
+
+
+def test_jitter_reaching_takes_the_largest_jitter_below_which_every_swept_one_reaches():
+    from physml.magnets.heldout import jitter_reaching
+
+    sweep = {"jitter_deg": [0.0, 1.0, 2.0, 3.0],
+             "scores": {"m": np.array([[1.0, 1.0],      # mean 1.00, CI [1, 1]
+                                       [0.93, 0.97],    # mean 0.95, CI far below 0.93
+                                       [0.90, 0.92],    # mean 0.91: the first miss
+                                       [0.96, 0.96]])}}  # reaches again, but after a miss
+    assert jitter_reaching(sweep, "m", 0.93) == (1.0, 0.0)
+    assert jitter_reaching(sweep, "m", 0.90) == (3.0, 0.0)
+    assert jitter_reaching(sweep, "m", 1.01) == (None, None)
+
+
+def test_jitter_sweep_costs_accuracy_and_rejects_bad_sweeps():
+    from physml.magnets.heldout import jitter_sweep
+
+    cfg = HeldoutConfig(maxiter=60, session={"hold_s": 0.6, "repeats": 1})
+    sweep = jitter_sweep([0, 1], [0.0, 8.0], cfg, methods=("physics_jitter",))
+    acc = sweep["scores"]["physics_jitter"]
+    assert acc.shape == (2, 2) and sweep["jitter_deg"] == [0.0, 8.0]
+    assert acc[0].mean() > acc[1].mean() + 0.1, acc  # jitter is what the sweep varies
+    for bad in ([2.0, 1.0], [-1.0, 2.0], [1.0, 1.0], []):
+        with pytest.raises(ValueError, match="jitters_deg"):
+            jitter_sweep([0, 1], bad, cfg)
+    with pytest.raises(ValueError, match="two seeds"):
+        jitter_sweep([0], [0.0], cfg)

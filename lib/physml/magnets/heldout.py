@@ -815,6 +815,55 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
             "descriptions": {k: d for k, (d, _) in mism.items()}}
 
 
+def jitter_sweep(seeds, jitters_deg, config=None, methods=("physics", "physics_jitter")):
+    """Unseen-state accuracy of the physics classifiers against the simulator's finger jitter.
+
+    The held-out-state experiment (`run_heldout_seed`, physics classifiers only) on the same
+    user seeds with ``finger_jitter_deg`` set to each value of ``jitters_deg`` (every other
+    simulator setting from ``config.session``). Shows at which per-hold posture jitter a
+    target accuracy is within reach when that jitter is not known from a measurement.
+
+    Returns:
+        dict: "jitter_deg" (list), "scores" {method: array (len(jitters_deg), len(seeds))}.
+    """
+    jit = [float(j) for j in jitters_deg]
+    if len(seeds) < 2:
+        raise ValueError(f"jitter_sweep: need at least two seeds, got {list(seeds)}")
+    if not jit or min(jit) < 0 or jit != sorted(set(jit)):
+        raise ValueError(f"jitter_sweep: jitters_deg must be increasing, distinct and >= 0, "
+                         f"got {list(jitters_deg)}")
+    base = asdict(config or HeldoutConfig())
+    out = {m: [] for m in methods}
+    for j in jit:
+        cfg = HeldoutConfig(**{**base, "classifiers": (),
+                               "session": {**base["session"], "finger_jitter_deg": j}})
+        runs = run_heldout(seeds, cfg)
+        for m in methods:
+            out[m].append(scores(runs, "heldout_state", m))
+    return {"jitter_deg": jit, "scores": {m: np.array(v) for m, v in out.items()}}
+
+
+def jitter_reaching(sweep, method, target):
+    """(largest jitter whose mean accuracy is >= target, largest whose 95% CI lower bound is
+    >= target) for `method` in a `jitter_sweep`, each None if no swept jitter reaches it.
+
+    Only the swept values count (no interpolation), and a jitter counts only if every smaller
+    swept jitter reaches the target too."""
+    from physml.stats import UNIT_INTERVAL, mean_ci
+
+    cis = [mean_ci(row, bounds=UNIT_INTERVAL) for row in sweep["scores"][method]]
+
+    def largest(ok):
+        last = None
+        for j, good in zip(sweep["jitter_deg"], ok, strict=True):
+            if not good:
+                break
+            last = j
+        return last
+
+    return (largest([c.mean >= target for c in cis]), largest([c.low >= target for c in cis]))
+
+
 def largest_cost(decomposition, method):
     """(key, description, Comparison) of the mismatch whose removal gains `method` most."""
     g = decomposition["gain"]
