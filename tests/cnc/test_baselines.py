@@ -96,3 +96,85 @@ def test_prepared_features_come_from_the_gate_only(prep):
     assert all(n.split(":")[0] in prep.feature_columns for n in prep.feature_names)
     assert prep.X.shape == (len(prep.labels), len(prep.feature_names))
     assert tokens.MOTION_CLASSES == ("G0", "G1", "G2", "G3")
+
+
+# ---------------------------------------------------------------- task (a): motion methods
+
+@pytest.fixture(scope="module")
+def prep_motion():
+    d = data.first_per_kind(data.load_shipped(), 3)
+    return d, B.prepare(d, window=3, motion_halves=[1, 4])
+
+
+def test_prior_shift_divides_the_posterior_by_the_training_share_by_hand():
+    # training shares a 0.8, b 0.2: row 0 has ratios 0.6/0.8 = 0.75 < 0.4/0.2 = 2 -> b (the
+    # raw argmax, or a product with the shares, would say a); row 1: 1.125 > 0.5 -> a
+    P = np.array([[0.6, 0.4], [0.9, 0.1]])
+    ytr = np.array(["a"] * 8 + ["b"] * 2)
+    assert B.prior_shift(P, np.array(["a", "b"]), ytr).tolist() == ["b", "a"]
+    with pytest.raises(ValueError, match="training shares"):
+        B.prior_shift(P, np.array(["a", "c"]), ytr)
+
+
+def test_class_recalls_by_hand_and_their_mean_is_sklearn_balanced_accuracy():
+    from sklearn.metrics import balanced_accuracy_score
+
+    y = np.array(["G0", "G0", "G1", "G1", "G1", "G3"])
+    p = np.array(["G0", "G1", "G1", "G1", "G0", "G1"])
+    r = B.class_recalls(y, p)
+    assert r["recall_G0"] == 0.5 and r["recall_G1"] == pytest.approx(2 / 3)
+    assert r["recall_G3"] == 0.0 and np.isnan(r["recall_G2"])
+    assert np.nanmean(list(r.values())) == pytest.approx(balanced_accuracy_score(y, p))
+
+
+def test_recall_table_counts_only_the_folds_that_hold_the_class():
+    s = pd.DataFrame({"method": ["m", "m", "m"], "recall_G0": [0.2, 0.4, 0.6],
+                      "recall_G1": [1.0, np.nan, np.nan], "recall_G2": [np.nan] * 3,
+                      "recall_G3": [0.5, 0.5, np.nan]})
+    t = B.recall_table(s).iloc[0]
+    assert t["G0 recall"].startswith("0.40 [") and t["G0 recall"].endswith("(n=3)")
+    assert t["G1 recall"] == "1.00 (n=1)" and t["G2 recall"] == "—"
+    assert t["G3 recall"].endswith("(n=2)")
+
+
+def test_motion_methods_score_leave_program_out_with_recalls(prep_motion):
+    _, prep = prep_motion
+    assert prep.motion.shape == (len(prep.labels), len(prep.motion_names))
+    sp = B.program_splits(prep)[:2]
+    r = B.run_command_task(prep, sp, methods=list(B.MOTION_METHODS), train_stride=8,
+                           gbm_iter=3)
+    assert set(r["method"]) == set(B.MOTION_METHODS)
+    progs = prep.labels["program"].to_numpy()
+    for (_, s), held in zip(sp, r.drop_duplicates("fold")["held_out"], strict=True):
+        # the held-out program is the test fold's only program and absent from training
+        assert held == " ".join(sorted(set(progs[s.test]))) and held not in set(progs[s.train])
+    rec = r[[f"recall_{c}" for c in tokens.MOTION_CLASSES]].to_numpy()
+    np.testing.assert_allclose(np.nanmean(rec, axis=1), r["command_balanced_accuracy"])
+
+
+def test_motion_methods_need_motion_features(prep):
+    sp = B.program_splits(prep)[:1]
+    with pytest.raises(ValueError, match="motion_halves"):
+        B.run_command_task(prep, sp, methods=["motion_logreg"])
+
+
+def test_motion_feature_names_come_from_the_gate_only(prep_motion):
+    from physml.cnc import schema
+
+    _, prep = prep_motion
+    used = {c for n in prep.motion_names
+            for c in (n[4:n.index(")")].split(",") if n.startswith("rot(")
+                      else [n.split(":")[0]])}
+    assert used <= set(prep.feature_columns)
+    assert not any(schema.is_forbidden_input(c) for c in used)
+
+
+def test_physics_check_sees_the_arc_sense_in_the_controller_positions(prep_motion):
+    # the positions are the leaky diagnosis: there the rotation sense must separate G3 (CCW,
+    # positive) from G2 (CW); a flipped sign would give an AUC near 0
+    d, prep = prep_motion
+    chk = B.physics_check(d, prep)
+    assert chk["signal"].iloc[0].startswith("controller positions")
+    assert chk["G3_vs_G2_auc"].iloc[0] > 0.9
+    assert chk["signal"].iloc[1].startswith("drive signals")
+    assert len(chk) == 2 + 3 * len(B.tokens_nodes(prep.feature_columns))

@@ -13,6 +13,13 @@ Methods (each is fitted on the training rows of a split only):
   multinomial logistic regression (class-balanced weights).
 - ``gbm``: the same features → scikit-learn histogram gradient boosting (class-balanced).
 - ``nn1``: 1-nearest neighbour on the standardised window statistics.
+- ``motion_logreg`` / ``motion_gbm``: the physics-motivated motion features of
+  :mod:`physml.cnc.motion` (centred multi-scale level, spread and activity of each allowed
+  channel, and the rotation sense of planar pairs: the x/y drive signals and each node's
+  magnetometer, accelerometer and gyro) → logistic regression (class-balanced weights) or
+  gradient boosting (fitted unweighted, its posteriors divided by the training class
+  frequencies: the prior-shift rule for balanced accuracy, without scikit-learn's slow weighted
+  binning). Task (a) only; computed when :func:`prepare` is given ``motion_halves``.
 - ``kinematics_leaky`` (*leaky reference, labelled as such*): 1-nearest neighbour on the
   controller's reported position ``posx posy posz``. Positions are the kinematics themselves, so
   this is a ceiling that uses forbidden inputs, never a competitor.
@@ -44,6 +51,8 @@ from .features import COMMON_SOURCES, model_input_columns, window_features
 
 LINE_METHODS: tuple[str, ...] = ("majority", "clock", "nn1", "kinematics_leaky")
 COMMAND_METHODS: tuple[str, ...] = ("majority", "clock", "logreg", "gbm", "nn1")
+#: Task-(a) methods on the motion features (:mod:`physml.cnc.motion`).
+MOTION_METHODS: tuple[str, ...] = ("motion_logreg", "motion_gbm")
 LEAKY_METHODS: frozenset[str] = frozenset({"kinematics_leaky"})
 KINEMATIC_COLUMNS: tuple[str, ...] = ("posx", "posy", "posz")
 
@@ -55,6 +64,9 @@ class Prepared:
     ``labels``: frame with ``file row operation campaign program command gcode_string``.
     ``X``: ``(n_rows, n_features)`` float32 window statistics of ``feature_columns`` only.
     ``kinematics``: ``(n_rows, 3)`` controller positions, used by ``kinematics_leaky`` only.
+    ``motion`` / ``motion_names``: ``(n_rows, n_motion)`` float32 motion features of
+    ``feature_columns`` (:func:`physml.cnc.motion.motion_features`), or ``None`` when not
+    computed.
     """
 
     labels: pd.DataFrame
@@ -63,13 +75,19 @@ class Prepared:
     feature_columns: list[str]
     kinematics: np.ndarray
     programs: list[tokens.Program]
+    motion: np.ndarray | None = None
+    motion_names: list[str] | None = None
 
 
 def prepare(data: CNCData, window: int, sources: Sequence[str] = COMMON_SOURCES,
             stats: Sequence[str] = ("mean", "std", "min", "max"),
-            per_file: str = "standardise") -> Prepared:
+            per_file: str = "standardise",
+            motion_halves: Sequence[int] | None = None) -> Prepared:
     """Labels (program, modal command class) and trailing-window features of ``data``
-    (see :func:`physml.cnc.features.window_features` for ``stats`` and ``per_file``)."""
+    (see :func:`physml.cnc.features.window_features` for ``stats`` and ``per_file``).
+    ``motion_halves``: half windows (rows) of the motion features of the ``motion_*``
+    methods (:func:`physml.cnc.motion.motion_features`, same columns and ``per_file``);
+    ``None`` skips them."""
     rows = data.rows
     programs = tokens.recover_programs(rows)
     prog = tokens.program_of_file(programs)
@@ -87,7 +105,13 @@ def prepare(data: CNCData, window: int, sources: Sequence[str] = COMMON_SOURCES,
         "gcode_string": rows["gcode_string"].to_numpy(),
     })
     kin = rows[list(KINEMATIC_COLUMNS)].to_numpy(dtype=np.float64)
-    return Prepared(labels, X, names, cols, kin, programs)
+    motion_X = motion_names = None
+    if motion_halves is not None:
+        from .motion import motion_features
+
+        motion_X, motion_names = motion_features(rows, cols, halves=motion_halves,
+                                                 per_file=per_file)
+    return Prepared(labels, X, names, cols, kin, programs, motion_X, motion_names)
 
 
 def file_splits(prep: Prepared, n_splits: int, seeds: Sequence[int]) -> list[tuple[int, object]]:
@@ -203,6 +227,28 @@ def fit_classifier(method: str, Xtr, ytr, seed: int, gbm_iter: int = 100,
         return clf.fit(Xtr, ytr)
 
 
+def prior_shift_gbm_predict(Xtr, ytr, Xte, seed: int, gbm_iter: int = 100) -> np.ndarray:
+    """Gradient boosting fitted without class weights; each test row gets the class that
+    maximises ``p(class | x) / p_train(class)`` (the prior-shift rule: under balanced test
+    priors it is the Bayes rule, the target of balanced accuracy). Shapes ``(n_train, f)``,
+    ``(n_train,)``, ``(n_test, f)`` → ``(n_test,)``."""
+    clf = fit_classifier("gbm", Xtr, ytr, seed, gbm_iter, balanced=False)
+    with threadpool_limits(limits=1):
+        P = clf.predict_proba(Xte)
+    return prior_shift(P, clf.classes_, ytr)
+
+
+def prior_shift(P: np.ndarray, classes: np.ndarray, ytr: np.ndarray) -> np.ndarray:
+    """``classes[argmax_k P[:, k] / freq_k]`` with ``freq_k`` the share of class ``k`` in
+    ``ytr``. ``P``: ``(n, k)`` posteriors in the order of ``classes``."""
+    ytr = np.asarray(ytr)
+    freq = np.array([np.mean(ytr == c) for c in classes])
+    if P.shape[1] != len(classes) or np.any(freq == 0):
+        raise ValueError(f"prior_shift: {P.shape[1]} posterior columns for classes "
+                         f"{list(classes)} with training shares {freq.tolist()}")
+    return np.asarray(classes)[np.argmax(P / freq, axis=1)]
+
+
 def classifier_predict(method: str, Xtr, ytr, Xte, seed: int, gbm_iter: int = 100,
                        logreg_c: float = 1.0, gbm_min_leaf: int = 20) -> np.ndarray:
     """Fit ``logreg`` or ``gbm`` on the training rows (:func:`fit_classifier`) and predict
@@ -220,7 +266,8 @@ def predict(method: str, prep: Prepared, train: np.ndarray, test: np.ndarray, ta
     the fitted models: rows of overlapping windows are near-duplicates)."""
     lab = prep.labels
     y = lab[target].to_numpy()
-    tr = train[::train_stride] if method in ("logreg", "gbm", "nn1", "kinematics_leaky") else train
+    fitted = ("logreg", "gbm", "nn1", "kinematics_leaky") + MOTION_METHODS
+    tr = train[::train_stride] if method in fitted else train
     if method == "majority":
         vals, counts = np.unique(y[train].astype(str), return_counts=True)
         return np.full(len(test), vals[np.argmax(counts)], dtype=object)
@@ -232,6 +279,14 @@ def predict(method: str, prep: Prepared, train: np.ndarray, test: np.ndarray, ta
         return nn1_predict(prep.kinematics[tr], y[tr], prep.kinematics[test], standardise=False)
     if method in ("logreg", "gbm"):
         return classifier_predict(method, prep.X[tr], y[tr], prep.X[test], seed, gbm_iter)
+    if method in MOTION_METHODS:
+        if prep.motion is None:
+            raise ValueError(f"method {method!r} needs motion features: call "
+                             "prepare(..., motion_halves=[...])")
+        M = prep.motion
+        if method == "motion_logreg":
+            return classifier_predict("logreg", M[tr], y[tr], M[test], seed)
+        return prior_shift_gbm_predict(M[tr], y[tr], M[test], seed, gbm_iter)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -263,17 +318,59 @@ def run_command_task(prep: Prepared, split_list, methods: Sequence[str] = COMMAN
                      train_stride: int = 1, gbm_iter: int = 100,
                      clock_key: str = "kind") -> pd.DataFrame:
     """Task (a) per method × seed × fold: balanced accuracy of G0/G1/G2/G3 per row (rows
-    whose line moves nothing, class "none", are left out of training and scoring)."""
+    whose line moves nothing, class "none", are left out of training and scoring), the
+    held-out program(s), and the recall of each class ``recall_G0 .. recall_G3`` (NaN where
+    the fold's test rows lack that class)."""
     moving = np.flatnonzero(prep.labels["command"].to_numpy() != "none")
+    progs = prep.labels["program"].to_numpy()
     recs = []
     for seed, sp in split_list:
         tr, te = np.intersect1d(sp.train, moving), np.intersect1d(sp.test, moving)
         y = prep.labels["command"].to_numpy()[te]
+        held = " ".join(sorted(set(progs[te].tolist())))
         for m in methods:
             pred = predict(m, prep, tr, te, "command", seed, train_stride, gbm_iter, clock_key)
-            recs.append({"method": m, "seed": seed, "fold": sp.fold,
-                         "command_balanced_accuracy": balanced_accuracy_score(y, pred)})
+            recs.append({"method": m, "seed": seed, "fold": sp.fold, "held_out": held,
+                         "command_balanced_accuracy": balanced_accuracy_score(y, pred),
+                         **class_recalls(y, pred)})
     return pd.DataFrame(recs)
+
+
+def class_recalls(y_true, y_pred, classes: Sequence[str] = tokens.MOTION_CLASSES
+                  ) -> dict[str, float]:
+    """``{"recall_<class>": share of the rows of that class predicted as it}`` (NaN when
+    ``y_true`` has no row of the class). Their mean over present classes is the balanced
+    accuracy."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    out = {}
+    for c in classes:
+        m = y_true == c
+        out[f"recall_{c}"] = float(np.mean(y_pred[m] == c)) if m.any() else float("nan")
+    return out
+
+
+def recall_table(scores: pd.DataFrame, methods: Sequence[str] | None = None,
+                 classes: Sequence[str] = tokens.MOTION_CLASSES, fmt: str = ".2f"
+                 ) -> pd.DataFrame:
+    """Per method, each class's recall as ``mean [low, high]`` over the folds that hold the
+    class (:func:`physml.stats.summarize`, unit interval; the bare value when one fold holds
+    it, "—" when none does), with the number of those folds ``(n=…)``."""
+    from physml import stats
+
+    methods = list(dict.fromkeys(scores["method"])) if methods is None else list(methods)
+    out = []
+    for m in methods:
+        g = scores[scores["method"] == m]
+        row = {"method": m}
+        for c in classes:
+            v = g[f"recall_{c}"].dropna().to_numpy()
+            if len(v) >= 2:
+                txt = stats.summarize({c: v}, bounds=stats.UNIT_INTERVAL)[c].format(fmt)
+            else:  # one fold holds the class: no interval
+                txt = format(v[0], fmt) if len(v) else "—"
+            row[f"{c} recall"] = f"{txt} (n={len(v)})" if len(v) else txt
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def summarize_scores(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -371,3 +468,59 @@ def wide_table(scores: pd.DataFrame, metrics: Sequence[str], fmt: str = ".3f") -
     t = pd.DataFrame(out)
     t.index.name = "method"
     return t.reset_index()
+
+
+# ---------------------------------------------------------------- physics check, task (a)
+
+def physics_check(data: CNCData, prep: Prepared, half: int = 2,
+                  nodes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Does a signal carry the motion the command class needs? Per planar signal pair, the
+    ROC AUC (0.5: no information; far from 0.5 either way: information, the sign being the
+    mounting's) of two motion features over the moving rows of every file:
+
+    - ``G3 vs G2``: :func:`physml.cnc.motion.rotation_sense` (half window ``half`` rows);
+    - ``G0 vs G1``: the pair's mean squared first difference (its "speed") over the window.
+
+    Pairs: the controller's reported positions ``posx posy`` (*leaky, diagnosis only*: a
+    forbidden input, shown as the check that the features see the motion when the signal
+    holds it), the x/y drive signals, and each node's magnetometer, accelerometer and gyro
+    pairs (``nodes``: default those in ``prep.feature_columns``), each within its own file
+    (per-file standardisation does not change either AUC's ranking within a file, but the
+    pooled AUC is over files, so the raw values are standardised per file first).
+    Returns a frame ``signal, G3_vs_G2_auc, G0_vs_G1_auc``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from .motion import DEFAULT_PAIR_CHANNELS, centred_stats, rotation_sense
+    from .sequences import per_file_standardise
+
+    rows = data.rows
+    y = prep.labels["command"].to_numpy()
+    files = rows["file"].to_numpy()
+    m23, m01 = np.isin(y, ["G2", "G3"]), np.isin(y, ["G0", "G1"])
+    if not (m23.any() and m01.any()):
+        raise ValueError("physics_check needs rows of G0, G1 and of G2 or G3")
+    pairs = [("controller positions posx/posy (leaky, diagnosis only)", ("posx", "posy")),
+             ("drive signals x_motor/y_motor", ("x_motor", "y_motor"))]
+    if nodes is None:
+        nodes = tokens_nodes(prep.feature_columns)
+    for n in nodes:
+        for ca, cb in DEFAULT_PAIR_CHANNELS:
+            kind = {"M": "magnetometer", "A": "accelerometer", "G": "gyro"}[ca[0]]
+            pairs.append((f"{n} {kind} {ca}/{cb}", (f"{n}.{ca}", f"{n}.{cb}")))
+    out = []
+    for name, (ca, cb) in pairs:
+        v = per_file_standardise(rows[[ca, cb]].to_numpy(dtype=np.float64), files)
+        if not np.isfinite(v).all():
+            continue  # a node absent from some file: not in every recording
+        rot = rotation_sense(v[:, 0], v[:, 1], files, half)
+        act = centred_stats(v, files, half, stats=("activity",))[:, :, 0].sum(axis=1)
+        out.append({"signal": name,
+                    "G3_vs_G2_auc": float(roc_auc_score(y[m23] == "G3", rot[m23])),
+                    "G0_vs_G1_auc": float(roc_auc_score(y[m01] == "G0", act[m01]))})
+    return pd.DataFrame(out)
+
+
+def tokens_nodes(columns: Sequence[str]) -> list[str]:
+    """Sensor nodes among ``columns`` (``<node>.<channel>``), in order of appearance."""
+    return list(dict.fromkeys(c.split(".", 1)[0] for c in columns if "." in c))
