@@ -114,9 +114,9 @@ def run_many(configs: list[RunConfig], ds: dict, test: dict | None = None,
     return pd.DataFrame(rows)
 
 
-def split_by_p(run_dir: str, test: dict, p_min: float = P_MIN_GEV) -> dict:
-    """Test metrics of one run on p >= p_min (unprefixed keys) and p < p_min (``low_p_``)."""
-    model = load_model(run_dir)
+def metrics_by_p(model, test: dict, p_min: float = P_MIN_GEV) -> dict:
+    """Test metrics of ``model`` on p >= p_min (unprefixed keys, with n_test) and p < p_min
+    (``low_p_``); ``test`` holds initial (n, 5), dz (n,), final (n, 5)."""
     p = 1 / np.abs(test["initial"][:, 4])
     out = {}
     for prefix, m in (("", p >= p_min), ("low_p_", p < p_min)):
@@ -127,6 +127,11 @@ def split_by_p(run_dir: str, test: dict, p_min: float = P_MIN_GEV) -> dict:
                     .items()})
         out[f"{prefix}n_test"] = int(m.sum())
     return out
+
+
+def split_by_p(run_dir: str, test: dict, p_min: float = P_MIN_GEV) -> dict:
+    """Test metrics of one run on p >= p_min (unprefixed keys) and p < p_min (``low_p_``)."""
+    return metrics_by_p(load_model(run_dir), test, p_min)
 
 
 HYBRIDS = {"kick": False, "kick/qp": True}

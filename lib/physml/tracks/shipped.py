@@ -197,20 +197,9 @@ def test_spec(meta: dict):
 def evaluate(model, test: dict, p_min_gev: float | None = None) -> dict:
     """Metrics (:func:`physml.tracks.training.metrics`) of ``model`` on ``test`` (initial (n, 5),
     dz (n,), final (n, 5)) at p >= p_min_gev (unprefixed, with n_test) and below (``low_p_``)."""
-    from physml.tracks.experiments import P_MIN_GEV
-    from physml.tracks.training import metrics, predict, to_inputs
+    from physml.tracks.experiments import P_MIN_GEV, metrics_by_p
 
-    p_min = P_MIN_GEV if p_min_gev is None else p_min_gev
-    p = 1 / np.abs(test["initial"][:, 4])
-    out = {}
-    for prefix, m in (("", p >= p_min), ("low_p_", p < p_min)):
-        if not m.any():
-            continue
-        u, y = to_inputs({k: v[m] for k, v in test.items()})
-        out.update({f"{prefix}{k}": v for k, v in
-                    metrics(predict(model, u), y.double().numpy()).items()})
-        out[f"{prefix}n_test"] = int(m.sum())
-    return out
+    return metrics_by_p(model, test, P_MIN_GEV if p_min_gev is None else p_min_gev)
 
 
 def check_reproduced(meta: dict, got: dict, rtol: float = TOLERANCE) -> dict:
