@@ -110,3 +110,18 @@ def test_motion_features_names_shape_and_sign_on_a_synthetic_recording():
     # z is constant: no activity, whatever the standardisation
     k = names.index("z_motor:activity@2")
     np.testing.assert_array_equal(X[:, k], 0.0)
+
+
+def test_a_gap_inside_a_file_is_named_but_a_node_absent_from_a_whole_file_is_a_mask():
+    a1, b1 = _circle(20, 0.3, True)
+    x = np.r_[a1, a1]
+    y = np.r_[b1, np.full(20, np.nan)]  # y absent from the whole of file "b": a mask
+    rows = pd.DataFrame({"file": ["a"] * 20 + ["b"] * 20, "x_motor": x, "y_motor": y})
+    X, names = motion.motion_features(rows, ["x_motor", "y_motor"], halves=(2,))
+    j = names.index("rot(x_motor,y_motor)@2")
+    assert np.isfinite(X[:20]).all() and np.isnan(X[20:, j]).all()
+    y_gap = np.r_[b1, b1]
+    y_gap[26] = np.nan  # one missing cell inside file "b"
+    rows["y_motor"] = y_gap
+    with pytest.raises(ValueError, match=r"file 'b', column 'y_motor' .* row 6"):
+        motion.motion_features(rows, ["x_motor", "y_motor"], halves=(2,))

@@ -243,6 +243,8 @@ def test_runs_table_row_is_this_runs_evaluation_beside_the_record(name, loaded):
     assert bool(r["meets_targets"]) == all(r[k] < v for k, v in TARGETS.items())
     with pytest.raises(shipped.ShippedModelError, match="z_end_mm = 0"):
         shipped.runs_table(half, [name], args=args | {"z_end_mm": 0.0})
+    with pytest.raises(shipped.ShippedModelError, match="would be its training tracks"):
+        shipped.runs_table(half, [name], args=args | {"test_seed": meta["data"]["seed"]})
 
 
 def _row(**kw):

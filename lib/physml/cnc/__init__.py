@@ -10,7 +10,8 @@ Evaluation protocol: :mod:`~physml.cnc.leakage` (the source's random window spli
 measure its leak), :mod:`~physml.cnc.leaky` (the source's protocol, reproduced by name),
 :mod:`~physml.cnc.audit` (data-audit tables and figures).
 
-Models: :mod:`~physml.cnc.baselines` (majority, clock, window statistics, 1-NN),
+Models: :mod:`~physml.cnc.baselines` (majority, clock, window statistics, 1-NN, motion features),
+:mod:`~physml.cnc.motion` (centred window statistics and rotation sense for the command class),
 :mod:`~physml.cnc.sequences` (windows and token targets), :mod:`~physml.cnc.classifier` (1-D CNN
 command classifier), :mod:`~physml.cnc.encoder_decoder` (BiLSTM encoder, transformer decoder),
 :mod:`~physml.cnc.focal` (focal loss), :mod:`~physml.cnc.ablation` (focal and modality sweeps),

@@ -142,6 +142,22 @@ def default_pairs(columns: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _check_whole_files(v: np.ndarray, files: np.ndarray, cols: Sequence[str]) -> None:
+    """A channel must be present in every row of a file or absent from all of it (a missing
+    node is a whole-file mask): a gap inside a file would spread NaN through the running sums
+    of every later window of that file. ValueError naming the file, column and first row."""
+    fin = np.isfinite(v)
+    for a, b in file_bounds(files):
+        f = fin[a:b]
+        part = f.any(axis=0) & ~f.all(axis=0)
+        if part.any():
+            j = int(np.flatnonzero(part)[0])
+            row = int(np.flatnonzero(~f[:, j])[0])
+            raise ValueError(f"motion features: file {files[a]!r}, column {cols[j]!r} is missing "
+                             f"(NaN) at row {row} of the file but present elsewhere in it; a "
+                             "channel must be present throughout a file or absent from it")
+
+
 def motion_features(rows: pd.DataFrame, columns: Sequence[str],
                     halves: Sequence[int] = (2, 8, 24),
                     pairs: Sequence[tuple[str, str]] | None = None,
@@ -155,7 +171,8 @@ def motion_features(rows: pd.DataFrame, columns: Sequence[str],
     ``per_file``: ``"standardise"`` (each channel within its own file) or ``"none"``.
     Returns ``X`` ``(n_rows, n_features)`` float32 (NaN where a source is absent) and names
     ``"<column>:<stat>@<half>"`` and ``"rot(<a>,<b>)@<half>"``. Raises ``ValueError`` if a
-    column or pair member is not an allowed model input.
+    column or pair member is not an allowed model input, or if a column is missing in only
+    some rows of a file (named with the file and row).
     """
     cols = list(columns)
     pairs = default_pairs(cols) if pairs is None else [tuple(p) for p in pairs]
@@ -169,6 +186,7 @@ def motion_features(rows: pd.DataFrame, columns: Sequence[str],
         raise ValueError("halves must name at least one half window")
     files = rows["file"].to_numpy()
     v = rows[cols].to_numpy(dtype=np.float64)
+    _check_whole_files(v, files, cols)
     if per_file == "standardise":
         v = per_file_standardise(v, files)
     pos = {c: j for j, c in enumerate(cols)}

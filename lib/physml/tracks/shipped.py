@@ -231,7 +231,9 @@ def runs_table(test: dict, names: list[str] | None = None, args: dict | None = N
     :func:`~physml.tracks.experiments.prepare` arguments of ``test``, name the recorded test
     tracks: same n_test, test_seed, field model and end plane). Model label:
     ``<label> (shipped)``. ``names``: default all shipped. ShippedModelError if ``args`` has
-    another end plane than a model was trained for (its prior and inputs assume that plane)."""
+    another end plane than a model was trained for (its prior and inputs assume that plane), or
+    a test seed equal to the seed of the model's training tracks (tracks are drawn per
+    (seed, shard), so these test tracks would be its training tracks)."""
     rows = []
     for name in (available(root) if names is None else names):
         model, meta = load(name, root)
@@ -240,6 +242,12 @@ def runs_table(test: dict, names: list[str] | None = None, args: dict | None = N
             raise ShippedModelError(
                 f"shipped model {name!r} was trained for z_end_mm = {d['z_end_mm']}, this run's "
                 f"tracks have z_end_mm = {args.get('z_end_mm')}; drop it from shipped_models")
+        if (args is not None and args.get("test_seed") == d["seed"]
+                and args.get("field_model") == d["field_model"]):
+            raise ShippedModelError(
+                f"shipped model {name!r} was trained on the tracks of seed {d['seed']}; this "
+                f"run's test tracks have test_seed = {args.get('test_seed')}, so they would be "
+                "its training tracks: use another test_seed or drop it from shipped_models")
         same = args is not None and all(
             args.get(k) == d[k] for k in ("n_test", "test_seed", "field_model", "z_end_mm"))
         run = meta["run"]
