@@ -161,3 +161,20 @@ def test_jitter_sweep_costs_accuracy_and_rejects_bad_sweeps():
             jitter_sweep([0, 1], bad, cfg)
     with pytest.raises(ValueError, match="two seeds"):
         jitter_sweep([0], [0.0], cfg)
+
+
+def test_jitter_text_places_the_reach_and_the_default_against_the_published_range():
+    from physml.magnets.heldout import jitter_text
+    from physml.magnets.simulate import FINGER_POSE_REPEATABILITY_DEG, SessionConfig
+
+    lo, hi = FINGER_POSE_REPEATABILITY_DEG
+    assert lo <= SessionConfig().finger_jitter_deg <= hi  # the default is the cited middle
+    t = jitter_text(2.0, 1.0, 3.0, 0.93)
+    assert "up to 2° (within the published range)" in t
+    assert "the whole 95% CI up to 1° (below the published range)" in t
+    assert "is inside that range" in t and "**not reached**" in t
+    t = jitter_text(3.0, None, 3.0, 0.93)
+    assert "**reached**" in t and "CI at no swept jitter" in t
+    t = jitter_text(5.0, 5.0, 5.0, 0.9)
+    assert "above the published range" in t and "is outside that range" in t
+    assert "Reissner et al. 2019" in t

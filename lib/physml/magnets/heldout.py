@@ -864,6 +864,31 @@ def jitter_reaching(sweep, method, target):
     return (largest([c.mean >= target for c in cis]), largest([c.low >= target for c in cis]))
 
 
+def jitter_text(by_mean, by_ci, default_deg, target):
+    """What :func:`jitter_reaching`'s (by_mean, by_ci) say against the published posture
+    repeatability (:data:`~physml.magnets.simulate.FINGER_POSE_REPEATABILITY_DEG`) and the
+    simulator's default jitter ``default_deg``: one Markdown paragraph."""
+    from .simulate import FINGER_POSE_REPEATABILITY_DEG, FINGER_POSE_SOURCE
+
+    lo, hi = FINGER_POSE_REPEATABILITY_DEG
+
+    def reach(j):
+        if j is None:
+            return "at no swept jitter"
+        where = ("below the published range" if j < lo else
+                 "within the published range" if j <= hi else "above the published range")
+        return f"up to {j:g}° ({where})"
+
+    default = ("inside" if lo <= default_deg <= hi else "outside")
+    meets = by_mean is not None and by_mean >= default_deg
+    return (f"The mean reaches {target:g} {reach(by_mean)}; the whole 95% CI {reach(by_ci)}. "
+            f"A finger posture repeated by the same person spreads by {lo:g}–{hi:g}° "
+            f"(test–retest standard error of finger-joint angles by 3-D motion capture, "
+            f"{FINGER_POSE_SOURCE}; it includes the capture system's error and a day between "
+            f"repeats, so a posture re-held within one session may repeat better). The simulator's default, {default_deg:g}°, is {default} that range, and at "
+            f"it the target is **{'reached' if meets else 'not reached'}** by the mean.")
+
+
 def largest_cost(decomposition, method):
     """(key, description, Comparison) of the mismatch whose removal gains `method` most."""
     g = decomposition["gain"]

@@ -15,6 +15,16 @@ from .field import cylinder_field
 from .hand import ALL_BITS, STATE_CODES, code_to_bits, hand_magnets, sample_hand
 from .session import MAG_UT_PER_LSB, Label, Session
 
+FINGER_POSE_REPEATABILITY_DEG = (2.0, 4.0)
+"""Published spread of a finger posture repeated by the same person (deg): the test-retest
+standard error of measurement of active finger-joint end-range angles by 3-D motion capture,
+20 healthy adults on two days, lay between 2 and 4 deg for all joints except MCP1, IP and MCP5
+(Reissner et al. 2019, J. Orthop. Surg. Res. 14:173, doi:10.1186/s13018-019-1177-y). It
+includes the capture system's own error and a day between the repeats, so a posture re-held
+within one session may repeat better. ``SessionConfig.finger_jitter_deg`` defaults to its
+middle."""
+FINGER_POSE_SOURCE = "Reissner et al. 2019, J. Orthop. Surg. Res. 14:173"
+
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -41,7 +51,8 @@ class SessionConfig:
     iron_drift_uT_per_sqrt_s: random walk of the hard-iron offset during the session
     (temperature), not a constant; iron_nonlinearity: fractional gain change at 100 µT,
     B·(1 + k|B|²/(100 µT)²) — soft iron that is not a linear matrix; finger_jitter_deg: joint-
-    angle offset drawn anew every time a state is held (the pose is never the same twice).
+    angle offset drawn anew every time a state is held (the pose is never the same twice; 3°,
+    the middle of the 2–4° test–retest spread of :data:`FINGER_POSE_REPEATABILITY_DEG`).
     Magnet moment tolerance and hand-size variation belong to the user's hand
     (`hand.sample_hand`); moment_tolerance (±10%: vendors sell NdFeB discs at ±10%) is the
     fractional spread of each magnet's moment used by `simulate_user_sessions` when it draws
