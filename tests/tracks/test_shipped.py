@@ -332,7 +332,8 @@ def test_versus_trained_and_speed_text_are_computed_from_the_rows():
 
 
 @pytest.mark.parametrize("name", NAMES[:1])
-def test_save_writes_a_record_that_loads_and_scores_what_it_records(name, loaded, tmp_path):
+def test_save_writes_a_record_that_loads_and_scores_what_it_records(name, loaded, tmp_path,
+                                                                     monkeypatch):
     import subprocess
 
     from physml.paths import repo_root
@@ -347,8 +348,17 @@ def test_save_writes_a_record_that_loads_and_scores_what_it_records(name, loaded
           "key": "k", "val": half, "test": test, "field": spec.make_field(), "spec": spec}
     summary = {"model": meta["model"], "n_train": 123, "optimizer_steps": 7, "epochs_run": 1,
                "best_epoch": 1, "training_time_s": 1.5}
+    from physml import provenance
+
+    real = provenance.git_state
+
+    def state_before_writing(root):  # "dirty" if the model's files are already written
+        return real(root) | {"dirty": (tmp_path / "models" / "copy").exists()}
+
+    monkeypatch.setattr(provenance, "git_state", state_before_writing)
     out = shipped.save(run_dir, "copy", ds, summary, "python -m physml.tracks.shipped train x",
                        root=tmp_path / "models")
+    monkeypatch.undo()
     got_model, got = shipped.load("copy", tmp_path / "models")
     assert out.name == "copy" and got["budget"]["optimizer_steps"] == 7
     assert got["accuracy"]["test"] == shipped.evaluate(model, test)
@@ -357,6 +367,10 @@ def test_save_writes_a_record_that_loads_and_scores_what_it_records(name, loaded
     head = subprocess.run(["git", "-C", str(repo_root()), "rev-parse", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
     assert got["git"]["commit"] == head
+    assert got["git"]["dirty"] is False  # the state was taken before the files were written
+    git = {"commit": "c" * 40, "dirty": False}  # train() passes the state before training
+    shipped.save(run_dir, "copy", ds, summary, "cmd", root=tmp_path / "models", git=git)
+    assert shipped.read_meta(tmp_path / "models" / "copy")["git"] == git
     age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(got["date_utc"])
     assert age.total_seconds() < 600
     assert got["map_sha1"] == got_model.norm.rk4["map_sha1"]

@@ -459,14 +459,19 @@ def describe(rows: pd.DataFrame) -> str:
 
 # ---- save / train --------------------------------------------------------------------------
 def save(run_dir: str | Path, name: str, ds: dict, summary: dict, retrain: str,
-         root: str | Path | None = None, training_cpu_s: float | None = None) -> Path:
+         root: str | Path | None = None, training_cpu_s: float | None = None,
+         git: dict | None = None) -> Path:
     """Copy the run folder ``run_dir`` (a :func:`physml.tracks.training.run` output) to
     ``<root>/<name>/`` and write its ``shipped.json`` (see module doc); ``ds``: the
     :func:`~physml.tracks.experiments.prepare` datasets it was trained on, ``summary``: the
     run's summary, ``retrain``: the command that re-trains it. The test and validation accuracy
-    are re-computed here from the copied files (so they are what :func:`load` gives)."""
+    are re-computed here from the copied files (so they are what :func:`load` gives).
+    ``git``: the repository state of the code that trained it (:func:`train` takes it before
+    training); default: the state now, taken before any file is written (re-shipping over a
+    shipped model changes tracked files, which would mark every re-shipped model dirty)."""
     from physml import provenance
 
+    git = provenance.git_state(repo_root()) if git is None else git
     run_dir = Path(run_dir)
     out = folder_of(name, root)
     out.mkdir(parents=True, exist_ok=True)
@@ -486,7 +491,7 @@ def save(run_dir: str | Path, name: str, ds: dict, summary: dict, retrain: str,
                    "best_epoch": int(summary["best_epoch"]),
                    "training_time_s": float(summary["training_time_s"]),
                    "training_cpu_s": training_cpu_s},
-        "git": provenance.git_state(repo_root()),
+        "git": git,
         "date_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "map_sha1": _map_hash(norm, ds["field"]),
         "versions": {k: vers.get(k) for k in ("python", "numpy", "torch")},
@@ -524,9 +529,11 @@ def train(name: str, hybrid: str, size: str, steps: int, batch: int, lr: float,
     then :func:`save` it as ``name``."""
     import time
 
+    from physml import provenance
     from physml.tracks import experiments
     from physml.tracks.training import RunConfig, run
 
+    git = provenance.git_state(repo_root())  # the code that trains, before anything is written
     ds = experiments.prepare(n_tracks, n_test, seed=data_seed, test_seed=test_seed,
                              z_end_mm=z_end_mm)
     cfg = RunConfig(arch="mlp", size=size, seed=seed, steps=steps, batch_size=batch, lr=lr,
@@ -536,7 +543,7 @@ def train(name: str, hybrid: str, size: str, steps: int, batch: int, lr: float,
     cpu = time.process_time() - c0
     cmd = "python -m physml.tracks.shipped train " + " ".join(argv or [])
     return save(summary["run_dir"], name, ds, summary, cmd.strip(), root,
-                training_cpu_s=cpu if cpu > 1.0 else None)
+                training_cpu_s=cpu if cpu > 1.0 else None, git=git)
 
 
 def main(argv: list[str] | None = None) -> int:
