@@ -885,8 +885,9 @@ def jitter_text(by_mean, by_ci, default_deg, target):
             f"A finger posture repeated by the same person spreads by {lo:g}–{hi:g}° "
             f"(test–retest standard error of finger-joint angles by 3-D motion capture, "
             f"{FINGER_POSE_SOURCE}; it includes the capture system's error and a day between "
-            f"repeats, so a posture re-held within one session may repeat better). The simulator's default, {default_deg:g}°, is {default} that range, and at "
-            f"it the target is **{'reached' if meets else 'not reached'}** by the mean.")
+            f"repeats, so a posture re-held within one session may repeat better). The "
+            f"simulator's default, {default_deg:g}°, is {default} that range, and at it the "
+            f"target is **{'reached' if meets else 'not reached'}** by the mean.")
 
 
 def largest_cost(decomposition, method):
