@@ -122,3 +122,60 @@ def test_time_warp_equals_brute_force_enumeration_of_every_monotone_path(seed):
     else:
         assert score == pytest.approx(best)
         np.testing.assert_array_equal(path, best_path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_posterior_decoding_equals_brute_force_path_marginals(seed):
+    """Independent reference: enumerate every valid path, weight it by exp(score), sum the
+    weights of the paths putting row t in a bin of each state; the decoder's per-row argmax
+    and log Z must match."""
+    import itertools
+
+    rng = np.random.default_rng(100 + seed)
+    T, B, K = 5, int(rng.integers(5, 10)), 3
+    e = rng.normal(size=(T, B))
+    adv = np.log(rng.dirichlet(np.ones(K)))
+    start, end = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    state = np.sort(rng.integers(0, 4, B))
+    state = np.unique(state, return_inverse=True)[1]  # contiguous, non-decreasing states
+    n_states = int(state.max()) + 1
+    weights, paths = [], []
+    for b0 in range(start):
+        for steps in itertools.product(range(K), repeat=T - 1):
+            path = b0 + np.r_[0, np.cumsum(steps)]
+            if path[-1] >= B or path[-1] < B - end:
+                continue
+            weights.append(e[np.arange(T), path].sum() + adv[list(steps)].sum())
+            paths.append(path)
+    if not paths:
+        with pytest.raises(ValueError, match="no valid path"):
+            alignment.posterior_time_warp(e, adv, start, end, state, n_states)
+        return
+    w = np.exp(np.array(weights) - max(weights))
+    marg = np.zeros((T, n_states))
+    for wi, path in zip(w, paths, strict=True):
+        marg[np.arange(T), state[path]] += wi
+    got, logz = alignment.posterior_time_warp(e, adv, start, end, state, n_states)
+    assert logz == pytest.approx(max(weights) + np.log(w.sum()))
+    np.testing.assert_array_equal(got, np.argmax(marg, axis=1))
+
+
+def test_posterior_decoding_beats_the_best_path_on_rows_when_the_phase_is_uncertain():
+    """A line of one bin between two long ones: the single best path either visits it or
+    not; when the paths that skip it carry more total probability than any path that visits
+    it, the per-row marginal names the long lines, the best path the short one."""
+    # bins 0-3 line 0, bin 4 line 1 (short), bins 5-8 line 2; 6 rows from bin 0 to bin 8,
+    # advancing 1 or 2 bins: 10 equally likely paths, 6 visit bin 4 but at rows 2 and 3
+    # only 3 each do (7 of 10 are on line 0 at row 2 and on line 2 at row 3)
+    state = np.array([0, 0, 0, 0, 1, 2, 2, 2, 2])
+    e = np.zeros((6, 9))
+    e[:, 4] = 0.5  # the short line is slightly favoured wherever a path visits it
+    adv = np.log(np.array([1e-9, 0.5, 0.5]))
+    vpath, _ = alignment.viterbi_time_warp(e, adv, 1, 1)
+    assert 4 in vpath  # the best path takes the bonus
+    post, _ = alignment.posterior_time_warp(e, adv, 1, 1, state, 3)
+    assert 1 not in post  # but most probability mass passes it by
+    # flipping the emission (the short line penalised) leaves both decoders off it
+    post2, _ = alignment.posterior_time_warp(-e, adv, 1, 1, state, 3)
+    vpath2, _ = alignment.viterbi_time_warp(-e, adv, 1, 1)
+    assert 1 not in post2 and 4 not in vpath2

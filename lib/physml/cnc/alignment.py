@@ -149,3 +149,87 @@ def _warp_forward(e, a, start_bins, end_bins):  # pragma: no cover - compiled
         score[:] = new
         hi_prev = hi
     return score, back
+
+
+def posterior_time_warp(log_emit: np.ndarray, advance_logp: np.ndarray, start_bins: int,
+                        end_bins: int, bin_state: np.ndarray,
+                        n_states: int) -> tuple[np.ndarray, float]:
+    """Most probable *state* of each row under the model of :func:`viterbi_time_warp`, by
+    forward-backward (posterior marginal decoding) instead of the single best path.
+
+    The paths, their scores and the start/end constraints are those of
+    :func:`viterbi_time_warp` (row ``t`` in bin ``b`` scores ``log_emit[t, b]``; each row
+    advances ``k`` bins with ``advance_logp[k]``; scores are read as log-probabilities up to a
+    constant). ``bin_state`` ``(B,)`` int in ``0..n_states-1`` maps each bin to its state (the
+    line owning it); the posterior probability of a state at row ``t`` is the sum over its
+    bins. Exact-line accuracy counts rows, so the per-row argmax of this marginal maximises the
+    expected number of rows named right, which the best path does not. Returns
+    ``(state (T,) int, log Z float)`` (``log Z``: log-sum over all valid paths); a row's state
+    need not be non-decreasing. Cost ``O(T B K)`` time, ``O(T (B + n_states))`` memory.
+    """
+    e = np.asarray(log_emit, dtype=float)
+    a = np.asarray(advance_logp, dtype=float)
+    T, B = e.shape
+    s = np.asarray(bin_state, dtype=np.int64)
+    if s.shape != (B,) or (B and (s.min() < 0 or s.max() >= n_states)):
+        raise ValueError(f"bin_state must have shape ({B},) with values in 0..{n_states - 1}")
+    if not 1 <= start_bins <= B or not 1 <= end_bins <= B:
+        raise ValueError(f"start_bins ({start_bins}) and end_bins ({end_bins}) must be in "
+                         f"1..{B}")
+    post, logz = _forward_backward(e, a, int(start_bins), int(end_bins), s, int(n_states))
+    if not np.isfinite(logz):
+        raise ValueError("posterior_time_warp: no valid path (every path scores -inf)")
+    return np.argmax(post, axis=1).astype(np.int64), float(logz)
+
+
+@numba.njit(cache=True, nogil=True)
+def _logaddexp(x, y):  # pragma: no cover - compiled
+    if x == -np.inf:
+        return y
+    if y == -np.inf:
+        return x
+    m = max(x, y)
+    return m + np.log(np.exp(x - m) + np.exp(y - m))
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward_backward(e, a, start_bins, end_bins, state, n_states):  # pragma: no cover
+    """Posterior state probabilities ``(T, n_states)`` and ``log Z`` of
+    :func:`posterior_time_warp` (log-space forward and backward passes, full bin range)."""
+    T, B = e.shape
+    K = a.shape[0]
+    fw = np.full((T, B), -np.inf)
+    for b in range(start_bins):
+        fw[0, b] = e[0, b]
+    for t in range(1, T):
+        for b in range(B):
+            acc = -np.inf
+            for k in range(min(K, b + 1)):
+                p = fw[t - 1, b - k]
+                if p != -np.inf:
+                    acc = _logaddexp(acc, p + a[k])
+            if acc != -np.inf:
+                fw[t, b] = acc + e[t, b]
+    bw = np.full((T, B), -np.inf)
+    for b in range(B - end_bins, B):
+        bw[T - 1, b] = 0.0
+    for t in range(T - 2, -1, -1):
+        for b in range(B):
+            acc = -np.inf
+            for k in range(min(K, B - b)):
+                q = bw[t + 1, b + k]
+                if q != -np.inf:
+                    acc = _logaddexp(acc, a[k] + e[t + 1, b + k] + q)
+            bw[t, b] = acc
+    logz = -np.inf
+    for b in range(B):
+        logz = _logaddexp(logz, fw[T - 1, b] + bw[T - 1, b])
+    post = np.zeros((T, n_states))
+    if logz == -np.inf:
+        return post, logz
+    for t in range(T):
+        for b in range(B):
+            g = fw[t, b] + bw[t, b]
+            if g != -np.inf:
+                post[t, state[b]] += np.exp(g - logz)
+    return post, logz

@@ -21,6 +21,13 @@ chosen per outer fold by :func:`select_decoding` on inner validation files drawn
 fold's training files only; the fitted timelines and classifier do not depend on them, so each
 inner fold is fitted once and every candidate only re-decodes.
 
+Options chosen the same way (:data:`FIT_CHOICES` refit the classifier once per inner fold and
+value): ``emission_features`` (``"window"`` trailing statistics or ``"motion"`` centred
+multi-scale motion features, :mod:`physml.cnc.motion`) and ``decoder`` (:data:`DECODERS`: best
+path or per-row posterior). ``durations="template"`` lays the program out as the training
+recordings' row-wise modal run (:func:`modal_run`). :func:`phase_check` measures how much a
+status row can tell at all: lines shorter than a row are reported only when a row samples them.
+
 ``weight = 0`` removes the sensors: the kinematic model alone, stretched over the recording
 (the headline's physics side). Controller fields are used only to rebuild the programs' text
 from the training recordings (feeds and modes of unreported lines, see
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +71,26 @@ class Timeline:
         return len(self.bin_line)
 
 
-DURATIONS: tuple[str, ...] = ("kinematic", "observed")
+DURATIONS: tuple[str, ...] = ("kinematic", "observed", "template")
+#: Emission features of the sensor classifier (:func:`features`): trailing-window statistics
+#: (:func:`physml.cnc.features.window_features`) or centred multi-scale motion features
+#: (:func:`physml.cnc.motion.motion_features`, half windows ``motion_halves``).
+EMISSION_FEATURES: tuple[str, ...] = ("window", "motion")
+#: Parameters of :class:`AlignmentConfig` that change the fit (the classifier's features), not
+#: only the decoding, and that :func:`select_decoding` can still choose on inner folds: one fit
+#: per inner fold and candidate value, every decoding combination re-decoded on it.
+FIT_CHOICES: tuple[str, ...] = ("emission_features",)
 #: The decoding parameters of :class:`AlignmentConfig`: they change the Viterbi search, not the
 #: fitted timelines or classifier, so they are chosen on inner validation files
 #: (:func:`select_decoding`) without refitting.
 DECODING: tuple[str, ...] = ("weight", "pace_sigma", "max_advance", "start_rows", "end_rows",
-                             "max_runs")
+                             "max_runs", "decoder")
+#: How :meth:`AlignmentModel.align` reads the lines off the chosen program's timeline:
+#: ``"viterbi"``, the single best path (:func:`physml.cnc.alignment.viterbi_time_warp`), or
+#: ``"posterior"``, each row's most probable line by forward-backward
+#: (:func:`physml.cnc.alignment.posterior_time_warp`), which maximises the expected number of
+#: rows named right. The program is chosen by the best path's score either way.
+DECODERS: tuple[str, ...] = ("viterbi", "posterior")
 
 
 def restart_row(lines: np.ndarray) -> int:
@@ -83,6 +104,26 @@ def restart_row(lines: np.ndarray) -> int:
     return int(back[0] + 1) if len(back) else 0
 
 
+def modal_run(runs: Sequence[np.ndarray]) -> np.ndarray:
+    """Row-wise modal line of several runs of one program: entry ``i`` is the line most runs
+    report at their row ``i`` (among the runs longer than ``i``; a tie goes to the smaller line
+    number); as long as the median run, rounded down. ``runs``: 1-D int arrays of line numbers.
+    Shape ``(n,)`` int64.
+
+    >>> modal_run([np.array([1, 1, 2, 3]), np.array([1, 2, 2, 3]), np.array([1, 2, 3])])
+    array([1, 2, 2, 3])
+    """
+    if not runs:
+        raise ValueError("modal_run: no runs")
+    n = int(np.median([len(r) for r in runs]))
+    vals = np.unique(np.concatenate([np.asarray(r[:n]) for r in runs]))
+    counts = np.zeros((n, len(vals)), dtype=np.int64)
+    for r in runs:
+        r = np.asarray(r[:n])
+        np.add.at(counts, (np.arange(len(r)), np.searchsorted(vals, r)), 1)
+    return vals[np.argmax(counts, axis=1)].astype(np.int64)
+
+
 def build_timeline(program: tokens.Program, train_rows: pd.DataFrame, *, rapid_rate: float,
                    machine_move_s: float, rows_per_second: float, bins_per_row: int,
                    time_scale: float = 1.0, durations: str = "kinematic") -> Timeline:
@@ -94,6 +135,11 @@ def build_timeline(program: tokens.Program, train_rows: pd.DataFrame, *, rapid_r
     ``"observed"``: each line lasts the mean number of rows the program's typical training
     recordings (run length within 25% of the median) spent on it (0 for a line none
     reported); the kinematic model still gives the motion classes.
+    ``"template"``: each line lasts the rows it holds in the typical recordings' *modal* run
+    (row ``i`` of the run: the line most of them reported at row ``i``, over those at least
+    ``i + 1`` rows long; ties to the earlier line), so a line reported by fewer than about half
+    of them (lines shorter than a status row are reported by some recordings only, depending on
+    the sampling phase) gets no rows and its neighbours keep theirs.
     Both open with the stale-status rows before the run (:func:`restart_row`): one row each,
     the training recordings' most frequent line at that position, median count.
     """
@@ -126,8 +172,12 @@ def build_timeline(program: tokens.Program, train_rows: pd.DataFrame, *, rapid_r
         # each spent on the line; the mean keeps the run's total length, a median would not
         lengths = np.array([len(r) for r in runs])
         typical = [r for r in runs if abs(len(r) - np.median(lengths)) <= 0.25 * np.median(lengths)]
-        counts = pd.Series(np.concatenate(typical), dtype=float).value_counts()
-        rows = m["line"].map(counts).fillna(0.0).to_numpy() / len(typical)
+        if durations == "observed":
+            counts = pd.Series(np.concatenate(typical), dtype=float).value_counts()
+            rows = m["line"].map(counts).fillna(0.0).to_numpy() / len(typical)
+        else:
+            counts = pd.Series(modal_run(typical), dtype=float).value_counts()
+            rows = m["line"].map(counts).fillna(0.0).to_numpy()
     lines = head_lines + m["line"].astype(int).tolist()
     rows = np.r_[np.ones(n_head), rows]
     ends = np.cumsum(rows * bins_per_row)
@@ -187,7 +237,10 @@ class AlignmentConfig:
     end_rows: float = 12.0
     weight: float = 1.0
     max_runs: int = 1
+    decoder: str = "viterbi"
     durations: str = "kinematic"
+    emission_features: str = "window"
+    motion_halves: tuple[int, ...] = (2, 8, 24)
     gbm_iter: int = 30
     train_stride: int = 4
     seed: int = 0
@@ -195,6 +248,15 @@ class AlignmentConfig:
 
     def __post_init__(self):
         self.sources = tuple(self.sources)
+        self.motion_halves = tuple(int(h) for h in self.motion_halves)
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.emission_features not in EMISSION_FEATURES:
+            raise ValueError(f"emission_features must be one of {EMISSION_FEATURES}, got "
+                             f"{self.emission_features!r}")
+        if not self.motion_halves or min(self.motion_halves) < 0:
+            raise ValueError(f"motion_halves must be half windows >= 0 rows, got "
+                             f"{self.motion_halves}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.max_runs < 1:
@@ -306,12 +368,16 @@ class AlignmentModel:
         cfg = self.config
         adv = alignment.advance_log_probs(cfg.bins_per_row, cfg.max_advance, cfg.pace_sigma)
 
-        def decode(tl: Timeline) -> tuple[np.ndarray, float]:
+        def problem(tl: Timeline) -> tuple[np.ndarray, np.ndarray, int, int]:
             cls_idx = np.array([CLASSES.index(m) for m in tl.modes])
             bins = self.bin_lines(tl, len(L))
             e = L[:, cls_idx[bins]]
             start = max(1, min(len(bins), int(round(cfg.start_rows * cfg.bins_per_row))))
             end = max(1, min(len(bins), int(round(cfg.end_rows * cfg.bins_per_row))))
+            return bins, e, start, end
+
+        def decode(tl: Timeline) -> tuple[np.ndarray, float]:
+            _, e, start, end = problem(tl)
             return alignment.viterbi_time_warp(e, adv, start, end)
 
         names = list(self.timelines)
@@ -329,7 +395,11 @@ class AlignmentModel:
                 best = (n, score, path)
         name, _, path = best
         tl = self.timelines[name]
-        li = self.bin_lines(tl, len(L))[path]
+        if cfg.decoder == "posterior":
+            bins, e, start, end = problem(tl)
+            li, _ = alignment.posterior_time_warp(e, adv, start, end, bins, len(tl.lines))
+        else:
+            li = self.bin_lines(tl, len(L))[path]
         return {"program": name, "scores": scores,
                 "lines": np.asarray(tl.lines)[li], "texts": np.asarray(tl.texts, dtype=object)[li],
                 "modes": np.asarray(tl.modes, dtype=object)[li]}
@@ -395,6 +465,10 @@ class AlignmentModel:
         if man.get("kind") != "alignment":
             raise ValueError(f"{d / 'manifest.json'}: kind {man.get('kind')!r} is not "
                              "'alignment'")
+        missing = sorted({f.name for f in fields(AlignmentConfig)} - set(man["config"]))
+        if missing:
+            raise ValueError(f"{d / 'manifest.json'}: config lacks {missing} (saved before "
+                             "these options existed); re-save the model (notebook 05)")
         cfg = AlignmentConfig(**man["config"])
         tl = {k: Timeline(**v) for k, v in json.loads((d / "timelines.json").read_text()).items()}
         clf = joblib.load(d / "classifier.joblib") if man["has_classifier"] else None
@@ -405,8 +479,18 @@ class AlignmentModel:
 
 
 def features(rows: pd.DataFrame, config: AlignmentConfig) -> np.ndarray:
-    """Trailing-window statistics of the allowed channels, ``(n_rows, n_features)``."""
+    """The emission classifier's features of the allowed channels, ``(n_rows, n_features)``:
+    ``config.emission_features == "window"``: trailing-window statistics over
+    ``config.window`` rows; ``"motion"``: centred motion features over the half windows
+    ``config.motion_halves`` (rows) (:func:`physml.cnc.motion.motion_features`; decoding is
+    offline over a whole recording, so rows after the labelled one are available)."""
     cols = model_input_columns(config.sources)
+    if config.emission_features == "motion":
+        from .motion import motion_features
+
+        X, _ = motion_features(rows, cols, halves=config.motion_halves,
+                               per_file=config.per_file)
+        return X
     X, _ = window_features(rows, cols, config.window, per_file=config.per_file)
     return X
 
@@ -415,8 +499,9 @@ def features(rows: pd.DataFrame, config: AlignmentConfig) -> np.ndarray:
 
 def decoding_grid(grid: dict[str, Sequence] | None) -> list[dict]:
     """Every combination of the ``grid`` values, ``{parameter: [values]}`` over
-    :data:`DECODING` parameters, in order (the first parameter varies slowest); ``[{}]`` for an
-    empty grid. Raises ``ValueError`` naming an unknown parameter or an empty value list.
+    :data:`DECODING` and :data:`FIT_CHOICES` parameters, in order (the first parameter varies
+    slowest); ``[{}]`` for an empty grid. Raises ``ValueError`` naming an unknown parameter or
+    an empty value list.
 
     >>> decoding_grid({"weight": [0.1, 0.2], "pace_sigma": [0.4]})
     [{'weight': 0.1, 'pace_sigma': 0.4}, {'weight': 0.2, 'pace_sigma': 0.4}]
@@ -424,9 +509,10 @@ def decoding_grid(grid: dict[str, Sequence] | None) -> list[dict]:
     import itertools
 
     grid = dict(grid or {})
-    bad = sorted(set(grid) - set(DECODING))
+    bad = sorted(set(grid) - set(DECODING) - set(FIT_CHOICES))
     if bad:
-        raise ValueError(f"decoding grid: {bad} are not decoding parameters {DECODING}")
+        raise ValueError(f"decoding grid: {bad} are not decoding parameters {DECODING} or "
+                         f"fit choices {FIT_CHOICES}")
     for k, v in grid.items():
         if len(list(v)) == 0:
             raise ValueError(f"decoding grid: {k!r} has no values")
@@ -450,54 +536,85 @@ def best_decoding(table: pd.DataFrame, keys: Sequence[str]) -> tuple[dict, float
             float(mean.iloc[i]))
 
 
-def select_decoding(train_rows: pd.DataFrame, X_train: np.ndarray, config: AlignmentConfig,
-                    grid: dict[str, Sequence] | None, n_inner: int,
+def features_for(X: np.ndarray | dict, config: AlignmentConfig) -> np.ndarray:
+    """The feature matrix of ``config.emission_features``: ``X`` itself when it is one array,
+    ``X[config.emission_features]`` when it is a dict ``{emission_features: (n, F) array}``.
+    Raises ``KeyError`` naming the missing kind."""
+    if not isinstance(X, dict):
+        return X
+    if config.emission_features not in X:
+        raise KeyError(f"emission features {config.emission_features!r} were not computed; "
+                       f"have {sorted(X)}")
+    return X[config.emission_features]
+
+
+def select_decoding(train_rows: pd.DataFrame, X_train: np.ndarray | dict,
+                    config: AlignmentConfig, grid: dict[str, Sequence] | None, n_inner: int,
                     seed: int) -> tuple[AlignmentConfig, pd.DataFrame]:
     """Choose the decoding parameters of ``config`` on validation files INSIDE the training
     rows: grouped inner K-fold over ``train_rows["file"]`` (:func:`physml.splits.group_kfold`),
-    one fit per inner fold, every :func:`decoding_grid` combination decoded on its validation
+    one fit per inner fold (and per value of the :data:`FIT_CHOICES` in ``grid``, e.g.
+    ``emission_features``), every :func:`decoding_grid` combination decoded on its validation
     files, the best mean exact-line accuracy wins (:func:`best_decoding`).
 
-    It is given the training rows only (``train_rows``, ``X_train`` ``(n, F)`` their window
-    features): the outer fold's test files never reach it. Returns the chosen config and the
-    inner table (``inner_fold``, the grid parameters, ``line_exact_accuracy``, ``rows``).
+    It is given the training rows only (``train_rows``; ``X_train`` ``(n, F)`` their emission
+    features, or a dict ``{emission_features: (n, F)}`` when ``grid`` chooses between kinds):
+    the outer fold's test files never reach it. Returns the chosen config and the inner table
+    (``inner_fold``, the grid parameters, ``line_exact_accuracy``, ``rows``).
     """
     from physml import splits as _splits
 
     combos = decoding_grid(grid)
     keys = list(combos[0])
-    if len(X_train) != len(train_rows):
-        raise ValueError(f"select_decoding: X_train has {len(X_train)} rows, train_rows "
-                         f"{len(train_rows)}")
+    fit_keys = [k for k in keys if k in FIT_CHOICES]
+    for kind in ({c["emission_features"] for c in combos} if "emission_features" in fit_keys
+                 else {config.emission_features}):
+        Xk = features_for(X_train, replace(config, emission_features=kind))
+        if len(Xk) != len(train_rows):
+            raise ValueError(f"select_decoding: X_train ({kind}) has {len(Xk)} rows, "
+                             f"train_rows {len(train_rows)}")
     sensor = config.weight != 0 or any(c.get("weight", 0) != 0 for c in combos)
     fit_cfg = replace(config, weight=1.0) if sensor else config
+    fit_combos = list(dict.fromkeys(tuple((k, c[k]) for k in fit_keys) for c in combos))
     files = train_rows["file"].to_numpy()
     recs = []
     for sp in _splits.group_kfold(files, n_inner, seed=seed, what="file"):
         tr = train_rows.iloc[sp.train].reset_index(drop=True)
-        model = AlignmentModel.fit(tr, fit_cfg, X=X_train[sp.train])
         val_files = files[sp.test]
         truth = train_rows["gcode_string"].to_numpy()[sp.test]
-        ratio = model.log_ratio(X_train[sp.test])
         blocks = [np.flatnonzero(val_files == f) for f in pd.unique(val_files)]
-        for combo in combos:
-            m = model.with_decoding(**{**{k: getattr(config, k) for k in DECODING}, **combo})
-            hits = 0
-            for idx in blocks:
-                hits += int(np.sum(m.align(ratio=ratio[idx])["texts"] == truth[idx]))
-            recs.append({"inner_fold": sp.fold, **combo,
-                         "line_exact_accuracy": hits / len(truth), "rows": len(truth)})
+        for fc in fit_combos:
+            cfg_f = replace(fit_cfg, **dict(fc))
+            Xk = features_for(X_train, cfg_f)
+            model = AlignmentModel.fit(tr, cfg_f, X=Xk[sp.train])
+            ratio = model.log_ratio(Xk[sp.test])
+            for combo in combos:
+                if any(combo[k] != v for k, v in fc):
+                    continue
+                dec = {k: v for k, v in combo.items() if k in DECODING}
+                m = model.with_decoding(**{**{k: getattr(config, k) for k in DECODING}, **dec})
+                hits = 0
+                for idx in blocks:
+                    hits += int(np.sum(m.align(ratio=ratio[idx])["texts"] == truth[idx]))
+                recs.append({"inner_fold": sp.fold, **combo,
+                             "line_exact_accuracy": hits / len(truth), "rows": len(truth)})
     table = pd.DataFrame(recs)
+    if keys:  # combos in grid order (ties go to the first listed), inner folds within
+        order = {tuple(c.values()): i for i, c in enumerate(combos)}
+        rank = [order[tuple(r)] for r in table[keys].itertuples(index=False)]
+        table = table.iloc[np.lexsort((table["inner_fold"].to_numpy(), rank))]
+        table = table.reset_index(drop=True)
     chosen, _ = best_decoding(table, keys)
     return replace(config, **chosen), table
 
 
 def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
-              X: np.ndarray | None = None, grids: dict[str, dict] | None = None,
+              X: np.ndarray | dict | None = None, grids: dict[str, dict] | None = None,
               n_inner: int = 3, predictions: list | None = None
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit and score each named config on every ``(seed, Split)`` of ``split_list``
-    (row indices into ``data.rows``).
+    (row indices into ``data.rows``). ``X``: the emission features of every row, one array or
+    ``{emission_features: array}`` (:func:`features_for`); ``None`` computes them.
 
     ``grids``: ``{name: {decoding parameter: [values]}}``; a config with a grid has those
     parameters chosen per outer fold by :func:`select_decoding` on ``n_inner`` inner folds of
@@ -514,20 +631,28 @@ def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
     grids = grids or {}
     true_prog = tokens.program_of_file(tokens.recover_programs(rows))
     recs, picks, chosen = [], [], []
-    Xall = X if X is not None else features(rows, next(iter(configs.values())))
+    if X is None:
+        X = {}
+        for name, cfg in configs.items():
+            for kind in {cfg.emission_features, *grids.get(name, {}).get("emission_features", [])}:
+                if kind not in X:
+                    X[kind] = features(rows, replace(cfg, emission_features=kind))
+    Xall = X
     for seed, sp in split_list:
         tr = rows.iloc[sp.train].reset_index(drop=True)
         te = rows.iloc[sp.test].reset_index(drop=True)
         for name, cfg in configs.items():
             if grids.get(name):
-                cfg, table = select_decoding(tr, Xall[sp.train], cfg, grids[name], n_inner, seed)
+                cfg, table = select_decoding(tr, _rows_of(Xall, sp.train), cfg, grids[name],
+                                             n_inner, seed)
                 keys = list(grids[name])
                 _, inner = best_decoding(table, keys)
                 chosen.append({"method": name, "seed": seed, "fold": sp.fold,
                                **{k: getattr(cfg, k) for k in ["weight", *keys]},
                                "inner_line_exact_accuracy": inner})
-            model = AlignmentModel.fit(tr, cfg, X=Xall[sp.train])
-            pred = model.predict_rows(te, X=Xall[sp.test])
+            Xc = features_for(Xall, cfg)
+            model = AlignmentModel.fit(tr, cfg, X=Xc[sp.train])
+            pred = model.predict_rows(te, X=Xc[sp.test])
             s = score_lines(pred["line"].tolist(), te["gcode_string"].tolist())
             # program named right: the predicted program holds the test file's true line texts
             fp = pred.groupby("file")["program"].first()
@@ -541,6 +666,11 @@ def run_folds(data, split_list, configs: dict[str, AlignmentConfig],
                                                      true_prog, ok))
             picks += [{"method": name, "seed": seed, "file": f, "program_ok": ok[f]} for f in ok]
     return pd.DataFrame(recs), pd.DataFrame(picks), pd.DataFrame(chosen)
+
+
+def _rows_of(X: np.ndarray | dict, idx: np.ndarray) -> np.ndarray | dict:
+    """Rows ``idx`` of one feature array or of every array of a dict of them."""
+    return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
 
 
 def _prediction_frame(method: str, seed: int, fold: int, te: pd.DataFrame, pred: pd.DataFrame,
@@ -642,18 +772,33 @@ def modal_choice(chosen: pd.DataFrame, method: str, keys: Sequence[str]) -> dict
 
 
 def decoding_grids(configs: dict[str, AlignmentConfig], weights: Sequence[float],
-                   pace_sigmas: Sequence[float], max_advances: Sequence[int]) -> dict[str, dict]:
-    """Candidate decoding parameters per named config: ``pace_sigma`` and ``max_advance`` for
-    every config, plus ``weight`` for those with a sensor part (``config.weight != 0``)."""
-    timing = {"pace_sigma": list(pace_sigmas), "max_advance": list(max_advances)}
-    return {name: ({"weight": list(weights), **timing} if cfg.weight else dict(timing))
+                   pace_sigmas: Sequence[float], max_advances: Sequence[int],
+                   emission_features: Sequence[str] = (),
+                   decoders: Sequence[str] = ()) -> dict[str, dict]:
+    """Candidate decoding parameters per named config: ``pace_sigma`` and ``max_advance`` (and
+    ``decoder`` when more than one is given) for every config, plus ``weight`` (and
+    ``emission_features`` when more than one kind is given) for those with a sensor part
+    (``config.weight != 0``)."""
+    bad = [k for k in decoders if k not in DECODERS]
+    if bad:
+        raise ValueError(f"decoding_grids: decoders {bad} not in {DECODERS}")
+    timing = ({"decoder": list(decoders)} if len(decoders) > 1 else {}) | {
+        "pace_sigma": list(pace_sigmas), "max_advance": list(max_advances)}
+    kinds = list(emission_features)
+    bad = [k for k in kinds if k not in EMISSION_FEATURES]
+    if bad:
+        raise ValueError(f"decoding_grids: emission features {bad} not in {EMISSION_FEATURES}")
+    sensor = ({"emission_features": kinds} if len(kinds) > 1 else {}) | {"weight": list(weights)}
+    return {name: ({**sensor, **timing} if cfg.weight else dict(timing))
             for name, cfg in configs.items()}
 
 
 def chosen_figures(chosen: pd.DataFrame, grids: dict[str, dict]) -> dict[str, float]:
     """The chosen parameters of :func:`run_folds` as flat results keys
-    ``"<method>.seed<s>.fold<f>.<parameter>"`` (for :func:`physml.results.record`)."""
-    return {f"{r['method']}.seed{r['seed']}.fold{r['fold']}.{k}": float(r[k])
+    ``"<method>.seed<s>.fold<f>.<parameter>"`` (for :func:`physml.results.record`); numbers
+    as float, a chosen ``emission_features`` as its name."""
+    return {f"{r['method']}.seed{r['seed']}.fold{r['fold']}.{k}":
+            (r[k] if isinstance(r[k], str) else float(r[k]))
             for _, r in chosen.iterrows() for k in grids[r["method"]]}
 
 
@@ -730,4 +875,45 @@ def kinematic_check(rows: pd.DataFrame, config: AlignmentConfig) -> pd.DataFrame
                     "recorded_rows_median": float(np.median(run)),
                     "ratio": float(np.median(run) / k_rows.sum()),
                     "line_correlation": float(np.corrcoef(k_rows, o_rows)[0, 1])})
+    return pd.DataFrame(out)
+
+
+def phase_check(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per program, how much of "which line" a status row can tell at all (a description of
+    the recordings, not a score of a model).
+
+    Over the program's typical recordings (run length within 25% of the median, after
+    :func:`restart_row`): ``files``, ``lines`` (in the program), ``run_rows`` (median run),
+    ``rows_per_line`` (mean rows a line is reported for), ``lines_in_every_run`` (share of
+    the reported lines that every typical run reports: a line shorter than the ~0.26 s between
+    status rows shows up only when a row happens to sample it), ``template_exact`` (exact-line
+    accuracy of the *modal run* of the other typical recordings, :func:`modal_run`, read row by
+    row against each held-out one: a clock that knows the program and its restart row
+    perfectly), and ``template_within_1`` (its rows at most one line number off).
+    """
+    programs = tokens.recover_programs(rows)
+    prog_of = tokens.program_of_file(programs)
+    by_prog = rows["file"].map(prog_of).to_numpy()
+    out = []
+    for p in programs:
+        r = rows[by_prog == p.name]
+        runs = {f: g["gcode_line"].to_numpy()[restart_row(g["gcode_line"].to_numpy()):]
+                for f, g in r.groupby("file", sort=False)}
+        med = np.median([len(v) for v in runs.values()])
+        typ = {f: v for f, v in runs.items() if abs(len(v) - med) <= 0.25 * med}
+        if len(typ) < 2:
+            raise ValueError(f"phase_check: program {p.name} has {len(typ)} typical "
+                             "recording(s); need 2 to hold one out")
+        hits = near = n = 0
+        for f, v in typ.items():
+            tpl = modal_run([u for g, u in typ.items() if g != f])
+            k = min(len(tpl), len(v))
+            hits += int(np.sum(tpl[:k] == v[:k]))
+            near += int(np.sum(np.abs(tpl[:k] - v[:k]) <= 1))
+            n += len(v)  # rows past the template's end count as wrong
+        counts = pd.DataFrame({f: pd.Series(v).value_counts() for f, v in typ.items()}).fillna(0)
+        out.append({"program": p.name, "files": len(typ), "lines": len(p.lines),
+                    "run_rows": float(med), "rows_per_line": float(counts.mean(axis=1).mean()),
+                    "lines_in_every_run": float(np.mean((counts > 0).all(axis=1))),
+                    "template_exact": hits / n, "template_within_1": near / n})
     return pd.DataFrame(out)
