@@ -17,7 +17,16 @@ import pandas as pd
 from physml import timing
 from physml.tracks import data as D
 from physml.tracks.ground_truth import dop853, reference_sample
-from physml.tracks.propagate import propagate, propagate_scipy, refined_schedule, rk4_schedule
+from physml.tracks.propagate import (
+    grouped_node_schedules,
+    momentum_groups,
+    node_schedule,
+    propagate,
+    propagate_scipy,
+    refined_schedule,
+    rk4_schedule,
+    run_grouped,
+)
 from physml.tracks.rk4_compiled import rk4_momentum_scaled
 from physml.tracks.training import load_model, to_inputs
 
@@ -41,15 +50,72 @@ class Candidate(NamedTuple):
     run: Callable
 
 
+NODE_SCHEDULE_KEYS = {"n_probes", "probe_seed", "local_tols_um", "max_nodes_per_step",
+                      "p_edges_gev", "ungrouped"}
+"""Keys of the ``node_schedules`` argument of :func:`candidates`."""
+
+
+def node_schedule_candidates(field, z_end_mm: float, spec: dict) -> list[Candidate]:
+    """Node-aligned variable-step RK4 schedules (every node a map z-node, so on a B-spline
+    map they run on the planes kernel): per local tolerance one for all tracks and one per
+    momentum grouping.
+
+    ``spec``: {"n_probes": k, "probe_seed": s, "local_tols_um": [...], "max_nodes_per_step":
+    m (0 or absent: no limit), "p_edges_gev": [...] (momentum group edges in GeV, or a list of
+    such lists, one grouping each: more groups fit the steps closer to each track's momentum
+    but each group is a separate kernel pass; empty or absent: no grouped schedules),
+    "ungrouped": bool (default true)}. The probes are k accepted
+    tracks (:func:`~physml.tracks.ground_truth.reference_sample`) drawn with their own seed s
+    (independent of the reference tracks that judge the schedules). Per local tolerance:
+    "z-refined" (:func:`~physml.tracks.propagate.node_schedule`, one schedule for all tracks)
+    if ``ungrouped``, and "z-refined by p group" (one schedule per momentum group,
+    :func:`~physml.tracks.propagate.grouped_node_schedules`; each track runs its group's,
+    :func:`~physml.tracks.propagate.run_grouped`; steps counted per track)."""
+    from physml.tracks.ground_truth import reference_sample
+
+    unknown = set(spec) - NODE_SCHEDULE_KEYS
+    if unknown:
+        raise ValueError(f"node_schedule_candidates: unknown keys {sorted(unknown)}; expected "
+                         f"{sorted(NODE_SCHEDULE_KEYS)}")
+    probes = reference_sample(field, int(spec["n_probes"]),
+                              np.random.default_rng(int(spec["probe_seed"])), z_end_mm)
+    kmax = int(spec.get("max_nodes_per_step") or 0) or None
+    raw = spec.get("p_edges_gev") or []
+    groupings = ([[float(e) for e in g] for g in raw] if raw and np.ndim(raw[0]) == 1
+                 else [[float(e) for e in raw]] if raw else [])
+    out = []
+    for tol in sorted(spec["local_tols_um"], reverse=True):
+        tol = float(tol)
+        if spec.get("ungrouped", True):
+            nodes = node_schedule(0.0, z_end_mm, field, probes, tol, kmax)
+
+            def run(s, nodes=nodes):
+                return (propagate(s, 0.0, z_end_mm, field, schedule=nodes),
+                        np.full(len(s), len(nodes) - 1))
+            out.append(Candidate(f"z-refined nodes, local <= {tol:g} um", run))
+        for edges in groupings:
+            scheds = grouped_node_schedules(0.0, z_end_mm, field, probes, edges, tol, kmax)
+
+            def run(s, scheds=scheds, edges=edges):
+                return run_grouped(s, scheds, momentum_groups(s, edges), field)
+            k = [len(n) - 1 for n in scheds]
+            out.append(Candidate(f"z-refined nodes, {len(scheds)} p groups (edges "
+                                 f"{edges[0]:g}..{edges[-1]:g} GeV, {min(k)}-{max(k)} steps), "
+                                 f"local <= {tol:g} um", run))
+    return out
+
+
 def candidates(field, z_end_mm: float, steps_mm, refined: dict | None = None,
-               momentum_scaled: dict | None = None) -> list[Candidate]:
+               momentum_scaled: dict | None = None,
+               node_schedules: dict | None = None) -> list[Candidate]:
     """The RK4 schedules scanned by :func:`rk4_at_matched_accuracy`.
 
     Fixed steps ``steps_mm`` (aligned to a map's z-nodes, :func:`rk4_schedule`), the refined
     schedule if ``refined`` (keyword arguments of :func:`refined_schedule`), and, if
     ``momentum_scaled`` = {"exponent": a, "steps_mm_at_1gev": [...], "max_step_mm": m}, one
     schedule per entry of steps_mm_at_1gev: each track its own step min(m, h1 |q/p|^-a)
-    (:func:`~physml.tracks.rk4_compiled.rk4_momentum_scaled`; compiled maps only).
+    (:func:`~physml.tracks.rk4_compiled.rk4_momentum_scaled`; compiled maps only), and the
+    node-aligned variable schedules of :func:`node_schedule_candidates` if ``node_schedules``.
     """
     out = []
     for label, nodes in _schedules(field, z_end_mm, steps_mm, refined):
@@ -67,6 +133,8 @@ def candidates(field, z_end_mm: float, steps_mm, refined: dict | None = None,
             def run(s, h=float(h)):
                 return rk4_momentum_scaled(s, 0.0, z_end_mm, field, h, a, hmax)
             out.append(Candidate(f"{h:.3g} mm x (p / 1 GeV)^{a:g}, <= {hmax:g} mm", run))
+    if node_schedules:
+        out += node_schedule_candidates(field, z_end_mm, node_schedules)
     return out
 
 
@@ -83,10 +151,19 @@ def _fastest_within(scan: pd.DataFrame, tol_um: float, caller: str, what: str) -
 def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.random.Generator,
                             tol_um: float = 1.0, z_end_mm: float = 8500.0,
                             refined: dict | None = None, threads: int = 1, repeats: int = 5,
-                            n_scipy_timed: int = 3, momentum_scaled: dict | None = None) -> dict:
+                            n_scipy_timed: int = 3, momentum_scaled: dict | None = None,
+                            node_schedules: dict | None = None, n_check: int = 0,
+                            check_seed: int | None = None) -> dict:
     """Fastest RK4 schedule whose **max** position error vs DOP853 over n_ref accepted tracks
     is <= tol_um, among the :func:`candidates` (fixed steps ``steps_mm``, the field-refined
-    schedule if ``refined``, momentum-scaled steps if ``momentum_scaled``).
+    schedule if ``refined``, momentum-scaled steps if ``momentum_scaled``, node-aligned
+    variable schedules if ``node_schedules``, :func:`node_schedule_candidates`).
+
+    Against over-fitting the choice to the reference tracks: with ``n_check`` > 0 a second,
+    independent set of n_check accepted tracks (drawn with ``np.random.default_rng(check_seed)``,
+    check_seed required) and its DOP853 end states judge every schedule too (scan columns
+    ``check_max_err_um``, ``check_p99_err_um``; result keys ``check_max_err_um``,
+    ``check_p99_err_um``, ``check_errors_um``); the choice is made on the reference set only.
 
     The reference is scipy's DOP853 on the stacked system of all n_ref tracks (rtol 1e-10,
     ``propagate_scipy(batched=True)``) on the same ``field`` object (the same representation:
@@ -100,20 +177,31 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
     """
     states = reference_sample(field, n_ref, rng, z_end_mm)
     ref, _ = dop853(states, field, z_end_mm, batched=True)
+    if n_check > 0:
+        if check_seed is None:
+            raise ValueError("rk4_at_matched_accuracy: n_check > 0 needs check_seed")
+        check = reference_sample(field, n_check, np.random.default_rng(check_seed), z_end_mm)
+        check_ref, _ = dop853(check, field, z_end_mm, batched=True)
     big = states[rng.integers(0, n_ref, n_speed)]
-    rows, errs_by = [], {}
-    cands = candidates(field, z_end_mm, steps_mm, refined, momentum_scaled)
+    rows, errs_by, check_by = [], {}, {}
+    cands = candidates(field, z_end_mm, steps_mm, refined, momentum_scaled, node_schedules)
     with timing.threads(threads):
         for c in cands:
             out, steps = c.run(states)
             errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
             errs_by[c.label] = errs
             t = timing.measure(lambda c=c: c.run(big), items=n_speed, repeats=repeats)
-            rows.append({"schedule": c.label, "steps": float(np.mean(steps)),
-                         "max_err_um": float(errs.max()),
-                         "p99_err_um": float(np.quantile(errs, 0.99)),
-                         "mean_err_um": float(errs.mean()),
-                         "tracks_per_s": t.best_per_second, "timing": t})
+            row = {"schedule": c.label, "steps": float(np.mean(steps)),
+                   "max_err_um": float(errs.max()),
+                   "p99_err_um": float(np.quantile(errs, 0.99)),
+                   "mean_err_um": float(errs.mean())}
+            if n_check > 0:
+                out_c, _ = c.run(check)
+                e_c = np.hypot(*(out_c[:, :2] - check_ref[:, :2]).T) * 1000
+                check_by[c.label] = e_c
+                row |= {"check_max_err_um": float(e_c.max()),
+                        "check_p99_err_um": float(np.quantile(e_c, 0.99))}
+            rows.append(row | {"tracks_per_s": t.best_per_second, "timing": t})
         scan = pd.DataFrame(rows)
         pick = _fastest_within(scan, tol_um, "rk4_at_matched_accuracy", "schedule")
         chosen = {c.label: c for c in cands}[pick["schedule"]]
@@ -132,6 +220,10 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
             "scipy_seconds_per_track": ratio.anchor.min_s / ratio.anchor.items,
             "rk4_speedup_vs_scipy": float(ratio.speedup.diff.mean),
             "n_ref": n_ref, "n_speed": n_speed, "threads": threads, "z_end_mm": z_end_mm,
+            "n_check": n_check, "check_seed": check_seed,
+            **({"check_max_err_um": float(pick["check_max_err_um"]),
+                "check_p99_err_um": float(pick["check_p99_err_um"]),
+                "check_errors_um": check_by[pick["schedule"]]} if n_check > 0 else {}),
             "scan": scan.drop(columns="timing")}
 
 
@@ -590,3 +682,19 @@ def record_model_rates(tp: pd.DataFrame, batch: int, threads: int) -> None:
     for r in tp[tp["batch"] == batch].itertuples():
         record(f"{r.model}.{r.backend}.tracks_per_second", r.tracks_per_s, unit="tracks/s",
                note=f"batch {r.batch}, {threads} thread(s), run {r.run}")
+
+
+def independent_check_markdown(rk4: dict, tol_um: float) -> str:
+    """One sentence: the chosen schedule of ``rk4`` (a :func:`rk4_at_matched_accuracy` result
+    with n_check > 0) on its independent track set: max and 99th-percentile error beside the
+    reference set's, and whether ``tol_um`` holds there too. ValueError without a check set."""
+    if not rk4.get("n_check"):
+        raise ValueError("independent_check_markdown: the result has no independent check set "
+                         "(rk4_at_matched_accuracy(n_check=0))")
+    held = rk4["check_max_err_um"] <= tol_um
+    return (f"Over-fitting check ({rk4['field']}): the schedule was chosen on {rk4['n_ref']} "
+            f"reference tracks (max {rk4['max_err_um']:.3g} µm, 99th percentile "
+            f"{rk4['p99_err_um']:.3g} µm); on {rk4['n_check']} independent tracks (seed "
+            f"{rk4['check_seed']}) it is within {rk4['check_max_err_um']:.3g} µm (99th "
+            f"percentile {rk4['check_p99_err_um']:.3g} µm): the {tol_um:g} µm goal "
+            f"{'holds' if held else '**does not hold**'} there.")

@@ -30,7 +30,9 @@ from physml.tracks.rk4_compiled import dopri5, rk4_compiled, rk4_compiled_to
 from physml.tracks.tricubic import SmoothMap
 
 __all__ = ["KAPPA", "derivatives", "propagate", "propagate_scipy", "propagate_to", "rhs",
-           "rk4_jax", "rk4_schedule", "refined_schedule", "straight_line", "transport_jacobian"]
+           "rk4_jax", "rk4_schedule", "refined_schedule", "node_schedule",
+           "grouped_node_schedules", "momentum_groups", "run_grouped", "map_z_nodes",
+           "straight_line", "transport_jacobian"]
 
 DEFAULT_TOL_MM = 1e-3  # 1 micrometre
 
@@ -128,6 +130,127 @@ def refined_schedule(z_start: float, z_end: float, field, fine_mm: float = 25.0,
         nodes.append(np.linspace(a, b, m + 1)[1:])
     nodes = np.concatenate(nodes)
     return nodes if z_end >= z_start else nodes[::-1].copy()
+
+
+def map_z_nodes(field) -> np.ndarray:
+    """z coordinates (mm) of a map's nodes, ascending (nz,): of a GridField or of the map a
+    SmoothMap (tricubic, B-spline) was made from. ValueError for a field that is no map."""
+    grid = field.grid if isinstance(field, SmoothMap) else field
+    if not hasattr(grid, "axes"):
+        raise ValueError(f"map_z_nodes: {type(field).__name__} is not a map (GridField or "
+                         "SmoothMap)")
+    return np.asarray(grid.axes()[2], dtype=np.float64)
+
+
+def _unit_breaks(z_start: float, z_end: float, field) -> np.ndarray:
+    """z_start, every map z-node strictly between, z_end (mm): ascending (m + 1,)."""
+    gz = map_z_nodes(field)
+    inner = gz[(gz > z_start + 1e-9) & (gz < z_end - 1e-9)]
+    return np.concatenate([[z_start], inner, [z_end]])
+
+
+def node_schedule(z_start: float, z_end: float, field, probes: np.ndarray,
+                  local_tol_um: float, max_nodes_per_step: int | None = None) -> np.ndarray:
+    """z nodes (mm) of an RK4 pass from z_start to z_end (> z_start) made of map z-nodes only:
+    long steps where the field lets RK4 take them, one node spacing where it does not.
+
+    Every node is z_start, z_end or a z-node of the map (:func:`map_z_nodes`), so on a
+    :class:`~physml.tracks.tricubic.BSplineField` every step's midpoint lies on a node or
+    half-node plane and the pass runs on the planes kernel when z_start, z_end are map nodes.
+    The step lengths come from a local error estimate on ``probes`` (k, 5) (track states at
+    z_start, e.g. a sample of the tracks to be run): the probes are carried along the unit
+    schedule (one step per node spacing, :func:`_unit_breaks`); from the current node i the
+    step goes to the farthest node i + k (k <= ``max_nodes_per_step``, None: no limit) such that
+    for k and every shorter k' one RK4 step from the probes' states at node i ends within
+    ``local_tol_um`` of their
+    unit-schedule states at node i + k, in the worst probe, counting a slope difference by its
+    lever arm to z_end: |dx, dy| + (z_end - z_{i+k}) |dtx, dty| (mm; a slope error made early is
+    carried to the end plane). k = 1 always qualifies (the unit schedule itself). Where B = 0
+    on every probe's path a straight line is exact for RK4, so the estimate is 0 (rounding) and
+    the whole field-free stretch is one step. Returns an array (m + 1,), ascending."""
+    z_start, z_end = float(z_start), float(z_end)
+    if not z_end > z_start:
+        raise ValueError(f"node_schedule: need z_end > z_start, got {z_start} -> {z_end}")
+    if not local_tol_um > 0:
+        raise ValueError(f"node_schedule: local_tol_um = {local_tol_um}, expected > 0")
+    if max_nodes_per_step is not None and max_nodes_per_step < 1:
+        raise ValueError(f"node_schedule: max_nodes_per_step = {max_nodes_per_step}, "
+                         "expected >= 1 or None")
+    s0 = _check_states(probes)
+    if len(s0) == 0:
+        raise ValueError("node_schedule: no probe states")
+    br = _unit_breaks(z_start, z_end, field)
+    at = [s0]
+    for a, b in zip(br[:-1], br[1:], strict=True):
+        at.append(propagate(at[-1], a, b, field, schedule=np.array([a, b])))
+    tol_mm = local_tol_um * 1e-3
+    kmax = len(br) - 1 if max_nodes_per_step is None else int(max_nodes_per_step)
+    out, i = [0], 0
+    while i < len(br) - 1:
+        best = 1
+        for k in range(2, min(kmax, len(br) - 1 - i) + 1):
+            one = propagate(at[i], br[i], br[i + k], field, schedule=np.array([br[i], br[i + k]]))
+            d = one - at[i + k]
+            err = np.hypot(d[:, 0], d[:, 1]) + (z_end - br[i + k]) * np.hypot(d[:, 2], d[:, 3])
+            if not err.max() <= tol_mm:
+                break
+            best = k
+        i += best
+        out.append(i)
+    return br[np.array(out)]
+
+
+def momentum_groups(states: np.ndarray, p_edges_gev) -> np.ndarray:
+    """Group index (n,) of each track by momentum: group g holds p = 1 / |q/p| in
+    [edge_{g-1}, edge_g) GeV of the ascending ``p_edges_gev`` (group 0 below the first edge, the
+    last at or above the last edge)."""
+    e = np.asarray(p_edges_gev, dtype=np.float64)
+    if e.ndim != 1 or np.any(e <= 0) or np.any(np.diff(e) <= 0):
+        raise ValueError(f"momentum_groups: p_edges_gev must be positive and ascending, got {e}")
+    p = 1.0 / np.abs(np.asarray(states)[:, 4])
+    return np.searchsorted(e, p, side="right")
+
+
+def grouped_node_schedules(z_start: float, z_end: float, field, probes: np.ndarray,
+                           p_edges_gev, local_tol_um: float,
+                           max_nodes_per_step: int | None = None) -> list[np.ndarray]:
+    """One :func:`node_schedule` per momentum group of :func:`momentum_groups` (len(edges) + 1
+    schedules, group order): group g's probes are all ``probes`` with |q/p| clipped into the
+    group's range (so each group's schedule is set by its own softest tracks, and every group
+    sees the whole geometry of the probe sample)."""
+    e = np.asarray(p_edges_gev, dtype=np.float64)
+    bounds = np.concatenate([[0.0], e, [np.inf]])
+    s = _check_states(probes)
+    out = []
+    for lo_p, hi_p in zip(bounds[:-1], bounds[1:], strict=True):
+        q = s.copy()
+        # p in [lo_p, hi_p): |q/p| in (1 / hi_p, 1 / lo_p]
+        qmin = 1.0 / hi_p if np.isfinite(hi_p) else 0.0
+        qmax = 1.0 / lo_p if lo_p > 0 else np.inf
+        mag = np.clip(np.abs(q[:, 4]), qmin, qmax)
+        q[:, 4] = np.sign(q[:, 4]) * mag
+        out.append(node_schedule(z_start, z_end, field, q, local_tol_um, max_nodes_per_step))
+    return out
+
+
+def run_grouped(states: np.ndarray, schedules: list[np.ndarray], groups: np.ndarray,
+                field) -> tuple[np.ndarray, np.ndarray]:
+    """RK4 of each track along its group's schedule (``groups`` (n,) indexes ``schedules``,
+    each from the same z_start to the same z_end, :func:`propagate`): (end states (n, 5) in
+    input order, steps per track (n,))."""
+    s = _check_states(states)
+    g = np.asarray(groups)
+    if g.shape != (len(s),) or (len(g) and (g.min() < 0 or g.max() >= len(schedules))):
+        raise ValueError(f"run_grouped: groups must be (n,) = ({len(s)},) indices below "
+                         f"{len(schedules)}")
+    out = np.empty_like(s)
+    steps = np.empty(len(s), dtype=np.int64)
+    for j, nodes in enumerate(schedules):
+        idx = np.flatnonzero(g == j)
+        if idx.size:
+            out[idx] = propagate(s[idx], nodes[0], nodes[-1], field, schedule=nodes)
+            steps[idx] = len(nodes) - 1
+    return out, steps
 
 
 # --------------------------------------------------------------------------------------------
