@@ -66,3 +66,19 @@ def test_batch_ratios_time_methods_against_the_anchor_at_each_batch():
     assert list(out["batch"]) == [1, 8]
     assert np.all(out["ratio"] > 2.0)  # ~4x: the method is faster than the anchor
     assert np.all(out["anchor_tracks_per_s"] < out["tracks_per_s"])
+
+
+def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():
+    import pandas as pd
+
+    from physml.tracks.benchmark import speed_target_reach
+
+    tp = pd.DataFrame({"model": ["a", "a", "b"], "backend": ["torch", "onnx", "torch"],
+                       "batch": [4096, 4096, 4096], "tracks_per_s": [2.0e6, 2.5e6, 1.0e6]})
+    t = speed_target_reach(tp, 3.0e5, 4096)
+    assert "3,000,000 tracks/s" in t and "a in onnx, runs 2,500,000" in t and "8.3x" in t
+    assert "no network timed here reaches 10x" in t
+    t = speed_target_reach(tp, 2.0e5, 4096)  # 2.5M >= 2M: one could be fast enough
+    assert "a fast enough network exists" in t
+    with pytest.raises(ValueError, match="no timing at batch 1"):
+        speed_target_reach(tp, 2.0e5, 1)

@@ -591,6 +591,26 @@ def fastest_meeting_targets(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.Da
     return {"method": m, "tracks_per_s": float(rate[m]), "pos_mean_mm": float(e)}
 
 
+def speed_target_reach(tp: pd.DataFrame, rk4_tracks_per_s: float, batch: int,
+                       factor: float = 10.0) -> str:
+    """Whether any surrogate timed in ``tp`` (:func:`model_timings`) at ``batch`` could be
+    ``factor`` x RK4 (``rk4_tracks_per_s``) at all, whatever its accuracy: one sentence naming
+    the rate needed and the fastest model and backend measured. ValueError if ``tp`` has no
+    timing at ``batch``."""
+    at = tp[tp["batch"] == batch]
+    if at.empty:
+        raise ValueError(f"speed_target_reach: no timing at batch {batch}")
+    need = factor * rk4_tracks_per_s
+    best = at.loc[at["tracks_per_s"].idxmax()]
+    can = best["tracks_per_s"] >= need
+    return (f"At {factor:g}x RK4 a surrogate must run {need:,.0f} tracks/s; the fastest model "
+            f"timed here at batch {batch}, {best['model']} in {best['backend']}, runs "
+            f"{best['tracks_per_s']:,.0f} tracks/s ({best['tracks_per_s'] / rk4_tracks_per_s:.2g}x "
+            f"RK4, at any accuracy), so "
+            + ("a fast enough network exists here; whether it is accurate enough is above."
+               if can else f"no network timed here reaches {factor:g}x, however accurate."))
+
+
 def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
     """One sentence per row of :func:`hybrid_vs_coarse`, all numbers from it."""
     out = []
