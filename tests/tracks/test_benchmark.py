@@ -82,3 +82,19 @@ def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():
     assert "a fast enough network exists" in t
     with pytest.raises(ValueError, match="no timing at batch 1"):
         speed_target_reach(tp, 2.0e5, 1)
+
+
+def test_side_rates_label_carries_the_models_accuracy():
+    import pandas as pd
+
+    from physml.timing import Timing
+    from physml.tracks.benchmark import side_rates
+
+    t = Timing(np.array([1.0, 2.0]), 100)
+    tp = pd.DataFrame({"model": ["m", "m"], "run": ["m-s0", "m-s0"],
+                       "backend": ["torch", "onnx"], "batch": [4096, 4096],
+                       "tracks_per_s": [50.0, 100.0], "timing": [t, t],
+                       "pos_mean_mm": [9.07, 9.07]})
+    rates, label = side_rates(tp, "m", 4096)
+    assert label == "m-s0 (onnx, batch 4096; mean position error 9.07 mm)"
+    np.testing.assert_array_equal(rates, [100.0, 50.0])

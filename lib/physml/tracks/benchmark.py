@@ -660,12 +660,15 @@ def summary(rk4: dict, tp: pd.DataFrame, batch: int,
 
 
 def side_rates(tp: pd.DataFrame, model: str, batch: int) -> tuple[np.ndarray, str]:
-    """Per-repeat tracks/s (repeats,) of ``model``'s fastest backend at ``batch``, and a label."""
+    """Per-repeat tracks/s (repeats,) of ``model``'s fastest backend at ``batch``, and a label
+    that carries the model's mean position error (``pos_mean_mm`` of ``tp``), so a speed
+    headline never shows a rate without the accuracy it was bought at."""
     sub = tp[(tp["model"] == model) & (tp["batch"] == batch)]
     if sub.empty:
         raise ValueError(f"side_rates: no timing of model {model!r} at batch {batch}")
     best = sub.sort_values("tracks_per_s").iloc[-1]
-    return best["timing"].rates, f"{best['run']} ({best['backend']}, batch {batch})"
+    return best["timing"].rates, (f"{best['run']} ({best['backend']}, batch {batch}; mean "
+                                  f"position error {best['pos_mean_mm']:.3g} mm)")
 
 
 def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm: float,
