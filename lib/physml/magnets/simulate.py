@@ -34,7 +34,11 @@ class SessionConfig:
     transition_s: unlabelled seconds between holds. earth_uT: Earth's field magnitude.
     inclination_deg: Earth's field dip angle. session_yaw_deg / session_tilt_deg: spread of the
     session's mean hand orientation. wobble_deg: spread of the orientation within a session
-    (Ornstein–Uhlenbeck, time constant wobble_tau_s). tremor_deg: joint-angle jitter per sample.
+    (Ornstein–Uhlenbeck, time constant wobble_tau_s). tremor_deg: joint-angle jitter per sample
+    (uncited: physiological postural hand tremor alone, 0.0015–0.035 g peak at ~7 Hz in 97
+    normal adults, Arch. Neurol. 1982;39:358, doi:10.1001/archneur.1982.00510180036009, is
+    0.008–0.18 mm, i.e. ~0.005–0.13° at an 80 mm finger lever by our own conversion; the 2°
+    default stands for within-hold finger movement, which no source here measures).
     hard_iron_uT: spread of the hard-iron offset. soft_iron: spread of the soft-iron matrix
     around identity. noise_uT: white sensor noise per axis. cal_error_uT: error of the stored
     hard-iron calibration.
