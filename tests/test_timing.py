@@ -40,6 +40,26 @@ def test_interleaving_pairs_each_repeat():
     assert order == ["a", "o"] * 4
 
 
+def test_interleaved_calls_round_robin_and_times_each_call(monkeypatch):
+    clock = {"t": 0.0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+    order = []
+
+    def fn(name, dt):
+        def call():
+            order.append(name)
+            clock["t"] += dt
+        return call
+
+    t = timing.interleaved({"a": fn("a", 0.002), "b": fn("b", 0.001)}, items=4, repeats=3,
+                           warmup=1)
+    assert order == ["a", "b"] * 4  # one warm-up round, then three timed rounds
+    assert t["a"].seconds == pytest.approx([0.002] * 3)
+    assert t["b"].best_per_second == pytest.approx(4000.0)
+    with pytest.raises(ValueError, match="no functions"):
+        timing.interleaved({}, items=1)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="repeats"):
         timing.measure(lambda: None, repeats=1)

@@ -121,6 +121,25 @@ def against_anchor(fn: Callable[[], object], anchor: Callable[[], object], *, it
     return AnchorRatio(ours, anc, stats.ratio_ci(ta / anchor_items, to / items))
 
 
+def interleaved(fns: dict[str, Callable[[], object]], *, items: int, repeats: int = 7,
+                warmup: int = 1) -> dict[str, Timing]:
+    """Time several functions round-robin: each round calls every one of ``fns`` once, in
+    order, for ``repeats`` rounds (after ``warmup`` untimed rounds), so a burst of other load
+    hits them all alike instead of whichever happened to be timed then. ``items``: what one
+    call of each processes. Returns ``{name: Timing}``."""
+    _check(repeats, warmup, items)
+    if not fns:
+        raise ValueError("timing.interleaved: no functions to time")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sec = {k: np.empty(repeats) for k in fns}
+    for r in range(repeats):
+        for k, fn in fns.items():
+            sec[k][r] = _once(fn)
+    return {k: Timing(v, int(items)) for k, v in sec.items()}
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Limit BLAS/OpenMP pools, and torch's and numba's threads, to ``n`` inside the block.

@@ -98,3 +98,28 @@ def test_side_rates_label_carries_the_models_accuracy():
     rates, label = side_rates(tp, "m", 4096)
     assert label == "m-s0 (onnx, batch 4096; mean position error 9.07 mm)"
     np.testing.assert_array_equal(rates, [100.0, 50.0])
+
+
+def test_matched_accuracy_times_all_schedules_round_robin_and_ranks_by_those_timings(
+        monkeypatch):
+    from physml import timing
+
+    seen = {}
+    real = timing.interleaved
+
+    def spy(fns, **kw):
+        seen["labels"] = list(fns)
+        out = real(fns, **kw)
+        # make the 2000 mm schedule look fastest: it must still lose on accuracy
+        return {k: (timing.Timing(t.seconds / 100, t.items) if k == "2e+03 mm" else t)
+                for k, t in out.items()}
+
+    monkeypatch.setattr(benchmark.timing, "interleaved", spy)
+    res = benchmark.rk4_at_matched_accuracy(GaussianField(), n_ref=8, n_speed=256,
+                                            steps_mm=[2000.0, 100.0, 50.0],
+                                            rng=np.random.default_rng(0), tol_um=1.0,
+                                            repeats=2, n_scipy_timed=1)
+    assert seen["labels"] == ["2e+03 mm", "100 mm", "50 mm"]
+    scan = res["scan"].set_index("schedule")
+    assert scan.loc["2e+03 mm", "tracks_per_s"] == scan["tracks_per_s"].max()
+    assert res["schedule"] == "100 mm"  # the fastest within 1 um, by the interleaved timings

@@ -167,8 +167,9 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
 
     The reference is scipy's DOP853 on the stacked system of all n_ref tracks (rtol 1e-10,
     ``propagate_scipy(batched=True)``) on the same ``field`` object (the same representation:
-    trilinear map, tricubic or B-spline). Every schedule is timed on n_speed tracks with
-    :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``); the
+    trilinear map, tricubic or B-spline). Every schedule is timed on n_speed tracks, all of
+    them round-robin (:func:`physml.timing.interleaved`, ``repeats`` rounds, the fastest
+    repeat ranks them) under :func:`physml.timing.threads` (``threads``); the
     chosen one against scipy's per-track DOP853 (``n_scipy_timed`` tracks per call) with
     :func:`physml.timing.against_anchor`.
     Returns a dict: schedule label and mean steps per track, max/p99 errors (um), per-track
@@ -186,11 +187,16 @@ def rk4_at_matched_accuracy(field, n_ref: int, n_speed: int, steps_mm, rng: np.r
     rows, errs_by, check_by = [], {}, {}
     cands = candidates(field, z_end_mm, steps_mm, refined, momentum_scaled, node_schedules)
     with timing.threads(threads):
+        if len({c.label for c in cands}) != len(cands):
+            raise ValueError("rk4_at_matched_accuracy: two candidate schedules share a label")
+        # round-robin, so a burst of other load slows every candidate alike
+        tims = timing.interleaved({c.label: (lambda c=c: c.run(big)) for c in cands},
+                                  items=n_speed, repeats=repeats)
         for c in cands:
             out, steps = c.run(states)
             errs = np.hypot(*(out[:, :2] - ref[:, :2]).T) * 1000
             errs_by[c.label] = errs
-            t = timing.measure(lambda c=c: c.run(big), items=n_speed, repeats=repeats)
+            t = tims[c.label]
             row = {"schedule": c.label, "steps": float(np.mean(steps)),
                    "max_err_um": float(errs.max()),
                    "p99_err_um": float(np.quantile(errs, 0.99)),
