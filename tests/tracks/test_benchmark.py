@@ -123,3 +123,13 @@ def test_matched_accuracy_times_all_schedules_round_robin_and_ranks_by_those_tim
     scan = res["scan"].set_index("schedule")
     assert scan.loc["2e+03 mm", "tracks_per_s"] == scan["tracks_per_s"].max()
     assert res["schedule"] == "100 mm"  # the fastest within 1 um, by the interleaved timings
+
+
+def test_rate_target_is_met_only_when_the_ci_is_above_it():
+    from physml.timing import Timing
+    from physml.tracks.benchmark import rate_target_text
+
+    t = Timing(np.array([1.0, 1.02, 0.98, 1.01, 0.99]), 300)  # ~300 items/s, tight
+    assert rate_target_text(t, 250.0).startswith("met (mean over 5 repeats")
+    assert rate_target_text(t, 300.5).startswith("reached by the fastest repeat only")
+    assert rate_target_text(t, 400.0).startswith("**not met**")

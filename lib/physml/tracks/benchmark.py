@@ -713,6 +713,22 @@ def record_model_rates(tp: pd.DataFrame, batch: int, threads: int) -> None:
                note=f"batch {r.batch}, {threads} thread(s), run {r.run}")
 
 
+def rate_target_text(t, target: float) -> str:
+    """Whether a throughput ``target`` (items/s) is met by the timing ``t``
+    (:class:`physml.timing.Timing`): "met" only when the 95% CI of the mean rate over repeats
+    is above it; "reached by the fastest repeat only" when the best repeat is but the CI is
+    not; else "**not met**". One phrase, numbers from ``t``."""
+    ci, best = t.per_second, t.best_per_second
+    if ci.low >= target:
+        return (f"met (mean over {ci.n} repeats {ci.mean:,.0f} [{ci.low:,.0f}, {ci.high:,.0f}] "
+                "tracks/s, the whole 95% CI above it)")
+    if best >= target:
+        return (f"reached by the fastest repeat only (mean over {ci.n} repeats {ci.mean:,.0f} "
+                f"[{ci.low:,.0f}, {ci.high:,.0f}] tracks/s)")
+    return (f"**not met** (mean over {ci.n} repeats {ci.mean:,.0f} [{ci.low:,.0f}, "
+            f"{ci.high:,.0f}] tracks/s)")
+
+
 def independent_check_markdown(rk4: dict, tol_um: float) -> str:
     """One sentence: the chosen schedule of ``rk4`` (a :func:`rk4_at_matched_accuracy` result
     with n_check > 0) on its independent track set: max and 99th-percentile error beside the
