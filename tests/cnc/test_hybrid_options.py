@@ -202,4 +202,11 @@ def test_phase_check_counts_the_held_out_template_by_hand():
     assert pc["template_within_1"] == pytest.approx(1.0)  # line 3 vs 4 is one apart
     assert pc["lines_in_every_run"] == pytest.approx(2 / 3)  # line 3 only in a
     assert pc["rows_per_line"] == pytest.approx((10 + 1 / 3 + 32 / 3) / 3)
-    assert (pc["files"], pc["run_rows"]) == (3, 21.0)
+    assert (pc["files"], pc["run_rows"], pc["scored_rows"]) == (3, 21.0, 63)
+
+
+def test_perfect_clock_overall_weights_programs_by_their_scored_rows():
+    import pandas as pd
+
+    pc = pd.DataFrame({"template_exact": [0.5, 1.0], "scored_rows": [300, 100]})
+    assert H.perfect_clock_overall(pc) == pytest.approx(0.625)  # not the plain mean 0.75

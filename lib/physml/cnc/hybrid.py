@@ -889,7 +889,8 @@ def phase_check(rows: pd.DataFrame) -> pd.DataFrame:
     status rows shows up only when a row happens to sample it), ``template_exact`` (exact-line
     accuracy of the *modal run* of the other typical recordings, :func:`modal_run`, read row by
     row against each held-out one: a clock that knows the program and its restart row
-    perfectly), and ``template_within_1`` (its rows at most one line number off).
+    perfectly), ``template_within_1`` (its rows at most one line number off) and
+    ``scored_rows`` (the held-out rows those two are over).
     """
     programs = tokens.recover_programs(rows)
     prog_of = tokens.program_of_file(programs)
@@ -913,7 +914,14 @@ def phase_check(rows: pd.DataFrame) -> pd.DataFrame:
             n += len(v)  # rows past the template's end count as wrong
         counts = pd.DataFrame({f: pd.Series(v).value_counts() for f, v in typ.items()}).fillna(0)
         out.append({"program": p.name, "files": len(typ), "lines": len(p.lines),
-                    "run_rows": float(med), "rows_per_line": float(counts.mean(axis=1).mean()),
+                    "run_rows": float(med), "scored_rows": n,
+                    "rows_per_line": float(counts.mean(axis=1).mean()),
                     "lines_in_every_run": float(np.mean((counts > 0).all(axis=1))),
                     "template_exact": hits / n, "template_within_1": near / n})
     return pd.DataFrame(out)
+
+
+def perfect_clock_overall(pc: pd.DataFrame) -> float:
+    """Exact-line accuracy of the perfect clock over every scored row of every program: the
+    per-program ``template_exact`` of :func:`phase_check` weighted by its ``scored_rows``."""
+    return float((pc["template_exact"] * pc["scored_rows"]).sum() / pc["scored_rows"].sum())
