@@ -58,6 +58,12 @@ def test_interleaved_calls_round_robin_and_times_each_call(monkeypatch):
     assert t["b"].best_per_second == pytest.approx(4000.0)
     with pytest.raises(ValueError, match="no functions"):
         timing.interleaved({}, items=1)
+    per = timing.interleaved({"a": fn("a", 0.002), "b": fn("b", 0.001)},
+                             items={"a": 4, "b": 1}, repeats=2, warmup=0)
+    assert per["a"].best_per_second == pytest.approx(2000.0)
+    assert per["b"].best_per_second == pytest.approx(1000.0)
+    with pytest.raises(ValueError, match="items for"):
+        timing.interleaved({"a": fn("a", 0.002)}, items={"b": 1})
 
 
 def test_bad_arguments_are_named():

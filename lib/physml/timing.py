@@ -108,28 +108,28 @@ def against_anchor(fn: Callable[[], object], anchor: Callable[[], object], *, it
     (:func:`physml.stats.ratio_ci`).
     """
     anchor_items = items if anchor_items is None else anchor_items
-    _check(repeats, warmup, items)
-    _check(repeats, warmup, anchor_items)
-    for _ in range(warmup):
-        anchor()
-        fn()
-    ta, to = np.empty(repeats), np.empty(repeats)
-    for r in range(repeats):
-        ta[r] = _once(anchor)
-        to[r] = _once(fn)
-    ours, anc = Timing(to, int(items)), Timing(ta, int(anchor_items))
-    return AnchorRatio(ours, anc, stats.ratio_ci(ta / anchor_items, to / items))
+    t = interleaved({"anchor": anchor, "ours": fn},
+                    items={"anchor": anchor_items, "ours": items}, repeats=repeats,
+                    warmup=warmup)
+    ours, anc = t["ours"], t["anchor"]
+    return AnchorRatio(ours, anc, stats.ratio_ci(anc.seconds / anc.items,
+                                                 ours.seconds / ours.items))
 
 
-def interleaved(fns: dict[str, Callable[[], object]], *, items: int, repeats: int = 7,
-                warmup: int = 1) -> dict[str, Timing]:
+def interleaved(fns: dict[str, Callable[[], object]], *, items: int | dict[str, int],
+                repeats: int = 7, warmup: int = 1) -> dict[str, Timing]:
     """Time several functions round-robin: each round calls every one of ``fns`` once, in
     order, for ``repeats`` rounds (after ``warmup`` untimed rounds), so a burst of other load
     hits them all alike instead of whichever happened to be timed then. ``items``: what one
-    call of each processes. Returns ``{name: Timing}``."""
-    _check(repeats, warmup, items)
+    call of each processes (one number for all, or per name). Returns ``{name: Timing}``."""
     if not fns:
         raise ValueError("timing.interleaved: no functions to time")
+    per = items if isinstance(items, dict) else dict.fromkeys(fns, items)
+    if set(per) != set(fns):
+        raise ValueError(f"timing.interleaved: items for {sorted(per)}, functions "
+                         f"{sorted(fns)}")
+    for n in per.values():
+        _check(repeats, warmup, n)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -137,7 +137,7 @@ def interleaved(fns: dict[str, Callable[[], object]], *, items: int, repeats: in
     for r in range(repeats):
         for k, fn in fns.items():
             sec[k][r] = _once(fn)
-    return {k: Timing(v, int(items)) for k, v in sec.items()}
+    return {k: Timing(v, int(per[k])) for k, v in sec.items()}
 
 
 @contextlib.contextmanager
