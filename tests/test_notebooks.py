@@ -22,6 +22,8 @@ STUDIES = sorted({p.parent.name for p in NOTEBOOKS})
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
 def test_committed_without_outputs_and_with_parameters_cell(nb_path):
+    no_id = [i for i, c in enumerate(json.loads(nb_path.read_text())["cells"]) if "id" not in c]
+    assert not no_id, f"{nb_path.name}: cells {no_id} have no id (nbformat warns, and will refuse)"
     nb = nbformat.read(nb_path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
              and (c.get("outputs") or c.get("execution_count"))]
