@@ -262,3 +262,11 @@ def test_geometric_mean_ci_is_the_t_interval_of_the_logs_mapped_back():
     assert geometric_mean_ci(x, bounds=(0, 40)).high == 40.0
     with pytest.raises(ValueError, match="positive"):
         geometric_mean_ci([1.0, 0.0])
+
+
+def test_ci_covers_its_bounds_and_nothing_outside():
+    from physml.stats import CI
+
+    ci = CI(0.83, 0.79, 0.87, 3)
+    assert ci.covers(0.79) and ci.covers(0.87) and ci.covers(0.83)
+    assert not ci.covers(0.9023) and not ci.covers(0.78)
