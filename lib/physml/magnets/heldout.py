@@ -920,3 +920,30 @@ def oracle_values(runs, name="true_jitter"):
     if any("oracle_state" not in r for r in runs):
         raise ValueError("runs without oracle scores (the free model has no joint Jacobians)")
     return np.array([r["oracle_state"][name] for r in runs])
+
+
+def ceiling_values(runs, config=None, **kwargs):
+    """The simulator's Bayes ceiling (`ceiling.bayes_ceiling`) on each run's unseen states.
+
+    For every run of `run_heldout` (same config), the per-state ceiling of that seed's hand
+    under ``config.session`` and ``config.decision_samples``, averaged over the states the run
+    held out, so it pairs with the run's unseen-state accuracies. kwargs go to `bayes_ceiling`
+    (n_per_state, n_test_per_state, k).
+
+    Returns:
+        dict of (seeds,) arrays: "unseen" (the ceiling), "unseen_quarter" (the same on a quarter
+        of the simulated decisions: a convergence check), "all_states" (mean over all 32).
+    """
+    from .ceiling import bayes_ceiling
+
+    cfg = config or HeldoutConfig()
+    session = SessionConfig(**cfg.session)
+    out = {"unseen": [], "unseen_quarter": [], "all_states": []}
+    for r in runs:
+        hand = prepare_seed(r["seed"], cfg.session)["hand"]
+        c = bayes_ceiling(hand, session, cfg.decision_samples, seed=r["seed"], **kwargs)
+        unseen = np.setdiff1d(np.arange(len(ALL_BITS)), r["train_states"])
+        out["unseen"].append(c["per_state"][unseen].mean())
+        out["unseen_quarter"].append(c["per_state_quarter"][unseen].mean())
+        out["all_states"].append(c["per_state"].mean())
+    return {key: np.array(v) for key, v in out.items()}

@@ -1,0 +1,79 @@
+"""The simulator's Bayes ceiling against the Bayes decision where it is known in closed form."""
+
+import numpy as np
+import pytest
+
+from physml.magnets.ceiling import bayes_ceiling, simulated_decisions
+from physml.magnets.hand import ALL_BITS, default_hand
+from physml.magnets.heldout import HeldoutConfig, ceiling_values, prepare_seed
+from physml.magnets.simulate import SessionConfig, true_state_fields_uT
+
+HAND = default_hand()
+
+
+def _nearest_template_accuracy(sigma_uT, w, n, rng):
+    """Exact-match accuracy of the nearest true template on x ~ N(t_s, sigma²/w I): the Bayes
+    decision for equal priors and one isotropic covariance (computed without any kNN)."""
+    t = true_state_fields_uT(HAND)
+    y = np.repeat(np.arange(32), n)
+    x = t[y] + sigma_uT / np.sqrt(w) * rng.standard_normal((len(y), 3))
+    pred = np.argmin(((x[:, None] - t[None]) ** 2).sum(-1), axis=1)
+    return float(np.mean(pred == y))
+
+
+@pytest.mark.parametrize("w", [1, 4])
+def test_noise_only_ceiling_is_the_nearest_template_rate(w):
+    # no jitter, no tremor: readings are Gaussian around the true templates, so the Bayes
+    # accuracy is the nearest template's; the kNN estimate must find it, and the averaging of
+    # w readings per decision must shrink the noise by sqrt(w)
+    sigma = 6.0
+    cfg = SessionConfig(finger_jitter_deg=0.0, tremor_deg=0.0, noise_uT=sigma)
+    ref = _nearest_template_accuracy(sigma, w, 4000, np.random.default_rng(5))
+    got = bayes_ceiling(HAND, cfg, decision_samples=w, n_per_state=800, n_test_per_state=400,
+                        k=30, seed=1)["per_state"].mean()
+    assert got == pytest.approx(ref, abs=0.025)
+    other = _nearest_template_accuracy(sigma, 5 - w, 4000, np.random.default_rng(5))
+    assert abs(other - ref) > 0.1  # the decision size matters at this noise
+
+
+def test_hold_offset_is_shared_by_the_readings_of_a_decision():
+    # jitter only: averaging readings of one hold cannot remove its pose offset
+    cfg = SessionConfig(finger_jitter_deg=8.0, tremor_deg=0.0, noise_uT=0.05)
+    one = bayes_ceiling(HAND, cfg, 1, 400, 400, k=20, seed=2)["per_state"].mean()
+    six = bayes_ceiling(HAND, cfg, 6, 400, 400, k=20, seed=2)["per_state"].mean()
+    assert one < 0.95  # the jitter does confuse states here
+    assert six == pytest.approx(one, abs=0.03)
+    x, y = simulated_decisions(HAND, cfg, 6, 50, np.random.default_rng(0))
+    assert x.shape == (32 * 50, 3) and np.array_equal(y, np.repeat(np.arange(32), 50))
+
+
+def test_tremor_is_drawn_per_reading():
+    # tremor only: averaging 6 readings shrinks it, so the ceiling rises
+    cfg = SessionConfig(finger_jitter_deg=0.0, tremor_deg=8.0, noise_uT=0.05)
+    one = bayes_ceiling(HAND, cfg, 1, 400, 400, k=20, seed=3)["per_state"].mean()
+    six = bayes_ceiling(HAND, cfg, 6, 400, 400, k=20, seed=3)["per_state"].mean()
+    assert six > one + 0.05
+
+
+def test_noise_free_ceiling_is_perfect_and_bad_arguments_are_named():
+    cfg = SessionConfig(finger_jitter_deg=0.0, tremor_deg=0.0, noise_uT=1e-3)
+    c = bayes_ceiling(HAND, cfg, 1, 40, 20, k=5)
+    assert np.all(c["per_state"] == 1.0) and c["per_state"].shape == (len(ALL_BITS),)
+    with pytest.raises(ValueError, match="n_per_state >= 4 k"):
+        bayes_ceiling(HAND, cfg, 1, 40, 20, k=30)
+    with pytest.raises(ValueError, match="decision_samples"):
+        simulated_decisions(HAND, cfg, 0, 10, np.random.default_rng(0))
+
+
+def test_ceiling_values_average_each_runs_unseen_states():
+    cfg = HeldoutConfig(decision_samples=2, session={"hold_s": 0.5, "repeats": 1})
+    train = [0, 5, 9, 17, 31]
+    got = ceiling_values([{"seed": 3, "train_states": train}], cfg, n_per_state=40,
+                         n_test_per_state=30, k=5)
+    hand = prepare_seed(3, cfg.session)["hand"]
+    c = bayes_ceiling(hand, SessionConfig(**cfg.session), 2, 40, 30, k=5, seed=3)
+    unseen = np.setdiff1d(np.arange(32), train)
+    assert got["unseen"][0] == pytest.approx(c["per_state"][unseen].mean())
+    assert got["unseen_quarter"][0] == pytest.approx(c["per_state_quarter"][unseen].mean())
+    assert got["all_states"][0] == pytest.approx(c["per_state"].mean())
+    assert got["unseen"][0] != pytest.approx(c["per_state"][train].mean())
