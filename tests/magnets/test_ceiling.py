@@ -77,3 +77,18 @@ def test_ceiling_values_average_each_runs_unseen_states():
     assert got["unseen_quarter"][0] == pytest.approx(c["per_state_quarter"][unseen].mean())
     assert got["all_states"][0] == pytest.approx(c["per_state"].mean())
     assert got["unseen"][0] != pytest.approx(c["per_state"][train].mean())
+
+
+def test_quarter_estimate_uses_the_first_quarter_of_every_state():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    cfg = SessionConfig(finger_jitter_deg=6.0, tremor_deg=1.0, noise_uT=0.5)
+    got = bayes_ceiling(HAND, cfg, 2, 80, 40, k=5, seed=4)
+    rng = np.random.default_rng([4, 31])  # the draws bayes_ceiling makes, in its order
+    x, y = simulated_decisions(HAND, cfg, 2, 80, rng)
+    xt, yt = simulated_decisions(HAND, cfg, 2, 40, rng)
+    first = np.concatenate([np.flatnonzero(y == s)[:20] for s in range(32)])
+    pred = KNeighborsClassifier(5).fit(x[first], y[first]).predict(xt)
+    ref = np.array([np.mean(pred[yt == s] == s) for s in range(32)])
+    assert np.allclose(got["per_state_quarter"], ref)
+    assert not np.allclose(got["per_state_quarter"], got["per_state"])

@@ -7,7 +7,7 @@ its own tremor (``tremor_deg``) and white sensor noise (``noise_uT``), exactly a
 :func:`physml.magnets.simulate.simulate_session` does, through the same finite-cylinder field
 (:func:`~physml.magnets.simulate.magnet_field_uT`) of the user's true hand. Nothing else is
 simulated: no Earth field, no hard or soft iron, no gyroscope, no quantisation (the
-magnetometer's 0.1 µT step adds 0.03 µT rms, a sixth of the sensor noise). Removing a
+magnetometer's 0.1 µT step adds 0.03 µT rms, a seventh of the 0.2 µT sensor noise). Removing a
 nuisance cannot lower the Bayes accuracy, so the ceiling bounds from above what any classifier
 reaches on the realistic readings of that hand, even one given unlimited labelled readings of
 every state.
