@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 
-from physml.magnets.ceiling import bayes_ceiling, simulated_decisions
+from physml.magnets.ceiling import (
+    bayes_ceiling,
+    decision_spreads,
+    simulated_decisions,
+    true_angle_jacobians,
+)
 from physml.magnets.hand import ALL_BITS, default_hand
 from physml.magnets.heldout import HeldoutConfig, ceiling_values, prepare_seed
-from physml.magnets.simulate import SessionConfig, true_state_fields_uT
+from physml.magnets.simulate import SessionConfig, magnet_field_uT, true_state_fields_uT
 
 HAND = default_hand()
 
@@ -32,6 +37,9 @@ def test_noise_only_ceiling_is_the_nearest_template_rate(w):
     got = bayes_ceiling(HAND, cfg, decision_samples=w, n_per_state=800, n_test_per_state=400,
                         k=30, seed=1)["per_state"].mean()
     assert got == pytest.approx(ref, abs=0.025)
+    gauss = bayes_ceiling(HAND, cfg, decision_samples=w, n_per_state=800, n_test_per_state=400,
+                          k=30, seed=1)["per_state_gaussian"].mean()
+    assert gauss == pytest.approx(ref, abs=0.02)  # isotropic: the rule is the nearest template
     other = _nearest_template_accuracy(sigma, 5 - w, 4000, np.random.default_rng(5))
     assert abs(other - ref) > 0.1  # the decision size matters at this noise
 
@@ -73,10 +81,55 @@ def test_ceiling_values_average_each_runs_unseen_states():
     hand = prepare_seed(3, cfg.session)["hand"]
     c = bayes_ceiling(hand, SessionConfig(**cfg.session), 2, 40, 30, k=5, seed=3)
     unseen = np.setdiff1d(np.arange(32), train)
-    assert got["unseen"][0] == pytest.approx(c["per_state"][unseen].mean())
-    assert got["unseen_quarter"][0] == pytest.approx(c["per_state_quarter"][unseen].mean())
-    assert got["all_states"][0] == pytest.approx(c["per_state"].mean())
-    assert got["unseen"][0] != pytest.approx(c["per_state"][train].mean())
+    knn, gauss = c["per_state"][unseen].mean(), c["per_state_gaussian"][unseen].mean()
+    assert knn != pytest.approx(gauss)  # so that the maximum below is tested
+    assert got["knn"][0] == pytest.approx(knn)
+    assert got["gaussian"][0] == pytest.approx(gauss)
+    assert got["unseen"][0] == pytest.approx(max(knn, gauss))
+    assert got["knn_quarter"][0] == pytest.approx(c["per_state_quarter"][unseen].mean())
+    best = c["per_state"] if knn >= gauss else c["per_state_gaussian"]
+    assert got["all_states"][0] == pytest.approx(best.mean())
+    assert got["knn"][0] != pytest.approx(c["per_state"][train].mean())
+
+
+def test_true_jacobians_predict_small_pose_changes():
+    # first-order Taylor check at points the central difference never evaluates: the remainder
+    # must be second order (quarter when the step halves) and small against the linear term
+    jac = true_angle_jacobians(HAND)
+    assert jac.shape == (32, 3, 10)
+    rng = np.random.default_rng(11)
+    d = np.deg2rad(0.5) * rng.standard_normal((32, 5, 2))
+    base = true_state_fields_uT(HAND)
+    rem = []
+    for h in (1.0, 0.5):
+        lin = np.einsum("sik,sk->si", jac, h * d.reshape(32, 10))
+        change = magnet_field_uT(HAND, ALL_BITS, h * d) - base
+        rem.append(np.linalg.norm(change - lin))
+        assert rem[-1] < 0.1 * np.linalg.norm(lin)
+    assert 3.0 < rem[0] / rem[1] < 5.0
+    # columns 2f, 2f+1 move finger f's magnet only (superposition): they depend on that
+    # finger's own state and on no other finger's
+    for f in range(5):
+        cols = jac[:, :, 2 * f:2 * f + 2]
+        for b in (0, 1):
+            same = cols[ALL_BITS[:, f] == b]
+            assert np.allclose(same, same[0], atol=1e-6 * np.abs(cols).max())
+        assert not np.allclose(cols[ALL_BITS[:, f] == 0][0], cols[ALL_BITS[:, f] == 1][0])
+
+
+def test_decision_spreads_and_the_gaussian_rule_against_the_knn_vote():
+    cfg = SessionConfig(finger_jitter_deg=3.0, tremor_deg=2.0, noise_uT=0.2)
+    sp = decision_spreads(cfg, 6)
+    assert sp["angle_sd_deg"] == pytest.approx(3.1091263510296048)  # sqrt(9 + 4/6)
+    assert sp["noise_uT"] == pytest.approx(0.08164965809277261)  # 0.2/sqrt(6)
+    with pytest.raises(ValueError, match="decision_samples"):
+        decision_spreads(cfg, 0)
+    # jitter-dominated: two independent estimates of the Bayes accuracy agree, and both are
+    # far from perfect (the test would not notice a wrong Jacobian otherwise)
+    cfg = SessionConfig(finger_jitter_deg=8.0, tremor_deg=0.0, noise_uT=0.05)
+    c = bayes_ceiling(HAND, cfg, 1, 800, 400, k=20, seed=6)
+    assert c["per_state"].mean() < 0.9
+    assert c["per_state_gaussian"].mean() == pytest.approx(c["per_state"].mean(), abs=0.03)
 
 
 def test_quarter_estimate_uses_the_first_quarter_of_every_state():
