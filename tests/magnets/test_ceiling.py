@@ -64,9 +64,11 @@ def test_tremor_is_drawn_per_reading():
 
 
 def test_noise_free_ceiling_is_perfect_and_bad_arguments_are_named():
-    cfg = SessionConfig(finger_jitter_deg=0.0, tremor_deg=0.0, noise_uT=1e-3)
-    c = bayes_ceiling(HAND, cfg, 1, 40, 20, k=5)
-    assert np.all(c["per_state"] == 1.0) and c["per_state"].shape == (len(ALL_BITS),)
+    for noise in (1e-3, 0.0):  # 0: the Gaussian rule's noise floor keeps its covariance proper
+        cfg = SessionConfig(finger_jitter_deg=0.0, tremor_deg=0.0, noise_uT=noise)
+        c = bayes_ceiling(HAND, cfg, 1, 40, 20, k=5)
+        assert np.all(c["per_state"] == 1.0) and c["per_state"].shape == (len(ALL_BITS),)
+        assert np.all(c["per_state_gaussian"] == 1.0)
     with pytest.raises(ValueError, match="n_per_state >= 4 k"):
         bayes_ceiling(HAND, cfg, 1, 40, 20, k=30)
     with pytest.raises(ValueError, match="decision_samples"):

@@ -98,7 +98,8 @@ def bayes_ceiling(hand, config=None, decision_samples=1, n_per_state=2000,
         dict of (32,) exact match of each state (index order of STATE_CODES), on the same
         scored decisions: "per_state" (the kNN vote), "per_state_quarter" (the vote with the
         first quarter of the training decisions), "per_state_gaussian" (the Gaussian plug-in
-        rule from the truth, see module doc; needs noise_uT > 0).
+        rule from the truth, see module doc; its sensor noise is floored at 1e-3 µT so that
+        a noise-free configuration still has a proper covariance).
     """
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -115,7 +116,8 @@ def bayes_ceiling(hand, config=None, decision_samples=1, n_per_state=2000,
         pred = KNeighborsClassifier(int(k)).fit(x[keep], y[keep]).predict(xt)
         out[key] = np.bincount(yt, weights=pred == yt, minlength=len(ALL_BITS)) / n_test_per_state
     spread = decision_spreads(cfg, decision_samples)
-    rule = JitterClassifier(true_state_fields_uT(hand), true_angle_jacobians(hand), **spread)
+    rule = JitterClassifier(true_state_fields_uT(hand), true_angle_jacobians(hand),
+                            spread["angle_sd_deg"], max(spread["noise_uT"], 1e-3))
     pred = np.argmax(rule.log_likelihood(xt), axis=1)
     out["per_state_gaussian"] = (np.bincount(yt, weights=pred == yt, minlength=len(ALL_BITS))
                                  / n_test_per_state)
