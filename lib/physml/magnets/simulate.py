@@ -54,7 +54,9 @@ class SessionConfig:
     noise_uT: magnetometer white noise (MEMSIC MMC5603NJ datasheet: 2 mG = 0.2 µT RMS);
     iron_drift_uT_per_sqrt_s: random walk of the hard-iron offset during the session
     (temperature), not a constant; iron_nonlinearity: fractional gain change at 100 µT,
-    B·(1 + k|B|²/(100 µT)²) — soft iron that is not a linear matrix; finger_jitter_deg: joint-
+    B·(1 + k|B|²/(100 µT)²) — soft iron that is not a linear matrix (uncited, like the iron
+    drift: no source here measures either; at the default 1 % the gain changes by 4 % at 200 µT,
+    a field the strongest simulated hands reach); finger_jitter_deg: joint-
     angle offset drawn anew every time a state is held (the pose is never the same twice; 3°,
     the middle of the 2–4° test–retest spread of :data:`FINGER_POSE_REPEATABILITY_DEG`).
     Magnet moment tolerance and hand-size variation belong to the user's hand
