@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .classify import per_state_accuracy
 from .hand import ALL_BITS
 from .jitter import JitterClassifier
 from .simulate import SessionConfig, magnet_field_uT, true_state_fields_uT
@@ -114,11 +115,9 @@ def bayes_ceiling(hand, config=None, decision_samples=1, n_per_state=2000,
     for key, n in (("per_state", n_per_state), ("per_state_quarter", n_per_state // 4)):
         keep = np.arange(len(y)) % n_per_state < n  # the first n decisions of every state
         pred = KNeighborsClassifier(int(k)).fit(x[keep], y[keep]).predict(xt)
-        out[key] = np.bincount(yt, weights=pred == yt, minlength=len(ALL_BITS)) / n_test_per_state
+        out[key] = per_state_accuracy(ALL_BITS[pred], ALL_BITS[yt])
     spread = decision_spreads(cfg, decision_samples)
     rule = JitterClassifier(true_state_fields_uT(hand), true_angle_jacobians(hand),
                             spread["angle_sd_deg"], max(spread["noise_uT"], 1e-3))
-    pred = np.argmax(rule.log_likelihood(xt), axis=1)
-    out["per_state_gaussian"] = (np.bincount(yt, weights=pred == yt, minlength=len(ALL_BITS))
-                                 / n_test_per_state)
+    out["per_state_gaussian"] = per_state_accuracy(rule.predict_bits(xt), ALL_BITS[yt])
     return out
