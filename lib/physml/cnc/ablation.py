@@ -29,10 +29,11 @@ from .sequences import Dataset, build_inputs
 def focal_sweep(ds: Dataset, split_list, gammas: Sequence[float],
                 cfg: classifier.ClassifierConfig, train_cfg: _train.TrainConfig,
                 out_root: str | Path, known: dict[float, pd.DataFrame] | None = None,
-                **fold_kw) -> pd.DataFrame:
+                client=None, **fold_kw) -> pd.DataFrame:
     """:func:`physml.cnc.classifier.cross_validate` for each focal ``gamma`` (0 =
     cross-entropy). One row per gamma × seed × fold. ``known``: ``{gamma: scores}`` already
-    computed with this ``cfg`` and these splits (reused, not retrained)."""
+    computed with this ``cfg`` and these splits (reused, not retrained). ``client``: train the
+    folds on it (:func:`physml.cnc.folds.run_folds`)."""
     parts = []
     known = known or {}
     for g in gammas:
@@ -41,7 +42,8 @@ def focal_sweep(ds: Dataset, split_list, gammas: Sequence[float],
             continue
         c = classifier.ClassifierConfig(**{**cfg.__dict__, "gamma": float(g)})
         f = classifier.cross_validate(ds, split_list, c, train_cfg,
-                                      Path(out_root) / f"gamma{g:g}", **fold_kw)
+                                      Path(out_root) / f"gamma{g:g}", client=client,
+                                      **fold_kw)
         parts.append(f.assign(gamma=float(g)))
     return pd.concat(parts, ignore_index=True)
 
@@ -65,10 +67,12 @@ def modality_settings(sources: Sequence[str], drops: Sequence[str]) -> dict[str,
 def modality_sweep(data: CNCData, base: Dataset, settings: dict[str, list[str]], split_list,
                    window: int, per_file: str, cfg: classifier.ClassifierConfig,
                    train_cfg: _train.TrainConfig, out_root: str | Path,
-                   known: dict[str, pd.DataFrame] | None = None, **fold_kw) -> pd.DataFrame:
+                   known: dict[str, pd.DataFrame] | None = None, client=None,
+                   **fold_kw) -> pd.DataFrame:
     """The classifier for every setting of :func:`modality_settings` on the same splits;
     targets are shared with ``base``. One row per setting × seed × fold. ``known``:
-    ``{setting: scores}`` already computed with this ``cfg`` and these splits (reused)."""
+    ``{setting: scores}`` already computed with this ``cfg`` and these splits (reused).
+    ``client``: train the folds on it (:func:`physml.cnc.folds.run_folds`)."""
     parts = []
     known = known or {}
     for name, cols in settings.items():
@@ -77,7 +81,8 @@ def modality_sweep(data: CNCData, base: Dataset, settings: dict[str, list[str]],
             continue
         ds = Dataset(data, build_inputs(data, cols, window, per_file), base.targets)
         f = classifier.cross_validate(ds, split_list, cfg, train_cfg,
-                                      Path(out_root) / name.replace("-", "drop_"), **fold_kw)
+                                      Path(out_root) / name.replace("-", "drop_"),
+                                      client=client, **fold_kw)
         parts.append(f.assign(setting=name, n_columns=len(cols)))
     return pd.concat(parts, ignore_index=True)
 

@@ -10,7 +10,7 @@ validation *files* held out inside the training fold.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from physml import train as _train
 
 from .baselines import balanced_accuracy_score
 from .focal import focal_loss
+from .folds import run_folds
 from .sequences import CLASSES, NO_CLASS, Scaler, inner_validation
 
 
@@ -134,16 +135,14 @@ def run_fold(ds, train_rows: np.ndarray, test_rows: np.ndarray, cfg: ClassifierC
 
 
 def cross_validate(ds, split_list, cfg: ClassifierConfig, train_cfg: _train.TrainConfig,
-                   out_root: str | Path, **fold_kw):
+                   out_root: str | Path, client=None, **fold_kw):
     """:func:`run_fold` for every ``(seed, Split)`` (training seed = split seed): a frame
-    with one row per (seed, fold)."""
-    rows = []
-    for seed, sp in split_list:
-        tc = _train.TrainConfig(**{**asdict(train_cfg), "seed": int(seed)})
-        s = run_fold(ds, sp.train, sp.test, cfg, tc,
-                     Path(out_root) / f"seed{seed}_fold{sp.fold}", **fold_kw)
-        rows.append({"seed": int(seed), "fold": int(sp.fold), **s})
-    return pd.DataFrame(rows)
+    with one row per (seed, fold). ``client``: run the folds on it
+    (:func:`physml.cnc.folds.run_folds`)."""
+    res = run_folds(run_fold, ds, split_list, cfg, train_cfg, out_root, client=client,
+                    **fold_kw)
+    return pd.DataFrame([{"seed": int(seed), "fold": int(sp.fold), **s}
+                         for (seed, sp), s in zip(split_list, res, strict=True)])
 
 
 def fit_final(ds, cfg: ClassifierConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,

@@ -61,6 +61,7 @@ from .baselines import balanced_accuracy_score, score_lines
 from .classifier import class_weights
 from .data import CNCData
 from .focal import focal_loss
+from .folds import run_folds
 from .sequences import (
     CLASSES,
     NO_CLASS,
@@ -611,17 +612,15 @@ def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir
 
 
 def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: EDConfig,
-                   train_cfg: _train.TrainConfig, out_root: str | Path, **fold_kw
-                   ) -> tuple[pd.DataFrame, list[FoldResult]]:
+                   train_cfg: _train.TrainConfig, out_root: str | Path, client=None,
+                   **fold_kw) -> tuple[pd.DataFrame, list[FoldResult]]:
     """:func:`run_fold` for every ``(seed, Split)``; the training seed is the split's seed.
-    Returns one row of scores per (seed, fold) and the fold results (same order)."""
-    rows, results = [], []
-    for seed, sp in split_list:
-        tc = _train.TrainConfig(**{**asdict(train_cfg), "seed": int(seed)})
-        res = run_fold(ds, sp.train, sp.test, cfg, tc,
-                       Path(out_root) / f"seed{seed}_fold{sp.fold}", **fold_kw)
-        rows.append({"seed": int(seed), "fold": int(sp.fold), **res.scores})
-        results.append(res)
+    Returns one row of scores per (seed, fold) and the fold results (same order).
+    ``client``: run the folds on it (:func:`physml.cnc.folds.run_folds`)."""
+    results = run_folds(run_fold, ds, split_list, cfg, train_cfg, out_root, client=client,
+                        **fold_kw)
+    rows = [{"seed": int(seed), "fold": int(sp.fold), **r.scores}
+            for (seed, sp), r in zip(split_list, results, strict=True)]
     return pd.DataFrame(rows), results
 
 

@@ -22,7 +22,6 @@ Windows are not standardised per file here (the source did not).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from physml import splits as _splits
 from physml import train as _train
 
 from . import encoder_decoder as ed
-from . import leakage, schema
+from . import folds, leakage, schema
 from .data import CNCData
 from .sequences import Dataset, Inputs, build_inputs, build_targets, check_inputs, window_index
 
@@ -91,7 +90,8 @@ def run_ladder(data: CNCData, sensor_columns: Sequence[str], window: int, stride
                cfg: ed.EDConfig, train_cfg: _train.TrainConfig, out_root: str | Path, *,
                random_seeds: Sequence[int], seeds: Sequence[int], n_splits: int,
                test_fraction: float = 0.2, n_inner: int = 5, val_rows_max: int = 2000,
-               train_stride: int = 1, test_stride: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+               train_stride: int = 1, test_stride: int = 1, client=None
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every step of the ladder (module docstring): the source protocol once per
     ``random_seeds`` entry (random split and training seed), the other steps per ``seeds``
     entry × leave-file-out fold (the same folds and seeds for every step: paired).
@@ -100,7 +100,8 @@ def run_ladder(data: CNCData, sensor_columns: Sequence[str], window: int, stride
     sharing rows with a training window, computed on every training window: thinning the
     fitted windows with ``train_stride`` keeps the leak while they still cover every row).
     ``test_stride``: score every n-th test window (the same thinning for every step; the
-    overlap is always computed on every test window)."""
+    overlap is always computed on every test window). ``client``: train the models on it
+    (:func:`physml.cnc.folds.run_all`)."""
     targets = build_targets(data)
     rows, wins = window_rows(data, window, stride)
     if not np.array_equal(window_index(data.rows["file"].to_numpy(), window)[rows][:, 0],
@@ -119,30 +120,32 @@ def run_ladder(data: CNCData, sensor_columns: Sequence[str], window: int, stride
                      **scores})
 
     out = Path(out_root)
+    runs, steps = [], []  # steps[i]: (ladder steps, seed, fold) scored by runs[i]
     for seed in random_seeds:
-        tc = _train.TrainConfig(**{**asdict(train_cfg), "seed": int(seed)})
         tr, te = leakage.stratified_window_split(targets.command[rows], test_fraction, seed)
         overlap.append({"split": "random windows", "seed": int(seed), "fold": 0,
                         "shared": leakage.shared_row_fraction(wins, tr, te)})
-        r = ed.run_fold(leaky_ds, rows[tr], rows[te], cfg, tc, out / f"s0_seed{seed}",
-                        inner="random", scaler_fit="test", **kw)
-        add("source_protocol", seed, 0, r.scores)
+        runs.append(folds.Run("leaky", seed, rows[tr], rows[te], out / f"s0_seed{seed}",
+                              {"inner": "random", "scaler_fit": "test"}))
+        steps.append((("source_protocol",), seed, 0))
     for seed in seeds:
-        tc = _train.TrainConfig(**{**asdict(train_cfg), "seed": int(seed)})
         files = data.rows["file"].to_numpy()[rows]
         for sp in _splits.group_kfold(files, n_splits, seed=seed, what="file"):
             overlap.append({"split": "leave-file-out", "seed": int(seed), "fold": sp.fold,
                             "shared": leakage.shared_row_fraction(wins, sp.train, sp.test)})
             trr, ter = rows[sp.train], rows[sp.test]
             name = f"seed{seed}_fold{sp.fold}"
-            r = ed.run_fold(leaky_ds, trr, ter, cfg, tc, out / f"s1_{name}", scaler_fit="test",
-                            **kw)
-            for step in ("file_split", "no_eos", "free_running"):
-                add(step, seed, sp.fold, r.scores)
-            r = ed.run_fold(leaky_ds, trr, ter, cfg, tc, out / f"s4_{name}", **kw)
-            add("train_scaler", seed, sp.fold, r.scores)
-            r = ed.run_fold(honest_ds, trr, ter, cfg, tc, out / f"s5_{name}", **kw)
-            add("sensors_only", seed, sp.fold, r.scores)
+            runs += [folds.Run("leaky", seed, trr, ter, out / f"s1_{name}",
+                               {"scaler_fit": "test"}),
+                     folds.Run("leaky", seed, trr, ter, out / f"s4_{name}"),
+                     folds.Run("honest", seed, trr, ter, out / f"s5_{name}")]
+            steps += [(("file_split", "no_eos", "free_running"), seed, sp.fold),
+                      (("train_scaler",), seed, sp.fold), (("sensors_only",), seed, sp.fold)]
+    results = folds.run_all(ed.run_fold, {"leaky": leaky_ds, "honest": honest_ds}, runs, cfg,
+                            train_cfg, client=client, **kw)
+    for (names, seed, fold), r in zip(steps, results, strict=True):
+        for step in names:
+            add(step, seed, fold, r.scores)
     return pd.DataFrame(recs), pd.DataFrame(overlap)
 
 
