@@ -127,7 +127,7 @@ def make_kernels(field_at, name: str) -> Kernels:
     ``field_at`` is a numba-compiled function ``(tab, o, inv_s, x, y, z, scratch) -> (Bx, By,
     Bz)``: B in T at one point in mm from the representation's arrays (``tab``: map data, ``o``
     (3,) origin in mm, ``inv_s`` (3,) inverse spacing in 1/mm); ``scratch``
-    (:data:`~physml.tracks.tricubic.SCRATCH`,) is a per-track array it may use to carry work
+    (shape :data:`~physml.tracks.tricubic.SCRATCH`) is a per-track array it may use to carry work
     from one evaluation to the next (scratch[0] = -1 at a track's start). The returned kernels
     take those three arrays as their last arguments. They are cached on disk by numba per
     ``field_at``, which must be made :func:`~physml.tracks.jitcache.stable` (as must the
@@ -217,7 +217,7 @@ def make_kernels(field_at, name: str) -> Kernels:
             x, y = states[lo:lo + w, 0].copy(), states[lo:lo + w, 1].copy()
             tx, ty = states[lo:lo + w, 2].copy(), states[lo:lo + w, 3].copy()
             qop = states[lo:lo + w, 4]
-            sc = np.empty((w, _SCRATCH))
+            sc = np.empty((w, _SCRATCH[0], _SCRATCH[1], _SCRATCH[2]))
             sc[:, 0] = -1.0
             for k in range(m):
                 z0, h = nodes[k], nodes[k + 1] - nodes[k]

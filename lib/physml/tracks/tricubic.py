@@ -273,6 +273,27 @@ stable(_bcolumn, "tricubic._bcolumn")
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
+def _bicubic(v, tx, ty):
+    """sum over a, b of w_x[a] w_y[b] v[a, b] for a (4, 4, 3) block ``v`` of z-contracted
+    coefficients and the B-spline weights w at tx, ty in [0, 1]: (Bx, By, Bz), the x-y half
+    of an evaluation shared by :func:`bspline_point_cached` and :func:`bspline_plane_point`."""
+    x0, x1, x2, x3 = _bweights(tx)
+    y0, y1, y2, y3 = _bweights(ty)
+    bx = by = bz = 0.0
+    for a in range(4):
+        wa = x0 if a == 0 else (x1 if a == 1 else (x2 if a == 2 else x3))
+        for b in range(4):
+            w = wa * (y0 if b == 0 else (y1 if b == 1 else (y2 if b == 2 else y3)))
+            bx += w * v[a, b, 0]
+            by += w * v[a, b, 1]
+            bz += w * v[a, b, 2]
+    return bx, by, bz
+
+
+stable(_bicubic, "tricubic._bicubic")
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
 def bspline_point(c, o, inv_s, x, y, z):
     """(Bx, By, Bz) in T at one point (mm) of the cubic B-spline with padded coefficients ``c``
     (nx + 2, ny + 2, nz + 2, 3) (:func:`bspline_coefficients`); 0 outside the map's box.
@@ -300,46 +321,35 @@ def bspline_point(c, o, inv_s, x, y, z):
 
 stable(bspline_point, "tricubic.bspline_point")  # captured by the kernels of rk4_compiled
 
-SCRATCH = 52
-"""Length of the per-track scratch array of :func:`bspline_point_cached`."""
+SCRATCH = (5, 4, 3)
+"""Shape of the per-track scratch array of :func:`bspline_point_cached`."""
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
 def bspline_point_cached(c, o, inv_s, x, y, z, scratch):
     """:func:`bspline_point` that keeps the z-contraction of its 4 x 4 coefficient columns in
-    ``scratch`` (SCRATCH,) (caller sets scratch[0] = -1 before a track's first call) and reuses
+    ``scratch`` (SCRATCH) (caller sets scratch[0] = -1 before a track's first call) and reuses
     it while the point stays in the same (x, y) cell at the same z.
 
     That is the common case inside an RK4 step: its 2nd and 3rd stages are at the same z, and
     the 1st stage of the next step at the z of the 4th; the z-contraction is 192 of the 240
     multiply-adds of an evaluation. Same value as :func:`bspline_point` up to rounding order.
-    Layout: scratch[0:4] = (i, j, k, z) of the cached contraction, scratch[4 + 3 (4 a + b) + m]
-    = sum_c w_z[c] coef[i + a, j + b, k + c, m]."""
+    Layout: scratch[0, 0, :] = (i, j, k) and scratch[0, 1, 0] = z of the cached contraction,
+    scratch[1 + a, b, m] = sum_c w_z[c] coef[i + a, j + b, k + c, m]."""
     nx, ny, nz = c.shape[0] - 2, c.shape[1] - 2, c.shape[2] - 2
     fx, fy, fz = (x - o[0]) * inv_s[0], (y - o[1]) * inv_s[1], (z - o[2]) * inv_s[2]
     if not (0.0 <= fx <= nx - 1 and 0.0 <= fy <= ny - 1 and 0.0 <= fz <= nz - 1):
         return 0.0, 0.0, 0.0
     i, j, k = min(int(fx), nx - 2), min(int(fy), ny - 2), min(int(fz), nz - 2)
-    if not (scratch[0] == i and scratch[1] == j and scratch[2] == k and scratch[3] == z):
+    if not (scratch[0, 0, 0] == i and scratch[0, 0, 1] == j and scratch[0, 0, 2] == k
+            and scratch[0, 1, 0] == z):
         z0, z1, z2, z3 = _bweights(fz - k)
         for a in range(4):
             for b in range(4):
                 r = _bcolumn(c, i + a, j + b, k, 1.0, z0, z1, z2, z3)
-                q = 4 + 3 * (4 * a + b)
-                scratch[q], scratch[q + 1], scratch[q + 2] = r[0], r[1], r[2]
-        scratch[0], scratch[1], scratch[2], scratch[3] = i, j, k, z
-    x0, x1, x2, x3 = _bweights(fx - i)
-    y0, y1, y2, y3 = _bweights(fy - j)
-    bx = by = bz = 0.0
-    for a in range(4):
-        wa = x0 if a == 0 else (x1 if a == 1 else (x2 if a == 2 else x3))
-        for b in range(4):
-            w = wa * (y0 if b == 0 else (y1 if b == 1 else (y2 if b == 2 else y3)))
-            q = 4 + 3 * (4 * a + b)
-            bx += w * scratch[q]
-            by += w * scratch[q + 1]
-            bz += w * scratch[q + 2]
-    return bx, by, bz
+                scratch[1 + a, b, 0], scratch[1 + a, b, 1], scratch[1 + a, b, 2] = r[0], r[1], r[2]
+        scratch[0, 0, 0], scratch[0, 0, 1], scratch[0, 0, 2], scratch[0, 1, 0] = i, j, k, z
+    return _bicubic(scratch[1:], fx - i, fy - j)
 
 
 stable(bspline_point_cached, "tricubic.bspline_point_cached")
@@ -386,17 +396,7 @@ def bspline_plane_point(planes, o, inv_s, x, y, z, scratch):
         return 0.0, 0.0, 0.0
     p = int(fz + 0.5)
     i, j = min(int(fx), nx - 2), min(int(fy), ny - 2)
-    x0, x1, x2, x3 = _bweights(fx - i)
-    y0, y1, y2, y3 = _bweights(fy - j)
-    bx = by = bz = 0.0
-    for a in range(4):
-        wa = x0 if a == 0 else (x1 if a == 1 else (x2 if a == 2 else x3))
-        for b in range(4):
-            w = wa * (y0 if b == 0 else (y1 if b == 1 else (y2 if b == 2 else y3)))
-            bx += w * planes[i + a, j + b, p, 0]
-            by += w * planes[i + a, j + b, p, 1]
-            bz += w * planes[i + a, j + b, p, 2]
-    return bx, by, bz
+    return _bicubic(planes[i:i + 4, j:j + 4, p], fx - i, fy - j)
 
 
 stable(bspline_plane_point, "tricubic.bspline_plane_point")
