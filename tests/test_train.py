@@ -163,3 +163,13 @@ def test_mismatched_data_rows_are_rejected(tmp_path):
     x, y = linear_problem()
     with pytest.raises(ValueError, match=r"train_data\[1\] has 10 rows"):
         train(make_model(), mse_terms, (x, y[:10]), val_fn(x, y), TrainConfig(**CFG), tmp_path)
+
+
+def test_nonfinite_loss_error_survives_pickling_with_its_fields():
+    # a run on a Dask worker sends its exception back pickled (physml.parallel)
+    import pickle
+
+    e = pickle.loads(pickle.dumps(NonFiniteLossError(2, "loss", float("inf"), batch=5)))
+    assert isinstance(e, NonFiniteLossError)
+    assert (e.epoch, e.term, e.value, e.batch) == (2, "loss", float("inf"), 5)
+    assert str(e) == "training stopped at epoch 2, batch 5: loss term 'loss' is inf"

@@ -42,6 +42,11 @@ class NonFiniteLossError(FloatingPointError):
         where = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else " (validation)")
         super().__init__(f"training stopped at {where}: loss term {term!r} is {value}")
 
+    def __reduce__(self):
+        # rebuilt from its own arguments: a run on a Dask worker (physml.parallel) sends its
+        # exception back pickled, and the default rebuild passes only the message
+        return type(self), (self.epoch, self.term, self.value, self.batch)
+
 
 @dataclass
 class TrainConfig:

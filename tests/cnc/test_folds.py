@@ -12,7 +12,7 @@ from physml import splits, timing
 from physml.cnc import classifier, features, folds, sequences, synthetic
 from physml.cnc import encoder_decoder as ed
 from physml.parallel import start_client
-from physml.train import TrainConfig
+from physml.train import NonFiniteLossError, TrainConfig
 
 
 def _fake_fold(ds, train_rows, test_rows, cfg, train_cfg, out_dir, **kw):
@@ -63,3 +63,19 @@ def test_client_gives_the_serial_scores(tmp_path):
                                atol=1e-12)
     assert len(res) == 3 and all(r.model is not None for r in res)
     assert (tmp_path / "c2" / "seed0_fold2").is_dir()
+
+
+@pytest.mark.slow
+def test_nan_in_a_fold_on_a_worker_names_the_epoch(tmp_path):
+    # lr 1e30: the first AdamW step makes the weights overflow, the next loss is not finite
+    ds = sequences.prepare(synthetic.recordings(4, seed=2),
+                           features.model_input_columns(("frame_l2", "motor")), 3)
+    lfo = [(0, sp) for sp in splits.group_kfold(ds.files, 2, seed=0, what="file")]
+    client = start_client(1)
+    try:
+        with pytest.raises(NonFiniteLossError, match="epoch 1"):
+            classifier.cross_validate(ds, lfo, classifier.ClassifierConfig(channels=8),
+                                      TrainConfig(epochs=2, batch_size=32, lr=1e30), tmp_path,
+                                      client=client, n_inner=2)
+    finally:
+        client.close()
