@@ -173,3 +173,20 @@ def test_nonfinite_loss_error_survives_pickling_with_its_fields():
     assert isinstance(e, NonFiniteLossError)
     assert (e.epoch, e.term, e.value, e.batch) == (2, "loss", float("inf"), 5)
     assert str(e) == "training stopped at epoch 2, batch 5: loss term 'loss' is inf"
+
+
+def test_ended_by_budget_counts_runs_whose_best_epoch_is_the_last(tmp_path):
+    from physml.train import ended_by_budget
+
+    x, y = linear_problem()
+    # lr small enough that the validation loss still falls at epoch 3: best epoch = the last
+    still = train(make_model(), mse_terms, (x, y), val_fn(x, y),
+                  TrainConfig(**{**CFG, "epochs": 3, "lr": 0.01}), tmp_path / "a")
+    # a converged run stopped early by patience: best epoch before the last allowed
+    done = train(make_model(), mse_terms, (x, y), val_fn(x, y),
+                 TrainConfig(**{**CFG, "epochs": 200, "patience": 2, "min_delta": 1e-3}),
+                 tmp_path / "b")
+    assert still["best_epoch"] == 3 and done["best_epoch"] < 200
+    assert ended_by_budget([still["best_epoch"]], 3) == 1
+    assert ended_by_budget([done["best_epoch"]], 200) == 0
+    assert ended_by_budget([still["best_epoch"], 2, 3], 3) == 2  # epoch 2 of 3 is not the last

@@ -332,6 +332,13 @@ def train(
     return state.history
 
 
+def ended_by_budget(best_epochs, epochs: int) -> int:
+    """How many runs had their best validation epoch at the last epoch allowed, ``epochs``
+    (``best_epoch`` of :func:`train`'s history counts from 1): the epoch budget, not early
+    stopping, ended them, so their validation loss may still have been falling."""
+    return sum(int(b) >= epochs for b in best_epochs)
+
+
 def load_history(out_dir: str | Path) -> dict[str, Any]:
     """Read ``out_dir/history.json`` written by :func:`train`."""
     path = Path(out_dir) / "history.json"
