@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -348,3 +349,61 @@ def test_folds_are_notebook_03s():
     prep = baselines.prepare(data, window=2)
     ours, theirs = sequences.file_splits(ds, 3, [0, 1]), baselines.file_splits(prep, 3, [0, 1])
     assert [(s, tuple(sp.test)) for s, sp in ours] == [(s, tuple(sp.test)) for s, sp in theirs]
+
+
+# ----------------------------------------------------------------- choice on validation files
+
+
+def _candidate_table():
+    # two folds x three candidates; candidate 2 has the best *test* score everywhere
+    rows = []
+    for fold, vals in [(0, [0.50, 0.70, 0.60]), (1, [0.80, 0.80, 0.10])]:
+        for j, v in enumerate(vals):
+            rows.append({"seed": 0, "fold": fold, "candidate": j, ed.CHOICE_SCORE: v,
+                         "token_accuracy_free_running": 0.9 if j == 2 else 0.3})
+    return pd.DataFrame(rows)
+
+
+def test_choose_takes_the_best_validation_score_and_the_first_on_a_tie():
+    chosen = ed.choose(_candidate_table())
+    assert chosen[["fold", "candidate"]].values.tolist() == [[0, 1], [1, 0]]
+
+
+def test_choose_refuses_a_candidate_without_a_validation_score():
+    t = _candidate_table()
+    t.loc[4, ed.CHOICE_SCORE] = np.nan
+    with pytest.raises(ValueError, match=r"val_token_accuracy_free_running.*\[0, 1, 1\]"):
+        ed.choose(t)
+    with pytest.raises(ValueError, match="no 'val_"):
+        ed.choose(t.drop(columns=ed.CHOICE_SCORE))
+
+
+def test_overrides_replace_settings_and_refuse_unknown_ones():
+    cfg, tc = ed.with_overrides(SMALL, TrainConfig(lr=1e-3), {"hidden": 8, "lr": 0.01})
+    assert (cfg.hidden, cfg.d_model, tc.lr) == (8, SMALL.d_model, 0.01)
+    assert ed.with_overrides(SMALL, tc, {}) == (SMALL, tc)
+    with pytest.raises(ValueError, match=r"\['hiden'\]"):
+        ed.with_overrides(SMALL, tc, {"hiden": 8})
+    with pytest.raises(ValueError, match="no candidate"):
+        ed.cross_validate_choice(None, [], SMALL, tc, "unused", candidates=[])
+
+
+def test_choice_keeps_the_candidate_that_learns_on_the_validation_files(tmp_path):
+    data = synthetic.recordings(n_files=8, seed=1)
+    ds = _ds(data, sources=TRAINED_SOURCES, window=2)
+    split_list = [(0, sp) for sp in splits.group_kfold(ds.files, 4, seed=0, what="file")[:2]]
+    cfg = ed.EDConfig(hidden=32, d_model=32, heads=2, layers=1, dropout=0.0)
+    tc = TrainConfig(epochs=25, batch_size=32, lr=3e-3, patience=None)
+    # candidate 0 cannot learn (a learning rate of ~0): the choice must pass it over
+    cands = [{"lr": 1e-9}, {}]
+    got = ed.cross_validate_choice(ds, split_list, cfg, tc, tmp_path, cands, n_inner=3)
+    assert got.scores["candidate"].tolist() == [1, 1]
+    assert got.scores["label"].tolist() == ["as configured"] * 2
+    assert len(got.candidates) == 4 and (tmp_path / "seed0_fold0" / "candidate1").is_dir()
+    for (_, row), res in zip(got.scores.iterrows(), got.folds, strict=True):
+        assert res.scores["token_accuracy_free_running"] == row["token_accuracy_free_running"]
+        assert res.model.cfg.hidden == 32
+    worst = got.candidates.groupby("candidate")[ed.CHOICE_SCORE].max()
+    assert worst[0] < 0.5 < got.scores[ed.CHOICE_SCORE].min(), got.candidates
+    final = ed.fit_final(ds, cfg, tc, tmp_path / "final", n_inner=3, candidates=cands)
+    assert final.scores["candidate"] == 1 and final.scores["token_accuracy_free_running"] > 0.9

@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ from .baselines import balanced_accuracy_score, score_lines
 from .classifier import class_weights
 from .data import CNCData
 from .focal import focal_loss
-from .folds import run_folds
+from .folds import Run, run_all, run_folds
 from .sequences import (
     CLASSES,
     NO_CLASS,
@@ -552,27 +552,47 @@ class FoldResult:
     steps: int | None = None
 
 
+def with_overrides(cfg: EDConfig, train_cfg: _train.TrainConfig, overrides: dict | None
+                   ) -> tuple[EDConfig, _train.TrainConfig]:
+    """``cfg`` and ``train_cfg`` with the settings of one candidate replaced: any
+    :class:`EDConfig` field, and ``lr``. An unknown key is an error naming it."""
+    overrides = dict(overrides or {})
+    arch = {f.name for f in fields(EDConfig)}
+    unknown = sorted(set(overrides) - arch - {"lr"})
+    if unknown:
+        raise ValueError(f"encoder-decoder candidate: unknown setting(s) {unknown}; allowed: "
+                         f"{sorted(arch | {'lr'})}")
+    lr = overrides.pop("lr", None)
+    return (replace(cfg, **overrides),
+            train_cfg if lr is None else replace(train_cfg, lr=float(lr)))
+
+
 def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: EDConfig,
              train_cfg: _train.TrainConfig, out_dir: str | Path, *, n_inner: int = 5,
              train_stride: int = 1, val_rows_max: int = 2000, inner: str = "file",
-             scaler_fit: str = "train", test_stride: int = 1) -> FoldResult:
+             scaler_fit: str = "train", test_stride: int = 1, overrides: dict | None = None,
+             score_validation: bool = False) -> FoldResult:
     """Fit the scaler and the vocabulary on ``train_rows`` (training files only), hold out
     about ``1/n_inner`` of the training files for early stopping, train on every
     ``train_stride``-th remaining row (overlapping windows are near-duplicates), score on
     ``test_rows`` (every ``test_stride``-th one: 1 in every report, more only for smoke
-    runs). ``val_rows_max`` caps the validation rows (evenly thinned).
+    runs). ``val_rows_max`` caps the validation rows (evenly thinned). ``overrides``: settings
+    replaced in ``cfg`` / ``train_cfg`` (:func:`with_overrides`). ``score_validation``: also
+    score the validation rows, as ``val_<score>`` (what :func:`choose` compares).
 
     Leaky options, only for reproducing the source in notebook 02 (see
     :mod:`physml.cnc.leaky`): ``inner="random"`` picks validation rows at random instead of
     whole files; ``scaler_fit="test"`` fits the scaler on the test rows (the source's bug).
     """
     train_rows, test_rows = np.asarray(train_rows), np.asarray(test_rows)
+    cfg, train_cfg = with_overrides(cfg, train_cfg, overrides)
     fit_rows, val_rows = inner_validation(ds.files, train_rows, n_inner, train_cfg.seed, inner)
     if scaler_fit not in ("train", "test"):
         raise ValueError(f"scaler_fit must be 'train' or 'test', got {scaler_fit!r}")
     scaler_rows = train_rows if scaler_fit == "train" else test_rows
     res = _fit_and_score(ds, train_rows, scaler_rows, fit_rows[::train_stride], val_rows,
-                         test_rows[::test_stride], cfg, train_cfg, out_dir, val_rows_max)
+                         test_rows[::test_stride], cfg, train_cfg, out_dir, val_rows_max,
+                         score_validation)
     res.scores["best_epoch"] = res.history["best_epoch"]
     res.scores["best_val_loss"] = res.history["best_val_loss"]
     return res
@@ -581,10 +601,11 @@ def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: ED
 def _fit_and_score(ds: Dataset, vocab_rows: np.ndarray, scaler_rows: np.ndarray,
                    fit_rows: np.ndarray, val_rows: np.ndarray, score_rows: np.ndarray | None,
                    cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
-                   val_rows_max: int) -> FoldResult:
+                   val_rows_max: int, score_validation: bool = False) -> FoldResult:
     """Scaler on ``scaler_rows``, vocabulary on the lines of ``vocab_rows``, training on
     ``fit_rows`` with early stopping on ``val_rows`` (evenly thinned to ``val_rows_max``),
-    scores on ``score_rows`` (``None``: on the validation rows)."""
+    scores on ``score_rows`` (``None``: on the validation rows); ``score_validation``: the
+    validation rows' scores too, as ``val_<score>``."""
     scaler = Scaler.fit(ds.inputs.values[scaler_rows], ds.inputs.columns)
     vocab = tokens.Vocabulary.build(ds.targets.line[vocab_rows])
     steps = min(decode_steps(ds.targets.line[vocab_rows]), cfg.max_len - 1)
@@ -593,22 +614,46 @@ def _fit_and_score(ds: Dataset, vocab_rows: np.ndarray, scaler_rows: np.ndarray,
     val = val_rows[:: max(1, int(np.ceil(len(val_rows) / val_rows_max)))]
     model, hist = fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command,
                                       fit_rows, val, len(vocab), cfg, train_cfg, out_dir)
-    scores = evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
-                      ds.targets.line, val if score_rows is None else score_rows, vocab,
-                      steps=steps)
+    def score(rows):
+        return evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
+                        ds.targets.line, rows, vocab, steps=steps)
+
+    scores = score(val if score_rows is None else score_rows)
+    if score_validation:
+        on_val = scores if score_rows is None else score(val)
+        scores.update({f"val_{k}": v for k, v in on_val.items()})
     return FoldResult(model, scaler, vocab, scores, hist, steps)
 
 
-def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
-              *, n_inner: int = 5, train_stride: int = 1, val_rows_max: int = 2000
-              ) -> FoldResult:
-    """The model to save: trained on every file except the validation files held out for
-    early stopping (chosen on them, never on a test fold). Its ``scores`` are the validation
-    scores (no test set is involved)."""
-    rows = np.arange(len(ds.files))
+def _final_run(ds: Dataset, rows: np.ndarray, _test_rows: np.ndarray, cfg: EDConfig,
+               train_cfg: _train.TrainConfig, out_dir: str | Path, *, n_inner: int,
+               train_stride: int, val_rows_max: int, overrides: dict) -> FoldResult:
+    cfg, train_cfg = with_overrides(cfg, train_cfg, overrides)
     fit_rows, val_rows = inner_validation(ds.files, rows, n_inner, train_cfg.seed)
     return _fit_and_score(ds, rows, rows, fit_rows[::train_stride], val_rows, None, cfg,
-                          train_cfg, out_dir, val_rows_max)
+                          train_cfg, out_dir, val_rows_max, score_validation=True)
+
+
+def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
+              *, n_inner: int = 5, train_stride: int = 1, val_rows_max: int = 2000,
+              candidates: Sequence[dict] = ({},), client=None) -> FoldResult:
+    """The model to save: trained on every file except the validation files held out for
+    early stopping (chosen on them, never on a test fold). Its ``scores`` are the validation
+    scores (no test set is involved). With several ``candidates`` (settings of
+    :func:`with_overrides`), each is trained in ``out_dir / "candidate<j>"`` (on ``client``
+    if given) and the one with the best validation score (:data:`CHOICE_SCORE`) is returned,
+    its index as ``scores["candidate"]``."""
+    _check_candidates(cfg, train_cfg, candidates)
+    rows = np.arange(len(ds.files))
+    runs = [Run("ds", train_cfg.seed, rows, rows[:0],
+                Path(out_dir) / f"candidate{j}" if len(candidates) > 1 else Path(out_dir),
+                {"overrides": dict(over)}) for j, over in enumerate(candidates)]
+    results = run_all(_final_run, {"ds": ds}, runs, cfg, train_cfg, client=client,
+                      n_inner=n_inner, train_stride=train_stride, val_rows_max=val_rows_max)
+    for j, res in enumerate(results):
+        res.scores["candidate"] = j
+    table = pd.DataFrame([{"seed": 0, "fold": 0, **r.scores} for r in results])
+    return results[int(choose(table)["candidate"].iloc[0])]
 
 
 def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: EDConfig,
@@ -622,6 +667,73 @@ def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: E
     rows = [{"seed": int(seed), "fold": int(sp.fold), **r.scores}
             for (seed, sp), r in zip(split_list, results, strict=True)]
     return pd.DataFrame(rows), results
+
+
+#: the validation score a candidate is chosen by (higher is better)
+CHOICE_SCORE = "val_token_accuracy_free_running"
+
+
+def candidate_label(overrides: dict) -> str:
+    """``"hidden 32, lr 0.005"``; ``"as configured"`` for no overrides."""
+    return ", ".join(f"{k} {v}" for k, v in overrides.items()) or "as configured"
+
+
+def _check_candidates(cfg: EDConfig, train_cfg: _train.TrainConfig,
+                      candidates: Sequence[dict]) -> None:
+    """Refuse an empty list or a bad setting before anything trains."""
+    if not candidates:
+        raise ValueError("encoder-decoder: no candidate settings to choose from")
+    for over in candidates:
+        with_overrides(cfg, train_cfg, over)
+
+
+def choose(table: pd.DataFrame, by: str = CHOICE_SCORE) -> pd.DataFrame:
+    """One row per ``(seed, fold)`` of ``table`` (one row per seed, fold and ``candidate``):
+    the candidate with the highest ``by``, the lowest candidate index on a tie. Test scores
+    play no part. A missing ``by`` is an error naming the rows."""
+    bad = table[by].isna() if by in table else pd.Series(True, index=table.index)
+    if bad.any():
+        raise ValueError(f"choose: no {by!r} for seed/fold/candidate "
+                         f"{table.loc[bad, ['seed', 'fold', 'candidate']].values.tolist()}")
+    order = table.sort_values(["seed", "fold", by, "candidate"],
+                              ascending=[True, True, False, True], kind="stable")
+    return order.groupby(["seed", "fold"], sort=True).head(1).reset_index(drop=True)
+
+
+@dataclass
+class Choice:
+    """:func:`cross_validate_choice`'s result. ``scores``: the chosen candidate's row per
+    (seed, fold) (test scores, ``val_`` scores, ``candidate``, ``label``); ``folds``: their
+    fold results, same order; ``candidates``: every candidate's row."""
+
+    scores: pd.DataFrame
+    folds: list[FoldResult]
+    candidates: pd.DataFrame
+
+
+def cross_validate_choice(ds: Dataset, split_list: Sequence[tuple[int, object]],
+                          cfg: EDConfig, train_cfg: _train.TrainConfig, out_root: str | Path,
+                          candidates: Sequence[dict], client=None, **fold_kw) -> Choice:
+    """Per ``(seed, Split)``, train every candidate (settings of :func:`with_overrides`;
+    ``{}`` is ``cfg`` itself) on the fold's training files, each early-stopped on the same
+    validation files, and keep the one with the best validation score (:func:`choose`): the
+    fold's test files never take part in the choice. Folders ``out_root /
+    "seed<s>_fold<f>" / "candidate<j>"``; ``client``: the runs on it
+    (:func:`physml.cnc.folds.run_all`)."""
+    _check_candidates(cfg, train_cfg, candidates)
+    grid = [(int(seed), sp, j, dict(over))
+            for seed, sp in split_list for j, over in enumerate(candidates)]
+    runs = [Run("ds", seed, sp.train, sp.test,
+                Path(out_root) / f"seed{seed}_fold{sp.fold}" / f"candidate{j}",
+                {"overrides": over, "score_validation": True}) for seed, sp, j, over in grid]
+    results = run_all(run_fold, {"ds": ds}, runs, cfg, train_cfg, client=client, **fold_kw)
+    pairs = enumerate(zip(grid, results, strict=True))
+    table = pd.DataFrame([{"seed": seed, "fold": int(sp.fold), "candidate": j,
+                           "label": candidate_label(over), "run": i, **res.scores}
+                          for i, ((seed, sp, j, over), res) in pairs])
+    chosen = choose(table)
+    folds = [results[i] for i in chosen["run"]]
+    return Choice(chosen.drop(columns="run"), folds, table.drop(columns="run"))
 
 
 def example_inputs(result: FoldResult, ds: Dataset, rows: np.ndarray
