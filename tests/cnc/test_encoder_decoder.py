@@ -405,5 +405,34 @@ def test_choice_keeps_the_candidate_that_learns_on_the_validation_files(tmp_path
         assert res.model.cfg.hidden == 32
     worst = got.candidates.groupby("candidate")[ed.CHOICE_SCORE].max()
     assert worst[0] < 0.5 < got.scores[ed.CHOICE_SCORE].min(), got.candidates
-    final = ed.fit_final(ds, cfg, tc, tmp_path / "final", n_inner=3, candidates=cands)
+    final, final_ds = ed.fit_final(ds, cfg, tc, tmp_path / "final", n_inner=3, candidates=cands)
     assert final.scores["candidate"] == 1 and final.scores["token_accuracy_free_running"] > 0.9
+    assert final_ds is ds
+
+
+def test_a_per_file_candidate_trains_on_its_variant_data_set(tmp_path, monkeypatch):
+    data = synthetic.recordings(n_files=4, seed=1)
+    ds = _ds(data, sources=TRAINED_SOURCES, window=2, per_file="none")
+    std = _ds(data, sources=TRAINED_SOURCES, window=2, per_file="standardise")
+    seen = []
+
+    def fake_fold(d, train_rows, test_rows, cfg, train_cfg, out_dir, *, overrides,
+                  score_validation, **kw):
+        seen.append((d.inputs.per_file, dict(overrides)))
+        good = d.inputs.per_file == "standardise"  # only the variant scores well
+        return ed.FoldResult(None, None, None, {ed.CHOICE_SCORE: 0.9 if good else 0.1,
+                                                "token_accuracy_free_running": 0.5}, {})
+
+    monkeypatch.setattr(ed, "run_fold", fake_fold)
+    split_list = [(0, sp) for sp in splits.group_kfold(ds.files, 2, seed=0, what="file")]
+    cands = [{}, {"per_file": "standardise", "hidden": 8}]
+    got = ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands,
+                                   variants={"standardise": std})
+    assert seen == [("none", {}), ("standardise", {"hidden": 8})] * 2
+    assert got.scores["candidate"].tolist() == [1, 1]
+    assert got.scores["label"].tolist() == ["per_file standardise, hidden 8"] * 2
+    with pytest.raises(ValueError, match=r"per_file 'standardise' has no prepared data set"):
+        ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands)
+    with pytest.raises(ValueError, match="variant 'standardise' was prepared with per_file 'none'"):
+        ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands,
+                                 variants={"standardise": ds})

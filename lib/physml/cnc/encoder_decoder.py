@@ -567,6 +567,16 @@ def with_overrides(cfg: EDConfig, train_cfg: _train.TrainConfig, overrides: dict
             train_cfg if lr is None else replace(train_cfg, lr=float(lr)))
 
 
+def _dataset_of(over: dict, datasets: dict[str, Dataset], default: str) -> tuple[str, dict]:
+    """(key in ``datasets`` of a candidate's ``per_file`` setting, its other settings)."""
+    over = dict(over)
+    key = over.pop("per_file", default)
+    if key not in datasets:
+        raise ValueError(f"encoder-decoder candidate: per_file {key!r} has no prepared data "
+                         f"set; prepared: {sorted(datasets)}")
+    return key, over
+
+
 def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: EDConfig,
              train_cfg: _train.TrainConfig, out_dir: str | Path, *, n_inner: int = 5,
              train_stride: int = 1, val_rows_max: int = 2000, inner: str = "file",
@@ -636,24 +646,27 @@ def _final_run(ds: Dataset, rows: np.ndarray, _test_rows: np.ndarray, cfg: EDCon
 
 def fit_final(ds: Dataset, cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
               *, n_inner: int = 5, train_stride: int = 1, val_rows_max: int = 2000,
-              candidates: Sequence[dict] = ({},), client=None) -> FoldResult:
-    """The model to save: trained on every file except the validation files held out for
-    early stopping (chosen on them, never on a test fold). Its ``scores`` are the validation
-    scores (no test set is involved). With several ``candidates`` (settings of
-    :func:`with_overrides`), each is trained in ``out_dir / "candidate<j>"`` (on ``client``
-    if given) and the one with the best validation score (:data:`CHOICE_SCORE`) is returned,
-    its index as ``scores["candidate"]``."""
-    _check_candidates(cfg, train_cfg, candidates)
+              candidates: Sequence[dict] = ({},), client=None,
+              variants: dict[str, Dataset] | None = None) -> tuple[FoldResult, Dataset]:
+    """The model to save and the data set it was trained on: trained on every file except
+    the validation files held out for early stopping (chosen on them, never on a test fold).
+    Its ``scores`` are the validation scores (no test set is involved). With several
+    ``candidates`` (settings as in :func:`cross_validate_choice`), each is trained in
+    ``out_dir / "candidate<j>"`` (on ``client`` if given) and the one with the best
+    validation score (:data:`CHOICE_SCORE`) is returned, its index as
+    ``scores["candidate"]``."""
+    datasets, picks = _check_candidates(ds, variants, cfg, train_cfg, candidates)
     rows = np.arange(len(ds.files))
-    runs = [Run("ds", train_cfg.seed, rows, rows[:0],
+    runs = [Run(key, train_cfg.seed, rows, rows[:0],
                 Path(out_dir) / f"candidate{j}" if len(candidates) > 1 else Path(out_dir),
-                {"overrides": dict(over)}) for j, over in enumerate(candidates)]
-    results = run_all(_final_run, {"ds": ds}, runs, cfg, train_cfg, client=client,
+                {"overrides": over}) for j, (key, over) in enumerate(picks)]
+    results = run_all(_final_run, datasets, runs, cfg, train_cfg, client=client,
                       n_inner=n_inner, train_stride=train_stride, val_rows_max=val_rows_max)
     for j, res in enumerate(results):
         res.scores["candidate"] = j
     table = pd.DataFrame([{"seed": 0, "fold": 0, **r.scores} for r in results])
-    return results[int(choose(table)["candidate"].iloc[0])]
+    j = int(choose(table)["candidate"].iloc[0])
+    return results[j], datasets[picks[j][0]]
 
 
 def cross_validate(ds: Dataset, split_list: Sequence[tuple[int, object]], cfg: EDConfig,
@@ -678,13 +691,26 @@ def candidate_label(overrides: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in overrides.items()) or "as configured"
 
 
-def _check_candidates(cfg: EDConfig, train_cfg: _train.TrainConfig,
-                      candidates: Sequence[dict]) -> None:
-    """Refuse an empty list or a bad setting before anything trains."""
+def _check_candidates(ds: Dataset, variants: dict[str, Dataset] | None, cfg: EDConfig,
+                      train_cfg: _train.TrainConfig, candidates: Sequence[dict]
+                      ) -> tuple[dict[str, Dataset], list[tuple[str, dict]]]:
+    """The data sets by ``per_file`` and each candidate's (data set key, other settings);
+    refuses an empty list or a bad setting before anything trains."""
     if not candidates:
         raise ValueError("encoder-decoder: no candidate settings to choose from")
-    for over in candidates:
+    datasets = {ds.inputs.per_file: ds}
+    for key, other in (variants or {}).items():
+        if other.inputs.per_file != key:
+            raise ValueError(f"encoder-decoder: the variant {key!r} was prepared with "
+                             f"per_file {other.inputs.per_file!r}")
+        if len(other.files) != len(ds.files) or not np.array_equal(other.files, ds.files):
+            raise ValueError(f"encoder-decoder: the variant {key!r} has other rows than the "
+                             f"data set")
+        datasets.setdefault(key, other)
+    picks = [_dataset_of(over, datasets, ds.inputs.per_file) for over in candidates]
+    for _, over in picks:
         with_overrides(cfg, train_cfg, over)
+    return datasets, picks
 
 
 def choose(table: pd.DataFrame, by: str = CHOICE_SCORE) -> pd.DataFrame:
@@ -713,24 +739,30 @@ class Choice:
 
 def cross_validate_choice(ds: Dataset, split_list: Sequence[tuple[int, object]],
                           cfg: EDConfig, train_cfg: _train.TrainConfig, out_root: str | Path,
-                          candidates: Sequence[dict], client=None, **fold_kw) -> Choice:
-    """Per ``(seed, Split)``, train every candidate (settings of :func:`with_overrides`;
-    ``{}`` is ``cfg`` itself) on the fold's training files, each early-stopped on the same
-    validation files, and keep the one with the best validation score (:func:`choose`): the
-    fold's test files never take part in the choice. Folders ``out_root /
-    "seed<s>_fold<f>" / "candidate<j>"``; ``client``: the runs on it
-    (:func:`physml.cnc.folds.run_all`)."""
-    _check_candidates(cfg, train_cfg, candidates)
-    grid = [(int(seed), sp, j, dict(over))
-            for seed, sp in split_list for j, over in enumerate(candidates)]
-    runs = [Run("ds", seed, sp.train, sp.test,
+                          candidates: Sequence[dict], client=None,
+                          variants: dict[str, Dataset] | None = None, **fold_kw) -> Choice:
+    """Per ``(seed, Split)``, train every candidate on the fold's training files, each
+    early-stopped on the same validation files, and keep the one with the best validation
+    score (:func:`choose`): the fold's test files never take part in the choice.
+
+    A candidate is a dict of settings: :class:`EDConfig` fields and ``lr``
+    (:func:`with_overrides`; ``{}`` is ``cfg`` itself), and ``per_file``: the inputs'
+    per-recording standardisation, ``ds``'s own or a key of ``variants`` (the same data
+    prepared with that ``per_file``). Folders ``out_root / "seed<s>_fold<f>" /
+    "candidate<j>"``; ``client``: the runs on it (:func:`physml.cnc.folds.run_all`)."""
+    datasets, picks = _check_candidates(ds, variants, cfg, train_cfg, candidates)
+    grid = [(int(seed), sp, j, key, over, cand)
+            for seed, sp in split_list for j, ((key, over), cand) in enumerate(
+                zip(picks, candidates, strict=True))]
+    runs = [Run(key, seed, sp.train, sp.test,
                 Path(out_root) / f"seed{seed}_fold{sp.fold}" / f"candidate{j}",
-                {"overrides": over, "score_validation": True}) for seed, sp, j, over in grid]
-    results = run_all(run_fold, {"ds": ds}, runs, cfg, train_cfg, client=client, **fold_kw)
+                {"overrides": over, "score_validation": True})
+            for seed, sp, j, key, over, _ in grid]
+    results = run_all(run_fold, datasets, runs, cfg, train_cfg, client=client, **fold_kw)
     pairs = enumerate(zip(grid, results, strict=True))
     table = pd.DataFrame([{"seed": seed, "fold": int(sp.fold), "candidate": j,
-                           "label": candidate_label(over), "run": i, **res.scores}
-                          for i, ((seed, sp, j, over), res) in pairs])
+                           "label": candidate_label(cand), "run": i, **res.scores}
+                          for i, ((seed, sp, j, _, _, cand), res) in pairs])
     chosen = choose(table)
     folds = [results[i] for i in chosen["run"]]
     return Choice(chosen.drop(columns="run"), folds, table.drop(columns="run"))
