@@ -429,6 +429,8 @@ def test_a_per_file_candidate_trains_on_its_variant_data_set(tmp_path, monkeypat
     got = ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands,
                                    variants={"standardise": std})
     assert seen == [("none", {}), ("standardise", {"hidden": 8})] * 2
+    assert ed.split_per_file(cands[1]) == ("standardise", {"hidden": 8})
+    assert ed.split_per_file({}) == (None, {})
     assert got.scores["candidate"].tolist() == [1, 1]
     assert got.scores["label"].tolist() == ["per_file standardise, hidden 8"] * 2
     with pytest.raises(ValueError, match=r"per_file 'standardise' has no prepared data set"):

@@ -567,10 +567,17 @@ def with_overrides(cfg: EDConfig, train_cfg: _train.TrainConfig, overrides: dict
             train_cfg if lr is None else replace(train_cfg, lr=float(lr)))
 
 
+def split_per_file(over: dict) -> tuple[str | None, dict]:
+    """A candidate's ``per_file`` setting (None if it keeps the data set's) and its other
+    settings (those of :func:`with_overrides`)."""
+    over = dict(over)
+    return over.pop("per_file", None), over
+
+
 def _dataset_of(over: dict, datasets: dict[str, Dataset], default: str) -> tuple[str, dict]:
     """(key in ``datasets`` of a candidate's ``per_file`` setting, its other settings)."""
-    over = dict(over)
-    key = over.pop("per_file", default)
+    key, over = split_per_file(over)
+    key = default if key is None else key
     if key not in datasets:
         raise ValueError(f"encoder-decoder candidate: per_file {key!r} has no prepared data "
                          f"set; prepared: {sorted(datasets)}")
