@@ -22,6 +22,22 @@ def test_matched_accuracy_picks_a_schedule_within_tolerance_and_rejects_coarse_o
                                           tol_um=1.0, repeats=2, n_scipy_timed=1)
 
 
+def test_rk4_is_timed_on_distinct_tracks_and_the_batch_caller_uses_them():
+    # resampling the few reference tracks would time each one many times over, next to its
+    # copies in locality order and so in cache: the timed tracks are a sample of their own
+    res = benchmark.rk4_at_matched_accuracy(GaussianField(), n_ref=8, n_speed=256,
+                                            steps_mm=[100.0], rng=np.random.default_rng(0),
+                                            tol_um=1.0, repeats=2, n_scipy_timed=1)
+    speed = res["speed_states"]
+    assert speed.shape == (256, 5) and len(np.unique(speed, axis=0)) == 256
+    seen = []
+    res["run"] = lambda s: seen.append(s.copy())
+    benchmark.rk4_caller(res)(batch=100, calls=1)()
+    np.testing.assert_array_equal(seen[0], speed[:100])
+    with pytest.raises(ValueError, match="n_speed 512 > the 256 tracks"):
+        benchmark.adaptive_at_matched_accuracy(GaussianField(), res, [1e-3], 512)
+
+
 def test_fold_means_are_means_of_contiguous_parts():
     v = np.arange(10.0)
     np.testing.assert_allclose(benchmark.fold_means(v, 2), [2.0, 7.0])
@@ -45,8 +61,8 @@ def test_adaptive_picks_the_loosest_tolerance_within_the_error_goal():
     rk4 = benchmark.rk4_at_matched_accuracy(field, n_ref=6, n_speed=64, steps_mm=[100.0],
                                             rng=np.random.default_rng(0), tol_um=1.0,
                                             repeats=2, n_scipy_timed=1)
-    res = benchmark.adaptive_at_matched_accuracy(field, rk4, [30.0, 1e-5], 64,
-                                                 np.random.default_rng(1), tol_um=1.0, repeats=2)
+    res = benchmark.adaptive_at_matched_accuracy(field, rk4, [30.0, 1e-5], 64, tol_um=1.0,
+                                                 repeats=2)
     scan = res["scan"].set_index("tol_mm")
     assert scan.loc[30.0, "max_err_um"] > 1.0  # 30 mm per step misses 1 um ...
     assert res["tol_mm"] == 1e-5 and res["max_err_um"] <= 1.0  # ... so it is not chosen

@@ -297,8 +297,7 @@ def test_adaptive_scan_covers_every_step_cap_and_keeps_the_chosen_one():
     rk4 = benchmark.rk4_at_matched_accuracy(bs, n_ref=8, n_speed=64, steps_mm=[100.0],
                                             rng=np.random.default_rng(0), tol_um=1.0,
                                             repeats=2, n_scipy_timed=1)
-    res = benchmark.adaptive_at_matched_accuracy(bs, rk4, [30.0, 1e-5], 64,
-                                                 np.random.default_rng(1), tol_um=1.0,
+    res = benchmark.adaptive_at_matched_accuracy(bs, rk4, [30.0, 1e-5], 64, tol_um=1.0,
                                                  repeats=2, max_step_mm=[4000.0, 100.0])
     scan = res["scan"]
     assert len(scan) == 4 and set(scan["max_step_mm"]) == {4000.0, 100.0}
