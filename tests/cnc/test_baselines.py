@@ -79,6 +79,23 @@ def test_clock_beats_majority_on_lines(prep):
     assert m["clock"] > m["majority"] + 0.3
 
 
+def test_line_and_command_tasks_give_the_same_rows_on_a_dask_client(prep):
+    from physml.parallel import start_client
+
+    sp = B.file_splits(prep, 3, seeds=[0])
+    kw_line = {"methods": ["majority", "clock", "nn1"], "clock_key": "program"}
+    kw_cmd = {"methods": ["majority", "logreg"], "train_stride": 8}
+    client = start_client(1)
+    try:
+        line = B.run_line_task(prep, sp, client=client, **kw_line)
+        cmd = B.run_command_task(prep, sp, client=client, **kw_cmd)
+    finally:
+        client.close()
+    pd.testing.assert_frame_equal(line, B.run_line_task(prep, sp, **kw_line))
+    pd.testing.assert_frame_equal(cmd, B.run_command_task(prep, sp, **kw_cmd))
+    assert list(line["method"]) == kw_line["methods"] * 3  # fold-major, methods in order
+
+
 def test_command_classes_exclude_rows_that_move_nothing(prep):
     assert "none" in set(prep.labels["command"])
     sp = B.program_splits(prep)[:1]

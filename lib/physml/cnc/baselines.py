@@ -44,6 +44,7 @@ from sklearn.metrics import balanced_accuracy_score as _sk_balanced_accuracy
 from threadpoolctl import threadpool_limits
 
 from physml import splits as _splits
+from physml.parallel import map_tasks
 
 from . import tokens
 from .data import CNCData
@@ -301,39 +302,52 @@ def score_lines(pred: Sequence[str], true: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def line_scores(prep: Prepared, task: tuple) -> dict:
+    """One task of :func:`run_line_task`: ``task = (method, seed, split, train_stride,
+    clock_key)`` -> its row (method, seed, fold, token / exact-line / per-type accuracy)."""
+    m, seed, sp, train_stride, clock_key = task
+    true = prep.labels["gcode_string"].to_numpy()[sp.test]
+    pred = predict(m, prep, sp.train, sp.test, "gcode_string", seed, train_stride,
+                   clock_key=clock_key)
+    return {"method": m, "seed": seed, "fold": sp.fold, **score_lines(pred, true)}
+
+
 def run_line_task(prep: Prepared, split_list, methods: Sequence[str] = LINE_METHODS,
-                  train_stride: int = 1, clock_key: str = "kind") -> pd.DataFrame:
-    """Task (b) per method × seed × fold: token, exact-line and per-type accuracy."""
-    recs = []
-    for seed, sp in split_list:
-        true = prep.labels["gcode_string"].to_numpy()[sp.test]
-        for m in methods:
-            pred = predict(m, prep, sp.train, sp.test, "gcode_string", seed, train_stride,
-                           clock_key=clock_key)
-            recs.append({"method": m, "seed": seed, "fold": sp.fold, **score_lines(pred, true)})
-    return pd.DataFrame(recs)
+                  train_stride: int = 1, clock_key: str = "kind", client=None) -> pd.DataFrame:
+    """Task (b) per method × seed × fold: token, exact-line and per-type accuracy.
+
+    Each (seed, fold, method) is one task (:func:`line_scores`), run here one after another
+    or, with a Dask ``client`` (:func:`physml.parallel.start_client`), on its workers (``prep``
+    sent to each once); rows in the same order either way."""
+    tasks = [(m, seed, sp, train_stride, clock_key) for seed, sp in split_list for m in methods]
+    return pd.DataFrame(map_tasks(line_scores, tasks, client=client, shared=prep))
+
+
+def command_scores(prep: Prepared, task: tuple) -> dict:
+    """One task of :func:`run_command_task`: ``task = (method, seed, split, train_stride,
+    gbm_iter, clock_key)`` -> its row."""
+    m, seed, sp, train_stride, gbm_iter, clock_key = task
+    moving = np.flatnonzero(prep.labels["command"].to_numpy() != "none")
+    tr, te = np.intersect1d(sp.train, moving), np.intersect1d(sp.test, moving)
+    y = prep.labels["command"].to_numpy()[te]
+    held = " ".join(sorted(set(prep.labels["program"].to_numpy()[te].tolist())))
+    pred = predict(m, prep, tr, te, "command", seed, train_stride, gbm_iter, clock_key)
+    return {"method": m, "seed": seed, "fold": sp.fold, "held_out": held,
+            "command_balanced_accuracy": balanced_accuracy_score(y, pred),
+            **class_recalls(y, pred)}
 
 
 def run_command_task(prep: Prepared, split_list, methods: Sequence[str] = COMMAND_METHODS,
                      train_stride: int = 1, gbm_iter: int = 100,
-                     clock_key: str = "kind") -> pd.DataFrame:
+                     clock_key: str = "kind", client=None) -> pd.DataFrame:
     """Task (a) per method × seed × fold: balanced accuracy of G0/G1/G2/G3 per row (rows
     whose line moves nothing, class "none", are left out of training and scoring), the
     held-out program(s), and the recall of each class ``recall_G0 .. recall_G3`` (NaN where
-    the fold's test rows lack that class)."""
-    moving = np.flatnonzero(prep.labels["command"].to_numpy() != "none")
-    progs = prep.labels["program"].to_numpy()
-    recs = []
-    for seed, sp in split_list:
-        tr, te = np.intersect1d(sp.train, moving), np.intersect1d(sp.test, moving)
-        y = prep.labels["command"].to_numpy()[te]
-        held = " ".join(sorted(set(progs[te].tolist())))
-        for m in methods:
-            pred = predict(m, prep, tr, te, "command", seed, train_stride, gbm_iter, clock_key)
-            recs.append({"method": m, "seed": seed, "fold": sp.fold, "held_out": held,
-                         "command_balanced_accuracy": balanced_accuracy_score(y, pred),
-                         **class_recalls(y, pred)})
-    return pd.DataFrame(recs)
+    the fold's test rows lack that class). One task per (seed, fold, method)
+    (:func:`command_scores`), on ``client``'s workers if given, as :func:`run_line_task`."""
+    tasks = [(m, seed, sp, train_stride, gbm_iter, clock_key)
+             for seed, sp in split_list for m in methods]
+    return pd.DataFrame(map_tasks(command_scores, tasks, client=client, shared=prep))
 
 
 def class_recalls(y_true, y_pred, classes: Sequence[str] = tokens.MOTION_CLASSES
