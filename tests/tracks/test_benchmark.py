@@ -149,3 +149,15 @@ def test_rate_target_is_met_only_when_the_ci_is_above_it():
     assert rate_target_text(t, 250.0).startswith("met (mean over 5 repeats")
     assert rate_target_text(t, 300.5).startswith("reached by the fastest repeat only")
     assert rate_target_text(t, 400.0).startswith("**not met**")
+
+
+def test_onnx_sessions_for_timing_do_not_spin_wait_between_calls():
+    # a spinning pool keeps a core busy after each call and slows whatever is timed next
+    # (the interleaved RK4 anchor), which inflated every ONNX ratio to RK4
+    from physml.tracks import shipped, training
+
+    path = next(shipped.models_dir().glob("*/model.onnx"))
+    sess = training.onnx_session(str(path), threads=2)
+    opts = sess.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == 2

@@ -354,3 +354,39 @@ def test_timed_integrators_run_on_one_numba_thread_only_below_the_threshold():
     assert seen == [1] and numba.get_num_threads() == before
     fn = benchmark._serial_below(priors.SERIAL_BELOW, probe)
     assert fn is probe
+
+
+def test_interleaved_ratio_takes_coarse_rk4_by_name_and_a_surrogate_by_its_fastest_backend():
+    ratios = pd.DataFrame({"method": ["rk4x12 (no network)", "h-s0 (torch)", "h-s0 (onnx)",
+                                      "rk4x12 (no network)"],
+                           "batch": [4096, 4096, 4096, 256], "ratio": [5.0, 3.0, 2.0, 9.0],
+                           "ratio_low": [4.5, 2.5, 1.5, 8.0], "ratio_high": [5.5, 3.5, 2.5, 10.0]})
+    tp = pd.DataFrame({"model": ["mlp+rk4x8", "mlp+rk4x8"], "run": ["h-s0", "h-s0"],
+                       "backend": ["torch", "onnx"], "batch": [4096, 4096],
+                       "tracks_per_s": [8e5, 7e5]})
+    got = benchmark.interleaved_ratio(ratios, "rk4x12 (no network)", tp, 4096)
+    assert got == {"timed_as": "rk4x12 (no network)", "ratio": 5.0, "ratio_low": 4.5,
+                   "ratio_high": 5.5}
+    got = benchmark.interleaved_ratio(ratios, "mlp+rk4x8", tp, 4096)  # torch is its faster
+    assert got["timed_as"] == "h-s0 (torch)" and got["ratio"] == 3.0
+    faster_onnx = tp.assign(tracks_per_s=[7e5, 8e5])
+    assert benchmark.interleaved_ratio(ratios, "mlp+rk4x8", faster_onnx, 4096)["ratio"] == 2.0
+    with pytest.raises(ValueError, match="no timing at batch 256"):
+        benchmark.interleaved_ratio(ratios, "mlp+rk4x8", tp, 256)
+    with pytest.raises(ValueError, match="not timed against RK4"):
+        benchmark.interleaved_ratio(ratios[ratios["method"] != "h-s0 (torch)"], "mlp+rk4x8",
+                                    tp, 4096)
+
+
+def test_coarse_caller_runs_the_rows_coarse_rk4_on_the_timing_inputs():
+    row = pd.DataFrame({"model": ["rk4x4 (no network)"], "rk4_steps": [4],
+                        "rk4_field": ["trilinear"], "pos_mean_mm": [1.0]}).iloc[0]
+    out = benchmark.coarse_caller(row, GRID, dz_mm=L_MM)(8, 3)()
+    assert len(out) == 3  # calls
+    u = benchmark.timing_inputs(4096, 0, L_MM).double().numpy()
+    s, d = np.ascontiguousarray(u[:8, :5]), u[:8, 5].copy()
+    np.testing.assert_array_equal(out[0], priors.RK4Prior.fit(GRID, 4, np.array([L_MM]))(s, d))
+    row8 = row.copy()
+    row8["rk4_steps"] = 8
+    eight = benchmark.coarse_caller(row8, GRID, dz_mm=L_MM)(8, 1)()
+    assert np.abs(eight[0] - out[0]).max() > 1e-6  # the row's step count is the one used

@@ -28,7 +28,7 @@ from physml.tracks.propagate import (
     run_grouped,
 )
 from physml.tracks.rk4_compiled import rk4_momentum_scaled
-from physml.tracks.training import load_model, to_inputs
+from physml.tracks.training import load_model, onnx_session, to_inputs
 
 
 def _schedules(field, z_end_mm: float, steps_mm, refined: dict | None):
@@ -503,13 +503,7 @@ def _runner(run_dir: str, backend: str, threads: int):
 
         return run
     if backend == "onnx":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(f"{run_dir}/model.onnx", opts,
-                                    providers=["CPUExecutionProvider"])
+        sess = onnx_session(f"{run_dir}/model.onnx", threads)
         model = load_model(run_dir)
         if model.prior == "rk4":  # the graph is the network part; the prior runs in numba
             from physml.tracks.models import onnx_inputs
@@ -526,13 +520,11 @@ def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
     of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`: rk4_steps, rk4_field,
     pos_mean_mm) at each batch size, timed like :func:`model_timings` (same inputs, threads,
     repeats). Columns as there, backend "numba"."""
-    from physml.tracks.priors import RK4Prior
-
     u = timing_inputs(max(batch_sizes), seed, dz_mm).double().numpy()
     rows = []
     with timing.threads(threads):
         for r in coarse.itertuples():
-            prior = RK4Prior.fit(field, int(r.rk4_steps), np.array([dz_mm]), r.rk4_field)
+            prior = _coarse_prior(r, field, dz_mm)
             for b in batch_sizes:
                 s, d = np.ascontiguousarray(u[:b, :5]), u[:b, 5].copy()
                 k = -(-min_items // b)
@@ -544,6 +536,51 @@ def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
                              "ci_low": ci.low, "ci_high": ci.high, "timing": t,
                              "pos_mean_mm": r.pos_mean_mm})
     return pd.DataFrame(rows)
+
+
+def _coarse_prior(row, field, dz_mm: float):
+    """The plain coarse RK4 of one row of :func:`physml.tracks.experiments.coarse_rk4`
+    (rk4_steps, rk4_field) as a callable ``(states (n, 5), dz (n,)) -> end states``."""
+    from physml.tracks.priors import RK4Prior
+
+    return RK4Prior.fit(field, int(row.rk4_steps), np.array([dz_mm]), row.rk4_field)
+
+
+def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
+    """``make(batch, calls)`` (for :func:`batch_ratios`) of the plain coarse RK4 of one row of
+    :func:`physml.tracks.experiments.coarse_rk4`, on the inputs of :func:`coarse_rk4_timings`
+    (:func:`timing_inputs`; one numba thread below the prior's SERIAL_BELOW tracks)."""
+    prior = _coarse_prior(row, field, dz_mm)
+    u = timing_inputs(4096, seed, dz_mm).double().numpy()
+
+    def make(batch: int, calls: int):
+        idx = np.arange(batch) % len(u)
+        s, d = np.ascontiguousarray(u[idx, :5]), u[idx, 5].copy()
+        return lambda: [prior(s, d) for _ in range(calls)]
+
+    return make
+
+
+def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:
+    """Speed ratio to RK4, with its CI, of ``method`` at ``batch`` from the interleaved timing
+    ``ratios`` (:func:`batch_ratios`): a plain coarse RK4 by its own name there; a surrogate
+    (a model of ``tp``, :func:`model_timings`) by its fastest backend at that batch in ``tp``,
+    named ``"<run> (<backend>)"`` in ``ratios``. Returns {timed_as, ratio, ratio_low,
+    ratio_high}; ValueError if the method was not timed against RK4 at that batch."""
+    at = ratios[ratios["batch"] == batch]
+    key = method
+    if key not in set(at["method"]):
+        sub = tp[(tp["model"] == method) & (tp["batch"] == batch)]
+        if sub.empty:
+            raise ValueError(f"interleaved_ratio: {method!r} has no timing at batch {batch}")
+        best = sub.loc[sub["tracks_per_s"].idxmax()]
+        key = f"{best['run']} ({best['backend']})"
+    row = at[at["method"] == key]
+    if len(row) != 1:
+        raise ValueError(f"interleaved_ratio: {key!r} was not timed against RK4 at batch {batch}")
+    r = row.iloc[0]
+    return {"timed_as": key, "ratio": float(r["ratio"]), "ratio_low": float(r["ratio_low"]),
+            "ratio_high": float(r["ratio_high"])}
 
 
 def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame,

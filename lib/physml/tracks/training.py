@@ -253,6 +253,24 @@ def make_validate(u_val: torch.Tensor, y_val: torch.Tensor):
 
 
 # --------------------------------------------------------------------------------------------
+def onnx_session(path: str, threads: int):
+    """An onnxruntime CPU session for timing: ``threads`` intra-op threads whose pool does not
+    spin-wait between calls (``session.intra_op.allow_spinning`` 0).
+
+    With spinning (onnxruntime's default) the pool's threads keep a core busy after each call,
+    and whatever is timed next on the same cores pays for it: interleaved with a numba RK4 on
+    2 threads (shipped mlp-small+kick-qp, batch 4096) the RK4 ran at ~380k tracks/s beside a
+    spinning session and ~645k beside a non-spinning one, while the session itself ran
+    1.07-1.14M tracks/s either way; so every ONNX ratio to RK4 was inflated."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
 def throughput(model: models.Surrogate, u: torch.Tensor, batch_sizes=(1, 32, 256, 1024, 4096),
                backend: str = "torch", onnx_path: str | Path | None = None,
                min_time_s: float = 0.3) -> dict[int, float]:
@@ -261,13 +279,9 @@ def throughput(model: models.Surrogate, u: torch.Tensor, batch_sizes=(1, 32, 256
     Each batch size is timed over repeated calls for at least ``min_time_s`` after one warm-up.
     """
     if backend == "onnx":
-        import onnxruntime as ort
-
         if onnx_path is None:
             raise ValueError("throughput: backend='onnx' needs onnx_path")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        sess = onnx_session(str(onnx_path), torch.get_num_threads())
 
         def run(x):
             return sess.run(None, {"u": x})
