@@ -161,3 +161,16 @@ def test_onnx_sessions_for_timing_do_not_spin_wait_between_calls():
     opts = sess.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.intra_op_num_threads == 2
+
+
+def test_summary_names_its_rate_ratio_as_taken_against_the_scan_not_interleaved():
+    import pandas as pd
+
+    rk4 = {"schedule": "100 mm", "rk4_tracks_per_second": 2e5, "errors_um": np.array([0.1, 0.3]),
+           "max_err_um": 0.3, "scipy_seconds_per_track": 0.02}
+    tp = pd.DataFrame({"run": ["m-s0"], "backend": ["torch"], "batch": [4096],
+                       "tracks_per_s": [1e6], "pos_mean_mm": [0.5]})
+    out = benchmark.summary(rk4, tp, 4096).set_index("method")
+    assert "ratio_to_rk4" not in out  # that name belongs to the interleaved ratios with CIs
+    assert out.loc["m-s0 (torch)", "rate_over_rk4_scan"] == pytest.approx(5.0)
+    assert out.loc["RK4 (100 mm, numba)", "rate_over_rk4_scan"] == pytest.approx(1.0)
