@@ -518,18 +518,15 @@ def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
                        dz_mm: float = 8500.0) -> pd.DataFrame:
     """Tracks/s of the rk4 hybrids' prior alone (RK4 with N equal steps, numba) for each row
     of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`: rk4_steps, rk4_field,
-    pos_mean_mm) at each batch size, timed like :func:`model_timings` (same inputs, threads,
-    repeats). Columns as there, backend "numba"."""
-    u = timing_inputs(max(batch_sizes), seed, dz_mm).double().numpy()
+    pos_mean_mm) at each batch size, timed like :func:`model_timings` (threads, repeats) on
+    the calls of :func:`coarse_caller`. Columns as there, backend "numba"."""
     rows = []
     with timing.threads(threads):
         for r in coarse.itertuples():
-            prior = _coarse_prior(r, field, dz_mm)
+            make = coarse_caller(r, field, seed, dz_mm)
             for b in batch_sizes:
-                s, d = np.ascontiguousarray(u[:b, :5]), u[:b, 5].copy()
                 k = -(-min_items // b)
-                t = timing.measure(lambda s=s, d=d, k=k, f=prior: [f(s, d) for _ in range(k)],
-                                   items=k * b, repeats=repeats)
+                t = timing.measure(make(b, k), items=k * b, repeats=repeats)
                 ci = t.per_second
                 rows.append({"model": r.model, "run": r.model, "backend": "numba",
                              "batch": int(b), "tracks_per_s": t.best_per_second,
@@ -538,19 +535,16 @@ def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
     return pd.DataFrame(rows)
 
 
-def _coarse_prior(row, field, dz_mm: float):
-    """The plain coarse RK4 of one row of :func:`physml.tracks.experiments.coarse_rk4`
-    (rk4_steps, rk4_field) as a callable ``(states (n, 5), dz (n,)) -> end states``."""
+def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
+    """``make(batch, calls)`` of the plain coarse RK4 of one row of
+    :func:`physml.tracks.experiments.coarse_rk4` (rk4_steps, rk4_field): a zero-argument
+    function that runs it ``calls`` times on the first ``batch`` of 4096 :func:`timing_inputs`
+    (repeated past 4096, as :func:`model_caller`; one numba thread below the prior's
+    SERIAL_BELOW tracks). Used by :func:`coarse_rk4_timings` and, interleaved with RK4, by
+    :func:`batch_ratios`."""
     from physml.tracks.priors import RK4Prior
 
-    return RK4Prior.fit(field, int(row.rk4_steps), np.array([dz_mm]), row.rk4_field)
-
-
-def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
-    """``make(batch, calls)`` (for :func:`batch_ratios`) of the plain coarse RK4 of one row of
-    :func:`physml.tracks.experiments.coarse_rk4`, on the inputs of :func:`coarse_rk4_timings`
-    (:func:`timing_inputs`; one numba thread below the prior's SERIAL_BELOW tracks)."""
-    prior = _coarse_prior(row, field, dz_mm)
+    prior = RK4Prior.fit(field, int(row.rk4_steps), np.array([dz_mm]), row.rk4_field)
     u = timing_inputs(4096, seed, dz_mm).double().numpy()
 
     def make(batch: int, calls: int):
