@@ -118,6 +118,68 @@ def test_prior_rebuilds_its_map_only_if_the_hash_matches():
         p(_tracks(2), np.full(2, L_MM))
 
 
+def _noisy(grid, rel, seed=0):
+    """A copy of ``grid`` with every node value multiplied by 1 + rel * N(0, 1)."""
+    b = grid.b_tesla * (1 + rel * np.random.default_rng(seed).standard_normal(grid.b_tesla.shape))
+    return GridField(grid.origin_mm, grid.spacing_mm, b)
+
+
+def test_map_digest_ignores_floating_point_noise_and_sees_a_change_at_one_node():
+    g = _gaussian_map()
+    d = priors.map_digest(g)
+    assert len(d) == 2 * g.b_tesla.shape[2]
+    noisy = _noisy(g, 1e-15)  # last-bit noise, as from another BLAS kernel: another hash
+    assert priors.map_sha1(noisy) != priors.map_sha1(g)
+    assert priors.digest_deviation(noisy, d) < 1e-3 * priors.MAP_DIGEST_ATOL
+    b = g.b_tesla.copy()
+    b[3, 2, 40, 1] += 2 * priors.MAP_DIGEST_ATOL  # one node's By
+    changed = GridField(g.origin_mm, g.spacing_mm, b)
+    assert priors.digest_deviation(changed, d) > priors.MAP_DIGEST_ATOL
+    b = g.b_tesla.copy()
+    b[3, 2, 40, 0] += 1e-3  # Bx only enters the |B|^2 sums
+    assert priors.digest_deviation(GridField(g.origin_mm, g.spacing_mm, b), d) > 1e-7
+    assert priors.digest_deviation(GridField(g.origin_mm, g.spacing_mm, g.b_tesla[:, :, :-1]),
+                                   d) == np.inf
+
+
+def test_prior_accepts_a_rebuilt_map_with_another_hash_only_within_the_digest(monkeypatch):
+    # a map rebuilt on another machine differs in the last bits: its hash differs, its digest
+    # does not; a map that really differs is refused, naming both hashes
+    import physml.tracks.magnet as magnet_module
+
+    g = _gaussian_map()
+    fitted = priors.RK4Prior.fit(g, 4, np.array([L_MM]))
+    assert fitted.map_digest == priors.map_digest(g)
+    s, dz = _tracks(5), np.full(5, L_MM)
+    want = fitted(s, dz)
+    for rebuilt, ok in ((_noisy(g, 1e-15, 1), True), (_noisy(g, 1e-6, 2), False)):
+        monkeypatch.setattr(priors, "_MAPS", {})
+        monkeypatch.setattr(priors, "_REPRESENTATIONS", {})
+        monkeypatch.setattr(magnet_module, "default_field", lambda magnet, r=rebuilt: r)
+        p = priors.RK4Prior(4, L_MM, "9f0853efe5c3", magnet={"design": "iron_yoke"},
+                            map_digest=list(fitted.map_digest))  # a list, as read from JSON
+        assert p.map_digest == fitted.map_digest  # the JSON list made the tuple fit records
+        if ok:
+            np.testing.assert_allclose(p(s, dz), want, rtol=0, atol=1e-9)
+            assert priors._MAPS["9f0853efe5c3"] is rebuilt  # registered under the recorded hash
+        else:
+            with pytest.raises(ValueError, match=r"hash \w{12}\) differs from map 9f0853efe5c3"):
+                p(s, dz)
+    # without a digest the hash alone decides, as before
+    monkeypatch.setattr(priors, "_MAPS", {})
+    with pytest.raises(ValueError, match="records no map digest"):
+        priors.RK4Prior(4, L_MM, "9f0853efe5c3", magnet={"design": "iron_yoke"})(s, dz)
+    # a registered map within the digest is used without rebuilding
+    monkeypatch.setattr(priors, "_MAPS", {})
+    monkeypatch.setattr(priors, "_REPRESENTATIONS", {})
+    local = _noisy(g, 1e-15, 3)
+    priors.register_map(local)
+    monkeypatch.setattr(magnet_module, "default_field", lambda magnet: pytest.fail("rebuilt"))
+    p = priors.RK4Prior(4, L_MM, "0123456789ab", magnet={"design": "iron_yoke"},
+                        map_digest=fitted.map_digest)
+    np.testing.assert_allclose(p(s, dz), want, rtol=0, atol=1e-9)
+
+
 # ------------------------------------------------------------------------------------------
 # the hybrid
 # ------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def _mutants(model):
     if model.prior == "rk4":
         rk = model._rk4
         prior._rk4 = priors.RK4Prior(rk.steps - 1, rk.length_mm, rk.map_sha1, rk.field,
-                                     rk.z0_mm, rk.magnet)
+                                     rk.z0_mm, rk.magnet, rk.map_digest)
     else:
         prior.prior = "straight"
     scale = copy.deepcopy(model)

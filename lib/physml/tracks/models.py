@@ -94,7 +94,8 @@ class Normalization:
         if prior == "rk4":
             if rk4 is None:
                 raise ValueError("Normalization.fit: prior 'rk4' needs an RK4Prior")
-            extra = {"rk4": asdict(rk4)}
+            extra = {"rk4": asdict(rk4) | {"map_digest": None if rk4.map_digest is None
+                                            else list(rk4.map_digest)}}  # as JSON reads it
         if prior == "kick":
             if table is None:
                 raise ValueError("Normalization.fit: prior 'kick' needs a KickTable")

@@ -122,6 +122,31 @@ def map_sha1(grid) -> str:
     return hashlib.sha1(np.ascontiguousarray(grid.b_tesla).tobytes()).hexdigest()[:12]
 
 
+MAP_DIGEST_ATOL = 1e-7
+"""Largest difference between entries of :func:`map_digest` (sums over a z-plane of ~6,600
+nodes, in T and T²) of a rebuilt map and of the recorded one that still counts as the same map.
+Floating-point noise stays far below it: the iron-yoke map rebuilt with OpenBLAS's SkylakeX,
+Haswell and Sandybridge kernels had three different :func:`map_sha1` hashes, its node values
+within 3.6e-15 T of each other. A change of 1e-7 T at a single node exceeds it."""
+
+
+def map_digest(grid) -> tuple[float, ...]:
+    """A GridField's node values summarised per z-plane: the sum of By over each plane, then
+    the sum of |B|² over each plane (2 nz floats). Identifies a map up to floating-point noise,
+    where :func:`map_sha1` changes with the last bit of any node (e.g. with the BLAS kernel
+    that ran the magnet's fit): compared within :data:`MAP_DIGEST_ATOL`."""
+    b = np.asarray(grid.b_tesla, dtype=np.float64)
+    return tuple(float(v) for v in np.concatenate([b[..., 1].sum(axis=(0, 1)),
+                                                   (b * b).sum(axis=(0, 1, 3))]))
+
+
+def digest_deviation(grid, digest) -> float:
+    """Largest |difference| between :func:`map_digest` of ``grid`` and ``digest`` (inf if
+    their lengths differ: another number of z-planes)."""
+    got, want = np.asarray(map_digest(grid)), np.asarray(digest, dtype=np.float64)
+    return float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+
+
 SERIAL_BELOW = 64
 """Batches of fewer tracks run the prior on one numba thread: a parallel launch costs more than
 a few tracks' steps (measured on 2 shared cores under load, 1 track, 8 steps: 16.6 ms per call
@@ -145,12 +170,21 @@ def register_map(grid) -> str:
     return key
 
 
-def _map_for(sha1: str, magnet: dict):
-    """The GridField with node hash ``sha1``: from this process's registry, else rebuilt from
-    the magnet parameters ``magnet`` (:func:`physml.tracks.magnet.default_field`, cached map).
+def _map_for(sha1: str, magnet: dict, digest=None):
+    """The GridField the prior was fitted on: the one with node hash ``sha1`` in this
+    process's registry; else, given the recorded ``digest`` (:func:`map_digest`), a registered
+    map within :data:`MAP_DIGEST_ATOL` of it; else the map rebuilt from the magnet parameters
+    ``magnet`` (:func:`physml.tracks.magnet.default_field`, cached map), which must have hash
+    ``sha1`` or, with a digest, match it within the tolerance (a map rebuilt on another machine
+    differs in the last bits). A map accepted by its digest is registered under ``sha1`` too.
     ValueError if the rebuilt map is not the one the prior was fitted on."""
     if sha1 in _MAPS:
         return _MAPS[sha1]
+    if digest is not None:
+        for grid in list(_MAPS.values()):
+            if digest_deviation(grid, digest) <= MAP_DIGEST_ATOL:
+                _MAPS[sha1] = grid
+                return grid
     if not magnet:
         raise ValueError(f"rk4 prior: map {sha1} is not loaded in this process and the prior "
                          "records no magnet to rebuild it from; pass the field explicitly")
@@ -159,8 +193,17 @@ def _map_for(sha1: str, magnet: dict):
     grid = default_field(DipoleMagnet(**magnet))
     got = register_map(grid)
     if got != sha1:
-        raise ValueError(f"rk4 prior: the map rebuilt from magnet {magnet} has hash {got}, the "
-                         f"prior was fitted on map {sha1}")
+        if digest is None:
+            raise ValueError(f"rk4 prior: the map rebuilt from magnet {magnet} has hash {got}, "
+                             f"the prior was fitted on map {sha1} and records no map digest to "
+                             "compare them within floating-point noise")
+        dev = digest_deviation(grid, digest)
+        if not dev <= MAP_DIGEST_ATOL:
+            raise ValueError(f"rk4 prior: the map rebuilt from magnet {magnet} (hash {got}) "
+                             f"differs from map {sha1}, which the prior was fitted on: its "
+                             f"per-plane digest is off by {dev:.3g} (tolerance "
+                             f"{MAP_DIGEST_ATOL:g})")
+        _MAPS[sha1] = grid
     return grid
 
 
@@ -172,7 +215,9 @@ class RK4Prior:
     dz = length_mm, every track takes exactly ``steps`` steps), through the map with node hash
     ``map_sha1`` in representation ``field`` (:data:`RK4_FIELDS`). ``magnet``: the
     :class:`~physml.tracks.magnet.DipoleMagnet` parameters the map is rebuilt from in a
-    process that has not seen it (``GridField.meta["model"]`` of the study's maps)."""
+    process that has not seen it (``GridField.meta["model"]`` of the study's maps);
+    ``map_digest``: :func:`map_digest` of the map, which a rebuilt map with another hash must
+    match (:func:`_map_for`; None: the hash must match)."""
 
     steps: int
     length_mm: float
@@ -180,8 +225,11 @@ class RK4Prior:
     field: str = "trilinear"
     z0_mm: float = 0.0
     magnet: dict | None = None
+    map_digest: tuple | None = None
 
     def __post_init__(self) -> None:
+        if self.map_digest is not None:  # a list from JSON: the tuple fit() records (equal priors)
+            object.__setattr__(self, "map_digest", tuple(float(v) for v in self.map_digest))
         if not (isinstance(self.steps, int | np.integer) and self.steps >= 1):
             raise ValueError(f"RK4Prior: steps = {self.steps!r}, expected an integer >= 1")
         if not self.length_mm > 0:
@@ -197,7 +245,7 @@ class RK4Prior:
         sha = register_map(grid)
         length = float(np.ceil(np.max(dz_mm) - 1e-6))  # whole mm: 8500 stays 8500
         return cls(int(steps), length, sha, field, float(z0_mm),
-                   dict(grid.meta.get("model", {})) or None)
+                   dict(grid.meta.get("model", {})) or None, map_digest(grid))
 
     def nodes(self) -> np.ndarray:
         """Step boundaries (steps + 1,) mm."""
@@ -207,7 +255,7 @@ class RK4Prior:
         """The field the steps integrate through (the map or its B-spline), cached."""
         key = (self.map_sha1, self.field)
         if key not in _REPRESENTATIONS:
-            grid = _map_for(self.map_sha1, self.magnet or {})
+            grid = _map_for(self.map_sha1, self.magnet or {}, self.map_digest)
             if self.field == "bspline":
                 from physml.tracks.tricubic import BSplineField
 
