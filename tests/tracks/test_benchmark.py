@@ -1,6 +1,7 @@
 """Benchmark bookkeeping: the matched-accuracy RK4 choice and the per-fold samples."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from physml.tracks import benchmark
@@ -174,3 +175,21 @@ def test_summary_names_its_rate_ratio_as_taken_against_the_scan_not_interleaved(
     assert "ratio_to_rk4" not in out  # that name belongs to the interleaved ratios with CIs
     assert out.loc["m-s0 (torch)", "rate_over_rk4_scan"] == pytest.approx(5.0)
     assert out.loc["RK4 (100 mm, numba)", "rate_over_rk4_scan"] == pytest.approx(1.0)
+
+
+def test_model_timings_time_the_calls_of_model_caller_on_the_same_inputs(monkeypatch):
+    # the per-model rates and the interleaved ratios must see the same tracks: before, the
+    # rates drew timing_inputs(max(batch_sizes)), whose first rows differ from the 4096 drawn
+    # for the ratios whenever the largest batch is not 4096
+    seen = []
+    monkeypatch.setattr(benchmark, "_runner",
+                        lambda run_dir, backend, threads: lambda x: seen.append(np.asarray(x)))
+    runs = pd.DataFrame([{"model": "m", "name": "m-0", "run_dir": "unused", "pos_mean_mm": 1.0}])
+    tp = benchmark.model_timings(runs, [2, 3], threads=1, repeats=2, min_items=3,
+                                 backends=("onnx",))
+    assert tp["batch"].tolist() == [2, 3] and (tp["tracks_per_s"] > 0).all()
+    timed = seen[-1]
+    seen.clear()
+    benchmark.model_caller("unused", "onnx", 1)(3, 1)()
+    np.testing.assert_array_equal(seen[0], timed)
+    assert timed.shape == (3, 6)

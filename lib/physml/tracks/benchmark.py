@@ -469,20 +469,18 @@ def model_timings(runs: pd.DataFrame, batch_sizes, threads: int, repeats: int = 
     """Tracks/s of every run's model (PyTorch and ONNX Runtime; the rk4 hybrid's numba prior
     is inside the timed call in both) at each batch size, with
     :func:`physml.timing.measure` under :func:`physml.timing.threads` (``threads``). One timed
-    call runs ceil(min_items / batch) batches; inputs :func:`timing_inputs` (``dz_mm``: a fixed
-    distance). Columns: model, run, backend, batch, tracks_per_s (fastest repeat),
-    ci_low/ci_high (mean over repeats), timing."""
-    u = timing_inputs(max(batch_sizes), seed, dz_mm)
+    call runs ceil(min_items / batch) batches: the calls of :func:`model_caller` (its inputs,
+    ``dz_mm``: a fixed distance), as in the interleaved ratios of :func:`batch_ratios`.
+    Columns: model, run, backend, batch, tracks_per_s (fastest repeat), ci_low/ci_high (mean
+    over repeats), timing."""
     rows = []
     with timing.threads(threads):
         for r in runs.itertuples():
             for backend in backends:
-                run = _runner(r.run_dir, backend, threads)
+                make = model_caller(r.run_dir, backend, threads, seed, dz_mm)
                 for b in batch_sizes:
-                    x = u[:b].numpy() if backend == "onnx" else u[:b]
                     k = -(-min_items // b)
-                    t = timing.measure(lambda x=x, k=k, f=run: [f(x) for _ in range(k)],
-                                       items=k * b, repeats=repeats)
+                    t = timing.measure(make(b, k), items=k * b, repeats=repeats)
                     ci = t.per_second
                     rows.append({"model": r.model, "run": r.name, "backend": backend,
                                  "batch": int(b), "tracks_per_s": t.best_per_second,
