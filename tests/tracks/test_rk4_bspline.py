@@ -306,3 +306,63 @@ def test_adaptive_scan_covers_every_step_cap_and_keeps_the_chosen_one():
     assert res["max_err_um"] == row["max_err_um"].iloc[0] == res["errors_um"].max()
     capped = scan[scan["max_step_mm"] == 100.0]
     assert np.all(capped["mean_steps"] >= 8500.0 / 100.0 - 1e-9)  # the cap is applied
+
+
+def test_spans_knot_sees_a_node_strictly_inside_a_step_only():
+    assert benchmark.spans_knot(np.array([-200.0, -100.0, 100.0]), -200.0, 100.0)  # 2nd step
+    assert not benchmark.spans_knot(np.array([0.0, 50.0, 100.0, 150.0]), -200.0, 100.0)
+    assert benchmark.spans_knot(np.array([0.0, 125.0, 250.0]), -200.0, 100.0)
+    assert benchmark.spans_knot(np.array([0.0, 200.0]), -200.0, 100.0)
+    assert benchmark.spans_knot(np.array([300.0, 100.0]), 0.0, 100.0)  # descending too
+    assert not benchmark.spans_knot(np.array([300.0, 200.0]), 0.0, 100.0)
+
+
+def _edges(p):
+    """By rising and falling over ~150 mm (a yoke's edges), a slight x slope: structure at the
+    map's 100 mm node scale, where the B-spline's third z-derivative jumps at the knots."""
+    z = p[:, 2]
+    by = 0.5 * (np.tanh((z - 1000) / 150) - np.tanh((z - 2500) / 150)) * (1 + 1e-4 * p[:, 0])
+    return np.stack([np.zeros_like(z), by, np.zeros_like(z)], 1)
+
+
+def test_rk4_steps_longer_than_a_node_spacing_lose_more_than_spanning_a_knot_costs():
+    # against DOP853 on a field with structure at the node scale: inside knot intervals RK4
+    # keeps its order; one spacing shifted to span knots costs little; longer steps far more
+    from physml.tracks.ground_truth import dop853
+
+    bs = BSplineField(_map_of(_edges))
+    s = np.array([[0, 0, 0, 0, 1 / 1.0], [10, -20, 0.01, 0.0, -1 / 2.0],
+                  [0, 0, -0.01, 0.01, 1 / 5.0]])
+    ref, _ = dop853(s, bs, 3000.0, batched=True)
+    rk4 = {"field_obj": bs, "states": s, "ref": ref, "z_end_mm": 3000.0}
+    scan = benchmark.knot_scan(rk4)
+    assert scan["step_mm"].tolist() == [50.0, 100.0, 100.0, 125.0, 150.0, 200.0]
+    assert scan["steps"].tolist() == [60, 30, 31, 24, 20, 15]  # shifted: 50, 100 x 29, 50
+    assert scan["spans_knot"].tolist() == [False, False, True, True, True, True]
+    half, one, shifted = scan.iloc[0], scan.iloc[1], scan.iloc[2]
+    assert half["max_err_um"] < 0.15 * one["max_err_um"]  # inside knot intervals: RK4's order
+    assert half["h4_max_err_um"] == pytest.approx(one["max_err_um"] / 16)
+    assert one["max_err_um"] < shifted["max_err_um"] < 2 * one["max_err_um"]
+    longer = scan.iloc[3:]
+    assert (longer["max_err_um"] > 5 * longer["h4_max_err_um"]).all()
+    text = benchmark.knot_scan_markdown(scan, 1.0)
+    assert "none of them meets the 1 µm goal" in text and "asymptotic h⁴ range" in text
+    assert "125 mm still meets" in benchmark.knot_scan_markdown(scan, 2.0)
+    with pytest.raises(ValueError, match="must include"):
+        benchmark.knot_scan(rk4, steps=[(0.5, 0.0), (2.0, 0.0)])
+    with pytest.raises(ValueError, match="BSplineField"):
+        benchmark.knot_scan(rk4 | {"field_obj": GaussianField()})
+
+
+def test_knot_scan_text_names_the_knots_only_when_spanning_one_costs_as_much():
+    rows = [(1.0, 0.0, 100.0, False, 0.04, 0.04), (1.0, 0.5, 100.0, True, 0.16, 0.04),
+            (1.5, 0.0, 150.0, True, 1.0, 0.2), (2.0, 0.0, 200.0, True, 3.8, 0.64)]
+    scan = pd.DataFrame(rows, columns=["factor", "shift", "step_mm", "spans_knot",
+                                       "max_err_um", "h4_max_err_um"])
+    text = benchmark.knot_scan_markdown(scan, 1.0)  # penalty 4x, excess 5-6x
+    assert "4.0x" in text and "the knots can account for the excess" in text
+    assert "150 mm 1 µm" in text and "150 mm still meets" in text
+    scan.loc[1, "max_err_um"] = 0.05  # spanning a knot costs 1.25x: the knots explain nothing
+    text = benchmark.knot_scan_markdown(scan, 0.5)
+    assert "no longer in its asymptotic h⁴ range" in text and "(1.2x)" in text
+    assert "none of them meets the 0.5 µm goal" in text

@@ -280,6 +280,108 @@ def representation_gap(rk4: dict, grid, truth=None, planes_mm=None) -> dict:
     return out
 
 
+def spans_knot(nodes: np.ndarray, origin_mm: float, spacing_mm: float) -> bool:
+    """Whether some step of the z ``nodes`` (mm) has a knot strictly inside it: a plane
+    origin_mm + k spacing_mm (a z-node of a map, where its cubic B-spline's third
+    z-derivative may jump), to 1e-9 of a spacing."""
+    f = (np.asarray(nodes, dtype=np.float64) - origin_mm) / spacing_mm
+    lo, hi = np.minimum(f[:-1], f[1:]), np.maximum(f[:-1], f[1:])
+    return bool(np.any(np.floor(hi - 1e-9) >= np.ceil(lo + 1e-9)))
+
+
+KNOT_SCAN_STEPS = ((0.5, 0.0), (1.0, 0.0), (1.0, 0.5), (1.25, 0.0), (1.5, 0.0), (2.0, 0.0))
+"""(step / node spacing, shift / node spacing) of :func:`knot_scan`'s uniform schedules."""
+
+
+def knot_scan(rk4: dict, steps=KNOT_SCAN_STEPS) -> pd.DataFrame:
+    """Why RK4's steps on a map's cubic B-spline stay near one node spacing where the field is
+    strong: uniform RK4 steps on the reference tracks of ``rk4`` (a
+    :func:`rk4_at_matched_accuracy` result on a :class:`~physml.tracks.tricubic.BSplineField`),
+    scored against its DOP853 end states.
+
+    The B-spline is a cubic in z between knots (the map's z-nodes), and its third derivative
+    jumps at each: a step inside one knot interval integrates a smooth field. ``steps``:
+    (factor, shift) pairs; the steps are factor x the map's z spacing (z_end split evenly, the
+    nearest count), the first one shortened by shift x spacing, so that with factor 1 and shift
+    1/2 every step spans a knot at its midpoint: the same step length as (1, 0), whose steps
+    span none. That pair separates what spanning a knot costs from what a longer step costs
+    (every step longer than a spacing spans one). Columns: ``factor``, ``shift``, ``step_mm``,
+    ``steps``, ``spans_knot`` (:func:`spans_knot`), ``max_err_um``, ``p99_err_um`` and
+    ``h4_max_err_um``: the max error of (1, 0) scaled by (step / spacing)^4, what RK4's order
+    alone would give. Raises ValueError without (1, 0) or on a field that is not a B-spline."""
+    from physml.tracks.tricubic import BSplineField
+
+    field = rk4["field_obj"]
+    if not isinstance(field, BSplineField):
+        raise ValueError(f"knot_scan: needs a result on a BSplineField, got "
+                         f"{type(field).__name__}")
+    pairs = [(float(f), float(sh)) for f, sh in steps]
+    if (1.0, 0.0) not in pairs:
+        raise ValueError(f"knot_scan: steps {pairs} must include (1, 0): one node spacing, "
+                         "unshifted")
+    z_end, dz, oz = float(rk4["z_end_mm"]), float(field.spacing_mm[2]), float(field.origin_mm[2])
+    rows = []
+    for f, sh in pairs:
+        n = max(1, int(round(z_end / (f * dz))))
+        h = z_end / n
+        if sh:
+            inner = np.arange(sh * dz, z_end - 1e-6, h)
+            nodes = np.concatenate([[0.0], inner[inner > 1e-6], [z_end]])
+        else:
+            nodes = np.linspace(0.0, z_end, n + 1)
+        out = propagate(rk4["states"], 0.0, z_end, field, schedule=nodes)
+        e = np.hypot(*(out[:, :2] - rk4["ref"][:, :2]).T) * 1000
+        rows.append({"factor": f, "shift": sh, "step_mm": h, "steps": len(nodes) - 1,
+                     "spans_knot": spans_knot(nodes, oz, dz), "max_err_um": float(e.max()),
+                     "p99_err_um": float(np.quantile(e, 0.99))})
+    scan = pd.DataFrame(rows)
+    one = scan[(scan["factor"] == 1.0) & (scan["shift"] == 0.0)].iloc[0]
+    scan["h4_max_err_um"] = one["max_err_um"] * (scan["step_mm"] / one["step_mm"]) ** 4
+    return scan
+
+
+def knot_scan_markdown(scan: pd.DataFrame, tol_um: float) -> str:
+    """The finding of :func:`knot_scan` in words, from its numbers: the error of one node
+    spacing per step with and without spanning knots, and how much worse than RK4's h^4 the
+    longer steps are, and which of them still meet ``tol_um``."""
+    one = scan[(scan["factor"] == 1.0) & (scan["shift"] == 0.0)].iloc[0]
+    shifted = scan[(scan["factor"] == 1.0) & (scan["shift"] != 0.0) & scan["spans_knot"]]
+    short = scan[(scan["factor"] < 1.0) & ~scan["spans_knot"]]
+    longer = scan[scan["factor"] > 1.0]
+    parts = [f"Uniform RK4 steps on the same reference tracks: one node spacing per step "
+             f"({one['step_mm']:.0f} mm, each step inside one knot interval of the B-spline) "
+             f"ends within {one['max_err_um']:.2g} µm"
+             + (f", half a spacing within {short.iloc[0]['max_err_um']:.2g} µm" if len(short)
+                else "") + ". "]
+    penalty = None
+    if len(shifted):
+        penalty = shifted.iloc[0]["max_err_um"] / one["max_err_um"]
+        parts.append(f"The same steps shifted by half a spacing, so that each spans a knot "
+                     f"(where the spline's third z-derivative jumps): "
+                     f"{shifted.iloc[0]['max_err_um']:.2g} µm, {penalty:.1f}x. ")
+    if longer.empty:
+        return "".join(parts)
+    excess = longer["max_err_um"] / longer["h4_max_err_um"]
+    listed = ", ".join(f"{r.step_mm:.0f} mm {r.max_err_um:.2g} µm" for r in longer.itertuples())
+    ok = longer[longer["max_err_um"] <= tol_um]
+    meets = (f"{', '.join(f'{v:.0f} mm' for v in ok['step_mm'])} still meet"
+             f"{'s' if len(ok) == 1 else ''} the {tol_um:g} µm goal on these tracks"
+             if len(ok) else f"none of them meets the {tol_um:g} µm goal")
+    def times(v):
+        return f"{v:.2g}" if v < 10 else f"{v:.0f}"
+
+    parts.append(f"Longer steps ({listed}) are {times(excess.min())}–{times(excess.max())}x what "
+                 f"RK4's h⁴ scaling from one spacing predicts; {meets}. ")
+    if penalty is not None and excess.min() > 2.0 * penalty:
+        parts.append(f"That excess is more than twice what spanning a knot costs at one "
+                     f"spacing ({penalty:.1f}x): beyond about one node spacing RK4 is no longer "
+                     "in its asymptotic h⁴ range on this field.")
+    elif penalty is not None and penalty > 2.0:
+        parts.append("Spanning a knot costs about as much at one spacing: the knots can "
+                     "account for the excess.")
+    return "".join(parts)
+
+
 def describe_field(field) -> str:
     """Short name of a field representation for tables and records."""
     from physml.tracks.grid import GridField

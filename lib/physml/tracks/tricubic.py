@@ -358,7 +358,8 @@ stable(bspline_point_cached, "tricubic.bspline_point_cached")
 def bspline_planes(c: np.ndarray) -> np.ndarray:
     """The z-contraction of B-spline coefficients ``c`` (nx + 2, ny + 2, nz + 2, 3)
     (:func:`bspline_coefficients`) on every z-node plane of the map and every plane halfway
-    between two: array (2 nz - 1, nx + 2, ny + 2, 3); plane 2 k is node k, plane 2 k + 1 is
+    between two: array (nx + 2, ny + 2, 2 nz - 1, 3) (planes third, so a track stepping in z
+    reads consecutive memory); plane 2 k is node k, plane 2 k + 1 is
     halfway between nodes k and k + 1.
 
     On such a plane the B-spline is a bicubic in (x, y) over these 2-D coefficients
@@ -438,7 +439,7 @@ class BSplineField(SmoothMap):
         return bspline_point(self.table, self.origin_mm, self.inv_spacing, x, y, z)
 
     def plane_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(planes (2 nz - 1, nx + 2, ny + 2, 3), origin (3,) mm, (1 / s_x, 1 / s_y, 2 / s_z)
+        """(planes (nx + 2, ny + 2, 2 nz - 1, 3), origin (3,) mm, (1 / s_x, 1 / s_y, 2 / s_z)
         1/mm): the arguments of :func:`bspline_plane_point` (built on first use, then kept:
         48 MB for 81 x 81 x 146 nodes)."""
         if getattr(self, "_planes", None) is None:
