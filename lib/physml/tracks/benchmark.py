@@ -367,6 +367,7 @@ def knot_scan_markdown(scan: pd.DataFrame, tol_um: float) -> str:
     meets = (f"{', '.join(f'{v:.0f} mm' for v in ok['step_mm'])} still meet"
              f"{'s' if len(ok) == 1 else ''} the {tol_um:g} µm goal on these tracks"
              if len(ok) else f"none of them meets the {tol_um:g} µm goal")
+
     def times(v):
         return f"{v:.2g}" if v < 10 else f"{v:.0f}"
 

@@ -127,7 +127,7 @@ MAP_DIGEST_ATOL = 1e-7
 nodes, in T and T²) of a rebuilt map and of the recorded one that still counts as the same map.
 Floating-point noise stays far below it: the iron-yoke map rebuilt with OpenBLAS's SkylakeX,
 Haswell and Sandybridge kernels had three different :func:`map_sha1` hashes, its node values
-within 3.6e-15 T of each other. A change of 1e-7 T at a single node exceeds it."""
+within 3.6e-15 T of each other. A change of 2e-7 T in a single node's By exceeds it."""
 
 
 def map_digest(grid) -> tuple[float, ...]:
