@@ -169,3 +169,59 @@ def test_headline_bounds_clip_each_side_but_not_the_verdict():
     with pytest.raises(ValueError, match="outside the metric's range"):
         results.headline("x", "q", "accuracy", None, "higher", physics=[0.5, 1.5],
                          ml=[0.5, 0.6], margin=0.02, bounds=(0, 1))
+
+
+def test_a_dict_with_exactly_value_and_ci_keys_is_one_ci(results_file):
+    results.record("acc", {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9})
+    results.record("time", {"mean": 2.0, "low": 1.0, "high": 3.0})
+    data = json.loads(results_file.read_text())["figures"]
+    assert data["acc"]["ci_low"] == 0.7 and data["acc"]["value"] == 0.8
+    assert data["time"]["ci_high"] == 3.0 and "acc.value" not in data
+
+
+def test_headline_refuses_malformed_keys_anchors_and_margins():
+    for key in ("bad key", 3, "acc!"):
+        with pytest.raises(ValueError, match="key must be an identifier"):
+            _h(key=key, physics=PHYS, ml=ML)
+    for margin in (True, "0.1", 0, -0.1):
+        with pytest.raises(ValueError, match="'acc': margin must be a positive number"):
+            _h(physics=PHYS, ml=ML, margin=margin)
+    for anchor in ({"name": "clock"}, {"value": 0.7}, [("name", "clock"), ("value", 0.7)]):
+        with pytest.raises(ValueError, match="headline anchor: expected"):
+            _h(physics=PHYS, ml=ML, anchor=anchor)
+    with pytest.raises(ValueError, match="scale='log' needs positive values"):
+        _h(physics=np.array([1.0, 2.0]), ml=np.array([0.0, 1.0]), scale="log")
+
+
+def test_headline_anchor_given_per_seed_values_is_stored_as_a_ci():
+    h = _h(physics=PHYS, ml=ML, anchor={"name": "clock", "value": [0.70, 0.72, 0.74]})
+    ref = mean_ci([0.70, 0.72, 0.74])
+    assert h.anchor["ci_low"] == pytest.approx(ref.low) and h.anchor["value"] == pytest.approx(0.72)
+
+
+def test_a_tie_with_one_side_and_no_decision_on_another_is_inconclusive():
+    rng = np.random.default_rng(2)
+    a = 0.80 + rng.normal(0, 0.002, 8)
+    h = _h(physics=a, ml=a + rng.normal(0, 0.002, 8), hybrid=a - 0.03 + rng.normal(0, 0.1, 8))
+    outcomes = sorted(p.outcome for p in h.pairs.values())
+    assert outcomes == ["inconclusive", "tie"]
+    assert h.verdict == "inconclusive" and "neither CI-separated nor equivalent" in h.detail
+
+
+def test_log_scale_verdicts_speak_of_ratios_and_fractions():
+    rk4 = np.array([3.0e5, 3.1e5, 2.9e5, 3.05e5])
+    win = _h(key="speed", physics=rk4, ml=rk4 * 10, scale="log", margin=0.1)
+    assert "ML is best; its ratio to physics has a 95% CI that excludes 1" in win.detail
+    tie = _h(key="speed", physics=rk4, ml=rk4 * np.array([1.01, 0.99, 1.0, 1.005]),
+             scale="log", margin=0.1)
+    assert tie.verdict == "tie" and "within ±0.1 (fraction)" in tie.detail
+    lin = _h(physics=PHYS, ml=ML)
+    assert "its difference to ML has a 95% CI that excludes 0" in lin.detail
+
+
+def test_format_number_edges():
+    f = results.format_number
+    assert [f(9999.4), f(10000.0), f(-25000.0), f(999_940_000.0), f(1e9)] == [
+        "9999", "10,000", "-25,000", "999,900,000", "1e+09"]
+    assert [f(True), f(float("inf")), f(np.int64(12345)), f([1, 2])] == [
+        "True", "inf", "12,340", "[1, 2]"]

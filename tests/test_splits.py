@@ -60,3 +60,20 @@ def test_holdout_and_bad_arguments():
         splits.holdout(g, ["a", "b", "c"])
     with pytest.raises(ValueError, match=r"n_splits must be in \[2, 3\]"):
         splits.group_kfold(g, 4)
+    with pytest.raises(ValueError, match=r"n_splits must be in \[2, 3\]"):
+        splits.group_kfold(g, 1)
+    assert len(splits.group_kfold(g, 2)) == 2 and len(splits.group_kfold(g, 3)) == 3  # edges
+    assert len(splits.leave_one_group_out(["a", "b"])) == 2
+    with pytest.raises(ValueError, match="at least 2 files"):
+        splits.leave_one_group_out(["a", "a"], what="file")
+    for bad in ([], [["a", "b"], ["c", "d"]]):
+        with pytest.raises(ValueError, match="non-empty 1-D"):
+            splits.leave_one_group_out(bad)
+
+
+def test_leak_message_lists_ten_groups_then_an_ellipsis():
+    many = [f"f{i:02d}" for i in range(11)]
+    with pytest.raises(splits.LeakError, match=r"^11 file\(s\) .*'f09' \.\.\.$"):
+        splits.check_no_leak(many, many, what="file")
+    with pytest.raises(splits.LeakError, match=r"'f09'$"):
+        splits.check_no_leak(many[:10], many[:10], what="file")

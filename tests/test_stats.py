@@ -63,6 +63,10 @@ def test_verdict_on_boundaries():
     assert verdict(CI(1.0, 0.0, 2.0, 3)) == "inconclusive"
     assert verdict(CI(1.0, 0.5, 2.0, 3)) == "greater"
     assert verdict(CI(-1.0, -2.0, -0.1, 3)) == "less"
+    # an interval that ends exactly on the null does not exclude it
+    assert verdict(CI(-1.0, -2.0, 0.0, 3)) == "inconclusive"
+    assert verdict(CI(1.0, 0.0, 2.0, 3), null=0.0) == "inconclusive"
+    assert CI(1.0, 0.5, 2.0, 3).half_width == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize("bad", [[1.0], [], [1.0, np.nan]])
@@ -81,6 +85,10 @@ def test_unpaired_lengths_raise_and_summarize_groups():
         paired_difference([1, 2, 3], [1, 2])
     out = summarize({"a": [1, 2, 3], "b": [2, 2, 2]})
     assert set(out) == {"a", "b"} and out["a"].mean == 2.0
+    with pytest.raises(ValueError, match="takes no value=/by="):
+        summarize({"a": [1, 2, 3]}, value="acc")
+    with pytest.raises(ValueError, match="takes no value=/by="):
+        summarize({"a": [1, 2, 3]}, by="m")
     assert str(out["b"]) == "2 [2, 2]"
 
 
@@ -98,6 +106,10 @@ def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
     assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).verdict == "inconclusive"
     with pytest.raises(ValueError, match="positive"):
         ratio_ci([1.0, -1.0], [1.0, 1.0])
+    for bad in (([0.0, 2.0], [1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0])):  # a zero on either side
+        with pytest.raises(ValueError, match="positive"):
+            ratio_ci(*bad)
+    np.testing.assert_allclose(cmp.diff.samples, slow / fast)
 
 
 # --------------------------------------------------------------------------- equivalence, verdicts
@@ -126,6 +138,53 @@ def test_tost_ind_matches_welch_one_sided_tests():
     p1 = st.ttest_ind(a + 0.06, b, equal_var=False, alternative="greater").pvalue
     p2 = st.ttest_ind(a - 0.06, b, equal_var=False, alternative="less").pvalue
     assert eq.p_value == pytest.approx(max(p1, p2), rel=1e-6)
+    assert eq.p_value < 0.05 and eq.equivalent
+    assert not tost_ind(a, b, margin=0.01).equivalent
+
+
+def test_welch_difference_is_scipys_welch_interval_and_exact_for_constant_samples():
+    from physml.stats import welch_difference
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(1.0, 0.1, 12), rng.normal(0.9, 0.3, 20)
+    res = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    cmp = welch_difference(a, b)
+    assert (cmp.diff.low, cmp.diff.high) == pytest.approx((res.low, res.high), rel=1e-12)
+    assert cmp.diff.mean == pytest.approx(a.mean() - b.mean())
+    assert cmp.diff.low < cmp.diff.mean < cmp.diff.high
+    const = welch_difference([2.0, 2.0, 2.0], [1.5, 1.5])
+    assert (const.diff.low, const.diff.mean, const.diff.high) == (0.5, 0.5, 0.5)
+    assert const.verdict == "greater"
+
+
+def test_tost_without_spread_compares_the_differences_not_the_sums():
+    from physml.stats import tost_ind, tost_paired
+
+    a = np.array([1.0, 2.0, 3.0])
+    exact = tost_paired(a, a.copy(), margin=0.1)  # every pair identical: no spread in a - b
+    assert exact.p_value == 0.0 and exact.equivalent
+    assert tost_paired(a, a - 0.5, margin=0.1).p_value == 1.0
+    assert tost_paired(a, a - 0.5, margin=0.5).p_value == 1.0  # on the margin is not within it
+    # differences with spread (whose sums have none) go through the t-tests
+    spread = tost_paired(a, a[::-1], margin=3.0)
+    d = a - a[::-1]
+    p_ref = max(st.ttest_1samp(d, -3.0, alternative="greater").pvalue,
+                st.ttest_1samp(d, 3.0, alternative="less").pvalue)
+    assert 0.0 < spread.p_value == pytest.approx(p_ref, rel=1e-9)
+    # one constant sample beside one with spread is an ordinary Welch test, not the exact path
+    eq = tost_ind([1.0, 1.0, 1.0, 1.0], [0.9, 1.0, 1.1, 1.05], margin=0.2)
+    p1 = st.ttest_ind(np.ones(4) + 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
+                      alternative="greater").pvalue
+    p2 = st.ttest_ind(np.ones(4) - 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
+                      alternative="less").pvalue
+    assert 0.0 < eq.p_value == pytest.approx(max(p1, p2), rel=1e-6)
+    assert tost_ind([1.0, 1.0], [1.0, 1.0], margin=0.1).p_value == 0.0
+    assert tost_ind([1.0, 1.0], [1.05, 1.05], margin=0.1).equivalent
+    assert tost_ind([1.0, 1.0], [1.5, 1.5], margin=0.1).p_value == 1.0
+    assert tost_ind([1.0, 1.0], [1.5, 1.5], margin=0.5).p_value == 1.0
+    for tost in (tost_paired, tost_ind):
+        with pytest.raises(ValueError, match="margin must be > 0"):
+            tost(a, a, margin=0.0)
 
 
 def test_equal_means_with_tight_cis_are_a_tie():
@@ -181,6 +240,7 @@ def test_log_scale_compares_ratios_and_margin_is_a_fraction():
     same = compare(fast, fast * np.array([1.01, 0.99, 1.0, 1.005]), better="higher",
                    margin=0.1, scale="log")
     assert same.outcome == "tie"
+    np.testing.assert_allclose(v.diff.samples, fast / slow)  # paired ratios, for later pairing
 
 
 def test_compare_rejects_bad_arguments():
@@ -188,8 +248,13 @@ def test_compare_rejects_bad_arguments():
 
     with pytest.raises(ValueError, match="better"):
         compare([1, 2], [1, 2], better="bigger", margin=0.1)
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ValueError, match="compare: margin must be a positive number"):
         compare([1, 2], [1, 2], better="higher", margin=0)
+    with pytest.raises(ValueError, match="compare: margin must be a positive number"):
+        compare([1, 2], [1, 2], better="higher", margin="0.1")
+    for bad in ([1.0, 2.0], [0.0, 2.0]), ([0.0, 2.0], [1.0, 2.0]):  # a zero on either side
+        with pytest.raises(ValueError, match="values must be positive"):
+            compare(*bad, better="higher", margin=0.1, scale="log")
     with pytest.raises(ValueError, match="scale"):
         compare([1, 2], [1, 2], better="higher", margin=0.1, scale="sqrt")
 
@@ -199,12 +264,18 @@ def test_summarize_frame_matches_mean_ci_per_group():
 
     df = pd.DataFrame({"method": ["x"] * 4 + ["y"] * 3, "task": ["t"] * 7,
                        "acc": [0.5, 0.6, 0.55, 0.65, 0.9, 0.8, 0.85]})
+    with pytest.raises(TypeError, match="value= and by="):
+        summarize(df, value="acc")
+    with pytest.raises(TypeError, match="value= and by="):
+        summarize(df, by="method")
     out = summarize(df, value="acc", by=["method", "task"])
     ref = mean_ci([0.9, 0.8, 0.85])
     row = out[out.method == "y"].iloc[0]
     assert (row["mean"], row.ci_low, row.ci_high, row.n) == pytest.approx(
         (ref.mean, ref.low, ref.high, 3))
     assert list(out.method) == ["x", "y"]
+    # groups keep the order in which they first occur (the order of a notebook's table)
+    assert list(summarize(df[::-1], value="acc", by="method").method) == ["y", "x"]
     with pytest.raises(KeyError, match="accuracy"):
         summarize(df, value="accuracy", by="method")
 
@@ -237,6 +308,14 @@ def test_bounds_reject_values_outside_the_range_and_malformed_bounds():
         mean_ci([0.5, 0.6], bounds=(1, 0))
     with pytest.raises(ValueError, match=r"\(low, high\)"):
         mean_ci([0.5, 0.6], bounds=(0,))
+    with pytest.raises(ValueError, match="low < high"):
+        mean_ci([1.0, 1.0], bounds=(1, 1))
+    edges = mean_ci([0.0, 0.5, 1.0], bounds=(0, 1))  # values on the bounds are in range
+    assert edges.low == 0.0 and edges.high == 1.0
+    assert mean_ci([-5.0, 0.2, 0.4], bounds=(None, 1)).low < -5.0  # None: no lower bound
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+            mean_ci([0.5, 0.6], confidence=bad)
 
 
 def test_summarize_passes_bounds_to_every_group():
