@@ -137,7 +137,8 @@ def test_map_digest_ignores_floating_point_noise_and_sees_a_change_at_one_node()
     assert priors.digest_deviation(changed, d) > priors.MAP_DIGEST_ATOL
     b = g.b_tesla.copy()
     b[3, 2, 40, 0] += 1e-3  # Bx only enters the |B|^2 sums
-    assert priors.digest_deviation(GridField(g.origin_mm, g.spacing_mm, b), d) > 1e-7
+    bx_changed = GridField(g.origin_mm, g.spacing_mm, b)
+    assert priors.digest_deviation(bx_changed, d) > priors.MAP_DIGEST_ATOL
     assert priors.digest_deviation(GridField(g.origin_mm, g.spacing_mm, g.b_tesla[:, :, :-1]),
                                    d) == np.inf
 
@@ -354,6 +355,21 @@ def test_matched_rk4_is_the_fewest_steps_at_least_as_accurate_else_the_1um_sched
     rates, name = benchmark.matched_rk4(coarse, ctp, rk4, 0.001, 4096)  # none is as accurate
     np.testing.assert_allclose(rates, [20.0, 1000 / 55.0])
     assert "100 mm" in name and "no coarser schedule" in name
+
+
+def test_speed_sides_at_matched_accuracy_are_those_as_accurate_as_the_best_surrogate():
+    picks = {"ml": pd.Series({"model": "mlp-tiny", "pos_mean_mm": 9.6}),
+             "hybrid": pd.Series({"model": "mlp-small+rk4x8", "pos_mean_mm": 0.012}),
+             "other": None}
+    kept, text = benchmark.matched_sides(picks, 0.012)  # an equal error is matched
+    assert list(kept) == ["hybrid"]
+    assert "ml, mlp-tiny: 9.6 mm, 800x the error" in text and "0.012 mm" in text
+    kept, text = benchmark.matched_sides(picks, 10.0)
+    assert list(kept) == ["ml", "hybrid"] and text == ""
+    kept, _ = benchmark.matched_sides(picks, 0.0119)
+    assert kept == {}
+    with pytest.raises(ValueError, match="err_mm must be > 0"):
+        benchmark.matched_sides(picks, 0.0)
 
 
 def test_fastest_meeting_targets_is_the_fastest_of_those_that_meet_them_at_that_batch():

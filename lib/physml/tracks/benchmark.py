@@ -844,6 +844,29 @@ def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm
             f"{err_mm:.3g} mm)")
 
 
+def matched_sides(picks: dict, err_mm: float) -> tuple[dict, str]:
+    """The picked surrogates that enter a speed comparison at matched accuracy: those of
+    ``picks`` (side -> its run's row with ``model`` and test ``pos_mean_mm``, or None) whose
+    test mean position error is at most ``err_mm`` (the best surrogate's); and one sentence
+    naming each side left out with its error ("" when none is). A speed verdict between models
+    whose accuracies differ by orders of magnitude would compare different products."""
+    if not err_mm > 0:
+        raise ValueError(f"matched_sides: err_mm must be > 0, got {err_mm}")
+    keep, out = {}, []
+    for side, pick in picks.items():
+        if pick is None:
+            continue
+        e = float(pick["pos_mean_mm"])
+        if e <= err_mm:
+            keep[side] = pick
+        else:
+            out.append(f"{side}, {pick['model']}: {e:.3g} mm, {e / err_mm:.3g}x the error")
+    if not out:
+        return keep, ""
+    return keep, (f"Left out of this comparison, less accurate than the best surrogate's "
+                  f"{err_mm:.3g} mm: " + "; ".join(out) + ".")
+
+
 def side_timings(tp: pd.DataFrame, picks: dict, batch: int) -> tuple[dict, dict]:
     """Per-repeat tracks/s and labels of each picked model (:func:`side_rates`), per side."""
     out = {k: side_rates(tp, v["model"], batch) for k, v in picks.items() if v is not None}
