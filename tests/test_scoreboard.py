@@ -140,3 +140,38 @@ def test_scoreboard_renders_in_chromium_and_its_links_resolve(board, tmp_path):
         assert page.url.endswith("zeta/01_answer.html")
         assert page.locator(".physml-findings").is_visible()
         ctx.close()
+
+
+def _row(scale, physics, ml):
+    side = lambda v, lo, hi: {"value": v, "ci_low": lo, "ci_high": hi}  # noqa: E731
+    return {"key": "k", "scale": scale, "physics": side(*physics), "ml": side(*ml),
+            "hybrid": None}
+
+
+def test_ci_chart_places_dots_on_a_padded_linear_or_log_axis():
+    import re
+
+    def dots(svg):
+        return [float(v) for v in re.findall(r'cx="([-0-9.]+)"', svg)]
+
+    # linear: values 0..1, padded by 8% of the range on each side, 6 px margins, 180 px wide
+    lin = scoreboard._svg(_row("linear", (0.5, 0.0, 1.0), (0.25, 0.2, 0.3)))
+    x = lambda v: 6 + (v + 0.08) / 1.16 * 168  # noqa: E731
+    assert dots(lin) == pytest.approx([round(x(0.5), 1), round(x(0.25), 1)], abs=0.051)
+    assert "linear axis" in lin
+    # log: 1..100 is 0..2 decades; 10 sits in the middle, padded by 0.16 decades
+    log = scoreboard._svg(_row("log", (10.0, 1.0, 100.0), (10.0, 5.0, 20.0)))
+    assert dots(log) == pytest.approx([90.0, 90.0], abs=0.051) and "log axis" in log
+    # a log row with a non-positive value falls back to a linear axis
+    assert "linear axis" in scoreboard._svg(_row("log", (0.0, -1.0, 1.0), (0.5, 0.2, 0.8)))
+    # every value equal: a unit pad, the dot in the middle
+    flat = scoreboard._svg(_row("linear", (2.0, 2.0, 2.0), (2.0, 2.0, 2.0)))
+    assert dots(flat) == pytest.approx([90.0, 90.0], abs=0.051)
+
+
+def test_text_table_cuts_the_status_column_at_60_characters():
+    row = {**_row("linear", (1.0, 0.9, 1.1), (2.0, 1.9, 2.1)), "study": "s", "unit": None,
+           "verdict": "ml", "status": "stale", "status_detail": "x" * 200}
+    text = scoreboard.to_text([row])
+    assert max(len(line.rstrip()) for line in text.splitlines()) < 200
+    assert "stale: " + "x" * 53 in text and "x" * 54 not in text

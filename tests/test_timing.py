@@ -33,6 +33,20 @@ def test_against_anchor_measures_a_known_speed_ratio(monkeypatch):
     assert r.anchor.seconds == pytest.approx([0.008] * 5)
 
 
+def test_against_anchor_compares_seconds_per_item_when_the_anchor_runs_several(monkeypatch):
+    # anchor: 8 ms for 4 items (2 ms each); ours: 1 ms for 1 item -> ours is 2x faster per item
+    clock = {"t": 0.0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+    step = {"anchor": 0.008, "ours": 0.001}
+
+    def call(name):
+        return lambda: clock.__setitem__("t", clock["t"] + step[name])
+
+    r = timing.against_anchor(call("ours"), call("anchor"), items=1, anchor_items=4,
+                              repeats=3, warmup=0)
+    assert r.speedup.diff.mean == pytest.approx(2.0)
+
+
 def test_interleaving_pairs_each_repeat():
     order = []
     timing.against_anchor(lambda: order.append("o"), lambda: order.append("a"), items=1,
@@ -69,6 +83,9 @@ def test_interleaved_calls_round_robin_and_times_each_call(monkeypatch):
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="repeats"):
         timing.measure(lambda: None, repeats=1)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        with timing.threads(0):
+            pass
     with pytest.raises(ValueError, match="items"):
         timing.measure(lambda: None, items=0)
 

@@ -43,6 +43,21 @@ def test_malformed_lines_raise_naming_the_line(bad):
         tokens.tokenize(bad)
 
 
+def test_tokenize_refuses_an_empty_or_non_string_line_by_name():
+    for bad in ("", None, 3):
+        with pytest.raises(ValueError, match="must be a non-empty string"):
+            tokens.tokenize(bad)
+
+
+def test_token_type_needs_a_command_letter_with_its_number():
+    assert [tokens.token_type(t) for t in ("M3", "T1", "G00", "X", "-0.5", "<eos>")] == [
+        "command", "command", "command", "axis", "value", "special"]
+    # a bare command letter, an address fused with its value, an unknown letter
+    for bad in ("G", "X1.", "W"):
+        with pytest.raises(ValueError, match="not a G-code token"):
+            tokens.token_type(bad)
+
+
 def test_detokenize_rejects_a_value_without_its_address():
     with pytest.raises(ValueError, match="grammar"):
         tokens.detokenize(["G1", "0.5"])

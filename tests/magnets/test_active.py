@@ -64,3 +64,27 @@ def test_select_routes_each_strategy_to_its_rule():
 def test_label_spread_counts_states_and_the_largest_share():
     bits = ALL_BITS[[3, 3, 3, 7]]
     assert label_spread(bits) == {"distinct_states": 2, "top_state_share": 0.75}
+
+
+def test_coverage_fills_with_the_next_most_confident_when_states_run_out():
+    # 4 predicted states, 6 labels: then the most confident readings not chosen, #2 (0.55), #6
+    assert coverage(CONF, PRED, 6).tolist() == [4, 0, 7, 5, 2, 6]
+
+
+def test_batch_sizes_from_one_to_the_whole_pool_are_allowed():
+    for rule in (least_confident, coverage):
+        assert len(rule(CONF, PRED, 1)) == 1 and sorted(rule(CONF, PRED, 8).tolist()) == list(
+            range(8))
+        with pytest.raises(ValueError, match=r"batch size must be in \[1, 8\]"):
+            rule(CONF, PRED, 0)
+
+
+def test_select_passes_the_labels_so_far_to_coverage_and_random_never_repeats():
+    x = np.column_stack([np.arange(8), np.zeros(8), np.zeros(8)])
+    rng = np.random.default_rng(0)
+    done = ALL_BITS[[7, 7, 3]]
+    assert select("coverage", _Fake(), x, 4, rng, labelled_bits=done).tolist() == [7, 5, 0, 4]
+    assert select("coverage", _Fake(), x, 4, rng, labelled_bits=ALL_BITS[:0]).tolist() == [
+        4, 0, 7, 5]
+    r = select("random", _Fake(), x, 8, np.random.default_rng(1))
+    assert sorted(r.tolist()) == list(range(8))

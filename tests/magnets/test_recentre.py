@@ -60,3 +60,13 @@ def test_offsets_reject_bad_shapes(templates):
         mean_offset(np.zeros((4, 3)), templates[:10])
     with pytest.raises(ValueError, match="bits must be"):
         labelled_offset(np.zeros((4, 3)), ALL_BITS[:3], templates)
+    for bad in (np.zeros((4, 2)), np.zeros((0, 3)), np.zeros(3)):
+        with pytest.raises(ValueError, match=r"readings_uT must be \(n, 3\) with n >= 1"):
+            mean_offset(bad, templates)
+    nan_reading = np.zeros((4, 3))
+    nan_reading[2, 1] = np.nan
+    nan_template = templates.copy()
+    nan_template[5, 0] = np.inf
+    for r, t in ((nan_reading, templates), (np.zeros((4, 3)), nan_template)):
+        with pytest.raises(ValueError, match="non-finite"):
+            mean_offset(r, t)
