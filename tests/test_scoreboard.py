@@ -158,12 +158,16 @@ def test_ci_chart_places_dots_on_a_padded_linear_or_log_axis():
     lin = scoreboard._svg(_row("linear", (0.5, 0.0, 1.0), (0.25, 0.2, 0.3)))
     x = lambda v: 6 + (v + 0.08) / 1.16 * 168  # noqa: E731
     assert dots(lin) == pytest.approx([round(x(0.5), 1), round(x(0.25), 1)], abs=0.051)
+    assert re.findall(r'cy="([0-9.]+)"', lin) == ["9", "23"]  # one row per side, 14 px apart
     assert "linear axis" in lin
     # log: 1..100 is 0..2 decades; 10 sits in the middle, padded by 0.16 decades
     log = scoreboard._svg(_row("log", (10.0, 1.0, 100.0), (10.0, 5.0, 20.0)))
     assert dots(log) == pytest.approx([90.0, 90.0], abs=0.051) and "log axis" in log
     # a log row with a non-positive value falls back to a linear axis
-    assert "linear axis" in scoreboard._svg(_row("log", (0.0, -1.0, 1.0), (0.5, 0.2, 0.8)))
+    assert "linear axis" in scoreboard._svg(_row("log", (0.5, 0.0, 1.0), (0.6, 0.2, 0.8)))
+    # the pad is a share of the range, wherever the range lies
+    shifted = scoreboard._svg(_row("linear", (1.5, 1.0, 2.0), (1.25, 1.2, 1.3)))
+    assert dots(shifted) == pytest.approx([round(x(0.5), 1), round(x(0.25), 1)], abs=0.051)
     # every value equal: a unit pad, the dot in the middle
     flat = scoreboard._svg(_row("linear", (2.0, 2.0, 2.0), (2.0, 2.0, 2.0)))
     assert dots(flat) == pytest.approx([90.0, 90.0], abs=0.051)
@@ -175,3 +179,45 @@ def test_text_table_cuts_the_status_column_at_60_characters():
     text = scoreboard.to_text([row])
     assert max(len(line.rstrip()) for line in text.splitlines()) < 200
     assert "stale: " + "x" * 53 in text and "x" * 54 not in text
+    assert text.splitlines()[2].split()[:6] == ["s", "k", "1", "[0.9,", "1.1]", "2"]
+    assert " ml " in text.splitlines()[2]
+
+
+def test_fingerprint_follows_the_study_library(project):
+    nb = project / "notebooks/demo/01_ok.ipynb"
+    lib = project / "lib/physml/demo"
+    lib.mkdir(parents=True, exist_ok=True)
+    (lib / "model.py").write_text("A = 1\n")
+    before = scoreboard.inputs_fingerprint(nb, {}, project)
+    (lib / "model.py").write_text("A = 2\n")
+    after = scoreboard.inputs_fingerprint(nb, {}, project)
+    assert before["library"] != after["library"] and before["notebook"] == after["notebook"]
+    # the params hash does not depend on the order of the keys
+    assert scoreboard.inputs_fingerprint(nb, {"a": 1, "b": 2}, project)["params"] == \
+        scoreboard.inputs_fingerprint(nb, {"b": 2, "a": 1}, project)["params"]
+
+
+def test_a_failure_older_than_the_last_good_render_is_history(project):
+    reports = project / "reports" / "demo"
+    reports.mkdir(parents=True)
+    nb = project / "notebooks/demo/01_ok.ipynb"
+    data = {"params": {}, "inputs": scoreboard.inputs_fingerprint(nb, {}, project),
+            "headlines": {"k": {"question": "q", "metric": "m", "unit": None,
+                                "better": "higher", "verdict": "ml", "detail": "d",
+                                "physics": {"value": 1.0, "ci_low": 0.9, "ci_high": 1.1},
+                                "ml": {"value": 2.0, "ci_low": 1.9, "ci_high": 2.1}}}}
+    ok, failed = reports / "01_ok.json", reports / "01_ok.failed.json"
+    ok.write_text(json.dumps(data))
+    failed.write_text(json.dumps({"detail": "boom"}))
+    os.utime(failed, (1000.0, 1000.0))
+    os.utime(ok, (2000.0, 2000.0))
+    (row,) = scoreboard.rows(project / "reports", project)
+    assert row["status"] == "ok"
+    os.utime(failed, (2000.0, 2000.0))  # as recent as the good render: the failure stands
+    (row,) = scoreboard.rows(project / "reports", project)
+    assert row["status"] == "failed"
+    os.utime(failed, (3000.0, 3000.0))
+    (row,) = scoreboard.rows(project / "reports", project)
+    assert row["status"] == "failed" and "boom" in row["status_detail"]
+    page = scoreboard.to_html([row])
+    assert "m, higher is better" in page and 'title="d"' in page
