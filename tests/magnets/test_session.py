@@ -163,6 +163,11 @@ def test_20bit_count_out_of_range_or_unknown_format_names_file_sample_and_field(
     p = _write(tmp_path, doc)
     with pytest.raises(SessionFormatError, match=r"s\.json: samples\[1\]\.mx/my/mz"):
         load_session(p)
+    for smp in doc["samples"]:
+        for k in ("mx", "my", "mz"):
+            del smp[k]
+    with pytest.raises(SessionFormatError, match=r"samples\[0\]\.mx: missing"):
+        load_session(_write(tmp_path, doc))
     doc["device"]["magFormat"] = "hmc5883"
     with pytest.raises(SessionFormatError, match=r"device\.magFormat: unknown .*'hmc5883'"):
         load_session(_write(tmp_path, doc))
@@ -277,3 +282,141 @@ def test_unknown_file_format_names_the_file(tmp_path):
     p = _write(tmp_path, _doc([]), "s.csv")
     with pytest.raises(SessionFormatError, match=r"s\.csv: unknown file format '\.csv'"):
         load_session(p)
+
+
+# ---------------------------------------------------------------- edges the mutation sweep found
+def test_default_label_tolerance_is_half_a_sample_period_at_26_hz(tmp_path):
+    from physml.magnets.session import LABEL_TOLERANCE_MS
+
+    assert LABEL_TOLERANCE_MS == pytest.approx(19.2307692, rel=1e-6)
+    ok = load_session(_write(tmp_path, _timed_doc(TIMES, [
+        {"startTime": -19, "endTime": 346 + 19, "fingers": FINGERS}])))
+    assert (ok.labels[0].start, ok.labels[0].end) == (0, 10)
+    with pytest.raises(SessionFormatError, match="outside the recording"):
+        load_session(_write(tmp_path, _timed_doc(TIMES, [
+            {"startTime": -20, "endTime": 100, "fingers": FINGERS}])))
+
+
+def test_labels_by_time_on_the_tolerance_edge_and_of_zero_length(tmp_path):
+    def load(t0, t1, tol):
+        return load_session(_write(tmp_path, _timed_doc(TIMES, [
+            {"startTime": t0, "endTime": t1, "fingers": FINGERS}])), label_tolerance_ms=tol)
+
+    edge = load(-5, 351, 5.0)  # exactly the tolerance outside the first and last samples
+    assert (edge.labels[0].start, edge.labels[0].end) == (0, 10)
+    for t0, t1 in ((-5.5, 100), (0, 351.5)):
+        with pytest.raises(SessionFormatError, match="outside the recording"):
+            load(t0, t1, 5.0)
+    one = load(150, 150, 0.0)  # a label of zero length on a sample holds that sample
+    assert (one.labels[0].start, one.labels[0].end) == (4, 5)
+    with pytest.raises(SessionFormatError, match=r"no sample within \[160.0, 180.0\] ms"):
+        load(160, 180, 0.0)  # between the samples at 150 and 192 ms
+    with pytest.raises(SessionFormatError, match="end 100.0 ms before start 150.0 ms"):
+        load(150, 100, 0.0)
+
+
+def test_index_labels_may_end_at_the_last_sample_but_not_be_empty(tmp_path):
+    s = load_session(_write(tmp_path, _doc([{"startIndex": 0, "endIndex": 10,
+                                             "fingers": FINGERS}])))
+    assert (s.labels[0].start, s.labels[0].end) == (0, 10)
+    with pytest.raises(SessionFormatError, match=r"range \[5, 5\) outside the 10 samples"):
+        load_session(_write(tmp_path, _doc([{"startIndex": 5, "endIndex": 5,
+                                             "fingers": FINGERS}])))
+
+
+def test_overlapping_labels_that_agree_load_and_a_clash_names_its_first_sample(tmp_path):
+    same = _doc([{"startIndex": 0, "endIndex": 5, "fingers": FINGERS},
+                 {"startIndex": 3, "endIndex": 7, "fingers": FINGERS}])
+    assert (load_session(_write(tmp_path, same)).states[:7] == [0, 1, 0, -1, 1]).all()
+    f2 = dict(FINGERS, thumb="flexed")
+    doc = _doc([{"startIndex": 4, "endIndex": 8, "fingers": FINGERS},
+                {"startIndex": 2, "endIndex": 6, "fingers": f2}])
+    with pytest.raises(SessionFormatError, match=r"labels\[1\]: sample 4 already labelled "
+                                                 r"differently by labels\[0\]"):
+        load_session(_write(tmp_path, doc))
+
+
+def test_20bit_conversion_refuses_counts_outside_20_bits():
+    from physml.magnets.session import mmc5603_counts_to_uT
+
+    assert mmc5603_counts_to_uT([0, (1 << 20) - 1]).tolist() == pytest.approx(
+        [-3200.0, 3199.993896484375])
+    for bad in (-1, 1 << 20):
+        with pytest.raises(ValueError, match=rf"counts must be in \[0, 1048575\], got \[{bad}"):
+            mmc5603_counts_to_uT([524288, bad])
+
+
+def test_samples_must_be_a_non_empty_list_and_imu_channels_are_optional(tmp_path):
+    for bad in ([], {"0": {"mx": 1}}):
+        doc = _doc([])
+        doc["samples"] = bad
+        with pytest.raises(SessionFormatError, match="samples: expected a non-empty list"):
+            load_session(_write(tmp_path, doc))
+    doc = _doc([])
+    for smp in doc["samples"]:
+        for k in ("ax", "ay", "az", "gx", "gy", "gz"):
+            del smp[k]
+    s = load_session(_write(tmp_path, doc))
+    assert s.accel_g is None and s.gyro_dps is None and s.n_samples == 10
+    for smp in doc["samples"]:
+        for k in ("mx", "my", "mz"):
+            del smp[k]
+    with pytest.raises(SessionFormatError, match=r"samples\[0\]\.mx: missing"):
+        load_session(_write(tmp_path, doc))
+
+
+def test_non_finite_calibration_and_a_header_with_samples_are_refused(tmp_path):
+    doc = _doc([])
+    doc["calibration"]["mag"]["hardIron"] = [1.0, float("nan"), 3.0]
+    with pytest.raises(SessionFormatError, match=r"calibration\.mag: non-finite"):
+        load_session(_write(tmp_path, doc))
+    doc = _doc([])
+    doc["calibration"]["mag"]["softIron"][1][1] = float("inf")
+    with pytest.raises(SessionFormatError, match=r"calibration\.mag: non-finite"):
+        load_session(_write(tmp_path, doc))
+    for extra in ({"labels": []}, {"samples": []}):
+        head = {"version": "2.1", **extra}
+        text = json.dumps(head) + "\n" + json.dumps(_samples(1)[0]) + "\n"
+        with pytest.raises(SessionFormatError, match="belong on their own lines"):
+            load_session(_write(tmp_path, text, "s.jsonl"))
+
+
+def test_a_session_built_in_code_starts_unlabelled():
+    from physml.magnets.session import Session
+
+    s = Session(mag_raw_uT=np.zeros((4, 3)))
+    assert s.states.shape == (4, 5) and (s.states == -1).all()
+
+
+@pytest.mark.parametrize("shape", ["startIndex", "start_sample"])
+def test_written_session_reads_back_whole(tmp_path, shape):
+    from physml.magnets.session import session_to_json, write_session
+
+    a = load_session(_write(tmp_path, _timed_doc(TIMES, [
+        {"startIndex": 2, "endIndex": 5, "fingers": FINGERS}])))
+    doc = session_to_json(a, label_shape=shape)
+    assert shape in doc["labels"][0] and doc["version"] == "2.1"
+    b = load_session(write_session(a, tmp_path / "back.json", label_shape=shape))
+    for field in ("mag_raw_uT", "accel_g", "gyro_dps", "hard_iron_uT", "soft_iron", "time_s"):
+        np.testing.assert_allclose(getattr(b, field), getattr(a, field), err_msg=field)
+    assert (b.states == a.states).all() and b.device == a.device and b.metadata == a.metadata
+    assert b.timestamp == a.timestamp
+    a.version, a.timestamp = None, None
+    assert session_to_json(a)["version"] == "2.1" and session_to_json(a)["timestamp"] == ""
+
+
+def test_booleans_are_not_numbers_or_sample_indices(tmp_path):
+    doc = _doc([])
+    doc["samples"][3]["my"] = True
+    with pytest.raises(SessionFormatError, match=r"samples\[3\]\.my: expected a finite number, "
+                                                 r"got True"):
+        load_session(_write(tmp_path, doc))
+    doc = _doc([{"startIndex": True, "endIndex": 5, "fingers": FINGERS}])
+    with pytest.raises(SessionFormatError, match=r"labels\[0\]\.startIndex: expected an integer "
+                                                 r"sample index, got True"):
+        load_session(_write(tmp_path, doc))
+    for bad in (True, "100", float("nan")):
+        doc = _timed_doc(TIMES, [{"startTime": bad, "endTime": 200, "fingers": FINGERS}])
+        with pytest.raises(SessionFormatError, match=r"labels\[0\]\.startTime: expected a finite "
+                                                     r"time in ms"):
+            load_session(_write(tmp_path, doc))
