@@ -193,3 +193,64 @@ def test_build_script_writes_a_loadable_checksummed_copy(tmp_path):
     assert set(sizes) >= {"rows.parquet", "files.parquet", "SOURCE.md", "SHA256SUMS"}
     d = data.load_shipped(tmp_path / "out")
     assert sorted(d.files["file"]) == ["face_001", "pocket150025_012"]
+
+
+# ---------------------------------------------------------------- edges the mutation sweep found
+def test_console_time_counts_hours_minutes_and_seconds():
+    t = data.parse_console_times(pd.Series(["01:59:59.0", "02:00:01.5", "02:30:01.5"]), "f")
+    assert t.tolist() == [0.0, 2.5, 1802.5]
+
+
+def test_an_incomplete_source_names_its_missing_column(tmp_path):
+    gone = "frame_r2.Gy"
+    header = [c for c in HEADER if c != gone]
+    rows = [[v for c, v in zip(HEADER, r, strict=True) if c != gone] for r in _rows()]
+    with pytest.raises(data.RecordingError,
+                       match=rf"source frame_r2 is incomplete: missing \['{gone}'\]"):
+        data.read_recording(_write(tmp_path / "face_010_aligned.csv.gz", header, rows))
+
+
+def test_targets_are_read_when_present_even_if_not_required(tmp_path):
+    rec = data.read_recording(_write(tmp_path / "face_011_aligned.csv.gz"),
+                              require_targets=False)
+    assert rec.rows["gcode_line"].tolist() == [16, 17, 18]
+    header = HEADER[:-2]
+    rows = [r[:-2] for r in _rows()]
+    bare = data.read_recording(_write(tmp_path / "face_012_aligned.csv.gz", header, rows),
+                               require_targets=False)
+    assert "gcode_line" not in bare.rows.columns and len(bare.rows) == 3
+
+
+def test_a_non_integer_line_number_names_its_row(tmp_path):
+    rows = _rows(3)
+    rows[2][HEADER.index("gcode_line")] = "17.5"
+    with pytest.raises(data.RecordingError, match=r"row 2 .*'gcode_line'.*17.5 is not an integer"):
+        data.read_recording(_write(tmp_path / "face_013_aligned.csv.gz", rows=rows))
+
+
+def test_duplicate_recordings_are_refused_by_name(tmp_path):
+    p = _write(tmp_path / "face_014_aligned.csv.gz")
+    q = _write(tmp_path / "face_015_aligned.csv.gz")
+    with pytest.raises(ValueError, match=r"duplicate recording names: \['face_014', 'face_014'\]"):
+        data.load_csvs([p, q, p])
+
+
+def test_first_per_kind_and_load_from_a_folder_or_the_default(tmp_path):
+    d = data.load_shipped()
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        data.first_per_kind(d, -1)
+    assert data.first_per_kind(d, 0) is d
+    one = data.first_per_kind(d, 1)
+    assert len(one.files) == d.files["kind"].fillna("unknown").nunique()
+    assert list(one.rows.columns) == list(d.rows.columns)
+    assert list(one.files.columns) == list(d.files.columns)
+    assert one.rows.index.tolist() == list(range(len(one.rows)))
+    for f in data.shipped_dir().iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    again = data.load(tmp_path)  # a folder holding a shipped copy
+    pd.testing.assert_frame_equal(again.rows, d.rows)
+    assert len(data.load("").files) == len(data.load(None).files) == len(d.files) == 114
+    csvs = tmp_path / "csvs"
+    csvs.mkdir()
+    _write(csvs / "face_016_aligned.csv.gz")
+    assert data.load(csvs).files["file"].tolist() == ["face_016"]  # a folder of CSVs
