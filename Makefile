@@ -12,7 +12,7 @@ WORKERS ?=
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0.2
 
-.PHONY: install reports smoke test lint lab clean-reports help
+.PHONY: install reports smoke test lint lab mutate clean-reports help
 
 help:
 	@echo "make reports   render every notebook (default params) into reports/, with reports/index.html"
@@ -20,6 +20,7 @@ help:
 	@echo "physml scoreboard   the physics / ML / hybrid verdicts of every study (after make reports)"
 	@echo "make smoke     render every notebook with its smoke params"
 	@echo "make lab       JupyterLab on notebooks/ with the physml kernel"
+	@echo "make mutate MODULE=lib/physml/stats.py TESTS=tests/test_stats.py   mutants the tests miss"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +42,7 @@ smoke: $(STAMP)
 	$(BIN)/physml render --profile smoke
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests
+	$(BIN)/ruff check lib tests tools
 
 # two workers (pytest-xdist); a study's notebooks render in order on one worker (loadgroup).
 # The two workers fill the two cores: one BLAS/OpenMP thread each (torch follows OMP), or every
@@ -49,6 +50,11 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
+
+# one-operator mutants of MODULE that TESTS do not notice (tools/mutate.py; rewrites MODULE in
+# place and restores it: run on a clean checkout)
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py $(MODULE) $(TESTS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
