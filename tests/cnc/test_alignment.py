@@ -179,3 +179,79 @@ def test_posterior_decoding_beats_the_best_path_on_rows_when_the_phase_is_uncert
     post2, _ = alignment.posterior_time_warp(-e, adv, 1, 1, state, 3)
     vpath2, _ = alignment.viterbi_time_warp(-e, adv, 1, 1)
     assert 1 not in post2 and 4 not in vpath2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_left_to_right_equals_brute_force_enumeration_of_every_path(seed):
+    """Independent reference for :func:`viterbi_left_to_right`: enumerate every start line and
+    every sequence of advances (0 = stay, k = skip to k lines on), score each path by the
+    documented rule (stay: log(1 - 1/d), advance by k: log(1/d) + (k - 1) log_skip, from the
+    line left) and keep the best."""
+    import itertools
+
+    rng = np.random.default_rng(200 + seed)
+    T, S, skip = 5, 6, int(rng.integers(2, 4))
+    e = rng.normal(size=(T, S))
+    d = rng.uniform(1.5, 4.0, S)
+    log_skip, start = float(rng.uniform(-3.0, -0.5)), int(rng.integers(1, 3))
+    best, best_path = -np.inf, None
+    for s0 in range(start):
+        for steps in itertools.product(range(skip + 1), repeat=T - 1):
+            path = s0 + np.r_[0, np.cumsum(steps)]
+            if path[-1] >= S:
+                continue
+            s = e[0, s0]
+            for t, k in enumerate(steps, start=1):
+                src = path[t - 1]
+                s += (np.log1p(-1.0 / d[src]) if k == 0
+                      else np.log(1.0 / d[src]) + (k - 1) * log_skip) + e[t, path[t]]
+            if s > best:
+                best, best_path = s, path
+    got = alignment.viterbi_left_to_right(e, d, max_skip=skip, log_skip=log_skip,
+                                          start_states=start)
+    np.testing.assert_array_equal(got, best_path)
+
+
+def test_left_to_right_validates_its_durations_and_skip():
+    e = np.zeros((3, 4))
+    for d in (np.ones(3), [1.0, 0.5, 2.0, 2.0], [1.0, np.inf, 2.0, 2.0]):
+        with pytest.raises(ValueError, match=r"expected_rows must have shape \(4,\) with values"):
+            alignment.viterbi_left_to_right(e, d)
+    with pytest.raises(ValueError, match="max_skip must be >= 1, got 0"):
+        alignment.viterbi_left_to_right(e, np.ones(4), max_skip=0)
+    clean = np.where(np.arange(4)[None, :] == np.array([0, 1, 2])[:, None], 0.0, -20.0)
+    assert alignment.viterbi_left_to_right(clean, np.ones(4), max_skip=1).tolist() == [0, 1, 2]
+
+
+def test_advance_log_probs_is_the_documented_gaussian_and_mixture():
+    k = np.arange(5)
+    g = np.exp(-0.5 * ((k - 2) / 0.8) ** 2)
+    want = 0.9 * g / g.sum() + 0.1 / 5
+    np.testing.assert_allclose(np.exp(alignment.advance_log_probs(2, 4, 0.8, stall=0.1)), want)
+    np.testing.assert_allclose(np.exp(alignment.advance_log_probs(1, 1, 1.0, stall=0.0)),
+                               [np.exp(-0.5) / (1 + np.exp(-0.5)), 1 / (1 + np.exp(-0.5))])
+    for args in ((0, 3, 1.0), (2, 1, 1.0), (2, 4, 0.0), (2, 4, -1.0), (2, 4, 1.0, 1.0),
+                 (2, 4, 1.0, -0.1)):
+        with pytest.raises(ValueError):
+            alignment.advance_log_probs(*args)
+
+
+def test_start_and_end_bins_may_be_one_or_every_bin_and_states_must_fit():
+    rng = np.random.default_rng(7)
+    T, B = 4, 6
+    e, adv = rng.normal(size=(T, B)), np.log(np.full(3, 1 / 3))
+    state = np.repeat([0, 1, 2], 2)
+    for start, end in ((1, 1), (B, B), (1, B), (B, 1)):
+        path, score = alignment.viterbi_time_warp(e, adv, start, end)
+        assert np.isfinite(score) and path[0] < start and path[-1] >= B - end
+        got, logz = alignment.posterior_time_warp(e, adv, start, end, state, 3)
+        assert np.isfinite(logz) and got.shape == (T,)
+    for start, end in ((0, 1), (1, 0), (B + 1, 1), (1, B + 1)):
+        with pytest.raises(ValueError, match=rf"must be in 1\.\.{B}"):
+            alignment.viterbi_time_warp(e, adv, start, end)
+        with pytest.raises(ValueError, match=rf"must be in 1\.\.{B}"):
+            alignment.posterior_time_warp(e, adv, start, end, state, 3)
+    for bad in (state[:-1], np.r_[state[:-1], 3], np.r_[-1, state[1:]]):
+        with pytest.raises(ValueError, match=r"bin_state must have shape \(6,\) with values "
+                                             r"in 0\.\.2"):
+            alignment.posterior_time_warp(e, adv, 1, 1, bad, 3)
