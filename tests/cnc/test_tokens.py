@@ -63,6 +63,13 @@ def test_detokenize_rejects_a_value_without_its_address():
         tokens.detokenize(["G1", "0.5"])
 
 
+def test_detokenize_rejects_an_address_without_its_value_at_the_end():
+    # the last token is an address: the look-ahead must stop at the end, with the named error
+    with pytest.raises(ValueError, match=r"grammar at 1 \('X'\)"):
+        tokens.detokenize(["G1", "X"])
+    assert tokens.detokenize(["G1", "X", "1."]) == "G1 X1."
+
+
 def test_vocabulary_encode_decode():
     v = tokens.Vocabulary.build(["G1 Z0.025 F7.3", "X1. Y2."])
     ids = v.encode("G1 Z0.025 F7.3", max_len=10)
@@ -71,12 +78,37 @@ def test_vocabulary_encode_decode():
     assert v.decode(v.encode("X9.99")) == ["X", "<unk>"]
 
 
+def test_encode_pads_to_exactly_max_len_and_accepts_a_line_that_fills_it():
+    v = tokens.Vocabulary.build(["G1 Z0.025 F7.3"])
+    full = v.encode("G1 Z0.025 F7.3")  # <bos> 5 tokens <eos>
+    assert len(full) == 7
+    assert v.encode("G1 Z0.025 F7.3", max_len=7).tolist() == full.tolist()
+    padded = v.encode("G1 Z0.025 F7.3", max_len=12)
+    assert padded.shape == (12,) and padded[7:].tolist() == [tokens.PAD] * 5
+    with pytest.raises(ValueError, match="needs 7 tokens > max_len 6"):
+        v.encode("G1 Z0.025 F7.3", max_len=6)
+
+
 def test_token_accuracy_counts_positions_of_the_true_line():
     assert tokens.token_accuracy(["X", "1."], ["X", "1.", "Y", "2."]) == 0.5
     assert tokens.token_accuracy(["X", "1.", "Y", "2.", "Z", "3."], ["X", "1."]) == 1.0
     s = tokens.line_token_scores(["X1. Y3.", "G0 Z1."], ["X1. Y2.", "G0 Z1."])
     assert s["hit"].tolist() == [3, 3] and s["exact"].tolist() == [False, True]
     assert s["hit_value"].tolist() == [1, 1]
+
+
+def test_line_token_scores_count_missing_and_extra_tokens_and_each_type():
+    # a prediction shorter than the true line: its missing tokens are misses, not hits
+    s = tokens.line_token_scores(["G1 X1.", "G1 X1. Y2. Z3.", ""],
+                                 ["G1 X1. Y2.", "G1 X1.", "G0 Z1."])
+    assert s["n"].tolist() == [5, 3, 3]
+    assert s["hit"].tolist() == [3, 3, 0]
+    assert s["n_command"].tolist() == [1, 1, 1] and s["hit_command"].tolist() == [1, 1, 0]
+    assert s["n_axis"].tolist() == [2, 1, 1] and s["hit_axis"].tolist() == [1, 1, 0]
+    assert s["n_value"].tolist() == [2, 1, 1] and s["hit_value"].tolist() == [1, 1, 0]
+    assert s["exact"].tolist() == [False, False, False]
+    with pytest.raises(ValueError, match="2 predictions for 1 lines"):
+        tokens.line_token_scores(["X1.", "X2."], ["X1."])
 
 
 def test_six_programs_recovered_from_gcode_sequences_match_the_file_kinds(programs):
@@ -98,6 +130,29 @@ def test_recovery_splits_programs_that_disagree_on_a_line():
     })
     progs = tokens.recover_programs(rows)
     assert [p.files for p in progs] == [("a", "b"), ("c",)]
+    assert [p.name for p in progs] == ["P1", "P2"]
+
+
+def test_recovery_joins_at_exactly_the_minimum_overlap_and_not_below():
+    # a and b share 3 of b's 10 lines (0.3 of the smaller file): joined at min_overlap 0.3;
+    # c shares 2 of its 10 with a (0.2): a program of its own
+    lines_a = list(range(1, 11))
+    lines_b = [8, 9, 10] + list(range(21, 28))
+    lines_c = [1, 2] + list(range(31, 39))
+    rows = pd.DataFrame({
+        "file": ["a"] * 10 + ["b"] * 10 + ["c"] * 10,
+        "gcode_line": lines_a + lines_b + lines_c,
+        "gcode_string": [f"X{n}." for n in lines_a + lines_b + lines_c]})
+    progs = tokens.recover_programs(rows, min_overlap=0.3)
+    assert [p.files for p in progs] == [("a", "b"), ("c",)]
+    assert len(progs[0].lines) == 17
+
+
+def test_a_file_with_two_texts_for_one_line_is_refused_by_name():
+    rows = pd.DataFrame({"file": ["a", "a", "a"], "gcode_line": [1, 2, 2],
+                         "gcode_string": ["G0 X1.", "X2.", "X3."]})
+    with pytest.raises(ValueError, match="file a: gcode_line 2 has two texts"):
+        tokens.recover_programs(rows)
 
 
 def test_modal_fill_follows_line_order_not_row_order():
