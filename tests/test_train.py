@@ -190,3 +190,136 @@ def test_ended_by_budget_counts_runs_whose_best_epoch_is_the_last(tmp_path):
     assert ended_by_budget([still["best_epoch"]], 3) == 1
     assert ended_by_budget([done["best_epoch"]], 200) == 0
     assert ended_by_budget([still["best_epoch"], 2, 3], 3) == 2  # epoch 2 of 3 is not the last
+
+
+def test_every_config_limit_is_accepted_and_each_step_past_it_refused():
+    TrainConfig(epochs=1, batch_size=1, lr=0.1, weight_decay=0.0, warmup_epochs=0.0,
+                min_lr=0.0, patience=1, min_delta=0.0, grad_clip=None)
+    TrainConfig(lr=0.1, min_lr=0.1, grad_clip=1e-6)
+    for bad in ({"batch_size": 0}, {"weight_decay": -1e-9}, {"warmup_epochs": -1e-9},
+                {"min_lr": -1e-9}, {"min_delta": -1e-9}, {"grad_clip": 0.0}, {"lr": 0.0}):
+        with pytest.raises(ValueError, match=f"invalid {next(iter(bad))}="):
+            TrainConfig(**bad)
+
+
+def test_train_data_must_be_a_non_empty_tuple_of_tensors(tmp_path):
+    x, y = linear_problem()
+    cfg = TrainConfig(**CFG)
+    for bad in ((), [x, y]):
+        with pytest.raises(TypeError, match="non-empty tuple of tensors"):
+            train(make_model(), mse_terms, bad, val_fn(x, y), cfg, tmp_path)
+    with pytest.raises(TypeError, match=r"train_data\[1\] is ndarray"):
+        train(make_model(), mse_terms, (x, y.numpy()), val_fn(x, y), cfg, tmp_path)
+    with pytest.raises(ValueError, match="train_data is empty"):
+        train(make_model(), mse_terms, (x[:0], y[:0]), val_fn(x, y), cfg, tmp_path)
+
+
+def test_epoch_loss_is_the_row_weighted_mean_over_uneven_batches(tmp_path):
+    # the loss is the batch's mean of a fixed column (the model only adds zero), so an epoch's
+    # logged loss must be the column's mean over all rows, whatever the shuffle: batches of
+    # 4, 4 and 2 rows, weighted by their sizes
+    col = torch.arange(10, dtype=torch.float32).reshape(10, 1) ** 2
+    model = make_model()
+
+    def terms(m, batch):
+        (c,) = batch
+        return {"loss": c.mean() + 0.0 * m.weight.sum()}
+
+    cfg = TrainConfig(**{**CFG, "epochs": 2, "batch_size": 4})
+    hist = train(model, terms, (col,), lambda m: {"loss": 1.0}, cfg, tmp_path)
+    assert [r["loss"] for r in hist["train"]] == pytest.approx([float(col.mean())] * 2)
+
+
+def test_an_equal_validation_loss_is_no_improvement(tmp_path):
+    # min_delta = 0: a loss that merely repeats the best does not reset the patience
+    x, y = linear_problem()
+    cfg = TrainConfig(**{**CFG, "patience": 2, "min_delta": 0.0})
+    hist = train(make_model(), mse_terms, (x, y), lambda m: {"loss": 1.0}, cfg, tmp_path)
+    assert hist["best_epoch"] == 1 and hist["stopped"] == "early stopping at epoch 3"
+    # and an improvement smaller than min_delta is none either
+    losses = iter([1.0, 0.95, 0.9, 0.85])
+    cfg = TrainConfig(**{**CFG, "patience": 2, "min_delta": 0.1})
+    hist = train(make_model(), mse_terms, (x, y), lambda m: {"loss": next(losses)}, cfg,
+                 tmp_path / "delta")
+    assert hist["best_epoch"] == 1 and len(hist["val"]) == 3
+
+
+def test_without_resume_a_second_run_starts_afresh_and_resume_needs_no_checkpoint(tmp_path):
+    x, y = linear_problem()
+    cfg = TrainConfig(**{**CFG, "epochs": 3})
+    train(make_model(), mse_terms, (x, y), val_fn(x, y), cfg, tmp_path / "a")
+    calls = []
+
+    def counted(model, batch):
+        calls.append(1)
+        return mse_terms(model, batch)
+
+    again = train(make_model(), counted, (x, y), val_fn(x, y), cfg, tmp_path / "a")
+    # trained again from the start, not taken as complete from the first run's checkpoint
+    assert len(calls) == 3 * math.ceil(len(x) / CFG["batch_size"])
+    assert [r["epoch"] for r in again["train"]] == [1, 2, 3]
+    fresh = train(make_model(), mse_terms, (x, y), val_fn(x, y), cfg, tmp_path / "new" / "b",
+                  resume=True)  # nothing to resume from: an ordinary run, its folders made
+    assert [r["epoch"] for r in fresh["train"]] == [1, 2, 3]
+    assert load_history(tmp_path / "new" / "b")["train"] == load_history(tmp_path / "a")["train"]
+
+
+def test_progress_bar_follows_the_flag_else_shows_only_on_a_terminal_outside_render(monkeypatch):
+    from physml import train as train_module
+
+    assert train_module._show_progress(True) is True
+    assert train_module._show_progress(False) is False
+    monkeypatch.setattr(train_module.sys.stderr, "isatty", lambda: True)
+    monkeypatch.delenv("PHYSML_RENDER", raising=False)
+    assert train_module._show_progress(None) is True
+    monkeypatch.setenv("PHYSML_RENDER", "1")
+    assert train_module._show_progress(None) is False
+    monkeypatch.setattr(train_module.sys.stderr, "isatty", lambda: False)
+    monkeypatch.delenv("PHYSML_RENDER")
+    assert train_module._show_progress(None) is False
+
+
+def test_logged_lr_warms_up_over_whole_epochs_and_decays_to_min_lr(tmp_path):
+    # 64 rows at batch 32: 2 steps per epoch, so 2 warm-up epochs are 4 steps; min_lr 0.02 of
+    # a 0.1 peak is a floor ratio of 0.2
+    x, y = linear_problem(n=64)
+    cfg = TrainConfig(**{**CFG, "epochs": 5, "batch_size": 32, "warmup_epochs": 2, "lr": 0.1,
+                         "min_lr": 0.02})
+    hist = train(make_model(), mse_terms, (x, y), val_fn(x, y), cfg, tmp_path)
+    expected = [0.1 * lr_factor(2 * e, 10, 4, 0.2) for e in range(5)]
+    assert [r["lr"] for r in hist["train"]] == pytest.approx(expected)
+    assert expected[:2] == pytest.approx([0.025, 0.075])
+
+
+def test_resuming_a_finished_run_trains_nothing_and_returns_its_history(tmp_path):
+    x, y = linear_problem()
+    cfg = TrainConfig(**{**CFG, "epochs": 3})
+    first = train(make_model(), mse_terms, (x, y), val_fn(x, y), cfg, tmp_path)
+    assert first["stopped"] == "completed 3 epochs"
+    calls = []
+
+    def counted(model, batch):
+        calls.append(1)
+        return mse_terms(model, batch)
+
+    again = train(make_model(seed=5), counted, (x, y), val_fn(x, y), cfg, tmp_path, resume=True)
+    assert calls == [] and again == json.loads(json.dumps(first))
+
+
+def test_training_time_is_the_time_spent_in_the_epochs(tmp_path):
+    import time
+
+    x, y = linear_problem()
+    t0 = time.perf_counter()
+    hist = train(make_model(), mse_terms, (x, y), val_fn(x, y),
+                 TrainConfig(**{**CFG, "epochs": 3}), tmp_path)
+    assert 0 < hist["training_time"] <= time.perf_counter() - t0
+
+
+def test_progress_flag_decides_whether_the_bar_is_drawn(tmp_path, capsys):
+    x, y = linear_problem(n=64)
+    for flag, drawn in ((False, False), (True, True)):
+        train(make_model(), mse_terms, (x, y), val_fn(x, y),
+              TrainConfig(**{**CFG, "epochs": 2, "progress": flag}), tmp_path / str(flag))
+        err = capsys.readouterr().err
+        assert ("train " + str(flag) in err) is drawn, err
