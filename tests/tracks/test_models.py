@@ -73,6 +73,61 @@ def test_kick_table_integrals_match_the_closed_form_of_the_gaussian_field():
     assert a0[0] == b0[0] and a1[0] == pytest.approx(b1[0] + b0[0] * (15500 - t.z_mm[-1]))
 
 
+class _UniformBy:
+    """By = 0.5 T everywhere: I0 = 0.5 (z - z0), I1 = 0.25 (z - z0)^2, both exact under the
+    trapezoid rule (I0 is linear)."""
+
+    def __call__(self, pts):
+        b = np.zeros_like(np.asarray(pts, float))
+        b[:, 1] = 0.5
+        return b
+
+
+def test_kick_table_spans_its_range_on_whole_steps_from_z0():
+    t = priors.KickTable.from_field(_UniformBy(), z0_mm=100.0, z_max_mm=1000.0, step_mm=7.0)
+    assert len(t.z_mm) == 130 and t.z_mm[0] == 100.0  # ceil(900 / 7) steps, the last past 1000
+    assert 1000.0 <= t.z_mm[-1] < 1007.0
+    np.testing.assert_allclose(np.diff(t.z_mm), 7.0)
+    np.testing.assert_allclose(t.i0, 0.5 * (t.z_mm - 100.0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t.i1, 0.25 * (t.z_mm - 100.0) ** 2, rtol=1e-12, atol=1e-9)
+    i0, i1 = t.at(np.array([103.5, 555.0]))  # linear between nodes
+    np.testing.assert_allclose(i0, [1.75, 227.5], rtol=1e-12)
+    assert i1[0] == pytest.approx(0.5 * 0.25 * 49.0)
+
+
+@pytest.mark.parametrize("bad", [dict(z0_mm=5.0, z_max_mm=5.0), dict(z0_mm=5.0, z_max_mm=1.0),
+                                 dict(step_mm=0.0), dict(step_mm=-5.0)])
+def test_kick_table_refuses_an_empty_range_or_a_non_positive_step(bad):
+    with pytest.raises(ValueError, match="need z_max_mm > z0_mm and step_mm > 0"):
+        priors.KickTable.from_field(_UniformBy(), **bad)
+
+
+def test_interp_table_is_linear_interpolation_from_its_own_origin():
+    values = torch.tensor([0.0, 2.0, -1.0, 4.0], dtype=torch.float64)
+    nodes = 250.0 + 10.0 * np.arange(4)
+    z = torch.tensor([240.0, 250.0, 253.0, 266.5, 280.0, 300.0], dtype=torch.float64)
+    got = priors.interp_table(z, 250.0, 10.0, values, 3).numpy()
+    np.testing.assert_allclose(got, np.interp(z.numpy(), nodes, values.numpy()), atol=1e-12)
+
+
+def test_torch_kick_equals_the_numpy_kick_with_an_offset_origin_and_past_the_table():
+    # table from z0 = -200 mm to 6000 mm; tracks end inside it and up to 3 m beyond its end
+    # (a field-free drift there)
+    g = GaussianField()
+    t = priors.KickTable.from_field(g, z0_mm=-200.0, z_max_mm=6000.0, step_mm=5.0)
+    rng = np.random.default_rng(4)
+    n = 32
+    ini = np.c_[rng.uniform(-50, 50, (n, 2)), rng.uniform(-0.2, 0.2, (n, 2)),
+                rng.choice([-1.0, 1.0], n) / rng.uniform(2, 50, n)]
+    dz = rng.uniform(100.0, 9000.0, n)
+    assert (dz > 6200.0).sum() > 5 and (dz < 6200.0).sum() > 5
+    want = priors.kick_numpy(ini, dz, t, z0_mm=-200.0)
+    u = torch.tensor(np.c_[ini, dz])
+    table = (torch.tensor(t.i0), torch.tensor(t.i1))
+    got = priors.kick(u, 1.0, table, -200.0, 5.0, float(t.z_mm[-1])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+
+
 def test_kick_prior_error_is_second_order_in_q_over_p():
     """The kick prior is the first-order solution: its error vs RK4 falls ~4x when p doubles
     (a wrong sign or a missing factor would leave a first-order error, falling ~2x)."""

@@ -112,6 +112,50 @@ def test_prior_rejects_distances_beyond_its_nodes_and_bad_fields():
         priors.RK4Prior.fit(GaussianField(), 4, np.array([L_MM]))
 
 
+def test_prior_refuses_misshapen_inputs_and_a_zero_length():
+    prior = priors.RK4Prior.fit(GRID, 4, np.array([L_MM]))
+    s = _tracks(4)
+    for ini, dz in ((s[:, :4], np.full(4, L_MM)), (s, np.full(5, L_MM)), (s[0], np.full(1, L_MM)),
+                    (s, np.full((4, 1), L_MM))):
+        with pytest.raises(ValueError, match=r"expected initial \(n, 5\) and dz \(n,\)"):
+            prior(ini, dz)
+    assert prior(s[:0], np.zeros(0)).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"dz in \[0.0, 8500.0\] mm"):
+        prior(s, np.array([0.0, L_MM, L_MM, L_MM]))  # a track that goes nowhere
+    with pytest.raises(ValueError, match="length_mm = 0.0, expected > 0"):
+        priors.RK4Prior(4, 0.0, "abc")
+
+
+def test_fit_records_the_magnet_its_map_was_built_from_or_none():
+    g = _gaussian_map()
+    assert priors.RK4Prior.fit(g, 4, np.array([L_MM])).magnet is None
+    model = {"design": "iron_yoke", "b0_tesla": 1.1}
+    with_model = GridField(g.origin_mm, g.spacing_mm, g.b_tesla, meta={"model": model})
+    assert priors.RK4Prior.fit(with_model, 4, np.array([L_MM])).magnet == model
+
+
+def test_prior_runs_on_one_numba_thread_only_below_serial_below(monkeypatch):
+    import numba
+
+    import physml.tracks.rk4_compiled as kernels
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba has one thread here: nothing to tell apart")
+    seen = []
+    real = kernels.rk4_compiled
+
+    def probe(*args):
+        seen.append(numba.get_num_threads())
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "rk4_compiled", probe)
+    prior = priors.RK4Prior.fit(GRID, 2, np.array([L_MM]))
+    before = numba.get_num_threads()
+    for n in (priors.SERIAL_BELOW - 1, priors.SERIAL_BELOW):
+        prior(_tracks(n), np.full(n, L_MM))
+    assert seen == [1, before] and numba.get_num_threads() == before
+
+
 def test_prior_rebuilds_its_map_only_if_the_hash_matches():
     p = priors.RK4Prior(4, L_MM, "000000000000", magnet=None)
     with pytest.raises(ValueError, match="000000000000"):
