@@ -45,6 +45,42 @@ def test_kinematic_timeline_gives_each_line_its_duration_in_bins():
     assert tl.modes == ["none", "G1", "G1", "none"]
 
 
+def test_kinematic_timeline_scales_every_duration_by_the_time_scale():
+    prog, rows = _program_rows()
+    tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
+                          bins_per_row=2, time_scale=0.5)
+    counts = np.bincount(tl.bin_line, minlength=len(tl.lines))
+    assert dict(zip(tl.lines, counts, strict=True)) == {1: 0, 2: 120, 3: 12, 4: 0}
+
+
+def test_time_scale_is_observed_rows_after_the_stale_head_over_kinematic_rows():
+    prog, rows = _program_rows()
+    # file a opens with one stale status row (line 9, then the run restarts at line 1)
+    head = pd.DataFrame({"file": ["a"], "gcode_line": [9], "gcode_string": ["M5"],
+                         "feed": 254.0, "momo": 1.0})
+    rows = pd.concat([head, rows], ignore_index=True)
+    assert H.restart_row(rows.loc[rows["file"] == "a", "gcode_line"].to_numpy()) == 1
+    tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
+                          bins_per_row=1)
+    assert sum(tl.seconds) == pytest.approx(33.0)  # 30 s + 3 s
+    # 133 rows of the run in each file, against 33 s x 4 rows/s = 132 kinematic rows each
+    scale = H.fit_time_scale(rows, {"P1": tl}, {"a": "P1", "b": "P1"}, 4.0)
+    assert scale == pytest.approx(266 / 264)
+    still = H.Timeline("P1", tl.lines, tl.texts, tl.modes, [0.0] * len(tl.lines), tl.bin_line)
+    with pytest.raises(ValueError, match="no kinematic duration"):
+        H.fit_time_scale(rows, {"P1": still}, {"a": "P1", "b": "P1"}, 4.0)
+
+
+def test_the_stale_head_takes_each_position_s_most_frequent_line_the_smaller_of_a_tie():
+    prog, rows = _program_rows()
+    head = pd.DataFrame({"file": ["a", "b"], "gcode_line": [4, 3],
+                         "gcode_string": ["M30", "X5.5"], "feed": 254.0, "momo": 1.0})
+    rows = pd.concat([head, rows], ignore_index=True).sort_values("file", kind="stable")
+    tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
+                          bins_per_row=1, durations="observed")
+    assert tl.lines[0] == 3 and tl.lines[1:] == [1, 2, 3, 4]
+
+
 def test_observed_timeline_uses_the_median_rows_per_line():
     prog, rows = _program_rows()
     tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
@@ -157,6 +193,63 @@ def test_with_decoding_changes_only_the_search(fitted):
         model.with_decoding(weight=-1.0)
 
 
+def test_a_model_without_a_sensor_part_decodes_by_the_clock_alone(fitted, small):
+    model, _ = fitted
+    train = small.rows[~small.rows["file"].isin(HELD_OUT)].reset_index(drop=True)
+    clock = H.AlignmentModel.fit(train, H.replace(model.config, weight=0.0))
+    assert clock.classifier is None
+    assert clock.with_decoding(weight=0.0).config.weight == 0.0
+    with pytest.raises(ValueError, match="weight > 0 needs a model fitted with a sensor"):
+        clock.with_decoding(weight=0.1)
+    assert np.all(clock.class_log_scores(np.zeros((4, 2))) == 0.0)
+
+
+def test_a_class_the_classifier_never_saw_scores_minus_infinity(fitted):
+    model, _ = fitted
+    ratio = np.array([[0.5, np.nan, -1.0, 2.0, 0.0]])  # one row, a column per class
+    got = model.class_log_scores(ratio=ratio)
+    assert got[0, 1] == -np.inf
+    keep = ~np.isnan(ratio[0])
+    np.testing.assert_allclose(got[0, keep], model.config.weight * ratio[0, keep])
+    # at weight 0 the sensor part is off altogether, unseen class included
+    assert np.all(model.with_decoding(weight=0.0).class_log_scores(ratio=ratio) == 0.0)
+
+
+def test_kinematic_timelines_are_rescaled_by_the_fitted_time_scale(small):
+    train = small.rows[~small.rows["file"].isin(HELD_OUT)].reset_index(drop=True)
+    cfg = H.AlignmentConfig(weight=0.0, durations="kinematic")
+    model = H.AlignmentModel.fit(train, cfg)
+    assert model.time_scale != 1.0  # 1.03 here: the recordings run a little slower
+    programs = tokens.recover_programs(train)
+    prog_of = tokens.program_of_file(programs)
+    kw = dict(rapid_rate=cfg.rapid_rate, machine_move_s=cfg.machine_move_s,
+              rows_per_second=cfg.rows_per_second, bins_per_row=cfg.bins_per_row)
+    for p in programs:
+        rows = train[train["file"].map(prog_of) == p.name]
+        want = H.build_timeline(p, rows, time_scale=model.time_scale, **kw)
+        assert model.timelines[p.name].bin_line == want.bin_line
+        assert H.build_timeline(p, rows, **kw).n_bins < want.n_bins  # the scale shows
+
+
+def test_the_first_program_wins_a_tie(fitted):
+    model, _ = fitted
+    tl = next(iter(model.timelines.values()))
+    twins = H.replace(model, timelines={"PA": tl, "PB": tl})
+    got = twins.align(ratio=np.zeros((40, len(H.CLASSES))))
+    assert got["scores"]["PA"] == got["scores"]["PB"] and got["program"] == "PA"
+
+
+def test_run_folds_computes_the_features_it_is_not_given(small):
+    from physml import splits
+
+    sp = splits.group_kfold(small.rows["file"].to_numpy(), 2, seed=0, what="file")[0]
+    cfg = H.AlignmentConfig(gbm_iter=2, train_stride=16, weight=0.1, durations="observed")
+    scores, _, _ = H.run_folds(small, [(0, sp)], {"hyb": cfg}, X=None)
+    X = H.features(small.rows, cfg)
+    again, _, _ = H.run_folds(small, [(0, sp)], {"hyb": cfg}, X=X)
+    assert scores.equals(again)
+
+
 def test_threads_give_the_same_alignment(fitted):
     model, test = fitted
     a = model.predict_rows(test)
@@ -201,9 +294,33 @@ def test_selection_sees_only_the_training_files_of_each_outer_fold(small, monkey
     # the kept predictions are the scored ones: one frame per fold, every test row, and
     # their "correct" share is the fold's exact-line accuracy
     assert [len(p) for p in preds] == [len(sp.test) for sp in outer]
+    for p in preds:  # each row's position in its file, from 0 up to (n - 1) / n
+        for _, g in p.groupby("file"):
+            np.testing.assert_allclose(g["position"], np.arange(len(g)) / len(g))
     for p, (_, sc) in zip(preds, scores.iterrows(), strict=True):
         share = float(np.mean(H.error_kind(p) == "correct"))
         assert share == pytest.approx(sc["line_exact_accuracy"])
+        per_file = p.groupby("file")["program_ok"].first()
+        assert sc["program_accuracy"] == pytest.approx(per_file.mean())
+        # most files are aligned to their own program here (0.71 and 0.92 when written): a
+        # flipped comparison in program_ok would score the wrong ones instead
+        assert sc["program_accuracy"] > 0.5
+
+
+def test_selection_fits_a_sensor_part_when_only_the_grid_asks_for_one(small):
+    # config.weight = 0 (a clock) but the grid tries a weight > 0: the inner models must be
+    # fitted with their classifier, or decoding with that weight would be refused
+    rows = small.rows
+    cfg = H.AlignmentConfig(gbm_iter=2, train_stride=16, weight=0.0, durations="observed",
+                            bins_per_row=1, max_advance=2)
+    X = np.zeros((len(rows), 1), dtype=np.float32) + rows["row"].to_numpy()[:, None] % 7
+    chosen, table = H.select_decoding(rows, X, cfg, {"weight": [0.1]}, 2, 0)
+    assert chosen.weight == 0.1 and len(table) == 2
+    assert table["line_exact_accuracy"].between(0.05, 1.0).all()  # a share of the rows
+    # and a sensor config whose grid leaves its weight alone keeps its sensor part
+    chosen, _ = H.select_decoding(rows, X, H.replace(cfg, weight=0.1), {"pace_sigma": [0.5]},
+                                  2, 0)
+    assert (chosen.weight, chosen.pace_sigma) == (0.1, 0.5)
 
 
 def test_modal_choice_is_the_most_frequent_combination():
@@ -213,6 +330,26 @@ def test_modal_choice_is_the_most_frequent_combination():
                                                                       "pace_sigma": 0.8}
     with pytest.raises(ValueError, match="nope"):
         H.modal_choice(chosen, "nope", ["weight"])
+    assert H.modal_choice(chosen, "h", ["weight"]) == {"weight": 0.2}  # one key: a scalar
+    tie = pd.DataFrame({"method": ["h", "h"], "weight": [0.3, 0.1]})
+    assert H.modal_choice(tie, "h", ["weight"]) == {"weight": 0.3}  # the first chosen
+
+
+def test_best_sensor_model_takes_the_most_accurate_k_and_the_smallest_of_a_tie():
+    # two well-separated clusters of 30 rows in each of 6 files: every k scores 1.0
+    rng = np.random.default_rng(0)
+    y = np.tile(np.repeat([10, 20], 30), 6)
+    X = (y[:, None] + 0.01 * rng.standard_normal((len(y), 2))).astype(np.float32)
+    groups = np.repeat([f"f{i}" for i in range(6)], 60)
+    k = H.best_sensor_model(X, y, groups, np.arange(len(y)), [5, 1, 3], 3, 0)
+    assert k == 1
+    # classes alternating along one feature: the nearest neighbour is right, 25 neighbours
+    # reach across the other class's points
+    pos = np.tile(np.arange(20), 6).astype(float)
+    X = (pos[:, None] + 0.01 * rng.standard_normal((len(pos), 1))).astype(np.float32)
+    groups = np.repeat([f"f{i}" for i in range(6)], 20)
+    assert H.best_sensor_model(X, (pos % 2).astype(int), groups, np.arange(len(pos)), [25, 1],
+                               3, 0) == 1
 
 
 def _pred_frame():
@@ -237,6 +374,9 @@ def test_error_kind_names_each_outcome():
     # the wrong-program row keeps its kind even though its line number matches
     assert kinds.tolist() == ["correct", "correct", "wrong program", "line off by 1",
                               "line off by 2-4", "line off by 5 or more"]
+    edges = _pred_frame().iloc[3:].assign(pred_line=[22, 24, 25])  # off by 2, 4 and 5
+    assert H.error_kind(edges).tolist() == ["line off by 2-4", "line off by 2-4",
+                                            "line off by 5 or more"]
 
 
 def test_error_breakdown_shares_programs_positions_and_modes():
@@ -252,5 +392,6 @@ def test_error_breakdown_shares_programs_positions_and_modes():
     assert acc[0] == 1.0 and acc[1] == 1.0 and acc[5] == 0.0 and acc[9] == 0.0
     # wrong lines in the right program: off-by-1 and off-by-7 share G1, off-by-3 is a G2
     assert eb["same_mode"].iloc[0, 0] == pytest.approx(2 / 3)
+    assert eb["same_mode"].iloc[1, 0] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="one method"):
         H.error_breakdown(pd.concat([_pred_frame(), _pred_frame().assign(method="n")]))

@@ -103,6 +103,13 @@ def test_motion_emission_features_are_the_centred_motion_features(small):
         H.AlignmentConfig(emission_features="psychic")
     with pytest.raises(ValueError, match="motion_halves"):
         H.AlignmentConfig(motion_halves=())
+    with pytest.raises(ValueError, match=r"half windows >= 0 rows, got \(2, -1\)"):
+        H.AlignmentConfig(motion_halves=(2, -1))
+    assert H.AlignmentConfig(motion_halves=(0, 3)).motion_halves == (0, 3)  # 0: the row alone
+    for bad in ({"threads": 0}, {"max_runs": 0}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be >= 1, got 0"):
+            H.AlignmentConfig(**bad)
+    H.AlignmentConfig(threads=1, max_runs=1)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +154,12 @@ def test_decoding_grids_add_the_feature_choice_to_sensor_configs_only():
     assert "emission_features" not in H.decoding_grids(cfgs, [0.1], [0.4], [4], ["motion"])["s"]
     with pytest.raises(ValueError, match="psychic"):
         H.decoding_grids(cfgs, [0.1], [0.4], [4], emission_features=["window", "psychic"])
+    # a decoder choice only when there is more than one, for every config
+    both = H.decoding_grids(cfgs, [0.1], [0.4], [4], decoders=["viterbi", "posterior"])
+    assert both["s"]["decoder"] == both["t"]["decoder"] == ["viterbi", "posterior"]
+    assert "decoder" not in H.decoding_grids(cfgs, [0.1], [0.4], [4], decoders=["posterior"])["t"]
+    with pytest.raises(ValueError, match=r"decoders \['oracle'\] not in"):
+        H.decoding_grids(cfgs, [0.1], [0.4], [4], decoders=["viterbi", "oracle"])
     chosen = pd.DataFrame({"method": ["s"], "seed": [0], "fold": [1], "weight": [0.1],
                            "pace_sigma": [0.4], "max_advance": [4],
                            "emission_features": ["motion"]})
@@ -203,6 +216,42 @@ def test_phase_check_counts_the_held_out_template_by_hand():
     assert pc["lines_in_every_run"] == pytest.approx(2 / 3)  # line 3 only in a
     assert pc["rows_per_line"] == pytest.approx((10 + 1 / 3 + 32 / 3) / 3)
     assert (pc["files"], pc["run_rows"], pc["scored_rows"]) == (3, 21.0, 63)
+
+
+def test_phase_check_holds_one_out_of_two_recordings_and_refuses_one():
+    _, rows, _ = _three_runs()
+    two = H.phase_check(rows[rows["file"] != "c"]).iloc[0]
+    # a against the template b and b against a: row 10 (3 vs 4) wrong once each
+    assert (two["files"], two["scored_rows"]) == (2, 42)
+    assert two["template_exact"] == pytest.approx(40 / 42)
+    with pytest.raises(ValueError, match="program P1 has 1 typical recording"):
+        H.phase_check(rows[rows["file"] == "a"])
+    # typical: within 25% of the median run (21 rows): 23 rows is, a run twice over is not
+    extra = pd.DataFrame({"file": ["d"] * 23 + ["e"] * 42,
+                          "gcode_line": [2] * 10 + [4] * 13 + ([2] * 10 + [4] * 11) * 2})
+    extra["gcode_string"] = extra["gcode_line"].map({2: "G1 X5. F10.", 4: "X10."})
+    more = pd.concat([rows, extra.assign(feed=254.0, momo=1.0)], ignore_index=True)
+    assert H.phase_check(more).iloc[0]["files"] == 4
+
+
+def test_kinematic_check_sets_kinematic_against_recorded_rows_per_program():
+    _, rows, _ = _three_runs()
+    cfg = H.AlignmentConfig(rows_per_second=4.0, machine_move_s=0.0)
+    kc = H.kinematic_check(rows, cfg).iloc[0]
+    # the lines the recordings report (2, 3, 4): 5 in at 10 in/min = 30 s, 0.1 in = 0.6 s,
+    # 4.9 in = 29.4 s; 60 s x 4 rows/s
+    k_rows = np.array([120.0, 2.4, 117.6])
+    assert kc["kinematic_rows"] == pytest.approx(k_rows.sum())
+    assert kc["recorded_rows_median"] == 21.0
+    assert kc["ratio"] == pytest.approx(21.0 / k_rows.sum())
+    # the observed timeline's rows per line (mean over a, b, c: 10, 1/3, 32/3) in whole bins
+    o_rows = np.array([10.0, 0.0, 11.0])
+    assert kc["line_correlation"] == pytest.approx(np.corrcoef(k_rows, o_rows)[0, 1])
+    # a stale status row before the run in two of the files is not part of their runs
+    head = pd.DataFrame({"file": ["a", "b"], "gcode_line": [9, 9], "gcode_string": ["M5"] * 2,
+                         "feed": 254.0, "momo": 1.0})
+    kc = H.kinematic_check(pd.concat([head, rows], ignore_index=True), cfg).iloc[0]
+    assert kc["recorded_rows_median"] == 21.0
 
 
 def test_perfect_clock_overall_weights_programs_by_their_scored_rows():
