@@ -97,6 +97,7 @@ def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():
     assert "no network timed here reaches 10x" in t
     t = speed_target_reach(tp, 2.0e5, 4096)  # 2.5M >= 2M: one could be fast enough
     assert "a fast enough network exists" in t
+    assert "a fast enough network exists" in speed_target_reach(tp, 2.5e5, 4096)  # exactly 10x
     with pytest.raises(ValueError, match="no timing at batch 1"):
         speed_target_reach(tp, 2.0e5, 1)
 
@@ -193,3 +194,25 @@ def test_model_timings_time_the_calls_of_model_caller_on_the_same_inputs(monkeyp
     benchmark.model_caller("unused", "onnx", 1)(3, 1)()
     np.testing.assert_array_equal(seen[0], timed)
     assert timed.shape == (3, 6)
+
+
+def test_rate_target_edges_count_as_met_and_as_reached():
+    from physml.timing import Timing
+    from physml.tracks.benchmark import rate_target_text
+
+    t = Timing(np.array([1.0, 1.02, 0.98, 1.01, 0.99]), 300)
+    assert rate_target_text(t, t.per_second.low).startswith("met (mean over 5 repeats")
+    assert rate_target_text(t, t.best_per_second).startswith("reached by the fastest repeat")
+
+
+def test_independent_check_text_says_whether_the_goal_holds_on_the_fresh_tracks():
+    from physml.tracks.benchmark import independent_check_markdown
+
+    rk4 = {"field": "B-spline", "n_ref": 1000, "max_err_um": 0.8, "p99_err_um": 0.4,
+           "n_check": 2000, "check_seed": 7, "check_max_err_um": 1.0, "check_p99_err_um": 0.5}
+    text = independent_check_markdown(rk4, 1.0)  # exactly at the goal: it holds
+    assert "on 2000 independent tracks (seed 7) it is within 1 µm" in text
+    assert text.endswith("the 1 µm goal holds there.")
+    assert "**does not hold**" in independent_check_markdown(rk4, 0.99)
+    with pytest.raises(ValueError, match="no independent check set"):
+        independent_check_markdown({**rk4, "n_check": 0}, 1.0)
