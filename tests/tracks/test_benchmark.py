@@ -11,7 +11,10 @@ from physml.tracks.field import GaussianField
 def test_matched_accuracy_picks_a_schedule_within_tolerance_and_rejects_coarse_ones():
     res = benchmark.rk4_at_matched_accuracy(GaussianField(), n_ref=8, n_speed=256,
                                             steps_mm=[2000.0, 100.0], rng=np.random.default_rng(0),
-                                            tol_um=1.0, repeats=2, n_scipy_timed=1)
+                                            tol_um=1.0, repeats=2, n_scipy_timed=2)
+    anchor = res["scipy_ratio"].anchor
+    assert anchor.items == 2 and res["scipy_seconds_per_track"] == pytest.approx(
+        anchor.min_s / 2)
     scan = res["scan"].set_index("schedule")
     assert scan.loc["2e+03 mm", "max_err_um"] > 1.0  # the coarse step misses 1 um...
     assert res["schedule"] == "100 mm" and res["max_err_um"] <= 1.0  # ...so it is not chosen
@@ -44,6 +47,9 @@ def test_fold_means_are_means_of_contiguous_parts():
     np.testing.assert_allclose(benchmark.fold_means(v, 2), [2.0, 7.0])
     with pytest.raises(ValueError, match="folds"):
         benchmark.fold_means(v, 1)
+    np.testing.assert_allclose(benchmark.fold_means(v, 10), v)  # one value per fold is allowed
+    with pytest.raises(ValueError, match=r"need 2 <= folds <= 10, got 11"):
+        benchmark.fold_means(v, 11)
 
 
 def _gaussian_tricubic():
@@ -115,6 +121,8 @@ def test_side_rates_label_carries_the_models_accuracy():
                        "pos_mean_mm": [9.07, 9.07]})
     rates, label = side_rates(tp, "m", 4096)
     assert label == "m-s0 (onnx, batch 4096; mean position error 9.07 mm)"
+    three = pd.concat([tp, tp.iloc[:1].assign(backend="jit", tracks_per_s=75.0)])
+    assert side_rates(three, "m", 4096)[1].startswith("m-s0 (onnx,")  # the fastest of three
     np.testing.assert_array_equal(rates, [100.0, 50.0])
 
 

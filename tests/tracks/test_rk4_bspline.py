@@ -289,6 +289,11 @@ def test_representation_gap_reports_the_field_model_error_against_the_truth():
     # the smooth representation of a smooth truth is closer to it than the trilinear map
     assert gap["smooth_vs_truth_max_tesla"] < 0.2 * gap["map_vs_truth_max_tesla"]
     assert gap["smooth_vs_map_max_tesla"] > 0  # they are different fields ...
+    # ... by a difference no larger than their two errors against the truth together
+    assert gap["smooth_vs_map_max_tesla"] <= (gap["smooth_vs_truth_max_tesla"]
+                                              + gap["map_vs_truth_max_tesla"])
+    assert rk4["scipy_seconds_per_track"] == pytest.approx(
+        rk4["scipy_ratio"].anchor.min_s / rk4["scipy_ratio"].anchor.items)
     assert gap["track_max_um"] > 0.01  # ... so the tracks differ by more than RK4 noise
 
 
@@ -315,6 +320,9 @@ def test_spans_knot_sees_a_node_strictly_inside_a_step_only():
     assert benchmark.spans_knot(np.array([0.0, 200.0]), -200.0, 100.0)
     assert benchmark.spans_knot(np.array([300.0, 100.0]), 0.0, 100.0)  # descending too
     assert not benchmark.spans_knot(np.array([300.0, 200.0]), 0.0, 100.0)
+    # knots at origin + k spacing: 30, 130, ... (not at -30 + k spacing)
+    assert not benchmark.spans_knot(np.array([40.0, 120.0]), 30.0, 100.0)
+    assert benchmark.spans_knot(np.array([120.0, 140.0]), 30.0, 100.0)
 
 
 def _edges(p):
@@ -366,3 +374,22 @@ def test_knot_scan_text_names_the_knots_only_when_spanning_one_costs_as_much():
     text = benchmark.knot_scan_markdown(scan, 0.5)
     assert "no longer in its asymptotic h⁴ range" in text and "(1.2x)" in text
     assert "none of them meets the 0.5 µm goal" in text
+
+
+def test_knot_scan_text_at_exactly_twice_the_knot_cost_and_without_a_shifted_row():
+    # penalty 0.375 / 0.25 = 1.5x; the longer step's excess 3.0 / 1.0 = 3.0x, exactly twice:
+    # not "more than twice", and 1.5x is no reason to name the knots either
+    rows = [(1.0, 0.0, 100.0, False, 0.25, 0.25), (1.0, 0.5, 100.0, True, 0.375, 0.25),
+            (2.0, 0.0, 200.0, True, 3.0, 1.0)]
+    scan = pd.DataFrame(rows, columns=["factor", "shift", "step_mm", "spans_knot",
+                                       "max_err_um", "h4_max_err_um"])
+    text = benchmark.knot_scan_markdown(scan, 1.0)
+    assert "1.5x" in text and "are 3–3x what" in text
+    assert "more than twice" not in text and "the knots can account" not in text
+    # a knot cost of exactly 2x is not "more than" 2x
+    text = benchmark.knot_scan_markdown(scan.assign(max_err_um=[0.25, 0.5, 3.0]), 1.0)
+    assert "2.0x" in text and "the knots can account" not in text
+    # without a shifted row there is no knot cost to compare with
+    text = benchmark.knot_scan_markdown(scan.drop(index=1), 1.0)
+    assert "Longer steps (200 mm 3 µm)" in text
+    assert "more than twice" not in text and "the knots can account" not in text
