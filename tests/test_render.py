@@ -79,6 +79,28 @@ def test_params_precedence_profile_then_file_then_cli(project, tmp_path):
     assert smoke.params == {"n": 2}
 
 
+def test_research_profile_overlays_its_file_or_says_it_has_none(project):
+    nb = project / "notebooks/demo/01_ok.ipynb"
+    (job,) = R.plan([nb], profile="research")
+    assert job.params == R.plan([nb])[0].params
+    assert job.params_sources[-1] == "(no research profile: default parameters)"
+    research = project / "params/demo/01_ok.research.yaml"
+    research.write_text("n: 9\n")
+    try:
+        (job,) = R.plan([nb], profile="research")
+        assert job.params["n"] == 9 and job.params_sources[-1].endswith("01_ok.research.yaml")
+    finally:
+        research.unlink()
+
+
+def test_overrides_need_a_key_and_an_equals_sign():
+    assert R.parse_overrides(["n=3", " seeds = [0, 1]", "label="]) == {
+        "n": 3, "seeds": [0, 1], "label": ""}
+    for bad in ("n", "=3", " =3"):
+        with pytest.raises(R.ParamsError, match="expected KEY=VALUE"):
+            R.parse_overrides([bad])
+
+
 def test_smoke_renders_never_replace_real_reports(project, tmp_path):
     """Without --out a smoke render goes to reports/smoke/ (a smoke render had overwritten a
     36-minute default report); default and research renders go to reports/."""
@@ -133,6 +155,11 @@ def test_provenance_in_report_and_results(rendered):
         assert prov["versions"][pkg], pkg
     assert {"git", "cpu", "wall_time_s", "started"} <= set(prov)
     assert prov["wall_time_s"] > 0
+    # the notebook's own run time: no longer than the time since it started
+    from datetime import UTC, datetime
+
+    since = (datetime.now(UTC) - datetime.fromisoformat(prov["started"])).total_seconds()
+    assert prov["wall_time_s"] <= since + 1.0
     html = (rendered / "demo/01_ok.html").read_text()
     start = html.index('class="physml-provenance"')
     assert start < html.index("FIXTURE_TRACE")  # provenance opens the report
