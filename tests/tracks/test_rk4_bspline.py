@@ -393,3 +393,10 @@ def test_knot_scan_text_at_exactly_twice_the_knot_cost_and_without_a_shifted_row
     text = benchmark.knot_scan_markdown(scan.drop(index=1), 1.0)
     assert "Longer steps (200 mm 3 µm)" in text
     assert "more than twice" not in text and "the knots can account" not in text
+    # half a spacing is a row of its own wherever it is listed; excesses of 10x and more
+    # are whole numbers
+    more = pd.concat([scan, pd.DataFrame([(0.5, 0.0, 50.0, False, 0.01, 0.0156),
+                                          (3.0, 0.0, 300.0, True, 760.0, 5.06)],
+                                         columns=scan.columns)], ignore_index=True)
+    text = benchmark.knot_scan_markdown(more, 1.0)
+    assert "half a spacing within 0.01 µm" in text and "are 3–150x what" in text
