@@ -292,6 +292,8 @@ def test_representation_gap_reports_the_field_model_error_against_the_truth():
     # ... by a difference no larger than their two errors against the truth together
     assert gap["smooth_vs_map_max_tesla"] <= (gap["smooth_vs_truth_max_tesla"]
                                               + gap["map_vs_truth_max_tesla"])
+    assert gap["map_vs_truth_max_tesla"] <= (gap["smooth_vs_truth_max_tesla"]
+                                             + gap["smooth_vs_map_max_tesla"])
     assert rk4["scipy_seconds_per_track"] == pytest.approx(
         rk4["scipy_ratio"].anchor.min_s / rk4["scipy_ratio"].anchor.items)
     assert gap["track_max_um"] > 0.01  # ... so the tracks differ by more than RK4 noise
