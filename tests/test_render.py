@@ -366,3 +366,11 @@ def test_study_chains_on_dask_start_longest_first(project):
     assert R.longest_first([demo, other]) == [demo, other]  # 10 s > 8 s
     wrote(other[0], 12.0)
     assert R.longest_first([demo, other]) == [other, demo]  # 12 s > 10 s
+
+
+def test_an_unannotated_parameter_takes_the_type_of_its_default(tmp_path):
+    nb = write_notebook(tmp_path / "nb.ipynb", "n = 3\nlabel = 'x'\nscale: float = 1")
+    declared = R.declared_parameters(nb)
+    assert {k: v["type"] for k, v in declared.items()} == {"n": "int", "label": "str",
+                                                           "scale": "float"}
+    assert declared["label"]["default"] == "x"
