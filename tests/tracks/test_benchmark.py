@@ -184,6 +184,18 @@ def test_summary_names_its_rate_ratio_as_taken_against_the_scan_not_interleaved(
     assert "ratio_to_rk4" not in out  # that name belongs to the interleaved ratios with CIs
     assert out.loc["m-s0 (torch)", "rate_over_rk4_scan"] == pytest.approx(5.0)
     assert out.loc["RK4 (100 mm, numba)", "rate_over_rk4_scan"] == pytest.approx(1.0)
+    # errors in mm from the µm of the scan; scipy's rate from its seconds per track; only the
+    # timings at the asked batch
+    assert out.loc["RK4 (100 mm, numba)", "pos_mean_mm"] == pytest.approx(2e-4)
+    assert out.loc["RK4 (100 mm, numba)", "max_pos_err_mm"] == pytest.approx(3e-4)
+    assert out.loc["scipy DOP853 per track", "tracks_per_s"] == pytest.approx(50.0)
+    more = pd.concat([tp, tp.assign(batch=256, run="m-s1")])
+    coarse_tp = pd.DataFrame({"model": ["rk4x4", "rk4x4"], "batch": [4096, 256],
+                              "tracks_per_s": [3e6, 1e6], "pos_mean_mm": [1.8, 1.8]})
+    out = benchmark.summary(rk4, more, 4096, coarse_tp=coarse_tp).set_index("method")
+    assert list(out.index) == ["RK4 (100 mm, numba)", "scipy DOP853 per track", "m-s0 (torch)",
+                               "rk4x4 (numba)"]
+    assert out.loc["rk4x4 (numba)", "tracks_per_s"] == 3e6
 
 
 def test_model_timings_time_the_calls_of_model_caller_on_the_same_inputs(monkeypatch):
