@@ -46,3 +46,35 @@ def test_a_run_counts_the_survivors_and_restores_the_module(tmp_path):
     assert "4 mutants, 2 survived" in res.stdout
     assert res.stdout.count("SURVIVED") == 2 and res.stdout.count("killed") == 2
     assert (tmp_path / "mod.py").read_text() == src  # comments and layout restored
+
+
+def test_tests_that_do_not_pass_unchanged_stop_the_run_instead_of_killing_every_mutant(
+        tmp_path):
+    src = "def f(a, b):\n    return a + b\n"
+    (tmp_path / "mod.py").write_text(src)
+    (tmp_path / "test_mod.py").write_text("from mod import f\n\n\ndef test_f():\n"
+                                          "    assert f(1, 2) == 4\n")
+    for tests in (["test_mod.py"], ["test_missing.py"]):  # failing; a misspelt path
+        res = subprocess.run([sys.executable, str(TOOL), "mod.py", *tests], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode != 0 and "do not pass on the unchanged mod.py" in res.stderr
+        assert "killed" not in res.stdout and "mutants" not in res.stdout
+        assert (tmp_path / "mod.py").read_text() == src
+
+
+def test_a_killed_run_restores_the_module(tmp_path):
+    import time
+
+    src = "def f(a, b):\n    return a + b\n"
+    (tmp_path / "mod.py").write_text(src)
+    (tmp_path / "test_mod.py").write_text("import time\n\nfrom mod import f\n\n\ndef test_f():\n"
+                                          "    time.sleep(1)\n    assert f(1, 2) == 3\n")
+    proc = subprocess.Popen([sys.executable, str(TOOL), "mod.py", "test_mod.py"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (tmp_path / "mod.py").read_text() == src:  # until the first mutant is written
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=60)
+    assert (tmp_path / "mod.py").read_text() == src

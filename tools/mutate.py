@@ -7,14 +7,16 @@ One mutant at a time, each of these is flipped in the module's source and the te
 (``pytest -x``): a comparison (``<`` to ``<=`` and to ``>``, ``==`` to ``!=``, ``in`` to
 ``not in``, ``is`` to ``is not``), an arithmetic operator (``+ - * /`` to its opposite), a
 boolean operator (``and`` / ``or``), a negation (``not x`` and ``-x`` to ``x``) and a boolean
-constant. A mutant is *killed* when the tests fail or hang (past ``--timeout`` seconds), and
+constant. The tests must pass on the unchanged module first (else nothing is tested). A mutant
+is *killed* when the tests fail or hang (past ``--timeout`` seconds), and
 *survives* when they pass. The last line counts both; every survivor is printed with its
 line. A survivor is either a missing test or an equivalent mutant (e.g. a dataclass flag, or
 ``<`` vs ``<=`` where the two are never equal): read each one.
 
 The module is rewritten in place (from its syntax tree, so comments and layout change in the
-mutants) and restored when the run ends, also on Ctrl-C; run it on a clean checkout or a git
-worktree, never while editing the module. ``--lines 12,40`` limits the mutants to those lines.
+mutants) and restored when the run ends, also on Ctrl-C or a kill (SIGTERM); run it on a
+clean checkout or a git worktree, never while editing the module. ``--lines 12,40`` limits the
+mutants to those lines.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import signal
 import subprocess
 import sys
 import time
@@ -86,11 +89,24 @@ def describe(change: tuple) -> str:
     return f"{kind} {change[1].__name__ if kind == 'drop' else change[1]}"
 
 
+def _pytest(tests: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                           *tests], capture_output=True, text=True, timeout=timeout)
+
+
 def run(module: Path, tests: list[str], lines: set[int], timeout: float) -> tuple[int, int]:
-    """Test every mutant of ``module``; print each result; return (mutants, survivors)."""
+    """Test every mutant of ``module``; print each result; return (mutants, survivors).
+
+    The tests must pass on the unchanged module first: a failing suite, a misspelt test path
+    or one that collects nothing would otherwise count every mutant as killed (SystemExit)."""
     source = module.read_text()
     tree = ast.parse(source)
     text = source.splitlines()
+    base = _pytest(tests, timeout)
+    if base.returncode != 0:
+        tail = "\n".join((base.stdout + base.stderr).strip().splitlines()[-5:])
+        raise SystemExit(f"mutate: the tests {tests} do not pass on the unchanged {module} "
+                         f"(pytest exit {base.returncode}); no mutant tested:\n{tail}")
     todo = [m for m in mutants(tree) if not lines or m[1] in lines]
     survivors = 0
     try:
@@ -98,10 +114,7 @@ def run(module: Path, tests: list[str], lines: set[int], timeout: float) -> tupl
             module.write_text(ast.unparse(ast.fix_missing_locations(apply(tree, index, change))))
             t0 = time.perf_counter()
             try:
-                res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q",
-                                      "-p", "no:cacheprovider", *tests],
-                                     capture_output=True, text=True, timeout=timeout)
-                killed = res.returncode != 0
+                killed = _pytest(tests, timeout).returncode != 0
             except subprocess.TimeoutExpired:
                 killed = True
             survivors += not killed
@@ -122,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds before a mutant's test run counts as a hang (killed)")
     args = ap.parse_args(argv)
+    # a plain kill (SIGTERM) unwinds like Ctrl-C, so the module is restored either way
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     lines = {int(v) for v in args.lines.split(",") if v}
     run(args.module, args.tests, lines, args.timeout)
     return 0
