@@ -34,13 +34,22 @@ def test_each_kind_of_mutant_is_found_and_applied():
     assert ast.unparse(tree) == "x = not True\ny = -z\nw = a < b\nv = p and q"  # untouched
 
 
+def _project(tmp_path, src, test_body):
+    """mod.py with ``src`` and test_mod.py whose test_f runs ``test_body`` (indented lines)."""
+    (tmp_path / "mod.py").write_text(src)
+    (tmp_path / "test_mod.py").write_text("import time\n\nfrom mod import f\n\n\ndef test_f():\n"
+                                          + test_body)
+
+
+def _run_tool(tmp_path, *tests):
+    return subprocess.run([sys.executable, str(TOOL), "mod.py", *tests], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_a_run_counts_the_survivors_and_restores_the_module(tmp_path):
     src = "def f(a, b):\n    # the sum when a < b\n    return a + b if a < b else a - b\n"
-    (tmp_path / "mod.py").write_text(src)
-    (tmp_path / "test_mod.py").write_text("from mod import f\n\n\ndef test_f():\n"
-                                          "    assert f(1, 2) == 3\n")
-    res = subprocess.run([sys.executable, str(TOOL), "mod.py", "test_mod.py"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    _project(tmp_path, src, "    assert f(1, 2) == 3\n")
+    res = _run_tool(tmp_path, "test_mod.py")
     assert res.returncode == 0, res.stderr
     # < to <= and the else branch's - to + go unnoticed; < to > and + to - are caught
     assert "4 mutants, 2 survived" in res.stdout
@@ -51,12 +60,9 @@ def test_a_run_counts_the_survivors_and_restores_the_module(tmp_path):
 def test_tests_that_do_not_pass_unchanged_stop_the_run_instead_of_killing_every_mutant(
         tmp_path):
     src = "def f(a, b):\n    return a + b\n"
-    (tmp_path / "mod.py").write_text(src)
-    (tmp_path / "test_mod.py").write_text("from mod import f\n\n\ndef test_f():\n"
-                                          "    assert f(1, 2) == 4\n")
+    _project(tmp_path, src, "    assert f(1, 2) == 4\n")
     for tests in (["test_mod.py"], ["test_missing.py"]):  # failing; a misspelt path
-        res = subprocess.run([sys.executable, str(TOOL), "mod.py", *tests], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
+        res = _run_tool(tmp_path, *tests)
         assert res.returncode != 0 and "do not pass on the unchanged mod.py" in res.stderr
         assert "killed" not in res.stdout and "mutants" not in res.stdout
         assert (tmp_path / "mod.py").read_text() == src
@@ -66,9 +72,7 @@ def test_a_killed_run_restores_the_module(tmp_path):
     import time
 
     src = "def f(a, b):\n    return a + b\n"
-    (tmp_path / "mod.py").write_text(src)
-    (tmp_path / "test_mod.py").write_text("import time\n\nfrom mod import f\n\n\ndef test_f():\n"
-                                          "    time.sleep(1)\n    assert f(1, 2) == 3\n")
+    _project(tmp_path, src, "    time.sleep(1)\n    assert f(1, 2) == 3\n")
     proc = subprocess.Popen([sys.executable, str(TOOL), "mod.py", "test_mod.py"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
