@@ -190,11 +190,12 @@ def test_summary_names_its_rate_ratio_as_taken_against_the_scan_not_interleaved(
     assert out.loc["RK4 (100 mm, numba)", "max_pos_err_mm"] == pytest.approx(3e-4)
     assert out.loc["scipy DOP853 per track", "tracks_per_s"] == pytest.approx(50.0)
     more = pd.concat([tp, tp.assign(batch=256, run="m-s1")])
-    coarse_tp = pd.DataFrame({"model": ["rk4x4", "rk4x4"], "batch": [4096, 256],
-                              "tracks_per_s": [3e6, 1e6], "pos_mean_mm": [1.8, 1.8]})
+    coarse_tp = pd.DataFrame({"model": ["rk4x4", "rk4x4", "poly d4"], "batch": [4096, 256, 4096],
+                              "backend": ["numba", "numba", "numpy"],
+                              "tracks_per_s": [3e6, 1e6, 2e6], "pos_mean_mm": [1.8, 1.8, 0.4]})
     out = benchmark.summary(rk4, more, 4096, coarse_tp=coarse_tp).set_index("method")
     assert list(out.index) == ["RK4 (100 mm, numba)", "scipy DOP853 per track", "m-s0 (torch)",
-                               "rk4x4 (numba)"]
+                               "rk4x4 (numba)", "poly d4 (numpy)"]  # each with its own backend
     assert out.loc["rk4x4 (numba)", "tracks_per_s"] == 3e6
 
 

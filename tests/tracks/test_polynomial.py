@@ -5,6 +5,7 @@ the design matrix's, and errors that name the bad value."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from physml.tracks import polynomial as P
@@ -132,3 +133,124 @@ def test_bad_inputs_are_refused_naming_what_and_where():
     with pytest.raises(ValueError, match="fitted at dz = 8500 mm, track 2 asks dz = 9000 mm"):
         m.predict(s[:5], np.array([DZ, DZ, 9000.0, DZ, DZ]))
     m.predict(s[:5], np.full(5, DZ))  # the fitted plane itself is accepted
+
+
+# ---- the baseline in notebook 05 ------------------------------------------------------------
+def test_polynomial_baselines_score_each_degree_on_the_test_tracks_above_2_gev(tmp_path,
+                                                                               monkeypatch):
+    from physml.tracks import experiments
+    from physml.tracks.training import TARGETS, metrics
+
+    monkeypatch.setenv("PHYSML_ARTIFACTS", str(tmp_path))
+    ds = experiments.prepare(1200, 400, field_model="gaussian", z_end_mm=4000.0)
+    rows, fitted = experiments.polynomial_baselines(ds, [[2, 1], [4, 4]])
+    assert list(rows["model"]) == ["kick+poly d2/q1 (least squares)",
+                                   "kick+poly d4/q4 (least squares)"] == list(fitted)
+    assert list(rows["n_features"]) == [math.comb(6, 4) * 2, math.comb(8, 4) * 5]
+    test = ds["test"]
+    p = 1 / np.abs(test["initial"][:, 4])
+    assert (p < 2).any() and (p >= 2).any()
+    for r in rows.to_dict("records"):
+        out = fitted[r["model"]].predict(test["initial"], test["dz"])
+        want = metrics(out[p >= 2], test["final"][p >= 2, :4])
+        assert r["pos_mean_mm"] == pytest.approx(want["pos_mean_mm"])
+        assert r["slope_mean"] == pytest.approx(want["slope_mean"])
+        assert r["low_p_pos_mean_mm"] == pytest.approx(
+            metrics(out[p < 2], test["final"][p < 2, :4])["pos_mean_mm"])
+        assert r["meets_targets"] == all(r[k] < v for k, v in TARGETS.items())
+        assert r["fit_s"] > 0
+    assert rows["pos_mean_mm"].iloc[1] < rows["pos_mean_mm"].iloc[0] / 3
+    var = experiments.prepare(1200, 400, field_model="gaussian", z_end_mm=0.0)
+    with pytest.raises(ValueError, match="one end plane only"):
+        experiments.polynomial_baselines(var, [[2, 1]])
+
+
+def test_polynomial_timings_time_every_model_at_every_batch():
+    from physml.tracks import benchmark
+
+    s = _tracks(400, 0)
+    m = P.PolynomialSurrogate.fit(s, np.full(len(s), DZ), _final(s, _residual), TABLE, 2, 1)
+    poly = pd.DataFrame({"model": ["a", "b"], "pos_mean_mm": [0.5, 0.25]})
+    tp = benchmark.polynomial_timings({"a": m, "b": m}, poly, [1, 64], threads=1, repeats=2,
+                                      min_items=64, dz_mm=DZ)
+    assert list(zip(tp["model"], tp["batch"], strict=True)) == [("a", 1), ("a", 64), ("b", 1),
+                                                                ("b", 64)]
+    assert set(tp["backend"]) == {"numpy"} and (tp["run"] == tp["model"]).all()
+    assert list(tp["pos_mean_mm"]) == [0.5, 0.5, 0.25, 0.25]
+    assert (tp["tracks_per_s"] > 0).all()
+    # the caller runs the model on the batch it is given, at the fitted plane
+    calls = benchmark.polynomial_caller(m, dz_mm=DZ)(3, 2)()
+    assert len(calls) == 2 and calls[0].shape == (3, 4)
+    with pytest.raises(ValueError, match="fitted at dz = 8500 mm"):
+        benchmark.polynomial_caller(m, dz_mm=4000.0)(3, 1)()
+
+
+def _poly_rows(meets=(False, False)):
+    return pd.DataFrame({"model": ["kick+poly d4/q4 (least squares)",
+                                   "kick+poly d6/q6 (least squares)"],
+                         "degree": [4, 6], "qop_degree": [4, 6],
+                         "n_features": [350, 1470], "fit_s": [0.9, 4.1],
+                         "pos_mean_mm": [0.37, 0.051], "pos_95_mm": [1.8, 0.25],
+                         "slope_mean": [4e-4, 6.6e-5], "meets_targets": list(meets)})
+
+
+def _poly_tp():
+    return pd.DataFrame({"model": ["kick+poly d4/q4 (least squares)",
+                                   "kick+poly d6/q6 (least squares)"] * 2,
+                         "batch": [4096, 4096, 256, 256],
+                         "tracks_per_s": [1.8e6, 7.1e5, 1e5, 2e5]})
+
+
+def test_polynomial_markdown_reports_each_degree_and_compares_with_the_kick_networks():
+    from physml.tracks import benchmark
+
+    table = pd.DataFrame({"model": ["mlp-tiny+kick", "mlp-small+kick-qp (shipped)",
+                                    "mlp-small+rk4x8"], "pos_mean_mm": [1.2, 0.085, 0.012]})
+    txt = benchmark.polynomial_markdown(_poly_rows(), table, _poly_tp(), 4096, 36000)
+    assert "36,000 training tracks" in txt
+    assert ("d4/q4 (350 features, fitted in 0.9 s): 0.37 mm mean (95th percentile 1.8 mm, "
+            "slope 0.0004) at 1,800,000 tracks/s") in txt
+    assert "d6/q6 (1,470 features, fitted in 4.1 s): 0.051 mm mean" in txt
+    assert "at 710,000 tracks/s" in txt  # the rate at the asked batch, not at 256
+    assert "No degree scanned meets all three accuracy targets." in txt
+    # the best kick network, never the rk4 hybrid, and which is more accurate
+    assert ("mlp-small+kick-qp (shipped), reaches 0.085 mm: the best polynomial (0.051 mm) is "
+            "more accurate") in txt
+    worse = table.assign(pos_mean_mm=[1.2, 0.03, 0.012])
+    assert "(0.051 mm) is less accurate" in benchmark.polynomial_markdown(
+        _poly_rows(), worse, _poly_tp(), 4096, 36000)
+    assert "It meets all three accuracy targets." in benchmark.polynomial_markdown(
+        _poly_rows((False, True)), table, _poly_tp(), 4096, 36000)
+    assert "kick-prior network" not in benchmark.polynomial_markdown(
+        _poly_rows(), table.iloc[2:], _poly_tp(), 4096, 36000)
+    with pytest.raises(ValueError, match="no polynomial baseline"):
+        benchmark.polynomial_markdown(_poly_rows().iloc[:0], table, _poly_tp(), 4096, 36000)
+
+
+def test_a_polynomial_meeting_the_targets_can_be_the_fastest_method():
+    from physml.tracks import benchmark
+
+    table = pd.DataFrame({"model": ["net"], "pos_mean_mm": [0.05], "meets_targets": [True]})
+    tp = pd.DataFrame({"model": ["net"], "batch": [4096], "tracks_per_s": [1e6]})
+    coarse = pd.DataFrame({"model": ["rk4x12"], "pos_mean_mm": [0.02], "meets_targets": [True]})
+    coarse_tp = pd.DataFrame({"model": ["rk4x12"], "batch": [4096], "tracks_per_s": [1.4e6]})
+    both = pd.concat([coarse, _poly_rows((False, True))], ignore_index=True)
+    both_tp = pd.concat([coarse_tp, _poly_tp()], ignore_index=True)
+    assert benchmark.fastest_meeting_targets(table, both, tp, both_tp, 4096)["method"] == "rk4x12"
+    fast_tp = both_tp.assign(tracks_per_s=np.where(both_tp["model"].str.contains("d6"), 5e6,
+                                                   both_tp["tracks_per_s"]))
+    got = benchmark.fastest_meeting_targets(table, both, tp, fast_tp, 4096)
+    assert got == {"method": "kick+poly d6/q6 (least squares)", "tracks_per_s": 5e6,
+                   "pos_mean_mm": 0.051}
+
+
+def test_the_edges_of_the_refusals_are_accepted():
+    """Exactly as many tracks as features, q/p degree 0, and dz a rounding error (1e-6 mm at
+    8.5 m) off the plane, in the fit and in prediction."""
+    n = math.comb(6, 4)  # degree 2, qop_degree 0
+    s = _tracks(n, 0)
+    m = P.PolynomialSurrogate.fit(s, np.full(n, DZ), _final(s, _residual), TABLE, 2, 0)
+    assert m.n_features == n
+    wobble = DZ + np.where(np.arange(n) % 2, 1e-6, 0.0)
+    P.PolynomialSurrogate.fit(s, wobble, _final(s, _residual), TABLE, 2, 0)
+    assert np.isfinite(m.predict(s, wobble)).all()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from physml import timing
 from physml.tracks import data as D
+from physml.tracks.experiments import P_MIN_GEV
 from physml.tracks.ground_truth import dop853, reference_sample
 from physml.tracks.propagate import (
     grouped_node_schedules,
@@ -621,19 +622,44 @@ def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
     of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`: rk4_steps, rk4_field,
     pos_mean_mm) at each batch size, timed like :func:`model_timings` (threads, repeats) on
     the calls of :func:`coarse_caller`. Columns as there, backend "numba"."""
+    makes = {r.model: coarse_caller(r, field, seed, dz_mm) for r in coarse.itertuples()}
+    return caller_timings(makes, dict(zip(coarse["model"], coarse["pos_mean_mm"], strict=True)),
+                          "numba", batch_sizes, threads, repeats, min_items)
+
+
+def caller_timings(makes: dict, pos_mean_mm: dict, backend: str, batch_sizes, threads: int,
+                   repeats: int = 5, min_items: int = 4096) -> pd.DataFrame:
+    """Tracks/s of each ``make(batch, calls)`` of ``makes`` (name -> maker, as
+    :func:`coarse_caller`) at each batch size under ``threads`` threads: one timed call runs
+    ceil(min_items / batch) batches, ``repeats`` times. Columns model, run (both the name),
+    backend, batch, tracks_per_s (fastest repeat), ci_low, ci_high, timing and pos_mean_mm
+    (from ``pos_mean_mm``, name -> mm), the layout of :func:`model_timings`."""
     rows = []
     with timing.threads(threads):
-        for r in coarse.itertuples():
-            make = coarse_caller(r, field, seed, dz_mm)
+        for name, make in makes.items():
             for b in batch_sizes:
                 k = -(-min_items // b)
                 t = timing.measure(make(b, k), items=k * b, repeats=repeats)
                 ci = t.per_second
-                rows.append({"model": r.model, "run": r.model, "backend": "numba",
+                rows.append({"model": name, "run": name, "backend": backend,
                              "batch": int(b), "tracks_per_s": t.best_per_second,
                              "ci_low": ci.low, "ci_high": ci.high, "timing": t,
-                             "pos_mean_mm": r.pos_mean_mm})
+                             "pos_mean_mm": pos_mean_mm[name]})
     return pd.DataFrame(rows)
+
+
+def polynomial_caller(model, seed: int = 0, dz_mm: float = 8500.0):
+    """``make(batch, calls)`` of a fitted
+    :class:`~physml.tracks.polynomial.PolynomialSurrogate` (NumPy) on the first ``batch`` of
+    4096 :func:`timing_inputs` (repeated past 4096), as :func:`coarse_caller`."""
+    u = timing_inputs(4096, seed, dz_mm).double().numpy()
+
+    def make(batch: int, calls: int):
+        idx = np.arange(batch) % len(u)
+        s, d = np.ascontiguousarray(u[idx, :5]), u[idx, 5].copy()
+        return lambda: [model.predict(s, d) for _ in range(calls)]
+
+    return make
 
 
 def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
@@ -654,6 +680,48 @@ def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
         return lambda: [prior(s, d) for _ in range(calls)]
 
     return make
+
+
+def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: int,
+                       repeats: int = 5, min_items: int = 4096, seed: int = 0,
+                       dz_mm: float = 8500.0) -> pd.DataFrame:
+    """Tracks/s of each fitted polynomial baseline of ``models`` (name -> surrogate, from
+    :func:`physml.tracks.experiments.polynomial_baselines`, whose rows ``poly`` give the
+    errors) at each batch size, timed as :func:`coarse_rk4_timings`; backend "numpy"."""
+    makes = {name: polynomial_caller(m, seed, dz_mm) for name, m in models.items()}
+    return caller_timings(makes, dict(zip(poly["model"], poly["pos_mean_mm"], strict=True)),
+                          "numpy", batch_sizes, threads, repeats, min_items)
+
+
+def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.DataFrame,
+                        batch: int, n_train: int) -> str:
+    """What the linear-model baseline (``poly``, from
+    :func:`physml.tracks.experiments.polynomial_baselines`, timed in ``poly_tp`` at ``batch``)
+    achieves, set beside the kick-prior networks of
+    ``table`` (a summary table: model, pos_mean_mm; rows whose model has ``+kick``): every
+    number from the tables. ValueError if ``poly`` is empty."""
+    if poly.empty:
+        raise ValueError("polynomial_markdown: no polynomial baseline")
+    rate = poly_tp[poly_tp["batch"] == batch].set_index("model")["tracks_per_s"]
+    parts = [f"d{r.degree}/q{r.qop_degree} ({r.n_features:,} features, "
+             f"fitted in {r.fit_s:.2g} s): {r.pos_mean_mm:.3g} mm mean (95th percentile "
+             f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g}) at {rate[r.model]:,.0f} tracks/s"
+             for r in poly.itertuples()]
+    best = poly.loc[poly["pos_mean_mm"].idxmin()]
+    txt = (f"The linear-model baseline, the kick prior plus a least-squares polynomial "
+           f"(Legendre features of x, y, tx, ty up to degree d times q/p up to degree q, the "
+           f"residual per unit q/p), fitted in closed form on the {n_train:,} training tracks "
+           f"(test tracks, p ≥ {P_MIN_GEV:g} GeV; batch {batch}): " + "; ".join(parts) + ". ")
+    txt += ("It meets all three accuracy targets." if poly["meets_targets"].any() else
+            "No degree scanned meets all three accuracy targets.")
+    kick = table[table["model"].str.contains(r"\+kick", regex=True)]
+    if len(kick):
+        k = kick.loc[kick["pos_mean_mm"].idxmin()]
+        better = best["pos_mean_mm"] < k["pos_mean_mm"]
+        txt += (f" The most accurate kick-prior network here, {k['model']}, reaches "
+                f"{k['pos_mean_mm']:.3g} mm: the best polynomial ({best['pos_mean_mm']:.3g} mm) is "
+                + ("more" if better else "less") + " accurate.")
+    return txt
 
 
 def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:
@@ -728,8 +796,9 @@ def onnx_note(runs: pd.DataFrame) -> str:
 
 def fastest_meeting_targets(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame,
                             coarse_tp: pd.DataFrame, batch: int) -> dict | None:
-    """The fastest method at ``batch`` (surrogates of ``table`` by their fastest backend, plain
-    coarse RK4 of ``coarse``) among those whose test metrics meet all targets
+    """The fastest method at ``batch`` (surrogates of ``table`` by their fastest backend; the
+    methods without a network of ``coarse``, plain coarse RK4 and the polynomial baselines,
+    timed in ``coarse_tp``) among those whose test metrics meet all targets
     (``meets_targets``): {method, tracks_per_s, pos_mean_mm}, or None when none does."""
     rate = {m: g["tracks_per_s"].max() for m, g in
             pd.concat([tp, coarse_tp])[lambda d: d["batch"] == batch].groupby("model")}
@@ -792,8 +861,9 @@ def summary(rk4: dict, tp: pd.DataFrame, batch: int,
     """One row per method at ``batch``: tracks/s, ``rate_over_rk4_scan`` (its rate over the RK4
     rate of the schedule scan: same threads and run, but timed at another moment, so only a
     rough guide; :func:`batch_ratios` times each method interleaved with RK4 for the ratio with
-    a CI), and accuracy (RK4: mean / max error vs DOP853; surrogates and plain coarse RK4
-    (``coarse``, ``coarse_tp``): test mean position error vs the ground truth)."""
+    a CI), and accuracy (RK4: mean / max error vs DOP853; surrogates and the methods without
+    a network timed in ``coarse_tp``, plain coarse RK4 and the polynomial baselines, each
+    labelled with its backend: test mean position error vs the ground truth)."""
     rows = [{"method": f"RK4 ({rk4['schedule']}, numba)", "tracks_per_s":
              rk4["rk4_tracks_per_second"], "pos_mean_mm": float(np.mean(rk4["errors_um"])) / 1000,
              "max_pos_err_mm": rk4["max_err_um"] / 1000},
@@ -804,7 +874,7 @@ def summary(rk4: dict, tp: pd.DataFrame, batch: int,
                      "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan})
     if coarse_tp is not None and len(coarse_tp):
         for r in coarse_tp[coarse_tp["batch"] == batch].itertuples():
-            rows.append({"method": f"{r.model} (numba)", "tracks_per_s": r.tracks_per_s,
+            rows.append({"method": f"{r.model} ({r.backend})", "tracks_per_s": r.tracks_per_s,
                          "pos_mean_mm": r.pos_mean_mm, "max_pos_err_mm": np.nan})
     out = pd.DataFrame(rows)
     out["rate_over_rk4_scan"] = out["tracks_per_s"] / rk4["rk4_tracks_per_second"]

@@ -202,6 +202,42 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
     return pd.DataFrame(rows)
 
 
+def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV) -> tuple[pd.DataFrame, dict]:
+    """The linear-model baseline: the kick prior plus a least-squares polynomial
+    (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each ``(degree, qop_degree)``
+    of ``degrees``, fitted on the training tracks (every degree given is reported: nothing is
+    chosen, so the validation tracks are not used) and scored like :func:`coarse_rk4` on the
+    test tracks. One end plane only (``ValueError`` from the fit on variable dz). Returns rows
+    (model ``"kick+poly d<degree>/q<qop_degree> (least squares)"``, degree, qop_degree,
+    n_features, fit_s, the :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below,
+    meets_targets) and ``{model: fitted surrogate}``."""
+    import time
+
+    from physml.tracks.polynomial import PolynomialSurrogate
+    from physml.tracks.priors import KickTable
+
+    train, test = ds["train"], ds["test"]
+    table = KickTable.from_field(ds["field"])
+    p = 1 / np.abs(test["initial"][:, 4])
+    rows, fitted = [], {}
+    for degree, qop_degree in degrees:
+        t0 = time.perf_counter()
+        m = PolynomialSurrogate.fit(train["initial"], train["dz"], train["final"], table,
+                                    int(degree), int(qop_degree))
+        name = f"kick+poly d{int(degree)}/q{int(qop_degree)} (least squares)"
+        row = {"model": name, "degree": int(degree), "qop_degree": int(qop_degree),
+               "n_features": m.n_features, "fit_s": time.perf_counter() - t0}
+        out = m.predict(test["initial"], test["dz"])
+        row.update(metrics(out[p >= p_min], test["final"][p >= p_min, :4]))
+        if (p < p_min).any():
+            row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
+                                               test["final"][p < p_min, :4])["pos_mean_mm"]
+        row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
+        rows.append(row)
+        fitted[name] = m
+    return pd.DataFrame(rows), fitted
+
+
 def coarse_rk4_markdown(coarse: pd.DataFrame, table: pd.DataFrame) -> str:
     """What plain coarse RK4 (:func:`coarse_rk4`) achieves against the targets and against the
     rk4 hybrids of ``table`` (a :func:`summary_table`): all numbers from the two tables."""

@@ -1,9 +1,8 @@
 """The simplest fitted surrogate: the kick prior plus a linear least-squares model on polynomial
 features — the baseline a network has to beat.
 
-Fast track extrapolation through a magnet is classically done with polynomial
-parameterisations rather than networks, so the benchmark carries one. At a fixed end plane the
-end state is
+A linear model on polynomial features is the simplest fitted model that could work, so the
+benchmark carries one. At a fixed end plane the end state is
 
     state = kick(u) + (q/p) * sum_k c_k phi_k(u)
 
@@ -11,13 +10,13 @@ with ``kick`` the single-kick prior (:func:`physml.tracks.priors.kick_numpy`), t
 scaled per track by q/p (as the ``/qp`` hybrids), and ``phi_k`` products of Legendre
 polynomials of the five inputs, each mapped to [-1, 1] by the half-range seen in training:
 ``P_i(x) P_j(y) P_k(tx) P_l(ty)`` with ``i + j + k + l <= degree``, times ``P_m(q/p)`` with
-``m <= qop_degree``. The coefficients ``c`` (features x 4 outputs) come from
-:func:`numpy.linalg.lstsq` on the training tracks — no iteration, no seed.
+``m <= qop_degree``. The coefficients ``c`` (features x 4 outputs) solve the least-squares
+normal equations of the training tracks, accumulated in chunks (a million tracks fit in the
+memory of the features squared) — no iteration, no seed.
 
 Only the end plane it was fitted at: :meth:`PolynomialSurrogate.predict` refuses another dz.
-Prediction is one small matrix product per q/p degree (the monomials of the four geometric
-inputs times a ``(n_base, 4 (qop_degree + 1))`` block of coefficients), so it costs well
-under a microsecond per track in NumPy.
+Prediction builds the monomials chunk by chunk (:data:`CHUNK` tracks, so they stay in cache)
+and takes one matrix product with the coefficients per chunk; notebook 05 times it.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from numpy.polynomial import legendre
 from physml.tracks.priors import KickTable, kick_numpy
 
 INPUTS = ("x", "y", "tx", "ty", "qop")
+FIT_CHUNK = 20_000  # tracks per block of the normal equations in :meth:`PolynomialSurrogate.fit`
 CHUNK = 1024  # tracks per block of :meth:`PolynomialSurrogate.predict` (its monomials fit in L2)
 
 
@@ -104,8 +104,14 @@ class PolynomialSurrogate:
         scale[scale == 0] = 1.0
         model = cls(degree, qop_degree, scale, np.zeros((n_feat, 4)), float(dz[0]), table, z0_mm)
         target = (final[:, :4] - kick_numpy(initial, dz, table, z0_mm)) / initial[:, 4:5]
-        A = model.features(initial)
-        model.coef = np.linalg.lstsq(A, target, rcond=None)[0]
+        # normal equations accumulated over chunks (memory O(features^2) whatever the number
+        # of tracks); the Legendre basis keeps them well conditioned on the near-uniform inputs
+        gram, rhs = np.zeros((n_feat, n_feat)), np.zeros((n_feat, 4))
+        for s in range(0, len(initial), FIT_CHUNK):
+            A = model.features(initial[s:s + FIT_CHUNK])
+            gram += A.T @ A
+            rhs += A.T @ target[s:s + FIT_CHUNK]
+        model.coef = np.linalg.lstsq(gram, rhs, rcond=None)[0]
         return model
 
     def features(self, initial: np.ndarray) -> np.ndarray:
