@@ -395,3 +395,20 @@ def test_error_breakdown_shares_programs_positions_and_modes():
     assert eb["same_mode"].iloc[1, 0] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="one method"):
         H.error_breakdown(pd.concat([_pred_frame(), _pred_frame().assign(method="n")]))
+
+
+def test_uninformative_sensors_give_emissions_near_the_training_frequencies(small):
+    """The emission is the likelihood ratio log p(c|x) - log p(c), which needs posteriors
+    calibrated to the training class frequencies: on pure-noise features the classifier's mean
+    posterior of each class is that class's frequency (a class-balanced fit would flatten
+    every class towards 1/5 and the ratio would favour the rare classes everywhere)."""
+    train = small.rows[~small.rows["file"].isin(HELD_OUT)].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(len(train), 6)).astype(np.float32)
+    cfg = H.AlignmentConfig(gbm_iter=3, train_stride=8, weight=0.1, durations="observed")
+    model = H.AlignmentModel.fit(train, cfg, X=noise)
+    proba = model.classifier.predict_proba(rng.normal(size=(4000, 6)).astype(np.float32))
+    freq = {c: np.exp(model.class_log_prior[c]) for c in H.CLASSES}
+    assert max(freq.values()) > 0.4  # the classes are far from balanced here
+    for j, c in enumerate(str(k) for k in model.classifier.classes_):
+        assert proba[:, j].mean() == pytest.approx(freq[c], abs=0.05), c
