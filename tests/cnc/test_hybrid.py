@@ -412,3 +412,37 @@ def test_uninformative_sensors_give_emissions_near_the_training_frequencies(smal
     assert max(freq.values()) > 0.4  # the classes are far from balanced here
     for j, c in enumerate(str(k) for k in model.classifier.classes_):
         assert proba[:, j].mean() == pytest.approx(freq[c], abs=0.05), c
+
+
+def _band_model(start_rows, end_rows):
+    """A hand-made model: six lines of four rows each at two bins per row, motion classes
+    G0 G1 G2 G3 G0 G1, decoded from given emission ratios (no classifier is called)."""
+    modes = ["G0", "G1", "G2", "G3", "G0", "G1"]
+    tl = H.Timeline("P", [1, 2, 3, 4, 5, 6], [f"L{i}" for i in range(1, 7)], modes,
+                    [1.0] * 6, list(np.repeat(np.arange(6), 8)))
+    cfg = H.AlignmentConfig(bins_per_row=2, max_advance=6, pace_sigma=0.5, weight=5.0,
+                            start_rows=start_rows, end_rows=end_rows)
+    prior = {c: np.log(0.2) for c in H.CLASSES}
+    return H.AlignmentModel(cfg, {"P": tl}, object(), prior, [], 1.0)
+
+
+def _ratio(modes):
+    """Emission ratios (T, 5) that name each row's class clearly."""
+    r = np.full((len(modes), len(H.CLASSES)), -3.0)
+    r[np.arange(len(modes)), [H.CLASSES.index(m) for m in modes]] = 3.0
+    return r
+
+
+def test_the_start_and_end_bands_are_counted_in_rows_of_bins_per_row_bins():
+    # the recording starts 1.5 lines (6 rows, 12 bins) into the program and ends 1.5 lines
+    # before its end: rows of L2 (second half), L3, L4, L5 (first half)
+    truth = [2] * 2 + [3] * 4 + [4] * 4 + [5] * 2
+    modes = ["G1"] * 2 + ["G2"] * 4 + ["G3"] * 4 + ["G0"] * 2
+    wide = _band_model(start_rows=7, end_rows=7).align(ratio=_ratio(modes))  # 14-bin bands
+    assert list(wide["lines"]) == truth
+    # bands of 1 row (2 bins): the path must start in L1 and end in L6, so the first and last
+    # rows cannot be named right (with bands of rows / bins_per_row, 7 rows would be 4 bins)
+    narrow = _band_model(start_rows=1, end_rows=1).align(ratio=_ratio(modes))
+    assert narrow["lines"][0] == 1 and narrow["lines"][-1] == 6
+    half = _band_model(start_rows=3, end_rows=3).align(ratio=_ratio(modes))  # 6 bins < 12
+    assert half["lines"][0] == 1 and half["lines"][-1] == 6
