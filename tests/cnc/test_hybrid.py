@@ -446,3 +446,23 @@ def test_the_start_and_end_bands_are_counted_in_rows_of_bins_per_row_bins():
     assert narrow["lines"][0] == 1 and narrow["lines"][-1] == 6
     half = _band_model(start_rows=3, end_rows=3).align(ratio=_ratio(modes))  # 6 bins < 12
     assert half["lines"][0] == 1 and half["lines"][-1] == 6
+
+
+def test_the_inner_accuracy_aligns_each_validation_file_on_its_own(small):
+    """Recomputed independently of select_decoding: fit on each inner fold's training files,
+    align every validation file separately (predict_rows), score exact lines over the fold."""
+    from physml import splits
+
+    rows = small.rows
+    cfg = H.AlignmentConfig(gbm_iter=2, train_stride=16, weight=0.0, durations="observed",
+                            bins_per_row=1, max_advance=2)
+    X = np.zeros((len(rows), 1), dtype=np.float32)
+    _, table = H.select_decoding(rows, X, cfg, {"pace_sigma": [0.5]}, 2, 0)
+    files = rows["file"].to_numpy()
+    for sp in splits.group_kfold(files, 2, seed=0, what="file"):
+        tr, va = (rows.iloc[i].reset_index(drop=True) for i in (sp.train, sp.test))
+        model = H.AlignmentModel.fit(tr, H.replace(cfg, pace_sigma=0.5))
+        pred = model.predict_rows(va, X[sp.test])
+        want = float(np.mean(pred["line"].to_numpy() == va["gcode_string"].to_numpy()))
+        got = table.loc[table["inner_fold"] == sp.fold, "line_exact_accuracy"].item()
+        assert got == pytest.approx(want)
