@@ -466,3 +466,39 @@ def test_the_inner_accuracy_aligns_each_validation_file_on_its_own(small):
         want = float(np.mean(pred["line"].to_numpy() == va["gcode_string"].to_numpy()))
         got = table.loc[table["inner_fold"] == sp.fold, "line_exact_accuracy"].item()
         assert got == pytest.approx(want)
+
+
+def _runs_of(lengths_of_line_2):
+    """One file per entry: the 4-line program of _program_rows with line 2 lasting that many
+    rows (lines 1, 3, 4: 2, 5 and 3 rows)."""
+    prog, _ = _program_rows()
+    rows = []
+    for i, n2 in enumerate(lengths_of_line_2):
+        lines = [1] * 2 + [2] * n2 + [3] * 5 + [4] * 3
+        rows.append(pd.DataFrame({"file": f"f{i}", "gcode_line": lines,
+                                  "gcode_string": [prog.lines[x] for x in lines],
+                                  "feed": 254.0, "momo": 1.0}))
+    files = tuple(f"f{i}" for i in range(len(lengths_of_line_2)))
+    return tokens.Program("P1", prog.lines, files), pd.concat(rows, ignore_index=True)
+
+
+def test_observed_durations_keep_runs_within_25_percent_of_the_median_boundary_included():
+    # runs of 100, 100, 100, 125 (exactly 25% over the median 100) and 200 rows (the program
+    # run twice): the 200 is left out, the 125 kept, so line 2 lasts (3 x 90 + 115) / 4 rows
+    prog, rows = _runs_of([90, 90, 90, 115, 190])
+    tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
+                          bins_per_row=1, durations="observed")
+    counts = np.bincount(tl.bin_line, minlength=len(tl.lines))
+    assert dict(zip(tl.lines, counts, strict=True)) == {1: 2, 2: 96, 3: 5, 4: 3}
+
+
+def test_a_timeline_whose_bins_round_up_past_its_end_gives_the_last_bin_to_the_last_line():
+    # line 2 lasts (91 + 92) / 2 = 91.5 rows: 101.5 rows in all, rounded to 102 bins, and the
+    # last bin's centre (101.5) is not before the end of the last line
+    prog, rows = _runs_of([91, 92])
+    tl = H.build_timeline(prog, rows, rapid_rate=50.0, machine_move_s=0.0, rows_per_second=4.0,
+                          bins_per_row=1, durations="observed")
+    assert tl.n_bins == 102
+    assert max(tl.bin_line) == len(tl.lines) - 1 and tl.bin_line[-1] == len(tl.lines) - 1
+    counts = np.bincount(tl.bin_line, minlength=len(tl.lines))
+    assert dict(zip(tl.lines, counts, strict=True)) == {1: 2, 2: 91, 3: 5, 4: 4}
