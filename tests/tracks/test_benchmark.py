@@ -237,3 +237,42 @@ def test_independent_check_text_says_whether_the_goal_holds_on_the_fresh_tracks(
     assert "**does not hold**" in independent_check_markdown(rk4, 0.99)
     with pytest.raises(ValueError, match="no independent check set"):
         independent_check_markdown({**rk4, "n_check": 0}, 1.0)
+
+
+def _onnx_with_inputs(path, names):
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4]) for n in names]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])
+    graph = helper.make_graph([helper.make_node("Identity", [names[-1]], ["y"])], "g", ins, [out])
+    path.mkdir(parents=True)
+    onnx.save(helper.make_model(graph), str(path / "model.onnx"))
+    return str(path)
+
+
+def test_onnx_note_names_the_graphs_with_a_prior_input(tmp_path):
+    import pandas as pd
+
+    whole = _onnx_with_inputs(tmp_path / "a", ["u"])
+    split = _onnx_with_inputs(tmp_path / "b", ["u", "prior"])
+    runs = pd.DataFrame({"model": ["mlp", "mlp+rk4x8", "mlp+rk4x4"],
+                         "run_dir": [whole, split, _onnx_with_inputs(tmp_path / "c",
+                                                                     ["u", "prior"])]})
+    note = benchmark.onnx_note(runs)
+    assert note.startswith("The ONNX graphs of mlp+rk4x4, mlp+rk4x8 hold the network part")
+    assert "mlp," not in note
+    assert benchmark.onnx_note(runs.iloc[:1]) == ("Every ONNX graph holds the whole model "
+                                                  "(prior and network).")
+
+
+def test_record_model_rates_records_only_the_asked_batch():
+    import pandas as pd
+
+    from physml.results import recorded
+
+    tp = pd.DataFrame({"model": ["mx", "mx"], "backend": ["torch", "torch"], "batch": [4096, 1],
+                       "tracks_per_s": [5e6, 2e4], "run": ["mx-s0", "mx-s0"]})
+    benchmark.record_model_rates(tp, 4096, 2)
+    rec = recorded()["mx.torch.tracks_per_second"]
+    assert rec["value"] == 5e6 and rec["note"] == "batch 4096, 2 thread(s), run mx-s0"

@@ -178,3 +178,20 @@ def test_node_schedule_spec_and_check_set_are_validated():
                                           n_scipy_timed=1, n_check=4)
     with pytest.raises(ValueError, match="no independent check set"):
         benchmark.independent_check_markdown({"n_check": 0}, 1.0)
+
+
+def test_node_schedule_spec_reads_one_grouping_a_list_of_groupings_or_none():
+    bs = _narrow()
+    base = {"n_probes": 4, "probe_seed": 0, "local_tols_um": [1.0, 2.0]}
+
+    def labels(**kw):
+        return [c.label for c in benchmark.node_schedule_candidates(bs, Z_END, base | kw)]
+
+    assert labels() == ["z-refined nodes, local <= 2 um", "z-refined nodes, local <= 1 um"]
+    flat = labels(p_edges_gev=[4.0], ungrouped=False)  # one grouping: 2 groups
+    assert len(flat) == 2 and all("2 p groups (edges 4..4 GeV" in x for x in flat)
+    nested = labels(p_edges_gev=[[4.0], [2.0, 8.0]])  # two groupings, beside the ungrouped
+    assert len(nested) == 6
+    assert sum("2 p groups (edges 4..4 GeV" in x for x in nested) == 2
+    assert sum("3 p groups (edges 2..8 GeV" in x for x in nested) == 2
+    assert labels(p_edges_gev=[], ungrouped=False) == []
