@@ -113,6 +113,8 @@ def test_bad_inputs_are_refused_naming_what_and_where():
         fit(s, np.where(np.arange(len(s)) == 3, 8000.0, DZ), _final(s, _residual), TABLE, 2, 1)
     with pytest.raises(ValueError, match="30 tracks for 210 features"):
         fit(s[:30], dz[:30], _final(s[:30], _residual), TABLE, 4, 2)
+    with pytest.raises(ValueError, match="0 tracks for 5 features"):
+        fit(s[:0], dz[:0], _final(s[:0], _residual), TABLE, 1, 0)
     bad = s.copy()
     bad[7, 2] = np.nan
     with pytest.raises(ValueError, match="track 7 has a non-finite input"):
@@ -219,7 +221,7 @@ def test_polynomial_markdown_reports_each_degree_and_compares_with_the_kick_netw
     worse = table.assign(pos_mean_mm=[1.2, 0.03, 0.012])
     assert "(0.051 mm) is less accurate" in benchmark.polynomial_markdown(
         _poly_rows(), worse, _poly_tp(), 4096, 36000)
-    assert "It meets all three accuracy targets." in benchmark.polynomial_markdown(
+    assert "Meeting all three accuracy targets: d6/q6." in benchmark.polynomial_markdown(
         _poly_rows((False, True)), table, _poly_tp(), 4096, 36000)
     assert "kick-prior network" not in benchmark.polynomial_markdown(
         _poly_rows(), table.iloc[2:], _poly_tp(), 4096, 36000)

@@ -712,7 +712,8 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
            f"(Legendre features of x, y, tx, ty up to degree d times q/p up to degree q, the "
            f"residual per unit q/p), fitted in closed form on the {n_train:,} training tracks "
            f"(test tracks, p ≥ {P_MIN_GEV:g} GeV; batch {batch}): " + "; ".join(parts) + ". ")
-    txt += ("It meets all three accuracy targets." if poly["meets_targets"].any() else
+    meets = [f"d{r.degree}/q{r.qop_degree}" for r in poly.itertuples() if r.meets_targets]
+    txt += (f"Meeting all three accuracy targets: {', '.join(meets)}." if meets else
             "No degree scanned meets all three accuracy targets.")
     kick = table[table["model"].str.contains(r"\+kick", regex=True)]
     if len(kick):

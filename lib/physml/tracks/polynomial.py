@@ -30,7 +30,6 @@ from numpy.polynomial import legendre
 
 from physml.tracks.priors import KickTable, kick_numpy
 
-INPUTS = ("x", "y", "tx", "ty", "qop")
 FIT_CHUNK = 20_000  # tracks per block of the normal equations in :meth:`PolynomialSurrogate.fit`
 CHUNK = 1024  # tracks per block of :meth:`PolynomialSurrogate.predict` (its monomials fit in L2)
 
@@ -94,12 +93,12 @@ class PolynomialSurrogate:
         if not np.all(np.isfinite(final[:, :4])):
             bad = int(np.flatnonzero(~np.isfinite(final[:, :4]).all(1))[0])
             raise ValueError(f"PolynomialSurrogate.fit: final state of track {bad} is not finite")
-        if np.ptp(dz) > 1e-9 * max(1.0, abs(dz[0])):
-            raise ValueError(f"PolynomialSurrogate.fit: one end plane only, got dz from "
-                             f"{dz.min():g} to {dz.max():g} mm")
         if len(initial) < n_feat:
             raise ValueError(f"PolynomialSurrogate.fit: {len(initial)} tracks for {n_feat} "
                              f"features (degree {degree}, qop_degree {qop_degree})")
+        if np.ptp(dz) > 1e-9 * max(1.0, abs(dz[0])):
+            raise ValueError(f"PolynomialSurrogate.fit: one end plane only, got dz from "
+                             f"{dz.min():g} to {dz.max():g} mm")
         scale = np.abs(initial).max(0)
         scale[scale == 0] = 1.0
         model = cls(degree, qop_degree, scale, np.zeros((n_feat, 4)), float(dz[0]), table, z0_mm)
@@ -131,7 +130,8 @@ class PolynomialSurrogate:
 
     def predict(self, initial: np.ndarray, dz: np.ndarray) -> np.ndarray:
         """End states ``(n, 4)`` for ``initial`` (n, 5) at ``dz`` (n,) mm, which must be the
-        fitted plane's distance (``ValueError`` otherwise, naming it)."""
+        fitted plane's distance (``ValueError`` otherwise, naming it). Inputs outside the
+        training tracks' ranges (``scale``) are extrapolated by the polynomial, unchecked."""
         initial, dz = np.asarray(initial, float), np.asarray(dz, float)
         _check(initial, dz, "predict")
         off = np.abs(dz - self.dz_mm) > 1e-9 * max(1.0, abs(self.dz_mm))
