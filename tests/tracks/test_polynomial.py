@@ -162,6 +162,11 @@ def test_polynomial_baselines_score_each_degree_on_the_test_tracks_above_2_gev(t
         assert r["meets_targets"] == all(r[k] < v for k, v in TARGETS.items())
         assert r["fit_s"] > 0
     assert rows["pos_mean_mm"].iloc[1] < rows["pos_mean_mm"].iloc[0] / 3
+    # fitted on the tracks it is given, scored on ds's test tracks
+    _, other = experiments.polynomial_baselines(ds, [[2, 1]], train=ds["val"])
+    want = P.PolynomialSurrogate.fit(ds["val"]["initial"], ds["val"]["dz"], ds["val"]["final"],
+                                     fitted["kick+poly d2/q1 (least squares)"].table, 2, 1)
+    np.testing.assert_array_equal(other["kick+poly d2/q1 (least squares)"].coef, want.coef)
     var = experiments.prepare(1200, 400, field_model="gaussian", z_end_mm=0.0)
     with pytest.raises(ValueError, match="one end plane only"):
         experiments.polynomial_baselines(var, [[2, 1]])

@@ -202,12 +202,14 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
     return pd.DataFrame(rows)
 
 
-def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV) -> tuple[pd.DataFrame, dict]:
+def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
+                         train: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """The linear-model baseline: the kick prior plus a least-squares polynomial
     (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each ``(degree, qop_degree)``
-    of ``degrees``, fitted on the training tracks (every degree given is reported: nothing is
-    chosen, so the validation tracks are not used) and scored like :func:`coarse_rk4` on the
-    test tracks. One end plane only (``ValueError`` from the fit on variable dz). Returns rows
+    of ``degrees``, fitted on ``train`` (default ``ds["train"]``; every degree given is
+    reported: nothing is chosen, so no validation tracks are used) and scored like
+    :func:`coarse_rk4` on the test tracks of ``ds``. One end plane only (``ValueError`` from
+    the fit on variable dz). Returns rows
     (model ``"kick+poly d<degree>/q<qop_degree> (least squares)"``, degree, qop_degree,
     n_features, fit_s, the :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below,
     meets_targets) and ``{model: fitted surrogate}``."""
@@ -216,7 +218,7 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV) -> tuple[p
     from physml.tracks.polynomial import PolynomialSurrogate
     from physml.tracks.priors import KickTable
 
-    train, test = ds["train"], ds["test"]
+    train, test = (ds["train"] if train is None else train), ds["test"]
     table = KickTable.from_field(ds["field"])
     p = 1 / np.abs(test["initial"][:, 4])
     rows, fitted = [], {}
