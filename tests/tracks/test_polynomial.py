@@ -167,6 +167,26 @@ def test_polynomial_baselines_score_each_degree_on_the_test_tracks_above_2_gev(t
     want = P.PolynomialSurrogate.fit(ds["val"]["initial"], ds["val"]["dz"], ds["val"]["final"],
                                      fitted["kick+poly d2/q1 (least squares)"].table, 2, 1)
     np.testing.assert_array_equal(other["kick+poly d2/q1 (least squares)"].coef, want.coef)
+    # with validation tracks, their error above 2 GeV is the selection column
+    sel, models = experiments.polynomial_baselines(ds, [[2, 1]], val=ds["val"])
+    pv = 1 / np.abs(ds["val"]["initial"][:, 4]) >= 2
+    m = models["kick+poly d2/q1 (least squares)"]
+    want = metrics(m.predict(ds["val"]["initial"][pv], ds["val"]["dz"][pv]),
+                   ds["val"]["final"][pv, :4])["pos_mean_mm"]
+    assert sel[experiments.SELECT_ON].item() == pytest.approx(want)
+    assert sel["n_train"].item() == len(ds["train"]["dz"]) and sel["polynomial"].item()
+    assert experiments.SELECT_ON not in rows
+    # its side of a headline: per-fold test errors above 2 GeV
+    from physml.tracks import benchmark
+
+    vals, names = benchmark.polynomial_side_errors({"ml": None, "hybrid": sel.iloc[0]}, models,
+                                                   test, 4)
+    pred = m.predict(test["initial"][p >= 2], test["dz"][p >= 2])
+    err = np.hypot(*(pred[:, :2] - test["final"][p >= 2, :2]).T)
+    np.testing.assert_allclose(vals["hybrid"], [e.mean() for e in np.array_split(err, 4)])
+    assert list(vals) == ["hybrid"]
+    assert names["hybrid"].startswith(f"kick+poly d2/q1 (least squares): fitted on "
+                                      f"{len(ds['train']['dz']):,} tracks, 4 folds")
     var = experiments.prepare(1200, 400, field_model="gaussian", z_end_mm=0.0)
     with pytest.raises(ValueError, match="one end plane only"):
         experiments.polynomial_baselines(var, [[2, 1]])
@@ -261,3 +281,21 @@ def test_the_edges_of_the_refusals_are_accepted():
     wobble = DZ + np.where(np.arange(n) % 2, 1e-6, 0.0)
     P.PolynomialSurrogate.fit(s, wobble, _final(s, _residual), TABLE, 2, 0)
     assert np.isfinite(m.predict(s, wobble)).all()
+
+
+def test_pick_polynomial_takes_the_hybrid_side_only_with_a_lower_validation_error():
+    from physml.tracks import experiments
+
+    sel = experiments.SELECT_ON
+    net = pd.Series({"model": "mlp+kick", sel: 0.02})
+    poly = pd.DataFrame({"model": ["d4", "d8"], sel: [0.3, 0.01], "polynomial": True})
+    picks = {"ml": pd.Series({"model": "mlp", sel: 9.0}), "hybrid": net}
+    got = experiments.pick_polynomial(picks, poly)
+    assert got["hybrid"]["model"] == "d8" and got["ml"] is picks["ml"]
+    assert picks["hybrid"] is net  # the input is not changed
+    assert experiments.pick_polynomial(picks, poly.assign(**{sel: [0.3, 0.02]}))["hybrid"] is net
+    none = experiments.pick_polynomial({"ml": None, "hybrid": None}, poly)
+    assert none["hybrid"]["model"] == "d8"
+    assert experiments.pick_polynomial(picks, poly.iloc[:0])["hybrid"] is net
+    with pytest.raises(ValueError, match="pass val= to polynomial_baselines"):
+        experiments.pick_polynomial(picks, poly.drop(columns=sel))

@@ -203,16 +203,19 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
 
 
 def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
-                         train: dict | None = None) -> tuple[pd.DataFrame, dict]:
+                         train: dict | None = None,
+                         val: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """The linear-model baseline: the kick prior plus a least-squares polynomial
     (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each ``(degree, qop_degree)``
     of ``degrees``, fitted on ``train`` (default ``ds["train"]``; every degree given is
     reported: nothing is chosen, so no validation tracks are used) and scored like
     :func:`coarse_rk4` on the test tracks of ``ds``. One end plane only (``ValueError`` from
-    the fit on variable dz). Returns rows
-    (model ``"kick+poly d<degree>/q<qop_degree> (least squares)"``, degree, qop_degree,
-    n_features, fit_s, the :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below,
-    meets_targets) and ``{model: fitted surrogate}``."""
+    the fit on variable dz). ``val``: tracks none of ``train`` holds, scored for model
+    selection (:data:`SELECT_ON`; :func:`pick_polynomial`). Returns rows (model
+    ``"kick+poly d<degree>/q<qop_degree> (least squares)"``, degree, qop_degree, n_features,
+    n_train, fit_s, the :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below,
+    meets_targets, ``polynomial`` True, and with ``val`` the validation error) and
+    ``{model: fitted surrogate}``."""
     import time
 
     from physml.tracks.polynomial import PolynomialSurrogate
@@ -228,13 +231,18 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
                                     int(degree), int(qop_degree))
         name = f"kick+poly d{int(degree)}/q{int(qop_degree)} (least squares)"
         row = {"model": name, "degree": int(degree), "qop_degree": int(qop_degree),
-               "n_features": m.n_features, "fit_s": time.perf_counter() - t0}
+               "n_features": m.n_features, "n_train": len(train["dz"]),
+               "fit_s": time.perf_counter() - t0, "polynomial": True}
         out = m.predict(test["initial"], test["dz"])
         row.update(metrics(out[p >= p_min], test["final"][p >= p_min, :4]))
         if (p < p_min).any():
             row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
                                                test["final"][p < p_min, :4])["pos_mean_mm"]
         row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
+        if val is not None:
+            pv = 1 / np.abs(val["initial"][:, 4]) >= p_min
+            row[SELECT_ON] = metrics(m.predict(val["initial"][pv], val["dz"][pv]),
+                                     val["final"][pv, :4])["pos_mean_mm"]
         rows.append(row)
         fitted[name] = m
     return pd.DataFrame(rows), fitted
@@ -300,6 +308,25 @@ def best_models(table: pd.DataFrame) -> dict:
         sub = table[m]
         pick[side] = sub.sort_values(SELECT_ON).iloc[0] if len(sub) else None
     return pick
+
+
+def pick_polynomial(picks: dict, poly: pd.DataFrame) -> dict:
+    """``picks`` (:func:`best_models`, possibly with a shipped hybrid) with the hybrid side
+    replaced by the polynomial baseline of ``poly`` (:func:`polynomial_baselines` with
+    ``val``) of the lowest validation error, when that is lower than the picked hybrid's: the
+    kick prior plus a linear model is a hybrid too. Raises ValueError if ``poly`` has no
+    validation error."""
+    if poly is None or len(poly) == 0:
+        return dict(picks)
+    if SELECT_ON not in poly:
+        raise ValueError(f"pick_polynomial: no {SELECT_ON!r} column (pass val= to "
+                         "polynomial_baselines)")
+    best = poly.sort_values(SELECT_ON).iloc[0]
+    cur = picks.get("hybrid")
+    out = dict(picks)
+    if cur is None or best[SELECT_ON] < cur[SELECT_ON]:
+        out["hybrid"] = best
+    return out
 
 
 def best_surrogate(picks: dict) -> str:
