@@ -650,14 +650,20 @@ def caller_timings(makes: dict, pos_mean_mm: dict, backend: str, batch_sizes, th
 
 def polynomial_caller(model, seed: int = 0, dz_mm: float = 8500.0):
     """``make(batch, calls)`` of a fitted
-    :class:`~physml.tracks.polynomial.PolynomialSurrogate` (NumPy) on the first ``batch`` of
-    4096 :func:`timing_inputs` (repeated past 4096), as :func:`coarse_caller`."""
+    :class:`~physml.tracks.polynomial.PolynomialSurrogate` (NumPy), as :func:`coarse_caller`."""
+    return _numpy_caller(model.predict, seed, dz_mm)
+
+
+def _numpy_caller(fn, seed: int, dz_mm: float):
+    """``make(batch, calls)``: a zero-argument function that runs ``fn(states (b, 5), dz
+    (b,))`` ``calls`` times on the first ``batch`` of 4096 :func:`timing_inputs` (float64,
+    repeated past 4096, as :func:`model_caller`)."""
     u = timing_inputs(4096, seed, dz_mm).double().numpy()
 
     def make(batch: int, calls: int):
         idx = np.arange(batch) % len(u)
         s, d = np.ascontiguousarray(u[idx, :5]), u[idx, 5].copy()
-        return lambda: [model.predict(s, d) for _ in range(calls)]
+        return lambda: [fn(s, d) for _ in range(calls)]
 
     return make
 
@@ -672,14 +678,7 @@ def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
     from physml.tracks.priors import RK4Prior
 
     prior = RK4Prior.fit(field, int(row.rk4_steps), np.array([dz_mm]), row.rk4_field)
-    u = timing_inputs(4096, seed, dz_mm).double().numpy()
-
-    def make(batch: int, calls: int):
-        idx = np.arange(batch) % len(u)
-        s, d = np.ascontiguousarray(u[idx, :5]), u[idx, 5].copy()
-        return lambda: [prior(s, d) for _ in range(calls)]
-
-    return make
+    return _numpy_caller(prior, seed, dz_mm)
 
 
 def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: int,

@@ -186,20 +186,27 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
     from physml.tracks.priors import RK4Prior
 
     test = ds["test"]
-    p = 1 / np.abs(test["initial"][:, 4])
     rows = []
     for n in steps_list:
         prior = RK4Prior.fit(ds["field"], int(n), test["dz"], field)
         out = prior(test["initial"], test["dz"])
         row = {"model": f"rk4x{int(n)}{'bs' if field == 'bspline' else ''} (no network)",
                "rk4_steps": int(n), "rk4_field": field}
-        row.update(metrics(out[p >= p_min], test["final"][p >= p_min, :4]))
-        if (p < p_min).any():
-            row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
-                                               test["final"][p < p_min, :4])["pos_mean_mm"]
-        row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
-        rows.append(row)
+        rows.append(row | scores_on_test(out, test, p_min))
     return pd.DataFrame(rows)
+
+
+def scores_on_test(out: np.ndarray, test: dict, p_min: float = P_MIN_GEV) -> dict:
+    """Scores of end states ``out`` (n, 4) predicted for the tracks of ``test``: the
+    :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below (when there are such tracks)
+    and ``meets_targets`` (all of :data:`TARGETS`)."""
+    p = 1 / np.abs(test["initial"][:, 4])
+    row = metrics(out[p >= p_min], test["final"][p >= p_min, :4])
+    if (p < p_min).any():
+        row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
+                                           test["final"][p < p_min, :4])["pos_mean_mm"]
+    row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
+    return row
 
 
 def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
@@ -223,7 +230,6 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
 
     train, test = (ds["train"] if train is None else train), ds["test"]
     table = KickTable.from_field(ds["field"])
-    p = 1 / np.abs(test["initial"][:, 4])
     rows, fitted = [], {}
     for degree, qop_degree in degrees:
         t0 = time.perf_counter()
@@ -233,12 +239,7 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
         row = {"model": name, "degree": int(degree), "qop_degree": int(qop_degree),
                "n_features": m.n_features, "n_train": len(train["dz"]),
                "fit_s": time.perf_counter() - t0, "polynomial": True}
-        out = m.predict(test["initial"], test["dz"])
-        row.update(metrics(out[p >= p_min], test["final"][p >= p_min, :4]))
-        if (p < p_min).any():
-            row["low_p_pos_mean_mm"] = metrics(out[p < p_min],
-                                               test["final"][p < p_min, :4])["pos_mean_mm"]
-        row["meets_targets"] = bool(all(row[k] < v for k, v in TARGETS.items()))
+        row |= scores_on_test(m.predict(test["initial"], test["dz"]), test, p_min)
         if val is not None:
             pv = 1 / np.abs(val["initial"][:, 4]) >= p_min
             row[SELECT_ON] = metrics(m.predict(val["initial"][pv], val["dz"][pv]),
@@ -310,23 +311,28 @@ def best_models(table: pd.DataFrame) -> dict:
     return pick
 
 
+def take_hybrid(picks: dict, candidate: pd.Series) -> dict:
+    """``picks`` (:func:`best_models`) with the hybrid side replaced by ``candidate`` (a row
+    with :data:`SELECT_ON`) when the side is empty or its validation error is higher; a
+    tie keeps the pick. The input is not changed."""
+    cur = picks.get("hybrid")
+    out = dict(picks)
+    if cur is None or candidate[SELECT_ON] < cur[SELECT_ON]:
+        out["hybrid"] = candidate
+    return out
+
+
 def pick_polynomial(picks: dict, poly: pd.DataFrame) -> dict:
-    """``picks`` (:func:`best_models`, possibly with a shipped hybrid) with the hybrid side
-    replaced by the polynomial baseline of ``poly`` (:func:`polynomial_baselines` with
-    ``val``) of the lowest validation error, when that is lower than the picked hybrid's: the
-    kick prior plus a linear model is a hybrid too. Raises ValueError if ``poly`` has no
-    validation error."""
+    """``picks`` with the hybrid side replaced by the polynomial baseline of ``poly``
+    (:func:`polynomial_baselines` with ``val``) of the lowest validation error when that is
+    lower (:func:`take_hybrid`): the kick prior plus a linear model is a hybrid too. Raises
+    ValueError if ``poly`` has no validation error."""
     if poly is None or len(poly) == 0:
         return dict(picks)
     if SELECT_ON not in poly:
         raise ValueError(f"pick_polynomial: no {SELECT_ON!r} column (pass val= to "
                          "polynomial_baselines)")
-    best = poly.sort_values(SELECT_ON).iloc[0]
-    cur = picks.get("hybrid")
-    out = dict(picks)
-    if cur is None or best[SELECT_ON] < cur[SELECT_ON]:
-        out["hybrid"] = best
-    return out
+    return take_hybrid(picks, poly.sort_values(SELECT_ON).iloc[0])
 
 
 def best_surrogate(picks: dict) -> str:

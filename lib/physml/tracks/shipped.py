@@ -382,13 +382,11 @@ def pick_hybrid(picks: dict, rows: pd.DataFrame) -> dict:
 
     if rows is None or len(rows) == 0:
         return dict(picks)
+    from physml.tracks.experiments import take_hybrid
+
     best = rows.sort_values("recorded_val_pos_mean_mm").iloc[0].copy()
     best[SELECT_ON] = best["recorded_val_pos_mean_mm"]
-    cur = picks.get("hybrid")
-    out = dict(picks)
-    if cur is None or best[SELECT_ON] < cur[SELECT_ON]:
-        out["hybrid"] = best
-    return out
+    return take_hybrid(picks, best)
 
 
 def side_errors(runs: pd.DataFrame, picks: dict, test: dict, folds: int) -> tuple[dict, dict]:
