@@ -108,6 +108,21 @@ def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():
         speed_target_reach(tp, 2.0e5, 1)
 
 
+def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
+    from physml.tracks.benchmark import speed_target_verdict
+
+    def r(v, lo, hi):
+        return {"ratio": v, "ratio_low": lo, "ratio_high": hi}
+
+    assert speed_target_verdict(r(14, 13, 15)).startswith("it meets issue 13's ≥ 10x")
+    assert speed_target_verdict(r(12, 10, 15)).startswith("it meets")  # the CI's edge at 10
+    got = speed_target_verdict(r(12.5, 9.7, 16))
+    assert "estimate reaches" in got and "lower end (9.7x) is below it" in got
+    assert speed_target_verdict(r(10, 9.5, 11)).startswith("its estimate reaches")
+    assert speed_target_verdict(r(9.9, 9, 11)) == "below issue 13's ≥ 10x"
+    assert speed_target_verdict(r(4.4, 4.2, 4.5), factor=4).startswith("it meets issue 13's ≥ 4x")
+
+
 def test_side_rates_label_carries_the_models_accuracy():
     import pandas as pd
 

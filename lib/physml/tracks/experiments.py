@@ -213,30 +213,35 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
                          train: dict | None = None,
                          val: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """The linear-model baseline: the kick prior plus a least-squares polynomial
-    (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each ``(degree, qop_degree)``
-    of ``degrees``, fitted on ``train`` (default ``ds["train"]``; every degree given is
-    reported: nothing is chosen, so no validation tracks are used) and scored like
-    :func:`coarse_rk4` on the test tracks of ``ds``. One end plane only (``ValueError`` from
-    the fit on variable dz). ``val``: tracks none of ``train`` holds, scored for model
-    selection (:data:`SELECT_ON`; :func:`pick_polynomial`). Returns rows (model
-    ``"kick+poly d<degree>/q<qop_degree> (least squares)"``, degree, qop_degree, n_features,
-    n_train, fit_s, the :func:`metrics` at p >= p_min, ``low_p_pos_mean_mm`` below,
-    meets_targets, ``polynomial`` True, and with ``val`` the validation error) and
-    ``{model: fitted surrogate}``."""
+    (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each entry of ``degrees``,
+    ``[degree, qop_degree]`` or ``[degree, qop_degree, xy_weight, total_degree]`` (the
+    :class:`~physml.tracks.polynomial.Basis`; ``total_degree`` may be None), fitted on
+    ``train`` (default ``ds["train"]``; every basis given is reported: nothing is chosen, so
+    no validation tracks are used) and scored like :func:`coarse_rk4` on the test tracks of
+    ``ds``. One end plane only (``ValueError`` from the fit on variable dz). ``val``: tracks
+    none of ``train`` holds, scored for model selection (:data:`SELECT_ON`;
+    :func:`pick_polynomial`). Returns rows (model ``"kick+poly <basis label> (least
+    squares)"``, basis (the label), n_features, n_train, fit_s, the :func:`metrics` at p >=
+    p_min, ``low_p_pos_mean_mm`` below, meets_targets, ``polynomial`` True, and with ``val``
+    the validation error) and ``{model: fitted surrogate}``. ``ValueError`` naming an entry
+    of the wrong length."""
     import time
 
-    from physml.tracks.polynomial import PolynomialSurrogate
+    from physml.tracks.polynomial import Basis, PolynomialSurrogate
     from physml.tracks.priors import KickTable
 
     train, test = (ds["train"] if train is None else train), ds["test"]
     table = KickTable.from_field(ds["field"])
     rows, fitted = [], {}
-    for degree, qop_degree in degrees:
+    for entry in degrees:
+        if len(entry) not in (2, 4):
+            raise ValueError(f"polynomial_baselines: {list(entry)} is not [degree, qop_degree]"
+                             " or [degree, qop_degree, xy_weight, total_degree]")
+        basis = Basis(*(None if v is None else int(v) for v in entry))
         t0 = time.perf_counter()
-        m = PolynomialSurrogate.fit(train["initial"], train["dz"], train["final"], table,
-                                    int(degree), int(qop_degree))
-        name = f"kick+poly d{int(degree)}/q{int(qop_degree)} (least squares)"
-        row = {"model": name, "degree": int(degree), "qop_degree": int(qop_degree),
+        m = PolynomialSurrogate.fit(train["initial"], train["dz"], train["final"], table, basis)
+        name = f"kick+poly {basis.label} (least squares)"
+        row = {"model": name, "basis": basis.label,
                "n_features": m.n_features, "n_train": len(train["dz"]),
                "fit_s": time.perf_counter() - t0, "polynomial": True}
         row |= scores_on_test(m.predict(test["initial"], test["dz"]), test, p_min)
