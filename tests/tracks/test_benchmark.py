@@ -108,6 +108,23 @@ def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():
         speed_target_reach(tp, 2.0e5, 1)
 
 
+def test_throughput_lines_draw_every_backend_and_name_the_fastest():
+    import pandas as pd
+
+    from physml.tracks.figures import throughput_lines
+
+    tp = pd.DataFrame({"model": ["net", "net", "net", "net", "poly", "poly"],
+                       "backend": ["torch", "torch", "onnx", "onnx", "numba", "numba"],
+                       "batch": [1, 4096, 1, 4096, 1, 4096],
+                       "tracks_per_s": [1e4, 2e6, 2e4, 1.5e6, 5e4, 4e6]})
+    fig = throughput_lines(tp, 4e5, 2)
+    assert [(t.name, t.line.dash) for t in fig.data] == [
+        ("net (torch)", "solid"), ("net (onnx)", "dot"), ("poly (numba)", "dashdot")]
+    assert list(fig.data[2].y) == [5e4, 4e6]
+    assert fig.layout.title.text == ("On 2 thread(s), at batch 4096 the fastest surrogate, at any "
+                                     "accuracy (poly, numba), runs 10x RK4")
+
+
 def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
     from physml.tracks.benchmark import speed_target_verdict
 
