@@ -522,9 +522,10 @@ def train(name: str, hybrid: str, size: str, steps: int, batch: int, lr: float,
           z_end_mm: float = 8500.0, root: str | Path | None = None,
           argv: list[str] | None = None) -> Path:
     """Train (or reuse the cached run of) MLP-``size`` + ``hybrid``
-    (:func:`physml.tracks.experiments.hybrid_spec`) with ``steps`` optimiser steps at batch
-    ``batch`` on :func:`~physml.tracks.experiments.prepare` (n_tracks, n_test, seeds, z_end_mm),
-    then :func:`save` it as ``name``."""
+    (:func:`physml.tracks.experiments.hybrid_spec`; ``"none"``: the pure network on the
+    straight-line prior, the ML side) with ``steps`` optimiser steps at batch ``batch`` on
+    :func:`~physml.tracks.experiments.prepare` (n_tracks, n_test, seeds, z_end_mm), then
+    :func:`save` it as ``name``."""
     import time
 
     from physml import provenance
@@ -534,8 +535,9 @@ def train(name: str, hybrid: str, size: str, steps: int, batch: int, lr: float,
     git = provenance.git_state(repo_root())  # the code that trains, before anything is written
     ds = experiments.prepare(n_tracks, n_test, seed=data_seed, test_seed=test_seed,
                              z_end_mm=z_end_mm)
+    spec = {} if hybrid == "none" else experiments.hybrid_spec(hybrid)
     cfg = RunConfig(arch="mlp", size=size, seed=seed, steps=steps, batch_size=batch, lr=lr,
-                    **experiments.hybrid_spec(hybrid))
+                    **spec)
     c0 = time.process_time()
     summary = run(cfg, ds["train"], ds["val"], ds["test"], ds["field"], ds["key"])
     cpu = time.process_time() - c0
@@ -549,9 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m physml.tracks.shipped",
                                  description="Train and ship, list or check shipped surrogates.")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train one hybrid and ship it in data/tracks/models/")
+    t = sub.add_parser("train", help="train one MLP and ship it in data/tracks/models/")
     t.add_argument("--name", required=True)
-    t.add_argument("--hybrid", required=True, help="rk4x<N>[bs][/qp], kick or kick/qp")
+    t.add_argument("--hybrid", required=True,
+                   help="rk4x<N>[bs][/qp], kick or kick/qp; none: pure network (straight line)")
     t.add_argument("--size", default="small")
     t.add_argument("--steps", type=int, default=20000)
     t.add_argument("--batch", type=int, default=1024)
