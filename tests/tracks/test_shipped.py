@@ -77,8 +77,8 @@ def _mutants(model):
         rk = model._rk4
         prior._rk4 = priors.RK4Prior(rk.steps - 1, rk.length_mm, rk.map_sha1, rk.field,
                                      rk.z0_mm, rk.magnet, rk.map_digest)
-    else:
-        prior.prior = "straight"
+    else:  # the kick prior dropped for the straight line; the straight line for none
+        prior.prior = "none" if model.prior == "straight" else "straight"
     scale = copy.deepcopy(model)
     with torch.no_grad():
         scale.out_std.mul_(1.1)
@@ -282,17 +282,35 @@ def _pick(model, val, test_err, shipped_flag=False):
                       "shipped": shipped_flag})
 
 
-def test_pick_hybrid_takes_the_shipped_model_only_if_its_validation_error_is_lower():
+def test_pick_shipped_takes_a_shipped_model_only_if_its_validation_error_is_lower():
     picks = {"ml": _pick("mlp-tiny", 9.0, 9.0), "hybrid": _pick("mlp-tiny+rk4x8", 0.02, 0.02)}
     rows = _row(recorded_val_pos_mean_mm=0.012, pos_mean_mm=0.05, name="x (shipped)")
-    got = shipped.pick_hybrid(picks, rows)
+    got = shipped.pick_shipped(picks, rows)
     assert got["hybrid"]["model"] == "mlp-x+rk4x8 (shipped)"
     assert got["hybrid"]["val_pos_mean_mm"] == 0.012  # its recorded validation error
     assert got["ml"] is picks["ml"]
     # selected on validation, not on test: a lower test error does not win
     worse_val = _row(recorded_val_pos_mean_mm=0.03, pos_mean_mm=0.001, name="x (shipped)")
-    assert shipped.pick_hybrid(picks, worse_val)["hybrid"]["model"] == "mlp-tiny+rk4x8"
-    assert shipped.pick_hybrid(picks, _row().iloc[:0]) == picks
+    assert shipped.pick_shipped(picks, worse_val)["hybrid"]["model"] == "mlp-tiny+rk4x8"
+    assert shipped.pick_shipped(picks, _row().iloc[:0]) == picks
+
+
+def test_a_shipped_pure_network_takes_the_ml_side_and_never_the_hybrid():
+    picks = {"ml": _pick("mlp-tiny", 9.0, 9.0), "hybrid": _pick("mlp-tiny+rk4x8", 0.02, 0.02)}
+    pure = _row(model="mlp-small (shipped)", name="mlp-small (shipped)",
+                recorded_val_pos_mean_mm=1.5)  # far worse than the hybrid pick's 0.02
+    both = pd.concat([pure, _row(recorded_val_pos_mean_mm=0.012, name="x (shipped)")],
+                     ignore_index=True)
+    got = shipped.pick_shipped(picks, both)
+    assert got["ml"]["model"] == "mlp-small (shipped)" and got["ml"]["val_pos_mean_mm"] == 1.5
+    assert got["hybrid"]["model"] == "mlp-x+rk4x8 (shipped)"
+    assert shipped.pick_shipped({"ml": None, "hybrid": None}, pure)["hybrid"] is None
+    # the better of two shipped models on a side, by recorded validation error
+    two = pd.concat([pure, _row(model="mlp-wide (shipped)", name="w (shipped)",
+                                recorded_val_pos_mean_mm=0.9)], ignore_index=True)
+    assert shipped.pick_shipped(picks, two)["ml"]["model"] == "mlp-wide (shipped)"
+    assert shipped.pick_shipped({"ml": _pick("mlp", 0.5, 0.5), "hybrid": None},
+                                two)["ml"]["model"] == "mlp"
 
 
 @pytest.mark.parametrize("name", NAMES)

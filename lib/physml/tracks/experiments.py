@@ -308,7 +308,7 @@ def best_models(table: pd.DataFrame) -> dict:
     if SELECT_ON not in table:
         raise ValueError(f"best_models: table has no {SELECT_ON!r} column (model selection uses "
                          "validation tracks, never the test tracks)")
-    hybrid = table["model"].str.contains(r"\+(?:kick|rk4)")
+    hybrid = table["model"].map(side_of) == "hybrid"
     pick = {}
     for side, m in (("ml", ~hybrid), ("hybrid", hybrid)):
         sub = table[m]
@@ -316,28 +316,34 @@ def best_models(table: pd.DataFrame) -> dict:
     return pick
 
 
-def take_hybrid(picks: dict, candidate: pd.Series) -> dict:
-    """``picks`` (:func:`best_models`) with the hybrid side replaced by ``candidate`` (a row
-    with :data:`SELECT_ON`) when the side is empty or its validation error is higher; a
-    tie keeps the pick. The input is not changed."""
-    cur = picks.get("hybrid")
+def side_of(model: str) -> str:
+    """The side of a headline a model is on: "hybrid" with a physics prior (``+kick``,
+    ``+rk4``), else "ml" (straight-line or no prior)."""
+    return "hybrid" if re.search(r"\+(?:kick|rk4)", model) else "ml"
+
+
+def take_side(picks: dict, candidate: pd.Series, side: str = "hybrid") -> dict:
+    """``picks`` (:func:`best_models`) with ``side`` replaced by ``candidate`` (a row with
+    :data:`SELECT_ON`) when the side is empty or its validation error is higher; a tie keeps
+    the pick. The input is not changed."""
+    cur = picks.get(side)
     out = dict(picks)
     if cur is None or candidate[SELECT_ON] < cur[SELECT_ON]:
-        out["hybrid"] = candidate
+        out[side] = candidate
     return out
 
 
 def pick_polynomial(picks: dict, poly: pd.DataFrame) -> dict:
     """``picks`` with the hybrid side replaced by the polynomial baseline of ``poly``
     (:func:`polynomial_baselines` with ``val``) of the lowest validation error when that is
-    lower (:func:`take_hybrid`): the kick prior plus a linear model is a hybrid too. Raises
+    lower (:func:`take_side`): the kick prior plus a linear model is a hybrid too. Raises
     ValueError if ``poly`` has no validation error."""
     if poly is None or len(poly) == 0:
         return dict(picks)
     if SELECT_ON not in poly:
         raise ValueError(f"pick_polynomial: no {SELECT_ON!r} column (pass val= to "
                          "polynomial_baselines)")
-    return take_hybrid(picks, poly.sort_values(SELECT_ON).iloc[0])
+    return take_side(picks, poly.sort_values(SELECT_ON).iloc[0])
 
 
 def best_surrogate(picks: dict) -> str:

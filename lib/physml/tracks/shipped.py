@@ -371,22 +371,27 @@ def speed_text(rows: pd.DataFrame, tp: pd.DataFrame, ratios: pd.DataFrame, batch
     return " ".join(out)
 
 
-def pick_hybrid(picks: dict, rows: pd.DataFrame) -> dict:
-    """``picks`` (:func:`physml.tracks.experiments.best_models`) with the hybrid side replaced by
-    the shipped model of ``rows`` with the lowest *recorded* validation error (p >= 2 GeV, on
-    the validation tracks it was selected on when trained) when that is lower than the picked
-    hybrid's validation error in this run (``val_pos_mean_mm``). The shipped row gets
+def pick_shipped(picks: dict, rows: pd.DataFrame) -> dict:
+    """``picks`` (:func:`physml.tracks.experiments.best_models`) with each side (ML: a pure
+    network; hybrid: a physics prior, :func:`~physml.tracks.experiments.side_of`) replaced by
+    the shipped model of ``rows`` on that side with the lowest *recorded* validation error
+    (p >= 2 GeV, on the validation tracks it was selected on when trained) when that is lower
+    than the side's validation error in this run (``val_pos_mean_mm``). The shipped row gets
     ``val_pos_mean_mm`` = its recorded one. (Its training tracks may include this run's
     validation tracks — same generator seeds — so it is never scored on them.)"""
-    from physml.tracks.experiments import SELECT_ON
+    from physml.tracks.experiments import SELECT_ON, side_of, take_side
 
+    out = dict(picks)
     if rows is None or len(rows) == 0:
-        return dict(picks)
-    from physml.tracks.experiments import take_hybrid
-
-    best = rows.sort_values("recorded_val_pos_mean_mm").iloc[0].copy()
-    best[SELECT_ON] = best["recorded_val_pos_mean_mm"]
-    return take_hybrid(picks, best)
+        return out
+    sides = rows["model"].map(side_of)
+    for side in ("ml", "hybrid"):
+        mine = rows[sides == side]
+        if len(mine):
+            best = mine.sort_values("recorded_val_pos_mean_mm").iloc[0].copy()
+            best[SELECT_ON] = best["recorded_val_pos_mean_mm"]
+            out = take_side(out, best, side)
+    return out
 
 
 def side_errors(runs: pd.DataFrame, picks: dict, test: dict, folds: int) -> tuple[dict, dict]:
