@@ -253,16 +253,18 @@ def test_polynomial_baselines_score_each_degree_on_the_test_tracks_above_2_gev(t
     assert sel["n_train"].item() == len(ds["train"]["dz"]) and sel["polynomial"].item()
     assert experiments.SELECT_ON not in rows
     # its side of a headline: per-fold test errors above 2 GeV
-    from physml.tracks import benchmark
+    from physml.tracks import shipped
 
-    vals, names = benchmark.polynomial_side_errors({"ml": None, "hybrid": sel.iloc[0]}, models,
-                                                   test, 4)
+    vals, names = shipped.side_errors(pd.DataFrame(), {"ml": None, "hybrid": sel.iloc[0]}, test,
+                                      4, polynomials=models)
     pred = m.predict(test["initial"][p >= 2], test["dz"][p >= 2])
     err = np.hypot(*(pred[:, :2] - test["final"][p >= 2, :2]).T)
     np.testing.assert_allclose(vals["hybrid"], [e.mean() for e in np.array_split(err, 4)])
     assert list(vals) == ["hybrid"]
     assert names["hybrid"].startswith(f"kick+poly d2/q1 (least squares): fitted on "
                                       f"{len(ds['train']['dz']):,} tracks, 4 folds")
+    with pytest.raises(ValueError, match="polynomial baseline missing from polynomials"):
+        shipped.side_errors(pd.DataFrame(), {"hybrid": sel.iloc[0]}, test, 4, polynomials={})
     # a weighted, capped basis by its four numbers; an entry of another length is refused
     four, _ = experiments.polynomial_baselines(ds, [[4, 2, 2, 5]])
     assert four["model"].item() == "kick+poly d4/q2 xy2 t5 (least squares)"

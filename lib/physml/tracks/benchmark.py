@@ -727,24 +727,6 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     return txt
 
 
-def polynomial_side_errors(picks: dict, models: dict, test: dict, folds: int
-                           ) -> tuple[dict, dict]:
-    """For each side of ``picks`` that is a polynomial baseline (``polynomial`` True; fitted
-    in ``models``, name -> surrogate): its mean position error (p >= 2 GeV) on each of
-    ``folds`` contiguous parts of ``test`` (a CI over test tracks, as a shipped model's) and a
-    label. The other sides are left to :func:`physml.tracks.shipped.side_errors`."""
-    vals, names = {}, {}
-    p = 1 / np.abs(test["initial"][:, 4]) >= P_MIN_GEV
-    for side, row in picks.items():
-        if row is None or not row.get("polynomial", False):
-            continue
-        pred = models[row["model"]].predict(test["initial"][p], test["dz"][p])
-        vals[side] = fold_means(np.hypot(*(pred[:, :2] - test["final"][p, :2]).T), folds)
-        names[side] = (f"{row['model']}: fitted on {int(row['n_train']):,} tracks, {folds} folds "
-                       "of the test tracks; chosen on validation tracks")
-    return vals, names
-
-
 def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:
     """Speed ratio to RK4, with its CI, of ``method`` at ``batch`` from the interleaved timing
     ``ratios`` (:func:`batch_ratios`): a plain coarse RK4 by its own name there; a surrogate

@@ -246,9 +246,8 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
                "fit_s": time.perf_counter() - t0, "polynomial": True}
         row |= scores_on_test(m.predict(test["initial"], test["dz"]), test, p_min)
         if val is not None:
-            pv = 1 / np.abs(val["initial"][:, 4]) >= p_min
-            row[SELECT_ON] = metrics(m.predict(val["initial"][pv], val["dz"][pv]),
-                                     val["final"][pv, :4])["pos_mean_mm"]
+            row[SELECT_ON] = scores_on_test(m.predict(val["initial"], val["dz"]), val,
+                                            p_min)["pos_mean_mm"]
         rows.append(row)
         fitted[name] = m
     return pd.DataFrame(rows), fitted

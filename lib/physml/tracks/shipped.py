@@ -394,28 +394,40 @@ def pick_shipped(picks: dict, rows: pd.DataFrame) -> dict:
     return out
 
 
-def side_errors(runs: pd.DataFrame, picks: dict, test: dict, folds: int) -> tuple[dict, dict]:
+def side_errors(runs: pd.DataFrame, picks: dict, test: dict, folds: int,
+                polynomials: dict | None = None) -> tuple[dict, dict]:
     """:func:`physml.tracks.experiments.side_errors` (per-seed errors of each picked model), but
-    for a shipped pick (one seed) its mean position error (p >= 2 GeV) on each of ``folds``
-    contiguous parts of the test tracks — a CI over test tracks, like RK4's side."""
+    for a pick fitted once — a shipped model (``shipped`` True) or a polynomial baseline
+    (``polynomial`` True, fitted in ``polynomials``, name -> surrogate) — its mean position
+    error (p >= 2 GeV) on each of ``folds`` contiguous parts of the test tracks: a CI over test
+    tracks, like RK4's side. ValueError if a polynomial pick is not in ``polynomials``."""
     from physml.tracks import experiments
     from physml.tracks.benchmark import fold_means
     from physml.tracks.training import predict, to_inputs
 
-    plain = {k: v for k, v in picks.items() if v is None or not v.get("shipped", False)}
-    vals, names = experiments.side_errors(runs, plain)
+    def once(row):
+        return row is not None and (row.get("shipped", False) or row.get("polynomial", False))
+
+    vals, names = experiments.side_errors(runs, {k: v for k, v in picks.items()
+                                                 if not once(v)})
+    p = 1 / np.abs(test["initial"][:, 4]) >= experiments.P_MIN_GEV
     for side, row in picks.items():
-        if row is None or not row.get("shipped", False):
+        if not once(row):
             continue
-        model, _ = load(row["name"].removesuffix(" (shipped)"),
-                        Path(row["run_dir"]).parent)
-        p = 1 / np.abs(test["initial"][:, 4])
-        u, y = to_inputs({k: v[p >= experiments.P_MIN_GEV] for k, v in test.items()})
-        pred = predict(model, u)
-        err = np.hypot(*(pred[:, :2] - y.double().numpy()[:, :2]).T)
-        vals[side] = fold_means(err, folds)
-        names[side] = (f"{row['model']}: 1 seed, {folds} folds of the test tracks; chosen on "
-                       "its own validation tracks when trained")
+        if row.get("polynomial", False):
+            if polynomials is None or row["model"] not in polynomials:
+                raise ValueError(f"side_errors: the {side} pick {row['model']!r} is a "
+                                 "polynomial baseline missing from polynomials")
+            pred = polynomials[row["model"]].predict(test["initial"][p], test["dz"][p])
+            names[side] = (f"{row['model']}: fitted on {int(row['n_train']):,} tracks, "
+                           f"{folds} folds of the test tracks; chosen on validation tracks")
+        else:
+            model, _ = load(row["name"].removesuffix(" (shipped)"),
+                            Path(row["run_dir"]).parent)
+            pred = predict(model, to_inputs({k: v[p] for k, v in test.items()})[0])
+            names[side] = (f"{row['model']}: 1 seed, {folds} folds of the test tracks; chosen "
+                           "on its own validation tracks when trained")
+        vals[side] = fold_means(np.hypot(*(pred[:, :2] - test["final"][p, :2]).T), folds)
     return vals, names
 
 
