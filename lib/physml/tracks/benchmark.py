@@ -648,13 +648,13 @@ def caller_timings(makes: dict, pos_mean_mm: dict, backend: str, batch_sizes, th
     return pd.DataFrame(rows)
 
 
-def polynomial_caller(model, seed: int = 0, dz_mm: float = 8500.0):
-    """``make(batch, calls)`` of a fitted
-    :class:`~physml.tracks.polynomial.PolynomialSurrogate` (numba), as :func:`coarse_caller`."""
+def polynomial_caller(model, seed: int = 0, dz_mm: float | None = 8500.0):
+    """``make(batch, calls)`` of a fitted polynomial baseline (``model.predict``), as
+    :func:`coarse_caller`; ``dz_mm`` None draws dz per track (the variable-dz model)."""
     return _numpy_caller(model.predict, seed, dz_mm)
 
 
-def _numpy_caller(fn, seed: int, dz_mm: float):
+def _numpy_caller(fn, seed: int, dz_mm: float | None):
     """``make(batch, calls)``: a zero-argument function that runs ``fn(states (b, 5), dz
     (b,))`` ``calls`` times on the first ``batch`` of 4096 :func:`timing_inputs` (float64,
     repeated past 4096, as :func:`model_caller`)."""
@@ -683,13 +683,18 @@ def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
 
 def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: int,
                        repeats: int = 5, min_items: int = 4096, seed: int = 0,
-                       dz_mm: float = 8500.0) -> pd.DataFrame:
+                       dz_mm: float | None = 8500.0) -> pd.DataFrame:
     """Tracks/s of each fitted polynomial baseline of ``models`` (name -> surrogate, from
     :func:`physml.tracks.experiments.polynomial_baselines`, whose rows ``poly`` give the
-    errors) at each batch size, timed as :func:`coarse_rk4_timings`; backend "numba"."""
+    errors) at each batch size, timed as :func:`coarse_rk4_timings`; backend the models'
+    (``"numba"`` for the fixed plane's kernel, ``"numpy"`` for the variable-dz model: one kind
+    per call, ``ValueError`` otherwise)."""
+    backends = {m.backend for m in models.values()}
+    if len(backends) != 1:
+        raise ValueError(f"polynomial_timings: one backend per call, got {sorted(backends)}")
     makes = {name: polynomial_caller(m, seed, dz_mm) for name, m in models.items()}
     return caller_timings(makes, dict(zip(poly["model"], poly["pos_mean_mm"], strict=True)),
-                          "numba", batch_sizes, threads, repeats, min_items)
+                          backends.pop(), batch_sizes, threads, repeats, min_items)
 
 
 def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.DataFrame,
@@ -725,6 +730,34 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
                     f"{k['pos_mean_mm']:.3g} mm: the best polynomial ({best['pos_mean_mm']:.3g} "
                     "mm) is " + ("more" if better else "less") + " accurate.")
     return txt
+
+
+def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, batch: int,
+                         n_train: int, dz_range_mm, fixed: pd.Series) -> str:
+    """The variable-dz report beside the fixed plane: ``vdz`` the rows of
+    :func:`physml.tracks.experiments.polynomial_baselines` with ``dz_intervals`` (timed in
+    ``vdz_tp`` at ``batch``), ``kick`` the prior alone
+    (:func:`physml.tracks.experiments.kick_alone`), ``fixed`` the fixed-plane model's row it is
+    set beside. Every number from the tables; ValueError if ``vdz`` is empty."""
+    if vdz.empty:
+        raise ValueError("variable_dz_markdown: no variable-dz model")
+    rate = vdz_tp[vdz_tp["batch"] == batch].set_index("model")["tracks_per_s"]
+    parts = [f"**{r.basis}** ({r.n_features:,} coefficients per output, fitted in "
+             f"{r.fit_s:.2g} s): {r.pos_mean_mm:.3g} mm mean (95th percentile "
+             f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g}; p < {P_MIN_GEV:g} GeV "
+             f"{r.low_p_pos_mean_mm:.3g} mm), "
+             + ("meeting" if r.meets_targets else "not meeting")
+             + f" all three accuracy targets, at {rate[r.model]:,.0f} tracks/s"
+             for r in vdz.itertuples()]
+    return (f"**Variable dz, beside the fixed plane.** With dz drawn per track in "
+            f"[{dz_range_mm[0]:g}, {dz_range_mm[1]:g}] mm ({n_train:,} training tracks of "
+            f"their own, same seeds; test tracks p ≥ {P_MIN_GEV:g} GeV), the kick alone is "
+            f"off by {kick['pos_mean_mm']:.3g} mm on average. The same polynomial with each "
+            f"coefficient a cubic B-spline in dz (dzK: K intervals), fitted in closed form "
+            f"and run in NumPy (batch {batch}, not the compiled kernel): " + "; ".join(parts)
+            + ". These means are over every dz: the error grows with dz (figure above). At the "
+            f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm. The networks "
+            "here are trained at the fixed plane only.")
 
 
 def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:

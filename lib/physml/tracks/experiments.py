@@ -210,24 +210,28 @@ def scores_on_test(out: np.ndarray, test: dict, p_min: float = P_MIN_GEV) -> dic
 
 
 def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
-                         train: dict | None = None,
-                         val: dict | None = None) -> tuple[pd.DataFrame, dict]:
+                         train: dict | None = None, val: dict | None = None,
+                         dz_intervals: int = 0) -> tuple[pd.DataFrame, dict]:
     """The linear-model baseline: the kick prior plus a least-squares polynomial
     (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each entry of ``degrees``,
     ``[degree, qop_degree]`` or ``[degree, qop_degree, xy_weight, total_degree]`` (the
     :class:`~physml.tracks.polynomial.Basis`; ``total_degree`` may be None), fitted on
     ``train`` (default ``ds["train"]``; every basis given is reported: nothing is chosen, so
     no validation tracks are used) and scored like :func:`coarse_rk4` on the test tracks of
-    ``ds``. One end plane only (``ValueError`` from the fit on variable dz). ``val``: tracks
-    none of ``train`` holds, scored for model selection (:data:`SELECT_ON`;
-    :func:`pick_polynomial`). Returns rows (model ``"kick+poly <basis label> (least
-    squares)"``, basis (the label), n_features, n_train, fit_s, the :func:`metrics` at p >=
-    p_min, ``low_p_pos_mean_mm`` below, meets_targets, ``polynomial`` True, and with ``val``
-    the validation error) and ``{model: fitted surrogate}``. ``ValueError`` naming an entry
-    of the wrong length."""
+    ``ds``. One end plane only (``ValueError`` from the fit on variable dz) unless
+    ``dz_intervals`` > 0: then each coefficient is a cubic B-spline in dz with that many
+    intervals over the dataset's dz range
+    (:class:`~physml.tracks.polynomial_dz.DzSplinePolynomial`). ``val``: tracks none of
+    ``train`` holds, scored for model selection (:data:`SELECT_ON`; :func:`pick_polynomial`).
+    Returns rows (model ``"kick+poly <label> (least squares)"``, basis (the model's label),
+    n_features (coefficients per output), n_train, fit_s, the :func:`metrics` at p >= p_min,
+    ``low_p_pos_mean_mm`` below, meets_targets, ``polynomial`` True, and with ``val`` the
+    validation error) and ``{model: fitted surrogate}``. ``ValueError`` naming an entry of the
+    wrong length."""
     import time
 
     from physml.tracks.polynomial import Basis, PolynomialSurrogate
+    from physml.tracks.polynomial_dz import DzSplinePolynomial
     from physml.tracks.priors import KickTable
 
     train, test = (ds["train"] if train is None else train), ds["test"]
@@ -239,9 +243,11 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
                              " or [degree, qop_degree, xy_weight, total_degree]")
         basis = Basis(*(None if v is None else int(v) for v in entry))
         t0 = time.perf_counter()
-        m = PolynomialSurrogate.fit(train["initial"], train["dz"], train["final"], table, basis)
-        name = f"kick+poly {basis.label} (least squares)"
-        row = {"model": name, "basis": basis.label,
+        args = (train["initial"], train["dz"], train["final"], table, basis)
+        m = (DzSplinePolynomial.fit(*args, dz_intervals, ds["spec"].dz_range_mm)
+             if dz_intervals else PolynomialSurrogate.fit(*args))
+        name = f"kick+poly {m.label} (least squares)"
+        row = {"model": name, "basis": m.label,
                "n_features": m.n_features, "n_train": len(train["dz"]),
                "fit_s": time.perf_counter() - t0, "polynomial": True}
         row |= scores_on_test(m.predict(test["initial"], test["dz"]), test, p_min)
@@ -251,6 +257,21 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
         rows.append(row)
         fitted[name] = m
     return pd.DataFrame(rows), fitted
+
+
+def kick_prediction(ds: dict) -> np.ndarray:
+    """End states (n, 4) of the single-kick prior alone for the test tracks of ``ds``."""
+    from physml.tracks.priors import KickTable, kick_numpy
+
+    test = ds["test"]
+    return kick_numpy(test["initial"], test["dz"], KickTable.from_field(ds["field"]))
+
+
+def kick_alone(ds: dict, p_min: float = P_MIN_GEV) -> dict:
+    """The single-kick prior with no correction (the simplest physics rule), scored like
+    :func:`coarse_rk4` on the test tracks of ``ds``: model "kick (no fit)" and the
+    :func:`scores_on_test`."""
+    return {"model": "kick (no fit)"} | scores_on_test(kick_prediction(ds), ds["test"], p_min)
 
 
 def coarse_rk4_markdown(coarse: pd.DataFrame, table: pd.DataFrame) -> str:

@@ -266,3 +266,33 @@ def integral_uniformity(results: dict, goal: float) -> go.Figure:
                f"{results[names[0]]['half_mm'] / 1000:g} m: "
                f"{', '.join(meet) if meet else 'neither magnet'}"))
     return fig
+
+
+def error_vs_dz(test: dict, predictions: dict, p_min: float, n_bins: int = 12,
+                fixed: tuple[float, float, str] | None = None) -> go.Figure:
+    """Mean position error (mm, 95% CI over the tracks of each bin) vs dz, one line per model
+    of ``predictions`` (label -> end states (n, 4) for the tracks of ``test``), tracks with
+    p >= ``p_min``, ``n_bins`` equal dz bins; ``fixed`` = (dz mm, error mm, label) marks a
+    fixed-plane model's test error. The title names the most accurate model's best and worst
+    bins."""
+    from physml.plots import curves_with_ci
+
+    keep = 1 / np.abs(test["initial"][:, 4]) >= p_min
+    dz = test["dz"][keep]
+    edges = np.linspace(dz.min(), dz.max(), n_bins + 1)
+    b = np.clip(np.digitize(dz, edges) - 1, 0, n_bins - 1)
+    centres = (edges[:-1] + edges[1:]) / 2000
+    groups = {}
+    for label, out in predictions.items():
+        err = np.hypot(*(out[keep, :2] - test["final"][keep, :2]).T)
+        groups[label] = [err[b == k] for k in range(n_bins)]
+    best = min(groups, key=lambda k: np.concatenate(groups[k]).mean())
+    means = np.array([g.mean() for g in groups[best]])
+    fig = curves_with_ci(
+        centres, groups, f"{best}: mean error {means.min():.2g}–{means.max():.2g} mm over the "
+        f"dz bins, worst near dz = {centres[means.argmax()]:.2g} m (tracks with p ≥ {p_min:g} "
+        "GeV, 95% CI over each bin's tracks)", "dz (m)", "mean position error (mm)", log_y=True)
+    if fixed is not None:
+        fig.add_trace(go.Scatter(x=[fixed[0] / 1000], y=[fixed[1]], mode="markers",
+                                 marker=dict(symbol="star", size=12), name=fixed[2]))
+    return fig
