@@ -686,15 +686,10 @@ def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: i
                        dz_mm: float | None = 8500.0) -> pd.DataFrame:
     """Tracks/s of each fitted polynomial baseline of ``models`` (name -> surrogate, from
     :func:`physml.tracks.experiments.polynomial_baselines`, whose rows ``poly`` give the
-    errors) at each batch size, timed as :func:`coarse_rk4_timings`; backend the models'
-    (``"numba"`` for the fixed plane's kernel, ``"numpy"`` for the variable-dz model: one kind
-    per call, ``ValueError`` otherwise)."""
-    backends = {m.backend for m in models.values()}
-    if len(backends) != 1:
-        raise ValueError(f"polynomial_timings: one backend per call, got {sorted(backends)}")
+    errors) at each batch size, timed as :func:`coarse_rk4_timings`; backend "numba"."""
     makes = {name: polynomial_caller(m, seed, dz_mm) for name, m in models.items()}
     return caller_timings(makes, dict(zip(poly["model"], poly["pos_mean_mm"], strict=True)),
-                          backends.pop(), batch_sizes, threads, repeats, min_items)
+                          "numba", batch_sizes, threads, repeats, min_items)
 
 
 def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.DataFrame,
@@ -754,7 +749,7 @@ def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, ba
             f"their own, same seeds; test tracks p ≥ {P_MIN_GEV:g} GeV), the kick alone is "
             f"off by {kick['pos_mean_mm']:.3g} mm on average. The same polynomial with each "
             f"coefficient a cubic B-spline in dz (dzK: K intervals), fitted in closed form "
-            f"and run in NumPy (batch {batch}, not the compiled kernel): " + "; ".join(parts)
+            f"and run as a compiled kernel (batch {batch}): " + "; ".join(parts)
             + ". These means are over every dz: the error grows with dz (figure above). At the "
             f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm. The networks "
             "here are trained at the fixed plane only.")

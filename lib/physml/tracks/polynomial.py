@@ -34,7 +34,6 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numba
 import numpy as np
@@ -161,7 +160,6 @@ class PolynomialSurrogate:
     dz_mm: float
     table: KickTable
     z0_mm: float = 0.0
-    backend: ClassVar[str] = "numba"
     _kernel: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -169,17 +167,10 @@ class PolynomialSurrogate:
         if self.coef.shape != (b.n_features, 4):
             raise ValueError(f"PolynomialSurrogate: coef has shape {self.coef.shape}, the "
                              f"basis {b.label} needs ({b.n_features}, 4)")
-        xy, t, ia, ib, start, prefix = _layout(b)
-        # coefficients by (q/p degree, output) row over monomials, zero past each row's prefix
-        nq = b.qop_degree + 1
-        mono = np.repeat(np.arange(len(ia)), np.diff(start))
-        coef_t = np.zeros((nq, 4, len(ia)))
-        coef_t[np.arange(len(mono)) - start[mono], :, mono] = self.coef
         i0, i1 = (float(v[0]) for v in self.table.at(np.array([self.z0_mm + self.dz_mm])))
         object.__setattr__(self, "_kernel", (1.0 / np.asarray(self.scale, float), self.dz_mm,
-                                             i0, i1, KAPPA, xy, t, ia, ib, prefix,
-                                             coef_t.reshape(4 * nq, -1), b.xy_degree,
-                                             b.degree, b.qop_degree))
+                                             i0, i1, KAPPA, *kernel_layout(b),
+                                             kernel_rows(b, self.coef)))
 
     @property
     def n_features(self) -> int:
@@ -267,6 +258,24 @@ def jacobi_solve(a: np.ndarray, rhs: np.ndarray, banded: bool = False) -> np.nda
     return inv[:, None] * y
 
 
+def kernel_layout(basis: Basis) -> tuple:
+    """The index arrays and degrees the prediction kernels take: ``xy, t, ia, ib, prefix``
+    (:func:`_layout`), then the degrees of x/y, of the slopes and of q/p."""
+    xy, t, ia, ib, _, prefix = _layout(basis)
+    return xy, t, ia, ib, prefix, basis.xy_degree, basis.degree, basis.qop_degree
+
+
+def kernel_rows(basis: Basis, coef: np.ndarray) -> np.ndarray:
+    """``coef`` (n_features, 4) as the kernels read it: one row per (q/p degree m, output o),
+    row 4 m + o, over the geometric monomials (zero past the ``prefix[m]`` that carry m)."""
+    _, _, ia, _, start, _ = _layout(basis)
+    nq = basis.qop_degree + 1
+    mono = np.repeat(np.arange(len(ia)), np.diff(start))
+    rows = np.zeros((nq, 4, len(ia)))
+    rows[np.arange(len(mono)) - start[mono], :, mono] = coef
+    return rows.reshape(4 * nq, -1)
+
+
 def design_matrix(basis: Basis, scale: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """The features ``(n, n_features)`` of ``initial`` (n, 5) scaled by ``scale`` (5,), in
     NumPy: P_i(x) P_j(y) and P_k(tx) P_l(ty) for every pair of :func:`_layout` (rows
@@ -283,15 +292,16 @@ def design_matrix(basis: Basis, scale: np.ndarray, initial: np.ndarray) -> np.nd
     return (base[mono] * q[np.arange(len(mono)) - start[mono]]).T
 
 
-def _predict_body(u, inv_scale, dz, i0, i1, kappa, xy, t, ia, ib, prefix, coef_t, dxy, dt, dq,
+def _predict_body(u, inv_scale, dz, i0, i1, kappa, xy, t, ia, ib, prefix, dxy, dt, dq, coef_t,
                   out):
     """Kick prior plus the polynomial residual times q/p for each track of ``u`` (n, 5) into
     ``out`` (n, 4): the sum ``PolynomialSurrogate.features(u) @ coef``. Eight tracks at a time
-    (a short last group repeats its last track): their monomials ``f`` (8, n_base), then for
-    each (q/p degree m, output) row of ``coef_t`` (4 (qop_degree + 1), n_base) eight dot
-    products over the ``prefix[m]`` monomials that carry degree m — contiguous in both, so
-    they vectorise, and each coefficient is loaded once for eight tracks. ``xy``, ``t``,
-    ``ia``, ``ib``, ``prefix``: :func:`_layout`."""
+    (a short last group repeats its last track): their monomials ``f`` (8, n_base)
+    (:func:`track_monomials`), then for each (q/p degree m, output) row of ``coef_t`` (4
+    (qop_degree + 1), n_base; :func:`kernel_rows`) eight dot products over the ``prefix[m]``
+    monomials that carry degree m (:func:`dots8`) — contiguous in both, so they vectorise,
+    and each coefficient is loaded once for eight tracks. ``xy``, ``t``, ``ia``, ``ib``,
+    ``prefix``: :func:`kernel_layout`."""
     n, nb, nq = u.shape[0], ia.shape[0], dq + 1
     for blk in numba.prange((n + BLOCK - 1) // BLOCK):
         px, py = np.empty(dxy + 1), np.empty(dxy + 1)
@@ -302,44 +312,13 @@ def _predict_body(u, inv_scale, dz, i0, i1, kappa, xy, t, ia, ib, prefix, coef_t
         for r0 in range(lo, hi, 8):
             m = min(8, hi - r0)
             for j in range(8):
-                r = r0 + min(j, m - 1)
-                _legendre(u[r, 0] * inv_scale[0], px)
-                _legendre(u[r, 1] * inv_scale[1], py)
-                _legendre(u[r, 2] * inv_scale[2], ptx)
-                _legendre(u[r, 3] * inv_scale[3], pty)
-                _legendre(u[r, 4] * inv_scale[4], pq[j])
-                for p in range(xy.shape[0]):
-                    gxy[p] = px[xy[p, 0]] * py[xy[p, 1]]
-                for p in range(t.shape[0]):
-                    gt[p] = ptx[t[p, 0]] * pty[t[p, 1]]
-                for b in range(nb):
-                    f[j, b] = gxy[ia[b]] * gt[ib[b]]
+                track_monomials(u[r0 + min(j, m - 1)], inv_scale, xy, t, ia, ib, px, py,
+                                ptx, pty, gxy, gt, f[j], pq[j])
             for k in range(4 * nq):
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-                for b in range(prefix[k // 4]):
-                    c = coef_t[k, b]
-                    s0 += c * f[0, b]
-                    s1 += c * f[1, b]
-                    s2 += c * f[2, b]
-                    s3 += c * f[3, b]
-                    s4 += c * f[4, b]
-                    s5 += c * f[5, b]
-                    s6 += c * f[6, b]
-                    s7 += c * f[7, b]
-                acc[0, k], acc[1, k], acc[2, k], acc[3, k] = s0, s1, s2, s3
-                acc[4, k], acc[5, k], acc[6, k], acc[7, k] = s4, s5, s6, s7
+                (acc[0, k], acc[1, k], acc[2, k], acc[3, k], acc[4, k], acc[5, k], acc[6, k],
+                 acc[7, k]) = dots8(coef_t[k], f, prefix[k // 4])
             for j in range(m):
-                r = r0 + j
-                x, y, tx, ty, qop = u[r, 0], u[r, 1], u[r, 2], u[r, 3], u[r, 4]
-                c = -kappa * qop * np.sqrt(1.0 + tx * tx + ty * ty)
-                ax, ay = c * (1.0 + tx * tx), c * tx * ty
-                kick = (x + tx * dz + ax * i1, y + ty * dz + ay * i1, tx + ax * i0,
-                        ty + ay * i0)
-                for o in range(4):
-                    s = 0.0
-                    for mq in range(nq):
-                        s += acc[j, 4 * mq + o] * pq[j, mq]
-                    out[r, o] = kick[o] + s * qop
+                kick_plus(u[r0 + j], dz, i0, i1, kappa, acc[j], pq[j], out[r0 + j])
 
 
 @numba.njit(inline="always", cache=True)
@@ -352,8 +331,59 @@ def _legendre(v, p):
         p[k] = ((2 * k - 1) * v * p[k - 1] - (k - 1) * p[k - 2]) / k
 
 
+@numba.njit(inline="always", cache=True)
+def track_monomials(ur, inv_scale, xy, t, ia, ib, px, py, ptx, pty, gxy, gt, fr, pqr):
+    """One track ``ur`` (5,): its geometric monomials into ``fr`` (n_base,) and its q/p
+    Legendre values into ``pqr``; ``px`` .. ``gt`` scratch."""
+    _legendre(ur[0] * inv_scale[0], px)
+    _legendre(ur[1] * inv_scale[1], py)
+    _legendre(ur[2] * inv_scale[2], ptx)
+    _legendre(ur[3] * inv_scale[3], pty)
+    _legendre(ur[4] * inv_scale[4], pqr)
+    for p in range(xy.shape[0]):
+        gxy[p] = px[xy[p, 0]] * py[xy[p, 1]]
+    for p in range(t.shape[0]):
+        gt[p] = ptx[t[p, 0]] * pty[t[p, 1]]
+    for b in range(ia.shape[0]):
+        fr[b] = gxy[ia[b]] * gt[ib[b]]
+
+
+@numba.njit(inline="always", cache=True)
+def dots8(row, f, count):
+    """The eight dot products of ``row[:count]`` with ``f[j, :count]``, j = 0 .. 7."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for b in range(count):
+        c = row[b]
+        s0 += c * f[0, b]
+        s1 += c * f[1, b]
+        s2 += c * f[2, b]
+        s3 += c * f[3, b]
+        s4 += c * f[4, b]
+        s5 += c * f[5, b]
+        s6 += c * f[6, b]
+        s7 += c * f[7, b]
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@numba.njit(inline="always", cache=True)
+def kick_plus(ur, dz, i0, i1, kappa, accr, pqr, outr):
+    """``outr`` (4,) = the kick prior of track ``ur`` at ``dz`` (field integrals ``i0``,
+    ``i1``) plus q/p times the residual: ``accr`` (4 (qop_degree + 1),) summed over the q/p
+    Legendre values ``pqr``."""
+    x, y, tx, ty, qop = ur[0], ur[1], ur[2], ur[3], ur[4]
+    c = -kappa * qop * np.sqrt(1.0 + tx * tx + ty * ty)
+    ax, ay = c * (1.0 + tx * tx), c * tx * ty
+    kick = (x + tx * dz + ax * i1, y + ty * dz + ay * i1, tx + ax * i0, ty + ay * i0)
+    for o in range(4):
+        s = 0.0
+        for mq in range(pqr.shape[0]):
+            s += accr[4 * mq + o] * pqr[mq]
+        outr[o] = kick[o] + s * qop
+
+
 _predict_parallel = numba.njit(parallel=True, fastmath=True, cache=True)(_predict_body)
 _predict_serial = numba.njit(fastmath=True, cache=True)(_predict_body)
+
 
 
 def check_inputs(initial: np.ndarray, dz: np.ndarray, where: str) -> None:
