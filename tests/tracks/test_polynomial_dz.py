@@ -173,6 +173,10 @@ def test_jacobi_solve_dense_and_banded_agree_with_numpy():
     for d in range(u + 1):
         band[u - d, d:] = np.diagonal(g, d)
     np.testing.assert_allclose(P.jacobi_solve(band, rhs, banded=True), want, rtol=1e-9)
+    indefinite = g.copy()
+    indefinite[0, 1] = indefinite[1, 0] = 2 * np.sqrt(g[0, 0] * g[1, 1])  # |correlation| 2
+    with pytest.raises(ValueError, match="not positive definite even with the ridge 1e-14"):
+        P.jacobi_solve(indefinite, rhs)
     g[4, 4] = 0.0
     with pytest.raises(ValueError, match="feature 4 is zero on every training track"):
         P.jacobi_solve(g, rhs)

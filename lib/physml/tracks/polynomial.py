@@ -238,23 +238,29 @@ def jacobi_solve(a: np.ndarray, rhs: np.ndarray, banded: bool = False) -> np.nda
     """Solve the normal equations ``a c = rhs`` (``rhs`` (n, k)) by Cholesky after Jacobi
     scaling (unit diagonal) with :data:`RIDGE` added to it. ``a`` symmetric, dense (n, n) or,
     with ``banded``, in LAPACK's upper band storage ``(bandwidth, n)`` (overwritten).
-    ``ValueError`` naming the first feature that is zero on every training track."""
+    ``ValueError`` naming the first feature that is zero on every training track, or when
+    Cholesky fails (the scaled matrix is not positive definite even with the ridge)."""
     d = a[-1] if banded else np.diag(a)
     if np.any(d <= 0):
         raise ValueError(f"jacobi_solve: feature {int(np.flatnonzero(d <= 0)[0])} is zero on "
                          "every training track")
     inv = 1.0 / np.sqrt(d)
-    if banded:
-        n, u = a.shape[1], a.shape[0] - 1
-        for k in range(u + 1):  # row k holds a[j - (u - k), j]
-            off = u - k
-            a[k, off:] *= inv[:n - off] * inv[off:]
-        a[-1] += RIDGE
-        y = linalg.solveh_banded(a, inv[:, None] * rhs, overwrite_ab=True)
-    else:
-        s = a * inv[:, None] * inv[None, :]
-        s[np.diag_indices_from(s)] += RIDGE
-        y = linalg.solve(s, inv[:, None] * rhs, assume_a="pos")
+    try:
+        if banded:
+            n, u = a.shape[1], a.shape[0] - 1
+            for k in range(u + 1):  # row k holds a[j - (u - k), j]
+                off = u - k
+                a[k, off:] *= inv[:n - off] * inv[off:]
+            a[-1] += RIDGE
+            y = linalg.solveh_banded(a, inv[:, None] * rhs, overwrite_ab=True)
+        else:
+            s = a * inv[:, None] * inv[None, :]
+            s[np.diag_indices_from(s)] += RIDGE
+            y = linalg.solve(s, inv[:, None] * rhs, assume_a="pos")
+    except np.linalg.LinAlgError as e:
+        raise ValueError(f"jacobi_solve: the scaled normal equations are not positive definite "
+                         f"even with the ridge {RIDGE:g} ({e}): too many features for these "
+                         "tracks, or features collinear over them") from e
     return inv[:, None] * y
 
 
