@@ -230,7 +230,7 @@ def test_variable_dz_markdown_reports_each_model_beside_the_kick_and_the_fixed_p
                                          (500.0, 12000.0), fixed)
     assert "dz drawn per track in [500, 12000] mm (270,000 training tracks" in txt
     assert "the kick alone is off by 0.61 mm on average" in txt
-    assert ("**d4/q4 dz8** (3,850 coefficients per output, fitted in 12 s): 0.0041 mm mean "
+    assert ("d4/q4 dz8 (3,850 coefficients per output, fitted in 12 s): 0.0041 mm mean "
             "(95th percentile 0.018 mm, slope 3.3e-06; p < 2 GeV 0.03 mm), meeting all three "
             "accuracy targets, at 86,000 tracks/s") in txt
     assert "At the fixed plane, d10/q10 xy4 t12 reaches 0.00597 mm." in txt

@@ -702,9 +702,7 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     if poly.empty:
         raise ValueError("polynomial_markdown: no polynomial baseline")
     rate = poly_tp[poly_tp["batch"] == batch].set_index("model")["tracks_per_s"]
-    parts = [f"{r.basis} ({r.n_features:,} features, "
-             f"fitted in {r.fit_s:.2g} s): {r.pos_mean_mm:.3g} mm mean (95th percentile "
-             f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g}) at {rate[r.model]:,.0f} tracks/s"
+    parts = [f"{_fit_scores(r, 'features')} at {rate[r.model]:,.0f} tracks/s"
              for r in poly.itertuples()]
     best = poly.loc[poly["pos_mean_mm"].idxmin()]
     txt = (f"The linear-model baseline, the kick prior plus a least-squares polynomial "
@@ -727,6 +725,14 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     return txt
 
 
+def _fit_scores(r, unit: str, extra: str = "") -> str:
+    """One fitted polynomial row ``r`` in words: its basis, size (``unit``), fit time and
+    scores, ``extra`` inside the parentheses."""
+    return (f"{r.basis} ({r.n_features:,} {unit}, fitted in {r.fit_s:.2g} s): "
+            f"{r.pos_mean_mm:.3g} mm mean (95th percentile {r.pos_95_mm:.3g} mm, slope "
+            f"{r.slope_mean:.2g}{extra})")
+
+
 def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, batch: int,
                          n_train: int, dz_range_mm, fixed: pd.Series) -> str:
     """The variable-dz report beside the fixed plane: ``vdz`` the rows of
@@ -737,11 +743,9 @@ def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, ba
     if vdz.empty:
         raise ValueError("variable_dz_markdown: no variable-dz model")
     rate = vdz_tp[vdz_tp["batch"] == batch].set_index("model")["tracks_per_s"]
-    parts = [f"**{r.basis}** ({r.n_features:,} coefficients per output, fitted in "
-             f"{r.fit_s:.2g} s): {r.pos_mean_mm:.3g} mm mean (95th percentile "
-             f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g}; p < {P_MIN_GEV:g} GeV "
-             f"{r.low_p_pos_mean_mm:.3g} mm), "
-             + ("meeting" if r.meets_targets else "not meeting")
+    parts = [_fit_scores(r, "coefficients per output",
+                         f"; p < {P_MIN_GEV:g} GeV {r.low_p_pos_mean_mm:.3g} mm")
+             + (", meeting" if r.meets_targets else ", not meeting")
              + f" all three accuracy targets, at {rate[r.model]:,.0f} tracks/s"
              for r in vdz.itertuples()]
     return (f"**Variable dz, beside the fixed plane.** With dz drawn per track in "

@@ -308,12 +308,9 @@ def _predict_body(u, inv_scale, dz, i0, i1, kappa, xy, t, ia, ib, prefix, dxy, d
     monomials that carry degree m (:func:`dots8`) — contiguous in both, so they vectorise,
     and each coefficient is loaded once for eight tracks. ``xy``, ``t``, ``ia``, ``ib``,
     ``prefix``: :func:`kernel_layout`."""
-    n, nb, nq = u.shape[0], ia.shape[0], dq + 1
+    n, nq = u.shape[0], dq + 1
     for blk in numba.prange((n + BLOCK - 1) // BLOCK):
-        px, py = np.empty(dxy + 1), np.empty(dxy + 1)
-        ptx, pty = np.empty(dt + 1), np.empty(dt + 1)
-        gxy, gt = np.empty(xy.shape[0]), np.empty(t.shape[0])
-        f, pq, acc = np.empty((8, nb)), np.empty((8, nq)), np.empty((8, 4 * nq))
+        px, py, ptx, pty, gxy, gt, f, pq, acc = scratch(dxy, dt, xy, t, ia, nq)
         lo, hi = blk * BLOCK, min(n, (blk + 1) * BLOCK)
         for r0 in range(lo, hi, 8):
             m = min(8, hi - r0)
@@ -335,6 +332,16 @@ def _legendre(v, p):
         p[1] = v
     for k in range(2, p.shape[0]):
         p[k] = ((2 * k - 1) * v * p[k - 1] - (k - 1) * p[k - 2]) / k
+
+
+@numba.njit(inline="always", cache=True)
+def scratch(dxy, dt, xy, t, ia, nq):
+    """A kernel block's work arrays: the Legendre values of x, y, tx, ty, the x/y and slope
+    pair products, the monomials ``f`` (8, n_base), q/p values ``pq`` (8, nq) and row sums
+    ``acc`` (8, 4 nq) of eight tracks."""
+    return (np.empty(dxy + 1), np.empty(dxy + 1), np.empty(dt + 1), np.empty(dt + 1),
+            np.empty(xy.shape[0]), np.empty(t.shape[0]), np.empty((8, ia.shape[0])),
+            np.empty((8, nq)), np.empty((8, 4 * nq)))
 
 
 @numba.njit(inline="always", cache=True)

@@ -41,6 +41,7 @@ from physml.tracks.polynomial import (
     kernel_layout,
     kernel_rows,
     kick_plus,
+    scratch,
     track_monomials,
 )
 from physml.tracks.priors import SERIAL_BELOW, KickTable, kick_numpy
@@ -191,12 +192,9 @@ def _predict_dz_body(u, order, iv, w, dz, i0, i1, inv_scale, kappa, xy, t, ia, i
     (qop_degree + 1), n_base)) weighted by ``w[r]`` (4,). Tracks are taken in the order
     ``order``, which puts each interval's tracks together; a group of up to eight shares one
     interval, so each coefficient is again loaded once for the group."""
-    n, nb, nq = u.shape[0], ia.shape[0], dq + 1
+    n, nq = u.shape[0], dq + 1
     for blk in numba.prange((n + BLOCK - 1) // BLOCK):
-        px, py = np.empty(dxy + 1), np.empty(dxy + 1)
-        ptx, pty = np.empty(dt + 1), np.empty(dt + 1)
-        gxy, gt = np.empty(xy.shape[0]), np.empty(t.shape[0])
-        f, pq, acc = np.empty((8, nb)), np.empty((8, nq)), np.empty((8, 4 * nq))
+        px, py, ptx, pty, gxy, gt, f, pq, acc = scratch(dxy, dt, xy, t, ia, nq)
         wl = np.empty(8)
         lo, hi = blk * BLOCK, min(n, (blk + 1) * BLOCK)
         r0 = lo
