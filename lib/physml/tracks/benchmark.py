@@ -754,7 +754,7 @@ def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, ba
             f"off by {kick['pos_mean_mm']:.3g} mm on average. The same polynomial with each "
             f"coefficient a cubic B-spline in dz (dzK: K intervals), fitted in closed form "
             f"and run as a compiled kernel (batch {batch}): " + "; ".join(parts)
-            + ". These means are over every dz: the error grows with dz (figure above). At the "
+            + ". These means are over every dz; the figure above gives them per dz bin. At the "
             f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm. The networks "
             "here are trained at the fixed plane only.")
 

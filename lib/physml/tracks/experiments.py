@@ -216,11 +216,10 @@ def polynomial_baselines(ds: dict, degrees, p_min: float = P_MIN_GEV,
     (:class:`~physml.tracks.polynomial.PolynomialSurrogate`) for each entry of ``degrees``,
     ``[degree, qop_degree]`` or ``[degree, qop_degree, xy_weight, total_degree]`` (the
     :class:`~physml.tracks.polynomial.Basis`; ``total_degree`` may be None), fitted on
-    ``train`` (default ``ds["train"]``; every basis given is reported: nothing is chosen, so
-    no validation tracks are used) and scored like :func:`coarse_rk4` on the test tracks of
-    ``ds``. One end plane only (``ValueError`` from the fit on variable dz) unless
-    ``dz_intervals`` > 0: then each coefficient is a cubic B-spline in dz with that many
-    intervals over the dataset's dz range
+    ``train`` (default ``ds["train"]``; every basis given is reported) and scored like
+    :func:`coarse_rk4` on the test tracks of ``ds``. One end plane only (``ValueError`` from
+    the fit on variable dz) unless ``dz_intervals`` > 0: then each coefficient is a cubic
+    B-spline in dz with that many intervals over the dataset's dz range
     (:class:`~physml.tracks.polynomial_dz.DzSplinePolynomial`). ``val``: tracks none of
     ``train`` holds, scored for model selection (:data:`SELECT_ON`; :func:`pick_polynomial`).
     Returns rows (model ``"kick+poly <label> (least squares)"``, basis (the model's label),
