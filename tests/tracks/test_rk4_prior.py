@@ -502,7 +502,8 @@ def test_interleaved_ratio_takes_coarse_rk4_by_name_and_a_surrogate_by_its_faste
 
 def test_coarse_caller_runs_the_rows_coarse_rk4_on_the_timing_inputs():
     row = pd.DataFrame({"model": ["rk4x4 (no network)"], "rk4_steps": [4],
-                        "rk4_field": ["trilinear"], "pos_mean_mm": [1.0]}).iloc[0]
+                        "rk4_field": ["trilinear"], "rk4_length_mm": [L_MM],
+                        "pos_mean_mm": [1.0]}).iloc[0]
     out = benchmark.coarse_caller(row, GRID, dz_mm=L_MM)(8, 3)()
     assert len(out) == 3  # calls
     u = benchmark.timing_inputs(4096, 0, L_MM).double().numpy()
@@ -512,3 +513,61 @@ def test_coarse_caller_runs_the_rows_coarse_rk4_on_the_timing_inputs():
     row8["rk4_steps"] = 8
     eight = benchmark.coarse_caller(row8, GRID, dz_mm=L_MM)(8, 1)()
     assert np.abs(eight[0] - out[0]).max() > 1e-6  # the row's step count is the one used
+
+
+def _variable_dz_ds(dz, dz_range=(500.0, 9000.0)):
+    """A variable-dz dataset dict on GRID: test tracks with these dz, their 'truth' RK4 in 90
+    steps of 100 mm (scores are then coarse-vs-fine RK4)."""
+    from physml.tracks.data import DatasetSpec
+
+    s = _tracks(len(dz), seed=3)
+    fine = priors.RK4Prior.fit(GRID, 90, np.array([9000.0]))(s, dz)
+    return {"spec": DatasetSpec(dz_range_mm=dz_range), "field": GRID,
+            "test": {"initial": s, "dz": np.asarray(dz, float), "final": np.c_[fine, s[:, 4]]}}
+
+
+def test_coarse_rk4_at_variable_dz_lays_its_steps_over_the_top_of_the_dz_range():
+    from physml.tracks.data import DatasetSpec
+
+    dz = np.array([3000.0, 3250.0, 6000.0, 6000.0])
+    ds = _variable_dz_ds(dz)
+    assert experiments.rk4_length_mm(ds) == 9000.0  # not the test tracks' longest dz, 6000
+    assert experiments.rk4_length_mm({"spec": DatasetSpec(planes_mm=(8500.0,))}) == 8500.0
+    got = experiments.coarse_prediction(ds, 18)  # 500 mm steps: 6 and 12 whole steps
+    whole = dz != 3250.0
+    for i in np.flatnonzero(whole):
+        ref = _numpy_rk4(ds["test"]["initial"][i:i + 1], 0.0, dz[i:i + 1], int(dz[i] // 500),
+                         GRID)
+        np.testing.assert_allclose(got[i], ref[0], atol=1e-8)
+    rows = experiments.coarse_rk4(ds, [18, 9], p_min=0.0)
+    assert list(rows["model"]) == ["rk4x18 (no network)", "rk4x9 (no network)"]
+    assert list(rows["rk4_length_mm"]) == [9000.0, 9000.0]
+    # 500 mm steps: 6, 7 (six and a partial), 12, 12; 1000 mm: 3, 4, 6, 6
+    assert list(rows["mean_steps"]) == [9.25, 4.75]
+    err = np.hypot(*(got[:, :2] - ds["test"]["final"][:, :2]).T).mean()
+    assert rows["pos_mean_mm"].iloc[0] == pytest.approx(err)
+    assert rows["pos_mean_mm"].iloc[1] > rows["pos_mean_mm"].iloc[0]  # longer steps, worse
+
+
+def test_coarse_caller_at_variable_dz_runs_the_rows_length_on_dz_drawn_per_track():
+    row = pd.DataFrame({"model": ["rk4x4 (no network)"], "rk4_steps": [4],
+                        "rk4_field": ["trilinear"], "rk4_length_mm": [12000.0]}).iloc[0]
+    big = GaussianField()  # the default timing dz reach 12 m: a map covering them
+    xs, zs = np.linspace(-5000.0, 5000.0, 6), np.arange(-100.0, 12101.0, 100.0)
+    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
+    grid = GridField(np.array([-5000.0, -5000.0, -100.0]), np.array([2000.0, 2000.0, 100.0]),
+                     big(pts).reshape(6, 6, zs.size, 3))
+    out = benchmark.coarse_caller(row, grid, dz_mm=None)(8, 1)()[0]
+    u = benchmark.timing_inputs(4096, 0, None).double().numpy()
+    s, d = np.ascontiguousarray(u[:8, :5]), u[:8, 5].copy()
+    assert d.std() > 100  # drawn per track
+    np.testing.assert_array_equal(out, priors.RK4Prior.fit(grid, 4, np.array([12000.0]))(s, d))
+
+
+def test_cheapest_coarse_is_the_fewest_steps_at_least_as_accurate_or_none():
+    coarse = pd.DataFrame({"model": ["a", "b", "c"], "rk4_steps": [24, 16, 20],
+                           "pos_mean_mm": [0.003, 0.012, 0.005]})
+    assert benchmark.cheapest_coarse(coarse, 0.005)["model"] == "c"  # equal counts
+    assert benchmark.cheapest_coarse(coarse, 0.0049)["model"] == "a"
+    assert benchmark.cheapest_coarse(coarse, 0.02)["model"] == "b"
+    assert benchmark.cheapest_coarse(coarse, 0.001) is None

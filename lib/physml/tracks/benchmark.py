@@ -617,7 +617,7 @@ def _runner(run_dir: str, backend: str, threads: int):
 
 def coarse_rk4_timings(coarse: pd.DataFrame, field, batch_sizes, threads: int,
                        repeats: int = 5, min_items: int = 4096, seed: int = 0,
-                       dz_mm: float = 8500.0) -> pd.DataFrame:
+                       dz_mm: float | None = 8500.0) -> pd.DataFrame:
     """Tracks/s of the rk4 hybrids' prior alone (RK4 with N equal steps, numba) for each row
     of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`: rk4_steps, rk4_field,
     pos_mean_mm) at each batch size, timed like :func:`model_timings` (threads, repeats) on
@@ -668,16 +668,17 @@ def _numpy_caller(fn, seed: int, dz_mm: float | None):
     return make
 
 
-def coarse_caller(row, field, seed: int = 0, dz_mm: float = 8500.0):
+def coarse_caller(row, field, seed: int = 0, dz_mm: float | None = 8500.0):
     """``make(batch, calls)`` of the plain coarse RK4 of one row of
-    :func:`physml.tracks.experiments.coarse_rk4` (rk4_steps, rk4_field): a zero-argument
-    function that runs it ``calls`` times on the first ``batch`` of 4096 :func:`timing_inputs`
-    (repeated past 4096, as :func:`model_caller`; one numba thread below the prior's
-    SERIAL_BELOW tracks). Used by :func:`coarse_rk4_timings` and, interleaved with RK4, by
-    :func:`batch_ratios`."""
+    :func:`physml.tracks.experiments.coarse_rk4` (rk4_steps, rk4_field, rk4_length_mm): a
+    zero-argument function that runs it ``calls`` times on the first ``batch`` of 4096
+    :func:`timing_inputs` (repeated past 4096, as :func:`model_caller`; one numba thread below
+    the prior's SERIAL_BELOW tracks); ``dz_mm`` None draws dz per track (variable dz). Used by
+    :func:`coarse_rk4_timings` and, interleaved with RK4, by :func:`batch_ratios`."""
     from physml.tracks.priors import RK4Prior
 
-    prior = RK4Prior.fit(field, int(row.rk4_steps), np.array([dz_mm]), row.rk4_field)
+    prior = RK4Prior.fit(field, int(row.rk4_steps), np.array([row.rk4_length_mm]),
+                         row.rk4_field)
     return _numpy_caller(prior, seed, dz_mm)
 
 
@@ -759,6 +760,47 @@ def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, ba
             "here are trained at the fixed plane only.")
 
 
+def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.DataFrame | None,
+                             batch: int, threads: int) -> str:
+    """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (a row of
+    :func:`physml.tracks.experiments.polynomial_baselines`): ``coarse`` the rows of
+    :func:`physml.tracks.experiments.coarse_rk4` on the same test tracks; ``ratio`` the
+    :func:`batch_ratios` row of the polynomial timed interleaved with the cheapest of them at
+    least as accurate (:func:`cheapest_coarse`; None when none is). Every number from the
+    tables; ValueError if ``coarse`` is empty, or if a row matches and ``ratio`` is not its
+    one row."""
+    if coarse.empty:
+        raise ValueError("variable_dz_rk4_markdown: no coarse RK4 rows")
+    length = coarse["rk4_length_mm"].iloc[0]
+    top = coarse.loc[coarse["pos_mean_mm"].idxmin()]
+    txt = (f"**Physics at variable dz**, on the same test tracks (table above): plain RK4 "
+           f"(numba) on the map with N equal steps laid over {length / 1000:g} m, each track "
+           f"stopping at its own plane with one partial step, for N from "
+           f"{coarse['rk4_steps'].min()} to {coarse['rk4_steps'].max()}; the most accurate, "
+           f"N = {int(top['rk4_steps'])} ({top['mean_steps']:.1f} steps per track on average), "
+           f"is off by {top['pos_mean_mm']:.3g} mm on average. ")
+    m = cheapest_coarse(coarse, best["pos_mean_mm"])
+    if m is None:
+        return txt + (f"No step count scanned is as accurate as {best['basis']} "
+                      f"({best['pos_mean_mm']:.3g} mm).")
+    if ratio is None or len(ratio) != 1:
+        raise ValueError(f"variable_dz_rk4_markdown: {m['model']} matches {best['basis']} but "
+                         "the polynomial's interleaved timing against it is not one row")
+    r = ratio.iloc[0]
+    faster = r["ratio_low"] > 1
+    slower = r["ratio_high"] < 1
+    verdict = ("faster than" if faster else "slower than" if slower else
+               "not distinguishable in speed from")
+    return txt + (
+        f"The fewest steps scanned at least as accurate as {best['basis']} "
+        f"({best['pos_mean_mm']:.3g} mm): **{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} "
+        f"per track; {m['pos_mean_mm']:.3g} mm, 95th percentile {m['pos_95_mm']:.3g} mm, slope "
+        f"{m['slope_mean']:.2g}). Timed interleaved with it on the same tracks and {threads} "
+        f"thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
+        f"[{r['ratio_low']:.2g}, {r['ratio_high']:.2g}] its tracks/s: {verdict} physics at "
+        "matched accuracy.")
+
+
 def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:
     """Speed ratio to RK4, with its CI, of ``method`` at ``batch`` from the interleaved timing
     ``ratios`` (:func:`batch_ratios`): a plain coarse RK4 by its own name there; a surrogate
@@ -795,7 +837,7 @@ def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame
     for h in table[table["model"].str.contains(r"\+rk4x")].itertuples():
         n = int(re.search(r"\+rk4x(\d+)", h.model).group(1))
         same = coarse[coarse["rk4_steps"] == n]
-        match = coarse[coarse["pos_mean_mm"] <= h.pos_mean_mm].sort_values("rk4_steps")
+        m = cheapest_coarse(coarse, h.pos_mean_mm)
         row = {"hybrid": h.model, "hybrid_pos_mean_mm": h.pos_mean_mm,
                "hybrid_pos_95_mm": h.pos_95_mm, "hybrid_slope_mean": h.slope_mean,
                "hybrid_tracks_per_s": rate.get(h.model, np.nan)}
@@ -803,8 +845,7 @@ def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame
             s = same.iloc[0]
             row.update({"same_rk4": s["model"], "same_rk4_pos_mean_mm": s["pos_mean_mm"],
                         "same_rk4_tracks_per_s": rate.get(s["model"], np.nan)})
-        if len(match):
-            m = match.iloc[0]
+        if m is not None:
             row.update({"matched_rk4": m["model"], "matched_rk4_pos_mean_mm": m["pos_mean_mm"],
                         "matched_rk4_tracks_per_s": rate.get(m["model"], np.nan)})
         else:
@@ -940,6 +981,13 @@ def side_rates(tp: pd.DataFrame, model: str, batch: int) -> tuple[np.ndarray, st
                                   f"position error {best['pos_mean_mm']:.3g} mm)")
 
 
+def cheapest_coarse(coarse: pd.DataFrame, err_mm: float) -> pd.Series | None:
+    """The row of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`) with the fewest
+    steps whose test mean position error is at most ``err_mm``; None if none is."""
+    ok = coarse[coarse["pos_mean_mm"] <= err_mm].sort_values("rk4_steps")
+    return ok.iloc[0] if len(ok) else None
+
+
 def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm: float,
                 batch: int) -> tuple[np.ndarray, str]:
     """The physics side of a speed comparison at matched accuracy: per-repeat tracks/s and a
@@ -947,9 +995,8 @@ def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm
     (:func:`physml.tracks.experiments.coarse_rk4`, timed in ``coarse_tp`` at ``batch``) whose
     test mean position error is at most ``err_mm`` (the surrogate's); when none of them is
     that accurate, RK4 at its <= 1 um schedule (``rk4``, more accurate than any surrogate)."""
-    ok = coarse[coarse["pos_mean_mm"] <= err_mm].sort_values("rk4_steps")
-    if len(ok):
-        m = ok.iloc[0]
+    m = cheapest_coarse(coarse, err_mm)
+    if m is not None:
         t = coarse_tp[(coarse_tp["model"] == m["model"]) & (coarse_tp["batch"] == batch)]
         if len(t) != 1:
             raise ValueError(f"matched_rk4: no timing of {m['model']} at batch {batch}")

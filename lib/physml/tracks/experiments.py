@@ -176,23 +176,42 @@ def matrix_configs(archs, sizes, seeds, steps: dict, hybrid_archs=(), hybrids=("
     return cfgs
 
 
-def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
-               p_min: float = P_MIN_GEV) -> pd.DataFrame:
-    """The rk4 hybrids' prior alone (no network) — the fair competitor: RK4 with N equal steps
-    per track (:class:`~physml.tracks.priors.RK4Prior`) on the map (or its B-spline) for each
-    N of ``steps_list``, scored like the surrogates on the test tracks against the ground truth:
-    one row per N with model "rk4x<N> (no network)", rk4_steps, the :func:`metrics` at
-    p >= p_min and ``low_p_pos_mean_mm`` below."""
+def rk4_length_mm(ds: dict) -> float:
+    """Distance (mm) over which plain coarse RK4 lays its equal steps for the tracks of ``ds``:
+    its end plane (fixed dz) or the top of its dz range (variable dz), so the nodes do not
+    depend on which tracks were drawn."""
+    spec = ds["spec"]
+    return float(max(spec.planes_mm) if spec.planes_mm else spec.dz_range_mm[1])
+
+
+def coarse_prediction(ds: dict, steps: int, field: str = "trilinear") -> np.ndarray:
+    """End states (n, 4) of the test tracks of ``ds`` by plain RK4 with ``steps`` equal steps
+    over :func:`rk4_length_mm` (:class:`~physml.tracks.priors.RK4Prior`: a track ends at its
+    own plane with one partial step) on the map (or its B-spline)."""
     from physml.tracks.priors import RK4Prior
 
     test = ds["test"]
+    prior = RK4Prior.fit(ds["field"], int(steps), np.array([rk4_length_mm(ds)]), field)
+    return prior(test["initial"], test["dz"])
+
+
+def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
+               p_min: float = P_MIN_GEV) -> pd.DataFrame:
+    """The rk4 hybrids' prior alone (no network) — the fair competitor: RK4 with N equal steps
+    over :func:`rk4_length_mm` (:func:`coarse_prediction`) on the map (or its B-spline) for each
+    N of ``steps_list``, scored like the surrogates on the test tracks against the ground truth:
+    one row per N with model "rk4x<N> (no network)", rk4_steps, rk4_field, rk4_length_mm,
+    mean_steps (steps a test track takes on average: N at a fixed plane, fewer at variable dz,
+    where a track stops at its own plane), the :func:`metrics` at p >= p_min and
+    ``low_p_pos_mean_mm`` below."""
+    test, length = ds["test"], rk4_length_mm(ds)
     rows = []
     for n in steps_list:
-        prior = RK4Prior.fit(ds["field"], int(n), test["dz"], field)
-        out = prior(test["initial"], test["dz"])
+        h = length / int(n)
         row = {"model": f"rk4x{int(n)}{'bs' if field == 'bspline' else ''} (no network)",
-               "rk4_steps": int(n), "rk4_field": field}
-        rows.append(row | scores_on_test(out, test, p_min))
+               "rk4_steps": int(n), "rk4_field": field, "rk4_length_mm": length,
+               "mean_steps": float(np.mean(np.ceil(test["dz"] / h * (1 - 1e-9))))}
+        rows.append(row | scores_on_test(coarse_prediction(ds, n, field), test, p_min))
     return pd.DataFrame(rows)
 
 
