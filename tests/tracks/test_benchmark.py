@@ -89,6 +89,10 @@ def test_batch_ratios_time_methods_against_the_anchor_at_each_batch():
     assert list(out["batch"]) == [1, 8]
     assert np.all(out["ratio"] > 2.0)  # ~4x: the method is faster than the anchor
     assert np.all(out["anchor_tracks_per_s"] < out["tracks_per_s"])
+    for r in out.itertuples():  # each side's own timing, the anchor's under anchor_timing
+        assert r.timing.best_per_second == r.tracks_per_s
+        assert r.anchor_timing.best_per_second == r.anchor_tracks_per_s
+        assert len(r.anchor_timing.rates) == len(r.timing.rates) == 2
 
 
 def test_speed_target_reach_names_the_rate_needed_and_the_fastest_model():

@@ -541,7 +541,9 @@ def batch_ratios(methods: dict, anchor, batch_sizes, threads: int, repeats: int 
     ``threads`` under :func:`physml.timing.threads`). ``methods``: name -> ``make(batch,
     calls)``; ``anchor``: the same for the anchor (RK4). One timed call runs
     ceil(min_items / batch) batches. Columns: method, batch, tracks_per_s (fastest repeat),
-    anchor_tracks_per_s, ratio, ratio_low, ratio_high (method / anchor, CI), timing."""
+    anchor_tracks_per_s, ratio, ratio_low, ratio_high (method / anchor, CI), timing and
+    anchor_timing (the method's and the anchor's :class:`~physml.timing.Timing`, repeat k of
+    one beside repeat k of the other)."""
     rows = []
     with timing.threads(threads):
         for b in batch_sizes:
@@ -554,7 +556,7 @@ def batch_ratios(methods: dict, anchor, batch_sizes, threads: int, repeats: int 
                              "tracks_per_s": r.ours.best_per_second,
                              "anchor_tracks_per_s": r.anchor.best_per_second,
                              "ratio": d.mean, "ratio_low": d.low, "ratio_high": d.high,
-                             "timing": r.ours})
+                             "timing": r.ours, "anchor_timing": r.anchor})
     return pd.DataFrame(rows)
 
 
@@ -760,15 +762,43 @@ def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, ba
             "here are trained at the fixed plane only.")
 
 
+def accuracy_speed_points(batch: int, families: dict, steps: pd.DataFrame | None = None,
+                          rk4: dict | None = None) -> pd.DataFrame:
+    """Points of an accuracy-vs-speed plot (:func:`physml.tracks.figures.accuracy_vs_speed`) at
+    ``batch``: for each family of ``families`` (name -> timings with model, batch,
+    tracks_per_s, pos_mean_mm, as :func:`caller_timings` / :func:`model_timings`) each model's
+    fastest backend; ``steps`` (rows with model, rk4_steps: :func:`physml.tracks.experiments.
+    coarse_rk4`) gives the plain-RK4 points their step counts; ``rk4`` (an
+    :func:`rk4_at_matched_accuracy` result) adds RK4 at <= 1 um, its mean error against DOP853
+    on the map. Columns model, family, pos_mean_mm, tracks_per_s, rk4_steps. ValueError naming
+    a family with no timing at ``batch``."""
+    parts = []
+    for fam, t in families.items():
+        at = t[t["batch"] == batch]
+        if at.empty:
+            raise ValueError(f"accuracy_speed_points: {fam!r} has no timing at batch {batch}")
+        best = at.loc[at.groupby("model", sort=False)["tracks_per_s"].idxmax()]
+        parts.append(best[["model", "pos_mean_mm", "tracks_per_s"]].assign(family=fam))
+    if rk4 is not None:
+        parts.append(pd.DataFrame([{
+            "model": f"RK4 {rk4['schedule']}", "family": "RK4 at ≤ 1 µm (error vs DOP853)",
+            "pos_mean_mm": float(np.mean(rk4["errors_um"])) / 1000,
+            "tracks_per_s": rk4["rk4_tracks_per_second"]}]))
+    out = pd.concat(parts, ignore_index=True)
+    n = {} if steps is None else dict(zip(steps["model"], steps["rk4_steps"], strict=True))
+    out["rk4_steps"] = out["model"].map(n).astype(float)
+    return out[["model", "family", "pos_mean_mm", "tracks_per_s", "rk4_steps"]]
+
+
 def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.DataFrame | None,
                              batch: int, threads: int) -> str:
-    """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (a row of
-    :func:`physml.tracks.experiments.polynomial_baselines`): ``coarse`` the rows of
-    :func:`physml.tracks.experiments.coarse_rk4` on the same test tracks; ``ratio`` the
-    :func:`batch_ratios` row of the polynomial timed interleaved with the cheapest of them at
-    least as accurate (:func:`cheapest_coarse`; None when none is). Every number from the
-    tables; ValueError if ``coarse`` is empty, or if a row matches and ``ratio`` is not its
-    one row."""
+    """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (the row of
+    :func:`physml.tracks.experiments.polynomial_baselines` chosen on validation tracks):
+    ``coarse`` the rows of :func:`physml.tracks.experiments.coarse_rk4` on the same test
+    tracks; ``ratio`` the :func:`batch_ratios` row of the polynomial timed interleaved with the
+    cheapest of them at least as accurate (:func:`cheapest_coarse`; None when none is). Every
+    number from the tables; ValueError if ``coarse`` is empty, or if a row matches and
+    ``ratio`` is not its one row."""
     if coarse.empty:
         raise ValueError("variable_dz_rk4_markdown: no coarse RK4 rows")
     length = coarse["rk4_length_mm"].iloc[0]
@@ -792,9 +822,10 @@ def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.Da
     verdict = ("faster than" if faster else "slower than" if slower else
                "not distinguishable in speed from")
     return txt + (
-        f"The fewest steps scanned at least as accurate as {best['basis']} "
-        f"({best['pos_mean_mm']:.3g} mm): **{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} "
-        f"per track; {m['pos_mean_mm']:.3g} mm, 95th percentile {m['pos_95_mm']:.3g} mm, slope "
+        f"The fewest steps scanned at least as accurate as {best['basis']} (the polynomial "
+        f"chosen on validation tracks; {best['pos_mean_mm']:.3g} mm): "
+        f"**{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per track; "
+        f"{m['pos_mean_mm']:.3g} mm, 95th percentile {m['pos_95_mm']:.3g} mm, slope "
         f"{m['slope_mean']:.2g}). Timed interleaved with it on the same tracks and {threads} "
         f"thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
         f"[{r['ratio_low']:.2g}, {r['ratio_high']:.2g}] its tracks/s: {verdict} physics at "

@@ -296,3 +296,48 @@ def error_vs_dz(test: dict, predictions: dict, p_min: float, n_bins: int = 12,
         fig.add_trace(go.Scatter(x=[fixed[0] / 1000], y=[fixed[1]], mode="markers",
                                  marker=dict(symbol="star", size=12), name=fixed[2]))
     return fig
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``points`` (pos_mean_mm, tracks_per_s) that no other row beats on both:
+    each is faster than every row at least as accurate. Sorted from most accurate."""
+    p = points.sort_values(["pos_mean_mm", "tracks_per_s"], ascending=[True, False])
+    best = np.maximum.accumulate(p["tracks_per_s"].to_numpy())
+    keep = np.r_[True, p["tracks_per_s"].to_numpy()[1:] > best[:-1]]
+    return p[keep]
+
+
+def accuracy_vs_speed(points: pd.DataFrame, threads: int, batch: int, where: str) -> go.Figure:
+    """Tracks/s against mean position error, one trace per family of ``points`` (columns model,
+    family, pos_mean_mm, tracks_per_s; a family with a ``rk4_steps`` column value is drawn as a
+    line in step order, the others as markers), the :func:`pareto_front` circled. The title
+    names the front from the most accurate end, family by family (three to a line)."""
+    fig = go.Figure()
+    for fam, g in points.groupby("family", sort=False):
+        line = "rk4_steps" in g and g["rk4_steps"].notna().all()
+        g = g.sort_values("rk4_steps") if line else g
+        fig.add_trace(go.Scatter(x=g["pos_mean_mm"], y=g["tracks_per_s"], name=fam,
+                                 mode="lines+markers" if line else "markers",
+                                 marker=dict(size=7 if line else 10), text=g["model"],
+                                 hovertemplate="%{text}: %{x:.3g} mm, %{y:,.0f} tracks/s"))
+    front = pareto_front(points)
+    fig.add_trace(go.Scatter(x=front["pos_mean_mm"], y=front["tracks_per_s"], mode="markers",
+                             name="fastest at its accuracy (Pareto front)", hoverinfo="skip",
+                             marker=dict(size=16, color="rgba(0,0,0,0)",
+                                         line=dict(width=1.5, color="black"))))
+    runs, prev = [], None
+    for r in front.itertuples():
+        if r.family != prev:
+            runs.append([r.family, r.pos_mean_mm, r.pos_mean_mm])
+            prev = r.family
+        runs[-1][2] = r.pos_mean_mm
+    parts = [f"{fam} ({lo:.2g} mm)" if lo == hi else f"{fam} ({lo:.2g}–{hi:.2g} mm)"
+             for fam, lo, hi in runs]
+    lines = [" → ".join(parts[i:i + 3]) for i in range(0, len(parts), 3)]
+    fig.update_layout(
+        title=f"{where}, {threads} thread(s), batch {batch}: the fastest at each accuracy "
+              "(circled), from the most accurate:<br>" + " →<br>".join(lines),
+        margin=dict(t=60 + 22 * len(lines)),
+        xaxis_title="mean position error, test tracks p ≥ 2 GeV (mm)", yaxis_title="tracks / s",
+        xaxis_type="log", yaxis_type="log")
+    return fig

@@ -1,0 +1,69 @@
+"""Figures whose titles state a computed conclusion: the accuracy-vs-speed Pareto front."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from physml.tracks import benchmark, figures
+
+
+def _points():
+    return pd.DataFrame({
+        "model": ["rk4x32", "poly-a", "rk4x24", "poly-b", "rk4x8", "net"],
+        "family": ["plain RK4", "polynomial", "plain RK4", "polynomial", "plain RK4", "network"],
+        "rk4_steps": [32, None, 24, None, 8, None],
+        "pos_mean_mm": [0.001, 0.002, 0.003, 0.002, 0.01, 0.05],
+        "tracks_per_s": [1e5, 5e5, 3e5, 4e5, 2e6, 1e6]})
+
+
+def test_pareto_front_keeps_each_row_faster_than_every_more_accurate_one():
+    front = figures.pareto_front(_points())
+    # rk4x24 is beaten by poly-a (more accurate and faster), poly-b by poly-a (same error,
+    # slower), net by rk4x8 (both)
+    assert list(front["model"]) == ["rk4x32", "poly-a", "rk4x8"]
+    twin = pd.concat([_points(), _points().iloc[[1]]], ignore_index=True)  # an exact tie
+    assert list(figures.pareto_front(twin)["model"]) == ["rk4x32", "poly-a", "rk4x8"]
+    just_slower = _points().assign(tracks_per_s=[1e5, 5e5, 3e5, 4e5, 5e5, 1e6])
+    assert list(figures.pareto_front(just_slower)["model"]) == ["rk4x32", "poly-a", "net"]
+
+
+def test_accuracy_vs_speed_draws_rk4_as_a_line_in_step_order_and_names_the_front():
+    fig = figures.accuracy_vs_speed(_points(), 2, 4096, "Variable dz")
+    traces = {t.name: t for t in fig.data}
+    rk4 = traces["plain RK4"]
+    assert rk4.mode == "lines+markers" and list(rk4.text) == ["rk4x8", "rk4x24", "rk4x32"]
+    assert traces["polynomial"].mode == "markers"
+    assert list(traces["fastest at its accuracy (Pareto front)"].x) == [0.001, 0.002, 0.01]
+    assert fig.layout.title.text == (
+        "Variable dz, 2 thread(s), batch 4096: the fastest at each accuracy (circled), from the "
+        "most accurate:<br>plain RK4 (0.001 mm) → polynomial (0.002 mm) → plain RK4 (0.01 mm)")
+    four = pd.concat([_points(), pd.DataFrame({"model": ["z"], "family": ["network"],
+                                               "pos_mean_mm": [0.1], "tracks_per_s": [5e6]})])
+    assert figures.accuracy_vs_speed(four, 2, 4096, "x").layout.title.text.endswith(
+        "plain RK4 (0.01 mm) →<br>network (0.1 mm)")
+    rk4_only = _points()[_points()["family"] == "plain RK4"]
+    assert figures.accuracy_vs_speed(rk4_only, 2, 4096, "x").layout.title.text.endswith(
+        "plain RK4 (0.001–0.01 mm)")
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+
+
+def test_accuracy_speed_points_take_each_models_fastest_backend_at_the_batch():
+    nets = pd.DataFrame({"model": ["m", "m", "m", "k"],
+                         "backend": ["torch", "onnx", "onnx", "torch"],
+                         "batch": [4096, 4096, 256, 4096], "tracks_per_s": [2e5, 3e5, 9e5, 1e5],
+                         "pos_mean_mm": [0.5, 0.5, 0.5, 0.9]})
+    coarse_tp = pd.DataFrame({"model": ["rk4x8 (no network)", "rk4x8 (no network)"],
+                              "batch": [4096, 256], "tracks_per_s": [2e6, 7e6],
+                              "pos_mean_mm": [0.15, 0.15]})
+    steps = pd.DataFrame({"model": ["rk4x8 (no network)"], "rk4_steps": [8]})
+    rk4 = {"schedule": "50 mm", "errors_um": np.array([0.1, 0.3]), "rk4_tracks_per_second": 3e5}
+    pts = benchmark.accuracy_speed_points(4096, {"network": nets, "plain RK4": coarse_tp}, steps,
+                                          rk4)
+    assert list(pts["model"]) == ["m", "k", "rk4x8 (no network)", "RK4 50 mm"]
+    assert list(pts["tracks_per_s"]) == [3e5, 1e5, 2e6, 3e5]  # onnx at 4096, not 256's 9e5
+    assert list(pts["family"]) == ["network", "network", "plain RK4",
+                                   "RK4 at ≤ 1 µm (error vs DOP853)"]
+    assert pts["pos_mean_mm"].iloc[-1] == pytest.approx(0.0002)
+    assert pts["rk4_steps"].iloc[2] == 8 and pts["rk4_steps"].drop(index=2).isna().all()
+    with pytest.raises(ValueError, match="'plain RK4' has no timing at batch 1"):
+        benchmark.accuracy_speed_points(1, {"plain RK4": coarse_tp})
