@@ -29,6 +29,8 @@ def test_pareto_front_keeps_each_row_faster_than_every_more_accurate_one():
 
 def test_accuracy_vs_speed_draws_rk4_as_a_line_in_step_order_and_names_the_front():
     fig = figures.accuracy_vs_speed(_points(), 2, 4096, "Variable dz")
+    assert [t.name for t in fig.data] == ["plain RK4", "polynomial", "network",  # as given
+                                          "fastest at its accuracy (Pareto front)"]
     traces = {t.name: t for t in fig.data}
     rk4 = traces["plain RK4"]
     assert rk4.mode == "lines+markers" and list(rk4.text) == ["rk4x8", "rk4x24", "rk4x32"]

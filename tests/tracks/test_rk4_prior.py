@@ -398,7 +398,14 @@ def test_matched_rk4_is_the_fewest_steps_at_least_as_accurate_else_the_1um_sched
     np.testing.assert_allclose(rates, [500.0, 1000 / 2.2])
     rates, name = benchmark.matched_rk4(coarse, ctp, rk4, 0.001, 4096)  # none is as accurate
     np.testing.assert_allclose(rates, [20.0, 1000 / 55.0])
-    assert "100 mm" in name and "no coarser schedule" in name
+    assert "100 mm" in name and "no coarser schedule" in name and "test tracks" in name
+    # matched on the validation tracks: 8 steps there, though only 12 are on the test tracks
+    val = coarse.assign(val_pos_mean_mm=[0.006, 1.7, 0.02, 0.022])
+    rates, name = benchmark.matched_rk4(val, ctp, rk4, 0.0226, 4096, on="val_pos_mean_mm")
+    np.testing.assert_allclose(rates, [500.0, 1000 / 2.2])
+    assert name == ("plain RK4, 8 steps (numba; 0.056 mm on the test tracks; 0.022 mm on the "
+                    "validation tracks, at least as accurate as the surrogate's 0.0226 mm on the "
+                    "validation tracks)")
 
 
 def test_speed_sides_at_matched_accuracy_are_those_as_accurate_as_the_best_surrogate():
@@ -515,15 +522,19 @@ def test_coarse_caller_runs_the_rows_coarse_rk4_on_the_timing_inputs():
     assert np.abs(eight[0] - out[0]).max() > 1e-6  # the row's step count is the one used
 
 
+def _split(dz, seed):
+    """Tracks on GRID with these dz and their 'truth', RK4 in 90 steps of 100 mm (scores are
+    then coarse-vs-fine RK4)."""
+    s = _tracks(len(dz), seed=seed)
+    fine = priors.RK4Prior.fit(GRID, 90, np.array([9000.0]))(s, dz)
+    return {"initial": s, "dz": np.asarray(dz, float), "final": np.c_[fine, s[:, 4]]}
+
+
 def _variable_dz_ds(dz, dz_range=(500.0, 9000.0)):
-    """A variable-dz dataset dict on GRID: test tracks with these dz, their 'truth' RK4 in 90
-    steps of 100 mm (scores are then coarse-vs-fine RK4)."""
+    """A variable-dz dataset dict on GRID: test tracks with these dz (no validation tracks)."""
     from physml.tracks.data import DatasetSpec
 
-    s = _tracks(len(dz), seed=3)
-    fine = priors.RK4Prior.fit(GRID, 90, np.array([9000.0]))(s, dz)
-    return {"spec": DatasetSpec(dz_range_mm=dz_range), "field": GRID,
-            "test": {"initial": s, "dz": np.asarray(dz, float), "final": np.c_[fine, s[:, 4]]}}
+    return {"spec": DatasetSpec(dz_range_mm=dz_range), "field": GRID, "test": _split(dz, 3)}
 
 
 def test_coarse_rk4_at_variable_dz_lays_its_steps_over_the_top_of_the_dz_range():
@@ -547,6 +558,15 @@ def test_coarse_rk4_at_variable_dz_lays_its_steps_over_the_top_of_the_dz_range()
     err = np.hypot(*(got[:, :2] - ds["test"]["final"][:, :2]).T).mean()
     assert rows["pos_mean_mm"].iloc[0] == pytest.approx(err)
     assert rows["pos_mean_mm"].iloc[1] > rows["pos_mean_mm"].iloc[0]  # longer steps, worse
+    assert experiments.SELECT_ON not in rows  # no validation tracks, no validation error
+    ds["val"] = _split(np.array([2000.0, 7000.0, 8000.0]), 4)
+    rows = experiments.coarse_rk4(ds, [18, 9], p_min=0.0)
+    val = experiments.coarse_prediction(ds, 9, split="val")
+    np.testing.assert_array_equal(val, priors.RK4Prior.fit(GRID, 9, np.array([9000.0]))(
+        ds["val"]["initial"], ds["val"]["dz"]))
+    want = np.hypot(*(val[:, :2] - ds["val"]["final"][:, :2]).T).mean()
+    assert rows[experiments.SELECT_ON].iloc[1] == pytest.approx(want)
+    assert rows["pos_mean_mm"].iloc[0] == pytest.approx(err)  # the test scores unchanged
 
 
 def test_coarse_caller_at_variable_dz_runs_the_rows_length_on_dz_drawn_per_track():
@@ -571,3 +591,5 @@ def test_cheapest_coarse_is_the_fewest_steps_at_least_as_accurate_or_none():
     assert benchmark.cheapest_coarse(coarse, 0.0049)["model"] == "a"
     assert benchmark.cheapest_coarse(coarse, 0.02)["model"] == "b"
     assert benchmark.cheapest_coarse(coarse, 0.001) is None
+    val = coarse.assign(val_pos_mean_mm=[0.004, 0.003, 0.006])  # matched on validation
+    assert benchmark.cheapest_coarse(val, 0.005, on="val_pos_mean_mm")["model"] == "b"

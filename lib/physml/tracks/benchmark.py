@@ -16,7 +16,7 @@ import pandas as pd
 
 from physml import timing
 from physml.tracks import data as D
-from physml.tracks.experiments import P_MIN_GEV
+from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
 from physml.tracks.ground_truth import dop853, reference_sample
 from physml.tracks.propagate import (
     grouped_node_schedules,
@@ -794,11 +794,12 @@ def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.Da
                              batch: int, threads: int) -> str:
     """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (the row of
     :func:`physml.tracks.experiments.polynomial_baselines` chosen on validation tracks):
-    ``coarse`` the rows of :func:`physml.tracks.experiments.coarse_rk4` on the same test
-    tracks; ``ratio`` the :func:`batch_ratios` row of the polynomial timed interleaved with the
-    cheapest of them at least as accurate (:func:`cheapest_coarse`; None when none is). Every
-    number from the tables; ValueError if ``coarse`` is empty, or if a row matches and
-    ``ratio`` is not its one row."""
+    ``coarse`` the rows of :func:`physml.tracks.experiments.coarse_rk4` on the same tracks;
+    ``ratio`` the :func:`batch_ratios` row of the polynomial timed interleaved with the
+    cheapest of them at least as accurate on the validation tracks (:func:`cheapest_coarse` on
+    :data:`~physml.tracks.experiments.SELECT_ON`; None when none is), so neither side's choice
+    sees the test tracks. Every number from the tables; ValueError if ``coarse`` is empty, or
+    if a row matches and ``ratio`` is not its one row."""
     if coarse.empty:
         raise ValueError("variable_dz_rk4_markdown: no coarse RK4 rows")
     length = coarse["rk4_length_mm"].iloc[0]
@@ -809,10 +810,10 @@ def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.Da
            f"{coarse['rk4_steps'].min()} to {coarse['rk4_steps'].max()}; the most accurate, "
            f"N = {int(top['rk4_steps'])} ({top['mean_steps']:.1f} steps per track on average), "
            f"is off by {top['pos_mean_mm']:.3g} mm on average. ")
-    m = cheapest_coarse(coarse, best["pos_mean_mm"])
+    m = cheapest_coarse(coarse, best[SELECT_ON], on=SELECT_ON)
     if m is None:
-        return txt + (f"No step count scanned is as accurate as {best['basis']} "
-                      f"({best['pos_mean_mm']:.3g} mm).")
+        return txt + (f"No step count scanned is as accurate on the validation tracks as "
+                      f"{best['basis']} ({best[SELECT_ON]:.3g} mm).")
     if ratio is None or len(ratio) != 1:
         raise ValueError(f"variable_dz_rk4_markdown: {m['model']} matches {best['basis']} but "
                          "the polynomial's interleaved timing against it is not one row")
@@ -823,11 +824,12 @@ def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.Da
                "not distinguishable in speed from")
     return txt + (
         f"The fewest steps scanned at least as accurate as {best['basis']} (the polynomial "
-        f"chosen on validation tracks; {best['pos_mean_mm']:.3g} mm): "
-        f"**{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per track; "
-        f"{m['pos_mean_mm']:.3g} mm, 95th percentile {m['pos_95_mm']:.3g} mm, slope "
-        f"{m['slope_mean']:.2g}). Timed interleaved with it on the same tracks and {threads} "
-        f"thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
+        f"chosen on validation tracks) on the validation tracks, {m[SELECT_ON]:.3g} mm against "
+        f"{best[SELECT_ON]:.3g} mm: **{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per "
+        f"track). On the test tracks: RK4 {m['pos_mean_mm']:.3g} mm (95th percentile "
+        f"{m['pos_95_mm']:.3g} mm, slope {m['slope_mean']:.2g}), the polynomial "
+        f"{best['pos_mean_mm']:.3g} mm. Timed interleaved with it on the same tracks and "
+        f"{threads} thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
         f"[{r['ratio_low']:.2g}, {r['ratio_high']:.2g}] its tracks/s: {verdict} physics at "
         "matched accuracy.")
 
@@ -1012,31 +1014,38 @@ def side_rates(tp: pd.DataFrame, model: str, batch: int) -> tuple[np.ndarray, st
                                   f"position error {best['pos_mean_mm']:.3g} mm)")
 
 
-def cheapest_coarse(coarse: pd.DataFrame, err_mm: float) -> pd.Series | None:
+def cheapest_coarse(coarse: pd.DataFrame, err_mm: float,
+                    on: str = "pos_mean_mm") -> pd.Series | None:
     """The row of ``coarse`` (:func:`physml.tracks.experiments.coarse_rk4`) with the fewest
-    steps whose test mean position error is at most ``err_mm``; None if none is."""
-    ok = coarse[coarse["pos_mean_mm"] <= err_mm].sort_values("rk4_steps")
+    steps whose mean position error (column ``on``: the test tracks', or the validation
+    tracks' ``val_pos_mean_mm``) is at most ``err_mm``; None if none is."""
+    ok = coarse[coarse[on] <= err_mm].sort_values("rk4_steps")
     return ok.iloc[0] if len(ok) else None
 
 
 def matched_rk4(coarse: pd.DataFrame, coarse_tp: pd.DataFrame, rk4: dict, err_mm: float,
-                batch: int) -> tuple[np.ndarray, str]:
+                batch: int, on: str = "pos_mean_mm") -> tuple[np.ndarray, str]:
     """The physics side of a speed comparison at matched accuracy: per-repeat tracks/s and a
     label of the plain RK4 with the fewest steps in ``coarse``
     (:func:`physml.tracks.experiments.coarse_rk4`, timed in ``coarse_tp`` at ``batch``) whose
-    test mean position error is at most ``err_mm`` (the surrogate's); when none of them is
-    that accurate, RK4 at its <= 1 um schedule (``rk4``, more accurate than any surrogate)."""
-    m = cheapest_coarse(coarse, err_mm)
+    mean position error (column ``on``: test, or :data:`~physml.tracks.experiments.SELECT_ON`
+    for the validation tracks) is at most ``err_mm`` (the surrogate's, on the same kind of
+    tracks); when none of them is that accurate, RK4 at its <= 1 um schedule (``rk4``, more
+    accurate than any surrogate)."""
+    m = cheapest_coarse(coarse, err_mm, on)
+    where = "on the validation tracks" if on == SELECT_ON else "on the test tracks"
     if m is not None:
         t = coarse_tp[(coarse_tp["model"] == m["model"]) & (coarse_tp["batch"] == batch)]
         if len(t) != 1:
             raise ValueError(f"matched_rk4: no timing of {m['model']} at batch {batch}")
+        val = (f"; {m[on]:.3g} mm {where}" if on != "pos_mean_mm" else "")
         return (np.asarray(t.iloc[0]["timing"].rates),
-                f"plain RK4, {int(m['rk4_steps'])} steps (numba; {m['pos_mean_mm']:.3g} mm, "
-                f"at least as accurate as the surrogate's {err_mm:.3g} mm)")
+                f"plain RK4, {int(m['rk4_steps'])} steps (numba; {m['pos_mean_mm']:.3g} mm on "
+                f"the test tracks{val}, at least as accurate as the surrogate's {err_mm:.3g} mm "
+                f"{where})")
     return (np.asarray(rk4["timing"].rates),
             f"RK4 {rk4['schedule']} (numba; no coarser schedule scanned is as accurate as "
-            f"{err_mm:.3g} mm)")
+            f"{err_mm:.3g} mm {where})")
 
 
 def matched_sides(picks: dict, err_mm: float) -> tuple[dict, str]:

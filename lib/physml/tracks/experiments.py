@@ -184,15 +184,16 @@ def rk4_length_mm(ds: dict) -> float:
     return float(max(spec.planes_mm) if spec.planes_mm else spec.dz_range_mm[1])
 
 
-def coarse_prediction(ds: dict, steps: int, field: str = "trilinear") -> np.ndarray:
-    """End states (n, 4) of the test tracks of ``ds`` by plain RK4 with ``steps`` equal steps
+def coarse_prediction(ds: dict, steps: int, field: str = "trilinear",
+                      split: str = "test") -> np.ndarray:
+    """End states (n, 4) of the tracks of ``ds[split]`` by plain RK4 with ``steps`` equal steps
     over :func:`rk4_length_mm` (:class:`~physml.tracks.priors.RK4Prior`: a track ends at its
     own plane with one partial step) on the map (or its B-spline)."""
     from physml.tracks.priors import RK4Prior
 
-    test = ds["test"]
+    tracks = ds[split]
     prior = RK4Prior.fit(ds["field"], int(steps), np.array([rk4_length_mm(ds)]), field)
-    return prior(test["initial"], test["dz"])
+    return prior(tracks["initial"], tracks["dz"])
 
 
 def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
@@ -202,8 +203,10 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
     N of ``steps_list``, scored like the surrogates on the test tracks against the ground truth:
     one row per N with model "rk4x<N> (no network)", rk4_steps, rk4_field, rk4_length_mm,
     mean_steps (steps a test track takes on average: N at a fixed plane, fewer at variable dz,
-    where a track stops at its own plane), the :func:`metrics` at p >= p_min and
-    ``low_p_pos_mean_mm`` below."""
+    where a track stops at its own plane), the :func:`metrics` at p >= p_min,
+    ``low_p_pos_mean_mm`` below and, when ``ds`` has validation tracks, their mean position
+    error (:data:`SELECT_ON`), on which a step count can be matched to a model without the
+    test tracks (:func:`~physml.tracks.benchmark.cheapest_coarse`)."""
     test, length = ds["test"], rk4_length_mm(ds)
     rows = []
     for n in steps_list:
@@ -211,7 +214,11 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
         row = {"model": f"rk4x{int(n)}{'bs' if field == 'bspline' else ''} (no network)",
                "rk4_steps": int(n), "rk4_field": field, "rk4_length_mm": length,
                "mean_steps": float(np.mean(np.ceil(test["dz"] / h * (1 - 1e-9))))}
-        rows.append(row | scores_on_test(coarse_prediction(ds, n, field), test, p_min))
+        row |= scores_on_test(coarse_prediction(ds, n, field), test, p_min)
+        if "val" in ds:
+            row[SELECT_ON] = scores_on_test(coarse_prediction(ds, n, field, "val"), ds["val"],
+                                            p_min)["pos_mean_mm"]
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
