@@ -214,33 +214,6 @@ def test_polynomial_baselines_fit_the_variable_dz_model_over_the_datasets_dz_ran
     assert benchmark.polynomial_caller(m, dz_mm=None)(5, 1)()[0].shape == (5, 4)
 
 
-def test_variable_dz_markdown_reports_each_model_beside_the_kick_and_the_fixed_plane():
-    import pandas as pd
-
-    from physml.tracks import benchmark
-
-    vdz = pd.DataFrame({"model": ["kick+poly d4/q4 dz8 (least squares)"], "basis": ["d4/q4 dz8"],
-                        "n_features": [3850], "fit_s": [12.3], "pos_mean_mm": [0.0041],
-                        "pos_95_mm": [0.018], "slope_mean": [3.3e-6], "low_p_pos_mean_mm": [0.03],
-                        "meets_targets": [True]})
-    tp = pd.DataFrame({"model": list(vdz["model"]) * 2, "batch": [4096, 16],
-                       "tracks_per_s": [86000.0, 1.0]})
-    fixed = pd.Series({"basis": "d10/q10 xy4 t12", "pos_mean_mm": 0.00597})
-    txt = benchmark.variable_dz_markdown(vdz, {"pos_mean_mm": 0.61}, tp, 4096, 270000,
-                                         (500.0, 12000.0), fixed)
-    assert "dz drawn per track in [500, 12000] mm (270,000 training tracks" in txt
-    assert "the kick alone is off by 0.61 mm on average" in txt
-    assert ("d4/q4 dz8 (3,850 coefficients per output, fitted in 12 s): 0.0041 mm mean "
-            "(95th percentile 0.018 mm, slope 3.3e-06; p < 2 GeV 0.03 mm), meeting all three "
-            "accuracy targets, at 86,000 tracks/s") in txt
-    assert "At the fixed plane, d10/q10 xy4 t12 reaches 0.00597 mm." in txt
-    assert "not meeting all three" in benchmark.variable_dz_markdown(
-        vdz.assign(meets_targets=[False]), {"pos_mean_mm": 0.61}, tp, 4096, 270000,
-        (500.0, 12000.0), fixed)
-    with pytest.raises(ValueError, match="no variable-dz model"):
-        benchmark.variable_dz_markdown(vdz.iloc[:0], {}, tp, 4096, 1, (500.0, 12000.0), fixed)
-
-
 def test_error_vs_dz_averages_each_bin_and_names_the_best_models_worst_bin():
     from physml.tracks import figures
 
@@ -303,45 +276,3 @@ def test_jacobi_solve_fits_a_duplicated_feature_instead_of_failing():
         band[2 - d, d:] = np.diagonal(g, d)
     for got in (P.jacobi_solve(g, rhs), P.jacobi_solve(band, rhs, banded=True)):
         np.testing.assert_allclose(a @ got, want, rtol=1e-6, atol=1e-9)
-
-
-def test_variable_dz_rk4_markdown_matches_on_validation_tracks_and_gives_the_verdict():
-    import pandas as pd
-
-    from physml.tracks import benchmark
-
-    # on the test tracks 22 steps would match the polynomial (0.0046 <= 0.0048); on the
-    # validation tracks, where the match is made, only 24 does (0.0052 > 0.005 >= 0.0035)
-    coarse = pd.DataFrame({"model": ["rk4x16 (no network)", "rk4x22 (no network)",
-                                     "rk4x24 (no network)"], "rk4_steps": [16, 22, 24],
-                           "rk4_length_mm": [12000.0] * 3, "mean_steps": [8.5, 11.5, 12.1],
-                           "pos_mean_mm": [0.012, 0.0046, 0.0033], "pos_95_mm": [0.05, 0.02, 0.013],
-                           "slope_mean": [3e-5, 4e-6, 3e-6],
-                           "val_pos_mean_mm": [0.011, 0.0052, 0.0035]})
-    best = pd.Series({"basis": "d10/q10 xy4 t12 dz24", "pos_mean_mm": 0.0048,
-                      "val_pos_mean_mm": 0.005})
-    ratio = pd.DataFrame({"ratio": [0.62], "ratio_low": [0.58], "ratio_high": [0.66]})
-    txt = benchmark.variable_dz_rk4_markdown(coarse, best, ratio, 4096, 2)
-    assert "N equal steps laid over 12 m" in txt and "for N from 16 to 24" in txt
-    assert "the most accurate, N = 24 (12.1 steps per track on average), is off by 0.0033" in txt
-    assert ("as accurate as d10/q10 xy4 t12 dz24 (the polynomial chosen on validation tracks) "
-            "on the validation tracks, 0.0035 mm against 0.005 mm: **24** (12.1 per track). On "
-            "the test tracks: RK4 0.0033 mm (95th percentile 0.013 mm, slope 3e-06), the "
-            "polynomial 0.0048 mm.") in txt
-    assert "2 thread(s) at batch 4096, the polynomial runs **0.62x** [0.58, 0.66]" in txt
-    assert txt.endswith("slower than physics at matched accuracy.")
-    same = "not distinguishable in speed from"
-    for lo, hi, word in ((1.01, 1.2, "faster than"), (0.9, 1.1, same), (0.8, 0.999, "slower than"),
-                         (1.0, 1.2, same), (0.8, 1.0, same)):  # a CI touching 1 includes it
-        r = ratio.assign(ratio_low=[lo], ratio_high=[hi])
-        assert benchmark.variable_dz_rk4_markdown(coarse, best, r, 4096, 2).endswith(
-            f"{word} physics at matched accuracy.")
-    worse = best.copy()
-    worse["val_pos_mean_mm"] = 0.003  # its test error alone would still be matched
-    assert benchmark.variable_dz_rk4_markdown(coarse, worse, None, 4096, 2).endswith(
-        "No step count scanned is as accurate on the validation tracks as d10/q10 xy4 t12 dz24 "
-        "(0.003 mm).")
-    with pytest.raises(ValueError, match="rk4x24 .* not one row"):
-        benchmark.variable_dz_rk4_markdown(coarse, best, None, 4096, 2)
-    with pytest.raises(ValueError, match="no coarse RK4 rows"):
-        benchmark.variable_dz_rk4_markdown(coarse.iloc[:0], best, ratio, 4096, 2)

@@ -705,7 +705,7 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     if poly.empty:
         raise ValueError("polynomial_markdown: no polynomial baseline")
     rate = poly_tp[poly_tp["batch"] == batch].set_index("model")["tracks_per_s"]
-    parts = [f"{_fit_scores(r, 'features')} at {rate[r.model]:,.0f} tracks/s"
+    parts = [f"{fit_scores(r, 'features')} at {rate[r.model]:,.0f} tracks/s"
              for r in poly.itertuples()]
     best = poly.loc[poly["pos_mean_mm"].idxmin()]
     txt = (f"The linear-model baseline, the kick prior plus a least-squares polynomial "
@@ -728,38 +728,12 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     return txt
 
 
-def _fit_scores(r, unit: str, extra: str = "") -> str:
+def fit_scores(r, unit: str, extra: str = "") -> str:
     """One fitted polynomial row ``r`` in words: its basis, size (``unit``), fit time and
     scores, ``extra`` inside the parentheses."""
     return (f"{r.basis} ({r.n_features:,} {unit}, fitted in {r.fit_s:.2g} s): "
             f"{r.pos_mean_mm:.3g} mm mean (95th percentile {r.pos_95_mm:.3g} mm, slope "
             f"{r.slope_mean:.2g}{extra})")
-
-
-def variable_dz_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, batch: int,
-                         n_train: int, dz_range_mm, fixed: pd.Series) -> str:
-    """The variable-dz report beside the fixed plane: ``vdz`` the rows of
-    :func:`physml.tracks.experiments.polynomial_baselines` with ``dz_intervals`` (timed in
-    ``vdz_tp`` at ``batch``), ``kick`` the prior alone
-    (:func:`physml.tracks.experiments.kick_alone`), ``fixed`` the fixed-plane model's row it is
-    set beside. Every number from the tables; ValueError if ``vdz`` is empty."""
-    if vdz.empty:
-        raise ValueError("variable_dz_markdown: no variable-dz model")
-    rate = vdz_tp[vdz_tp["batch"] == batch].set_index("model")["tracks_per_s"]
-    parts = [_fit_scores(r, "coefficients per output",
-                         f"; p < {P_MIN_GEV:g} GeV {r.low_p_pos_mean_mm:.3g} mm")
-             + (", meeting" if r.meets_targets else ", not meeting")
-             + f" all three accuracy targets, at {rate[r.model]:,.0f} tracks/s"
-             for r in vdz.itertuples()]
-    return (f"**Variable dz, beside the fixed plane.** With dz drawn per track in "
-            f"[{dz_range_mm[0]:g}, {dz_range_mm[1]:g}] mm ({n_train:,} training tracks of "
-            f"their own, same seeds; test tracks p ≥ {P_MIN_GEV:g} GeV), the kick alone is "
-            f"off by {kick['pos_mean_mm']:.3g} mm on average. The same polynomial with each "
-            f"coefficient a cubic B-spline in dz (dzK: K intervals), fitted in closed form "
-            f"and run as a compiled kernel (batch {batch}): " + "; ".join(parts)
-            + ". These means are over every dz; the figure above gives them per dz bin. At the "
-            f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm. The networks "
-            "here are trained at the fixed plane only.")
 
 
 def accuracy_speed_points(batch: int, families: dict, steps: pd.DataFrame | None = None,
@@ -788,50 +762,6 @@ def accuracy_speed_points(batch: int, families: dict, steps: pd.DataFrame | None
     n = {} if steps is None else dict(zip(steps["model"], steps["rk4_steps"], strict=True))
     out["rk4_steps"] = out["model"].map(n).astype(float)
     return out[["model", "family", "pos_mean_mm", "tracks_per_s", "rk4_steps"]]
-
-
-def variable_dz_rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.DataFrame | None,
-                             batch: int, threads: int) -> str:
-    """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (the row of
-    :func:`physml.tracks.experiments.polynomial_baselines` chosen on validation tracks):
-    ``coarse`` the rows of :func:`physml.tracks.experiments.coarse_rk4` on the same tracks;
-    ``ratio`` the :func:`batch_ratios` row of the polynomial timed interleaved with the
-    cheapest of them at least as accurate on the validation tracks (:func:`cheapest_coarse` on
-    :data:`~physml.tracks.experiments.SELECT_ON`; None when none is), so neither side's choice
-    sees the test tracks. Every number from the tables; ValueError if ``coarse`` is empty, or
-    if a row matches and ``ratio`` is not its one row."""
-    if coarse.empty:
-        raise ValueError("variable_dz_rk4_markdown: no coarse RK4 rows")
-    length = coarse["rk4_length_mm"].iloc[0]
-    top = coarse.loc[coarse["pos_mean_mm"].idxmin()]
-    txt = (f"**Physics at variable dz**, on the same test tracks (table above): plain RK4 "
-           f"(numba) on the map with N equal steps laid over {length / 1000:g} m, each track "
-           f"stopping at its own plane with one partial step, for N from "
-           f"{coarse['rk4_steps'].min()} to {coarse['rk4_steps'].max()}; the most accurate, "
-           f"N = {int(top['rk4_steps'])} ({top['mean_steps']:.1f} steps per track on average), "
-           f"is off by {top['pos_mean_mm']:.3g} mm on average. ")
-    m = cheapest_coarse(coarse, best[SELECT_ON], on=SELECT_ON)
-    if m is None:
-        return txt + (f"No step count scanned is as accurate on the validation tracks as "
-                      f"{best['basis']} ({best[SELECT_ON]:.3g} mm).")
-    if ratio is None or len(ratio) != 1:
-        raise ValueError(f"variable_dz_rk4_markdown: {m['model']} matches {best['basis']} but "
-                         "the polynomial's interleaved timing against it is not one row")
-    r = ratio.iloc[0]
-    faster = r["ratio_low"] > 1
-    slower = r["ratio_high"] < 1
-    verdict = ("faster than" if faster else "slower than" if slower else
-               "not distinguishable in speed from")
-    return txt + (
-        f"The fewest steps scanned at least as accurate as {best['basis']} (the polynomial "
-        f"chosen on validation tracks) on the validation tracks, {m[SELECT_ON]:.3g} mm against "
-        f"{best[SELECT_ON]:.3g} mm: **{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per "
-        f"track). On the test tracks: RK4 {m['pos_mean_mm']:.3g} mm (95th percentile "
-        f"{m['pos_95_mm']:.3g} mm, slope {m['slope_mean']:.2g}), the polynomial "
-        f"{best['pos_mean_mm']:.3g} mm. Timed interleaved with it on the same tracks and "
-        f"{threads} thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
-        f"[{r['ratio_low']:.2g}, {r['ratio_high']:.2g}] its tracks/s: {verdict} physics at "
-        "matched accuracy.")
 
 
 def interleaved_ratio(ratios: pd.DataFrame, method: str, tp: pd.DataFrame, batch: int) -> dict:
