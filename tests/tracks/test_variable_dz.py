@@ -52,6 +52,8 @@ def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved
     assert list(variable_dz.coarse_table(c)["tracks_per_s"] > 0) == [True] * 4
     h = variable_dz.speed_headline(c, 0.1)
     assert h.paired and list(h.sides["physics"].samples) == list(r["anchor_timing"].rates)
+    assert "at variable dz (0.5–12 m)" in h.question
+    assert h.names["physics"].startswith(f"plain RK4, {c.match['rk4_steps']} equal steps over 12 m")
     assert list(h.sides["hybrid"].samples) == list(r["timing"].rates)
     assert variable_dz.speed_headline(
         variable_dz.Comparison(**{**c.__dict__, "ratio": None, "match": None}), 0.1) is None
