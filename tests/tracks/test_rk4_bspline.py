@@ -13,6 +13,7 @@ from physml.tracks import rk4_compiled as K
 from physml.tracks.field import GaussianField, GridField
 from physml.tracks.propagate import propagate, propagate_scipy, straight_line
 from physml.tracks.tricubic import BSplineField, TricubicField
+from track_maps import gaussian_map
 
 from .test_propagate import _helix, _tracks
 
@@ -29,15 +30,6 @@ def _smooth(p):
     x, y, z = p[:, 0] / 1000, p[:, 1] / 1000, p[:, 2] / 1000
     return np.stack([0.1 * np.sin(x + z) * np.cos(y), 0.8 * np.exp(-((z - 1.5) / 0.7) ** 2)
                      * (1 + 0.1 * x * x), 0.05 * np.cos(2 * z) * y], 1)
-
-
-def _gaussian_map(xy_half=5000.0, nxy=6, dz=100.0):
-    """GaussianField (By profile, peak 1 T at z = 5 m) sampled on a map, z -100 .. 9900 mm."""
-    xs, zs = np.linspace(-xy_half, xy_half, nxy), np.arange(-100.0, 9901.0, dz)
-    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
-    b = GaussianField()(pts).reshape(nxy, nxy, zs.size, 3)
-    return GridField(np.array([-xy_half, -xy_half, -100.0]),
-                     np.array([2 * xy_half / (nxy - 1)] * 2 + [dz]), b)
 
 
 # ------------------------------------------------------------------------------------------
@@ -109,7 +101,7 @@ def test_bspline_is_zero_outside_the_map_and_rejects_non_maps():
 # the integrators on it
 # ------------------------------------------------------------------------------------------
 def test_rk4_on_the_bspline_map_matches_dop853_to_one_micrometre():
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     s = _tracks(40, seed=4, p_range=(1.5, 100.0))
     ref = propagate_scipy(s, 0.0, 8500.0, bs, batched=True)
     for out in (propagate(s, 0.0, 8500.0, bs, step_mm=100.0),
@@ -165,7 +157,7 @@ def test_straight_lines_are_exact_where_the_field_is_zero(rep):
 
 
 def test_parallel_kernels_give_the_same_answer_on_one_thread_and_in_any_track_order():
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     s = _tracks(500, seed=6, p_range=(1.5, 100.0))  # >= LOCALITY_MIN_TRACKS: reordered
     assert len(s) >= K.LOCALITY_MIN_TRACKS
     nodes = np.linspace(0.0, 8500.0, 86)
@@ -223,7 +215,7 @@ def test_on_planes_accepts_node_or_half_node_schedules_only():
 @pytest.mark.parametrize("nodes", [np.arange(0.0, 8501.0, 100.0), np.arange(50.0, 8500.0, 200.0),
                                    np.linspace(0.0, 8500.0, 58)])
 def test_rk4_takes_the_planes_only_where_every_stage_is_on_one(nodes):
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     s = _tracks(13, seed=7, p_range=(1.0, 100.0))  # not a multiple of BLOCK: a short last block
     general = K.BSPLINE.rk4_to(s, nodes, np.full(len(s), nodes[-1]), np.zeros(len(s), np.int64),
                                *map(K._c, bs.kernel_arrays()))
@@ -236,7 +228,7 @@ def test_rk4_takes_the_planes_only_where_every_stage_is_on_one(nodes):
 
 
 def test_dopri5_error_control_includes_the_slope_lever_arm():
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     s = _tracks(30, seed=7, p_range=(1.5, 20.0))
     ref = propagate_scipy(s, 0.0, 8500.0, bs, batched=True)
     res = {lever: K.dopri5(s, 0.0, 8500.0, bs, 1e-3, 100.0, 1e-2, 2000.0, slope_lever=lever)
@@ -260,7 +252,7 @@ def test_the_selector_takes_the_fastest_schedule_within_tolerance_only():
 
 
 def test_matched_accuracy_scans_momentum_scaled_schedules_and_rejects_a_coarse_one():
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     res = benchmark.rk4_at_matched_accuracy(
         bs, n_ref=40, n_speed=256, steps_mm=[], rng=np.random.default_rng(0), tol_um=1.0,
         repeats=2, n_scipy_timed=1,
@@ -279,7 +271,7 @@ def test_matched_accuracy_scans_momentum_scaled_schedules_and_rejects_a_coarse_o
 
 
 def test_representation_gap_reports_the_field_model_error_against_the_truth():
-    g = _gaussian_map(nxy=11, dz=250.0)
+    g = gaussian_map(nxy=11, dz=250.0)
     bs = BSplineField(g)
     rk4 = benchmark.rk4_at_matched_accuracy(bs, n_ref=12, n_speed=64, steps_mm=[100.0],
                                             rng=np.random.default_rng(0), tol_um=1.0,
@@ -300,7 +292,7 @@ def test_representation_gap_reports_the_field_model_error_against_the_truth():
 
 
 def test_adaptive_scan_covers_every_step_cap_and_keeps_the_chosen_one():
-    bs = BSplineField(_gaussian_map())
+    bs = BSplineField(gaussian_map())
     rk4 = benchmark.rk4_at_matched_accuracy(bs, n_ref=8, n_speed=64, steps_mm=[100.0],
                                             rng=np.random.default_rng(0), tol_um=1.0,
                                             repeats=2, n_scipy_timed=1)

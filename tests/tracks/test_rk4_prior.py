@@ -17,19 +17,14 @@ from physml.tracks.field import GaussianField, GridField
 from physml.tracks.propagate import propagate_scipy
 from physml.tracks.training import RunConfig
 from physml.tracks.tricubic import BSplineField
+from track_maps import gaussian_map
 
 L_MM = 8500.0
 
 
-def _gaussian_map():
-    """GaussianField (By, peak 1 T at z = 5 m) sampled on a coarse map, z -100 .. 9900 mm."""
-    xs, zs = np.linspace(-5000.0, 5000.0, 6), np.arange(-100.0, 9901.0, 100.0)
-    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
-    b = GaussianField()(pts).reshape(6, 6, zs.size, 3)
-    return GridField(np.array([-5000.0, -5000.0, -100.0]), np.array([2000.0, 2000.0, 100.0]), b)
 
 
-GRID = _gaussian_map()
+GRID = gaussian_map()
 
 
 def _tracks(n=64, seed=0, p=(2.0, 50.0)):
@@ -127,7 +122,7 @@ def test_prior_refuses_misshapen_inputs_and_a_zero_length():
 
 
 def test_fit_records_the_magnet_its_map_was_built_from_or_none():
-    g = _gaussian_map()
+    g = gaussian_map()
     assert priors.RK4Prior.fit(g, 4, np.array([L_MM])).magnet is None
     model = {"design": "iron_yoke", "b0_tesla": 1.1}
     with_model = GridField(g.origin_mm, g.spacing_mm, g.b_tesla, meta={"model": model})
@@ -169,7 +164,7 @@ def _noisy(grid, rel, seed=0):
 
 
 def test_map_digest_ignores_floating_point_noise_and_sees_a_change_at_one_node():
-    g = _gaussian_map()
+    g = gaussian_map()
     d = priors.map_digest(g)
     assert len(d) == 2 * g.b_tesla.shape[2]
     noisy = _noisy(g, 1e-15)  # last-bit noise, as from another BLAS kernel: another hash
@@ -192,7 +187,7 @@ def test_prior_accepts_a_rebuilt_map_with_another_hash_only_within_the_digest(mo
     # does not; a map that really differs is refused, naming both hashes
     import physml.tracks.magnet as magnet_module
 
-    g = _gaussian_map()
+    g = gaussian_map()
     fitted = priors.RK4Prior.fit(g, 4, np.array([L_MM]))
     assert fitted.map_digest == priors.map_digest(g)
     s, dz = _tracks(5), np.full(5, L_MM)
@@ -572,11 +567,7 @@ def test_coarse_rk4_at_variable_dz_lays_its_steps_over_the_top_of_the_dz_range()
 def test_coarse_caller_at_variable_dz_runs_the_rows_length_on_dz_drawn_per_track():
     row = pd.DataFrame({"model": ["rk4x4 (no network)"], "rk4_steps": [4],
                         "rk4_field": ["trilinear"], "rk4_length_mm": [12000.0]}).iloc[0]
-    big = GaussianField()  # the default timing dz reach 12 m: a map covering them
-    xs, zs = np.linspace(-5000.0, 5000.0, 6), np.arange(-100.0, 12101.0, 100.0)
-    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
-    grid = GridField(np.array([-5000.0, -5000.0, -100.0]), np.array([2000.0, 2000.0, 100.0]),
-                     big(pts).reshape(6, 6, zs.size, 3))
+    grid = gaussian_map(z_max_mm=12100.0)  # the default timing dz reach 12 m
     out = benchmark.coarse_caller(row, grid, dz_mm=None)(8, 1)()[0]
     u = benchmark.timing_inputs(4096, 0, None).double().numpy()
     s, d = np.ascontiguousarray(u[:8, :5]), u[:8, 5].copy()

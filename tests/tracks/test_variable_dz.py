@@ -9,15 +9,7 @@ from physml.results import recorded
 from physml.tracks import priors, variable_dz
 from physml.tracks.data import DatasetSpec
 from physml.tracks.experiments import SELECT_ON
-from physml.tracks.field import GaussianField, GridField
-
-
-def _grid():
-    """GaussianField (By, peak 1 T at z = 5 m) sampled on a coarse map, z -100 .. 12100 mm."""
-    xs, zs = np.linspace(-5000.0, 5000.0, 6), np.arange(-100.0, 12101.0, 100.0)
-    pts = np.stack(np.meshgrid(xs, xs, zs, indexing="ij"), -1).reshape(-1, 3)
-    return GridField(np.array([-5000.0, -5000.0, -100.0]), np.array([2000.0, 2000.0, 100.0]),
-                     GaussianField()(pts).reshape(6, 6, zs.size, 3))
+from track_maps import gaussian_map
 
 
 def _split(grid, n, seed):
@@ -31,7 +23,7 @@ def _split(grid, n, seed):
 
 
 def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved():
-    grid = _grid()
+    grid = gaussian_map(z_max_mm=12100.0)
     ds = {"spec": DatasetSpec(), "field": grid, "train": _split(grid, 3000, 0),
           "val": _split(grid, 400, 1), "test": _split(grid, 400, 2)}
     c = variable_dz.compare(ds, [[1, 1], [2, 2]], 4, [4, 8, 16, 32], 64, threads=1, repeats=2)

@@ -189,11 +189,15 @@ def coarse_prediction(ds: dict, steps: int, field: str = "trilinear",
     """End states (n, 4) of the tracks of ``ds[split]`` by plain RK4 with ``steps`` equal steps
     over :func:`rk4_length_mm` (:class:`~physml.tracks.priors.RK4Prior`: a track ends at its
     own plane with one partial step) on the map (or its B-spline)."""
+    tracks = ds[split]
+    return _coarse_prior(ds, steps, field)(tracks["initial"], tracks["dz"])
+
+
+def _coarse_prior(ds: dict, steps: int, field: str):
+    """The :class:`~physml.tracks.priors.RK4Prior` of :func:`coarse_prediction`."""
     from physml.tracks.priors import RK4Prior
 
-    tracks = ds[split]
-    prior = RK4Prior.fit(ds["field"], int(steps), np.array([rk4_length_mm(ds)]), field)
-    return prior(tracks["initial"], tracks["dz"])
+    return RK4Prior.fit(ds["field"], int(steps), np.array([rk4_length_mm(ds)]), field)
 
 
 def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
@@ -214,9 +218,11 @@ def coarse_rk4(ds: dict, steps_list, field: str = "trilinear",
         row = {"model": f"rk4x{int(n)}{'bs' if field == 'bspline' else ''} (no network)",
                "rk4_steps": int(n), "rk4_field": field, "rk4_length_mm": length,
                "mean_steps": float(np.mean(np.ceil(test["dz"] / h * (1 - 1e-9))))}
-        row |= scores_on_test(coarse_prediction(ds, n, field), test, p_min)
+        prior = _coarse_prior(ds, n, field)  # fitted once, run on test and validation tracks
+        row |= scores_on_test(prior(test["initial"], test["dz"]), test, p_min)
         if "val" in ds:
-            row[SELECT_ON] = scores_on_test(coarse_prediction(ds, n, field, "val"), ds["val"],
+            val = ds["val"]
+            row[SELECT_ON] = scores_on_test(prior(val["initial"], val["dz"]), val,
                                             p_min)["pos_mean_mm"]
         rows.append(row)
     return pd.DataFrame(rows)

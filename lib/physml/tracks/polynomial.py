@@ -398,7 +398,6 @@ _predict_parallel = numba.njit(parallel=True, fastmath=True, cache=True)(_predic
 _predict_serial = numba.njit(fastmath=True, cache=True)(_predict_body)
 
 
-
 def check_inputs(initial: np.ndarray, dz: np.ndarray, where: str) -> None:
     """``ValueError`` (prefixed ``where``) unless ``initial`` is (n, 5) and ``dz`` (n,), all
     finite, with no q/p = 0 (the residual is scaled by q/p)."""

@@ -166,7 +166,7 @@ def polynomial_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, bat
     set beside. Every number from the tables; ValueError if ``vdz`` is empty."""
     if vdz.empty:
         raise ValueError("polynomial_markdown: no variable-dz model")
-    rate = vdz_tp[vdz_tp["batch"] == batch].set_index("model")["tracks_per_s"]
+    rate = _rates(vdz_tp, batch)
     parts = [benchmark.fit_scores(r, "coefficients per output",
                                   f"; p < {P_MIN_GEV:g} GeV {r.low_p_pos_mean_mm:.3g} mm")
              + (", meeting" if r.meets_targets else ", not meeting")
