@@ -12,18 +12,13 @@ import pytest
 import torch
 
 from physml.tracks import benchmark, experiments, models, priors
-from physml.tracks.eom import derivatives
 from physml.tracks.field import GaussianField, GridField
 from physml.tracks.propagate import propagate_scipy
 from physml.tracks.training import RunConfig
 from physml.tracks.tricubic import BSplineField
-from track_maps import gaussian_map
+from track_maps import gaussian_map, numpy_rk4
 
 L_MM = 8500.0
-
-
-
-
 GRID = gaussian_map()
 
 
@@ -32,28 +27,6 @@ def _tracks(n=64, seed=0, p=(2.0, 50.0)):
     mom = np.exp(rng.uniform(*np.log(p), n))
     return np.c_[rng.uniform(-50, 50, (n, 2)), rng.uniform(-0.2, 0.2, (n, 2)),
                  rng.choice([-1.0, 1.0], n) / mom]
-
-
-def _numpy_rk4(states, z0, z_end, n_steps, field):
-    """Classic RK4 in NumPy with the field's own callable (not the compiled kernels): n_steps
-    equal steps from z0 to z_end (n,) per track."""
-    s = np.array(states, dtype=np.float64)
-    h = (z_end - z0) / n_steps
-
-    def f(z, st):
-        b = field(np.stack([st[:, 0], st[:, 1], z], 1))
-        dtx, dty = derivatives(st[:, 2], st[:, 3], st[:, 4], b[:, 0], b[:, 1], b[:, 2])
-        return np.stack([st[:, 2], st[:, 3], dtx, dty, np.zeros(len(st))], 1)
-
-    z = np.full(len(s), float(z0))
-    for _ in range(n_steps):
-        k1 = f(z, s)
-        k2 = f(z + h / 2, s + h[:, None] / 2 * k1)
-        k3 = f(z + h / 2, s + h[:, None] / 2 * k2)
-        k4 = f(z + h, s + h[:, None] * k3)
-        s = s + h[:, None] / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        z = z + h
-    return s[:, :4]
 
 
 # ------------------------------------------------------------------------------------------
@@ -65,12 +38,12 @@ def test_prior_is_rk4_with_its_steps(field, n_steps):
     s = _tracks()
     prior = priors.RK4Prior.fit(GRID, n_steps, np.full(len(s), L_MM), field)
     ref_field = BSplineField(GRID) if field == "bspline" else GRID
-    want = _numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps, ref_field)
+    want = numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps, ref_field)
     got = prior(s, np.full(len(s), L_MM))
     np.testing.assert_allclose(got[:, :2], want[:, :2], atol=1e-8)  # mm
     np.testing.assert_allclose(got[:, 2:], want[:, 2:], atol=1e-11)
     # one step fewer is measurably different (the steps are really n_steps)
-    fewer = _numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps + 1, ref_field)
+    fewer = numpy_rk4(s, 0.0, np.full(len(s), L_MM), n_steps + 1, ref_field)
     assert np.abs(got[:, 0] - fewer[:, 0]).max() > 1e-4
 
 
@@ -79,9 +52,9 @@ def test_prior_with_a_shorter_dz_takes_whole_steps_then_a_partial_one():
     prior = priors.RK4Prior.fit(GRID, 4, np.array([L_MM]))
     dz = np.full(len(s), 5000.0)  # nodes at 0, 2125, 4250, 6375: three steps then 750 mm
     got = prior(s, dz)
-    a = _numpy_rk4(s, 0.0, np.full(len(s), 4250.0), 2, GRID)
+    a = numpy_rk4(s, 0.0, np.full(len(s), 4250.0), 2, GRID)
     st = np.c_[a, s[:, 4]]
-    b = _numpy_rk4(st, 4250.0, np.full(len(s), 5000.0), 1, GRID)
+    b = numpy_rk4(st, 4250.0, np.full(len(s), 5000.0), 1, GRID)
     np.testing.assert_allclose(got, b, atol=1e-8)
 
 
@@ -227,7 +200,7 @@ def _rk4_norm(qop_scale, n=200, seed=0):
     s = _tracks(n, seed)
     dz = np.full(n, L_MM)
     rng = np.random.default_rng(seed + 1)
-    fin = np.c_[_numpy_rk4(s, 0.0, dz, 40, GRID), s[:, 4]] + rng.normal(0, 0.01, (n, 5))
+    fin = np.c_[numpy_rk4(s, 0.0, dz, 40, GRID), s[:, 4]] + rng.normal(0, 0.01, (n, 5))
     prior = priors.RK4Prior.fit(GRID, 3, dz)
     return models.Normalization.fit(s, dz, fin, "rk4", qop_scale, rk4=prior), s, dz, fin
 
@@ -235,7 +208,7 @@ def _rk4_norm(qop_scale, n=200, seed=0):
 @pytest.mark.parametrize("qop_scale", [False, True])
 def test_residual_target_and_its_inverse_round_trip(qop_scale):
     norm, s, dz, fin = _rk4_norm(qop_scale)
-    prior = _numpy_rk4(s, 0.0, dz, 3, GRID)  # the prior, independently
+    prior = numpy_rk4(s, 0.0, dz, 3, GRID)  # the prior, independently
     scale = np.asarray(norm.out_std) * (np.abs(s[:, 4:5]) if qop_scale else 1.0)
     target = (fin[:, :4] - prior) / scale  # what the network must output
     # the fitted scale makes that target unit-variance per component
@@ -269,7 +242,7 @@ def test_predict_is_prior_plus_the_scaled_network_output(qop_scale):
     u = torch.tensor(np.c_[s, dz])
     got = m.predict(u).detach().numpy()
     per_track = np.abs(s[:, 4:5]) if qop_scale else np.ones((len(s), 1))
-    want = (_numpy_rk4(s, 0.0, dz, 3, GRID)
+    want = (numpy_rk4(s, 0.0, dz, 3, GRID)
             + per_track * np.asarray(norm.out_std) * bias.numpy())
     np.testing.assert_allclose(got, want, atol=1e-8)
 
@@ -357,23 +330,79 @@ def test_best_models_counts_rk4_hybrids_as_hybrids():
     assert picks["ml"]["model"] == "mlp-tiny"
 
 
-def test_hybrid_vs_coarse_picks_the_fewest_steps_at_least_as_accurate():
+def _hybrid_vs_coarse_inputs(**table_cols):
     table = pd.DataFrame({"model": ["mlp-tiny+rk4x4/qp", "mlp-tiny+kick"],
                           "pos_mean_mm": [0.05, 2.0], "pos_95_mm": [0.1, 5.0],
-                          "slope_mean": [1e-5, 1e-3]})
+                          "slope_mean": [1e-5, 1e-3], **table_cols})
+    # on validation rk4x8 is as accurate as the hybrid's 0.03 mm; on test only rk4x12 is as
+    # accurate as its 0.05 mm: the two matchings pick different step counts
     coarse = pd.DataFrame({"model": [f"rk4x{n} (no network)" for n in (4, 8, 12, 16)],
-                           "rk4_steps": [4, 8, 12, 16], "pos_mean_mm": [1.0, 0.06, 0.02, 0.01]})
+                           "rk4_steps": [4, 8, 12, 16], "pos_mean_mm": [1.0, 0.06, 0.02, 0.01],
+                           "val_pos_mean_mm": [1.0, 0.028, 0.02, 0.01]})
     tp = pd.DataFrame({"model": ["mlp-tiny+rk4x4/qp"] * 2, "batch": [256, 4096],
                        "tracks_per_s": [1e5, 4e5]})
     ctp = pd.DataFrame({"model": coarse["model"], "batch": 4096,
                         "tracks_per_s": [8e5, 4e5, 2e5, 1e5]})
+    return table, coarse, tp, ctp
+
+
+def test_hybrid_vs_coarse_matches_the_fewest_steps_on_validation_tracks():
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.03, 1.5])
     out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)
     assert len(out) == 1
     r = out.iloc[0]
     assert r["same_rk4"] == "rk4x4 (no network)" and r["same_rk4_tracks_per_s"] == 8e5
-    assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
+    assert r["matched_on"] == "validation" and r["hybrid_matched_error_mm"] == 0.03
+    assert r["matched_rk4"] == "rk4x8 (no network)" and r["matched_rk4_tracks_per_s"] == 4e5
+    assert r["matched_rk4_matched_error_mm"] == 0.028 and r["matched_rk4_pos_mean_mm"] == 0.06
     assert r["hybrid_tracks_per_s"] == 4e5
-    assert "2x" in benchmark.hybrid_vs_coarse_markdown(out, 2)
+    text = benchmark.hybrid_vs_coarse_markdown(out, 2)
+    assert "**1x**" in text and "as accurate on the validation tracks with rk4x8" in text
+    assert "0.028 mm there against the hybrid's 0.03 mm (0.06 mm on the test tracks)" in text
+    # an equal validation error is matched (<=)
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.028, 1.5])
+    assert benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]["matched_rk4"] == \
+        "rk4x8 (no network)"
+
+
+def test_hybrid_vs_coarse_matches_a_shipped_hybrid_on_its_recorded_validation_error():
+    # shipped rows beside a summary table: no validation error on this run's tracks (NaN)
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[np.nan, 1.5],
+                                                      recorded_val_pos_mean_mm=[0.03, np.nan])
+    r = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]
+    assert r["matched_on"] == "recorded validation" and r["matched_rk4"] == "rk4x8 (no network)"
+    assert "those recorded when it was trained" in benchmark.hybrid_vs_coarse_markdown(
+        pd.DataFrame([r]), 2)
+    # this run's validation error first, when a row has both
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.015, 1.5],
+                                                      recorded_val_pos_mean_mm=[0.03, np.nan])
+    r = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]
+    assert r["matched_on"] == "validation" and r["matched_rk4"] == "rk4x16 (no network)"
+
+
+def test_hybrid_vs_coarse_without_a_validation_error_matches_on_test_and_says_so():
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs()
+    out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)
+    r = out.iloc[0]
+    assert r["matched_on"] == "test" and r["hybrid_matched_error_mm"] == 0.05
+    assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
+    text = benchmark.hybrid_vs_coarse_markdown(out, 2)
+    assert "**2x**" in text and "on the test tracks (the hybrid has no validation error)" in text
+    # nothing scanned as accurate: said, with where it was matched
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.001, 1.5])
+    out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)
+    assert out.iloc[0]["matched_rk4"] is None
+    assert ("no plain coarse RK4 scanned is as accurate on the validation tracks"
+            in benchmark.hybrid_vs_coarse_markdown(out, 2))
+
+
+def test_selection_error_prefers_this_runs_validation_error():
+    row = pd.Series({"val_pos_mean_mm": 0.02, "recorded_val_pos_mean_mm": 0.03})
+    assert benchmark.selection_error(row) == (0.02, "validation")
+    row = pd.Series({"val_pos_mean_mm": np.nan, "recorded_val_pos_mean_mm": 0.03})
+    assert benchmark.selection_error(row) == (0.03, "recorded validation")
+    e, what = benchmark.selection_error(pd.Series({"pos_mean_mm": 0.1}))
+    assert np.isnan(e) and what == ""
 
 
 def test_matched_rk4_is_the_fewest_steps_at_least_as_accurate_else_the_1um_schedule():
@@ -542,7 +571,7 @@ def test_coarse_rk4_at_variable_dz_lays_its_steps_over_the_top_of_the_dz_range()
     got = experiments.coarse_prediction(ds, 18)  # 500 mm steps: 6 and 12 whole steps
     whole = dz != 3250.0
     for i in np.flatnonzero(whole):
-        ref = _numpy_rk4(ds["test"]["initial"][i:i + 1], 0.0, dz[i:i + 1], int(dz[i] // 500),
+        ref = numpy_rk4(ds["test"]["initial"][i:i + 1], 0.0, dz[i:i + 1], int(dz[i] // 500),
                          GRID)
         np.testing.assert_allclose(got[i], ref[0], atol=1e-8)
     rows = experiments.coarse_rk4(ds, [18, 9], p_min=0.0)
