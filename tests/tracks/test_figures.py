@@ -69,3 +69,20 @@ def test_accuracy_speed_points_take_each_models_fastest_backend_at_the_batch():
     assert pts["rk4_steps"].iloc[2] == 8 and pts["rk4_steps"].drop(index=2).isna().all()
     with pytest.raises(ValueError, match="'plain RK4' has no timing at batch 1"):
         benchmark.accuracy_speed_points(1, {"plain RK4": coarse_tp})
+
+
+def test_schedule_scan_draws_each_family_in_step_order_and_names_the_fewest_steps():
+    from physml.tracks import coarse_schedules as C
+    from physml.tracks.experiments import SELECT_ON
+
+    t = pd.DataFrame({"family": [C.EQUAL_MAP] * 3 + [C.NODES] * 2,
+                      "setting": ["N = 20", "N = 10", "N = 15", "tol 40", "tol 80"],
+                      "steps": [20, 10, 15, 21, 14], SELECT_ON: [0.003, 0.02, 0.005, 0.004, 0.01]})
+    fig = figures.schedule_scan(t, 0.006, "best surrogate")
+    assert [tr.name for tr in fig.data] == [C.EQUAL_MAP, C.NODES]
+    assert list(fig.data[0].x) == [10, 15, 20] and list(fig.data[0].y) == [0.02, 0.005, 0.003]
+    assert list(fig.data[1].x) == [14, 21]
+    title = fig.layout.title.text
+    assert f"{C.EQUAL_MAP}: 15" in title and f"{C.NODES}: 21" in title
+    assert f"{C.EQUAL_BSPLINE}: not reached" in title
+    assert fig.layout.shapes[0].y0 == 0.006

@@ -684,6 +684,20 @@ def coarse_caller(row, field, seed: int = 0, dz_mm: float | None = 8500.0):
     return _numpy_caller(prior, seed, dz_mm)
 
 
+def nodes_caller(nodes: np.ndarray, field, seed: int = 0, dz_mm: float = 8500.0):
+    """``make(batch, calls)`` (as :func:`coarse_caller`) of RK4 along the z ``nodes`` (mm,
+    from 0 to the fixed end plane ``dz_mm``) through ``field`` (a map or its B-spline),
+    :func:`~physml.tracks.rk4_compiled.rk4_compiled`; ValueError if the nodes do not end at
+    ``dz_mm``."""
+    from physml.tracks.rk4_compiled import rk4_compiled
+
+    nodes = np.asarray(nodes, dtype=np.float64)
+    if nodes[0] != 0.0 or nodes[-1] != dz_mm:
+        raise ValueError(f"nodes_caller: nodes run from {nodes[0]} to {nodes[-1]} mm, expected "
+                         f"0 to {dz_mm}")
+    return _numpy_caller(lambda s, _d: rk4_compiled(s, nodes, field), seed, dz_mm)
+
+
 def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: int,
                        repeats: int = 5, min_items: int = 4096, seed: int = 0,
                        dz_mm: float | None = 8500.0) -> pd.DataFrame:

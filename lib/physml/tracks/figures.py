@@ -341,3 +341,28 @@ def accuracy_vs_speed(points: pd.DataFrame, threads: int, batch: int, where: str
         xaxis_title="mean position error, test tracks p ≥ 2 GeV (mm)", yaxis_title="tracks / s",
         xaxis_type="log", yaxis_type="log")
     return fig
+
+
+def schedule_scan(table: pd.DataFrame, err_mm: float, what: str) -> go.Figure:
+    """Validation error against steps per track, one line per schedule family of ``table``
+    (:func:`physml.tracks.coarse_schedules.scan`: family, setting, steps, val_pos_mean_mm),
+    with the error to reach (``err_mm``, ``what``'s) as a dotted line. The title names each
+    family's fewest steps at or below it."""
+    from physml.tracks.coarse_schedules import picks
+    from physml.tracks.experiments import SELECT_ON
+
+    fig = go.Figure()
+    for fam, g in table.groupby("family", sort=False):
+        g = g.sort_values("steps", kind="stable")
+        fig.add_trace(go.Scatter(x=g["steps"], y=g[SELECT_ON], name=fam, mode="lines+markers",
+                                 text=g["setting"],
+                                 hovertemplate="%{text}: %{x} steps, %{y:.3g} mm"))
+    fig.add_hline(y=err_mm, line_dash="dot", annotation_text=f"{what}: {err_mm:.3g} mm")
+    fewest = [f"{fam}: {r['steps']}" if r is not None else f"{fam}: not reached"
+              for fam, r in picks(table, err_mm).items()]
+    fig.update_layout(
+        title="Coarse RK4 schedules: fewest steps at the matched validation error —<br>"
+              + "; ".join(fewest),
+        margin=dict(t=90), xaxis_title="RK4 steps per track",
+        yaxis_title="validation mean error, p ≥ 2 GeV (mm)", yaxis_type="log")
+    return fig
