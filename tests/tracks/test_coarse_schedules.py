@@ -162,5 +162,12 @@ def test_nodes_caller_runs_rk4_along_its_nodes_to_the_plane():
     u = benchmark.timing_inputs(4096, 0, Z_END).double().numpy()[:8]
     out = make(8, 1)()[0]
     np.testing.assert_allclose(out[:, :4], numpy_rk4_nodes(u[:, :5], nodes, GRID), atol=1e-8)
-    with pytest.raises(ValueError, match="expected 0 to 8500"):
+    with pytest.raises(ValueError, match="from 0.0 to 5000.0 mm, expected 0 to 8500"):
         benchmark.nodes_caller(nodes[:-1], GRID, dz_mm=Z_END)
+
+
+def test_scan_uses_the_smooth_field_it_is_given(ds):
+    # given the map itself as the 'smooth' field, the B-spline rows are the map's rows
+    t = C.scan(ds, [4], [], smooth=GRID)
+    assert t.iloc[0][SELECT_ON] == t.iloc[1][SELECT_ON]
+    assert t.iloc[0]["pos_mean_mm"] == t.iloc[1]["pos_mean_mm"]

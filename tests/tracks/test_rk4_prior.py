@@ -387,7 +387,12 @@ def test_hybrid_vs_coarse_without_a_validation_error_matches_on_test_and_says_so
     assert r["matched_on"] == "test" and r["hybrid_matched_error_mm"] == 0.05
     assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
     text = benchmark.hybrid_vs_coarse_markdown(out, 2)
-    assert "**2x**" in text and "on the test tracks (the hybrid has no validation error)" in text
+    assert "**2x**" in text and "on the test tracks (no validation errors to match on)" in text
+    # a coarse table without validation errors: matched on test as well
+    table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.03, 1.5])
+    r = benchmark.hybrid_vs_coarse(table, coarse.drop(columns="val_pos_mean_mm"), tp, ctp,
+                                   4096).iloc[0]
+    assert r["matched_on"] == "test" and r["matched_rk4"] == "rk4x12 (no network)"
     # nothing scanned as accurate: said, with where it was matched
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.001, 1.5])
     out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)

@@ -936,7 +936,7 @@ def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
         on = {"validation": "on the validation tracks",
               "recorded validation": "on the validation tracks (the hybrid's: those recorded "
                                      "when it was trained)",
-              "test": "on the test tracks (the hybrid has no validation error)"}[r["matched_on"]]
+              "test": "on the test tracks (no validation errors to match on)"}[r["matched_on"]]
         if isinstance(r.get("matched_rk4"), str):
             ratio = r["hybrid_tracks_per_s"] / r["matched_rk4_tracks_per_s"]
             txt += (f"; plain RK4 is at least as accurate {on} with {r['matched_rk4']}: "
