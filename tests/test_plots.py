@@ -78,3 +78,7 @@ def test_comparison_table_formats_columns_a_mapping_leaves_out():
     rows = [{"program": "P1", "rows": 10521, "accuracy": 0.557}]
     html = plots.comparison_table(rows, fmt={"rows": "{:,}"}).to_html()
     assert "10,521" in html and ">0.557<" in html and "0.557000" not in html
+    # a missing value is a dash, not "nan"
+    html = plots.comparison_table(rows + [{"program": "P2", "rows": None, "accuracy": None}],
+                                  fmt={"rows": "{:,}"}).to_html()
+    assert html.count(">—<") == 2 and "nan" not in html

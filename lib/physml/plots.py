@@ -180,7 +180,8 @@ def comparison_table(
     """A physics-vs-ML comparison table (pandas Styler), best value per column in bold.
 
     ``fmt``: a format string for every numeric column (default 4 significant digits) or a
-    ``{column: format}`` mapping (numeric columns it does not name keep the default).
+    ``{column: format}`` mapping (numeric columns it does not name keep the default). A
+    missing value (NaN, None) in a formatted column shows as "—".
     """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     for col in [*lower_is_better, *higher_is_better]:
@@ -189,7 +190,7 @@ def comparison_table(
     sty = df.style.hide(axis="index")
     default = "{:.4g}" if isinstance(fmt, Mapping) else fmt
     per_col = {c: default for c in df.select_dtypes("number").columns}
-    sty = sty.format(per_col | dict(fmt) if isinstance(fmt, Mapping) else per_col)
+    sty = sty.format(per_col | dict(fmt) if isinstance(fmt, Mapping) else per_col, na_rep="—")
     bold = "font-weight: bold"
     if lower_is_better:
         sty = sty.highlight_min(subset=list(lower_is_better), props=bold)
