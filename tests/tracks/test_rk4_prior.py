@@ -357,8 +357,12 @@ def test_hybrid_vs_coarse_matches_the_fewest_steps_on_validation_tracks():
     assert r["matched_rk4_matched_error_mm"] == 0.028 and r["matched_rk4_pos_mean_mm"] == 0.06
     assert r["hybrid_tracks_per_s"] == 4e5
     text = benchmark.hybrid_vs_coarse_markdown(out, 2)
-    assert "**1x**" in text and "as accurate on the validation tracks with rk4x8" in text
-    assert "0.028 mm there against the hybrid's 0.03 mm (0.06 mm on the test tracks)" in text
+    assert "Matched on validation tracks, the 1 hybrid(s)" in text and "**1x** its speed" in text
+    tab = benchmark.hybrid_vs_coarse_table(out).iloc[0]
+    assert tab["matched plain RK4"] == "rk4x8 (no network)"
+    assert (tab["hybrid mm there"], tab["RK4 mm there"], tab["RK4 mm (test)"]) == (0.03, 0.028,
+                                                                                  0.06)
+    assert tab["hybrid / RK4 speed"] == 1.0 and tab["matched on"] == "validation tracks"
     # an equal validation error is matched (<=)
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.028, 1.5])
     assert benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]["matched_rk4"] == \
@@ -371,7 +375,7 @@ def test_hybrid_vs_coarse_matches_a_shipped_hybrid_on_its_recorded_validation_er
                                                       recorded_val_pos_mean_mm=[0.03, np.nan])
     r = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]
     assert r["matched_on"] == "recorded validation" and r["matched_rk4"] == "rk4x8 (no network)"
-    assert "those recorded when it was trained" in benchmark.hybrid_vs_coarse_markdown(
+    assert "the hybrid's, recorded when trained" in benchmark.hybrid_vs_coarse_markdown(
         pd.DataFrame([r]), 2)
     # this run's validation error first, when a row has both
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.015, 1.5],
@@ -387,7 +391,8 @@ def test_hybrid_vs_coarse_without_a_validation_error_matches_on_test_and_says_so
     assert r["matched_on"] == "test" and r["hybrid_matched_error_mm"] == 0.05
     assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
     text = benchmark.hybrid_vs_coarse_markdown(out, 2)
-    assert "**2x**" in text and "on the test tracks (no validation errors to match on)" in text
+    assert "**2x** its speed: each is faster than its plain RK4" in text
+    assert "Matched on test tracks (no validation errors to match on)" in text
     # a coarse table without validation errors: matched on test as well
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.03, 1.5])
     r = benchmark.hybrid_vs_coarse(table, coarse.drop(columns="val_pos_mean_mm"), tp, ctp,
@@ -397,8 +402,25 @@ def test_hybrid_vs_coarse_without_a_validation_error_matches_on_test_and_says_so
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.001, 1.5])
     out = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096)
     assert out.iloc[0]["matched_rk4"] is None
-    assert ("no plain coarse RK4 scanned is as accurate on the validation tracks"
-            in benchmark.hybrid_vs_coarse_markdown(out, 2))
+    text = benchmark.hybrid_vs_coarse_markdown(out, 2)
+    assert "No plain coarse RK4 scanned is as accurate as mlp-tiny+rk4x4/qp." in text
+    assert "Matched on" not in text
+    tab = benchmark.hybrid_vs_coarse_table(out).iloc[0]
+    assert tab["matched plain RK4"] == "none as accurate" and np.isnan(tab["hybrid / RK4 speed"])
+
+
+def test_hybrid_vs_coarse_markdown_gives_the_range_of_speed_ratios_and_which_side():
+    cmp = pd.DataFrame({"hybrid": ["a", "b", "c"], "hybrid_tracks_per_s": [0.9, 1.2, 1.0],
+                        "matched_rk4": ["x", "y", None], "matched_rk4_tracks_per_s": [1.0, 1.0,
+                                                                                      1.0],
+                        "matched_on": ["validation", "recorded validation", "validation"]})
+    text = benchmark.hybrid_vs_coarse_markdown(cmp, 2)
+    assert ("Matched on validation tracks or validation tracks (the hybrid's, recorded when "
+            "trained), the 2 hybrid(s)") in text
+    assert "**0.9x to 1.2x** its speed: some are faster than their plain RK4, some slower" in text
+    assert text.endswith("No plain coarse RK4 scanned is as accurate as c.")
+    assert "each is slower than its plain RK4" in benchmark.hybrid_vs_coarse_markdown(
+        cmp.iloc[[0]], 2)
 
 
 def test_selection_error_prefers_this_runs_validation_error():

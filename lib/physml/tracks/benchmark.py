@@ -855,7 +855,11 @@ def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame
         else:
             row["matched_rk4"] = None
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[
+        "hybrid", "hybrid_pos_mean_mm", "hybrid_pos_95_mm", "hybrid_slope_mean",
+        "hybrid_tracks_per_s", "matched_on", "hybrid_matched_error_mm", "same_rk4",
+        "same_rk4_pos_mean_mm", "same_rk4_tracks_per_s", "matched_rk4",
+        "matched_rk4_pos_mean_mm", "matched_rk4_matched_error_mm", "matched_rk4_tracks_per_s"])
 
 
 def onnx_note(runs: pd.DataFrame) -> str:
@@ -922,34 +926,53 @@ def speed_target_verdict(ratio: dict, factor: float = 10.0) -> str:
     return f"below issue 13's ≥ {factor:g}x"
 
 
+MATCHED_ON_TEXT = {"validation": "validation tracks",
+                   "recorded validation": "validation tracks (the hybrid's, recorded when trained)",
+                   "test": "test tracks (no validation errors to match on)"}
+"""How :func:`hybrid_vs_coarse`'s ``matched_on`` reads in a table or sentence."""
+
+
+def hybrid_vs_coarse_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`hybrid_vs_coarse` as a report table: the hybrid (test error,
+    tracks/s), the same RK4 without the network, the plain RK4 matched to it (where it was
+    matched, both errors there, its test error and tracks/s) and the hybrid's speed over the
+    matched RK4's (< 1: slower; NaN where nothing scanned is as accurate)."""
+    out = pd.DataFrame({
+        "hybrid": cmp["hybrid"], "hybrid mm (test)": cmp["hybrid_pos_mean_mm"],
+        "hybrid tracks/s": cmp["hybrid_tracks_per_s"],
+        "same RK4, no network": cmp["same_rk4"],
+        "its mm (test)": cmp["same_rk4_pos_mean_mm"],
+        "its tracks/s": cmp["same_rk4_tracks_per_s"],
+        "matched plain RK4": cmp["matched_rk4"].fillna("none as accurate"),
+        "matched on": cmp["matched_on"].map(MATCHED_ON_TEXT),
+        "hybrid mm there": cmp["hybrid_matched_error_mm"],
+        "RK4 mm there": cmp["matched_rk4_matched_error_mm"],
+        "RK4 mm (test)": cmp["matched_rk4_pos_mean_mm"],
+        "RK4 tracks/s": cmp["matched_rk4_tracks_per_s"]})
+    out["hybrid / RK4 speed"] = out["hybrid tracks/s"] / out["RK4 tracks/s"]
+    return out
+
+
 def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
-    """One sentence per row of :func:`hybrid_vs_coarse`, all numbers from it."""
-    out = []
-    for r in cmp.to_dict("records"):
-        txt = (f"{r['hybrid']}: {r['hybrid_pos_mean_mm']:.3g} mm mean (95th percentile "
-               f"{r['hybrid_pos_95_mm']:.3g} mm, slope {r['hybrid_slope_mean']:.2g}) at "
-               f"{r['hybrid_tracks_per_s']:,.0f} tracks/s")
-        if isinstance(r.get("same_rk4"), str):
-            txt += (f"; the same RK4 without the network ({r['same_rk4']}): "
-                    f"{r['same_rk4_pos_mean_mm']:.3g} mm at {r['same_rk4_tracks_per_s']:,.0f} "
-                    "tracks/s")
-        on = {"validation": "on the validation tracks",
-              "recorded validation": "on the validation tracks (the hybrid's: those recorded "
-                                     "when it was trained)",
-              "test": "on the test tracks (no validation errors to match on)"}[r["matched_on"]]
-        if isinstance(r.get("matched_rk4"), str):
-            ratio = r["hybrid_tracks_per_s"] / r["matched_rk4_tracks_per_s"]
-            txt += (f"; plain RK4 is at least as accurate {on} with {r['matched_rk4']}: "
-                    f"{r['matched_rk4_matched_error_mm']:.3g} mm there against the hybrid's "
-                    f"{r['hybrid_matched_error_mm']:.3g} mm ({r['matched_rk4_pos_mean_mm']:.3g} mm "
-                    f"on the test tracks), at {r['matched_rk4_tracks_per_s']:,.0f} tracks/s — the "
-                    f"hybrid runs **{ratio:.2g}x** its speed (< 1: slower)")
-        else:
-            txt += f"; no plain coarse RK4 scanned is as accurate {on}"
-        out.append(txt + ".")
-    return (f"Coarse-RK4 hybrids against the same RK4 without the network ({threads} "
-            "thread(s), test tracks p ≥ 2 GeV; the prior runs in numba, the network in PyTorch "
-            "or ONNX Runtime, both inside the timed call): " + " ".join(out))
+    """The summary of :func:`hybrid_vs_coarse` (shown under :func:`hybrid_vs_coarse_table`):
+    the range of the hybrids' speed over the plain RK4 matched to them, where they were matched,
+    and the hybrids nothing scanned is as accurate as; all numbers from ``cmp``."""
+    ok = cmp[cmp["matched_rk4"].map(lambda m: isinstance(m, str))]
+    ratio = ok["hybrid_tracks_per_s"] / ok["matched_rk4_tracks_per_s"]
+    txt = (f"**Coarse-RK4 hybrids against plain RK4** ({threads} thread(s); the prior runs in "
+           "numba, the network in PyTorch or ONNX Runtime, both inside the timed call). ")
+    if len(ok):
+        where = " or ".join(dict.fromkeys(ok["matched_on"].map(MATCHED_ON_TEXT)))
+        lo, hi = f"{ratio.min():.2g}x", f"{ratio.max():.2g}x"
+        side = ("each is slower than its plain RK4" if ratio.max() < 1 else
+                "each is faster than its plain RK4" if ratio.min() > 1 else
+                "some are faster than their plain RK4, some slower")
+        txt += (f"Matched on {where}, the {len(ok)} hybrid(s) with a plain RK4 at least as "
+                f"accurate run at **{lo if lo == hi else f'{lo} to {hi}'}** its speed: {side}.")
+    none = cmp.loc[~cmp.index.isin(ok.index), "hybrid"]
+    if len(none):
+        txt += (f" No plain coarse RK4 scanned is as accurate as {', '.join(none)}.")
+    return txt
 
 
 def summary(rk4: dict, tp: pd.DataFrame, batch: int,
