@@ -375,7 +375,7 @@ def test_hybrid_vs_coarse_matches_a_shipped_hybrid_on_its_recorded_validation_er
                                                       recorded_val_pos_mean_mm=[0.03, np.nan])
     r = benchmark.hybrid_vs_coarse(table, coarse, tp, ctp, 4096).iloc[0]
     assert r["matched_on"] == "recorded validation" and r["matched_rk4"] == "rk4x8 (no network)"
-    assert "the hybrid's, recorded when trained" in benchmark.hybrid_vs_coarse_markdown(
+    assert "a shipped hybrid: the validation error recorded" in benchmark.hybrid_vs_coarse_markdown(
         pd.DataFrame([r]), 2)
     # this run's validation error first, when a row has both
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.015, 1.5],
@@ -392,7 +392,7 @@ def test_hybrid_vs_coarse_without_a_validation_error_matches_on_test_and_says_so
     assert r["matched_rk4"] == "rk4x12 (no network)" and r["matched_rk4_tracks_per_s"] == 2e5
     text = benchmark.hybrid_vs_coarse_markdown(out, 2)
     assert "**2x** its speed: each is faster than its plain RK4" in text
-    assert "Matched on test tracks (no validation errors to match on)" in text
+    assert "Matched on test tracks where there were no validation errors, the 1" in text
     # a coarse table without validation errors: matched on test as well
     table, coarse, tp, ctp = _hybrid_vs_coarse_inputs(val_pos_mean_mm=[0.03, 1.5])
     r = benchmark.hybrid_vs_coarse(table, coarse.drop(columns="val_pos_mean_mm"), tp, ctp,
@@ -415,12 +415,15 @@ def test_hybrid_vs_coarse_markdown_gives_the_range_of_speed_ratios_and_which_sid
                                                                                       1.0],
                         "matched_on": ["validation", "recorded validation", "validation"]})
     text = benchmark.hybrid_vs_coarse_markdown(cmp, 2)
-    assert ("Matched on validation tracks or validation tracks (the hybrid's, recorded when "
-            "trained), the 2 hybrid(s)") in text
+    assert ("Matched on validation tracks (a shipped hybrid: the validation error recorded "
+            "when it was trained), the 2 hybrid(s)") in text
     assert "**0.9x to 1.2x** its speed: some are faster than their plain RK4, some slower" in text
     assert text.endswith("No plain coarse RK4 scanned is as accurate as c.")
     assert "each is slower than its plain RK4" in benchmark.hybrid_vs_coarse_markdown(
         cmp.iloc[[0]], 2)
+    mixed = cmp.assign(matched_on=["validation", "test", "validation"])
+    assert ("Matched on validation tracks and test tracks where there were no validation "
+            "errors, the 2") in benchmark.hybrid_vs_coarse_markdown(mixed, 2)
 
 
 def test_selection_error_prefers_this_runs_validation_error():
