@@ -417,10 +417,14 @@ def test_hybrid_vs_coarse_markdown_gives_the_range_of_speed_ratios_and_which_sid
     text = benchmark.hybrid_vs_coarse_markdown(cmp, 2)
     assert ("Matched on validation tracks (a shipped hybrid: the validation error recorded "
             "when it was trained), the 2 hybrid(s)") in text
-    assert "**0.9x to 1.2x** its speed: some are faster than their plain RK4, some slower" in text
+    assert "**0.9x to 1.2x** its speed: they are not all slower, nor all faster" in text
     assert text.endswith("No plain coarse RK4 scanned is as accurate as c.")
     assert "each is slower than its plain RK4" in benchmark.hybrid_vs_coarse_markdown(
         cmp.iloc[[0]], 2)
+    # a ratio of exactly 1 is neither slower nor faster
+    for rates in ([0.9, 1.0, 1.0], [1.0, 1.2, 1.0]):
+        assert "they are not all slower, nor all faster" in benchmark.hybrid_vs_coarse_markdown(
+            cmp.assign(hybrid_tracks_per_s=rates), 2)
     mixed = cmp.assign(matched_on=["validation", "test", "validation"])
     assert ("Matched on validation tracks and test tracks where there were no validation "
             "errors, the 2") in benchmark.hybrid_vs_coarse_markdown(mixed, 2)

@@ -974,7 +974,7 @@ def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
         lo, hi = f"{ratio.min():.2g}x", f"{ratio.max():.2g}x"
         side = ("each is slower than its plain RK4" if ratio.max() < 1 else
                 "each is faster than its plain RK4" if ratio.min() > 1 else
-                "some are faster than their plain RK4, some slower")
+                "they are not all slower, nor all faster, than their plain RK4")
         txt += (f"Matched on {where}, the {len(ok)} hybrid(s) with a plain RK4 at least as "
                 f"accurate run at **{lo if lo == hi else f'{lo} to {hi}'}** its speed: {side}.")
     none = cmp.loc[~cmp.index.isin(ok.index), "hybrid"]
