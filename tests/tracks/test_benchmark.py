@@ -312,3 +312,11 @@ def test_record_model_rates_records_only_the_asked_batch():
     benchmark.record_model_rates(tp, 4096, 2)
     rec = recorded()["mx.torch.tracks_per_second"]
     assert rec["value"] == 5e6 and rec["note"] == "batch 4096, 2 thread(s), run mx-s0"
+
+
+def test_rates_at_takes_each_models_fastest_row_at_the_batch():
+    tp = pd.DataFrame({"model": ["a", "a", "a", "b"], "batch": [256, 256, 4096, 256],
+                       "tracks_per_s": [1.0, 3.0, 9.0, 2.0]})
+    other = pd.DataFrame({"model": ["c"], "batch": [256], "tracks_per_s": [5.0]})
+    r = benchmark.rates_at(256, tp, other)
+    assert r.to_dict() == {"a": 3.0, "b": 2.0, "c": 5.0}

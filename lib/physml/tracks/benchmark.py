@@ -698,6 +698,14 @@ def nodes_caller(nodes: np.ndarray, field, seed: int = 0, dz_mm: float = 8500.0)
     return _numpy_caller(lambda s, _d: rk4_compiled(s, nodes, field), seed, dz_mm)
 
 
+def rates_at(batch: int, *timings: pd.DataFrame) -> pd.Series:
+    """Tracks/s per model at ``batch`` across the timing tables ``timings`` (columns model,
+    batch, tracks_per_s, as :func:`model_timings`): a model's fastest row (its fastest backend
+    where it was timed in several)."""
+    tp = pd.concat(timings)
+    return tp[tp["batch"] == batch].groupby("model")["tracks_per_s"].max()
+
+
 def polynomial_timings(models: dict, poly: pd.DataFrame, batch_sizes, threads: int,
                        repeats: int = 5, min_items: int = 4096, seed: int = 0,
                        dz_mm: float | None = 8500.0) -> pd.DataFrame:
@@ -718,7 +726,7 @@ def polynomial_markdown(poly: pd.DataFrame, table: pd.DataFrame, poly_tp: pd.Dat
     the tables. ValueError if ``poly`` is empty."""
     if poly.empty:
         raise ValueError("polynomial_markdown: no polynomial baseline")
-    rate = poly_tp[poly_tp["batch"] == batch].set_index("model")["tracks_per_s"]
+    rate = rates_at(batch, poly_tp)
     parts = [f"{fit_scores(r, 'features')} at {rate[r.model]:,.0f} tracks/s"
              for r in poly.itertuples()]
     best = poly.loc[poly["pos_mean_mm"].idxmin()]
@@ -827,8 +835,7 @@ def hybrid_vs_coarse(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.DataFrame
     "test"). None if no coarse RK4 scanned is that accurate. Tracks/s: the fastest backend of
     the hybrid's first-seed run (``tp``, :func:`model_timings`) and ``coarse_tp``
     (:func:`coarse_rk4_timings`). One row per hybrid."""
-    rate = {m: g["tracks_per_s"].max() for m, g in
-            pd.concat([tp, coarse_tp])[lambda d: d["batch"] == batch].groupby("model")}
+    rate = rates_at(batch, tp, coarse_tp)
     rows = []
     for h in table[table["model"].str.contains(r"\+rk4x")].itertuples():
         n = int(re.search(r"\+rk4x(\d+)", h.model).group(1))
@@ -884,8 +891,7 @@ def fastest_meeting_targets(table: pd.DataFrame, coarse: pd.DataFrame, tp: pd.Da
     methods without a network of ``coarse``, plain coarse RK4 and the polynomial baselines,
     timed in ``coarse_tp``) among those whose test metrics meet all targets
     (``meets_targets``): {method, tracks_per_s, pos_mean_mm}, or None when none does."""
-    rate = {m: g["tracks_per_s"].max() for m, g in
-            pd.concat([tp, coarse_tp])[lambda d: d["batch"] == batch].groupby("model")}
+    rate = rates_at(batch, tp, coarse_tp)
     ok = [(r.model, r.pos_mean_mm) for t in (table, coarse) for r in t.itertuples()
           if r.meets_targets and r.model in rate]
     if not ok:

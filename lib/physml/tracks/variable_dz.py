@@ -76,15 +76,12 @@ def compare(ds: dict, degrees, intervals: int, coarse_steps, batch: int, threads
                       best, match, ratio, int(batch), int(threads), int(repeats))
 
 
-def _rates(tp: pd.DataFrame, batch: int) -> pd.Series:
-    return tp[tp["batch"] == batch].set_index("model")["tracks_per_s"]
-
-
 def record_results(c: Comparison) -> None:
     """Record ``variable_dz``: per polynomial, the kick alone and per plain RK4 their test
     scores (below p_min too, when the test tracks go there), validation error and tracks/s,
     and the polynomial's interleaved ratio to the matched RK4."""
-    poly_rate, rk4_rate = _rates(c.poly_tp, c.batch), _rates(c.coarse_tp, c.batch)
+    poly_rate = benchmark.rates_at(c.batch, c.poly_tp)
+    rk4_rate = benchmark.rates_at(c.batch, c.coarse_tp)
     keys = ("pos_mean_mm", "pos_95_mm", "slope_mean")
     low = ("low_p_pos_mean_mm",) if "low_p_pos_mean_mm" in c.poly else ()  # tracks below p_min
     out = {r.model: {k: getattr(r, k) for k in (*keys, *low, "n_features", "fit_s",
@@ -121,7 +118,7 @@ def coarse_table(c: Comparison) -> pd.DataFrame:
     tracks/s."""
     cols = ["model", "mean_steps", "pos_mean_mm", "pos_95_mm", "slope_mean",
             "low_p_pos_mean_mm", SELECT_ON]
-    rate = c.coarse["model"].map(_rates(c.coarse_tp, c.batch))
+    rate = c.coarse["model"].map(benchmark.rates_at(c.batch, c.coarse_tp))
     return c.coarse[[k for k in cols if k in c.coarse]].assign(tracks_per_s=rate)
 
 
@@ -166,7 +163,7 @@ def polynomial_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, bat
     set beside. Every number from the tables; ValueError if ``vdz`` is empty."""
     if vdz.empty:
         raise ValueError("polynomial_markdown: no variable-dz model")
-    rate = _rates(vdz_tp, batch)
+    rate = benchmark.rates_at(batch, vdz_tp)
     parts = [benchmark.fit_scores(r, "coefficients per output",
                                   f"; p < {P_MIN_GEV:g} GeV {r.low_p_pos_mean_mm:.3g} mm")
              + (", meeting" if r.meets_targets else ", not meeting")
