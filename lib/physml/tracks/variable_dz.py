@@ -5,13 +5,16 @@
 validation tracks, scores every candidate and plain RK4 with N equal steps (each track stopping
 at its own plane, :func:`~physml.tracks.experiments.coarse_rk4`) on the test tracks, matches
 the cheapest RK4 at least as accurate as the chosen polynomial *on the validation tracks*, and
-times the two interleaved (:func:`~physml.tracks.benchmark.batch_ratios`). The rest turns the
-result into the report's record, figure inputs, sentences and scoreboard headline.
+times the two interleaved (:func:`~physml.tracks.benchmark.batch_ratios`). Networks trained at
+variable dz (the shipped ones, scored on the same test tracks) stand beside them: the most
+accurate hybrid on validation tracks, polynomial or network, is the headline's hybrid side, and
+the pure network enters it only when it is at least that accurate. The rest turns the result into
+the report's record, figure inputs, sentences and scoreboard headline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ import pandas as pd
 from physml.results import Headline, headline, record
 from physml.tracks import benchmark, experiments
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
+from physml.tracks.training import load_model, to_inputs
 
 TIMED_BATCHES = 16
 """Batches per timed call: the polynomial and RK4 both run over a million tracks/s here, so a
@@ -32,8 +36,11 @@ class Comparison:
     ``models`` their fitted models by name, ``kick`` the prior alone
     (:func:`~physml.tracks.experiments.kick_alone`), ``coarse`` the plain-RK4 rows; ``poly_tp``
     / ``coarse_tp`` their timings at ``batch``; ``best`` the polynomial chosen on validation
-    tracks, ``match`` the cheapest RK4 at least as accurate there (None if none is), ``ratio``
-    the polynomial's :func:`~physml.tracks.benchmark.batch_ratios` row against it (None
+    tracks; ``networks`` the networks' rows (:func:`physml.tracks.shipped.runs_table`, maybe
+    empty) and ``net_tp`` their timings; ``sides`` the headline's candidates
+    (:func:`sides`): ``hybrid`` and, when at least as accurate, ``ml``; ``match`` the cheapest
+    RK4 at least as accurate as the hybrid side on validation tracks (None if none is),
+    ``ratio`` each side's :func:`~physml.tracks.benchmark.batch_ratios` row against it (None
     likewise)."""
 
     ds: dict
@@ -49,37 +56,108 @@ class Comparison:
     batch: int
     threads: int
     repeats: int
+    networks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    net_tp: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sides: dict = field(default_factory=dict)
+    left_out: str = ""
+
+
+def candidates(best: pd.Series, networks: pd.DataFrame, net_tp: pd.DataFrame,
+               batch: int) -> pd.DataFrame:
+    """The models that may stand in the variable-dz headline: the polynomial ``best`` (its
+    validation error) and each network of ``networks`` (its
+    :func:`~physml.tracks.benchmark.selection_error`: for a shipped one the validation error it
+    recorded) with its fastest backend in ``net_tp`` at ``batch``. Columns model, side
+    ("hybrid" or "ml", :func:`~physml.tracks.experiments.side_of`; the polynomial is a hybrid),
+    kind ("polynomial" or "network"), val_mm, matched_on, pos_mean_mm, run_dir, backend.
+    ValueError naming a network with no validation error or no timing at ``batch``."""
+    rows = [{"model": best["model"], "side": "hybrid", "kind": "polynomial",
+             "val_mm": float(best[SELECT_ON]), "matched_on": "validation",
+             "pos_mean_mm": float(best["pos_mean_mm"]), "run_dir": "", "backend": "numba"}]
+    for r in networks.itertuples():
+        val, what = benchmark.selection_error(r)
+        if not np.isfinite(val):
+            raise ValueError(f"variable dz: network {r.model!r} has no validation error to be "
+                             "matched on")
+        t = net_tp[(net_tp["model"] == r.model) & (net_tp["batch"] == batch)]
+        if t.empty:
+            raise ValueError(f"variable dz: network {r.model!r} has no timing at batch {batch}")
+        rows.append({"model": r.model, "side": experiments.side_of(r.model), "kind": "network",
+                     "val_mm": val, "matched_on": what, "pos_mean_mm": float(r.pos_mean_mm),
+                     "run_dir": r.run_dir,
+                     "backend": t.loc[t["tracks_per_s"].idxmax(), "backend"]})
+    return pd.DataFrame(rows)
+
+
+def sides(cands: pd.DataFrame) -> tuple[dict, str]:
+    """The headline's sides from :func:`candidates`: ``hybrid`` the hybrid with the lowest
+    validation error (a tie keeps the earlier row, the polynomial); ``ml`` the pure network
+    with the lowest, only when it is at most the hybrid's (a speed verdict between models
+    whose accuracies differ by orders of magnitude would compare different products). Also one
+    sentence naming the pure network left out, with its error ("" when none is)."""
+    hyb = cands[cands["side"] == "hybrid"]
+    if hyb.empty:
+        raise ValueError("variable dz: no hybrid candidate")
+    out = {"hybrid": hyb.loc[hyb["val_mm"].idxmin()]}
+    ml = cands[cands["side"] == "ml"]
+    if ml.empty:
+        return out, ""
+    m = ml.loc[ml["val_mm"].idxmin()]
+    h = out["hybrid"]
+    if m["val_mm"] <= h["val_mm"]:
+        return out | {"ml": m}, ""
+    return out, (f"The pure network {m['model']} ({m['val_mm']:.3g} mm on its "
+                 f"{m['matched_on']} tracks, {m['val_mm'] / h['val_mm']:.3g}x the error of "
+                 f"{h['model']}) is left out of the speed comparison at matched accuracy.")
+
+
+def side_caller(row: pd.Series, models: dict, threads: int):
+    """``make(batch, calls)`` of one :func:`candidates` row at variable dz: the polynomial's
+    numba kernel, or the network on its fastest backend."""
+    if row["kind"] == "polynomial":
+        return benchmark.polynomial_caller(models[row["model"]], dz_mm=None)
+    return benchmark.model_caller(row["run_dir"], row["backend"], threads, dz_mm=None)
 
 
 def compare(ds: dict, degrees, intervals: int, coarse_steps, batch: int, threads: int,
-            repeats: int = 5) -> Comparison:
+            repeats: int = 5, networks: pd.DataFrame | None = None) -> Comparison:
     """The variable-dz comparison on ``ds`` (a variable-dz dataset of
     :func:`~physml.tracks.experiments.prepare` with validation tracks): the polynomial for each
-    basis of ``degrees`` with ``intervals`` B-spline intervals over the dataset's dz range, and
-    plain RK4 for each N of ``coarse_steps``, timed at ``batch`` on ``threads`` threads
-    (``repeats`` each, :data:`TIMED_BATCHES` batches per call, dz drawn per track)."""
+    basis of ``degrees`` with ``intervals`` B-spline intervals over the dataset's dz range,
+    ``networks`` trained at variable dz (rows of :func:`physml.tracks.shipped.runs_table` on
+    ``ds["test"]``; None: none) and plain RK4 for each N of ``coarse_steps``, timed at
+    ``batch`` on ``threads`` threads (``repeats`` each, :data:`TIMED_BATCHES` batches per call,
+    dz drawn per track); each side of :func:`sides` then timed interleaved with the cheapest
+    RK4 at least as accurate as the hybrid side on validation tracks."""
     items = TIMED_BATCHES * batch
+    networks = pd.DataFrame() if networks is None else networks.reset_index(drop=True)
     poly, models = experiments.polynomial_baselines(ds, degrees, val=ds["val"],
                                                     dz_intervals=intervals)
     poly_tp = benchmark.polynomial_timings(models, poly, [batch], threads, repeats=repeats,
                                            min_items=items, dz_mm=None)
+    net_tp = (benchmark.model_timings(networks, [batch], threads, repeats=repeats,
+                                      min_items=items, dz_mm=None)
+              if len(networks) else pd.DataFrame())
     coarse = experiments.coarse_rk4(ds, coarse_steps)
     coarse_tp = benchmark.coarse_rk4_timings(coarse, ds["field"], [batch], threads,
                                              repeats=repeats, min_items=items, dz_mm=None)
     best = poly.loc[poly[SELECT_ON].idxmin()]
-    match = benchmark.cheapest_coarse(coarse, best[SELECT_ON], on=SELECT_ON)
+    chosen, left_out = sides(candidates(best, networks, net_tp, batch))
+    match = benchmark.cheapest_coarse(coarse, chosen["hybrid"]["val_mm"], on=SELECT_ON)
     ratio = None if match is None else benchmark.batch_ratios(
-        {best["model"]: benchmark.polynomial_caller(models[best["model"]], dz_mm=None)},
+        {r["model"]: side_caller(r, models, threads) for r in chosen.values()},
         benchmark.coarse_caller(match, ds["field"], dz_mm=None), [batch], threads,
         repeats=repeats, min_items=items)
     return Comparison(ds, poly, models, experiments.kick_alone(ds), coarse, poly_tp, coarse_tp,
-                      best, match, ratio, int(batch), int(threads), int(repeats))
+                      best, match, ratio, int(batch), int(threads), int(repeats), networks,
+                      net_tp, chosen, left_out)
 
 
 def record_results(c: Comparison) -> None:
-    """Record ``variable_dz``: per polynomial, the kick alone and per plain RK4 their test
-    scores (below p_min too, when the test tracks go there), validation error and tracks/s,
-    and the polynomial's interleaved ratio to the matched RK4."""
+    """Record ``variable_dz``: per polynomial, per network, the kick alone and per plain RK4
+    their test scores (below p_min too, when the test tracks go there), validation error and
+    tracks/s, and each side's interleaved ratio to the matched RK4 (``hybrid_over_matched_rk4``,
+    ``ml_over_matched_rk4``)."""
     poly_rate = benchmark.rates_at(c.batch, c.poly_tp)
     rk4_rate = benchmark.rates_at(c.batch, c.coarse_tp)
     keys = ("pos_mean_mm", "pos_95_mm", "slope_mean")
@@ -87,30 +165,53 @@ def record_results(c: Comparison) -> None:
     out = {r.model: {k: getattr(r, k) for k in (*keys, *low, "n_features", "fit_s",
                                                   "meets_targets", SELECT_ON)}
            | {"tracks_per_s": poly_rate[r.model]} for r in c.poly.itertuples()}
+    if len(c.networks):
+        net_rate = benchmark.rates_at(c.batch, c.net_tp)
+        out |= {r.model: {k: getattr(r, k) for k in (*keys, *low, "meets_targets",
+                                                      "optimizer_steps", "n_train")}
+                | {"validation_pos_mean_mm": benchmark.selection_error(r)[0],
+                   "tracks_per_s": net_rate[r.model]} for r in c.networks.itertuples()}
     out[c.kick["model"]] = {k: c.kick[k] for k in keys}
     out |= {r.model: {k: getattr(r, k) for k in (*keys, *low, "mean_steps", SELECT_ON)}
             | {"tracks_per_s": rk4_rate[r.model]} for r in c.coarse.itertuples()}
     if c.ratio is not None:
-        r = c.ratio.iloc[0]
-        out["polynomial_over_matched_rk4"] = {"polynomial": c.best["model"],
-                                              "rk4": c.match["model"], "ratio": r["ratio"],
-                                              "ratio_low": r["ratio_low"],
-                                              "ratio_high": r["ratio_high"]}
+        for side, row in c.sides.items():
+            r = _ratio_row(c, row["model"])
+            out[f"{side}_over_matched_rk4"] = {
+                "model": row["model"], "rk4": c.match["model"], "ratio": r["ratio"],
+                "ratio_low": r["ratio_low"], "ratio_high": r["ratio_high"]}
     record("variable_dz", out,
            note=f"dz drawn per track in {c.ds['spec'].dz_range_mm} mm; test set, p >= "
-                f"{P_MIN_GEV:g} GeV ({SELECT_ON}: validation set); tracks/s at batch "
-                f"{c.batch}, {c.threads} thread(s), numba")
+                f"{P_MIN_GEV:g} GeV ({SELECT_ON}: validation set; a shipped network's "
+                f"validation_pos_mean_mm: its own recorded one); tracks/s at batch {c.batch}, "
+                f"{c.threads} thread(s), numba (networks: fastest of torch and onnx)")
+
+
+def _ratio_row(c: Comparison, model: str) -> pd.Series:
+    """The row of ``c.ratio`` of ``model``; ValueError if it has none."""
+    rows = c.ratio[c.ratio["method"] == model]
+    if len(rows) != 1:
+        raise ValueError(f"variable dz: {len(rows)} interleaved timings of {model!r}")
+    return rows.iloc[0]
 
 
 def predictions(c: Comparison) -> dict:
     """End states (n, 4) of the test tracks: the kick alone, the matched RK4 (when there is
-    one) and each polynomial, by label (:func:`physml.tracks.figures.error_vs_dz`)."""
+    one), each polynomial and each network, by label
+    (:func:`physml.tracks.figures.error_vs_dz`)."""
+    import torch
+
     test = c.ds["test"]
     out = {c.kick["model"]: experiments.kick_prediction(c.ds)}
     if c.match is not None:
         out[c.match["model"]] = experiments.coarse_prediction(c.ds, c.match["rk4_steps"])
-    return out | {r.model: c.models[r.model].predict(test["initial"], test["dz"])
-                  for r in c.poly.itertuples()}
+    out |= {r.model: c.models[r.model].predict(test["initial"], test["dz"])
+            for r in c.poly.itertuples()}
+    u = to_inputs(test)[0]
+    for r in c.networks.itertuples():
+        with torch.inference_mode():
+            out[r.model] = load_model(r.run_dir).predict(u).double().numpy()[:, :4]
+    return out
 
 
 def coarse_table(c: Comparison) -> pd.DataFrame:
@@ -123,35 +224,52 @@ def coarse_table(c: Comparison) -> pd.DataFrame:
 
 
 def speed_points(c: Comparison) -> pd.DataFrame:
-    """Points of :func:`physml.tracks.figures.accuracy_vs_speed` for the two families."""
-    return benchmark.accuracy_speed_points(
-        c.batch, {"plain RK4, N equal steps": c.coarse_tp,
-                  "kick + polynomial, B-splines in dz": c.poly_tp}, steps=c.coarse)
+    """Points of :func:`physml.tracks.figures.accuracy_vs_speed` for the families."""
+    fams = {"plain RK4, N equal steps": c.coarse_tp,
+            "kick + polynomial, B-splines in dz": c.poly_tp}
+    if len(c.networks):
+        fams["network (shipped)"] = c.net_tp
+    return benchmark.accuracy_speed_points(c.batch, fams, steps=c.coarse)
+
+
+def _side_name(row: pd.Series) -> str:
+    """A headline side's label: model, where it runs, its test error and how it was chosen."""
+    where = "numba" if row["kind"] == "polynomial" else row["backend"]
+    return (f"{row['model']} ({where}; mean position error {row['pos_mean_mm']:.3g} mm, "
+            f"{row['val_mm']:.3g} mm on its {row['matched_on']} tracks)")
 
 
 def speed_headline(c: Comparison, margin: float) -> Headline | None:
-    """The scoreboard's variable-dz row: tracks/s of the matched RK4 (physics) and of the
-    chosen polynomial (hybrid), from their interleaved timing (repeat k of one beside repeat
-    k of the other, so paired). None when no RK4 scanned is as accurate."""
+    """The scoreboard's variable-dz row: tracks/s of the matched RK4 (physics), of the hybrid
+    side and, when it is as accurate, of the pure network (:func:`sides`), from their
+    interleaved timings (repeat k of a side beside repeat k of RK4). Paired when only the
+    hybrid stands beside RK4; with the network too, each side has its own RK4 repeats, so the
+    sides are compared unpaired. None when no RK4 scanned is as accurate."""
     if c.ratio is None:
         return None
-    r = c.ratio.iloc[0]
+    h = _ratio_row(c, c.sides["hybrid"]["model"])
+    ml = c.sides.get("ml")
     lo, hi = (v / 1000 for v in c.ds["spec"].dz_range_mm)
+    extra = ({} if ml is None else
+             {"ml": np.asarray(_ratio_row(c, ml["model"])["timing"].rates)})
+    names = {"physics": f"plain RK4, {int(c.match['rk4_steps'])} equal steps over "
+                        f"{c.match['rk4_length_mm'] / 1000:g} m (numba; mean position error "
+                        f"{c.match['pos_mean_mm']:.3g} mm)",
+             "hybrid": _side_name(c.sides["hybrid"])}
+    if ml is not None:
+        names["ml"] = _side_name(ml)
+    nets = ("no network is trained at variable dz" if c.networks.empty else
+            c.left_out or "the pure network is as accurate and stands as ML")
     return headline(
         "tracks_per_second_variable_dz", f"Which extrapolates more tracks per second on "
-        f"{c.threads} thread(s) at variable dz ({lo:g}–{hi:g} m), at the variable-dz "
-        "polynomial's accuracy?", "tracks per second", "tracks/s", "higher",
-        physics=np.asarray(r["anchor_timing"].rates), hybrid=np.asarray(r["timing"].rates),
-        names={"physics": f"plain RK4, {int(c.match['rk4_steps'])} equal steps over "
-                          f"{c.match['rk4_length_mm'] / 1000:g} m (numba; mean position error "
-                          f"{c.match['pos_mean_mm']:.3g} mm)",
-               "hybrid": f"{c.best['model']} (numba; mean position error "
-                         f"{c.best['pos_mean_mm']:.3g} mm, chosen on validation tracks)"},
-        margin=margin, paired=True, scale="log",
-        note=f"{c.repeats} timing repeats, the two interleaved, batch {c.batch}, dz drawn per "
-             "track; physics is the plain RK4 with the fewest steps scanned at least as "
-             "accurate as the polynomial on the validation tracks; no network is trained at "
-             "variable dz.")
+        f"{c.threads} thread(s) at variable dz ({lo:g}–{hi:g} m), at the best variable-dz "
+        "hybrid's accuracy?", "tracks per second", "tracks/s", "higher",
+        physics=np.asarray(h["anchor_timing"].rates), hybrid=np.asarray(h["timing"].rates),
+        **extra, names=names, margin=margin, paired=ml is None, scale="log",
+        note=f"{c.repeats} timing repeats, each side interleaved with the RK4, batch {c.batch}, "
+             "dz drawn per track; hybrid: the polynomial or hybrid network with the lowest "
+             "validation error; physics: the plain RK4 with the fewest steps scanned at least as "
+             f"accurate on the validation tracks; {nets}")
 
 
 def polynomial_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, batch: int,
@@ -176,21 +294,58 @@ def polynomial_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, bat
             f"coefficient a cubic B-spline in dz (dzK: K intervals), fitted in closed form "
             f"and run as a compiled kernel (batch {batch}): " + "; ".join(parts)
             + ". These means are over every dz; the figure above gives them per dz bin. At the "
-            f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm. The networks "
-            "here are trained at the fixed plane only.")
+            f"fixed plane, {fixed['basis']} reaches {fixed['pos_mean_mm']:.3g} mm.")
 
 
-def rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.DataFrame | None,
+def networks_markdown(c: Comparison) -> str:
+    """The networks trained at variable dz beside the polynomial (:attr:`Comparison.networks`,
+    shipped, scored on the same test tracks): budget, scores, tracks/s, whether each is as
+    accurate as the chosen polynomial on validation tracks, and the plain RK4 with the fewest
+    steps at least as accurate there (its tracks/s from the table, not interleaved). Every
+    number from the tables."""
+    if c.networks.empty:
+        return ("No network trained at variable dz is evaluated in this run (parameter "
+                "vdz_shipped_models): the networks above are trained at the fixed plane only.")
+    rate = benchmark.rates_at(c.batch, c.net_tp)
+    rk4_rate = benchmark.rates_at(c.batch, c.coarse_tp)
+    best_val = float(c.best[SELECT_ON])
+    parts = []
+    for r in c.networks.itertuples():
+        val, what = benchmark.selection_error(r)
+        rel = (f"{val / best_val:.3g}x the polynomial's error" if val > best_val else
+               "at most the polynomial's error")
+        m = benchmark.cheapest_coarse(c.coarse, val, on=SELECT_ON)
+        rk4 = ("; no plain RK4 scanned is as accurate on the validation tracks" if m is None
+               else f"; plain RK4 as accurate on the validation tracks needs {m['rk4_steps']} "
+                    f"steps ({m[SELECT_ON]:.3g} mm) and runs {rk4_rate[m['model']]:,.0f} "
+                    f"tracks/s ({rk4_rate[m['model']] / rate[r.model]:.2g}x)")
+        parts.append(
+            f"{r.model}, {r.optimizer_steps:,.0f} optimiser steps at batch {r.batch_size:.0f} "
+            f"on {r.n_train:,.0f} tracks: {r.pos_mean_mm:.3g} mm mean (95th percentile "
+            f"{r.pos_95_mm:.3g} mm, slope {r.slope_mean:.2g}; p < {P_MIN_GEV:g} GeV "
+            f"{r.low_p_pos_mean_mm:.3g} mm), {val:.3g} mm on its {what} tracks ({rel}), "
+            + ("meeting" if r.meets_targets else "not meeting")
+            + f" all three accuracy targets, at {rate[r.model]:,.0f} tracks/s" + rk4)
+    return (f"**Networks at variable dz.** Trained on tracks with dz drawn per track, at a "
+            f"research budget, and shipped (`data/tracks/models`); scored on the same test "
+            f"tracks, timed at batch {c.batch} on {c.threads} thread(s), fastest of PyTorch "
+            f"and ONNX Runtime: " + "; ".join(parts) + f". The polynomial chosen here, "
+            f"{c.best['model']}: {c.best['pos_mean_mm']:.3g} mm, {best_val:.3g} mm on the "
+            "validation tracks." + (f" {c.left_out}" if c.left_out else ""))
+
+
+def rk4_markdown(coarse: pd.DataFrame, hybrid: pd.Series, ratio: pd.Series | None,
                  batch: int, threads: int) -> str:
-    """Plain RK4 at variable dz beside the variable-dz polynomial ``best`` (the row of
-    :func:`physml.tracks.experiments.polynomial_baselines` chosen on validation tracks):
-    ``coarse`` the rows of :func:`physml.tracks.experiments.coarse_rk4` on the same tracks;
-    ``ratio`` the :func:`~physml.tracks.benchmark.batch_ratios` row of the polynomial timed
-    interleaved with the cheapest of them at least as accurate on the validation tracks
+    """Plain RK4 at variable dz beside ``hybrid``, the headline's hybrid side (a row of
+    :func:`candidates` chosen by :func:`sides`: the polynomial or a hybrid network with the
+    lowest validation error): ``coarse`` the rows of
+    :func:`physml.tracks.experiments.coarse_rk4` on the same tracks; ``ratio`` the
+    :func:`~physml.tracks.benchmark.batch_ratios` row of the hybrid timed interleaved with the
+    cheapest of them at least as accurate on the validation tracks
     (:func:`~physml.tracks.benchmark.cheapest_coarse` on
     :data:`~physml.tracks.experiments.SELECT_ON`; None when none is), so neither side's choice
     sees the test tracks. Every number from the tables; ValueError if ``coarse`` is empty, or
-    if a row matches and ``ratio`` is not its one row."""
+    if a row matches and there is no ``ratio``."""
     if coarse.empty:
         raise ValueError("rk4_markdown: no coarse RK4 rows")
     length = coarse["rk4_length_mm"].iloc[0]
@@ -201,25 +356,30 @@ def rk4_markdown(coarse: pd.DataFrame, best: pd.Series, ratio: pd.DataFrame | No
            f"{coarse['rk4_steps'].min()} to {coarse['rk4_steps'].max()}; the most accurate, "
            f"N = {int(top['rk4_steps'])} ({top['mean_steps']:.1f} steps per track on average), "
            f"is off by {top['pos_mean_mm']:.3g} mm on average. ")
-    m = benchmark.cheapest_coarse(coarse, best[SELECT_ON], on=SELECT_ON)
+    m = benchmark.cheapest_coarse(coarse, hybrid["val_mm"], on=SELECT_ON)
     if m is None:
         return txt + (f"No step count scanned is as accurate on the validation tracks as "
-                      f"{best['basis']} ({best[SELECT_ON]:.3g} mm).")
-    if ratio is None or len(ratio) != 1:
-        raise ValueError(f"rk4_markdown: {m['model']} matches {best['basis']} but "
-                         "the polynomial's interleaved timing against it is not one row")
-    r = ratio.iloc[0]
-    faster = r["ratio_low"] > 1
-    slower = r["ratio_high"] < 1
+                      f"{hybrid['model']} ({hybrid['val_mm']:.3g} mm on its "
+                      f"{hybrid['matched_on']} tracks).")
+    if ratio is None:
+        raise ValueError(f"rk4_markdown: {m['model']} matches {hybrid['model']} but there is "
+                         "no interleaved timing of the two")
+    faster = ratio["ratio_low"] > 1
+    slower = ratio["ratio_high"] < 1
     verdict = ("faster than" if faster else "slower than" if slower else
                "not distinguishable in speed from")
     return txt + (
-        f"The fewest steps scanned at least as accurate as {best['basis']} (the polynomial "
+        f"The fewest steps scanned at least as accurate as {hybrid['model']} (the hybrid "
         f"chosen on validation tracks) on the validation tracks, {m[SELECT_ON]:.3g} mm against "
-        f"{best[SELECT_ON]:.3g} mm: **{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per "
-        f"track). On the test tracks: RK4 {m['pos_mean_mm']:.3g} mm (95th percentile "
-        f"{m['pos_95_mm']:.3g} mm, slope {m['slope_mean']:.2g}), the polynomial "
-        f"{best['pos_mean_mm']:.3g} mm. Timed interleaved with it on the same tracks and "
-        f"{threads} thread(s) at batch {batch}, the polynomial runs **{r['ratio']:.2g}x** "
-        f"[{r['ratio_low']:.2g}, {r['ratio_high']:.2g}] its tracks/s: {verdict} physics at "
-        "matched accuracy.")
+        f"{hybrid['val_mm']:.3g} mm on its {hybrid['matched_on']} tracks: "
+        f"**{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per track). On the test tracks: "
+        f"RK4 {m['pos_mean_mm']:.3g} mm (95th percentile {m['pos_95_mm']:.3g} mm, slope "
+        f"{m['slope_mean']:.2g}), the hybrid {hybrid['pos_mean_mm']:.3g} mm. Timed interleaved "
+        f"with it on the same tracks and {threads} thread(s) at batch {batch}, the hybrid runs "
+        f"**{ratio['ratio']:.2g}x** [{ratio['ratio_low']:.2g}, {ratio['ratio_high']:.2g}] its "
+        f"tracks/s: {verdict} physics at matched accuracy.")
+
+
+def hybrid_ratio(c: Comparison) -> pd.Series | None:
+    """The hybrid side's interleaved ratio row to the matched RK4 (None when none matched)."""
+    return None if c.ratio is None else _ratio_row(c, c.sides["hybrid"]["model"])
