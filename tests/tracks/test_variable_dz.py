@@ -55,6 +55,7 @@ def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved
     assert "at variable dz (0.5–12 m)" in h.question
     assert h.names["physics"].startswith(f"plain RK4, {c.match['rk4_steps']} equal steps over 12 m")
     assert list(h.sides["hybrid"].samples) == list(r["timing"].rates)
+    assert h.names["hybrid"].startswith(f"{c.best['model']} (numba; mean position error")
     assert "ml" not in h.sides and "no network is trained at variable dz" in h.note
     assert variable_dz.hybrid_ratio(c) is not None
     none = variable_dz.Comparison(**{**c.__dict__, "ratio": None, "match": None})
@@ -94,8 +95,13 @@ def test_compare_sets_networks_beside_the_polynomial_and_rk4(tmp_path):
     h = variable_dz.speed_headline(c, 0.1)
     ml = c.ratio[c.ratio["method"] == "mlp-tiny (shipped)"].iloc[0]
     assert not h.paired and list(h.sides["ml"].samples) == list(ml["timing"].rates)
-    assert h.names["ml"].startswith("mlp-tiny (shipped) (")
+    assert h.names["ml"].startswith(f"mlp-tiny (shipped) ({c.sides['ml']['backend']}; mean")
+    assert h.note.endswith("the pure network is as accurate and stands as ML")
     assert "1e-06 mm on its recorded validation tracks" in h.names["ml"]
+    out = variable_dz.Comparison(**{**c.__dict__, "sides": {"hybrid": c.sides["hybrid"]},
+                                    "left_out": "The pure network X is left out."})
+    left = variable_dz.speed_headline(out, 0.1)
+    assert "ml" not in left.sides and left.note.endswith("The pure network X is left out.")
     fams = set(variable_dz.speed_points(c)["family"])
     assert "network (shipped)" in fams
     txt = variable_dz.networks_markdown(c)
@@ -104,10 +110,16 @@ def test_compare_sets_networks_beside_the_polynomial_and_rk4(tmp_path):
     assert "1e-06 mm on its recorded validation tracks (at most the polynomial's error), not " \
            "meeting all three accuracy targets, at " in txt
     assert "tracks/s; no plain RK4 scanned is as accurate on the validation tracks;" in txt
+    assert f"({50 / c.best[SELECT_ON]:.3g}x the polynomial's error)" in txt
+    tie = variable_dz.Comparison(**{**c.__dict__, "networks": nets.assign(
+        recorded_val_pos_mean_mm=c.best[SELECT_ON])})  # exactly the polynomial's error
+    assert variable_dz.networks_markdown(tie).count("(at most the polynomial's error)") == 2
     cheap = c.coarse.sort_values("rk4_steps").iloc[0]  # every RK4 is within 50 mm
     rate = variable_dz.coarse_table(c).set_index("model")["tracks_per_s"][cheap["model"]]
     assert (f"plain RK4 as accurate on the validation tracks needs {cheap['rk4_steps']} steps "
             f"({cheap[SELECT_ON]:.3g} mm) and runs {rate:,.0f} tracks/s") in txt
+    net_rate = variable_dz.speed_points(c).set_index("model")["tracks_per_s"]
+    assert f"tracks/s ({rate / net_rate['mlp-tiny copy (shipped)']:.2g}x)" in txt
 
 
 def test_candidates_and_sides_pick_the_hybrid_on_validation_and_leave_out_a_worse_ml():

@@ -130,7 +130,7 @@ def compare(ds: dict, degrees, intervals: int, coarse_steps, batch: int, threads
     dz drawn per track); each side of :func:`sides` then timed interleaved with the cheapest
     RK4 at least as accurate as the hybrid side on validation tracks."""
     items = TIMED_BATCHES * batch
-    networks = pd.DataFrame() if networks is None else networks.reset_index(drop=True)
+    networks = pd.DataFrame() if networks is None else networks
     poly, models = experiments.polynomial_baselines(ds, degrees, val=ds["val"],
                                                     dz_intervals=intervals)
     poly_tp = benchmark.polynomial_timings(models, poly, [batch], threads, repeats=repeats,
