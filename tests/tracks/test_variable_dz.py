@@ -56,7 +56,8 @@ def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved
     assert h.names["physics"].startswith(f"plain RK4, {c.match['rk4_steps']} equal steps over 12 m")
     assert list(h.sides["hybrid"].samples) == list(r["timing"].rates)
     assert h.names["hybrid"].startswith(f"{c.best['model']} (numba; mean position error")
-    assert "ml" not in h.sides and "no network is trained at variable dz" in h.note
+    assert "ml" not in h.sides
+    assert h.note.endswith("validation tracks. No network is trained at variable dz.")
     assert variable_dz.hybrid_ratio(c) is not None
     none = variable_dz.Comparison(**{**c.__dict__, "ratio": None, "match": None})
     assert variable_dz.speed_headline(none, 0.1) is None and variable_dz.hybrid_ratio(none) is None
@@ -96,12 +97,12 @@ def test_compare_sets_networks_beside_the_polynomial_and_rk4(tmp_path):
     ml = c.ratio[c.ratio["method"] == "mlp-tiny (shipped)"].iloc[0]
     assert not h.paired and list(h.sides["ml"].samples) == list(ml["timing"].rates)
     assert h.names["ml"].startswith(f"mlp-tiny (shipped) ({c.sides['ml']['backend']}; mean")
-    assert h.note.endswith("the pure network is as accurate and stands as ML")
+    assert h.note.endswith("validation tracks. The pure network is as accurate and stands as ML.")
     assert "1e-06 mm on its recorded validation tracks" in h.names["ml"]
     out = variable_dz.Comparison(**{**c.__dict__, "sides": {"hybrid": c.sides["hybrid"]},
                                     "left_out": "The pure network X is left out."})
     left = variable_dz.speed_headline(out, 0.1)
-    assert "ml" not in left.sides and left.note.endswith("The pure network X is left out.")
+    assert "ml" not in left.sides and left.note.endswith("tracks. The pure network X is left out.")
     fams = set(variable_dz.speed_points(c)["family"])
     assert "network (shipped)" in fams
     txt = variable_dz.networks_markdown(c)

@@ -258,8 +258,8 @@ def speed_headline(c: Comparison, margin: float) -> Headline | None:
              "hybrid": _side_name(c.sides["hybrid"])}
     if ml is not None:
         names["ml"] = _side_name(ml)
-    nets = ("no network is trained at variable dz" if c.networks.empty else
-            c.left_out or "the pure network is as accurate and stands as ML")
+    nets = ("No network is trained at variable dz." if c.networks.empty else
+            c.left_out or "The pure network is as accurate and stands as ML.")
     return headline(
         "tracks_per_second_variable_dz", f"Which extrapolates more tracks per second on "
         f"{c.threads} thread(s) at variable dz ({lo:g}–{hi:g} m), at the best variable-dz "
@@ -269,7 +269,7 @@ def speed_headline(c: Comparison, margin: float) -> Headline | None:
         note=f"{c.repeats} timing repeats, each side interleaved with the RK4, batch {c.batch}, "
              "dz drawn per track; hybrid: the polynomial or hybrid network with the lowest "
              "validation error; physics: the plain RK4 with the fewest steps scanned at least as "
-             f"accurate on the validation tracks; {nets}")
+             f"accurate on the validation tracks. {nets}")
 
 
 def polynomial_markdown(vdz: pd.DataFrame, kick: dict, vdz_tp: pd.DataFrame, batch: int,
