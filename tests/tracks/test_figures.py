@@ -86,3 +86,16 @@ def test_schedule_scan_draws_each_family_in_step_order_and_names_the_fewest_step
     assert f"{C.EQUAL_MAP}: 15" in title and f"{C.NODES}: 21" in title
     assert f"{C.EQUAL_BSPLINE}: not reached" in title
     assert fig.layout.shapes[0].y0 == 0.006
+
+
+def test_sweep_means_over_seeds_with_min_max_bars_and_names_its_axes():
+    df = pd.DataFrame({"n_train": [10, 10, 100, 100], "err": [1.0, 3.0, 4.0, 4.0],
+                       "arch": ["mlp"] * 4})
+    fig = figures.sweep(df, "n_train", "err", "arch", title="t", x_title="tracks")
+    tr = fig.data[0]
+    assert list(tr.y) == [2.0, 4.0] and list(tr.error_y.array) == [1.0, 0.0]
+    assert list(tr.error_y.arrayminus) == [1.0, 0.0]
+    assert fig.layout.yaxis.title.text == "err" and fig.layout.xaxis.title.text == "tracks"
+    named = figures.sweep(df, "n_train", "err", "arch", title="t", x_title="tracks",
+                          y_title="mean position error (mm)")
+    assert named.layout.yaxis.title.text == "mean position error (mm)"

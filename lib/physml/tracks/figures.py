@@ -93,8 +93,9 @@ def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
 
 
 def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
-          x_title: str, log_x: bool = True) -> go.Figure:
-    """Mean of ``metric`` over seeds vs column ``x``, one line per ``group``, bars = min/max."""
+          x_title: str, log_x: bool = True, y_title: str | None = None) -> go.Figure:
+    """Mean of ``metric`` over seeds vs column ``x``, one line per ``group``, bars = min/max;
+    the y axis titled ``y_title`` (default: the column name)."""
     fig = go.Figure()
     for name, g in df.groupby(group, sort=False):
         agg = g.groupby(x)[metric].agg(["mean", "min", "max"]).reset_index()
@@ -102,7 +103,8 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
             x=agg[x], y=agg["mean"], mode="lines+markers", name=str(name),
             error_y=dict(type="data", symmetric=False, array=agg["max"] - agg["mean"],
                          arrayminus=agg["mean"] - agg["min"])))
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=metric, yaxis_type="log",
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title or metric,
+                      yaxis_type="log",
                       xaxis_type="log" if log_x else "linear")
     return fig
 
