@@ -22,7 +22,7 @@ import pandas as pd
 from physml.results import Headline, headline, record
 from physml.tracks import benchmark, experiments
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
-from physml.tracks.training import load_model, to_inputs
+from physml.tracks.training import load_model, predict, to_inputs
 
 TIMED_BATCHES = 16
 """Batches per timed call: the polynomial and RK4 both run over a million tracks/s here, so a
@@ -199,8 +199,6 @@ def predictions(c: Comparison) -> dict:
     """End states (n, 4) of the test tracks: the kick alone, the matched RK4 (when there is
     one), each polynomial and each network, by label
     (:func:`physml.tracks.figures.error_vs_dz`)."""
-    import torch
-
     test = c.ds["test"]
     out = {c.kick["model"]: experiments.kick_prediction(c.ds)}
     if c.match is not None:
@@ -208,10 +206,7 @@ def predictions(c: Comparison) -> dict:
     out |= {r.model: c.models[r.model].predict(test["initial"], test["dz"])
             for r in c.poly.itertuples()}
     u = to_inputs(test)[0]
-    for r in c.networks.itertuples():
-        with torch.inference_mode():
-            out[r.model] = load_model(r.run_dir).predict(u).double().numpy()[:, :4]
-    return out
+    return out | {r.model: predict(load_model(r.run_dir), u) for r in c.networks.itertuples()}
 
 
 def coarse_table(c: Comparison) -> pd.DataFrame:
