@@ -30,14 +30,17 @@ def _ds():
 
 def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved():
     ds = _ds()
-    c = variable_dz.compare(ds, [[1, 1], [2, 2]], 4, [4, 8, 16, 32], 64, threads=1, repeats=2)
+    c = variable_dz.compare(ds, [[1, 1], [2, 2]], 4, [4, 8, 16, 32], 64, threads=1, repeats=2,
+                            ratio_repeats=3)
     assert c.best["model"] == c.poly.loc[c.poly[SELECT_ON].idxmin()]["model"]
     assert list(c.sides) == ["hybrid"] and c.sides["hybrid"]["model"] == c.best["model"]
     ok = c.coarse[c.coarse[SELECT_ON] <= c.best[SELECT_ON]]
     assert len(ok) and c.match["rk4_steps"] == ok["rk4_steps"].min()
     r = c.ratio.iloc[0]
     assert len(c.ratio) == 1 and r["method"] == c.best["model"]
-    assert len(r["anchor_timing"].rates) == 2
+    # the headline's pair gets its own repeats; the scans keep ``repeats``
+    assert len(r["anchor_timing"].rates) == 3 and len(r["timing"].rates) == 3
+    assert {t.seconds.size for t in pd.concat([c.poly_tp, c.coarse_tp])["timing"]} == {2}
     # the record, the figure's predictions, the table and the headline come from it
     variable_dz.record_results(c)
     rec = recorded()
@@ -57,6 +60,7 @@ def test_compare_matches_rk4_on_validation_tracks_and_times_the_pair_interleaved
     assert list(h.sides["hybrid"].samples) == list(r["timing"].rates)
     assert h.names["hybrid"].startswith(f"{c.best['model']} (numba; mean position error")
     assert "ml" not in h.sides
+    assert h.note.startswith("3 timing repeats, each side interleaved")
     assert h.note.endswith("validation tracks. No network is trained at variable dz.")
     assert variable_dz.hybrid_ratio(c) is not None
     none = variable_dz.Comparison(**{**c.__dict__, "ratio": None, "match": None})
