@@ -133,8 +133,17 @@ def test_record_has_params_commit_date_and_history(name):
     per_epoch = int(np.ceil(meta["data"]["n_train"] / meta["budget"]["batch_size"]))
     assert meta["budget"]["optimizer_steps"] == meta["budget"]["epochs_run"] * per_epoch
     assert meta["budget"]["optimizer_steps"] >= run["steps"]
+    # small: the weights twice (state dict and ONNX graph, float32) plus the JSON records
+    n_params = sum(v.numel() for v in torch.load(folder / "best_model.pt",
+                                                 weights_only=True).values())
     total = sum(p.stat().st_size for p in folder.iterdir())
-    assert total < 1_000_000, f"{folder}: {total} bytes, keep shipped models small"
+    assert total < 8 * n_params + 400_000, f"{folder}: {total} bytes for {n_params} weights"
+
+
+def test_the_shipped_models_stay_small_together():
+    total = sum(p.stat().st_size for p in shipped.folder_of(NAMES[0]).parent.rglob("*")
+                if p.is_file())
+    assert total < 8_000_000, f"data/tracks/models: {total} bytes, keep the repository small"
 
 
 # ---- the loader fails loudly ------------------------------------------------------------
@@ -333,6 +342,10 @@ def test_versus_trained_and_speed_text_are_computed_from_the_rows():
     txt = shipped.versus_trained(rows, best, 256)
     assert "mlp-x+rk4x8 has 2x lower mean position error and 4x lower slope error" in txt
     assert "4,089 optimiser steps at batch 256, against 20,000 at batch 1024" in txt
+    # a shipped model worse than the trained one says "higher", never "0.5x lower"
+    worse = shipped.versus_trained(_row(pos_mean_mm=0.05, slope_mean=2e-5, name="x (shipped)"),
+                                   best, 256)
+    assert "has 2.5x higher mean position error and the same slope error" in worse
     tp = pd.DataFrame([{"model": "mlp-x+rk4x8 (shipped)", "batch": 4096, "backend": "torch",
                         "tracks_per_s": 500_000.0},
                        {"model": "mlp-x+rk4x8 (shipped)", "batch": 256, "backend": "torch",

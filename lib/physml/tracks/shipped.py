@@ -313,6 +313,16 @@ def display_table(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[[c for c in DISPLAY if c in rows.columns]]
 
 
+def _fold(ours: float, theirs: float) -> str:
+    """``ours`` against ``theirs`` in words, the larger over the smaller: "2x lower", "2x
+    higher" or "the same" (so a worse model never reads as "0.5x lower")."""
+    if ours < theirs:
+        return f"{theirs / ours:.3g}x lower"
+    if ours > theirs:
+        return f"{ours / theirs:.3g}x higher"
+    return "the same"
+
+
 def versus_trained(rows: pd.DataFrame, best: pd.Series, batch_size: int) -> str:
     """How each shipped model compares with ``best`` (the model of this run's summary table
     chosen on validation tracks, trained at ``batch_size``): errors and optimiser steps, from
@@ -323,8 +333,8 @@ def versus_trained(rows: pd.DataFrame, best: pd.Series, batch_size: int) -> str:
     for r in rows.to_dict("records"):
         label = r["model"].removesuffix(" (shipped)")
         out.append(
-            f"{label} has {best['pos_mean_mm'] / r['pos_mean_mm']:.3g}x lower mean "
-            f"position error and {best['slope_mean'] / r['slope_mean']:.3g}x lower slope error "
+            f"{label} has {_fold(r['pos_mean_mm'], best['pos_mean_mm'])} mean position error "
+            f"and {_fold(r['slope_mean'], best['slope_mean'])} slope error "
             f"than {best['model']}, the best model trained in this run (chosen on this run's "
             f"validation tracks; {best['optimizer_steps']:,.0f} optimiser steps at batch "
             f"{int(batch_size)}, against "
