@@ -284,6 +284,9 @@ def test_describe_says_whether_the_record_is_reproduced_and_targets_met():
     other = shipped.describe(_row(same_test_set=False, recorded_n_test=5000, pos_mean_mm=0.07))
     assert "on its own 5,000 test tracks (another test set" in other
     assert "the same as" not in other
+    # one list item per model
+    two = shipped.describe(pd.concat([_row(), _row(model="mlp-y+kick (shipped)")]))
+    assert [ln[:22] for ln in two.split("\n")] == ["- Shipped model **mlp-"] * 2
 
 
 # ---- 05's headline: a shipped hybrid is picked on its validation error ---------------------
@@ -335,13 +338,40 @@ def test_side_errors_of_a_shipped_pick_are_its_test_errors_in_folds(name, loaded
     assert vals["hybrid"].std() > 0
 
 
+def test_capacity_text_sets_sizes_side_by_side_only_at_the_same_budget():
+    def row(size, n_params, pos, slope, meets=False, **kw):
+        return _row(model=f"mlp-{size}+kick/qp (shipped)", arch="mlp", size=size,
+                    n_params=n_params, pos_mean_mm=pos, slope_mean=slope, pos_95_mm=3 * pos,
+                    meets_targets=meets, **kw)
+
+    # listed largest first: the sentence still goes from the fewest parameters to the most
+    rows = pd.concat([row("wide", 400_000, 0.01, 1e-5, meets=True),
+                      row("small", 18_000, 0.08, 6e-5),
+                      row("medium", 100_000, 0.02, 2e-5),
+                      row("tiny", 5_000, 0.5, 1e-4, optimizer_steps=4000),  # another budget
+                      _row(arch="mlp", size="small")], ignore_index=True)  # another prior
+    txt = shipped.capacity_text(rows)
+    assert txt.count("**Size at a fixed budget.**") == 1
+    assert txt.startswith("**Size at a fixed budget.** mlp+kick/qp, 20,000 optimiser steps at "
+                          "batch 1024 on 1,000 tracks: 0.08 mm mean (95th percentile 0.24 mm, "
+                          "slope 6e-05; small, 18,000 parameters), then 0.02 mm")
+    assert "then 0.01 mm mean (95th percentile 0.03 mm, slope 1e-05; wide, 400,000 " \
+           "parameters, meeting all three targets)." in txt
+    assert txt.endswith("The wide one has 8x lower mean position error and 6x lower slope "
+                        "error than the small one.")
+    assert "tiny" not in txt and "rk4x8" not in txt
+    assert shipped.capacity_text(rows.iloc[3:]) == "" and shipped.capacity_text(None) == ""
+
+
 def test_versus_trained_and_speed_text_are_computed_from_the_rows():
     rows = _row(pos_mean_mm=0.01, slope_mean=5e-6, name="x (shipped)")
     best = pd.Series({"model": "mlp-tiny+rk4x8", "pos_mean_mm": 0.02, "slope_mean": 2e-5,
                       "optimizer_steps": 4089})
     txt = shipped.versus_trained(rows, best, 256)
-    assert "mlp-x+rk4x8 has 2x lower mean position error and 4x lower slope error" in txt
-    assert "4,089 optimiser steps at batch 256, against 20,000 at batch 1024" in txt
+    assert txt == ("Against mlp-tiny+rk4x8, the best model trained in this run (chosen on this "
+                   "run's validation tracks; 4,089 optimiser steps at batch 256): mlp-x+rk4x8 "
+                   "(20,000 optimiser steps at batch 1024) has 2x lower mean position error and "
+                   "4x lower slope error.")
     # a shipped model worse than the trained one says "higher", never "0.5x lower"
     worse = shipped.versus_trained(_row(pos_mean_mm=0.05, slope_mean=2e-5, name="x (shipped)"),
                                    best, 256)

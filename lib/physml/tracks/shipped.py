@@ -34,6 +34,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -329,16 +330,42 @@ def versus_trained(rows: pd.DataFrame, best: pd.Series, batch_size: int) -> str:
     the two rows."""
     if rows is None or len(rows) == 0:
         return ""
-    out = []
-    for r in rows.to_dict("records"):
-        label = r["model"].removesuffix(" (shipped)")
-        out.append(
-            f"{label} has {_fold(r['pos_mean_mm'], best['pos_mean_mm'])} mean position error "
-            f"and {_fold(r['slope_mean'], best['slope_mean'])} slope error "
-            f"than {best['model']}, the best model trained in this run (chosen on this run's "
+    out = [f"{r['model'].removesuffix(' (shipped)')} ({r['optimizer_steps']:,.0f} optimiser "
+           f"steps at batch {r['batch_size']}) has {_fold(r['pos_mean_mm'], best['pos_mean_mm'])}"
+           f" mean position error and {_fold(r['slope_mean'], best['slope_mean'])} slope error"
+           for r in rows.to_dict("records")]
+    return (f"Against {best['model']}, the best model trained in this run (chosen on this run's "
             f"validation tracks; {best['optimizer_steps']:,.0f} optimiser steps at batch "
-            f"{int(batch_size)}, against "
-            f"{r['optimizer_steps']:,.0f} at batch {r['batch_size']}).")
+            f"{int(batch_size)}): " + "; ".join(out) + ".")
+
+
+def capacity_text(rows: pd.DataFrame) -> str:
+    """What size buys at a fixed budget: for each group of shipped models (a :func:`runs_table`)
+    that differ only in size (same architecture and prior, optimiser steps, batch and training
+    tracks), their test errors from the fewest parameters to the most. "" when no two shipped
+    models differ only in size. Every number from the table."""
+    if rows is None or len(rows) < 2:
+        return ""
+    df = rows.assign(kind=[re.sub(rf"^({a})-{z}", r"\1", m.removesuffix(" (shipped)"))
+                           for a, z, m in zip(rows["arch"], rows["size"], rows["model"],
+                                              strict=True)])
+    out = []
+    for (kind, steps, batch, n), g in df.groupby(
+            ["kind", "optimizer_steps", "batch_size", "n_train"], sort=False):
+        if g["size"].nunique() < 2:
+            continue
+        g = g.sort_values("n_params")
+        parts = [f"{r.pos_mean_mm:.3g} mm mean (95th percentile {r.pos_95_mm:.3g} mm, slope "
+                 f"{r.slope_mean:.2g}; {r.size}, {r.n_params:,} parameters"
+                 + (", meeting all three targets)" if r.meets_targets else ")")
+                 for r in g.itertuples()]
+        first, last = g.iloc[0], g.iloc[-1]
+        out.append(
+            f"**Size at a fixed budget.** {kind}, {steps:,.0f} optimiser steps at batch "
+            f"{batch:.0f} on {n:,.0f} tracks: " + ", then ".join(parts) + ". The "
+            f"{last['size']} one has {_fold(last['pos_mean_mm'], first['pos_mean_mm'])} mean "
+            f"position error and {_fold(last['slope_mean'], first['slope_mean'])} slope error "
+            f"than the {first['size']} one.")
     return " ".join(out)
 
 
@@ -448,9 +475,9 @@ def _meets(m: dict) -> bool:
 
 
 def describe(rows: pd.DataFrame) -> str:
-    """One sentence per shipped model (a :func:`runs_table`): what it is, how and when it was
-    trained, its errors on this run's test tracks against the recorded ones and the targets —
-    every number from the table."""
+    """A Markdown list, one item per shipped model (a :func:`runs_table`): what it is, how and
+    when it was trained, its errors on this run's test tracks against the recorded ones and the
+    targets — every number from the table."""
     if rows is None or len(rows) == 0:
         return ("No shipped model is evaluated in this run (parameter shipped_models; shipped "
                 f"in data/tracks/models: {', '.join(available()) or 'none'}).")
@@ -469,7 +496,7 @@ def describe(rows: pd.DataFrame) -> str:
             versus = (f"on its own {r['recorded_n_test']:,} test tracks (another test set "
                       f"than this run's) it recorded {rec}")
         out.append(
-            f"Shipped model **{r['model'].removesuffix(' (shipped)')}** "
+            f"- Shipped model **{r['model'].removesuffix(' (shipped)')}** "
             f"({r['n_params']:,} parameters): trained by "
             f"`{r['trained_by']}` at commit {commit} on {r['date_utc'][:10]}, "
             f"{r['optimizer_steps']:,.0f} optimiser steps at batch {r['batch_size']} on "
@@ -479,7 +506,7 @@ def describe(rows: pd.DataFrame) -> str:
             f"{r['slope_mean']:.2g} — it "
             f"{'meets all three targets' if r['meets_targets'] else 'misses a target'}; "
             f"{versus}.")
-    return " ".join(out)
+    return "\n".join(out)
 
 
 # ---- save / train --------------------------------------------------------------------------
@@ -614,6 +641,7 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["ShippedModelError", "available", "beside", "check_reproduced", "describe",
-           "display_table", "evaluate", "load", "models_dir", "read_meta", "record_rows",
-           "runs_table", "save", "speed_text", "test_spec", "train", "versus_trained"]
+__all__ = ["ShippedModelError", "available", "beside", "capacity_text", "check_reproduced",
+           "describe", "display_table", "evaluate", "load", "models_dir", "read_meta",
+           "record_rows", "runs_table", "save", "speed_text", "test_spec", "train",
+           "versus_trained"]
