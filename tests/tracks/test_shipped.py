@@ -361,6 +361,12 @@ def test_capacity_text_sets_sizes_side_by_side_only_at_the_same_budget():
                         "error than the small one.")
     assert "tiny" not in txt and "rk4x8" not in txt
     assert shipped.capacity_text(rows.iloc[3:]) == "" and shipped.capacity_text(None) == ""
+    # two models are enough; groups keep the rows' order (rk4x8 listed first stays first)
+    two = pd.concat([row("small", 18_000, 0.08, 6e-5), row("medium", 100_000, 0.02, 2e-5)])
+    assert shipped.capacity_text(two).startswith("**Size at a fixed budget.** mlp+kick/qp")
+    rk4 = pd.concat([two.assign(model=two["model"].str.replace("kick/qp", "rk4x8")), two])
+    assert shipped.capacity_text(rk4).index("mlp+rk4x8") < shipped.capacity_text(rk4).index(
+        "mlp+kick/qp")
 
 
 def test_versus_trained_and_speed_text_are_computed_from_the_rows():
