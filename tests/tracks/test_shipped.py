@@ -378,6 +378,7 @@ def test_versus_trained_and_speed_text_are_computed_from_the_rows():
                    "run's validation tracks; 4,089 optimiser steps at batch 256): mlp-x+rk4x8 "
                    "(20,000 optimiser steps at batch 1024) has 2x lower mean position error and "
                    "4x lower slope error.")
+    assert shipped.versus_trained(rows.iloc[:0], best, 256) == ""  # no shipped model: nothing
     # a shipped model worse than the trained one says "higher", never "0.5x lower"
     worse = shipped.versus_trained(_row(pos_mean_mm=0.05, slope_mean=2e-5, name="x (shipped)"),
                                    best, 256)
