@@ -358,12 +358,18 @@ def test_capacity_text_sets_sizes_side_by_side_only_at_the_same_budget():
     assert "then 0.01 mm mean (95th percentile 0.03 mm, slope 1e-05; wide, 400,000 " \
            "parameters, meeting all three targets)." in txt
     assert txt.endswith("The wide one has 8x lower mean position error and 6x lower slope "
-                        "error than the small one.")
+                        "error than the small one; size by size, mean position error 4x lower "
+                        "(small to medium), 2x lower (medium to wide).")
     assert "tiny" not in txt and "rk4x8" not in txt
     assert shipped.capacity_text(rows.iloc[3:]) == "" and shipped.capacity_text(None) == ""
     # two models are enough; groups keep the rows' order (rk4x8 listed first stays first)
     two = pd.concat([row("small", 18_000, 0.08, 6e-5), row("medium", 100_000, 0.02, 2e-5)])
     assert shipped.capacity_text(two).startswith("**Size at a fixed budget.** mlp+kick/qp")
+    assert shipped.capacity_text(two).endswith("than the small one.")  # no step list for one step
+    # a larger model that does worse reads as higher, step by step
+    worse = pd.concat([two, row("wide", 400_000, 0.03, 3e-5)])
+    assert shipped.capacity_text(worse).endswith(
+        "mean position error 4x lower (small to medium), 1.5x higher (medium to wide).")
     rk4 = pd.concat([two.assign(model=two["model"].str.replace("kick/qp", "rk4x8")), two])
     assert shipped.capacity_text(rk4).index("mlp+rk4x8") < shipped.capacity_text(rk4).index(
         "mlp+kick/qp")

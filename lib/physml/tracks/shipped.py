@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -360,12 +361,16 @@ def capacity_text(rows: pd.DataFrame) -> str:
                  + (", meeting all three targets)" if r.meets_targets else ")")
                  for r in g.itertuples()]
         first, last = g.iloc[0], g.iloc[-1]
+        steps_up = [f"{_fold(b.pos_mean_mm, a.pos_mean_mm)} ({a.size} to {b.size})"
+                    for a, b in itertools.pairwise(g.itertuples())]
         out.append(
             f"**Size at a fixed budget.** {kind}, {steps:,.0f} optimiser steps at batch "
             f"{batch:.0f} on {n:,.0f} tracks: " + ", then ".join(parts) + ". The "
             f"{last['size']} one has {_fold(last['pos_mean_mm'], first['pos_mean_mm'])} mean "
             f"position error and {_fold(last['slope_mean'], first['slope_mean'])} slope error "
-            f"than the {first['size']} one.")
+            f"than the {first['size']} one"
+            + (f"; size by size, mean position error {', '.join(steps_up)}."
+               if len(steps_up) > 1 else "."))
     return " ".join(out)
 
 
