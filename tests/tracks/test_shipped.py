@@ -249,7 +249,9 @@ def test_runs_table_row_is_this_runs_evaluation_beside_the_record(name, loaded):
     rows = shipped.runs_table(half, [name], args=args | {"test_seed": 7})
     r = rows.iloc[0]
     assert not r["same_test_set"]
-    assert r["model"] == f"{meta['model']} (shipped)" and bool(r["shipped"])
+    seed = meta["run"]["seed"]  # a network initialised with another seed says which
+    assert r["model"] == (f"{meta['model']}{f' seed {seed}' if seed else ''} (shipped)")
+    assert bool(r["shipped"]) and r["seed"] == seed
     want = shipped.evaluate(model, half)
     assert r["pos_mean_mm"] == want["pos_mean_mm"]
     assert r["recorded_pos_mean_mm"] == meta["accuracy"]["test"]["pos_mean_mm"]
@@ -269,7 +271,7 @@ def _row(**kw):
             "training_time_s": 10.0, "n_test": 100, "pos_mean_mm": 0.05, "pos_95_mm": 0.2,
             "slope_mean": 5e-6, "meets_targets": True, "recorded_pos_mean_mm": 0.05,
             "recorded_pos_95_mm": 0.2, "recorded_slope_mean": 5e-6, "same_test_set": True,
-            "recorded_n_test": 100}
+            "recorded_n_test": 100, "seed": 0}
     return pd.DataFrame([base | kw])
 
 
@@ -373,6 +375,33 @@ def test_capacity_text_sets_sizes_side_by_side_only_at_the_same_budget():
     rk4 = pd.concat([two.assign(model=two["model"].str.replace("kick/qp", "rk4x8")), two])
     assert shipped.capacity_text(rk4).index("mlp+rk4x8") < shipped.capacity_text(rk4).index(
         "mlp+kick/qp")
+
+
+def test_capacity_text_averages_the_seeds_of_a_size_and_lists_each():
+    def row(size, n_params, pos, slope, seed=0, meets=False):
+        label = f"mlp-{size}+kick/qp" + (f" seed {seed}" if seed else "")
+        return _row(model=f"{label} (shipped)", arch="mlp", size=size, n_params=n_params,
+                    pos_mean_mm=pos, slope_mean=slope, pos_95_mm=3 * pos, meets_targets=meets,
+                    seed=seed)
+
+    rows = pd.concat([row("medium", 100_000, 0.02, 2e-5, meets=True),
+                      row("small", 18_000, 0.08, 6e-5), row("small", 18_000, 0.1, 8e-5, seed=1),
+                      row("medium", 100_000, 0.03, 4e-5, seed=2)], ignore_index=True)
+    txt = shipped.capacity_text(rows)
+    assert txt.count("**Size at a fixed budget.**") == 1  # the seeds are one group
+    assert ("1,000 tracks: 0.09 mm mean over seeds 0, 1 (0.08 and 0.1 mm; mean 95th "
+            "percentile 0.27 mm, mean slope 7e-05; small, 18,000 parameters), then 0.025 mm "
+            "mean over seeds 0, 2 (0.02 and 0.03 mm; mean 95th percentile 0.075 mm, mean slope "
+            "3e-05; medium, 100,000 parameters). The medium one has 3.6x lower mean position "
+            "error and 2.33x lower slope error than the small one; the seeds of one size differ "
+            "by up to 1.5x (medium).") in txt  # one seed missing a target: not all met
+    one = pd.concat([row("small", 18_000, 0.1, 8e-5, seed=1),
+                     row("medium", 100_000, 0.02, 2e-5, meets=True)])
+    assert ("0.1 mm mean (seed 1; 95th percentile 0.3 mm, slope 8e-05; small, 18,000 "
+            "parameters), then 0.02 mm mean (95th percentile 0.06 mm, slope 2e-05; medium, "
+            "100,000 parameters, meeting all three targets). The medium one has 5x lower mean "
+            "position error and 4x lower slope error than the small one.") \
+        in shipped.capacity_text(one)
 
 
 def test_versus_trained_and_speed_text_are_computed_from_the_rows():

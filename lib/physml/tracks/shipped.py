@@ -232,7 +232,8 @@ def runs_table(test: dict, names: list[str] | None = None, args: dict | None = N
     ``trained_by`` and ``same_test_set`` (``args``, the
     :func:`~physml.tracks.experiments.prepare` arguments of ``test``, name the recorded test
     tracks: same n_test, test_seed, field model and end plane). Model label:
-    ``<label> (shipped)``. ``names``: default all shipped. ShippedModelError if ``args`` has
+    ``<label> (shipped)``, ``<label> seed <k> (shipped)`` for a network initialised with seed
+    k > 0. ``names``: default all shipped. ShippedModelError if ``args`` has
     another end plane than a model was trained for (its prior and inputs assume that plane), or
     a test seed equal to the seed of the model's training tracks (tracks are drawn per
     (seed, shard), so these test tracks would be its training tracks)."""
@@ -255,8 +256,9 @@ def runs_table(test: dict, names: list[str] | None = None, args: dict | None = N
         run = meta["run"]
         m = evaluate(model, test)
         rec = meta["accuracy"]["test"]
+        seed = f" seed {run['seed']}" if run["seed"] else ""
         rows.append({
-            "model": f"{meta['model']} (shipped)", "name": f"{name} (shipped)",
+            "model": f"{meta['model']}{seed} (shipped)", "name": f"{name} (shipped)",
             "run_dir": str(folder_of(name, root)), "arch": run["arch"], "size": run["size"],
             "seed": run["seed"], "optimizer_steps": meta["budget"]["optimizer_steps"],
             "batch_size": meta["budget"]["batch_size"], "n_train": d["n_train"],
@@ -342,12 +344,14 @@ def versus_trained(rows: pd.DataFrame, best: pd.Series, batch_size: int) -> str:
 
 def capacity_text(rows: pd.DataFrame) -> str:
     """What size buys at a fixed budget: for each group of shipped models (a :func:`runs_table`)
-    that differ only in size (same architecture and prior, optimiser steps, batch and training
-    tracks), their test errors from the fewest parameters to the most. "" when no two shipped
-    models differ only in size. Every number from the table."""
+    that differ only in size and seed (same architecture and prior, optimiser steps, batch and
+    training tracks), their test errors from the fewest parameters to the most — per size the
+    mean over its seeds, each seed's mean position error beside it when there are several.
+    "" when no two shipped models differ in size. Every number from the table."""
     if rows is None or len(rows) < 2:
         return ""
-    df = rows.assign(kind=[re.sub(rf"^({a})-{z}", r"\1", m.removesuffix(" (shipped)"))
+    df = rows.assign(kind=[re.sub(rf"^({a})-{z}", r"\1",
+                                  re.sub(r" seed \d+$", "", m.removesuffix(" (shipped)")))
                            for a, z, m in zip(rows["arch"], rows["size"], rows["model"],
                                               strict=True)])
     out = []
@@ -355,22 +359,40 @@ def capacity_text(rows: pd.DataFrame) -> str:
             ["kind", "optimizer_steps", "batch_size", "n_train"], sort=False):
         if g["size"].nunique() < 2:
             continue
-        g = g.sort_values("n_params")
-        parts = [f"{r.pos_mean_mm:.3g} mm mean (95th percentile {r.pos_95_mm:.3g} mm, slope "
-                 f"{r.slope_mean:.2g}; {r.size}, {r.n_params:,} parameters"
-                 + (", meeting all three targets)" if r.meets_targets else ")")
-                 for r in g.itertuples()]
-        first, last = g.iloc[0], g.iloc[-1]
-        steps_up = [f"{_fold(b.pos_mean_mm, a.pos_mean_mm)} ({a.size} to {b.size})"
-                    for a, b in itertools.pairwise(g.itertuples())]
+        by = (g.sort_values(["n_params", "seed"])
+              .groupby(["n_params", "size"], sort=True)
+              .agg(pos=("pos_mean_mm", "mean"), p95=("pos_95_mm", "mean"),
+                   slope=("slope_mean", "mean"), meets=("meets_targets", "all"),
+                   seeds=("seed", list), each=("pos_mean_mm", list))
+              .reset_index())
+        parts = []
+        for r in by.itertuples():
+            tail = (f"{r.size}, {r.n_params:,} parameters"
+                    + (", meeting all three targets" if r.meets else ""))
+            if len(r.seeds) > 1:
+                parts.append(f"{r.pos:.3g} mm mean over seeds {', '.join(map(str, r.seeds))} ("
+                             + " and ".join(f"{v:.3g}" for v in r.each) + f" mm; mean 95th "
+                             f"percentile {r.p95:.3g} mm, mean slope {r.slope:.2g}; {tail})")
+            else:
+                seed = f"seed {r.seeds[0]}; " if r.seeds[0] else ""
+                parts.append(f"{r.pos:.3g} mm mean ({seed}95th percentile {r.p95:.3g} mm, "
+                             f"slope {r.slope:.2g}; {tail})")
+        first, last = by.iloc[0], by.iloc[-1]
+        steps_up = [f"{_fold(b.pos, a.pos)} ({a.size} to {b.size})"
+                    for a, b in itertools.pairwise(by.itertuples())]
+        spread = [(max(r.each) / min(r.each), r.size) for r in by.itertuples()
+                  if len(r.each) > 1]
+        widest = max(spread, default=None)
         out.append(
             f"**Size at a fixed budget.** {kind}, {steps:,.0f} optimiser steps at batch "
             f"{batch:.0f} on {n:,.0f} tracks: " + ", then ".join(parts) + ". The "
-            f"{last['size']} one has {_fold(last['pos_mean_mm'], first['pos_mean_mm'])} mean "
-            f"position error and {_fold(last['slope_mean'], first['slope_mean'])} slope error "
+            f"{last['size']} one has {_fold(last['pos'], first['pos'])} mean "
+            f"position error and {_fold(last['slope'], first['slope'])} slope error "
             f"than the {first['size']} one"
-            + (f"; size by size, mean position error {', '.join(steps_up)}."
-               if len(steps_up) > 1 else "."))
+            + (f"; size by size, mean position error {', '.join(steps_up)}"
+               if len(steps_up) > 1 else "")
+            + (f"; the seeds of one size differ by up to {widest[0]:.3g}x ({widest[1]})"
+               if widest else "") + ".")
     return " ".join(out)
 
 
