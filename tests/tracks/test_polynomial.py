@@ -2,6 +2,7 @@
 basis spans (and not on one it does not), close to the analytic helix in a uniform field, the
 compiled prediction equal to the design matrix's, and errors that name the bad value."""
 
+import dataclasses
 import functools
 import math
 import re
@@ -181,6 +182,15 @@ def test_a_model_refuses_coefficients_of_another_basis():
     with pytest.raises(ValueError, match=r"coef has shape \(5, 4\), the basis d2/q1 needs "
                                          r"\(30, 4\)"):
         P.PolynomialSurrogate(B(2, 1), np.ones(5), np.zeros((5, 4)), DZ, TABLE)
+
+
+def test_a_fitted_model_cannot_be_changed_under_its_kernel():
+    # the kernel's copy of the coefficients and the plane's field integrals are made once, in
+    # __post_init__: a model whose coef or dz could be reassigned would predict with stale ones
+    m = P.PolynomialSurrogate(B(2, 1), np.ones(5), np.zeros((30, 4)), DZ, TABLE)
+    for name, value in (("coef", np.ones((30, 4))), ("dz_mm", 1.0)):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(m, name, value)
 
 
 def test_bad_inputs_are_refused_naming_what_and_where():
