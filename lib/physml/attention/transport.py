@@ -193,14 +193,15 @@ def simulate(q0: np.ndarray, wind_ms: np.ndarray, t_end_s: np.ndarray | float, d
              n_frames: int = 1) -> np.ndarray:
     """Advance q0 to ``t_end_s`` (scalar or one per sample) with equal steps per sample.
 
-    Every sample takes the same number of steps, ``ceil(max_b t_end_b / (cfl · dt_max_b))``, of
-    length ``t_end_b / n_steps`` (so each meets the CFL limit with margin ``cfl``).
+    Every sample takes the same number of steps, ``ceil(max_b t_end_b / (cfl · dt_max_b))``
+    rounded up to a multiple of ``n_frames``, of length ``t_end_b / n_steps`` (so each meets
+    the CFL limit with margin ``cfl``, and the frames are evenly spaced in time).
 
     Parameters
     ----------
     q0 : ``(B, n, n)`` or ``(n, n)`` tracer density.  wind_ms : ``(B, 2, n, n)`` or ``(2, n, n)``.
     t_end_s : horizon, seconds, scalar or ``(B,)``.  cfl : safety factor in (0, 1].
-    n_frames : number of snapshots returned, evenly spaced in steps, the last at t_end.
+    n_frames : number of snapshots returned (>= 1), at t_end · k / n_frames, k = 1 .. n_frames.
 
     Computes in float32 when ``q0`` is float32 (data sets), otherwise float64.
 
@@ -210,6 +211,8 @@ def simulate(q0: np.ndarray, wind_ms: np.ndarray, t_end_s: np.ndarray | float, d
     _check(dx_m, diffusivity_m2s, boundary)
     if not 0 < cfl <= 1:
         raise ValueError(f"simulate: cfl must be in (0, 1], got {cfl}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int | np.integer) or n_frames < 1:
+        raise ValueError(f"simulate: n_frames must be an integer >= 1, got {n_frames!r}")
     single = np.ndim(q0) == 2
     dtype = np.float32 if np.asarray(q0).dtype == np.float32 else np.float64
     q = np.asarray(q0, dtype=dtype)[None] if single else np.array(q0, dtype=dtype)
@@ -222,12 +225,13 @@ def simulate(q0: np.ndarray, wind_ms: np.ndarray, t_end_s: np.ndarray | float, d
         raise ValueError("simulate: t_end_s must be finite and >= 0")
     limit = max_stable_dt(w, dx_m, diffusivity_m2s)
     n_steps = max(1, int(np.ceil(np.max(t_end / (cfl * limit)))))
+    n_steps = -(-n_steps // n_frames) * n_frames  # a whole number of steps per frame
     dt = t_end / n_steps
     _check_dt(dt, w, dx_m, diffusivity_m2s)
     cx = _face_coefficients(w[:, 0], -1, dx_m, diffusivity_m2s, boundary)
     cy = _face_coefficients(w[:, 1], -2, dx_m, diffusivity_m2s, boundary)
     dt_b = dt.astype(q.dtype)[:, None, None]
-    keep = set(np.linspace(0, n_steps, n_frames + 1).round().astype(int)[1:].tolist())
+    keep = {k * n_steps // n_frames for k in range(1, n_frames + 1)}
     frames = []
     for s in range(1, n_steps + 1):
         q = q - dt_b * _divergence(q, cx, cy, dx_m)
