@@ -96,10 +96,14 @@ def gyro_orientation(gyro_dps, rate_hz=None, time_s=None):
         if t.shape != (len(g),):
             raise ValueError(f"time_s must be ({len(g)},), got shape {t.shape}")
         dt = np.diff(t, prepend=t[0])
-        if np.any(dt[1:] <= 0) or not np.all(np.isfinite(t)):
-            bad = int(np.flatnonzero(~(dt[1:] > 0))[0]) + 1 if np.any(dt[1:] <= 0) else 0
+        if not np.all(np.isfinite(t)):
+            bad = int(np.flatnonzero(~np.isfinite(t))[0])
+            raise ValueError(f"time_s must be finite and strictly increasing; sample {bad} "
+                             f"is {t[bad]}")
+        if np.any(dt[1:] <= 0):
+            bad = int(np.flatnonzero(dt[1:] <= 0)[0]) + 1
             raise ValueError(f"time_s must be finite and strictly increasing; sample {bad}: "
-                             f"{t[bad]} s after {t[bad - 1] if bad else float('nan')} s")
+                             f"{t[bad]} s after {t[bad - 1]} s")
         steps = rotvec_to_quat(np.deg2rad(g) * dt[:, None])
     else:
         if rate_hz is None or not rate_hz > 0:
@@ -322,6 +326,9 @@ def estimate_gyro_bias(gyro_dps, rate_hz, accel_g, readings_uT=None, bits=None, 
 
     rt0 = np.swapaxes(gyro_orientation(g - b0, rate_hz, time_s), -1, -2)
     up0 = np.mean(np.einsum("nji,nj->ni", rt0, acc), axis=0)  # R_i a_i averaged
+    if not np.linalg.norm(up0) > 0:
+        raise ValueError("accel_g: the accelerometer's readings average to zero (or are not "
+                         "finite), so there is no gravity to say where up is")
     theta0 = np.concatenate([b0, up0 / np.linalg.norm(up0)])
     if use_mag:
         e0 = fit_earth(r, np.swapaxes(rt0, -1, -2)[rows], bits).earth_uT
