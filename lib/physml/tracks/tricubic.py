@@ -38,11 +38,11 @@ from physml.tracks.fieldbase import as_points
 from physml.tracks.grid import GridField
 from physml.tracks.jitcache import stable
 
-# 5-point first-derivative stencils in units of the node spacing (rows: node offset 0, 1 from
-# the low edge; interior: central). Exact for polynomials of degree <= 4.
+# one-sided 5-point first-derivative stencils in units of the node spacing, for the nodes at
+# offset 0 and 1 from the low edge (the interior's central one is written out in
+# axis_derivative). Exact for polynomials of degree <= 4.
 _EDGE0 = np.array([-25.0, 48.0, -36.0, 16.0, -3.0]) / 12.0
 _EDGE1 = np.array([-3.0, -10.0, 18.0, -6.0, 1.0]) / 12.0
-_CENTRAL = np.array([1.0, -8.0, 0.0, 8.0, -1.0]) / 12.0
 
 
 def axis_derivative(values: np.ndarray, axis: int) -> np.ndarray:
