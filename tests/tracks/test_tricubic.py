@@ -2,6 +2,8 @@
 interpolated vacuum field, and the compiled RK4 / Dormand-Prince integrators on it vs
 independent references (scipy DOP853, the analytic helix)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,18 @@ def test_rk4_and_dopri5_on_the_smooth_default_map_match_dop853():
                          initial_step_mm=100.0, return_info=True)
     assert np.abs(ad[:, :2] - ref[:, :2]).max() < 1e-3
     assert info["mean_steps"] < 60  # adaptive: far fewer steps than the 340 of 25 mm
+
+
+def test_bspline_tables_refuse_arrays_that_are_not_maps_by_shape():
+    from physml.tracks.tricubic import bspline_coefficients, bspline_planes
+
+    for bad in (np.zeros((5, 5, 5)), np.zeros((5, 5, 5, 2)), np.zeros((5, 3, 5, 3)),
+                np.zeros((1, 5, 5, 5, 3))):
+        with pytest.raises(ValueError, match=r"bspline_coefficients: need b of shape \(nx>=4, "
+                                             rf".*got {re.escape(str(bad.shape))}"):
+            bspline_coefficients(bad)
+    assert bspline_coefficients(np.zeros((4, 4, 4, 3))).shape == (6, 6, 6, 3)
+    for bad in (np.zeros((6, 6, 6)), np.zeros((6, 6, 6, 2)), np.zeros((6, 6, 5, 3))):
+        with pytest.raises(ValueError, match=r"bspline_planes: need coefficients"):
+            bspline_planes(bad)
+    assert bspline_planes(np.zeros((6, 6, 6, 3))).shape == (6, 6, 7, 3)
