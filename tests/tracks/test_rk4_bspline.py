@@ -97,6 +97,28 @@ def test_bspline_is_zero_outside_the_map_and_rejects_non_maps():
         BSplineField(np.zeros((5, 5, 5, 3)))
 
 
+def test_cached_evaluation_equals_the_plain_one_inside_and_is_zero_outside():
+    """bspline_point_cached (the RK4 kernels' evaluation off the planes) gives bspline_point's
+    value at points inside the box, reusing its z-contraction while a track stays in a cell,
+    and zero just outside each face, whatever its cache holds."""
+    from physml.tracks.tricubic import SCRATCH, bspline_point, bspline_point_cached
+
+    bs = BSplineField(_map_of(_smooth))
+    c, o, inv = bs.kernel_arrays()
+    scratch = np.zeros(SCRATCH)
+    scratch[0] = -1.0
+    inside = [(12.0, -37.0, 950.0), (31.0, -5.0, 950.0), (-590.0, 590.0, -150.0),
+              (599.9, -599.9, 3199.9), (12.0, -37.0, 1010.0)]
+    for q in inside:  # the second point reuses the first's z-contraction (same cell, same z)
+        np.testing.assert_allclose(bspline_point_cached(c, o, inv, *q, scratch),
+                                   bspline_point(c, o, inv, *q), rtol=1e-12, atol=1e-15)
+    outside = [(-600.5, 0.0, 950.0), (600.5, 0.0, 950.0), (0.0, -600.5, 950.0),
+               (0.0, 600.5, 950.0), (0.0, 0.0, -200.5), (0.0, 0.0, 3200.5)]
+    for q in outside:
+        assert bspline_point_cached(c, o, inv, *q, scratch) == (0.0, 0.0, 0.0)
+        assert bspline_point(c, o, inv, *q) == (0.0, 0.0, 0.0)
+
+
 # ------------------------------------------------------------------------------------------
 # the integrators on it
 # ------------------------------------------------------------------------------------------
