@@ -220,8 +220,13 @@ def test_planes_hold_the_bspline_on_its_node_and_half_node_planes():
                     for c in range(3)], 1)
     np.testing.assert_allclose(got, ref, atol=2e-4 * np.abs(ref).max())
     np.testing.assert_allclose(got, bs(p), rtol=0, atol=1e-13)  # and the general evaluation
-    edge = np.array([[-601.0, 0, 100], [0, 0, -250.0], [0, 0, 3250.0]])
+    edge = np.array([[-601.0, 0, 100], [601.0, 0, 100], [0, -601.0, 100], [0, 601.0, 100],
+                     [0, 0, -250.0], [0, 0, 3250.0]])
     assert all(K._bspline_plane_point(planes, o, inv, *q, None) == (0.0, 0.0, 0.0) for q in edge)
+    # on the box's upper x and y faces: the node values
+    face = np.array([[600.0, 200.0, 1000.0], [-300.0, 600.0, 1000.0], [600.0, 600.0, 1000.0]])
+    got = np.array([K._bspline_plane_point(planes, o, inv, *q, None) for q in face])
+    np.testing.assert_allclose(got, _smooth(face), atol=1e-12)
 
 
 def test_on_planes_accepts_node_or_half_node_schedules_only():

@@ -98,6 +98,10 @@ def test_zero_outside_the_grid():
     tc = TricubicField(_grid_of(_cubic))
     pts = np.array([[-301.0, 0, 100], [0, 201, 100], [0, 0, -0.1], [0, 0, 500.1]])
     assert np.all(tc(pts) == 0)
+    # on the upper faces and corner (the last cell, not one past it): the node values
+    face = np.array([[300.0, 100.0, 250.0], [-100.0, 200.0, 250.0], [0.0, 0.0, 500.0],
+                     [300.0, 200.0, 500.0]])
+    np.testing.assert_allclose(tc(face), _cubic(face), rtol=1e-12, atol=1e-12)
 
 
 def test_rejects_a_non_grid_field():
