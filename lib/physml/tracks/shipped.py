@@ -346,7 +346,8 @@ def capacity_text(rows: pd.DataFrame) -> str:
     """What size buys at a fixed budget: for each group of shipped models (a :func:`runs_table`)
     that differ only in size and seed (same architecture and prior, optimiser steps, batch and
     training tracks), their test errors from the fewest parameters to the most — per size the
-    mean over its seeds, each seed's mean position error beside it when there are several.
+    mean over its seeds, each seed's mean position error beside it and the ratio of the largest
+    to the smallest when there are several (so a step up in size can be set against it).
     "" when no two shipped models differ in size. Every number from the table."""
     if rows is None or len(rows) < 2:
         return ""
@@ -380,9 +381,8 @@ def capacity_text(rows: pd.DataFrame) -> str:
         first, last = by.iloc[0], by.iloc[-1]
         steps_up = [f"{_fold(b.pos, a.pos)} ({a.size} to {b.size})"
                     for a, b in itertools.pairwise(by.itertuples())]
-        spread = [(max(r.each) / min(r.each), r.size) for r in by.itertuples()
+        spread = [f"{r.size} {max(r.each) / min(r.each):.3g}x" for r in by.itertuples()
                   if len(r.each) > 1]
-        widest = max(spread, default=None)
         out.append(
             f"**Size at a fixed budget.** {kind}, {steps:,.0f} optimiser steps at batch "
             f"{batch:.0f} on {n:,.0f} tracks: " + ", then ".join(parts) + ". The "
@@ -391,8 +391,8 @@ def capacity_text(rows: pd.DataFrame) -> str:
             f"than the {first['size']} one"
             + (f"; size by size, mean position error {', '.join(steps_up)}"
                if len(steps_up) > 1 else "")
-            + (f"; the seeds of one size differ by up to {widest[0]:.3g}x ({widest[1]})"
-               if widest else "") + ".")
+            + (f"; between the seeds of one size (largest over smallest mean error): "
+               f"{', '.join(spread)}" if spread else "") + ".")
     return " ".join(out)
 
 
