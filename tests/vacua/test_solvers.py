@@ -118,3 +118,10 @@ def test_solve_rejects_bad_input():
         solve([pot], "newton_raphson", [np.zeros((3, 3))])
     with pytest.raises(ValueError, match="starts"):
         solve([pot], "bfgs", [np.zeros((3, 2))])
+    # one starts array per potential: neither fewer nor more, and at least one potential
+    with pytest.raises(ValueError, match="one starts array per potential"):
+        solve([pot], "bfgs", [np.zeros((3, 3)), np.zeros((3, 3))])
+    with pytest.raises(ValueError, match="one starts array per potential"):
+        solve([pot, pot], "bfgs", [np.zeros((3, 3))])
+    with pytest.raises(ValueError, match="one starts array per potential"):
+        solve([], "bfgs", [])

@@ -1,0 +1,137 @@
+"""The batched trust-region Newton kernel step by step: its step cap, its stop at the kink of
+|φ_i|_δ, its damping on an indefinite Hessian, and padded coordinates that change nothing.
+Each test is written against a quadratic (or double-well) potential whose Newton step is known
+by hand, so the kernel is checked against arithmetic, not against itself."""
+
+import time
+
+import numpy as np
+import pytest
+
+from physml.vacua.potential import make_potential, stack_potentials
+from physml.vacua.solvers import (
+    KINK_WIDTH,
+    _tr_newton_block,
+    newton_padded,
+    solve,
+    starting_points,
+)
+
+
+def _tilted_quadratic(M, phi_star):
+    # Σ M² φ² + c·φ (no kink term, A = 0): the vacuum is φ* = −c / (2M²) exactly
+    M = np.asarray(M, float)
+    return make_potential(M, None, 0.0, -2 * M**2 * np.asarray(phi_star, float), 0.0, 1.0,
+                          0.0, 1.0, 0.0)
+
+
+def _one_step(pot, phi0, max_step, n_pad=None):
+    P = stack_potentials([pot], n_pad or pot.n)
+    phi = np.zeros((1, n_pad or pot.n))
+    phi[0, : pot.n] = phi0
+    out = _tr_newton_block(P, phi, np.array([-1.0]), np.zeros(1, np.int64), 1, 200, 1e-12,
+                           100.0, max_step)
+    return np.asarray(out[0])[0]
+
+
+def test_a_long_newton_step_is_cut_to_max_step_along_its_direction():
+    # minimum 9.5 away: the (nearly undamped) Newton step points at it and is cut to length 1
+    pot = _tilted_quadratic([1.0, 1.0], [10.0, 0.5])
+    phi0 = np.array([0.5, 0.5])
+    phi1 = _one_step(pot, phi0, max_step=1.0)
+    step = phi1 - phi0
+    assert np.linalg.norm(step) == pytest.approx(1.0, rel=1e-9)
+    np.testing.assert_allclose(step, [1.0, 0.0], atol=1e-3)  # λ0 = 1e-3 max|H_ii| bends it little
+    # with room for the whole step it lands on the minimum (up to the λ0 damping: 1e-3 of it)
+    np.testing.assert_allclose(_one_step(pot, phi0, max_step=100.0), [10.0, 0.5], atol=1e-2)
+
+
+def test_a_step_across_the_kink_of_a_coordinate_stops_at_zero():
+    # φ_x = 0.5 (outside the kink's width) would cross to −0.5: it stops at exactly 0, while
+    # φ_y, which does not cross, takes its Newton step
+    assert 0.5 > KINK_WIDTH
+    pot = _tilted_quadratic([1.0, 1.0], [-0.5, 0.1])
+    phi1 = _one_step(pot, np.array([0.5, 0.3]), max_step=10.0)
+    assert phi1[0] == 0.0
+    assert phi1[1] == pytest.approx(0.1, abs=1e-3)
+    # inside the kink's width the same crossing step is taken
+    small = _tilted_quadratic([1.0, 1.0], [-0.5 * KINK_WIDTH, 0.1])
+    phi1 = _one_step(small, np.array([0.5 * KINK_WIDTH, 0.3]), max_step=10.0)
+    assert phi1[0] == pytest.approx(-0.5 * KINK_WIDTH, rel=1e-2)
+
+
+def test_padded_coordinates_change_neither_the_path_nor_the_iterations():
+    # the same potential alone (n = 3) and padded to 4 and to 6 moduli: identical solves
+    rng = np.random.default_rng(3)
+    pot = make_potential([1.0, 1.4, 2.1], None, -3.0, [0.3, -0.2, 0.1], 1.2, 1.1, 0.4, 1.5, 0.3)
+    starts = rng.normal(0.0, 1.5, (4, 3))
+    runs = {}
+    for n_pad in (3, 4, 6):
+        phi0 = np.zeros((1, 4, n_pad))
+        phi0[0, :, :3] = starts
+        runs[n_pad] = newton_padded(stack_potentials([pot], n_pad), phi0)
+    for n_pad in (4, 6):
+        assert runs[n_pad]["converged"][0]
+        assert runs[n_pad]["n_iter"][0] == runs[3]["n_iter"][0]
+        np.testing.assert_allclose(runs[n_pad]["phi"][0, :3], runs[3]["phi"][0], atol=1e-12)
+        np.testing.assert_array_equal(runs[n_pad]["phi"][0, 3:], 0.0)
+
+
+def test_starting_on_the_maximum_of_a_double_well_still_reaches_a_minimum():
+    # (M² + s) φ² + γ φ⁴ with M² + s = −μ < 0: the Hessian at φ ≈ 0 is negative definite, so
+    # Newton's step needs λ > μ-ish damping; every start near the top must reach |φ_i| = √(μ/2γ)
+    M = np.array([1.0, 1.2])
+    s, gamma = -2.0, 0.25
+    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
+    mu = -(M**2 + s)
+    starts = np.array([[[0.01, 0.02], [-0.02, 0.01], [0.015, -0.01]]])
+    r = newton_padded(stack_potentials([pot], 2), starts, max_iter=100)
+    assert r["converged"][0]
+    np.testing.assert_allclose(np.abs(r["phi"][0]), np.sqrt(mu / (2 * gamma)), atol=1e-8)
+    assert r["n_iter"][0] < 3 * 40  # three starts, each well inside the iteration budget
+
+
+def test_one_start_is_enough_and_zero_is_refused():
+    rng = np.random.default_rng(0)
+    pot = _tilted_quadratic([1.0, 2.0], [0.3, -0.2])
+    (st,) = starting_points([pot], 1, rng)
+    assert st.shape == (1, 2)
+    with pytest.raises(ValueError, match="n_starts"):
+        starting_points([pot], 0, rng)
+
+
+@pytest.mark.parametrize("method", ["bfgs", "jax_newton"])
+def test_wall_time_is_the_time_the_solve_took(method):
+    pot = _tilted_quadratic([1.0, 2.0], [0.3, -0.2])
+    starts = starting_points([pot], 2, np.random.default_rng(1))
+    solve([pot], method, starts)  # compile (JAX) outside the timed call
+    t0 = time.perf_counter()
+    res = solve([pot], method, starts)
+    elapsed = time.perf_counter() - t0
+    assert 0.0 < res.wall_s <= elapsed
+
+
+def test_minimising_keeps_the_lowest_minimum_even_when_most_starts_stop_on_a_saddle():
+    # double well in each coordinate: a start on the φ_y = 0 axis never leaves it (∂V/∂φ_y = 0
+    # there) and converges to the saddle (x*, 0); the one start off the axis reaches the
+    # minimum (x*, ±y*), lower in V. Minimisation keeps it, not the majority's saddle.
+    M = np.array([1.0, 1.2])
+    s, gamma = -2.0, 0.25
+    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
+    star = np.sqrt(-(M**2 + s) / (2 * gamma))
+    starts = np.array([[[0.5, 0.0], [1.5, 0.0], [0.7, 0.4]]])
+    r = newton_padded(stack_potentials([pot], 2), starts)
+    assert r["converged"][0]
+    np.testing.assert_allclose(r["phi"][0], star, atol=1e-8)
+    assert np.all(r["eigvals"][0] > 0)
+
+
+def test_every_start_counts_its_own_iterations():
+    # a quadratic: each of three starts converges within a few iterations (the first block of
+    # 8), so the summed count stays small; a start's result is its own, not a padding slot's
+    pot = _tilted_quadratic([1.0, 2.0], [0.3, -0.2])
+    starts = np.array([[[0.5, 0.5], [-1.0, 2.0], [3.0, -1.0]]])
+    r = newton_padded(stack_potentials([pot], 2), starts)
+    assert r["converged"][0]
+    np.testing.assert_allclose(r["phi"][0], [0.3, -0.2], atol=1e-10)
+    assert 3 <= r["n_iter"][0] <= 3 * 6
