@@ -124,3 +124,22 @@ def test_bad_magnet_dimensions_raise():
         cylinder_moment(-0.006, 0.003, 1.4)
     with pytest.raises(ValueError, match="dimensions"):
         cylinder_field(np.zeros((1, 3)) + 0.1, np.zeros((1, 3)), [[0, 0, 1.0]], [0.0], [0.003], 1)
+
+
+@pytest.mark.parametrize("d, h", [(0.0, 0.003), (0.006, 0.0), (0.006, -0.003)])
+def test_a_magnet_without_volume_is_refused(d, h):
+    # a zero (or negative) diameter or height is not a magnet, in either function
+    with pytest.raises(ValueError, match="dimensions"):
+        cylinder_moment(d, h, 1.4)
+    with pytest.raises(ValueError, match="dimensions"):
+        cylinder_field(np.zeros((1, 3)) + 0.1, np.zeros((1, 3)), [[0, 0, 1.0]], [d], [h], 1.4)
+
+
+@pytest.mark.parametrize("positions, axes", [
+    (np.zeros((2, 3)), np.ones((3, 3))),         # axes for three magnets, positions for two
+    (np.zeros((2, 2)), np.ones((2, 2))),         # 2-D coordinates
+    (np.zeros((5, 2, 3)), np.ones((5, 2, 3))),   # per-observer centres for 5 observers, not 4
+])
+def test_cylinder_field_refuses_positions_and_axes_that_do_not_fit(positions, axes):
+    with pytest.raises(ValueError, match="positions/axes"):
+        cylinder_field(np.zeros((4, 3)) + 0.1, positions, axes, 0.006, 0.003, 1.4)
