@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from physml.vacua.potential import make_potential, stack_potentials
+from physml.vacua.potential import make_potential, sample_mixture, stack_potentials
 from physml.vacua.solvers import (
     KINK_WIDTH,
     _tr_newton_block,
@@ -34,14 +34,17 @@ def _one_step(pot, phi0, max_step, n_pad=None):
     return np.asarray(out[0])[0]
 
 
-def test_a_long_newton_step_is_cut_to_max_step_along_its_direction():
-    # minimum 9.5 away: the (nearly undamped) Newton step points at it and is cut to length 1
+@pytest.mark.parametrize("n_pad", [2, 5])
+def test_a_long_newton_step_is_cut_to_max_step_along_its_direction(n_pad):
+    # minimum 9.5 away: the (nearly undamped) Newton step points at it and is cut to length
+    # max_step·√n with n = 2 real moduli, however many padded ones the row carries
     pot = _tilted_quadratic([1.0, 1.0], [10.0, 0.5])
     phi0 = np.array([0.5, 0.5])
-    phi1 = _one_step(pot, phi0, max_step=1.0)
-    step = phi1 - phi0
-    assert np.linalg.norm(step) == pytest.approx(1.0, rel=1e-9)
-    np.testing.assert_allclose(step, [1.0, 0.0], atol=1e-3)  # λ0 = 1e-3 max|H_ii| bends it little
+    phi1 = _one_step(pot, phi0, max_step=1.0, n_pad=n_pad)
+    step = phi1[:2] - phi0
+    assert np.linalg.norm(step) == pytest.approx(np.sqrt(2.0), rel=1e-9)
+    np.testing.assert_allclose(step / np.sqrt(2.0), [1.0, 0.0], atol=1e-3)  # λ0 bends it little
+    np.testing.assert_array_equal(phi1[2:], 0.0)
     # with room for the whole step it lands on the minimum (up to the λ0 damping: 1e-3 of it)
     np.testing.assert_allclose(_one_step(pot, phi0, max_step=100.0), [10.0, 0.5], atol=1e-2)
 
@@ -60,10 +63,13 @@ def test_a_step_across_the_kink_of_a_coordinate_stops_at_zero():
     assert phi1[0] == pytest.approx(-0.5 * KINK_WIDTH, rel=1e-2)
 
 
-def test_padded_coordinates_change_neither_the_path_nor_the_iterations():
-    # the same potential alone (n = 3) and padded to 4 and to 6 moduli: identical solves
+@pytest.mark.parametrize("M", [[1.0, 1.4, 2.1], [0.3, 0.4, 0.2]])
+def test_padded_coordinates_change_neither_the_path_nor_the_iterations(M):
+    # the same potential alone (n = 3) and padded to 4 and to 6 moduli: identical solves. The
+    # second has every curvature below the padded coordinates' unit diagonal, which must not
+    # set the damping; neither may the padded count widen the step cap.
     rng = np.random.default_rng(3)
-    pot = make_potential([1.0, 1.4, 2.1], None, -3.0, [0.3, -0.2, 0.1], 1.2, 1.1, 0.4, 1.5, 0.3)
+    pot = make_potential(M, None, -0.05, [0.3, -0.2, 0.1], 0.2, 1.1, 0.1, 1.5, 0.05)
     starts = rng.normal(0.0, 1.5, (4, 3))
     runs = {}
     for n_pad in (3, 4, 6):
@@ -135,3 +141,83 @@ def test_every_start_counts_its_own_iterations():
     assert r["converged"][0]
     np.testing.assert_allclose(r["phi"][0], [0.3, -0.2], atol=1e-10)
     assert 3 <= r["n_iter"][0] <= 3 * 6
+
+
+def _lambda_rule_cases(critical):
+    """Twelve single trust-region steps on 200 (potential, start) rows. For every step a row
+    takes: (ρ recomputed in NumPy from the potential's own value, gradient and Hessian, λ
+    before, λ after, max|H_ii| before, whether φ moved, whether H + λI (H² + λI) is positive
+    definite). Steps within round-off of the model's tolerance, or of a branch boundary, are
+    left out (there the float64 kernel and this recomputation may round differently)."""
+    rng = np.random.default_rng(17 if critical else 7)
+    R = 200
+    pots = sample_mixture(rng.integers(1, 5, R), rng)
+    P = stack_potentials(pots, 4)
+    phi = rng.normal(0.0, 1.5, (R, 4)) * np.asarray(P.mask)
+    lam, nit = np.full(R, -1.0), np.zeros(R, np.int64)
+    rows = []
+    for _ in range(12):
+        out = _tr_newton_block(P, phi, lam, nit, 1, 200, 1e-14, 100.0, 2.0, critical)
+        phi1, lam1, nit1 = (np.asarray(x) for x in out[:3])
+        for k, pot in enumerate(pots):
+            if nit1[k] == nit[k]:  # stopped: converged or out of bounds
+                continue
+            x0, x1 = phi[k, : pot.n], phi1[k, : pot.n]
+            g, H = pot.grad(x0), pot.hess(x0)
+            h = np.max(np.abs(np.diag(H)))
+            h = h**2 if critical else h
+            lam0 = 1e-3 * h if lam[k] < 0 else lam[k]
+            A = H @ H if critical else H
+            ev = np.linalg.eigvalsh(A + lam0 * np.eye(pot.n)).min()
+            p = x1 - x0
+            if critical:
+                m = 0.5 * g @ g
+                pred = m - 0.5 * np.sum((g + H @ p) ** 2)
+                actual = m - 0.5 * np.sum(pot.grad(x1) ** 2)
+                scale = 1e-10 * (1 + m)
+            else:
+                pred = -(g @ p + 0.5 * p @ H @ p)
+                actual = pot.value(x0) - pot.value(x1)
+                scale = 1e-10 * (1 + abs(pot.value(x0)))
+            moved = bool(np.any(p != 0))
+            rho = actual / pred if moved and pred > scale else np.nan
+            edge = moved and (np.isnan(rho) or min(abs(rho - t) for t in (1e-4, 0.25, 0.75)) < 1e-6)
+            if abs(ev) > 1e-9 * (1 + h) and not edge:
+                rows.append((rho, lam0, lam1[k], h, moved, ev > 0))
+        phi, lam, nit = phi1, lam1, nit1
+    return rows
+
+
+@pytest.mark.parametrize("critical", [False, True])
+def test_damping_follows_the_ratio_of_actual_to_predicted_decrease(critical):
+    # λ0 = 1e-3 max|H_ii| (its square when seeking critical points of ½|∇V|²); after a step,
+    # ρ > 0.75: λ/4; ρ < 0.25: max(4λ, floor); else λ; below the floor 1e-8 max|H_ii|: 0.
+    # A step is taken only when ρ > 1e-4. Where H + λI (H² + λI) is not positive definite no
+    # step is taken and λ becomes max(10λ, 1e-3 max|H_ii|). ρ is recomputed here with NumPy.
+    seen = {"expand": 0, "keep": 0, "shrink": 0, "reject": 0, "indefinite": 0}
+    for rho, lam0, lam1, h, moved, pd in _lambda_rule_cases(critical):
+        floor = 1e-8 * h
+        if not pd:
+            assert not moved
+            seen["indefinite"] += 1
+            expect = max(10 * lam0, 1e-3 * h)
+        elif not moved:
+            seen["reject"] += 1
+            expect = max(4 * lam0, floor)
+        elif rho > 0.75:
+            seen["expand"] += 1
+            expect = lam0 / 4
+        elif rho < 0.25:
+            seen["shrink"] += 1
+            assert rho > 1e-4
+            expect = max(4 * lam0, floor)
+        else:
+            seen["keep"] += 1
+            expect = lam0
+        expect = 0.0 if expect < floor else expect
+        assert lam1 == pytest.approx(expect, rel=1e-6, abs=1e-300), (rho, lam0, lam1, moved, pd)
+    # every branch of the rule is exercised: H² + λI is never indefinite, and in minimisation
+    # an accepted step with ρ < 0.25 is rare (the shrink branch is the same code in both modes)
+    need = ("expand", "keep", "shrink", "reject") if critical else (
+        "expand", "keep", "reject", "indefinite")
+    assert min(seen[k] for k in need) >= 3, seen

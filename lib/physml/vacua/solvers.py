@@ -163,6 +163,7 @@ def _tr_step(P: PotentialParams, phi, f, g, H, lam, active, gtol, phi_bound, max
     ``critical=False`` minimises V: p = −(H + λI)⁻¹ g, model ½pᵀHp + gᵀp.
     ``critical=True`` seeks any critical point: Gauss–Newton on m = ½|∇V|² with Jacobian H,
     p = −(H² + λI)⁻¹ H g, model ½|g + Hp|² (converges to saddles and maxima as well).
+    A step is at most ``max_step`` · √n long, n the row's number of real moduli.
     """
     N = phi.shape[-1]
     eye = jnp.eye(N)
@@ -180,7 +181,8 @@ def _tr_step(P: PotentialParams, phi, f, g, H, lam, active, gtol, phi_bound, max
     p = jax.lax.linalg.triangular_solve(L, y, left_side=True, lower=True,
                                         transpose_a=True)[..., 0]
     pn = jnp.linalg.norm(p, axis=-1)
-    p = p * jnp.minimum(1.0, max_step / jnp.maximum(pn, 1e-300))[:, None]
+    cap = max_step * jnp.sqrt(jnp.sum(P.mask, axis=-1))  # per row: padding does not widen it
+    p = p * jnp.minimum(1.0, cap / jnp.maximum(pn, 1e-300))[:, None]
     p = jnp.where(pd[:, None], p, 0.0)
     if orthant_clip:
         # a step that carries φ_i across the |φ_i|_δ kink from outside it stops at the kink
@@ -204,7 +206,9 @@ def _tr_step(P: PotentialParams, phi, f, g, H, lam, active, gtol, phi_bound, max
     rho = jnp.where(tiny, jnp.where(actual >= -tol, 1.0, -1.0),
                     actual / jnp.where(tiny, 1.0, pred))
     accept = pd & jnp.isfinite(f_t) & (rho > 1e-4) & active
-    hscale = jnp.max(jnp.abs(jnp.diagonal(H, axis1=-2, axis2=-1)), axis=-1)
+    # curvature scale of the real coordinates (the padded ones carry a unit diagonal that must
+    # not set the damping: a potential's path is the same in every bucket)
+    hscale = jnp.max(jnp.abs(jnp.diagonal(H, axis1=-2, axis2=-1)) * P.mask, axis=-1)
     hscale = hscale**2 if critical else hscale
     floor = 1e-8 * hscale
     lam_new = jnp.where(rho > 0.75, lam / 4.0,
@@ -225,14 +229,15 @@ def _tr_newton_block(P: PotentialParams, phi, lam, nit, n_steps: int, max_iter: 
     """Advance every row ``(R, N)`` by up to ``n_steps`` trust-region Newton iterations.
 
     A row stops (its state frozen) once |∇V|_∞ <= gtol, |φ|₂ > phi_bound, V or ∇V is
-    non-finite, or ``nit`` reaches ``max_iter``. Returns (φ, λ, nit, V, |∇V|_∞, done).
+    non-finite, or ``nit`` reaches ``max_iter``. A step is at most ``max_step`` · √n long (n the
+    row's real moduli). Returns (φ, λ, nit, V, |∇V|_∞, done).
     """
     N = phi.shape[-1]
     pad_eye = jnp.eye(N) * (1.0 - P.mask)[:, None, :]
     f = value_xp(phi, P, jnp)
     g = grad_xp(phi, P, jnp)
     H = hess_xp(phi, P, jnp) + pad_eye
-    h0 = jnp.max(jnp.abs(jnp.diagonal(H, axis1=-2, axis2=-1)), axis=-1)
+    h0 = jnp.max(jnp.abs(jnp.diagonal(H, axis1=-2, axis2=-1)) * P.mask, axis=-1)
     lam = jnp.where(lam < 0, 1e-3 * (h0**2 if critical else h0), lam)
 
     def stopped(phi, f, g, nit):
@@ -404,7 +409,7 @@ def newton_padded(P: PotentialParams, phi0, gtol: float = GTOL, max_iter: int = 
     P_rows = PotentialParams(*(np.repeat(np.asarray(x), S, axis=0) for x in P))
     phi, f, ginf, nit, cs = _run_bucket(P_rows, phi0.reshape(B * S, N), N,
                                         slots_for_bucket(N, rows), n_steps, max_iter, gtol,
-                                        np.sqrt(N), mode == "critical")
+                                        1.0, mode == "critical")
     f, ginf, nit = f.reshape(B, S), ginf.reshape(B, S), nit.reshape(B, S)
     phi = phi.reshape(B, S, N)
     far = np.linalg.norm(phi, axis=-1) > PHI_BOUND
