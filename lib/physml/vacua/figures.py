@@ -167,7 +167,7 @@ def time_to_eps_curves(at_eps: pd.DataFrame, title_prefix: str = "") -> go.Figur
         msg = f"no solver reaches ε = {min(eps_all):.0e} on every seed"
     fig.update_layout(title=title_prefix + msg, xaxis_title="ε (max-norm distance to the true "
                       "vacuum)",
-                      yaxis_title="ms per vacuum located to ε (oracle stop; geometric mean)")
+                      yaxis_title="ms per vacuum to ε (geometric mean)")
     fig.update_xaxes(type="log", autorange="reversed")
     fig.update_yaxes(type="log")
     return fig
