@@ -221,3 +221,50 @@ def test_damping_follows_the_ratio_of_actual_to_predicted_decrease(critical):
     need = ("expand", "keep", "shrink", "reject") if critical else (
         "expand", "keep", "reject", "indefinite")
     assert min(seen[k] for k in need) >= 3, seen
+
+
+def test_the_work_queue_gives_every_row_the_answer_it_gets_alone():
+    # 360 rows in a 256-slot queue: finished rows are written out and their slots refilled,
+    # then the live tail moves to 64 and 16 slots. Every potential's answer, start by start
+    # and iteration by iteration, must be what it gets when solved on its own (no queue).
+    rng = np.random.default_rng(21)
+    pots = sample_mixture(rng.integers(2, 7, 120), rng)
+    P = stack_potentials(pots, 6)
+    phi0 = rng.normal(0.0, 1.0, (120, 3, 6)) * np.asarray(P.mask)[:, None, :]
+    together = newton_padded(P, phi0, rows=256)
+    for k in range(0, 120, 7):
+        alone = newton_padded(stack_potentials([pots[k]], 6), phi0[k:k + 1], rows=256)
+        assert alone["n_iter"][0] == together["n_iter"][k]
+        np.testing.assert_array_equal(alone["phi"][0], together["phi"][k])
+        assert alone["converged"][0] == together["converged"][k]
+
+
+def test_critical_mode_keeps_the_label_most_starts_agree_on():
+    # two starts on the φ_y = 0 axis converge to the saddle (x*, 0), one off it to the minimum
+    # (x*, y*): the critical-point search keeps the majority's saddle, not the lower minimum
+    M = np.array([1.0, 1.2])
+    s, gamma = -2.0, 0.25
+    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
+    star = np.sqrt(-(M**2 + s) / (2 * gamma))
+    starts = np.array([[[1.4, 0.0], [1.5, 0.0], [1.45, 1.1]]])
+    crit = newton_padded(stack_potentials([pot], 2), starts, mode="critical")
+    assert crit["converged"][0]
+    np.testing.assert_allclose(crit["phi"][0], [star[0], 0.0], atol=1e-8)
+    ev = crit["eigvals"][0]
+    assert ev.min() < 0 < ev.max()
+
+
+@pytest.mark.parametrize("method, counter", [("bfgs", "n_gev"), ("trust_exact", "n_hev")])
+def test_scipy_solvers_count_their_gradient_and_hessian_calls(method, counter):
+    pot = _tilted_quadratic([1.0, 2.0], [0.3, -0.2])
+    res = solve([pot], method, starting_points([pot], 2, np.random.default_rng(2)))
+    assert res.converged[0] and getattr(res, counter)[0] >= res.n_iter[0] > 0
+
+
+def test_a_start_stopped_by_max_iter_is_labelled_so():
+    from physml.vacua.labels import MAX_ITER
+
+    M = np.array([1.0, 1.2])
+    pot = make_potential(M, None, -2.0, None, 0.0, 1.0, 0.0, 1.0, 0.25)
+    res = solve([pot], "bfgs", [np.array([[0.3, 0.2]])], max_iter=2)
+    assert not res.converged[0] and res.reason[0] == MAX_ITER
