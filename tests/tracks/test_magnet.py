@@ -258,3 +258,43 @@ def test_the_studys_tracks_stay_in_the_gap_of_the_default_magnet(yoke, yoke_map)
     assert c["max_abs_x_mm"] < c["pole_half_width_mm"]
     # bending low-momentum tracks steepen in y (ty = uy/uz grows as uz falls): more than 0.3 z
     assert np.max(c["max_abs_y_mm"] - (50.0 + 0.3 * c["z_mm"])) > 50.0
+
+
+# ---- the map's grid, the coils' ampere-turns, the cache switch ----
+def _coarse_air_core():
+    # a small, coarse air-core map: a few seconds of magpylib
+    return DipoleMagnet(design="air_core", half_width_mm=1000.0, z_min_mm=500.0, z_max_mm=3500.0,
+                        spacing_mm=500.0, z_center_mm=2000.0)
+
+
+def test_the_map_grid_runs_from_edge_to_edge_at_its_spacing():
+    m = _coarse_air_core()
+    g = m.grid()
+    assert g.b_tesla.shape == (5, 5, 7, 3)  # 2·1000/500 + 1 and (3500 − 500)/500 + 1 nodes
+    np.testing.assert_array_equal(g.origin_mm, [-1000.0, -1000.0, 500.0])
+    np.testing.assert_array_equal(g.spacing_mm, [500.0, 500.0, 500.0])
+    # the last node is the far corner, and it holds magpylib's field there
+    corner = np.array([[1000.0, 1000.0, 3500.0]])
+    np.testing.assert_allclose(g.b_tesla[-1, -1, -1], m.exact(corner)[0], rtol=1e-12, atol=0)
+
+
+def test_coil_ampere_turns_are_sheet_current_times_thickness_over_mu0():
+    from scipy.constants import mu_0
+
+    m = _coarse_air_core()
+    expect = m.polarization_tesla() * m.coil_thickness_mm * 1e-3 / mu_0
+    assert m.ampere_turns() == pytest.approx(expect, rel=1e-9)
+    assert m.grid().meta["ampere_turns_per_coil"] == pytest.approx(expect, rel=1e-9)
+
+
+def test_default_field_caches_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHYSML_ARTIFACTS", str(tmp_path))
+    m = _coarse_air_core()
+    uncached = default_field(m, cache=False)
+    assert not list(tmp_path.rglob("*.npz"))
+    cached = default_field(m)
+    (path,) = tmp_path.rglob("dipole_*.npz")
+    np.testing.assert_array_equal(cached.b_tesla, uncached.b_tesla)
+    again = default_field(m)  # read back from the file, not recomputed
+    np.testing.assert_array_equal(again.b_tesla, uncached.b_tesla)
+    assert path.stat().st_size > 0
