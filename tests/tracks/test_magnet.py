@@ -298,3 +298,51 @@ def test_default_field_caches_only_when_asked(tmp_path, monkeypatch):
     again = default_field(m)  # read back from the file, not recomputed
     np.testing.assert_array_equal(again.b_tesla, uncached.b_tesla)
     assert path.stat().st_size > 0
+
+
+def test_iron_yoke_ampere_turns_drive_the_central_field_across_the_gap(yoke):
+    # an ideal (μ → ∞) yoke: N I = B0 · 2g / μ0, B0 the central By, g the face half-height there
+    from scipy.constants import mu_0
+
+    b0 = yoke.exact(np.array([[0.0, 0.0, yoke.z_center_mm]]))[0, 1]
+    g = yoke.gap_half_mm_at(yoke.z_center_mm) * 1e-3
+    assert yoke.ampere_turns() == pytest.approx(b0 * 2 * g / mu_0, rel=1e-9)
+    assert 0.1 < b0 < 2.0 and 1.5 < g < 5.0  # tesla, metres: an LHCb-like dipole
+
+
+@pytest.mark.parametrize("bad, what", [
+    ({"pole_z_end_mm": 3000.0, "pole_z_start_mm": 3000.0}, "pole_z_end_mm"),
+    ({"pole_segment_mm": 0.0}, "pole_segment_mm"),
+    ({"pole_gap_half_min_mm": 1500.0, "flat_half_xy_mm": 1500.0}, "pole_gap_half_min_mm"),
+    ({"pole_thickness_mm": 0.0}, "pole_thickness_mm"),
+    ({"pole_width_x_mm": 0.0}, "pole_width_x_mm"),
+    ({"flat_half_z_mm": 0.0}, "flat_half_z_mm"),
+    ({"fit_smoothness": -1.0}, "fit_smoothness"),
+    ({"fit_integral_weight": -1.0}, "fit_integral_weight"),
+    ({"integral_tesla_m": 0.0}, "integral_tesla_m"),
+])
+def test_iron_yoke_refuses_each_impossible_geometry_alone(bad, what):
+    with pytest.raises(ValueError, match=what):
+        DipoleMagnet(**bad)
+    DipoleMagnet(**{k: v for k, v in bad.items() if k != next(iter(bad))})  # one alone is fine
+
+
+def test_the_cache_key_hashes_the_fields_each_design_uses():
+    yoke, air = DipoleMagnet(), DipoleMagnet.air_core()
+    # a pole field moves the yoke's map, not the coils'; a coil field the coils', not the yoke's
+    assert DipoleMagnet(pole_thickness_mm=yoke.pole_thickness_mm + 1).key() != yoke.key()
+    assert DipoleMagnet.air_core(pole_thickness_mm=yoke.pole_thickness_mm + 1).key() == air.key()
+    assert DipoleMagnet.air_core(coil_thickness_mm=air.coil_thickness_mm + 1).key() != air.key()
+    assert DipoleMagnet(coil_thickness_mm=air.coil_thickness_mm + 1).key() == yoke.key()
+    # the grid moves both
+    assert DipoleMagnet(spacing_mm=50.0).key() != yoke.key()
+    assert DipoleMagnet.air_core(spacing_mm=50.0).key() != air.key()
+    # and the provenance a map carries lists the same fields
+    used_yoke, used_air = yoke.used_fields(), air.used_fields()
+    assert "pole_thickness_mm" in used_yoke and "coil_thickness_mm" not in used_yoke
+    assert "coil_thickness_mm" in used_air and "pole_thickness_mm" not in used_air
+
+
+def test_a_yoke_fit_may_go_without_smoothing_or_integral_weight():
+    DipoleMagnet(fit_smoothness=0.0)
+    DipoleMagnet(fit_integral_weight=0.0)
