@@ -8,7 +8,11 @@ import pytest
 from physml.vacua.potential import (
     DELTA,
     REGIMES,
+    grad_xp,
     hess_source_defect,
+    hess_xp,
+    hessp_xp,
+    make_potential,
     sample_params,
     sample_potential,
     stack_potentials,
@@ -128,3 +132,60 @@ def test_sampler_rejects_bad_input():
         sample_potential(0, "generic", rng)
     with pytest.raises(ValueError, match="last dimension"):
         sample_potential(3, "generic", rng).value(np.zeros(4))
+
+
+def test_padded_derivatives_equal_the_unpadded_ones_and_ignore_padded_directions():
+    # ∇V, ∇²V and ∇²V·v of a padded batch: the real block is the unpadded potential's, the
+    # padded rows/columns are 0, and a padded component of v changes nothing
+    rng = np.random.default_rng(6)
+    pots = [sample_potential(n, r, rng) for n, r in [(2, "generic"), (4, "runaway"),
+                                                     (3, "stabilized")]]
+    P = stack_potentials(pots, 5)
+    phi = np.zeros((3, 5))
+    for k, pot in enumerate(pots):
+        phi[k, : pot.n] = rng.normal(size=pot.n)
+    v = rng.normal(size=(3, 5))  # nonzero in the padded slots too
+    g, H, Hv = grad_xp(phi, P, np), hess_xp(phi, P, np), hessp_xp(phi, v, P, np)
+    assert np.all(np.isfinite(Hv))
+    for k, pot in enumerate(pots):
+        n, x = pot.n, phi[k, : pot.n]
+        np.testing.assert_allclose(g[k, :n], pot.grad(x), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(H[k, :n, :n], pot.hess(x), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(Hv[k, :n], pot.hess(x) @ v[k, :n], rtol=1e-12, atol=1e-12)
+        assert np.all(g[k, n:] == 0) and np.all(H[k, n:] == 0) and np.all(H[k, :, n:] == 0)
+        assert np.all(Hv[k, n:] == 0)
+
+
+@pytest.mark.parametrize("regime", ["stabilized", "runaway"])
+def test_batched_sampler_scales_with_the_square_root_of_n(regime):
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 9, 4000)
+    P = sample_params(n, np.array([regime] * 4000), rng, 8)
+    sq = np.sqrt(n)
+    if regime == "stabilized":
+        assert np.all((P.s >= 0.05 * sq) & (P.s <= 0.2 * sq))
+        assert np.all(P.c == 0)
+    else:  # c ~ N(0, σ²), σ ∈ [0.15, 0.35]·√n: the spread of c / √n is about 0.25
+        assert np.all(P.s == 0)
+        big = n == 8
+        spread = np.std(P.c[big][:, :8]) / np.sqrt(8)
+        assert 0.2 < spread < 0.3
+    lam_on = np.mean(np.any(P.Lam != 0, axis=(1, 2))[n > 1])
+    assert 0.25 < lam_on < 0.35  # Λ ≠ 0 with probability 0.3
+
+
+def test_shape_and_size_checks_each_refuse_alone():
+    M = np.ones(3)
+    for bad in [dict(M=np.ones((3, 1))), dict(Lam=np.zeros((2, 2))), dict(c=np.zeros(2))]:
+        kw = dict(M=M, Lam=None, s=0.0, c=None, A=0.0, a=1.0, D=0.0, p=1.0, gamma=0.0) | bad
+        with pytest.raises(ValueError, match="shapes"):
+            make_potential(**kw)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="stack_potentials"):
+        stack_potentials([], 4)
+    with pytest.raises(ValueError, match="stack_potentials"):
+        stack_potentials([sample_potential(5, "generic", rng)], 4)
+    assert stack_potentials([sample_potential(4, "generic", rng)], 4).mask.sum() == 4  # n = n_pad
+    for n in ([], [0, 2], [3, 9]):
+        with pytest.raises(ValueError, match="n_moduli must lie"):
+            sample_params(np.array(n, int), np.array(["generic"] * len(n)), rng, 8)

@@ -246,7 +246,9 @@ def stack_potentials(potentials: list[Potential], n_pad: int) -> PotentialParams
     """Pad a list of potentials to ``n_pad`` moduli: arrays with leading batch dim ``(B, ...)``."""
     B = len(potentials)
     ns = np.array([pot.n for pot in potentials])
-    if B == 0 or ns.max() > n_pad:
+    if B == 0:
+        raise ValueError("stack_potentials: no potentials to stack")
+    if ns.max() > n_pad:
         raise ValueError(f"stack_potentials: need 1 <= n <= n_pad={n_pad}, got n up to {ns.max()}")
     M = np.ones((B, n_pad))
     Lam = np.zeros((B, n_pad, n_pad))
@@ -276,7 +278,9 @@ def sample_params(n_moduli, regimes, rng: np.random.Generator, n_pad: int) -> Po
     B = n.shape[0]
     if regimes.shape != (B,):
         raise ValueError(f"regimes has shape {regimes.shape}, expected ({B},)")
-    if B == 0 or n.min() < 1 or n.max() > n_pad:
+    if B == 0:
+        raise ValueError("sample_params: n_moduli must lie in [1, n_pad]; got no entries")
+    if n.min() < 1 or n.max() > n_pad:
         raise ValueError(f"n_moduli must lie in [1, n_pad={n_pad}], got [{n.min()}, {n.max()}]")
     unknown = set(np.unique(regimes)) - set(REGIMES)
     if unknown:
