@@ -172,6 +172,8 @@ def test_batched_sampler_scales_with_the_square_root_of_n(regime):
         assert 0.2 < spread < 0.3
     lam_on = np.mean(np.any(P.Lam != 0, axis=(1, 2))[n > 1])
     assert 0.25 < lam_on < 0.35  # Λ ≠ 0 with probability 0.3
+    np.testing.assert_array_equal(P.Lam, P.Lam.transpose(0, 2, 1))
+    assert 0.25 < np.abs(P.Lam).max() <= 0.3 and P.Lam.min() < -0.25  # the ±0.3 box, filled
 
 
 def test_shape_and_size_checks_each_refuse_alone():
@@ -189,3 +191,30 @@ def test_shape_and_size_checks_each_refuse_alone():
     for n in ([], [0, 2], [3, 9]):
         with pytest.raises(ValueError, match="n_moduli must lie"):
             sample_params(np.array(n, int), np.array(["generic"] * len(n)), rng, 8)
+
+
+def test_coefficient_checks_refuse_negative_and_non_finite_values_alone():
+    kw = dict(M=np.ones(2), Lam=None, s=0.0, c=None, A=1.0, a=1.0, D=0.1, p=1.0, gamma=0.2)
+    for name in ("A", "a", "D", "p", "gamma"):
+        for bad in (-0.5, np.nan):
+            with pytest.raises(ValueError, match=f"{name}="):
+                make_potential(**(kw | {name: bad}))
+    for name in ("A", "a", "D", "p", "gamma"):  # zero is allowed: that term switched off
+        make_potential(**(kw | {name: 0.0}))
+    rng = np.random.default_rng(0)
+    assert sample_potential(64, "generic", rng).n == 64  # the largest n the sampler takes
+    with pytest.raises(ValueError, match="n_moduli"):
+        sample_potential(65, "generic", rng)
+    P = sample_params(np.array([1, 8]), np.array(["generic"] * 2), rng, 8)  # n = n_pad accepted
+    np.testing.assert_array_equal(P.mask.sum(1), [1, 8])
+
+
+def test_sampled_couplings_are_symmetric_and_inside_the_source_box():
+    rng = np.random.default_rng(4)
+    lams = [sample_potential(5, "generic", rng).params.Lam for _ in range(300)]
+    on = [L for L in lams if np.any(L != 0)]
+    assert len(on) > 50
+    for L in on:
+        np.testing.assert_array_equal(L, L.T)
+        assert np.abs(L).max() <= 0.3
+    assert max(np.abs(L).max() for L in on) > 0.25  # the box is filled, not shrunk
