@@ -76,14 +76,18 @@ def test_source_delta_squared_hessian_is_wrong_at_the_kink_and_right_away_from_i
     np.testing.assert_allclose(hess_source_defect(away, P), H_ad(away), atol=1e-6)
 
 
-def test_padded_batch_equals_unpadded_potentials():
-    rng = np.random.default_rng(5)
-    pots = [sample_potential(n, r, rng) for n, r in [(2, "generic"), (5, "runaway"),
-                                                     (3, "tachyonic")]]
-    P = stack_potentials(pots, 6)
-    phi = np.zeros((3, 6))
+def _padded_batch(seed, sizes_regimes, n_pad):
+    """Potentials of the given (n, regime), stacked to n_pad, and a random φ (0 in padding)."""
+    rng = np.random.default_rng(seed)
+    pots = [sample_potential(n, r, rng) for n, r in sizes_regimes]
+    phi = np.zeros((len(pots), n_pad))
     for k, pot in enumerate(pots):
         phi[k, : pot.n] = rng.normal(size=pot.n)
+    return pots, stack_potentials(pots, n_pad), phi, rng
+
+
+def test_padded_batch_equals_unpadded_potentials():
+    pots, P, phi, _ = _padded_batch(5, [(2, "generic"), (5, "runaway"), (3, "tachyonic")], 6)
     vals = value_xp(phi, P, np)
     for k, pot in enumerate(pots):
         x = jnp.asarray(phi[k, : pot.n])
@@ -137,13 +141,7 @@ def test_sampler_rejects_bad_input():
 def test_padded_derivatives_equal_the_unpadded_ones_and_ignore_padded_directions():
     # ∇V, ∇²V and ∇²V·v of a padded batch: the real block is the unpadded potential's, the
     # padded rows/columns are 0, and a padded component of v changes nothing
-    rng = np.random.default_rng(6)
-    pots = [sample_potential(n, r, rng) for n, r in [(2, "generic"), (4, "runaway"),
-                                                     (3, "stabilized")]]
-    P = stack_potentials(pots, 5)
-    phi = np.zeros((3, 5))
-    for k, pot in enumerate(pots):
-        phi[k, : pot.n] = rng.normal(size=pot.n)
+    pots, P, phi, rng = _padded_batch(6, [(2, "generic"), (4, "runaway"), (3, "stabilized")], 5)
     v = rng.normal(size=(3, 5))  # nonzero in the padded slots too
     g, H, Hv = grad_xp(phi, P, np), hess_xp(phi, P, np), hessp_xp(phi, v, P, np)
     assert np.all(np.isfinite(Hv))

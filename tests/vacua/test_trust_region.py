@@ -34,6 +34,15 @@ def _one_step(pot, phi0, max_step, n_pad=None):
     return np.asarray(out[0])[0]
 
 
+def _double_well():
+    # (M² + s) φ² + γ φ⁴ per coordinate with M² + s = −μ < 0: a maximum at 0, saddles on the
+    # axes and minima at |φ_i| = √(μ_i / 2γ)
+    M = np.array([1.0, 1.2])
+    s, gamma = -2.0, 0.25
+    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
+    return pot, np.sqrt(-(M**2 + s) / (2 * gamma))
+
+
 @pytest.mark.parametrize("n_pad", [2, 5])
 def test_a_long_newton_step_is_cut_to_max_step_along_its_direction(n_pad):
     # minimum 9.5 away: the (nearly undamped) Newton step points at it and is cut to length
@@ -86,14 +95,11 @@ def test_padded_coordinates_change_neither_the_path_nor_the_iterations(M):
 def test_starting_on_the_maximum_of_a_double_well_still_reaches_a_minimum():
     # (M² + s) φ² + γ φ⁴ with M² + s = −μ < 0: the Hessian at φ ≈ 0 is negative definite, so
     # Newton's step needs λ > μ-ish damping; every start near the top must reach |φ_i| = √(μ/2γ)
-    M = np.array([1.0, 1.2])
-    s, gamma = -2.0, 0.25
-    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
-    mu = -(M**2 + s)
+    pot, star = _double_well()
     starts = np.array([[[0.01, 0.02], [-0.02, 0.01], [0.015, -0.01]]])
     r = newton_padded(stack_potentials([pot], 2), starts, max_iter=100)
     assert r["converged"][0]
-    np.testing.assert_allclose(np.abs(r["phi"][0]), np.sqrt(mu / (2 * gamma)), atol=1e-8)
+    np.testing.assert_allclose(np.abs(r["phi"][0]), star, atol=1e-8)
     assert r["n_iter"][0] < 3 * 40  # three starts, each well inside the iteration budget
 
 
@@ -121,10 +127,7 @@ def test_minimising_keeps_the_lowest_minimum_even_when_most_starts_stop_on_a_sad
     # double well in each coordinate: a start on the φ_y = 0 axis never leaves it (∂V/∂φ_y = 0
     # there) and converges to the saddle (x*, 0); the one start off the axis reaches the
     # minimum (x*, ±y*), lower in V. Minimisation keeps it, not the majority's saddle.
-    M = np.array([1.0, 1.2])
-    s, gamma = -2.0, 0.25
-    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
-    star = np.sqrt(-(M**2 + s) / (2 * gamma))
+    pot, star = _double_well()
     starts = np.array([[[0.5, 0.0], [1.5, 0.0], [0.7, 0.4]]])
     r = newton_padded(stack_potentials([pot], 2), starts)
     assert r["converged"][0]
@@ -242,10 +245,7 @@ def test_the_work_queue_gives_every_row_the_answer_it_gets_alone():
 def test_critical_mode_keeps_the_label_most_starts_agree_on():
     # two starts on the φ_y = 0 axis converge to the saddle (x*, 0), one off it to the minimum
     # (x*, y*): the critical-point search keeps the majority's saddle, not the lower minimum
-    M = np.array([1.0, 1.2])
-    s, gamma = -2.0, 0.25
-    pot = make_potential(M, None, s, None, 0.0, 1.0, 0.0, 1.0, gamma)
-    star = np.sqrt(-(M**2 + s) / (2 * gamma))
+    pot, star = _double_well()
     starts = np.array([[[1.4, 0.0], [1.5, 0.0], [1.45, 1.1]]])
     crit = newton_padded(stack_potentials([pot], 2), starts, mode="critical")
     assert crit["converged"][0]
@@ -264,7 +264,6 @@ def test_scipy_solvers_count_their_gradient_and_hessian_calls(method, counter):
 def test_a_start_stopped_by_max_iter_is_labelled_so():
     from physml.vacua.labels import MAX_ITER
 
-    M = np.array([1.0, 1.2])
-    pot = make_potential(M, None, -2.0, None, 0.0, 1.0, 0.0, 1.0, 0.25)
+    pot, _ = _double_well()
     res = solve([pot], "bfgs", [np.array([[0.3, 0.2]])], max_iter=2)
     assert not res.converged[0] and res.reason[0] == MAX_ITER
