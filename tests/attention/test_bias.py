@@ -152,3 +152,108 @@ def test_wind_scan_order_depends_on_wind():
 def test_patch_not_dividing_grid_rejected_by_name(patch):
     with pytest.raises(ValueError, match="patch"):
         B.token_centres(64, patch)
+
+
+def test_token_centres_are_the_patch_means_of_the_cell_coordinates():
+    # an independent definition: the centre of a patch is the mean position of its cells
+    for n, p in ((16, 8), (12, 3), (4, 1)):
+        ys, xs = np.mgrid[0:n, 0:n].astype(float)
+        c = B.token_centres(n, p)
+        np.testing.assert_allclose(c[:, 0], B.patch_means(xs, p))
+        np.testing.assert_allclose(c[:, 1], B.patch_means(ys, p))
+    assert B.token_centres(16, 8).tolist() == [[3.5, 3.5], [11.5, 3.5], [3.5, 11.5],
+                                               [11.5, 11.5]]
+    np.testing.assert_array_equal(B.token_coords(4, 1), B.token_centres(4, 1))  # patch 1
+
+
+def test_patch_means_average_over_the_last_two_axes_only():
+    f = np.random.default_rng(3).normal(size=(2, 3, 8, 8))
+    m = B.patch_means(f, 4)
+    assert m.shape == (2, 3, 4)
+    np.testing.assert_allclose(m[1, 2, 3], f[1, 2, 4:, 4:].mean())  # token 3 = (x 1, y 1)
+    np.testing.assert_allclose(m[0, 1, 1], f[0, 1, :4, 4:].mean())  # token 1 = (x 1, y 0)
+
+
+def test_path_barrier_is_measured_from_the_higher_endpoint():
+    h = _straight_ridge(1000.0)
+    c = B.token_centres(N, P)
+    # raising the whole terrain changes no barrier
+    np.testing.assert_allclose(B.path_barrier(h + 500.0, c), B.path_barrier(h, c), atol=1e-9)
+    # a slope with no ridge: the highest point of every segment is an endpoint
+    ys, xs = np.mgrid[0:N, 0:N].astype(float)
+    np.testing.assert_allclose(B.path_barrier(10.0 * xs + 3.0 * ys, c), 0.0, atol=1e-9)
+
+
+def test_path_barrier_samples_the_segment_at_most_step_cells_apart():
+    # a one-cell spike halfway between two points 8 cells apart: a step of 4 cells lands on it
+    h = np.zeros((16, 16))
+    h[4, 8] = 100.0
+    two = np.array([[4.0, 4.0], [12.0, 4.0]])
+    assert B.path_barrier(h, two, step_cells=4.0)[0, 1] == pytest.approx(100.0)
+    assert B.path_barrier(h, two, step_cells=3.0)[0, 1] < 100.0  # 8/3 → 4 steps: misses it
+    assert B.path_barrier(h, two, step_cells=8.0)[0, 1] == 0.0  # endpoints only
+
+
+def test_scaled_elevation_bias_is_alpha_per_km_uphill_clamped_at_ten():
+    h = ridge(N, (3.5, 3.5), 0.0, 1500.0, 6.0, 6.0)
+    x = _inputs(h)
+    e = x.elev_m[0].numpy()
+    b = B.AttentionBias("elev_scaled", heads=1, grid=G).double()(x)[0, 0].numpy()
+    np.testing.assert_allclose(b, -2.0 * np.maximum(e[None, :] - e[:, None], 0.0) / 1000.0,
+                               atol=1e-12)
+    steep = _inputs(8.0 * h)  # up to 12 km: 2 per km would exceed the clamp
+    b8 = B.AttentionBias("elev_scaled", heads=1, grid=G).double()(steep)[0, 0]
+    assert float(b8.min()) == -10.0
+
+
+def test_wind_gate_speed_response_is_softplus_ratio_in_units_of_ten_metres_per_second():
+    x = _inputs(_straight_ridge(1000.0), wind=(6.0, 8.0))  # |U| = 10 m/s
+    mod = B.AttentionBias("barrier_wind", heads=2, grid=G).double()
+    a0 = float(mod.gate_a[0])
+    mod.gate_c.copy_(torch.tensor([1.5, -0.5], dtype=torch.float64))
+    sp = lambda z: np.log1p(np.exp(z))  # noqa: E731
+    want = [sp(a0 + c) / sp(a0) for c in (1.5, -0.5)]
+    np.testing.assert_allclose(mod.speed_response(x.wind_ms)[0].numpy(), want, rtol=1e-12)
+    slow = _inputs(_straight_ridge(1000.0), wind=(0.6, 0.8))  # 1 m/s: a tenth of the effect
+    want_slow = [sp(a0 + c / 10) / sp(a0) for c in (1.5, -0.5)]
+    np.testing.assert_allclose(mod.speed_response(slow.wind_ms)[0].numpy(), want_slow,
+                               rtol=1e-12)
+    # the bias is the barrier term × gate × response, per head
+    gated = mod(x)[0]
+    mod.gate_c.zero_()
+    plain = mod(x)[0]
+    for hd in range(2):
+        torch.testing.assert_close(gated[hd], plain[hd] * want[hd], rtol=1e-12, atol=0)
+    assert float(plain.min()) < -1.0
+
+
+def test_relpos_table_is_indexed_by_the_offset_of_query_minus_key():
+    g = 3
+    mod = B.AttentionBias("relpos", heads=1, grid=g).double()
+    dx, dy = np.meshgrid(np.arange(-(g - 1), g), np.arange(-(g - 1), g))  # row-major (dy, dx)
+    mod.table.copy_(torch.tensor(100.0 * dy + dx, dtype=torch.float64).reshape(1, -1))
+    coords = B.token_coords(g * 4, 4)
+    x = B.BiasInputs(torch.tensor(coords), torch.zeros(1, g * g, dtype=torch.float64),
+                     torch.zeros(1, g * g, dtype=torch.float64),
+                     torch.zeros(1, g * g, g * g, dtype=torch.float64),
+                     torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    d = coords[:, None, :] - coords[None, :, :]  # r_i - r_j
+    np.testing.assert_array_equal(mod(x)[0, 0].numpy(), 100.0 * d[..., 1] + d[..., 0])
+
+
+def test_derangement_needs_two_elements():
+    assert B.derangement(2, np.random.default_rng(0)).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="n >= 2"):
+        B.derangement(1, np.random.default_rng(0))
+
+
+def test_alibi_slopes_are_the_papers_geometric_sequence_and_scale_the_distance():
+    # ALiBi (Press et al. 2022): for 8 heads the slopes are 1/2, 1/4, ..., 1/256
+    np.testing.assert_allclose(B.alibi_slopes(8).numpy(), 0.5 ** np.arange(1, 9))
+    np.testing.assert_allclose(B.alibi_slopes(4).numpy(), 0.25 ** np.arange(1, 5))
+    x = _inputs(np.zeros((N, N)), z_std=1.0)  # flat terrain (alibi ignores it)
+    b = B.AttentionBias("alibi2d", heads=4, grid=G).double()(x)[0].numpy()
+    c = B.token_coords(N, P)
+    dist = np.hypot(*(c[:, None, :] - c[None, :, :]).transpose(2, 0, 1))
+    for hd in range(4):
+        np.testing.assert_allclose(b[hd], -(0.25 ** (hd + 1)) * dist, rtol=1e-12)

@@ -44,8 +44,6 @@ VARIANTS = (
     "none", "alibi2d", "relpos", "elev_released_fixed", "elev_released_learned", "elev_scaled",
     "elev_scaled_wind", "barrier", "barrier_wind", "barrier_shuffled", "misaligned",
 )
-TERRAIN_VARIANTS = tuple(v for v in VARIANTS if v.startswith(("elev", "barrier")) or
-                         v == "misaligned")
 WIND_GATED = ("elev_scaled_wind", "barrier_wind", "barrier_shuffled", "misaligned")
 RELEASED_ELEVATION_SCALE = 1000.0  # the release divides (already z-scored) elevations by this
 RELEASED_ALPHA = 2.0
