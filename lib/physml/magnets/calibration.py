@@ -213,6 +213,13 @@ def evaluate_k(pop, px, pb, tx, tb, unl, sel, cfg, rng):
             "rf": exact_match(rf.predict_bits(recentred(tx, d_rf)), tb)}
 
 
+def check_k_values(k_values, pool_size):
+    """Raises ValueError naming the first calibration size k outside [0, pool_size]."""
+    for k in k_values:
+        if k < 0 or k > pool_size:
+            raise ValueError(f"k={k} outside [0, {pool_size}] (calibration pool size)")
+
+
 def run_calibration_seed(args):
     """Accuracy on new user `seed` vs k for every method (args = (seed, cfg dict)), and the
     re-centring rules on a balanced and an unbalanced unlabelled recording at k = 0.
@@ -224,12 +231,11 @@ def run_calibration_seed(args):
     seed, cfgd = args
     cfg = CalibrationConfig(**cfgd)
     rng = np.random.default_rng([seed, 5])
-    pop = population(cfg)
     px, pb, tx, tb, unl = new_user_split(seed, cfg)
+    check_k_values(cfg.k_values, len(px))
+    pop = population(cfg)
     acc = {m: {} for m in METHODS}
     for k in cfg.k_values:  # a handful of calibration sizes
-        if k < 0 or k > len(px):
-            raise ValueError(f"k={k} outside [0, {len(px)}] (calibration pool size)")
         sel = rng.choice(len(px), k, replace=False)
         for m, a in evaluate_k(pop, px, pb, tx, tb, unl, sel, cfg, rng).items():
             acc[m][int(k)] = a
