@@ -34,6 +34,14 @@ def test_quiet_session_reads_magpylib_cylinders_plus_earth_field():
         assert len(rows) == 13  # 0.5 s at 26 Hz
         np.testing.assert_allclose(rows, np.tile(expect, (len(rows), 1)),
                                    atol=MAG_UT_PER_LSB / 2 + 1e-9)
+    # 13 + a 0.2 s transition (5 samples, unlabelled) + 13; the fingers move during it, so
+    # it starts at the first hold's field and ends at the second's
+    raw = s.calibrated_uT()
+    first, second = (s.labels[0].start, s.labels[0].end), (s.labels[1].start, s.labels[1].end)
+    assert len(raw) == 31 and first == (0, 13) and second == (18, 31)
+    assert np.all(s.states[13:18] == -1)
+    np.testing.assert_allclose(raw[13], raw[0], atol=1e-9)
+    np.testing.assert_allclose(raw[17], raw[18], atol=1e-9)
 
 
 @pytest.mark.parametrize("label_shape", ["startIndex", "start_sample"])
@@ -95,6 +103,11 @@ def test_hands_differ_in_magnet_strength_within_the_tolerance():
     assert m.std() > 0.04  # uniform on ±10 % has sd 0.058
     flat = sample_hand(np.random.default_rng(0), scale=0.0, moment_tolerance=0.0)
     np.testing.assert_array_equal(flat.moment_Am2, nominal)
+    # simulate_user_sessions draws the hand with the session config's tolerance
+    exact, _ = simulate_user_sessions(5, 0, config=SessionConfig(moment_tolerance=0.0))
+    np.testing.assert_array_equal(exact.moment_Am2, nominal)
+    drawn, _ = simulate_user_sessions(5, 0)
+    assert not np.allclose(drawn.moment_Am2, nominal)
 
 
 def test_gyroscope_carries_the_configured_bias():
@@ -104,3 +117,55 @@ def test_gyroscope_carries_the_configured_bias():
     # a hand that does not turn: the gyroscope reads its bias plus white noise
     np.testing.assert_allclose(s.gyro_dps.mean(0), s.metadata["true_gyro_bias_dps"], atol=0.01)
     assert 0.0 < np.abs(s.metadata["true_gyro_bias_dps"]).max() < 1.5
+    # without noise it reads the bias exactly, which walks from the first to the last sample
+    walk = SessionConfig(**{**cfg.__dict__, "gyro_noise_dps": 0.0,
+                            "gyro_walk_dps_per_sqrt_s": 0.05})
+    _, (w,) = simulate_user_sessions(4, 1, config=walk)
+    start, end = w.metadata["true_gyro_bias_ends_dps"]
+    np.testing.assert_allclose(w.gyro_dps[0], start, atol=1e-9)
+    np.testing.assert_allclose(w.gyro_dps[-1], end, atol=1e-9)
+    np.testing.assert_allclose(w.gyro_dps.mean(0), w.metadata["true_gyro_bias_dps"], atol=1e-9)
+    assert np.abs(np.subtract(end, start)).max() > 0.01
+
+
+def test_iron_nonlinearity_scales_the_field_by_one_plus_k_b_squared_per_100_uT():
+    codes = ["eefef", "fffff", "eeeee"]
+    base = simulate_session(default_hand(), codes, seed=0, config=SessionConfig(**QUIET))
+    bent = simulate_session(default_hand(), codes, seed=0,
+                            config=SessionConfig(**{**QUIET, "iron_nonlinearity": 0.01}))
+    b = base.mag_raw_uT
+    gain = 1 + 0.01 * np.sum(b**2, 1, keepdims=True) / 100.0**2
+    np.testing.assert_allclose(bent.mag_raw_uT, b * gain, atol=MAG_UT_PER_LSB)
+    assert np.abs(bent.mag_raw_uT - b).max() > 10 * MAG_UT_PER_LSB  # the term is not negligible
+
+
+def test_hard_iron_is_a_constant_offset_stored_with_the_calibration_error():
+    quiet_cfg = SessionConfig(**QUIET)
+    cfg = SessionConfig(**{**QUIET, "hard_iron_uT": 20.0, "cal_error_uT": 0.5})
+    offsets, cal_errors = [], []
+    for seed in range(20):
+        quiet = simulate_session(default_hand(), ["eeeee"], seed=seed, config=quiet_cfg)
+        s = simulate_session(default_hand(), ["eeeee"], seed=seed, config=cfg)
+        d = s.mag_raw_uT - quiet.mag_raw_uT
+        np.testing.assert_allclose(d, np.tile(d[0], (len(d), 1)), atol=MAG_UT_PER_LSB)
+        offsets.append(d[0])
+        cal_errors.append(s.hard_iron_uT - d[0])  # the stored calibration misses by this
+    assert 15.0 < np.std(offsets) < 26.0  # per-axis sd 20 µT
+    assert 0.35 < np.std(cal_errors) < 0.7  # per-axis sd 0.5 µT (quantisation ~0.03 µT)
+
+
+def test_soft_iron_is_identity_plus_the_configured_spread_and_stored_inverted():
+    codes = ["eefef", "fffff", "eeeee", "ffeee"]
+    quiet = simulate_session(default_hand(), codes, seed=3, config=SessionConfig(**QUIET))
+    dev = []
+    for seed in range(15):
+        s = simulate_session(default_hand(), codes, seed=seed,
+                             config=SessionConfig(**{**QUIET, "soft_iron": 0.03}))
+        soft = np.linalg.inv(s.soft_iron)  # the session stores the calibration (its inverse)
+        dev.append(soft - np.eye(3))
+        if seed == 3:  # the same stream as `quiet`: raw = B · softᵀ
+            np.testing.assert_allclose(s.mag_raw_uT, quiet.mag_raw_uT @ soft.T,
+                                       atol=2 * MAG_UT_PER_LSB)
+            np.testing.assert_allclose(s.calibrated_uT(), quiet.mag_raw_uT,
+                                       atol=2 * MAG_UT_PER_LSB)
+    assert 0.022 < np.std(dev) < 0.04  # per-entry sd 0.03

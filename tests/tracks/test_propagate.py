@@ -217,6 +217,20 @@ def test_refined_schedule_is_fine_only_where_the_field_is_strong_and_stays_accur
     assert np.abs(out[:, :2] - ref[:, :2]).max() < 1e-3  # 1 um
     with pytest.raises(ValueError, match="must be a map"):
         refined_schedule(0.0, 100.0, GaussianField())
+    # a node whose on-axis |B| equals the threshold counts as strong
+    inner = gz[(gz > 0.0) & (gz < 8500.0)]
+    b_nodes = np.linalg.norm(f(np.stack([0 * inner, 0 * inner, inner], 1)), axis=1)
+    top = inner[np.argmax(b_nodes)]
+    at = refined_schedule(0.0, 8500.0, f, fine_mm=25.0, coarse_mm=50.0,
+                          b_threshold_tesla=float(b_nodes.max()))
+    k = int(np.flatnonzero(at == top)[0])
+    assert at[k] - at[k - 1] <= 25.0 + 1e-9 and at[k + 1] - at[k] <= 25.0 + 1e-9
+    assert np.diff(at).max() > 25.0  # and the rest is coarse
+    from physml.tracks.propagate import map_z_nodes
+
+    np.testing.assert_array_equal(map_z_nodes(f), gz)
+    with pytest.raises(ValueError, match="GaussianField is not a map"):
+        map_z_nodes(GaussianField())
 
 
 def test_importing_the_study_leaves_jax_in_float32_and_kernels_still_run_in_float64():
