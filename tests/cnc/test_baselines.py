@@ -52,6 +52,17 @@ def test_clock_rule_on_a_constructed_case():
     assert out.tolist() == ["a0", "a1", "a1", "B1"]
     with pytest.raises(ValueError, match="no training file"):
         B.clock_predict(train, pd.DataFrame({"program": ["C"], "row": [0]}), y, key="program")
+    # a longer program: every row position looked up in order, past the end the last one
+    train = pd.DataFrame({"program": ["A"] * 5, "row": [0, 1, 2, 3, 4]})
+    y = np.array([f"r{i}" for i in range(5)], dtype=object)
+    test = pd.DataFrame({"program": ["A"] * 7, "row": [3, 0, 4, 1, 2, 9, 6]})
+    assert B.clock_predict(train, test, y, key="program").tolist() == [
+        "r3", "r0", "r4", "r1", "r2", "r4", "r4"]
+    # a tie between two labels goes to the smaller one, whatever their order in training
+    for labels in (["G2", "G1"], ["G1", "G2"]):
+        tie = pd.DataFrame({"program": ["A", "A"], "row": [0, 0]})
+        out = B.clock_predict(tie, tie.iloc[:1], np.array(labels, dtype=object), key="program")
+        assert out.tolist() == ["G1"]
 
 
 def test_nn1_returns_the_label_of_the_nearest_training_row():

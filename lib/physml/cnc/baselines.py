@@ -136,6 +136,8 @@ def balanced_accuracy_score(y_true, y_pred) -> float:
 
 
 def _mode_table(keys: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    """The most frequent label ``y`` of each distinct row of ``keys`` (ties: the smallest
+    label, so the rule is deterministic), sorted by the keys."""
     t = keys.assign(y=y).groupby(list(keys.columns) + ["y"]).size().reset_index(name="n")
     t = t.sort_values(list(keys.columns) + ["n", "y"],
                       ascending=[True] * len(keys.columns) + [False, True])
