@@ -337,3 +337,24 @@ def test_a_dispatcher_pickled_before_it_is_made_stable_is_refused():
         stable(f, "test.f")
     g = numba.njit(lambda x: x + 2)
     assert stable(g, "test.g") is g and stable(g, "test.g") is g  # idempotent
+
+
+def test_schedules_refuse_a_zero_step_and_accept_equal_fine_and_coarse_steps():
+    from physml.tracks.propagate import refined_schedule
+
+    for bad in (0.0, -25.0):
+        with pytest.raises(ValueError, match="expected > 0"):
+            rk4_schedule(0.0, 100.0, bad)
+    f = default_field()
+    equal = refined_schedule(0.0, 1000.0, f, fine_mm=50.0, coarse_mm=50.0)
+    np.testing.assert_allclose(equal, rk4_schedule(0.0, 1000.0, 50.0, f))
+    for fine, coarse in ((0.0, 50.0), (60.0, 50.0)):
+        with pytest.raises(ValueError, match="need 0 < fine_mm <= coarse_mm"):
+            refined_schedule(0.0, 1000.0, f, fine_mm=fine, coarse_mm=coarse)
+
+
+def test_batch_buckets_are_powers_of_two_then_multiples_of_4096():
+    from physml.tracks.propagate import _bucket
+
+    assert [_bucket(n) for n in (1, 8, 9, 100, 4095, 4096, 4097, 8192, 9000)] == [
+        8, 8, 16, 128, 4096, 4096, 8192, 8192, 12288]

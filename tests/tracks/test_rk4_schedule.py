@@ -96,12 +96,18 @@ def test_a_field_free_stretch_is_one_step_and_exact():
 def test_node_schedule_rejects_bad_arguments():
     bs = _narrow()
     p = _probes(bs, 4)
-    with pytest.raises(ValueError, match="z_end > z_start"):
-        node_schedule(Z_END, 0.0, bs, p, 0.1)
+    for z_start in (Z_END, 0.0):  # backwards, and no distance at all
+        with pytest.raises(ValueError, match="z_end > z_start"):
+            node_schedule(z_start, 0.0, bs, p, 0.1)
     with pytest.raises(ValueError, match="local_tol_um"):
         node_schedule(0.0, Z_END, bs, p, 0.0)
     with pytest.raises(ValueError, match="max_nodes_per_step"):
         node_schedule(0.0, Z_END, bs, p, 0.1, max_nodes_per_step=0)
+    # one node per step at most: every map node between the planes
+    unit = node_schedule(0.0, 1000.0, bs, p, 1e6, max_nodes_per_step=1)
+    nodes = map_z_nodes(bs)
+    np.testing.assert_array_equal(unit, np.concatenate([[0.0], nodes[(nodes > 0) & (nodes < 1000)],
+                                                        [1000.0]]))
     with pytest.raises(ValueError, match="not a map"):
         node_schedule(0.0, Z_END, GaussianField(), p, 0.1)
 
