@@ -102,7 +102,8 @@ def test_decomposition_removes_exactly_one_mismatch_and_signs_the_gain(decomposi
         assert np.allclose(d["scores"]["realistic"][m], scores(plain, "heldout_state", m))
         want = scores(direct, "heldout_state", m) - scores(plain, "heldout_state", m)
         assert np.isclose(d["gain"]["finger_jitter"][m].diff.mean, want.mean())
-    assert d["oracle"].shape == (2,)
+    assert d["oracle"].shape == (2,)  # the ceiling of the realistic runs, not of a variant
+    np.testing.assert_allclose(d["oracle"], [r["oracle_state"]["true_jitter"] for r in plain])
 
 
 def test_decisions_average_the_readings_of_each_hold(decomposition):
@@ -135,3 +136,31 @@ def test_accuracy_intervals_stay_within_zero_and_one():
     assert ci["a"].high == 1.0 and ci["b"].low == 0.0 and ci["a"].mean == pytest.approx(2.9 / 3)
     eff = heldout.efficiency_cis({3: runs}, "s", ["a"])
     assert eff["a_n3"].high == 1.0
+
+
+def test_window_chunks_restart_at_every_hold():
+    # holds of 5 and 4 readings, window 3: (0,1,2) (3,4) | (5,6,7) (8)
+    x = np.arange(27, dtype=float).reshape(9, 3)
+    bits = ALL_BITS[[1] * 5 + [2] * 4]
+    holds = np.array([0] * 5 + [1] * 4)
+    m, b, h = window_means(x, bits, holds, 3)
+    want = [x[0:3].mean(0), x[3:5].mean(0), x[5:8].mean(0), x[8]]
+    np.testing.assert_allclose(m, want)
+    assert h.tolist() == [0, 0, 1, 1] and (b == ALL_BITS[[1, 1, 2, 2]]).all()
+    empty = window_means(np.zeros((0, 3)), np.zeros((0, 5), int), np.zeros(0, int), 3)
+    assert [a.shape for a in empty] == [(0, 3), (0, 5), (0,)]
+    with pytest.raises(ValueError, match="a hold mixes finger states"):
+        window_means(x, ALL_BITS[[1] * 4 + [2] * 5], holds, 3)
+
+
+def test_window_means_and_hold_ids_refuse_mismatched_shapes_each_alone():
+    x, bits, holds = np.zeros((4, 3)), np.zeros((4, 5), int), np.zeros(4, int)
+    for bad in ((np.zeros(12), bits, holds), (np.zeros((4, 2)), bits, holds),
+                (x, np.zeros((3, 5), int), holds), (x, bits, np.zeros(5, int))):
+        with pytest.raises(ValueError, match=r"readings \(m, 3\), bits \(m, 5\), holds"):
+            window_means(*bad, 2)
+    idx = np.arange(4)
+    for bad in ((idx[:, None], bits), (idx, np.zeros((4, 4), int)), (idx, bits[:3])):
+        with pytest.raises(ValueError, match=r"index \(m,\) and bits \(m, 5\) must match"):
+            hold_ids(*bad)
+    assert hold_ids(idx[:0], bits[:0]).shape == (0,)

@@ -9,6 +9,7 @@ from physml.magnets.heldout import (
     check_no_leak,
     choose_train_states,
     run_heldout,
+    scores,
     state_split,
     subsample_per_state,
 )
@@ -33,6 +34,12 @@ def test_state_split_has_no_test_state_in_training():
     keep = subsample_per_state(bits, tr, 5, rng)
     assert (keep <= tr).all()
     assert np.bincount(bits_to_index(bits[keep])).max() == 5
+    one = subsample_per_state(bits, tr, 1, rng)  # one reading of each training state
+    assert sorted(bits_to_index(bits[one]).tolist()) == sorted(states.tolist())
+    np.testing.assert_array_equal(subsample_per_state(bits, tr, None, rng), tr)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="n_per_state must be >= 1 or None"):
+            subsample_per_state(bits, tr, bad, rng)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +57,14 @@ def test_heldout_runs_keep_states_sessions_and_users_apart(runs):
         assert s["C"].split("/")[0] != s["A"].split("/")[0]
         assert set(r["heldout_state"]) == {"physics", "physics_jitter", "ols_templates",
                                            "rf_baseline", "rf_augmented"}
+        # per-state scores are of the held-out states (NaN exactly on the training states);
+        # a finger is right at least as often as all five are
+        per_state = np.array(r["per_state"]["physics"])
+        assert set(np.flatnonzero(np.isnan(per_state))) == set(r["train_states"])
+        assert np.all(np.array(r["per_finger"]["physics"]) >= r["heldout_state"]["physics"])
+        assert r["noise_model"] and "pooled_cov_uT2" not in r["noise_model"]  # JSON-sized
+        # a new session's templates re-centred on its own mean reading: its offset absorbed
+        assert r["heldout_session"]["physics_recentred"] > r["heldout_session"]["physics"]
 
 
 def test_leak_check_catches_a_leaking_run(runs):
@@ -59,16 +74,73 @@ def test_leak_check_catches_a_leaking_run(runs):
 
 
 def test_free_dipole_is_not_identifiable_from_a_source_like_start():
-    from physml.magnets.heldout import fit_seed
+    from dataclasses import replace
+
+    from physml.magnets.heldout import fit_seed, source_start_check
 
     session = {"hold_s": 0.5, "repeats": 1}
     near = fit_seed(0, "free", session=session, maxiter=200)
-    far = fit_seed(0, "free", session=session, maxiter=200, source_init=True)
+    far = source_start_check(0, 10, session, 200, near)  # fit_seed with source_init=True
     # same data, same loss, but ~10x too strong magnets: the loss cannot pin the moments
-    assert far["fit"].final_loss == pytest.approx(near["fit"].final_loss, rel=0.05, abs=0.05)
-    assert far["fit"].moments().mean() > 5 * near["fit"].moments().mean()
-    assert not any(r["plausible"] for r in far["fit"].magnet_report())
+    assert far["final_loss_uT2"] == pytest.approx(near["fit"].final_loss, rel=0.05, abs=0.05)
+    assert far["same_loss"] and far["nominal_final_loss_uT2"] == near["fit"].final_loss
+    assert far["mean_moment_Am2"] > 5 * far["nominal_mean_moment_Am2"]
+    assert far["implausible_magnets"] == 10  # every free moment (5 fingers × 2 states)
     assert all(r["plausible"] for r in near["fit"].magnet_report())
+    # "same loss": within 10% + 0.01 µT² of the nominal start's (|f − n| = 0.1 n + 0.005 is,
+    # 0.1 n + 0.015 is not, from either side)
+    f = far["final_loss_uT2"]
+    for n, same in (((f - 0.005) / 1.1, True), ((f - 0.015) / 1.1, False),
+                    ((f + 0.005) / 0.9, True), ((f + 0.015) / 0.9, False)):
+        other = dict(near, fit=replace(near["fit"], final_loss=n))
+        assert source_start_check(0, 10, session, 200, other)["same_loss"] is same, n
+    # with the orientation the fit reports the Earth field it found: the simulator's is
+    # 50 µT at 60° dip (SessionConfig defaults); without it there is none to report
+    assert 40.0 < near["earth_uT"] < 65.0 and abs(near["dip_deg"] - 60.0) < 5.0
+    flat = fit_seed(0, "free", session=session, maxiter=50, orientation=False)
+    assert "earth_uT" not in flat and "dip_deg" not in flat
+    # the template errors: the truth moved by the offset that aligns it on the seen states
+    pred, truth = near["fit"].templates(), near["true_templates"]
+    seen = np.isin(np.arange(32), near["train_states"])
+    np.testing.assert_allclose((pred - truth)[seen].mean(0), 0.0, atol=1e-9)
+    err = np.linalg.norm(pred - truth, axis=1)
+    np.testing.assert_allclose(near["residual_uT"], err, rtol=1e-12)
+    assert near["seen_rmse_uT"] == pytest.approx(np.sqrt(np.mean(err[seen] ** 2)))
+    assert near["unseen_rmse_uT"] == pytest.approx(np.sqrt(np.mean(err[~seen] ** 2)))
+    assert near["unseen_rmse_uT"] > near["seen_rmse_uT"] > 0
+    # the fit data are shared between fits, so they are read-only
+    from physml.magnets.heldout import fit_data
+
+    d = fit_data(0, session=session)
+    assert not any(d[k].flags.writeable for k in ("readings_uT", "bits", "train", "rotations"))
+    assert len(d["readings_uT"]) == 32 * 13  # the given session: one 0.5 s hold per state
+
+
+def test_fit_seed_runs_the_optimiser_it_is_given():
+    from physml.magnets.heldout import fit_seed
+
+    session = {"hold_s": 0.5, "repeats": 1}
+    lsq = fit_seed(0, "constrained", session=session, maxiter=20, optimiser="lsq")
+    lbfgs = fit_seed(0, "constrained", session=session, maxiter=20)
+    assert lsq["fit"].history["iteration"] == [0, 1]  # least squares reports start and end
+    assert len(lbfgs["fit"].history["iteration"]) > 2  # L-BFGS reports every iteration
+
+
+def test_magnet_errors_are_zero_for_the_true_geometry_and_see_a_moved_sensor():
+    from physml.magnets.fit import FitResult, MagnetSpec, initial_params
+    from physml.magnets.hand import default_hand
+    from physml.magnets.heldout import magnet_errors
+
+    hand = default_hand()
+    p = initial_params("constrained", hand, MagnetSpec())
+    fixed = {"direction": hand.direction, "flex_axis": hand.flex_axis, "surface": hand.surface_m}
+    res = FitResult("constrained", p, fixed, {}, 0, 0, 0, 0)
+    e = magnet_errors(res, hand, np.arange(32))
+    assert e["position_rmse_mm"] == pytest.approx(0.0, abs=1e-9)
+    m = hand.moment_Am2
+    assert e["moment_rel_err"] == pytest.approx(np.mean(np.abs(p["moment"] - m) / m))
+    moved = hand.replace(sensor_m=hand.sensor_m + np.array([0.0, 0.006, 0.008]))  # 10 mm
+    assert magnet_errors(res, moved, np.arange(32))["position_rmse_mm"] == pytest.approx(10.0)
 
 
 def test_fit_seed_refuses_de_outside_the_physical_box_before_simulating():
@@ -91,6 +163,8 @@ def test_fit_target_needs_the_whole_interval_inside():
     assert meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), fast)
     assert not meets_fit_target(CI(0.955, 0.94, 0.97, 5, 0.95, "t"), fast)  # mean passes, CI not
     assert not meets_fit_target(CI(0.97, 0.96, 0.98, 5, 0.95, "t"), CI(0.9, 0.8, 1.1, 5, 0.95, "t"))
+    # the ends count: a lower bound of exactly 0.95 and an upper bound of exactly 1 s meet it
+    assert meets_fit_target(CI(0.96, 0.95, 0.97, 5, 0.95, "t"), CI(0.9, 0.8, 1.0, 5, 0.95, "t"))
 
 
 def test_additive_templates_recover_an_exactly_additive_field_from_six_states():
@@ -146,6 +220,9 @@ def test_jitter_reaching_takes_the_largest_jitter_below_which_every_swept_one_re
     assert jitter_reaching(sweep, "m", 0.93) == (1.0, 0.0)
     assert jitter_reaching(sweep, "m", 0.90) == (3.0, 0.0)
     assert jitter_reaching(sweep, "m", 1.01) == (None, None)
+    # reaching means at least the target: a mean (and a CI) exactly at it counts
+    exact = {"jitter_deg": [0.0, 1.0], "scores": {"m": np.array([[1.0, 1.0], [0.75, 0.75]])}}
+    assert jitter_reaching(exact, "m", 0.75) == (1.0, 1.0)
 
 
 def test_jitter_sweep_costs_accuracy_and_rejects_bad_sweeps():
@@ -156,6 +233,12 @@ def test_jitter_sweep_costs_accuracy_and_rejects_bad_sweeps():
     acc = sweep["scores"]["physics_jitter"]
     assert acc.shape == (2, 2) and sweep["jitter_deg"] == [0.0, 8.0]
     assert acc[0].mean() > acc[1].mean() + 0.1, acc  # jitter is what the sweep varies
+    # independent path: the held-out experiment run directly on the config at 8°
+    from dataclasses import replace
+
+    direct = run_heldout([0, 1], replace(cfg, classifiers=(),
+                                         session={**cfg.session, "finger_jitter_deg": 8.0}))
+    np.testing.assert_allclose(acc[1], scores(direct, "heldout_state", "physics_jitter"))
     for bad in ([2.0, 1.0], [-1.0, 2.0], [1.0, 1.0], []):
         with pytest.raises(ValueError, match="jitters_deg"):
             jitter_sweep([0, 1], bad, cfg)
@@ -178,3 +261,129 @@ def test_jitter_text_places_the_reach_and_the_default_against_the_published_rang
     t = jitter_text(5.0, 5.0, 5.0, 0.9)
     assert "above the published range" in t and "is outside that range" in t
     assert "Reissner et al. 2019" in t
+
+
+def test_source_like_start_keeps_the_nominal_field_with_the_source_moment():
+    # a dipole's field goes as m / r³: moment × 8 and distance × 2 give the same templates
+    from physml.magnets.fit import FitResult, MagnetSpec, initial_params
+    from physml.magnets.hand import default_hand
+    from physml.magnets.heldout import source_like_init
+
+    means, w = np.zeros((32, 3)), np.full(32, 1 / 32)
+    nominal = initial_params("free", default_hand(), MagnetSpec(), means, w)
+    one, eight = source_like_init(means, w, 1.0), source_like_init(means, w, 8.0)
+    t = [FitResult("free", p, {}, {}, 0, 0, 0, 0).templates() for p in (nominal, one, eight)]
+    np.testing.assert_allclose(t[1], t[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(t[2], t[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(one["mom"], axis=-1), 1.0)
+    np.testing.assert_allclose(np.linalg.norm(eight["mom"], axis=-1), 8.0)
+    np.testing.assert_allclose(eight["pos"], 2.0 * one["pos"])
+    assert np.all(np.linalg.norm(one["pos"], axis=-1) > np.linalg.norm(nominal["pos"], axis=-1))
+
+
+def test_heldout_helpers_refuse_bad_input_each_alone():
+    from physml.magnets.heldout import (
+        additive_templates,
+        choose_train_states,
+        mismatch_decomposition,
+        optimiser_comparison,
+        scores_of,
+    )
+
+    x, b = np.zeros((6, 3)), ALL_BITS[:6]
+    for bad in ((np.zeros(18), b), (np.zeros((6, 2)), b), (x, ALL_BITS[:5]),
+                (x, np.zeros((6, 4)))):
+        with pytest.raises(ValueError, match=r"readings \(n, 3\) and bits \(n, 5\) must match"):
+            additive_templates(*bad)
+    for n in (2, 32):
+        s = choose_train_states(np.random.default_rng(0), n)
+        assert len(set(s.tolist())) == n
+        assert (ALL_BITS[s].min(0) == 0).all() and (ALL_BITS[s].max(0) == 1).all()
+    for n in (1, 33):
+        with pytest.raises(ValueError, match=r"n_states must be in \[2, 32\]"):
+            choose_train_states(np.random.default_rng(0), n)
+    with pytest.raises(KeyError, match="no runs named 'rf'"):
+        scores_of({"physics": []}, "rf", "unseen_rmse_uT")
+    for fn in (optimiser_comparison, mismatch_decomposition):
+        with pytest.raises(ValueError, match="at least two seeds"):
+            fn([0])
+    # two seeds pass the seed check and reach the next one
+    with pytest.raises(ValueError, match="unknown SessionConfig fields"):
+        mismatch_decomposition([0, 1], mismatches={"x": ("a typo", {"noise_ut": 0.0})})
+
+
+def test_expectation_verdict_holds_only_when_both_intervals_meet_their_ranges():
+    from physml.magnets.heldout import expectation_verdict
+    from physml.stats import CI
+
+    def ci(lo, hi):
+        return CI((lo + hi) / 2, lo, hi, 5, 0.95, "t")
+
+    both = {"rf_baseline": ci(0.16, 0.2), "rf_augmented": ci(0.75, 0.85)}
+    assert "The expectation holds here" in expectation_verdict(both)
+    assert "(inside the expected range)" in expectation_verdict(both)
+    assert "(overlapping the expected range)" in expectation_verdict(both)
+    def where(b, a):
+        v = expectation_verdict({"rf_baseline": b, "rf_augmented": a})
+        first, second = (part.split(" the expected range")[0] for part in v.split("(")[1:3])
+        return first, second, "does not hold" not in v
+
+    assert where(ci(0.16, 0.2), ci(0.5, 0.6)) == ("inside", "below", False)
+    assert where(ci(0.5, 0.6), ci(0.82, 0.88)) == ("above", "inside", False)
+    # touching a range's end counts as overlapping it, and so does reaching past one end
+    assert where(ci(0.05, 0.15), ci(0.9, 0.95)) == ("overlapping", "overlapping", True)
+    assert where(ci(0.1, 0.2), ci(0.85, 0.95)) == ("overlapping", "overlapping", True)
+    assert where(ci(0.1, 0.3), ci(0.79, 0.91)) == ("overlapping", "overlapping", True)
+    assert where(ci(0.15, 0.25), ci(0.8, 0.9)) == ("inside", "inside", True)  # the ends count
+
+
+def test_data_efficiency_uses_the_given_config_with_n_real_readings_per_state():
+    from physml.magnets.heldout import data_efficiency
+
+    cfg = HeldoutConfig(synthetic_per_state=10, classifiers=("rf",), n_estimators=5, maxiter=20,
+                        session={"hold_s": 0.4, "repeats": 1}, decision_samples=3)
+    eff = data_efficiency([0], [2, 4], cfg)
+    assert sorted(eff) == [2, 4]
+    for n, (run,) in eff.items():
+        k = len(run["train_states"])
+        assert run["n_train_real"] == run["n_train_decisions"] == n * k  # one reading, one decision
+        assert run["n_test_decisions"] == (32 - k) * 10  # the config's 0.4 s holds at 26 Hz
+        assert set(run["heldout_state"]) >= {"rf_baseline", "physics"}
+
+
+def test_jitter_text_counts_the_range_ends_as_inside():
+    from physml.magnets.heldout import jitter_text
+    from physml.magnets.simulate import FINGER_POSE_REPEATABILITY_DEG
+
+    lo, hi = FINGER_POSE_REPEATABILITY_DEG
+    for d in (lo, hi):
+        assert "is inside that range" in jitter_text(None, None, d, 0.9)
+        assert f"up to {d:g}° (within the published range)" in jitter_text(d, d, d, 0.9)
+
+
+def test_state_confusion_pools_the_seeds_that_held_each_state_out():
+    from physml.magnets.hand import bits_to_code
+    from physml.magnets.heldout import state_confusion
+
+    nan = np.nan
+    a, b = np.full(32, nan), np.full(32, nan)
+    a[[0, 1, 2]] = [1.0, 0.2, 0.5]  # seed 0 held out states 0, 1, 2
+    b[[1, 2, 3]] = [0.4, 0.9, 0.0]  # seed 1 held out states 1, 2, 3
+    runs = [{"per_state": {"m": a.tolist()}}, {"per_state": {"m": b.tolist()}}]
+    out = state_confusion(runs, "m", top=3)
+    codes = bits_to_code(ALL_BITS[[3, 1, 2]])
+    assert [r["state"] for r in out] == list(codes)
+    assert [r["exact match"] for r in out] == pytest.approx([0.0, 0.3, 0.7])
+    assert [r["seeds held out"] for r in out] == [1, 2, 2]
+    assert len(state_confusion(runs, "m", top=10)) == 4  # states no seed held out are left out
+
+
+def test_oracle_values_need_runs_with_oracle_scores(runs):
+    from physml.magnets.heldout import oracle_values
+
+    np.testing.assert_array_equal(oracle_values(runs),
+                                  [r["oracle_state"]["true_jitter"] for r in runs])
+    np.testing.assert_array_equal(oracle_values(runs, "true_templates"),
+                                  [r["oracle_state"]["true_templates"] for r in runs])
+    with pytest.raises(ValueError, match="runs without oracle scores"):
+        oracle_values([runs[0], {k: v for k, v in runs[1].items() if k != "oracle_state"}])
