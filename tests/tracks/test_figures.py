@@ -101,15 +101,18 @@ def test_sweep_means_over_seeds_with_min_max_bars_and_names_its_axes():
     assert named.layout.yaxis.title.text == "mean position error (mm)"
 
 
-def test_size_vs_speed_gives_spearman_only_within_an_architecture():
-    # one size per architecture: a pooled ρ would measure the architecture, not the size
-    one = pd.DataFrame({"arch": ["mlp", "mlp", "pinn", "pinn"], "params": [10, 10, 20, 20],
+def test_size_vs_speed_gives_spearman_only_within_a_model_family():
+    # one size per family: a pooled ρ would measure the family, not the size
+    one = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny+kick", "pinn-tiny", "pinn-tiny"],
+                        "size": ["tiny"] * 4, "params": [10, 10, 20, 20],
                         "epochs_to_90pct": [9, 8, 1, 2]})
     fig = figures.size_vs_speed(one)
-    assert "one size per architecture" in fig.layout.title.text and "ρ" not in fig.layout.title.text
-    assert [t.name for t in fig.data] == ["mlp", "pinn"]
+    assert "one size per model family" in fig.layout.title.text
+    assert "ρ" not in fig.layout.title.text
+    assert [t.name for t in fig.data] == ["mlp", "mlp+kick", "pinn"]
     # mlp at three sizes, slower with size; pinn at one size is left out of the ρ
-    grown = pd.DataFrame({"arch": ["mlp"] * 3 + ["pinn"], "params": [10, 100, 1000, 20],
-                          "epochs_to_90pct": [3, 5, 9, 1]})
+    grown = pd.DataFrame({"model": ["mlp-tiny", "mlp-small", "mlp-wide", "pinn-tiny"],
+                          "size": ["tiny", "small", "wide", "tiny"],
+                          "params": [10, 100, 1000, 20], "epochs_to_90pct": [3, 5, 9, 1]})
     title = figures.size_vs_speed(grown).layout.title.text
     assert "mlp ρ = 1.00 (3 runs)" in title and "pinn" not in title

@@ -79,22 +79,24 @@ def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | No
 
 
 def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
-    """Parameters vs epochs to 90% of the final accuracy, per architecture.
+    """Parameters vs epochs to 90% of the final accuracy, one series per model family (the
+    ``model`` without its size: architecture and prior, e.g. ``mlp``, ``mlp+kick``).
 
-    The title gives Spearman's ρ within each architecture that was run at two or more sizes
-    (across architectures the parameter count is confounded with the architecture and its
-    step budget, so no pooled ρ is given)."""
+    The title gives Spearman's ρ within each family that was run at two or more sizes
+    (across families the parameter count is confounded with the architecture, the prior and
+    the step budget, so no pooled ρ is given)."""
     fig = go.Figure()
     within = []
-    for arch, g in conv.groupby("arch", sort=False):
+    family = [m.replace(f"-{s}", "", 1) for m, s in zip(conv["model"], conv["size"], strict=True)]
+    for name, g in conv.groupby(np.array(family), sort=False):
         fig.add_trace(go.Scatter(x=g["params"], y=g["epochs_to_90pct"], mode="markers",
-                                 name=arch, marker=dict(size=10)))
+                                 name=name, marker=dict(size=10)))
         if g["params"].nunique() >= 2 and len(g) >= 3:
             rho = g[["params", "epochs_to_90pct"]].corr(method="spearman").iloc[0, 1]
-            within.append(f"{arch} ρ = {rho:.2f} ({len(g)} runs)")
-    what = ("Spearman within architecture: " + ", ".join(within) if within else
-            "one size per architecture: parameters differ only by architecture, no size "
-            "effect to measure")
+            within.append(f"{name} ρ = {rho:.2f} ({len(g)} runs)")
+    what = ("Spearman within a model family: " + ", ".join(within) if within else
+            "one size per model family: parameters differ only by family, no size effect to "
+            "measure")
     fig.update_layout(title=f"Model size vs convergence speed ({what})",
                       xaxis_title="parameters", xaxis_type="log",
                       yaxis_title="epochs to 90% of final accuracy")
