@@ -148,6 +148,22 @@ def test_bad_states_and_methods_raise():
         propagate(np.array([[0, 0, 0, 0, 0.1], [0, 0, np.nan, 0, 0.1]]), 0, 100, g)
     with pytest.raises(ValueError, match="method 'euler'"):
         propagate(np.zeros((1, 5)), 0, 100, g, method="euler")
+    # a schedule must be one row of nodes from z_start to z_end, each fault alone
+    for bad in (np.array([[0.0, 100.0]]), np.array([0.0]), np.array([10.0, 100.0]),
+                np.array([0.0, 90.0])):
+        with pytest.raises(ValueError, match="schedule must run from z_start=0"):
+            propagate(np.zeros((1, 5)), 0.0, 100.0, g, schedule=bad)
+
+
+def test_a_batch_is_padded_with_copies_of_its_first_track():
+    from physml.tracks.propagate import _pad_batch
+
+    s = _tracks(5, seed=2)
+    p = _pad_batch(s)
+    assert p.shape == (8, 5)
+    np.testing.assert_array_equal(p[:5], s)
+    np.testing.assert_array_equal(p[5:], np.repeat(s[:1], 3, 0))
+    assert _pad_batch(_tracks(8)).shape == (8, 5)
 
 
 def test_a_batch_of_one_gives_the_same_answer_as_inside_a_batch():

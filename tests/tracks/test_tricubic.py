@@ -123,6 +123,11 @@ def test_compiled_integrators_match_the_helix_in_a_uniform_map(method):
     # sign: a positive track in +By bends towards -x (dtx/dz = -KAPPA q/p By at tx = 0)
     pos = propagate(np.array([[0.0, 0, 0, 0, 0.1]]), 0.0, 100.0, tc, method=method)
     assert pos[0, 2] == pytest.approx(-KAPPA * 0.1 * 100.0, rel=1e-3)
+    # no distance: the states come back unchanged (RK4 takes one step of length 0, the
+    # adaptive integrator none)
+    same, info = propagate(s, 500.0, 500.0, tc, method=method, return_info=True)
+    np.testing.assert_array_equal(same, s)
+    assert info["steps"] == (1 if method == "rk4" else 0)
 
 
 def test_rk4_and_dopri5_on_the_smooth_default_map_match_dop853():
