@@ -116,8 +116,9 @@ def test_momentum_groups_follow_the_edges():
     s = np.zeros((5, 5))
     s[:, 4] = [1 / 1.0, -1 / 3.0, 1 / 2.999, -1 / 10.0, 1 / 50.0]  # p = 1, 3, 2.999, 10, 50 GeV
     np.testing.assert_array_equal(momentum_groups(s, [3.0, 10.0]), [0, 1, 0, 2, 2])
-    with pytest.raises(ValueError, match="ascending"):
-        momentum_groups(s, [10.0, 3.0])
+    for bad in ([10.0, 3.0], [3.0, 3.0], [0.0, 3.0], [-1.0, 3.0], [[3.0, 10.0]]):
+        with pytest.raises(ValueError, match="positive and ascending"):
+            momentum_groups(s, bad)
 
 
 def test_grouped_schedules_give_stiff_tracks_fewer_steps_and_run_in_input_order():
