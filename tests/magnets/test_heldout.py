@@ -141,6 +141,12 @@ def test_magnet_errors_are_zero_for_the_true_geometry_and_see_a_moved_sensor():
     assert e["moment_rel_err"] == pytest.approx(np.mean(np.abs(p["moment"] - m) / m))
     moved = hand.replace(sensor_m=hand.sensor_m + np.array([0.0, 0.006, 0.008]))  # 10 mm
     assert magnet_errors(res, moved, np.arange(32))["position_rmse_mm"] == pytest.approx(10.0)
+    # fitted positions are relative to the sensor: the whole hand moved with its sensor
+    # (default sensor at the origin) is the same geometry to the sensor
+    shift = np.array([0.004, -0.003, 0.012])
+    carried = hand.replace(sensor_m=hand.sensor_m + shift, base_m=hand.base_m + shift)
+    e = magnet_errors(res, carried, np.arange(32))["position_rmse_mm"]
+    assert e == pytest.approx(0.0, abs=1e-9)
 
 
 def test_fit_seed_refuses_de_outside_the_physical_box_before_simulating():
