@@ -239,6 +239,29 @@ def test_teacher_forced_counts_eos_only_when_asked():
     assert ed.teacher_forced_hits(m, torch.zeros(1, 2, 3), ids, include_eos=True) == (2, 3)
 
 
+def test_config_refuses_a_bad_length_focal_exponent_or_head_split_each_alone():
+    ed.EDConfig(max_len=3, gamma=0.0)
+    ed.EDConfig(gamma=2.0)  # the focal exponents of the ablation are accepted
+    for bad, match in (({"max_len": 2}, "max_len must be >= 3"),
+                       ({"gamma": -0.5}, "gamma must be >= 0"),
+                       ({"d_model": 30, "heads": 4}, "divisible by heads")):
+        with pytest.raises(ValueError, match=match):
+            ed.EDConfig(**bad)
+
+
+def test_training_refuses_empty_training_or_validation_rows_each_alone(tmp_path):
+    data = synthetic.recordings(3)
+    ds = _ds(data)
+    table = ds.inputs.table(sequences.Scaler.fit(ds.inputs.values, ds.inputs.columns))
+    vocab = tokens.Vocabulary.build(ds.targets.line)
+    ids = sequences.encode_lines(vocab, ds.targets.line, SMALL.max_len)
+    rows = np.arange(len(table))
+    for fit, val in ((rows[:0], rows[:10]), (rows[10:], rows[:0])):
+        with pytest.raises(ValueError, match="empty training or validation rows"):
+            ed.fit_encoder_decoder(table, ds.inputs.window_index, ids, ds.targets.command, fit,
+                                   val, len(vocab), SMALL, TrainConfig(epochs=1), tmp_path)
+
+
 def test_vocab_type_codes():
     vocab = tokens.Vocabulary.build(["G1 X2.5"])
     codes = dict(zip(vocab.tokens, ed.vocab_type_codes(vocab).tolist(), strict=True))
@@ -271,6 +294,14 @@ def test_learns_the_synthetic_lines_on_held_out_files(trained):
     assert s["token_accuracy_free_running"] > 0.9, s
     assert s["command_balanced_accuracy"] > 0.8, s
     assert s["token_accuracy_teacher_forced"] > 0.9, s
+
+
+def test_a_fold_scores_its_validation_rows_only_when_asked(trained):
+    # the cross-validation folds score the test files; validation scores (val_*) are for
+    # choosing among candidates, and only the final run asks for them
+    *_, res = trained
+    assert "line_exact_accuracy" in res.scores
+    assert not any(k.startswith("val_") for k in res.scores)
 
 
 def test_scaler_of_a_fold_is_fitted_on_its_training_files(trained):

@@ -609,7 +609,7 @@ def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: ED
     scaler_rows = train_rows if scaler_fit == "train" else test_rows
     res = _fit_and_score(ds, train_rows, scaler_rows, fit_rows[::train_stride], val_rows,
                          test_rows[::test_stride], cfg, train_cfg, out_dir, val_rows_max,
-                         score_validation)
+                         score_validation=score_validation)
     res.scores["best_epoch"] = res.history["best_epoch"]
     res.scores["best_val_loss"] = res.history["best_val_loss"]
     return res
@@ -618,7 +618,7 @@ def run_fold(ds: Dataset, train_rows: np.ndarray, test_rows: np.ndarray, cfg: ED
 def _fit_and_score(ds: Dataset, vocab_rows: np.ndarray, scaler_rows: np.ndarray,
                    fit_rows: np.ndarray, val_rows: np.ndarray, score_rows: np.ndarray | None,
                    cfg: EDConfig, train_cfg: _train.TrainConfig, out_dir: str | Path,
-                   val_rows_max: int, score_validation: bool = False) -> FoldResult:
+                   val_rows_max: int, *, score_validation: bool) -> FoldResult:
     """Scaler on ``scaler_rows``, vocabulary on the lines of ``vocab_rows``, training on
     ``fit_rows`` with early stopping on ``val_rows`` (evenly thinned to ``val_rows_max``),
     scores on ``score_rows`` (``None``: on the validation rows); ``score_validation``: the
