@@ -113,6 +113,20 @@ def test_greedy_decoding_always_gives_a_valid_line():
         assert line and tokens.detokenize(tokens.tokenize(line)) == line
 
 
+def test_greedy_predictor_refuses_a_vocabulary_without_words_or_without_values():
+    vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
+    model = ed.EncoderDecoder(7, len(vocab), SMALL)
+    codes = ed.vocab_type_codes(vocab)
+    ed.GreedyPredictor(model, codes)
+    no_values = np.where(codes == 3, 2, codes)  # every value token relabelled an address
+    no_words = np.where((codes == 1) | (codes == 2), 3, codes)
+    for bad in (no_values, no_words):
+        with pytest.raises(ValueError, match="needs command or address tokens and value"):
+            ed.GreedyPredictor(model, bad)
+    with pytest.raises(ValueError, match=r"type_codes has shape \(3,\)"):
+        ed.GreedyPredictor(model, codes[:3])
+
+
 @torch.no_grad()
 def _greedy_by_full_recompute(model, x, type_codes, steps):
     """Independent reference of the greedy decoder: at every step the whole prefix goes
