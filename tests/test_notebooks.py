@@ -98,5 +98,9 @@ def test_notebook_smoke_renders(nb_path, smoke_artifacts, tmp_path):
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     data = json.loads((out / nb_path.parent.name / f"{nb_path.stem}.json").read_text())
     assert data["status"] == "ok" and data["figures"], nb_path
-    assert (out / nb_path.parent.name / f"{nb_path.stem}.html").stat().st_size > 10_000
+    html = (out / nb_path.parent.name / f"{nb_path.stem}.html").read_text()
+    assert len(html) > 10_000
+    # no raw Python repr reaches the report (a cell ending in a call that returns a value)
+    for pattern in (r"\bCI\(mean=", r"\bTiming\(seconds=", r" object at 0x[0-9a-f]+"):
+        assert not re.search(pattern, html), (nb_path, pattern)
     assert (out / "index.html").exists()
