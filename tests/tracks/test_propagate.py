@@ -100,12 +100,25 @@ def test_rk4_converges_with_fourth_order():
     assert np.all((order > 3.5) & (order < 4.5)), order
 
 
-def test_backward_propagation_returns_to_start():
-    f = default_field()
+@pytest.mark.parametrize("method", METHODS)
+def test_backward_propagation_returns_to_start(method):
+    f = default_field() if method == "rk4" else GaussianField()
     s = _tracks(5, seed=5)
-    there = propagate(s, 500.0, 9000.0, f)
-    back = propagate(there, 9000.0, 500.0, f)
+    there = propagate(s, 500.0, 9000.0, f, method=method)
+    back = propagate(there, 9000.0, 500.0, f, method=method)
     np.testing.assert_allclose(back, s, atol=2e-3)
+
+
+def test_cash_karp_grows_its_steps_by_at_most_5x_up_to_the_cap():
+    # a smooth field, well within tolerance: steps 10, 50, then 100 mm (the cap) to the end,
+    # the last one cut to the remaining 40 mm: 32 steps over 3 m for every track
+    s = _tracks(6, seed=12)
+    _, info = propagate(s, 0.0, 3000.0, UniformField((0.0, 1.0, 0.0)), method="cash_karp",
+                        initial_step_mm=10.0, max_step_mm=100.0, return_info=True)
+    assert info["max_steps"] == 32 and info["mean_steps"] == 32.0
+    _, back = propagate(s, 3000.0, 0.0, UniformField((0.0, 1.0, 0.0)), method="cash_karp",
+                        initial_step_mm=10.0, max_step_mm=100.0, return_info=True)
+    assert back["max_steps"] == 32
 
 
 def test_zero_field_is_a_straight_line():

@@ -131,6 +131,13 @@ def test_grouped_schedules_give_stiff_tracks_fewer_steps_and_run_in_input_order(
         assert bs.on_planes(n)
     steps = [len(n) - 1 for n in scheds]
     assert steps[0] > steps[1] > steps[2]  # stiffer (higher p) groups take longer steps
+    # group g's schedule is set by all the probes with p clipped into [edge_{g-1}, edge_g]
+    probes = _probes(bs)
+    p = 1.0 / np.abs(probes[:, 4])
+    for n, lo, hi in zip(scheds, [0.0, *edges], [*edges, np.inf], strict=True):
+        clipped = probes.copy()
+        clipped[:, 4] = np.sign(probes[:, 4]) / np.clip(p, lo, hi)
+        np.testing.assert_array_equal(n, node_schedule(0.0, Z_END, bs, clipped, 0.02))
     states = reference_sample(bs, 300, np.random.default_rng(11), Z_END)
     g = momentum_groups(states, edges)
     assert set(np.unique(g)) == {0, 1, 2}
