@@ -3,6 +3,7 @@ rules, the NaN guard, learning a known relation, and the saved-model interface."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -113,7 +114,7 @@ def test_greedy_decoding_always_gives_a_valid_line():
         assert line and tokens.detokenize(tokens.tokenize(line)) == line
 
 
-def test_greedy_predictor_refuses_a_vocabulary_without_words_or_without_values():
+def test_greedy_predictor_refuses_a_vocabulary_steps_or_decoder_layout_it_cannot_decode():
     vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
     model = ed.EncoderDecoder(7, len(vocab), SMALL)
     codes = ed.vocab_type_codes(vocab)
@@ -125,6 +126,18 @@ def test_greedy_predictor_refuses_a_vocabulary_without_words_or_without_values()
             ed.GreedyPredictor(model, bad)
     with pytest.raises(ValueError, match=r"type_codes has shape \(3,\)"):
         ed.GreedyPredictor(model, codes[:3])
+    # steps: 1 .. max_len - 1
+    assert ed.GreedyPredictor(model, codes, steps=1).steps == 1
+    assert ed.GreedyPredictor(model, codes, steps=SMALL.max_len - 1).steps == SMALL.max_len - 1
+    for steps in (0, SMALL.max_len):
+        with pytest.raises(ValueError, match="steps must be in"):
+            ed.GreedyPredictor(model, codes, steps=steps)
+    # only the decoder layout it implements: post-norm, ReLU (each departure alone)
+    for attr, value in (("norm_first", True), ("activation", torch.nn.functional.gelu)):
+        other = ed.EncoderDecoder(7, len(vocab), SMALL)
+        setattr(other.decoder.layers[0], attr, value)
+        with pytest.raises(ValueError, match="decoder layer 0 is not post-norm ReLU"):
+            ed.GreedyPredictor(other, codes)
 
 
 @torch.no_grad()
@@ -483,3 +496,10 @@ def test_a_per_file_candidate_trains_on_its_variant_data_set(tmp_path, monkeypat
     with pytest.raises(ValueError, match="variant 'standardise' was prepared with per_file 'none'"):
         ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands,
                                  variants={"standardise": ds})
+    # the same number of rows, in another file order: not the same rows
+    shuffled = dataclasses.replace(std, inputs=dataclasses.replace(std.inputs,
+                                                                   files=std.files[::-1]))
+    assert len(shuffled.files) == len(ds.files)
+    with pytest.raises(ValueError, match="variant 'standardise' has other rows"):
+        ed.cross_validate_choice(ds, split_list, SMALL, TrainConfig(), tmp_path, cands,
+                                 variants={"standardise": shuffled})
