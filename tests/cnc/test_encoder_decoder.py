@@ -331,6 +331,28 @@ def test_a_fold_scores_its_validation_rows_only_when_asked(trained):
     assert not any(k.startswith("val_") for k in res.scores)
 
 
+def test_validation_scores_are_those_of_the_validation_files_not_the_test_files(tmp_path):
+    # candidates are chosen on val_* scores: they must come from the validation files held
+    # out of the training fold, never from the test fold
+    data = synthetic.recordings(n_files=6, seed=2)
+    ds = _ds(data, sources=TRAINED_SOURCES, window=2)
+    sp = splits.group_kfold(ds.files, 3, seed=0, what="file")[0]
+    res = ed.run_fold(ds, sp.train, sp.test, SMALL, TrainConfig(epochs=2, batch_size=64),
+                      tmp_path, n_inner=3, val_rows_max=10**6, score_validation=True)
+    _, val = sequences.inner_validation(ds.files, sp.train, 3, 0)
+    assert set(ds.files[val]).isdisjoint(ds.files[sp.test])
+    table = ds.inputs.table(res.scaler)
+    ids = sequences.encode_lines(res.vocab, ds.targets.line, SMALL.max_len)
+    on_val = ed.evaluate(res.model, table, ds.inputs.window_index, ids, ds.targets.command,
+                         ds.targets.line, val, res.vocab, steps=res.steps)
+    on_test = ed.evaluate(res.model, table, ds.inputs.window_index, ids, ds.targets.command,
+                          ds.targets.line, sp.test, res.vocab, steps=res.steps)
+    for k in on_val:
+        assert res.scores[f"val_{k}"] == pytest.approx(on_val[k]), k
+        assert res.scores[k] == pytest.approx(on_test[k]), k
+    assert any(on_val[k] != pytest.approx(on_test[k]) for k in on_val)  # the two differ
+
+
 def test_scaler_of_a_fold_is_fitted_on_its_training_files(trained):
     _, ds, sp, res = trained
     np.testing.assert_allclose(res.scaler.mean, ds.inputs.values[sp.train].mean(axis=0))
