@@ -69,6 +69,8 @@ def mmc5603_counts_to_uT(counts):
         raise ValueError(f"MMC5603 counts must be in [0, {(1 << 20) - 1}], got "
                          f"{c[(c < 0) | (c > (1 << 20) - 1)][:3].tolist()}")
     return (c - MMC5603_NULL_COUNTS) * 100.0 / MMC5603_COUNTS_PER_GAUSS
+
+
 FINGER_STATES = {"extended": 0, "flexed": 1, "unknown": -1}
 _STATE_NAMES = {0: "extended", 1: "flexed", -1: "unknown"}
 
