@@ -203,9 +203,9 @@ def test_node_schedule_spec_reads_one_grouping_a_list_of_groupings_or_none():
 
     assert labels() == ["z-refined nodes, local <= 2 um", "z-refined nodes, local <= 1 um"]
     flat = labels(p_edges_gev=[4.0], ungrouped=False)  # one grouping: 2 groups
-    assert len(flat) == 2 and all("2 p groups (edges 4..4 GeV" in x for x in flat)
+    assert len(flat) == 2 and all("2 p groups (edge 4 GeV" in x for x in flat)
     nested = labels(p_edges_gev=[[4.0], [2.0, 8.0]])  # two groupings, beside the ungrouped
     assert len(nested) == 6
-    assert sum("2 p groups (edges 4..4 GeV" in x for x in nested) == 2
+    assert sum("2 p groups (edge 4 GeV" in x for x in nested) == 2
     assert sum("3 p groups (edges 2..8 GeV" in x for x in nested) == 2
     assert labels(p_edges_gev=[], ungrouped=False) == []

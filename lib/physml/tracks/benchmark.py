@@ -100,9 +100,10 @@ def node_schedule_candidates(field, z_end_mm: float, spec: dict) -> list[Candida
             def run(s, scheds=scheds, edges=edges):
                 return run_grouped(s, scheds, momentum_groups(s, edges), field)
             k = [len(n) - 1 for n in scheds]
-            out.append(Candidate(f"z-refined nodes, {len(scheds)} p groups (edges "
-                                 f"{edges[0]:g}..{edges[-1]:g} GeV, {min(k)}-{max(k)} steps), "
-                                 f"local <= {tol:g} um", run))
+            at = (f"edge {edges[0]:g}" if len(edges) == 1
+                  else f"edges {edges[0]:g}..{edges[-1]:g}")
+            out.append(Candidate(f"z-refined nodes, {len(scheds)} p groups ({at} GeV, "
+                                 f"{min(k)}-{max(k)} steps), local <= {tol:g} um", run))
     return out
 
 
