@@ -439,3 +439,16 @@ def test_equations_of_motion_are_the_3d_lorentz_force_for_every_field_component(
     np.testing.assert_allclose(out[:, 3], dty, rtol=1e-12, atol=1e-18)
     np.testing.assert_array_equal(out[:, :2], s[:, 2:4])  # dx/dz = tx, dy/dz = ty
     np.testing.assert_array_equal(out[:, 4], 0.0)  # q/p is conserved
+
+
+def test_scipy_reference_takes_any_callable_field():
+    # a field without the scalar fast path (.at): B(points (n, 3)) -> (n, 3), here uniform By
+    s = _tracks(3, seed=13)
+
+    def by_one(points):
+        return np.tile([0.0, 1.0, 0.0], (len(points), 1))
+
+    out = propagate_scipy(s, 0.0, 2000.0, by_one)
+    exact = np.array([_helix(t, 0.0, 2000.0, 1.0) for t in s])
+    np.testing.assert_allclose(out[:, :2], exact[:, :2], atol=1e-5)
+    np.testing.assert_allclose(out[:, 2:], exact[:, 2:], atol=1e-9)
