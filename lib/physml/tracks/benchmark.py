@@ -100,9 +100,9 @@ def node_schedule_candidates(field, z_end_mm: float, spec: dict) -> list[Candida
             def run(s, scheds=scheds, edges=edges):
                 return run_grouped(s, scheds, momentum_groups(s, edges), field)
             k = [len(n) - 1 for n in scheds]
-            at = (f"edge {edges[0]:g}" if len(edges) == 1
-                  else f"edges {edges[0]:g}..{edges[-1]:g}")
-            out.append(Candidate(f"z-refined nodes, {len(scheds)} p groups ({at} GeV, "
+            cuts = (f"edge {edges[0]:g}" if len(edges) == 1
+                    else f"edges {edges[0]:g}..{edges[-1]:g}")
+            out.append(Candidate(f"z-refined nodes, {len(scheds)} p groups ({cuts} GeV, "
                                  f"{min(k)}-{max(k)} steps), local <= {tol:g} um", run))
     return out
 
