@@ -102,6 +102,24 @@ def test_window_index_stays_in_its_file():
 # ----------------------------------------------------------------- decoding and metrics
 
 
+def test_each_window_is_encoded_and_decoded_on_its_own():
+    # (b, window, f) is batch-first everywhere: a row's memory and logits are those it gets
+    # alone (read as (window, b, f), the LSTM would run across the batch's rows)
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        model = ed.EncoderDecoder(5, 11, SMALL).eval()
+        x = torch.randn(6, 4, 5)
+        tgt = torch.randint(0, 11, (6, 3))
+    with torch.no_grad():
+        cls, logits = model(x, tgt)
+        for i in range(6):
+            c1, l1 = model(x[i : i + 1], tgt[i : i + 1])
+            torch.testing.assert_close(c1[0], cls[i], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(l1[0], logits[i], rtol=1e-5, atol=1e-6)
+        # and the window is a sequence: reversing its rows changes the memory
+        assert not torch.allclose(model.encode(x.flip(1)).flip(1), model.encode(x), atol=1e-4)
+
+
 def test_greedy_decoding_always_gives_a_valid_line():
     vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
     with torch.random.fork_rng():
