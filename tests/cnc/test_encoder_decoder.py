@@ -224,8 +224,17 @@ def test_eager_decoding_stops_when_every_line_has_ended():
     with torch.no_grad():
         model.out.bias[tokens.EOS] = 100.0
     pred = ed.GreedyPredictor(model, codes).eval()
+    calls = []
+    step = pred.step
+
+    def counted(*a):
+        calls.append(1)
+        return step(*a)
+
+    pred.step = counted
     with torch.no_grad():
         ids, _ = pred(x)
+    assert len(calls) == 2  # a word, then <eos> everywhere: no third decoder pass
     assert ids.shape == (32, SMALL.max_len - 1)
     assert (ids[:, 2:] == tokens.PAD).all() and (ids[:, 1] == tokens.EOS).all()
     ref, _ = _greedy_by_full_recompute(model, x, codes, SMALL.max_len - 1)
