@@ -448,6 +448,33 @@ def test_load_model_refuses_a_manifest_with_forbidden_inputs(trained, tmp_path):
         ed.load_model(d)
 
 
+def test_load_model_names_the_missing_or_wrong_file(trained, tmp_path):
+    _, ds, _, res = trained
+    src = ed.save_model(tmp_path / "m", res, inputs=ds.inputs, params={}, commit=None)
+
+    def copy(name):
+        d = tmp_path / name
+        d.mkdir()
+        for f in src.iterdir():
+            (d / f.name).write_bytes(f.read_bytes())
+        return d
+
+    d = copy("no_weights")
+    (d / ed.WEIGHTS).unlink()
+    with pytest.raises(FileNotFoundError, match=f"{ed.WEIGHTS} is missing"):
+        ed.load_model(d)
+    d = copy("other_kind")
+    man = json.loads((d / ed.MANIFEST).read_text())
+    (d / ed.MANIFEST).write_text(json.dumps(man | {"kind": "alignment"}))
+    with pytest.raises(ValueError, match=rf"{ed.MANIFEST}: kind 'alignment', expected"):
+        ed.load_model(d)
+    d = copy("other_scaler")
+    man["input_columns"] = man["input_columns"][::-1]  # allowed columns, another order
+    (d / ed.MANIFEST).write_text(json.dumps(man))
+    with pytest.raises(ValueError, match=rf"{ed.SCALER}: columns differ from the manifest"):
+        ed.load_model(d)
+
+
 def test_folds_are_notebook_03s():
     from physml.cnc import baselines
 

@@ -489,3 +489,11 @@ def test_scipy_reference_takes_any_callable_field():
     exact = np.array([_helix(t, 0.0, 2000.0, 1.0) for t in s])
     np.testing.assert_allclose(out[:, :2], exact[:, :2], atol=1e-5)
     np.testing.assert_allclose(out[:, 2:], exact[:, 2:], atol=1e-9)
+
+
+def test_rk4_info_counts_the_steps_of_its_schedule():
+    s = _tracks(2, seed=15)
+    for field in (GaussianField(), default_field()):  # the JAX and the compiled kernel
+        nodes = rk4_schedule(0.0, 1000.0, 50.0, field)
+        _, info = propagate(s, 0.0, 1000.0, field, schedule=nodes, return_info=True)
+        assert info == {"method": "rk4", "steps": len(nodes) - 1} and len(nodes) - 1 >= 20
