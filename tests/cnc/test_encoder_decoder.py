@@ -118,6 +118,11 @@ def test_each_window_is_encoded_and_decoded_on_its_own():
             torch.testing.assert_close(l1[0], logits[i], rtol=1e-5, atol=1e-6)
         # and the window is a sequence: reversing its rows changes the memory
         assert not torch.allclose(model.encode(x.flip(1)).flip(1), model.encode(x), atol=1e-4)
+        # the command class is read from the window's last row (its target row) beside the
+        # window's mean
+        mem = model.encode(x)
+        torch.testing.assert_close(model.classify(mem),
+                                   model.cls(torch.cat([mem[:, 3], mem.mean(1)], 1)))
 
 
 def test_greedy_decoding_always_gives_a_valid_line():
@@ -148,7 +153,8 @@ def test_greedy_predictor_refuses_a_vocabulary_steps_or_decoder_layout_it_cannot
     assert ed.GreedyPredictor(model, codes, steps=1).steps == 1
     assert ed.GreedyPredictor(model, codes, steps=SMALL.max_len - 1).steps == SMALL.max_len - 1
     for steps in (0, SMALL.max_len):
-        with pytest.raises(ValueError, match="steps must be in"):
+        with pytest.raises(ValueError, match=rf"steps must be in \[1, max_len - 1 = "
+                                             rf"{SMALL.max_len - 1}\], got {steps}"):
             ed.GreedyPredictor(model, codes, steps=steps)
     # only the decoder layout it implements: post-norm, ReLU (each departure alone)
     for attr, value in (("norm_first", True), ("activation", torch.nn.functional.gelu)):
@@ -202,6 +208,10 @@ def test_cached_greedy_decoder_equals_full_recomputation(cfg, steps):
             with torch.no_grad():  # larger weights: the lines depend on the input
                 for p in model.parameters():
                     p.mul_(3.0)
+                # nn.TransformerDecoder starts every layer as a copy of one: make them differ,
+                # or a layer reading another layer's keys and values goes unnoticed
+                for p in model.decoder.parameters():
+                    p.add_(0.3 * torch.randn_like(p))
             x = torch.randn(96, 4, 5) * 2
         ids, cls = ed.greedy_decode(model, x, codes, steps)
         ref, ref_cls = _greedy_by_full_recompute(model, x, codes, steps or cfg.max_len - 1)

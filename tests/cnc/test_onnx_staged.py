@@ -24,6 +24,8 @@ def _model(vocab, seed=0, eos_bias=None):
         with torch.no_grad():  # larger weights: the lines depend on the input
             for p in m.parameters():
                 p.mul_(3.0)
+            for p in m.decoder.parameters():  # the layers start as copies of one: make them differ
+                p.add_(0.3 * torch.randn_like(p))
             if eos_bias is not None:
                 m.out.bias[tokens.EOS] = eos_bias
     return m.eval()
