@@ -161,7 +161,9 @@ def test_20bit_count_out_of_range_or_unknown_format_names_file_sample_and_field(
         s.update(mx=524288, my=524288, mz=524288)
     doc["samples"][1]["my"] = 1 << 20
     p = _write(tmp_path, doc)
-    with pytest.raises(SessionFormatError, match=r"s\.json: samples\[1\]\.mx/my/mz"):
+    with pytest.raises(SessionFormatError, match=r"s\.json: samples\[1\]\.mx/my/mz: "
+                       r"\[524288.0, 1048576.0, 524288.0\] is not a 20-bit count \(integer in "
+                       r"\[0, 1048575\]\)"):
         load_session(p)
     for smp in doc["samples"]:
         for k in ("mx", "my", "mz"):
@@ -278,6 +280,11 @@ def test_jsonl_missing_field_and_bad_record_name_the_record(tmp_path):
     text = _jsonl(_doc([])).replace(json.dumps(_samples(10)[3]), "[1, 2, 3]")
     with pytest.raises(SessionFormatError, match=r"s\.jsonl: line 5: expected an object"):
         load_session(_write(tmp_path, text, "s.jsonl"))
+    two = _jsonl(_doc([])).replace(json.dumps(_samples(10)[3]), '{"mx": 1} {"mx": 2}')
+    # column 10: the first character after the first value (9 characters)
+    with pytest.raises(SessionFormatError, match=r"s\.jsonl: line 5: more than one JSON value "
+                                                 r"\(column 10\)"):
+        load_session(_write(tmp_path, two, "s.jsonl"))
 
 
 def test_unknown_file_format_names_the_file(tmp_path):
