@@ -119,3 +119,49 @@ def test_runs_trained_on_dask_workers_equal_runs_trained_here(tmp_path, monkeypa
         assert str(tmp_path / where) in runs["run_dir"].iloc[0]
         results[where] = runs["pos_mean_mm"].to_numpy()
     np.testing.assert_allclose(results["dask"], results["here"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- edges the mutation sweep found
+def test_metrics_split_at_2_gev_by_momentum_not_by_q_over_p(monkeypatch):
+    # a "model" that is off by its track's momentum in x: each side's mean error is its own
+    monkeypatch.setattr(experiments, "predict",
+                        lambda model, u: np.column_stack([u[:, 0].double().numpy()
+                                                          + 1 / np.abs(u[:, 4].double().numpy()),
+                                                          np.zeros((len(u), 3))]))
+    p = np.array([1.0, 1.5, 2.0, 10.0, 50.0])
+    initial = np.zeros((5, 5))
+    initial[:, 4] = [1 / 1.0, -1 / 1.5, 1 / 2.0, -1 / 10.0, 1 / 50.0]
+    test = {"initial": initial, "dz": np.full(5, 100.0), "final": np.zeros((5, 5))}
+    out = experiments.metrics_by_p(None, test)
+    assert out["n_test"] == 3 and out["low_p_n_test"] == 2  # p = 2 GeV counts as >= 2
+    assert out["pos_mean_mm"] == pytest.approx(p[2:].mean())
+    assert out["low_p_pos_mean_mm"] == pytest.approx(p[:2].mean())
+
+
+def test_kick_hybrids_scale_globally_or_per_track():
+    assert experiments.hybrid_spec("kick") == {"prior": "kick", "qop_scale": False}
+    assert experiments.hybrid_spec("kick/qp") == {"prior": "kick", "qop_scale": True}
+    assert experiments.hybrid_spec("rk4x8bs/qp") == {"prior": "rk4", "qop_scale": True,
+                                                     "rk4_steps": 8, "rk4_field": "bspline"}
+    with pytest.raises(ValueError, match="hybrid variant 'rk4x0'"):
+        experiments.hybrid_spec("rk4x0")
+
+
+def test_prepare_takes_a_fixed_plane_or_variable_dz_and_refuses_a_negative_plane(monkeypatch):
+    specs = []
+
+    def fake_get(spec, workers=None, scheduler=None):
+        specs.append(spec)
+        n = spec.n_tracks
+        return {"initial": np.zeros((n, 5)), "dz": np.zeros(n), "final": np.zeros((n, 5))}
+
+    monkeypatch.setattr(experiments.D, "get", fake_get)
+    with pytest.raises(ValueError, match=r"z_end_mm = -1.0, expected > 0 \(fixed\) or 0"):
+        experiments.prepare(20, 10, z_end_mm=-1.0)
+    assert not specs
+    fixed = experiments.prepare(20, 10, z_end_mm=8500.0)
+    assert [s.planes_mm for s in specs] == [(8500.0,)] * 2
+    specs.clear()
+    experiments.prepare(20, 10, z_end_mm=0.0)  # variable dz: no fixed plane
+    assert [s.planes_mm for s in specs] == [None] * 2
+    assert len(fixed["train"]["dz"]) == 18 and len(fixed["val"]["dz"]) == 2
