@@ -165,3 +165,24 @@ def test_prepare_takes_a_fixed_plane_or_variable_dz_and_refuses_a_negative_plane
     experiments.prepare(20, 10, z_end_mm=0.0)  # variable dz: no fixed plane
     assert [s.planes_mm for s in specs] == [None] * 2
     assert len(fixed["train"]["dz"]) == 18 and len(fixed["val"]["dz"]) == 2
+
+
+def test_a_side_is_taken_by_a_lower_validation_error_only():
+    S = experiments.SELECT_ON
+    picks = {"ml": pd.Series({"model": "mlp", S: 1.0}), "hybrid": None}
+    cand = pd.Series({"model": "kick+poly", S: 2.0})
+    assert experiments.take_side(picks, cand)["hybrid"] is cand  # an empty side takes it
+    held = {"ml": picks["ml"], "hybrid": pd.Series({"model": "mlp+kick", S: 2.0})}
+    assert experiments.take_side(held, cand)["hybrid"] is held["hybrid"]  # a tie keeps the pick
+    better = pd.Series({"model": "kick+poly", S: 1.5})
+    out = experiments.take_side(held, better)
+    assert out["hybrid"] is better and held["hybrid"]["model"] == "mlp+kick"  # input unchanged
+    # the polynomial baseline of the lowest validation error competes for the hybrid side
+    poly = pd.DataFrame({"model": ["poly d3", "poly d4"], S: [1.8, 1.2]})
+    assert experiments.pick_polynomial(held, poly)["hybrid"]["model"] == "poly d4"
+    assert experiments.pick_polynomial(held, poly.iloc[:0]) == held
+    assert experiments.pick_polynomial(held, None) == held
+    with pytest.raises(ValueError, match="pick_polynomial: no .* column"):
+        experiments.pick_polynomial(held, poly.drop(columns=S))
+    assert experiments.best_surrogate({"ml": held["ml"], "hybrid": better}) == "ml"
+    assert experiments.best_surrogate({"ml": None, "hybrid": better}) == "hybrid"
