@@ -83,6 +83,13 @@ def test_ablation_verdict_calls_a_tie_only_with_tost():
     worse = lam.assign(pos_mean_mm=np.r_[base, base + [0.5, 0.6, 0.55, 0.52]])
     v = experiments.ablation_verdict(worse, margin_mm=0.05)
     assert v["verdict"].outcome == "b" and v["best"] == "data_only"  # physics (first) is worse
+    # one of the two settings not run: no verdict, the best of those run
+    alone = worse[worse.setting == "balanced"].assign(setting="strong")
+    v = experiments.ablation_verdict(pd.concat([lam[lam.setting == "data_only"], alone]), 0.05)
+    assert v["verdict"] is None and v["best"] == "data_only"
+    # and with a third setting beside the two, the two are still compared
+    v = experiments.ablation_verdict(pd.concat([worse, alone]), 0.05)
+    assert v["verdict"].outcome == "b"
 
 
 def test_flattening_finds_where_more_budget_stops_helping():
@@ -186,3 +193,24 @@ def test_a_side_is_taken_by_a_lower_validation_error_only():
         experiments.pick_polynomial(held, poly.drop(columns=S))
     assert experiments.best_surrogate({"ml": held["ml"], "hybrid": better}) == "ml"
     assert experiments.best_surrogate({"ml": None, "hybrid": better}) == "hybrid"
+
+
+def test_ablation_and_data_efficiency_runs_are_labelled_by_setting_size_and_seed(monkeypatch):
+    seen = []
+
+    def fake_run_many(cfgs, ds, workers=None):
+        seen.append(cfgs)
+        return pd.DataFrame([{"model": f"{c.arch}-{c.size}", "seed": c.seed, "n_train": c.n_train,
+                              "lambda_data": c.lambda_data, "lambda_pde": c.lambda_pde}
+                             for c in cfgs])
+
+    monkeypatch.setattr(experiments, "run_many", fake_run_many)
+    lam = experiments.lambda_ablation({}, ["balanced", "data_only"], [0, 1], steps=10)
+    assert lam["label"].tolist() == ["balanced-s0", "balanced-s1", "data_only-s0", "data_only-s1"]
+    weights = lam[["lambda_data", "lambda_pde"]].to_numpy().tolist()
+    assert weights == [[1.0, 1.0]] * 2 + [[1.0, 0.0]] * 2
+    assert all(c.arch == "pinn" and c.steps == 10 for c in seen[0])
+    with pytest.raises(ValueError, match="setting 'balanced2' not in"):
+        experiments.lambda_ablation({}, ["balanced2"], [0], steps=10)
+    eff = experiments.data_efficiency({}, ["mlp"], [100, 1000], [3], steps=10)
+    assert eff["label"].tolist() == ["mlp-tiny-n100-s3", "mlp-tiny-n1000-s3"]
