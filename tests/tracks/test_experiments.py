@@ -214,3 +214,22 @@ def test_ablation_and_data_efficiency_runs_are_labelled_by_setting_size_and_seed
         experiments.lambda_ablation({}, ["balanced2"], [0], steps=10)
     eff = experiments.data_efficiency({}, ["mlp"], [100, 1000], [3], steps=10)
     assert eff["label"].tolist() == ["mlp-tiny-n100-s3", "mlp-tiny-n1000-s3"]
+
+
+def test_paired_verdict_needs_two_seeds_in_each_group():
+    runs = pd.DataFrame({"arch": ["mlp"] * 3 + ["pinn"] * 3, "seed": [0, 1, 2] * 2,
+                         "pos_mean_mm": [1.0, 1.1, 0.9, 2.0, 2.2, 1.9], "size": ["tiny"] * 6})
+    v = experiments.paired_verdict(runs, "arch", "mlp", "pinn", margin_mm=0.05)
+    assert v.outcome == "a"  # mlp lower on every seed
+    for keep in ([0, 3, 4, 5], [0, 1, 2, 3]):  # one group with a single seed
+        assert experiments.paired_verdict(runs.iloc[keep], "arch", "mlp", "pinn", 0.05) is None
+    assert experiments.paired_verdict(runs, "arch", "mlp", "pinn", 0.05,
+                                      where={"size": "wide"}) is None
+
+
+def test_learning_curve_runs_are_labelled_by_size_steps_and_seed(monkeypatch):
+    monkeypatch.setattr(experiments, "run_many", lambda cfgs, ds, workers=None: pd.DataFrame(
+        [{"model": "mlp-tiny", "n_train": c.n_train, "steps": c.steps, "seed": c.seed}
+         for c in cfgs]))
+    runs = experiments.learning_curve({}, [100, 1000], [50], [0], arch="mlp")
+    assert runs["label"].tolist() == ["mlp-tiny-n100-k50-s0", "mlp-tiny-n1000-k50-s0"]
