@@ -233,3 +233,19 @@ def test_learning_curve_runs_are_labelled_by_size_steps_and_seed(monkeypatch):
          for c in cfgs]))
     runs = experiments.learning_curve({}, [100, 1000], [50], [0], arch="mlp")
     assert runs["label"].tolist() == ["mlp-tiny-n100-k50-s0", "mlp-tiny-n1000-k50-s0"]
+
+
+def test_targets_are_strict_and_gaps_are_ratios_to_them():
+    at = experiments.summary_table(_runs([("mlp-tiny", 0, 0.1), ("mlp-tiny", 1, 0.1)]))
+    assert not bool(at.iloc[0]["meets_targets"])  # "< 0.1 mm": exactly 0.1 misses
+    gaps = experiments.target_gaps(pd.Series({"pos_mean_mm": 0.05, "pos_95_mm": 0.6,
+                                              "slope_mean": 1e-5}))
+    assert gaps == pytest.approx({"pos_mean_mm": 0.5, "pos_95_mm": 2.0, "slope_mean": 1.0})
+
+
+def test_convergence_summary_names_the_run_with_the_largest_val_over_train_ratio():
+    conv = pd.DataFrame({"model": ["mlp", "mlp", "pinn"], "name": ["a", "b", "c"],
+                         "epochs_to_90pct": [3, 5, 10], "val_over_train": [1.5, 4.0, 2.0]})
+    s = experiments.convergence_summary(conv)
+    assert s == {"epochs_to_90pct": {"mlp": 4.0, "pinn": 10.0}, "worst_run": "b",
+                 "worst_val_over_train": 4.0}
