@@ -249,3 +249,19 @@ def test_convergence_summary_names_the_run_with_the_largest_val_over_train_ratio
     s = experiments.convergence_summary(conv)
     assert s == {"epochs_to_90pct": {"mlp": 4.0, "pinn": 10.0}, "worst_run": "b",
                  "worst_val_over_train": 4.0}
+
+
+def test_sides_without_a_pick_are_left_out_of_the_sentences_and_the_headline():
+    row = pd.Series({"model": "mlp-tiny+kick/qp", "pos_mean_mm": 0.2, "pos_95_mm": 0.6,
+                     "slope_mean": 2e-5, "optimizer_steps": 1000, "training_time_s": 12.0,
+                     "low_p_pos_mean_mm": 0.9})
+    picks = {"ml": None, "hybrid": row}
+    text = experiments.best_models_markdown(picks)
+    assert text.startswith("Best hybrid (physics prior + network) on the validation tracks: "
+                           "mlp-tiny+kick/qp") and "pure network" not in text
+    assert "mean 0.2 mm (2x target), 95th percentile 0.6 mm (2x), slope 2e-05 (2x)" in text
+    runs = pd.DataFrame({"model": ["mlp-tiny+kick/qp"] * 2 + ["mlp-tiny"], "seed": [1, 0, 0],
+                         "pos_mean_mm": [0.3, 0.1, 0.5]})
+    vals, names = experiments.side_errors(runs, picks)
+    assert list(vals) == ["hybrid"] and vals["hybrid"].tolist() == [0.1, 0.3]  # by seed
+    assert names == {"hybrid": "mlp-tiny+kick/qp, 2 seeds"}
