@@ -229,7 +229,7 @@ def test_scipy_reference_is_capped_below_the_map_spacing():
 @pytest.mark.parametrize("batched", [False, True])
 def test_scipy_reference_steps_at_most_half_the_smallest_map_spacing(batched, monkeypatch):
     # the cap itself (kinks at cell faces: measured 8 um on 1 track in 150 without it); the
-    # agreement above holds even at twice the cap on these few tracks
+    # agreement above holds on its few tracks even with a cap four times larger
     import importlib
 
     P = importlib.import_module("physml.tracks.propagate")  # the module, not the function
