@@ -265,3 +265,23 @@ def test_sides_without_a_pick_are_left_out_of_the_sentences_and_the_headline():
     vals, names = experiments.side_errors(runs, picks)
     assert list(vals) == ["hybrid"] and vals["hybrid"].tolist() == [0.1, 0.3]  # by seed
     assert names == {"hybrid": "mlp-tiny+kick/qp, 2 seeds"}
+
+
+def test_residual_vs_direct_pairs_the_same_model_on_the_same_seeds(monkeypatch):
+    seen = []
+
+    def fake_run_many(cfgs, ds, workers=None):
+        seen.extend(cfgs)
+        return pd.DataFrame([{"model": f"{c.arch}-{c.size}", "seed": c.seed,
+                              "pos_mean_mm": 2.0 + 0.01 * c.seed} for c in cfgs])
+
+    monkeypatch.setattr(experiments, "run_many", fake_run_many)
+    runs = pd.DataFrame({"model": ["mlp-tiny"] * 4 + ["mlp-small", "mlp-tiny+kick"],
+                         "seed": [0, 1, 2, 3, 0, 0],
+                         "pos_mean_mm": [1.0, 1.1, 1.05, 9.0, 5.0, 0.5]})
+    both, v = experiments.residual_vs_direct({}, runs, "mlp", "tiny", [0, 1, 2], {"mlp": 100},
+                                             0.05)
+    assert all(c.prior == "none" and c.steps == 100 for c in seen)
+    res = both[both.target == "residual"]
+    assert res["model"].tolist() == ["mlp-tiny"] * 3 and res["seed"].tolist() == [0, 1, 2]
+    assert v.outcome == "a"  # residual about 1 mm against direct about 2 mm on every seed
