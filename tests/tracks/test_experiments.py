@@ -285,3 +285,18 @@ def test_residual_vs_direct_pairs_the_same_model_on_the_same_seeds(monkeypatch):
     res = both[both.target == "residual"]
     assert res["model"].tolist() == ["mlp-tiny"] * 3 and res["seed"].tolist() == [0, 1, 2]
     assert v.outcome == "a"  # residual about 1 mm against direct about 2 mm on every seed
+
+
+def test_by_momentum_scores_each_range_that_has_test_tracks(monkeypatch):
+    monkeypatch.setattr(experiments, "load_model", lambda run_dir: None)
+    monkeypatch.setattr(experiments, "predict",  # 1 mm off in x for every track
+                        lambda model, u: np.column_stack([u[:, 0].double().numpy() + 1.0,
+                                                          np.zeros((len(u), 3))]))
+    initial = np.zeros((3, 5))
+    initial[:, 4] = [1 / 2.0, -1 / 3.0, 1 / 50.0]  # two low, none mid, one high
+    ds = {"test": {"initial": initial, "dz": np.full(3, 100.0), "final": np.zeros((3, 5))}}
+    runs = pd.DataFrame([{"run_dir": "x", "name": "mlp-tiny-s0", "arch": "mlp", "seed": 0,
+                          "model": "mlp-tiny", "setting": "balanced"}])
+    mom = experiments.by_momentum(runs, ds)
+    assert mom["range"].tolist() == ["low", "high"] and mom["n_test"].tolist() == [2, 1]
+    assert mom["pos_mean_mm"].tolist() == [1.0, 1.0] and mom["setting"].tolist() == ["balanced"] * 2
