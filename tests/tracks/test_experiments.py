@@ -300,3 +300,40 @@ def test_by_momentum_scores_each_range_that_has_test_tracks(monkeypatch):
     mom = experiments.by_momentum(runs, ds)
     assert mom["range"].tolist() == ["low", "high"] and mom["n_test"].tolist() == [2, 1]
     assert mom["pos_mean_mm"].tolist() == [1.0, 1.0] and mom["setting"].tolist() == ["balanced"] * 2
+
+
+def _history_dir(tmp_path, name, val_metric, train_loss, val_loss):
+    d = tmp_path / name
+    d.mkdir()
+    hist = {"train": [{"epoch": i + 1, "loss": 9.0, "data_loss": v} for i, v in
+                      enumerate(train_loss)],
+            "val": [{"epoch": i + 1, "loss": v, "pos_mean_mm": m} for i, (m, v) in
+                    enumerate(zip(val_metric, val_loss, strict=True))],
+            "best_epoch": 1, "best_val_loss": min(val_loss), "training_time": 1.0,
+            "stopped": None}
+    (d / "history.json").write_text(json.dumps(hist))
+    return str(d)
+
+
+def test_convergence_reads_the_last_epoch_and_the_threshold_is_inclusive(tmp_path):
+    # best 1.8 -> threshold 1.8 / 0.9 = 2.0, reached exactly at epoch 2; the final losses are
+    # the last epoch's (train data loss 0.5, validation loss 1.5)
+    d = _history_dir(tmp_path, "r", [4.0, 2.0, 1.9, 1.8], [3.0, 2.0, 1.0, 0.5],
+                     [4.0, 3.0, 2.0, 1.5])
+    runs = pd.DataFrame([{"model": "mlp-tiny", "arch": "mlp", "size": "tiny", "seed": 0,
+                          "name": "mlp-tiny-s0", "n_params": 10, "optimizer_steps": 50,
+                          "run_dir": d}])
+    row = experiments.convergence_table(runs).iloc[0]
+    assert row["epochs_to_90pct"] == 2
+    assert row["final_train_data_loss"] == 0.5 and row["final_val_loss"] == 1.5
+    assert row["val_over_train"] == pytest.approx(3.0)
+
+
+def test_histories_select_runs_by_architecture(tmp_path):
+    runs = pd.DataFrame([{"name": a, "arch": a, "run_dir": _history_dir(tmp_path, a, [1.0],
+                                                                       [1.0], [1.0])}
+                         for a in ("mlp", "pinn", "rk_pinn")])
+    assert list(experiments.histories(runs)) == ["mlp", "pinn", "rk_pinn"]
+    assert list(experiments.histories(runs, "physics")) == ["pinn", "rk_pinn"]
+    assert list(experiments.histories(runs, "pinn")) == ["pinn"]
+    assert list(experiments.histories(runs, "rk_pinn")) == ["rk_pinn"]
