@@ -337,3 +337,24 @@ def test_histories_select_runs_by_architecture(tmp_path):
     assert list(experiments.histories(runs, "physics")) == ["pinn", "rk_pinn"]
     assert list(experiments.histories(runs, "pinn")) == ["pinn"]
     assert list(experiments.histories(runs, "rk_pinn")) == ["rk_pinn"]
+
+
+def test_scores_on_test_split_at_2_gev_with_2_gev_on_the_upper_side():
+    initial = np.zeros((4, 5))
+    initial[:, 4] = [1 / 1.0, 1 / 2.0, -1 / 10.0, 1 / 50.0]
+    test = {"initial": initial, "final": np.zeros((4, 5))}
+    out = np.zeros((4, 4))
+    out[:, 0] = [7.0, 0.02, 0.04, 0.06]  # x errors (mm)
+    s = experiments.scores_on_test(out, test)
+    assert s["pos_mean_mm"] == pytest.approx(0.04) and s["low_p_pos_mean_mm"] == 7.0
+    assert s["meets_targets"]  # 0.04 mm, p95 0.06 mm, slopes exact
+    assert "low_p_pos_mean_mm" not in experiments.scores_on_test(out[1:], {
+        "initial": initial[1:], "final": test["final"][1:]})
+
+
+def test_rk4_prior_hybrids_are_built_for_the_mlp_only():
+    cfgs = experiments.matrix_configs(["mlp", "pinn"], ["tiny"], [0], {"mlp": 10, "pinn": 20},
+                                      hybrid_archs=["mlp", "pinn"], hybrids=["kick", "rk4x4"])
+    got = [(c.arch, c.prior, c.steps) for c in cfgs]
+    assert got == [("mlp", "straight", 10), ("pinn", "straight", 20), ("mlp", "kick", 10),
+                   ("mlp", "rk4", 10), ("pinn", "kick", 20)]
