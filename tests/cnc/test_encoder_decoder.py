@@ -118,11 +118,18 @@ def test_each_window_is_encoded_and_decoded_on_its_own():
             torch.testing.assert_close(l1[0], logits[i], rtol=1e-5, atol=1e-6)
         # and the window is a sequence: reversing its rows changes the memory
         assert not torch.allclose(model.encode(x.flip(1)).flip(1), model.encode(x), atol=1e-4)
-        # the command class is read from the window's last row (its target row) beside the
-        # window's mean
+        # the command class reads the window's last row (its target row) and the window's
+        # mean: moving the earlier rows with the mean kept changes nothing, moving the last
+        # row (mean kept) changes the logits
         mem = model.encode(x)
-        torch.testing.assert_close(model.classify(mem),
-                                   model.cls(torch.cat([mem[:, 3], mem.mean(1)], 1)))
+        d = torch.randn(6, mem.shape[2])
+        earlier, last = mem.clone(), mem.clone()
+        earlier[:, 0] += d
+        earlier[:, 1] -= d
+        last[:, 3] += d
+        last[:, 2] -= d
+        torch.testing.assert_close(model.classify(earlier), model.classify(mem))
+        assert not torch.allclose(model.classify(last), model.classify(mem), atol=1e-4)
 
 
 def test_greedy_decoding_always_gives_a_valid_line():
