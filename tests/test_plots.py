@@ -40,7 +40,10 @@ def test_ablation_bars_error_bars_are_the_ci():
     assert list(bar.y) == [2.0, 5.0]
     assert list(bar.error_y.array) == pytest.approx([cis["x"].high - 2.0, 2.0])
     assert list(bar.error_y.arrayminus) == pytest.approx([2.0 - cis["x"].low, 1.0])
-    assert len(fig.layout.shapes) == 1
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].y0 == 6.0
+    # the reference is named in the legend (a label on the line could sit under a bar)
+    assert fig.data[1].name == "target" and fig.layout.showlegend and not fig.data[0].showlegend
+    assert not plots.ablation_bars(cis, title="t", y_title="acc").layout.showlegend
 
 
 def test_comparison_table_bolds_the_best():

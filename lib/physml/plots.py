@@ -109,7 +109,8 @@ def ablation_bars(
 ) -> go.Figure:
     """One bar per setting: the mean with its CI as an asymmetric error bar.
 
-    ``reference`` draws a horizontal line (e.g. an accuracy target or the source's figure).
+    ``reference`` draws a horizontal line (e.g. an accuracy target or the source's figure),
+    named in a legend above the plot rather than on the line, where a bar could hide the name.
     """
     labels = list(cis)
     means = [cis[k].mean for k in labels]
@@ -120,10 +121,13 @@ def ablation_bars(
                      arrayminus=[cis[k].mean - cis[k].low for k in labels]),
         hovertext=[f"{k}: {cis[k]} (n={cis[k].n})" for k in labels], hoverinfo="text",
     ))
+    fig.data[0].showlegend = False
     if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", line_color=PALETTE[1],
-                      annotation_text=reference_label)
-    fig.update_layout(title=title, yaxis_title=y_title, showlegend=False)
+        fig.add_hline(y=reference, line_dash="dot", line_color=PALETTE[1])
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=reference_label,
+                                 line=dict(dash="dot", color=PALETTE[1])))
+    fig.update_layout(title=title, yaxis_title=y_title, showlegend=reference is not None,
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     if log_y:
         fig.update_yaxes(type="log")
     return fig
