@@ -1,5 +1,8 @@
 """physml.plots: renderer survives into HTML, figure builders show what they are given."""
 
+import re
+
+import pandas as pd
 import plotly.io as pio
 import pytest
 
@@ -46,12 +49,21 @@ def test_ablation_bars_error_bars_are_the_ci():
     assert not plots.ablation_bars(cis, title="t", y_title="acc").layout.showlegend
 
 
+def bold_cells(html: str) -> set[tuple[int, int]]:
+    """(row, column) of the table cells a Styler's CSS sets in bold."""
+    cells = set()
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", html):
+        if "font-weight: bold" in body:
+            cells |= {(int(r), int(c)) for r, c in re.findall(r"_row(\d+)_col(\d+)", selectors)}
+    return cells
+
+
 def test_comparison_table_bolds_the_best():
     rows = [{"method": "RK4", "err_um": 0.5, "tracks_s": 1e5},
             {"method": "MLP", "err_um": 50.0, "tracks_s": 1e6}]
     html = plots.comparison_table(rows, caption="cmp", fmt="{:.3g}", lower_is_better=["err_um"],
                                   higher_is_better=["tracks_s"]).to_html()
-    assert "cmp" in html and html.count("font-weight: bold") == 2
+    assert "cmp" in html and bold_cells(html) == {(0, 1), (1, 2)}
     with pytest.raises(KeyError, match="no column 'nope'"):
         plots.comparison_table(rows, lower_is_better=["nope"])
 
@@ -85,3 +97,32 @@ def test_comparison_table_formats_columns_a_mapping_leaves_out():
     html = plots.comparison_table(rows + [{"program": "P2", "rows": None, "accuracy": None}],
                                   fmt={"rows": "{:,}"}).to_html()
     assert html.count(">—<") == 2 and "nan" not in html
+
+
+def test_comparison_table_shows_a_mean_and_its_ci_as_one_column():
+    df = pd.DataFrame({"method": ["a", "b", "c"], "mean": [9.5, 10.25, float("nan")],
+                       "ci_low": [9.0, 10.0, float("nan")], "ci_high": [10.0, 10.5, float("nan")],
+                       "ratio": [2.0, 3.0, 4.0], "ratio_low": [1.5, 2.5, float("nan")],
+                       "ratio_high": [2.5, 3.5, float("nan")], "n": [5, 5, 5]})
+    assert plots.ci_columns(df) == {"ratio": ("ratio_low", "ratio_high"),
+                                    "mean": ("ci_low", "ci_high")}
+    sty = plots.comparison_table(df, fmt={"mean": "{:.2f}", "ratio": "{:.1f}"},
+                                 higher_is_better=["mean"], lower_is_better=["ratio"])
+    shown = sty.data
+    assert list(shown.columns) == ["method", "mean [95% CI]", "ratio [95% CI]", "n"]
+    assert list(shown["mean [95% CI]"]) == ["9.50 [9.00, 10.00]", "10.25 [10.00, 10.50]", "—"]
+    assert list(shown["ratio [95% CI]"]) == ["2.0 [1.5, 2.5]", "3.0 [2.5, 3.5]", "4.0"]
+    html = sty.to_html()
+    assert ">10.25 [10.00, 10.50]<" in html and ">2.0 [1.5, 2.5]<" in html
+    # bold by the number: 10.25 (as text '9.50' > '10.25'), and the lowest ratio 2.0
+    assert bold_cells(html) == {(1, 1), (0, 2)}
+
+
+def test_comparison_table_explicit_ci_columns_and_their_errors():
+    df = pd.DataFrame({"model": ["x"], "test_mse": [0.01], "mse_low": [0.008], "mse_high": [0.012]})
+    shown = plots.comparison_table(df, ci={"test_mse": ("mse_low", "mse_high")}).data
+    assert list(shown.columns) == ["model", "test_mse [95% CI]"]
+    assert shown.iloc[0, 1] == "0.01 [0.008, 0.012]"
+    assert list(plots.comparison_table(df).data.columns) == list(df.columns)  # no triple found
+    with pytest.raises(KeyError, match="no column 'gain_low'"):
+        plots.comparison_table(df, ci={"test_mse": ("gain_low", "mse_high")})

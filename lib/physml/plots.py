@@ -174,32 +174,77 @@ def curves_with_ci(
     return fig
 
 
+CI_ESTIMATES = ("mean", "diff", "difference", "value", "estimate")
+"""Estimate columns a bare ``ci_low`` / ``ci_high`` pair belongs to (the first one present)."""
+
+
+def ci_columns(df: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """``{estimate: (low, high)}`` of the CI column triples in ``df``: ``X`` with ``X_low`` and
+    ``X_high``, and ``ci_low`` / ``ci_high`` with the first of :data:`CI_ESTIMATES` present."""
+    cols = list(df.columns)
+    out = {c: (f"{c}_low", f"{c}_high") for c in cols
+           if f"{c}_low" in cols and f"{c}_high" in cols}
+    if "ci_low" in cols and "ci_high" in cols:
+        est = next((c for c in CI_ESTIMATES if c in cols and c not in out), None)
+        if est is not None:
+            out[est] = ("ci_low", "ci_high")
+    return out
+
+
 def comparison_table(
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     caption: str | None = None,
     fmt: Mapping[str, str] | str = "{:.4g}",
     lower_is_better: Sequence[str] = (),
     higher_is_better: Sequence[str] = (),
+    ci: Mapping[str, tuple[str, str]] | None = None,
 ) -> Any:
-    """A physics-vs-ML comparison table (pandas Styler), best value per column in bold.
+    """A physics-vs-ML table (pandas Styler), best value per column in bold.
 
     ``fmt``: a format string for every numeric column (default 4 significant digits) or a
     ``{column: format}`` mapping (numeric columns it does not name keep the default). A
     missing value (NaN, None) in a formatted column shows as "—".
+
+    A mean and its 95% CI show as one column "X [95% CI]" reading ``m [low, high]``, all three
+    in X's format: the triples :func:`ci_columns` finds, and ``ci`` (``{estimate: (low,
+    high)}``) for others. The data keep their columns; ``lower_is_better`` /
+    ``higher_is_better`` name the estimate column and bold by its number.
     """
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    for col in [*lower_is_better, *higher_is_better]:
+    triples = ci_columns(df) | dict(ci or {})
+    for col in [*lower_is_better, *higher_is_better, *triples,
+                *(c for pair in triples.values() for c in pair)]:
         if col not in df.columns:
             raise KeyError(f"comparison_table: no column {col!r}; columns: {list(df.columns)}")
-    sty = df.style.hide(axis="index")
     default = "{:.4g}" if isinstance(fmt, Mapping) else fmt
-    per_col = {c: default for c in df.select_dtypes("number").columns}
-    sty = sty.format(per_col | dict(fmt) if isinstance(fmt, Mapping) else per_col, na_rep="—")
-    bold = "font-weight: bold"
-    if lower_is_better:
-        sty = sty.highlight_min(subset=list(lower_is_better), props=bold)
-    if higher_is_better:
-        sty = sty.highlight_max(subset=list(higher_is_better), props=bold)
+    formats = {c: default for c in df.select_dtypes("number").columns}
+    if isinstance(fmt, Mapping):
+        formats |= dict(fmt)
+    best = {}
+    for cols, pick in ((lower_is_better, "min"), (higher_is_better, "max")):
+        for c in cols:
+            v = pd.to_numeric(df[c], errors="coerce")
+            best[c] = (v == getattr(v, pick)()).to_numpy()
+
+    def cell(f, x):
+        return "—" if pd.isna(x) else f.format(x)
+
+    shown, names = df.copy(), {}
+    for est, (lo, hi) in triples.items():
+        f = formats.get(est, default)
+        names[est] = f"{est} [95% CI]"
+        shown[est] = [cell(f, m) if pd.isna(a) or pd.isna(b)
+                      else f"{cell(f, m)} [{f.format(a)}, {f.format(b)}]"
+                      for m, a, b in zip(df[est], df[lo], df[hi], strict=True)]
+        shown = shown.drop(columns=[lo, hi])
+        formats.pop(est, None)
+        formats.pop(lo, None)
+        formats.pop(hi, None)
+    shown = shown.rename(columns=names)
+    sty = shown.style.hide(axis="index").format(formats, na_rep="—")
+    for c, mask in best.items():
+        sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],
+                        subset=[names.get(c, c)])
     if caption:
         sty = sty.set_caption(caption)
     return sty.set_table_styles([

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from physml import stats
+from physml import plots, stats
 from physml.attention import ablation as A
 from physml.attention import bias as B
 from physml.attention import dataset as D
@@ -113,6 +113,9 @@ def test_ablation_runs_and_tables(tmp_path):
     assert set(frame["model"]) == models
     t = A.gain_table(frame, "terrain", A.ALL_BINS, min_gain=0.1, tie_margin=0.05)
     assert set(t["model"]) == models
+    shown = plots.comparison_table(t, ci=A.TABLE_CI, fmt=A.TABLE_FORMATS).data  # as in the report
+    assert {"test_mse [95% CI]", "rel_gain [95% CI]"} <= set(shown.columns)
+    assert not set(shown.columns) & {c for pair in A.TABLE_CI.values() for c in pair}
     # the persistence baseline is the data's own q(t): its MSE is computed independently here
     assert set(frame["froude_bin"]) >= {A.ALL_BINS, "Fr<1", "Fr>=1"}
     assert (tmp_path / "seed0" / "terrain" / "none" / "history.json").exists()

@@ -229,6 +229,12 @@ def verdict(model_mse: np.ndarray, reference_mse: np.ndarray, min_gain: float,
     return label, v
 
 
+TABLE_CI = {"test_mse": ("mse_low", "mse_high"), "rel_gain": ("gain_low", "gain_high")}
+""":func:`gain_table`'s estimates and their CI columns (``plots.comparison_table(ci=...)``)."""
+TABLE_FORMATS = {"test_mse": "{:.4g}", "rel_gain": "{:+.1%}", "tost_p": "{:.2g}"}
+"""How :func:`gain_table`'s columns read in a report."""
+
+
 def gain_table(frame: pd.DataFrame, split: str, froude_bin: str, min_gain: float,
                tie_margin: float, reference: str = "none") -> pd.DataFrame:
     """Per model: test MSE (mean, CI), relative gain vs ``reference`` (1 − MSE ratio, paired CI)
