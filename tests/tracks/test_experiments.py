@@ -49,6 +49,13 @@ def test_summary_table_averages_seeds_and_flags_targets():
     assert row["pos_mean_mm"] == pytest.approx(0.06) and row["seeds"] == 2
     assert bool(row["meets_targets"]) and not bool(t.iloc[1]["meets_targets"])  # 0.15 > 0.1
     assert row["pos_mean_ci"].startswith("[")
+    # the CI is the t-interval over seeds (independent: mean ± t_{0.975, 2} s / sqrt(3)), and
+    # needs two seeds in every group
+    three = experiments.summary_table(_runs([("m", 0, 1.0), ("m", 1, 2.0), ("m", 2, 3.0)]))
+    half = 4.302652729911275 * 1.0 / np.sqrt(3)
+    assert three.iloc[0]["pos_mean_ci"] == f"[{2 - half:.3g}, {2 + half:.3g}]"
+    one = experiments.summary_table(_runs([("m", 0, 1.0), ("m", 1, 2.0), ("n", 0, 3.0)]))
+    assert "pos_mean_ci" not in one
 
 
 def test_best_models_separates_pure_networks_from_hybrids():
@@ -99,6 +106,10 @@ def test_flattening_finds_where_more_budget_stops_helping():
     assert f["flattens_after"] == 2000 and f["values"][1000] == 1.0
     rows = [{**r, "pos_mean_mm": r["pos_mean_mm"] / (1 + i)} for i, r in enumerate(rows)]
     assert experiments.flattening(pd.DataFrame(rows), "n_train")["flattens_after"] is None
+    # improving by exactly 1/gain still counts as improving: 1.0 -> 0.8 (gain 0.8), then flat
+    rows = [{"n_train": n, "steps": 100, "seed": 0, "pos_mean_mm": v}
+            for n, v in [(1000, 1.0), (2000, 0.8), (4000, 0.79)]]
+    assert experiments.flattening(pd.DataFrame(rows), "n_train", gain=0.8)["flattens_after"] == 2000
 
 
 def test_step_budget_sets_the_epochs():
@@ -172,6 +183,11 @@ def test_prepare_takes_a_fixed_plane_or_variable_dz_and_refuses_a_negative_plane
     experiments.prepare(20, 10, z_end_mm=0.0)  # variable dz: no fixed plane
     assert [s.planes_mm for s in specs] == [None] * 2
     assert len(fixed["train"]["dz"]) == 18 and len(fixed["val"]["dz"]) == 2
+    for bad in (0.0, 1.0):  # no validation set, or no training set
+        with pytest.raises(ValueError, match=rf"val_fraction = {bad}, expected in \(0, 1\)"):
+            experiments.prepare(20, 10, val_fraction=bad)
+    half = experiments.prepare(20, 10, val_fraction=0.5)
+    assert len(half["train"]["dz"]) == len(half["val"]["dz"]) == 10
 
 
 def test_a_side_is_taken_by_a_lower_validation_error_only():
@@ -221,6 +237,8 @@ def test_paired_verdict_needs_two_seeds_in_each_group():
                          "pos_mean_mm": [1.0, 1.1, 0.9, 2.0, 2.2, 1.9], "size": ["tiny"] * 6})
     v = experiments.paired_verdict(runs, "arch", "mlp", "pinn", margin_mm=0.05)
     assert v.outcome == "a"  # mlp lower on every seed
+    assert experiments.paired_verdict(runs.iloc[[0, 1, 3, 4]], "arch", "mlp", "pinn",
+                                      0.05) is not None  # two seeds each are enough
     for keep in ([0, 3, 4, 5], [0, 1, 2, 3]):  # one group with a single seed
         assert experiments.paired_verdict(runs.iloc[keep], "arch", "mlp", "pinn", 0.05) is None
     assert experiments.paired_verdict(runs, "arch", "mlp", "pinn", 0.05,
@@ -358,3 +376,121 @@ def test_rk4_prior_hybrids_are_built_for_the_mlp_only():
     got = [(c.arch, c.prior, c.steps) for c in cfgs]
     assert got == [("mlp", "straight", 10), ("pinn", "straight", 20), ("mlp", "kick", 10),
                    ("mlp", "rk4", 10), ("pinn", "kick", 20)]
+
+
+def test_run_many_sends_work_to_dask_only_with_workers_or_a_scheduler_and_several_configs(
+        monkeypatch):
+    import physml.parallel
+
+    sent = []
+    monkeypatch.setattr(physml.parallel, "map_tasks",
+                        lambda fn, tasks, workers, scheduler: sent.append((len(tasks), workers,
+                                                                           scheduler)))
+    monkeypatch.setattr(experiments, "run", lambda cfg, tr, va, te, field, key: {
+        "config": {"seed": cfg.seed}, "run_dir": f"r{cfg.seed}", "key": key})
+    monkeypatch.setattr(experiments, "split_by_p", lambda run_dir, test: {"pos_mean_mm": 1.0})
+    ds = {"train": {}, "val": {}, "test": {"dz": np.zeros(3)}, "field": None, "key": "k",
+          "args": ()}
+    two = [RunConfig(arch="mlp", steps=4, seed=s) for s in (0, 1)]
+    cases = [((two, None, None, None), []), ((two, None, 2, None), [(2, 2, None)]),
+             ((two, None, None, "tcp://x"), [(2, None, "tcp://x")]),
+             ((two[:1], None, 2, None), []),  # one config: nothing to spread
+             ((two, {"dz": np.zeros(5)}, 2, None), [])]  # another test set: runs exist already
+    for (cfgs, test, workers, scheduler), want in cases:
+        sent.clear()
+        runs = experiments.run_many(cfgs, ds, test=test, workers=workers, scheduler=scheduler)
+        assert sent == want, (workers, scheduler, len(cfgs), test is None)
+        assert list(runs["seed"]) == [c.seed for c in cfgs]
+    # the cache key names a test set other than the dataset's own
+    assert list(runs["key"]) == ["k+test5", "k+test5"]
+
+
+def test_throughput_inputs_take_one_plane_or_dz_per_track(monkeypatch):
+    seen = []
+
+    def fake_throughput(model, u, batches, min_time_s):
+        seen.append(u[:, 5].numpy())
+        return {batches[0]: 1e6 * model}
+
+    monkeypatch.setattr(experiments, "load_model", lambda d: {"a": 1.0, "b": 2.0}[d])
+    monkeypatch.setattr(experiments, "throughput", fake_throughput)
+    runs = pd.DataFrame({"run_dir": ["a", "b"]})
+    out = experiments.add_throughput(runs, batch=64, dz_mm=500.0)
+    assert list(out["tracks_per_s_64"]) == [1e6, 2e6] and "tracks_per_s_64" not in runs
+    assert all(np.all(dz == 500.0) for dz in seen)
+    seen.clear()
+    experiments.add_throughput(runs, batch=64)
+    assert all(np.ptp(dz) > 0 for dz in seen)  # the default distribution's dz, drawn per track
+
+
+def _tracks(n, dz, p_gev, rng):
+    initial = np.zeros((n, 5))
+    initial[:, 4] = 1 / np.asarray(p_gev, dtype=float)
+    final = rng.normal(size=(n, 5))
+    return {"initial": initial, "dz": np.asarray(dz, dtype=float), "final": final}
+
+
+def test_coarse_rk4_rows_count_the_steps_a_track_takes_and_score_validation_when_there(
+        monkeypatch):
+    from physml.tracks.data import DatasetSpec
+
+    rng = np.random.default_rng(0)
+    fitted = []
+
+    def fake_prior(ds, n, field):
+        fitted.append((int(n), field))
+        return lambda initial, dz: np.zeros((len(dz), 4))  # every end state at the origin
+
+    monkeypatch.setattr(experiments, "_coarse_prior", fake_prior)
+    # variable dz up to 8000 mm: 8 steps of 1000 mm; a 2500 mm track takes 3, an 8000 mm one 8
+    ds = {"spec": DatasetSpec(dz_range_mm=(1000.0, 8000.0)),
+          "test": _tracks(3, [2500.0, 8000.0, 1000.0], [5.0, 5.0, 1.0], rng),
+          "val": _tracks(2, [3000.0, 4000.0], [5.0, 5.0], rng)}
+    t = experiments.coarse_rk4(ds, [8, 4], field="bspline")
+    assert list(t["model"]) == ["rk4x8bs (no network)", "rk4x4bs (no network)"]
+    assert fitted == [(8, "bspline"), (4, "bspline")]
+    assert list(t["mean_steps"]) == pytest.approx([(3 + 8 + 1) / 3, (2 + 4 + 1) / 3])
+    want = np.hypot(ds["test"]["final"][:2, 0], ds["test"]["final"][:2, 1]).mean()
+    assert t["pos_mean_mm"].iloc[0] == pytest.approx(want)  # the 5 GeV tracks only
+    low = np.hypot(*ds["test"]["final"][2, :2])
+    assert t["low_p_pos_mean_mm"].iloc[0] == pytest.approx(low)
+    val = np.hypot(ds["val"]["final"][:, 0], ds["val"]["final"][:, 1]).mean()
+    assert t[experiments.SELECT_ON].iloc[0] == pytest.approx(val)
+    del ds["val"]
+    assert experiments.SELECT_ON not in experiments.coarse_rk4(ds, [8])
+
+
+def test_polynomial_baselines_take_2_or_4_entries_and_time_the_fit(monkeypatch):
+    import physml.tracks.polynomial as P
+    import physml.tracks.priors as priors
+
+    class Fake:
+        n_features = 7
+
+        @classmethod
+        def fit(cls, initial, dz, final, table, basis):
+            m = cls()
+            m.basis, m.label = basis, f"d{basis.degree}/q{basis.qop_degree}"
+            return m
+
+        def predict(self, initial, dz):
+            return np.zeros((len(dz), 4))
+
+    monkeypatch.setattr(P, "PolynomialSurrogate", Fake)
+    monkeypatch.setattr(priors.KickTable, "from_field", staticmethod(lambda field: None))
+    rng = np.random.default_rng(1)
+    ds = {"field": None, "train": _tracks(4, [8000.0] * 4, [5.0] * 4, rng),
+          "test": _tracks(2, [8000.0] * 2, [5.0] * 2, rng)}
+    with pytest.raises(ValueError, match=r"\[3, 2, 1\] is not \[degree, qop_degree\]"):
+        experiments.polynomial_baselines(ds, [[3, 2, 1]])
+    rows, fitted = experiments.polynomial_baselines(ds, [[3, 2], [4, 4, 6, None]])
+    assert [m.basis for m in fitted.values()] == [P.Basis(3, 2), P.Basis(4, 4, 6, None)]
+    assert list(rows["model"]) == ["kick+poly d3/q2 (least squares)",
+                                   "kick+poly d4/q4 (least squares)"]
+    assert list(rows["n_train"]) == [4, 4] and rows["polynomial"].all()
+    assert ((rows["fit_s"] >= 0) & (rows["fit_s"] < 60)).all()  # seconds the fit took
+    assert experiments.SELECT_ON not in rows
+    val = _tracks(3, [8000.0] * 3, [5.0] * 3, rng)
+    rows, _ = experiments.polynomial_baselines(ds, [[3, 2]], val=val)
+    want = np.hypot(val["final"][:, 0], val["final"][:, 1]).mean()
+    assert rows[experiments.SELECT_ON].iloc[0] == pytest.approx(want)
