@@ -2,6 +2,7 @@
 verdicts, learning-curve flattening, step budgets."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,13 @@ def _runs(rows):
          "slope_mean": 5e-6, "training_time_s": 1.0, "optimizer_steps": 100,
          "val_pos_mean_mm": v}
         for m, s, v in rows])
+
+
+def test_summary_table_keeps_the_order_of_first_appearance_with_each_groups_seed_count():
+    t = experiments.summary_table(_runs([("b", 0, 1.0), ("b", 1, 2.0), ("b", 2, 3.0),
+                                         ("a", 0, 4.0), ("a", 1, 6.0)]))
+    assert list(t["model"]) == ["b", "a"] and list(t["seeds"]) == [3, 2]
+    assert list(t["pos_mean_mm"]) == [2.0, 5.0]
 
 
 def test_summary_table_averages_seeds_and_flags_targets():
@@ -256,6 +264,12 @@ def test_learning_curve_runs_are_labelled_by_size_steps_and_seed(monkeypatch):
 def test_targets_are_strict_and_gaps_are_ratios_to_them():
     at = experiments.summary_table(_runs([("mlp-tiny", 0, 0.1), ("mlp-tiny", 1, 0.1)]))
     assert not bool(at.iloc[0]["meets_targets"])  # "< 0.1 mm": exactly 0.1 misses
+    # the same rule for a baseline scored on the test tracks: 0.1 mm off in x on every track
+    test = {"initial": np.tile([0, 0, 0, 0, 0.2], (4, 1)), "final": np.zeros((4, 5))}
+    for off, meets in ((0.1, False), (0.0999, True)):
+        out = np.zeros((4, 4))
+        out[:, 0] = off
+        assert experiments.scores_on_test(out, test)["meets_targets"] is meets
     gaps = experiments.target_gaps(pd.Series({"pos_mean_mm": 0.05, "pos_95_mm": 0.6,
                                               "slope_mean": 1e-5}))
     assert gaps == pytest.approx({"pos_mean_mm": 0.5, "pos_95_mm": 2.0, "slope_mean": 1.0})
@@ -345,6 +359,20 @@ def test_convergence_reads_the_last_epoch_and_the_threshold_is_inclusive(tmp_pat
     assert row["epochs_to_90pct"] == 2
     assert row["final_train_data_loss"] == 0.5 and row["final_val_loss"] == 1.5
     assert row["val_over_train"] == pytest.approx(3.0)
+    # a history without a data term falls back to the last epoch's loss; a zero loss gives no
+    # ratio
+    for name, last in (("no_data_term", 0.5), ("zero", 0.0)):
+        d = Path(_history_dir(tmp_path, name, [2.0, 1.0, 1.0], [3.0, 2.0, last], [4.0, 3.0, 2.0]))
+        h = json.loads((d / "history.json").read_text())
+        for e in h["train"]:
+            e["loss"] = e.pop("data_loss")
+        (d / "history.json").write_text(json.dumps(h))
+        row = experiments.convergence_table(runs.assign(run_dir=str(d))).iloc[0]
+        assert row["final_train_data_loss"] == last
+        if last:
+            assert row["val_over_train"] == pytest.approx(2.0 / last)
+        else:
+            assert np.isnan(row["val_over_train"])
 
 
 def test_histories_select_runs_by_architecture(tmp_path):
@@ -388,7 +416,8 @@ def test_run_many_sends_work_to_dask_only_with_workers_or_a_scheduler_and_severa
                                                                            scheduler)))
     monkeypatch.setattr(experiments, "run", lambda cfg, tr, va, te, field, key: {
         "config": {"seed": cfg.seed}, "run_dir": f"r{cfg.seed}", "key": key})
-    monkeypatch.setattr(experiments, "split_by_p", lambda run_dir, test: {"pos_mean_mm": 1.0})
+    monkeypatch.setattr(experiments, "split_by_p", lambda run_dir, test: {
+        "pos_mean_mm": 1.0 if test is ds["test"] else 2.0, "low_p_pos_mean_mm": 3.0})
     ds = {"train": {}, "val": {}, "test": {"dz": np.zeros(3)}, "field": None, "key": "k",
           "args": ()}
     two = [RunConfig(arch="mlp", steps=4, seed=s) for s in (0, 1)]
@@ -402,6 +431,9 @@ def test_run_many_sends_work_to_dask_only_with_workers_or_a_scheduler_and_severa
         assert sent == want, (workers, scheduler, len(cfgs), test is None)
         assert list(runs["seed"]) == [c.seed for c in cfgs]
         assert set(runs["key"]) == {"k" if test is None else "k+test5"}
+        # validation scores beside the test scores, without a low-momentum validation column
+        assert set(runs["val_pos_mean_mm"]) == {2.0} and set(runs["low_p_pos_mean_mm"]) == {3.0}
+        assert "val_low_p_pos_mean_mm" not in runs
 
 
 def test_throughput_inputs_take_one_plane_or_dz_per_track(monkeypatch):
@@ -529,3 +561,16 @@ def test_dataset_summary_names_a_single_fixed_plane_only(tmp_path, monkeypatch):
         out = experiments.dataset_summary({**ds, "spec": DatasetSpec(planes_mm=planes)})
         assert out["end_plane"] == want
     assert (out["n_train"], out["n_val"], out["n_test"], out["acceptance"]) == (3, 1, 2, 0.75)
+
+
+def test_record_runs_records_each_runs_metrics_that_it_has(monkeypatch):
+    from physml import results
+
+    monkeypatch.setattr(results, "_memory", {})
+    runs = pd.DataFrame({"name": ["mlp-s0"], "pos_mean_mm": [0.5], "pos_95_mm": [1.0],
+                         "slope_mean": [1e-4], "optimizer_steps": [100], "n_params": [7]})
+    experiments.record_runs(runs, prefix="m.", extra=("n_params", "training_time_s"))
+    assert set(results.recorded()) == {"m.mlp-s0.pos_mean_mm", "m.mlp-s0.pos_95_mm",
+                                       "m.mlp-s0.slope_mean", "m.mlp-s0.optimizer_steps",
+                                       "m.mlp-s0.n_params"}
+    assert results.recorded()["m.mlp-s0.pos_mean_mm"]["value"] == 0.5
