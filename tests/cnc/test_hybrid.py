@@ -490,6 +490,9 @@ def test_observed_durations_keep_runs_within_25_percent_of_the_median_boundary_i
                           bins_per_row=1, durations="observed")
     counts = np.bincount(tl.bin_line, minlength=len(tl.lines))
     assert dict(zip(tl.lines, counts, strict=True)) == {1: 2, 2: 96, 3: 5, 4: 3}
+    # the perfect clock of the phase check takes the same typical runs
+    pc = H.phase_check(rows).iloc[0]
+    assert (pc["files"], pc["run_rows"], pc["scored_rows"]) == (4, 100.0, 425)
 
 
 def test_a_timeline_whose_bins_round_up_past_its_end_gives_the_last_bin_to_the_last_line():
