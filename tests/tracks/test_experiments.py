@@ -270,6 +270,13 @@ def test_targets_are_strict_and_gaps_are_ratios_to_them():
         out = np.zeros((4, 4))
         out[:, 0] = off
         assert experiments.scores_on_test(out, test)["meets_targets"] is meets
+    # a track of exactly 2 GeV is scored with the upper range, not the low-momentum one
+    test["initial"][:, 4] = [0.5, 0.5, 0.2, 1.0]  # 2, 2, 5 and 1 GeV
+    test["final"][:, 0] = [1.0, 1.0, 0.0, 0.0]
+    out = np.zeros((4, 4))
+    out[:, 0] = [1.0, 1.0, 3.0, 7.0]
+    row = experiments.scores_on_test(out, test)
+    assert row["pos_mean_mm"] == 1.0 and row["low_p_pos_mean_mm"] == 7.0
     gaps = experiments.target_gaps(pd.Series({"pos_mean_mm": 0.05, "pos_95_mm": 0.6,
                                               "slope_mean": 1e-5}))
     assert gaps == pytest.approx({"pos_mean_mm": 0.5, "pos_95_mm": 2.0, "slope_mean": 1.0})
@@ -541,6 +548,8 @@ def test_coarse_rk4_text_sets_each_rk4_hybrid_beside_its_own_prior():
     assert "mlp-small+rk4x8: 0.1 mm against 0.05 mm for its prior alone — no better than its " \
            "prior alone (error ratio 0.5)" in txt
     assert "mlp-small:" not in txt
+    even = experiments.coarse_rk4_markdown(coarse, table.iloc[:1].assign(pos_mean_mm=0.8))
+    assert "no better than its prior alone (error ratio 1)" in even  # equal errors: no gain
     none = experiments.coarse_rk4_markdown(coarse.assign(meets_targets=False), table.iloc[2:])
     assert "No step count scanned meets all three targets." in none and "prior alone" not in none
 
