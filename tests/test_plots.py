@@ -43,6 +43,7 @@ def test_ablation_bars_error_bars_are_the_ci():
     assert list(bar.y) == [2.0, 5.0]
     assert list(bar.error_y.array) == pytest.approx([cis["x"].high - 2.0, 2.0])
     assert list(bar.error_y.arrayminus) == pytest.approx([2.0 - cis["x"].low, 1.0])
+    assert bar.error_y.symmetric is False and fig.layout.yaxis.type != "log"  # linear unless asked
     assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].y0 == 6.0
     # the reference is named in the legend (a label on the line could sit under a bar)
     assert fig.data[1].name == "target" and fig.layout.showlegend and not fig.data[0].showlegend
@@ -124,5 +125,13 @@ def test_comparison_table_explicit_ci_columns_and_their_errors():
     assert list(shown.columns) == ["model", "test_mse [95% CI]"]
     assert shown.iloc[0, 1] == "0.01 [0.008, 0.012]"
     assert list(plots.comparison_table(df).data.columns) == list(df.columns)  # no triple found
+    # a triple needs both bounds; a bare ci pair goes with the first estimate column present
+    half = pd.DataFrame({"x": [1.0], "x_low": [0.5], "ci_low": [0.1], "diff": [0.2]})
+    assert plots.ci_columns(half) == {}
+    assert plots.ci_columns(half.assign(ci_high=0.3)) == {"diff": ("ci_low", "ci_high")}
+    # a missing bound shows the estimate alone, never "nan" in the interval
+    gap = df.assign(mse_low=float("nan"))
+    shown = plots.comparison_table(gap, ci={"test_mse": ("mse_low", "mse_high")}).data
+    assert shown.iloc[0, 1] == "0.01"
     with pytest.raises(KeyError, match="no column 'gain_low'"):
         plots.comparison_table(df, ci={"test_mse": ("gain_low", "mse_high")})
