@@ -90,10 +90,15 @@ def test_curves_with_ci_band_is_the_t_interval_over_seeds():
 
 def test_comparison_table_formats_columns_a_mapping_leaves_out():
     """A ``{column: format}`` mapping formats its columns; the other numeric columns keep 4
-    significant digits (not pandas' six decimals)."""
+    significant digits (not pandas' six decimals), trailing zeros included, large numbers with
+    thousands separators rather than an exponent, integers exactly."""
     rows = [{"program": "P1", "rows": 10521, "accuracy": 0.557}]
-    html = plots.comparison_table(rows, fmt={"rows": "{:,}"}).to_html()
-    assert "10,521" in html and ">0.557<" in html and "0.557000" not in html
+    html = plots.comparison_table(rows, fmt={"rows": "{:.1f}"}).to_html()
+    assert ">10521.0<" in html and ">0.5570<" in html and "0.557000" not in html
+    more = [{"rate": 44512.3, "steps": 340, "big": 123456, "err": 1.5e-7}]
+    assert list(plots.comparison_table(more).data.columns) == ["rate", "steps", "big", "err"]
+    html = plots.comparison_table(more).to_html()
+    assert all(f">{t}<" in html for t in ("44,510", "340", "123,456", "1.500e-07")), html
     # a missing value is a dash, not "nan"
     html = plots.comparison_table(rows + [{"program": "P2", "rows": None, "accuracy": None}],
                                   fmt={"rows": "{:,}"}).to_html()
@@ -123,7 +128,7 @@ def test_comparison_table_explicit_ci_columns_and_their_errors():
     df = pd.DataFrame({"model": ["x"], "test_mse": [0.01], "mse_low": [0.008], "mse_high": [0.012]})
     shown = plots.comparison_table(df, ci={"test_mse": ("mse_low", "mse_high")}).data
     assert list(shown.columns) == ["model", "test_mse [95% CI]"]
-    assert shown.iloc[0, 1] == "0.01 [0.008, 0.012]"
+    assert shown.iloc[0, 1] == "0.01000 [0.008000, 0.01200]"  # "g" keeping trailing zeros
     assert list(plots.comparison_table(df).data.columns) == list(df.columns)  # no triple found
     # a triple needs both bounds; a bare ci pair goes with the first estimate column present
     half = pd.DataFrame({"x": [1.0], "x_low": [0.5], "ci_low": [0.1], "diff": [0.2]})
@@ -132,6 +137,6 @@ def test_comparison_table_explicit_ci_columns_and_their_errors():
     # a missing bound shows the estimate alone, never "nan" in the interval
     gap = df.assign(mse_low=float("nan"))
     shown = plots.comparison_table(gap, ci={"test_mse": ("mse_low", "mse_high")}).data
-    assert shown.iloc[0, 1] == "0.01"
+    assert shown.iloc[0, 1] == "0.01000"
     with pytest.raises(KeyError, match="no column 'gain_low'"):
         plots.comparison_table(df, ci={"test_mse": ("gain_low", "mse_high")})

@@ -179,7 +179,7 @@ def test_text_table_cuts_the_status_column_at_60_characters():
     text = scoreboard.to_text([row])
     assert max(len(line.rstrip()) for line in text.splitlines()) < 200
     assert "stale: " + "x" * 53 in text and "x" * 54 not in text
-    assert text.splitlines()[2].split()[:6] == ["s", "k", "1", "[0.9,", "1.1]", "2"]
+    assert text.splitlines()[2].split()[:6] == ["s", "k", "1.000", "[0.9000,", "1.100]", "2.000"]
     assert " ml " in text.splitlines()[2]
 
 

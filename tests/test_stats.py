@@ -89,7 +89,7 @@ def test_unpaired_lengths_raise_and_summarize_groups():
         summarize({"a": [1, 2, 3]}, value="acc")
     with pytest.raises(ValueError, match="takes no value=/by="):
         summarize({"a": [1, 2, 3]}, by="m")
-    assert str(out["b"]) == "2 [2, 2]"
+    assert str(out["b"]) == "2.00 [2.00, 2.00]"
 
 
 def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
@@ -349,3 +349,38 @@ def test_ci_covers_its_bounds_and_nothing_outside():
     ci = CI(0.83, 0.79, 0.87, 3)
     assert ci.covers(0.79) and ci.covers(0.87) and ci.covers(0.83)
     assert not ci.covers(0.9023) and not ci.covers(0.78)
+
+
+def test_interval_parts_keep_significant_digits_and_trailing_zeros():
+    from physml.stats import CI, format_interval, format_value, interval_parts
+
+    # "g" would drop the zeros that say a bound is as precise as the mean
+    assert interval_parts(4.64, 3.59, 6.0) == ("4.64", "3.59", "6.00")
+    assert interval_parts(17.0, 13.7, 21.1) == ("17.0", "13.7", "21.1")
+    assert interval_parts(0.403, 0.353, 0.46) == ("0.403", "0.353", "0.460")
+    assert interval_parts(0.1234, 0.0, 0.5, ".4g") == ("0.1234", "0.000", "0.5000")
+    # each number its own significant digits: a wide interval does not erase a small mean
+    assert interval_parts(-0.257, -7.05, 6.54) == ("-0.257", "-7.05", "6.54")
+    # no bare decimal point, and rounding that carries into a new digit
+    assert interval_parts(100.0, 99.0, 101.0) == ("100", "99.0", "101")
+    assert interval_parts(9.996, 9.9, 10.02) == ("10.0", "9.90", "10.0")
+    # no exponent from 1e3 up to 1e9, thousands separators from 1e4, rounded to N digits
+    assert interval_parts(1234.0, 999.0, 1400.0) == ("1230", "999", "1400")
+    assert interval_parts(48197.0, 45012.0, 9999.6) == ("48,200", "45,000", "10,000")
+    assert interval_parts(12345.6, 1.0, 2.0, ".6g") == ("12,345.6", "1.00000", "2.00000")
+    assert interval_parts(9.9e8, 9e8, 9.99e8, ".2g") == ("990,000,000", "900,000,000", "1.0e+09")
+    # an exponent below 1e-4 and from 1e9; a sign flag is kept
+    assert interval_parts(1.946e-5, 1.871e-5, 2.02e-5) == ("1.95e-05", "1.87e-05", "2.02e-05")
+    assert interval_parts(2e9, 1e9, 3e9, "+.2g") == ("+2.0e+09", "+1.0e+09", "+3.0e+09")
+    assert interval_parts(0.5, -0.3, 1.25, "+.2g") == ("+0.50", "-0.30", "+1.2")
+    assert interval_parts(float("nan"), 1.0, float("inf")) == ("nan", "1.00", "inf")
+    # other specs are applied as given
+    assert interval_parts(0.5, 0.25, 0.75, ".1%") == ("50.0%", "25.0%", "75.0%")
+    assert interval_parts(12345.6, 1.0, 2.0, ",.1f") == ("12,345.6", "1.0", "2.0")
+    assert format_interval(-0.047, -0.0031, 0.098, "+.3f") == "-0.047 [-0.003, +0.098]"
+    assert CI(17.0, 13.7, 21.1, 3).format() == "17.0 [13.7, 21.1]"
+    # integers stay exact (a count of steps is not 340.0 or 3.40e+02); floats that equal them do not
+    assert [format_value(v, ".3g") for v in (340, np.int64(123456), -5, 340.0)] == [
+        "340", "123,456", "-5", "340"]
+    assert format_value(np.int64(12), "+.2g") == "+12" and format_value(12.0, ".4g") == "12.00"
+    assert str(CI(0.8059, 0.6999, 0.912, 3)) == "0.806 [0.700, 0.912]"

@@ -16,6 +16,7 @@ nbconvert HTML). Shared figure builders:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from physml.stats import CI, mean_ci
+from physml.stats import CI, format_value, mean_ci
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8c564b", "#555555"]
 
@@ -203,7 +204,9 @@ def comparison_table(
 
     ``fmt``: a format string for every numeric column (default 4 significant digits) or a
     ``{column: format}`` mapping (numeric columns it does not name keep the default). A
-    missing value (NaN, None) in a formatted column shows as "—".
+    ``"{:spec}"`` goes through :func:`physml.stats.format_value`: ``"{:.4g}"`` keeps trailing
+    zeros (0.304 reads 0.3040), writes 44,512.3 as 44,510 instead of 4.451e+04, and an integer
+    exactly. A missing value (NaN, None) in a formatted column shows as "—".
 
     A mean and its 95% CI show as one column "X [95% CI]" reading ``m [low, high]``, all three
     in X's format: the triples :func:`ci_columns` finds, and ``ci`` (``{estimate: (low,
@@ -226,22 +229,27 @@ def comparison_table(
             v = pd.to_numeric(df[c], errors="coerce")
             best[c] = (v == getattr(v, pick)()).to_numpy()
 
+    def number(f):  # "{:spec}" through format_value ("g" keeping its trailing zeros)
+        spec = re.fullmatch(r"\{:([^{}]*)\}", f)
+        return (lambda x: format_value(x, spec.group(1))) if spec else f.format
+
     def cell(f, x):
-        return "—" if pd.isna(x) else f.format(x)
+        return "—" if pd.isna(x) else number(f)(x)
 
     shown, names = df.copy(), {}
     for est, (lo, hi) in triples.items():
         f = formats.get(est, default)
         names[est] = f"{est} [95% CI]"
         shown[est] = [cell(f, m) if pd.isna(a) or pd.isna(b)
-                      else f"{cell(f, m)} [{f.format(a)}, {f.format(b)}]"
+                      else f"{cell(f, m)} [{cell(f, a)}, {cell(f, b)}]"
                       for m, a, b in zip(df[est], df[lo], df[hi], strict=True)]
         shown = shown.drop(columns=[lo, hi])
         formats.pop(est, None)
         formats.pop(lo, None)
         formats.pop(hi, None)
     shown = shown.rename(columns=names)
-    sty = shown.style.hide(axis="index").format(formats, na_rep="—")
+    sty = shown.style.hide(axis="index").format({c: number(f) for c, f in formats.items()},
+                                                na_rep="—")
     for c, mask in best.items():
         sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],
                         subset=[names.get(c, c)])

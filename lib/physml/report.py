@@ -78,7 +78,7 @@ def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> 
 
 def findings_html(headlines: dict[str, Any]) -> str:
     """The "Findings" box that opens a report: one item per headline the notebook recorded."""
-    from physml.results import format_number
+    from physml.results import ci_parts
     from physml.scoreboard import VERDICT_COLOURS
 
     items = []
@@ -88,8 +88,8 @@ def findings_html(headlines: dict[str, Any]) -> str:
             v = h.get(s)
             if v:
                 nm = f" ({html.escape(v['name'])})" if v.get("name") else ""
-                sides.append(f"{label}{nm} <b>{format_number(v['value'])}</b> "
-                             f"[{format_number(v['ci_low'])}, {format_number(v['ci_high'])}]")
+                m, lo, hi = ci_parts(v["value"], v["ci_low"], v["ci_high"])
+                sides.append(f"{label}{nm} <b>{m}</b> [{lo}, {hi}]")
         unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
         colour = VERDICT_COLOURS.get(h["verdict"], "#777")
         items.append(

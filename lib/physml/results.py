@@ -229,7 +229,7 @@ _SIDE_LABEL = {"physics": "physics", "ml": "ML", "hybrid": "hybrid"}
 
 def _fmt_ci(ci: stats.CI, unit: str | None) -> str:
     u = f" {unit}" if unit else ""
-    return f"{format_number(ci.mean)} [{format_number(ci.low)}, {format_number(ci.high)}]{u}"
+    return format_ci(ci.mean, ci.low, ci.high) + u
 
 
 def _side_ci(side: str, value: Any, scale: str, bounds: stats.Bounds | None) -> stats.CI:
@@ -412,8 +412,29 @@ def headlines() -> dict[str, dict[str, Any]]:
     return dict(_headlines)
 
 
+def ci_parts(value: Any, low: Any, high: Any) -> tuple[str, str, str]:
+    """A headline's ``value``, ``low`` and ``high`` as text: four significant digits each,
+    trailing zeros kept (:func:`physml.stats.interval_parts`); a missing number (None, as JSON
+    stores NaN) reads ``nan``."""
+    num = [math.nan if v is None else float(v) for v in (value, low, high)]
+    return stats.interval_parts(*num, ".4g")
+
+
+def format_ci(value: Any, low: Any, high: Any) -> str:
+    """``value [low, high]`` as :func:`ci_parts` writes the numbers.
+
+    >>> format_ci(0.8059, 0.6999, 0.912)
+    '0.8059 [0.6999, 0.9120]'
+    """
+    v, lo, hi = ci_parts(value, low, high)
+    return f"{v} [{lo}, {hi}]"
+
+
 def format_number(v: Any) -> str:
-    """Four significant digits; thousands separators instead of exponents up to 1e9.
+    """Four significant digits; thousands separators instead of exponents up to 1e9. For a
+    single number such as a cited anchor, so trailing zeros are dropped (3.7 stays 3.7: a
+    source's figure is not made to look more precise); a measured interval goes through
+    :func:`format_ci`.
 
     >>> [format_number(x) for x in (299812.7, 0.0012345, 12.3456, 3.2e11, "nan")]
     ['299,800', '0.001234', '12.35', '3.2e+11', 'nan']

@@ -17,7 +17,7 @@ from typing import Any
 
 from physml import paths
 from physml.paths import all_notebooks, repo_root
-from physml.results import format_number
+from physml.results import format_ci
 
 SIDES = ("physics", "ml", "hybrid")
 VERDICT_COLOURS = {"physics": "#1f5fa8", "ml": "#b3541e", "hybrid": "#5b3f99",
@@ -130,8 +130,7 @@ def studies_without_headlines(reports_dir: Path | None = None, root: Path | None
 def _cell(s: dict[str, Any] | None) -> str:
     if not s:
         return "—"
-    f = format_number
-    return f"{f(s['value'])} [{f(s['ci_low'])}, {f(s['ci_high'])}]"
+    return format_ci(s["value"], s["ci_low"], s["ci_high"])
 
 
 def to_text(table: list[dict[str, Any]]) -> str:

@@ -18,6 +18,8 @@ Intervals come from ``scipy.stats`` (Student t, bootstrap); equivalence tests fr
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,10 +59,74 @@ class CI:
         return d
 
     def format(self, fmt: str = ".3g") -> str:
-        return f"{self.mean:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+        """``mean [low, high]`` in one number format (:func:`format_interval`)."""
+        return format_interval(self.mean, self.low, self.high, fmt)
 
     def __str__(self) -> str:
         return self.format()
+
+
+_SIGNIFICANT = re.compile(r"([+ -]?)\.(\d+)g")
+
+
+def format_value(v: Any, fmt: str = ".3g") -> str:
+    """One number as :func:`interval_parts` writes each of its three.
+
+    A significant-digits spec (``".Ng"``, optionally with a sign flag) keeps the trailing zeros
+    that ``g`` drops (6 at 3 digits reads ``6.00``, 100 reads ``100``), and from 1e3 up to 1e9
+    writes no exponent (``1230``; from 1e4 with thousands separators, ``48,200``); an integer
+    stays exact (``340``, ``123,456``). Any other spec is applied as given; a non-finite
+    number reads ``nan`` / ``inf``.
+
+    >>> [format_value(x, ".4g") for x in (0.304, 44512.3, 340, 1.5e-7)]
+    ['0.3040', '44,510', '340', '1.500e-07']
+    """
+    m = _SIGNIFICANT.fullmatch(fmt)
+    if m is None:
+        return f"{v:{fmt}}"
+    sign, digits = m.group(1), max(1, int(m.group(2)))
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return f"{int(v):{sign},}"
+    v = float(v)
+    if not math.isfinite(v):
+        return f"{v}"
+    rounded = float(f"{v:.{digits - 1}e}")  # 99,995 at 4 digits is 100,000
+    if 1e3 <= abs(rounded) < 1e9:
+        decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+        comma = "," if abs(rounded) >= 1e4 else ""
+        return f"{rounded:{sign}{comma}.{decimals}f}"
+    text = f"{v:{sign}#.{digits}g}"  # '#' keeps trailing zeros: 6 reads 6.00, not 6
+    return text.replace(".e", "e").removesuffix(".")  # but no bare point: 100, not 100.
+
+
+def interval_parts(mean: float, low: float, high: float, fmt: str = ".3g") -> tuple[str, str, str]:
+    """The three numbers of ``mean [low, high]`` as text, each by :func:`format_value`.
+
+    A significant-digits spec (``".Ng"``) writes each number with N significant digits and
+    keeps the trailing zeros that ``g`` drops, so that a bound never looks less precise than
+    the mean: ``4.64 [3.59, 6]`` reads ``4.64 [3.59, 6.00]``. Any other spec (``".3f"``,
+    ``"+.1%"``, ``",.0f"``) is applied to each number as given.
+
+    >>> interval_parts(17.0, 13.7, 21.1)
+    ('17.0', '13.7', '21.1')
+    >>> interval_parts(48197.0, 45012.0, 51388.0)
+    ('48,200', '45,000', '51,400')
+    """
+    return tuple(format_value(v, fmt) for v in (mean, low, high))
+
+
+def format_interval(mean: float, low: float, high: float, fmt: str = ".3g") -> str:
+    """``mean [low, high]``, the three numbers formatted by :func:`interval_parts`.
+
+    >>> format_interval(0.8059, 0.6999, 0.912, ".4g")
+    '0.8059 [0.6999, 0.9120]'
+    >>> format_interval(0.1234, 0.0, 369412.0, ".4g")
+    '0.1234 [0.000, 369,400]'
+    >>> format_interval(-0.047, -0.0031, 0.098, "+.3f")
+    '-0.047 [-0.003, +0.098]'
+    """
+    m, lo, hi = interval_parts(mean, low, high, fmt)
+    return f"{m} [{lo}, {hi}]"
 
 
 @dataclass(frozen=True)

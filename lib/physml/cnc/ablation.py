@@ -117,7 +117,7 @@ def ci_table(scores: pd.DataFrame, metrics: Sequence[str], by: str, fmt: str = "
     cols = {}
     for m in metrics:
         s = stats.summarize(scores, value=m, by=by, bounds=stats.UNIT_INTERVAL)
-        cols[m] = {r[by]: f"{r['mean']:{fmt}} [{r['ci_low']:{fmt}}, {r['ci_high']:{fmt}}]"
+        cols[m] = {r[by]: stats.format_interval(r["mean"], r["ci_low"], r["ci_high"], fmt)
                    for _, r in s.iterrows()}
         n = dict(zip(s[by], s["n"], strict=True))
     t = pd.DataFrame(cols)

@@ -340,8 +340,9 @@ def summary_table(runs: pd.DataFrame, group=("model",)) -> pd.DataFrame:
     means.insert(len(group), "seeds", runs.groupby(list(group), sort=False).size().to_numpy())
     if runs.groupby(list(group)).size().min() >= 2:
         ci = stats.summarize(runs, value="pos_mean_mm", by=list(group))
-        means["pos_mean_ci"] = [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in
-                                zip(ci["ci_low"], ci["ci_high"], strict=True)]
+        means["pos_mean_ci"] = ["[{1}, {2}]".format(*stats.interval_parts(m, lo, hi))
+                                for m, lo, hi in zip(ci["mean"], ci["ci_low"], ci["ci_high"],
+                                                     strict=True)]
     means["meets_targets"] = np.all([means[k] < v for k, v in TARGETS.items()], axis=0)
     return means
 

@@ -404,7 +404,7 @@ def speed_text(rows: pd.DataFrame, tp: pd.DataFrame, ratios: pd.DataFrame, batch
     methods named ``"<run name> (<backend>)"``), recorded as
     ``shipped.<name>.<backend>.ratio_to_rk4`` (a CI)."""
     from physml.results import record
-    from physml.stats import CI
+    from physml.stats import CI, interval_parts
 
     if rows is None or len(rows) == 0:
         return ""
@@ -426,8 +426,8 @@ def speed_text(rows: pd.DataFrame, tp: pd.DataFrame, ratios: pd.DataFrame, batch
                    CI(float(q["ratio"]), float(q["ratio_low"]), float(q["ratio_high"]),
                       len(q["timing"].rates), method="batch_ratios"),
                    note=f"batch {batch}, {threads} thread(s), interleaved with RK4, same run")
-            parts.append(f"{t.tracks_per_s:,.0f} tracks/s in {t.backend}, "
-                         f"{q['ratio']:.2g}x [{q['ratio_low']:.2g}, {q['ratio_high']:.2g}] "
+            x, lo, hi = interval_parts(q["ratio"], q["ratio_low"], q["ratio_high"], ".2g")
+            parts.append(f"{t.tracks_per_s:,.0f} tracks/s in {t.backend}, {x}x [{lo}, {hi}] "
                          "RK4 timed interleaved with it")
         label = r["model"].removesuffix(" (shipped)")
         out.append(f"Shipped {label} at batch {batch} on {threads} thread(s): "

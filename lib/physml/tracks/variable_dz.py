@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from physml.results import Headline, headline, record
+from physml.stats import interval_parts
 from physml.tracks import benchmark, experiments
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
 from physml.tracks.training import load_model, predict, to_inputs
@@ -364,6 +365,7 @@ def rk4_markdown(coarse: pd.DataFrame, hybrid: pd.Series, ratio: pd.Series | Non
     if ratio is None:
         raise ValueError(f"rk4_markdown: {m['model']} matches {hybrid['model']} but there is "
                          "no interleaved timing of the two")
+    r, lo, hi = interval_parts(ratio["ratio"], ratio["ratio_low"], ratio["ratio_high"], ".2g")
     faster = ratio["ratio_low"] > 1
     slower = ratio["ratio_high"] < 1
     verdict = ("faster than" if faster else "slower than" if slower else
@@ -376,7 +378,7 @@ def rk4_markdown(coarse: pd.DataFrame, hybrid: pd.Series, ratio: pd.Series | Non
         f"RK4 {m['pos_mean_mm']:.3g} mm (95th percentile {m['pos_95_mm']:.3g} mm, slope "
         f"{m['slope_mean']:.2g}), the hybrid {hybrid['pos_mean_mm']:.3g} mm. Timed interleaved "
         f"with it on the same tracks and {threads} thread(s) at batch {batch}, the hybrid runs "
-        f"**{ratio['ratio']:.2g}x** [{ratio['ratio_low']:.2g}, {ratio['ratio_high']:.2g}] its "
+        f"**{r}x** [{lo}, {hi}] its "
         f"tracks/s: {verdict} physics at matched accuracy.")
 
 

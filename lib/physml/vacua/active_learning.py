@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from physml.stats import UNIT_INTERVAL
+from physml.stats import UNIT_INTERVAL, format_interval
 
 from .geometry import Geometry
 from .labels import FAILED, LABELS, count_displaced
@@ -379,5 +379,5 @@ def verdicts_against(df: pd.DataFrame, group: str, baseline: str, margin: float,
 
 def describe_pairs(pairs: pd.DataFrame, key: str) -> str:
     """One sentence fragment per row of :func:`paired_against`: 'name: +d [lo, hi] (verdict)'."""
-    return "; ".join(f"{r[key]}: {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
-                     f"({r['verdict']})" for _, r in pairs.iterrows())
+    return "; ".join(f"{r[key]}: {format_interval(r['diff'], r['ci_low'], r['ci_high'], '+.3f')}"
+                     f" ({r['verdict']})" for _, r in pairs.iterrows())
