@@ -383,4 +383,5 @@ def test_interval_parts_keep_significant_digits_and_trailing_zeros():
     assert [format_value(v, ".3g") for v in (340, np.int64(123456), -5, 340.0)] == [
         "340", "123,456", "-5", "340"]
     assert format_value(np.int64(12), "+.2g") == "+12" and format_value(12.0, ".4g") == "12.00"
+    assert format_value(1000.0, ".3g") == "1000" and format_value(999.0, ".3g") == "999"
     assert str(CI(0.8059, 0.6999, 0.912, 3)) == "0.806 [0.700, 0.912]"
