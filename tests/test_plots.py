@@ -99,6 +99,10 @@ def test_comparison_table_formats_columns_a_mapping_leaves_out():
     assert list(plots.comparison_table(more).data.columns) == ["rate", "steps", "big", "err"]
     html = plots.comparison_table(more).to_html()
     assert all(f">{t}<" in html for t in ("44,510", "340", "123,456", "1.500e-07")), html
+    # any other format string is applied as written, interval columns included
+    units = pd.DataFrame({"err": [2.5], "err_low": [2.0], "err_high": [3.25], "d": [0.5]})
+    shown = plots.comparison_table(units, fmt={"err": "{:.1f} mm", "d": "~{:.2f}"}).to_html()
+    assert ">2.5 mm [2.0 mm, 3.2 mm]<" in shown and ">~0.50<" in shown
     # a missing value is a dash, not "nan"
     html = plots.comparison_table(rows + [{"program": "P2", "rows": None, "accuracy": None}],
                                   fmt={"rows": "{:,}"}).to_html()
