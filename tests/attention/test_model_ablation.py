@@ -3,6 +3,7 @@ its base forecast, splits hold out whole terrains and the Froude range, the shuf
 looks up another terrain, the misaligned variant is not permutation-consistent, verdicts."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -116,6 +117,11 @@ def test_ablation_runs_and_tables(tmp_path):
     shown = plots.comparison_table(t, ci=A.TABLE_CI, fmt=A.TABLE_FORMATS).data  # as in the report
     assert {"test_mse [95% CI]", "rel_gain [95% CI]"} <= set(shown.columns)
     assert not set(shown.columns) & {c for pair in A.TABLE_CI.values() for c in pair}
+    # a gain that rounds to zero reads +0.0%, never -0.0%
+    tiny = pd.DataFrame({"rel_gain": [-1e-5], "gain_low": [-2e-5], "gain_high": [1e-5]})
+    tiny = plots.comparison_table(tiny, ci={"rel_gain": A.TABLE_CI["rel_gain"]},
+                                  fmt=A.TABLE_FORMATS)
+    assert tiny.data.iloc[0, 0] == "+0.0% [+0.0%, +0.0%]"
     # the persistence baseline is the data's own q(t): its MSE is computed independently here
     assert set(frame["froude_bin"]) >= {A.ALL_BINS, "Fr<1", "Fr>=1"}
     assert (tmp_path / "seed0" / "terrain" / "none" / "history.json").exists()

@@ -231,7 +231,7 @@ def verdict(model_mse: np.ndarray, reference_mse: np.ndarray, min_gain: float,
 
 TABLE_CI = {"test_mse": ("mse_low", "mse_high"), "rel_gain": ("gain_low", "gain_high")}
 """:func:`gain_table`'s estimates and their CI columns (``plots.comparison_table(ci=...)``)."""
-TABLE_FORMATS = {"test_mse": "{:.4g}", "rel_gain": "{:+.1%}", "tost_p": "{:.2g}"}
+TABLE_FORMATS = {"test_mse": "{:.4g}", "rel_gain": "{:+z.1%}", "tost_p": "{:.2g}"}
 """How :func:`gain_table`'s columns read in a report."""
 
 
