@@ -176,5 +176,8 @@ def test_gain_sentence_says_reduction_for_a_positive_gain():
     assert A.gain_sentence(up) == "reduces the test MSE by 4.4% [2.5, 6.2]"
     down = {"rel_gain": -0.03, "gain_low": -0.05, "gain_high": -0.01}
     assert A.gain_sentence(down) == "increases the test MSE by 3.0% [1.0, 5.0]"
+    # a gain that rounds to zero has no minus sign on a zero bound
+    zero = {"rel_gain": 0.0001, "gain_low": -0.0001, "gain_high": 0.0003}
+    assert A.gain_sentence(zero) == "reduces the test MSE by 0.0% [0.0, 0.0]"
     with pytest.raises(ValueError, match="outside its CI"):
         A.gain_sentence({"rel_gain": 0.1, "gain_low": -0.05, "gain_high": 0.05})

@@ -271,8 +271,10 @@ def gain_sentence(row) -> str:
     if not low <= gain <= high:
         raise ValueError(f"gain_sentence: gain {gain:.3g}% outside its CI [{low:.3g}, {high:.3g}]")
     if gain >= 0:
-        return f"reduces the test MSE by {gain:.1f}% [{low:.1f}, {high:.1f}]"
-    return f"increases the test MSE by {-gain:.1f}% [{-high:.1f}, {-low:.1f}]"
+        g, lo, hi = stats.interval_parts(gain, low, high, "z.1f")  # z: 0.0, never -0.0
+        return f"reduces the test MSE by {g}% [{lo}, {hi}]"
+    g, lo, hi = stats.interval_parts(-gain, -high, -low, "z.1f")
+    return f"increases the test MSE by {g}% [{lo}, {hi}]"
 
 
 def bin_key(label: str) -> str:
