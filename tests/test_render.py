@@ -374,3 +374,16 @@ def test_an_unannotated_parameter_takes_the_type_of_its_default(tmp_path):
     assert {k: v["type"] for k, v in declared.items()} == {"n": "int", "label": "str",
                                                            "scale": "float"}
     assert declared["label"]["default"] == "x"
+
+
+def test_key_figures_are_the_first_scalars_with_thousands_separators():
+    from physml.report import key_figures
+
+    figs = {"rate": {"value": 127012.3, "unit": "tracks/s"}, "flag": {"value": True},
+            "arr": {"value": [1, 2]}, "long": {"value": "x" * 31}, "n": {"value": 22},
+            "err": {"value": 0.00019457}, "label": {"value": "rk4"}, "more": {"value": 1.0},
+            "count": {"value": 12345}}
+    assert key_figures(figs) == "rate = 127,000 tracks/s; n = 22; err = 0.0001946; label = rk4"
+    assert key_figures(figs, k=1) == "rate = 127,000 tracks/s"
+    assert key_figures({"count": figs["count"]}) == "count = 12345"  # an integer stays exact
+    assert key_figures({"s": {"value": "y" * 30}}) == "s = " + "y" * 30  # 30 characters fit

@@ -159,14 +159,17 @@ def notebook_status(reports_dir: Path, study: str, stem: str) -> dict[str, Any]:
 
 
 def key_figures(figures: dict[str, Any], k: int = 4) -> str:
-    """The first ``k`` scalar figures as ``name = value unit``."""
+    """The first ``k`` scalar figures as ``name = value unit`` (numbers as
+    :func:`physml.results.format_number` writes them: 127,000, not 1.27e+05)."""
+    from physml.results import format_number
+
     out = []
     for name, f in figures.items():
         v = f.get("value")
         if isinstance(v, bool) or not isinstance(v, (int, float, str)) or (
                 isinstance(v, str) and len(v) > 30):
             continue
-        val = f"{v:.4g}" if isinstance(v, float) else str(v)
+        val = format_number(v) if isinstance(v, float) else str(v)
         out.append(f"{name} = {val}" + (f" {f['unit']}" if f.get("unit") else ""))
         if len(out) == k:
             break
