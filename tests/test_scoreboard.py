@@ -221,3 +221,27 @@ def test_a_failure_older_than_the_last_good_render_is_history(project):
     assert row["status"] == "failed" and "boom" in row["status_detail"]
     page = scoreboard.to_html([row])
     assert "m, higher is better" in page and 'title="d"' in page
+
+
+def test_fingerprints_rows_and_missing_studies_follow_an_explicit_root(tmp_path):
+    """A root passed in is the tree read: its library, its notebooks, its reports."""
+    for study in ("toy", "bare"):
+        nb = tmp_path / "notebooks" / study / "01_a.ipynb"
+        nb.parent.mkdir(parents=True)
+        nb.write_text("{}")
+    nb = tmp_path / "notebooks" / "toy" / "01_a.ipynb"
+    lib = tmp_path / "lib" / "physml" / "toy"
+    lib.mkdir(parents=True)
+    (lib / "m.py").write_text("x = 1\n")
+    before = scoreboard.inputs_fingerprint(nb, {}, tmp_path)
+    (lib / "m.py").write_text("x = 2\n")
+    now = scoreboard.inputs_fingerprint(nb, {}, tmp_path)
+    assert now["library"] != before["library"] and now["notebook"] == before["notebook"]
+    side = {"value": 1.0, "ci_low": 0.5, "ci_high": 1.5}
+    out = tmp_path / "reports" / "toy"
+    out.mkdir(parents=True)
+    (out / "01_a.json").write_text(json.dumps({"inputs": now, "params": {}, "headlines": {
+        "k": {"question": "q", "metric": "m", "verdict": "tie", "physics": side}}}))
+    rows = scoreboard.rows(root=tmp_path)
+    assert [(r["study"], r["key"], r["status"]) for r in rows] == [("toy", "k", "ok")]
+    assert scoreboard.studies_without_headlines(root=tmp_path) == ["bare"]
