@@ -171,6 +171,11 @@ def test_ci_chart_places_dots_on_a_padded_linear_or_log_axis():
     # every value equal: a unit pad, the dot in the middle
     flat = scoreboard._svg(_row("linear", (2.0, 2.0, 2.0), (2.0, 2.0, 2.0)))
     assert dots(flat) == pytest.approx([90.0, 90.0], abs=0.051)
+    # a CI that could not be computed (NaN bounds, one seed) leaves the axis to the other numbers
+    nan = float("nan")
+    lone = scoreboard._svg(_row("linear", (0.5, nan, nan), (0.25, 0.0, 1.0)))
+    assert dots(lone) == pytest.approx([round(x(0.5), 1), round(x(0.25), 1)], abs=0.051)
+    assert scoreboard._svg(_row("linear", (nan, nan, nan), (nan, nan, nan))) == ""
 
 
 def test_text_table_cuts_the_status_column_at_60_characters():
