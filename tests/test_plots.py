@@ -144,3 +144,18 @@ def test_comparison_table_explicit_ci_columns_and_their_errors():
     assert shown.iloc[0, 1] == "0.01000"
     with pytest.raises(KeyError, match="no column 'gain_low'"):
         plots.comparison_table(df, ci={"test_mse": ("gain_low", "mse_high")})
+
+
+def test_folded_puts_the_table_under_its_summary():
+    import pandas as pd
+
+    df = pd.DataFrame({"T": [0, 1], "bases": [1, 10]})
+    html = plots.folded(plots.comparison_table(df, caption="per T"), "Counts per T <all>").data
+    assert html.startswith("<details><summary>Counts per T &lt;all&gt;</summary>")
+    assert html.endswith("</details>") and "per T" in html and "<table" in html
+    assert html.index("</summary>") < html.index("<table")  # the table is what folds
+    assert "<table" in plots.folded(df, "raw frame").data
+    with pytest.raises(TypeError, match="Styler or DataFrame"):
+        plots.folded("<table></table>", "x")
+    with pytest.raises(ValueError, match="summary"):
+        plots.folded(df, "  ")

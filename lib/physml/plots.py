@@ -10,6 +10,7 @@ nbconvert HTML). Shared figure builders:
 - :func:`ablation_bars`: means with 95% CI error bars, one bar per setting.
 - :func:`curves_with_ci`: mean curves over seeds with a 95% CI band (learning curves, sweeps).
 - :func:`comparison_table`: a physics-vs-ML table as a styled pandas DataFrame.
+- :func:`folded`: a long reference table folded under a one-line summary.
 - :func:`static_style`: a matplotlib style context where a static figure is better.
 """
 
@@ -260,6 +261,23 @@ def comparison_table(
         {"selector": "td", "props": "padding: 2px 10px;"},
         {"selector": "caption", "props": "caption-side: top; font-weight: bold; text-align: left;"},
     ])
+
+
+def folded(table: Any, summary: str) -> Any:
+    """A long reference table (a pandas Styler, e.g. from :func:`comparison_table`, or a
+    DataFrame) folded under a one-line ``summary`` the reader clicks to open (HTML
+    ``<details>``): the numbers stay in the report without burying what follows them."""
+    from html import escape
+
+    from IPython.display import HTML
+    from pandas.io.formats.style import Styler
+
+    if not isinstance(table, (pd.DataFrame, Styler)):
+        raise TypeError(f"folded: expected a pandas Styler or DataFrame, "
+                        f"got {type(table).__name__}")
+    if not summary.strip():
+        raise ValueError("folded: the summary must say what the folded table holds")
+    return HTML(f"<details><summary>{escape(summary)}</summary>{table.to_html()}</details>")
 
 
 @contextlib.contextmanager

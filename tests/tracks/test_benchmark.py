@@ -320,3 +320,27 @@ def test_rates_at_takes_each_models_fastest_row_at_the_batch():
     other = pd.DataFrame({"model": ["c"], "batch": [256], "tracks_per_s": [5.0]})
     r = benchmark.rates_at(256, tp, other)
     assert r.to_dict() == {"a": 3.0, "b": 2.0, "c": 5.0}
+
+
+def test_ratios_by_batch_puts_each_batch_size_in_its_own_columns():
+    import pandas as pd
+
+    rows = [("a", 256, 10.0, 2.0, 1.5, 2.5), ("b", 256, 20.0, 4.0, 3.0, 5.0),
+            ("a", 1, 1.0, 0.5, 0.4, 0.6)]
+    ratios = pd.DataFrame(rows, columns=["method", "batch", "tracks_per_s", "ratio",
+                                         "ratio_low", "ratio_high"])
+    w = benchmark.ratios_by_batch(ratios)
+    assert list(w["method"]) == ["a", "b"]  # first-seen order
+    assert list(w.columns) == ["method", "× anchor at batch 1", "× anchor at batch 1_low",
+                               "× anchor at batch 1_high", "tracks/s at batch 1",
+                               "× anchor at batch 256", "× anchor at batch 256_low",
+                               "× anchor at batch 256_high", "tracks/s at batch 256"]
+    assert w.loc[0, "× anchor at batch 1"] == 0.5 and w.loc[0, "× anchor at batch 256_high"] == 2.5
+    assert w.loc[1, "tracks/s at batch 256"] == 20.0
+    assert w.loc[1, "× anchor at batch 256_low"] == 3.0
+    assert np.isnan(w.loc[1, "× anchor at batch 1"])  # b was not timed at batch 1
+    assert "× RK4 at batch 256_high" in benchmark.ratios_by_batch(ratios, anchor="RK4")
+    with pytest.raises(ValueError, match="twice"):
+        benchmark.ratios_by_batch(pd.concat([ratios, ratios.iloc[:1]]))
+    with pytest.raises(KeyError, match="ratio_low"):
+        benchmark.ratios_by_batch(ratios.drop(columns="ratio_low"))

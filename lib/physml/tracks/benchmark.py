@@ -561,6 +561,27 @@ def batch_ratios(methods: dict, anchor, batch_sizes, threads: int, repeats: int 
     return pd.DataFrame(rows)
 
 
+def ratios_by_batch(ratios: pd.DataFrame, anchor: str = "anchor") -> pd.DataFrame:
+    """:func:`batch_ratios` with one row per method (first-seen order) and one column group
+    per batch size (ascending): ``× {anchor} at batch b`` with its ``_low`` / ``_high`` CI
+    bounds, and ``tracks/s at batch b`` (fastest repeat). A method not timed at some batch has
+    NaN there. The anchor's own rates stay in ``ratios`` (``anchor_tracks_per_s``)."""
+    missing = {"method", "batch", "tracks_per_s", "ratio", "ratio_low", "ratio_high"} - set(ratios)
+    if missing:
+        raise KeyError(f"ratios_by_batch: no column(s) {sorted(missing)}; columns: "
+                       f"{list(ratios.columns)}")
+    if ratios.duplicated(["method", "batch"]).any():
+        raise ValueError("ratios_by_batch: a method is timed twice at one batch size")
+    out = pd.DataFrame({"method": pd.unique(ratios["method"])})
+    for b in sorted(ratios["batch"].unique()):
+        at = ratios[ratios["batch"] == b].set_index("method")
+        name = f"× {anchor} at batch {b}"
+        for col, suffix in (("ratio", ""), ("ratio_low", "_low"), ("ratio_high", "_high")):
+            out[name + suffix] = out["method"].map(at[col]).astype(float)
+        out[f"tracks/s at batch {b}"] = out["method"].map(at["tracks_per_s"]).astype(float)
+    return out
+
+
 def fold_means(values: np.ndarray, folds: int) -> np.ndarray:
     """Means of ``values`` (n,) over ``folds`` contiguous equal parts: per-fold values (folds,)
     for a CI over independent track samples."""
