@@ -37,6 +37,24 @@ def test_run_all_picks_each_runs_dataset_and_extra_options(tmp_path):
         ("A", 1, {"n_inner": 2, "inner": "random"}), ("B", 2, {"n_inner": 2})]
 
 
+def _threads_fold(ds, train_rows, test_rows, cfg, train_cfg, out_dir, **kw):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_run_all_in_this_process_keeps_the_callers_thread_limit(tmp_path):
+    import torch  # noqa: F401  (imported, so timing.threads limits it)
+
+    runs = [folds.Run("a", 0, np.arange(3), np.arange(1), tmp_path / "x")]
+    with timing.threads(2):  # `threads` is for the workers of a client, not for this process
+        assert folds.run_all(_threads_fold, {"a": None}, runs, None, TrainConfig(),
+                             threads=1) == [2]
+    with timing.threads(1):
+        assert folds.run_all(_threads_fold, {"a": None}, runs, None, TrainConfig(),
+                             threads=2) == [1]
+
+
 @pytest.mark.slow
 def test_client_gives_the_serial_scores(tmp_path):
     ds = sequences.prepare(synthetic.recordings(6, seed=2),

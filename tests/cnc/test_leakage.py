@@ -31,3 +31,14 @@ def test_file_split_shares_no_rows():
 def test_shared_fraction_on_a_hand_checked_case():
     w = pd.DataFrame({"file": ["a"] * 3, "start": [0, 2, 10], "stop": [4, 6, 14]})
     assert leakage.shared_row_fraction(w, np.array([0]), np.array([1, 2])) == 0.5
+
+
+def test_windows_on_a_hand_checked_case_and_refusals():
+    import pytest
+
+    rows = pd.DataFrame({"file": ["a"] * 5 + ["b"] * 3, "row": [*range(5), *range(3)]})
+    w = leakage.windows(rows, window=2, stride=2)
+    assert w.values.tolist() == [["a", 0, 2], ["a", 2, 4], ["b", 5, 7]]  # global row indices
+    for window, stride in ((0, 1), (1, 0)):  # either one alone is refused
+        with pytest.raises(ValueError, match="window and stride"):
+            leakage.windows(rows, window, stride)
