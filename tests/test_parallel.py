@@ -72,3 +72,28 @@ def test_workers_keep_glibc_adaptive_mmap_threshold():
         assert map_tasks(_malloc_trim_threshold, [0], client=client) == [None]
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_a_second_cluster_on_the_machine_puts_no_port_warning_in_the_report():
+    import socket
+    import warnings
+
+    busy = socket.socket()  # Dask's default HTTP port taken, as by another render's cluster
+    try:
+        busy.bind(("127.0.0.1", 8787))
+        busy.listen()
+    except OSError:
+        pass  # already taken by something else: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            client = start_client(1)
+            try:
+                assert map_tasks(math.factorial, [3], client=client) == [6]
+            finally:
+                client.close()
+            assert map_tasks(math.factorial, [4], workers=1) == [24]
+        assert not [w for w in caught if "8787" in str(w.message)], [str(w.message) for w in caught]
+    finally:
+        busy.close()

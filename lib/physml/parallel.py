@@ -29,9 +29,13 @@ _NONE = object()
 def _cluster_kwargs(workers: int) -> dict:
     if workers is None or workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    # silence_logs: the workers' INFO/WARNING chatter (e.g. nanny shutdown) stays out of reports
+    # silence_logs: the workers' INFO/WARNING chatter (e.g. nanny shutdown) stays out of reports.
+    # No dashboard; the scheduler's HTTP server (health checks) still starts, on Dask's 8787
+    # unless told otherwise, and a second cluster on the machine (another render, a test run)
+    # then puts "Port 8787 is already in use" in the report: ":0" takes a free port instead.
     return {"n_workers": workers, "threads_per_worker": 1, "processes": True,
-            "dashboard_address": None, "silence_logs": logging.ERROR}
+            "dashboard_address": None, "silence_logs": logging.ERROR,
+            "scheduler_kwargs": {"dashboard": False, "dashboard_address": ":0"}}
 
 
 def _worker_environ():
