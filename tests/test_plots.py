@@ -27,6 +27,23 @@ def test_convergence_draws_train_and_val_per_run_on_log_axis():
     assert names == ["a (train)", "a (val)", "b (train)", "b (val)"]
     assert list(fig.data[1].y) == [1.2, 0.7]
     assert fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.dtick == 1  # 2 epochs: ticks 1, 2, not 1, 1.5, 2
+    long = {"train": [{"epoch": e, "loss": 1.0 / e} for e in range(1, 13)]}
+    assert plots.convergence({"a": long}).layout.xaxis.dtick is None  # 11 epochs: automatic
+
+
+def test_whole_number_ticks_up_to_the_span_and_on_the_axis_asked():
+    import plotly.graph_objects as go
+
+    assert plots.whole_number_ticks(go.Figure(), [0, 10]).layout.xaxis.dtick == 1
+    assert plots.whole_number_ticks(go.Figure(), [0, 10.5]).layout.xaxis.dtick is None
+    assert plots.whole_number_ticks(go.Figure(), []).layout.xaxis.dtick is None
+    f = plots.whole_number_ticks(go.Figure(), [3, 4], axis="y", max_span=1)
+    assert f.layout.yaxis.dtick == 1 and f.layout.yaxis.tick0 == 0 and f.layout.xaxis.dtick is None
+
+
+def test_template_caps_y_ticks_so_a_log_axis_does_not_label_every_digit():
+    assert plots.TEMPLATE.layout.yaxis.nticks == 6
 
 
 def test_convergence_of_a_train_only_term_and_missing_metric():

@@ -38,8 +38,9 @@ TEMPLATE = go.layout.Template(
         plot_bgcolor="white",
         xaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#888",
                    ticks="outside", mirror=True),
+        # at most 6 y ticks: a log axis over 2-3 decades otherwise labels every digit 2..9
         yaxis=dict(showgrid=True, gridcolor="#e6e6e6", zeroline=False, linecolor="#888",
-                   ticks="outside", mirror=True),
+                   ticks="outside", mirror=True, nticks=6),
         legend=dict(bgcolor="rgba(255,255,255,0.8)", borderwidth=0),
         margin=dict(l=70, r=30, t=60, b=60),
         width=None,
@@ -98,6 +99,17 @@ def convergence(
     )
     if log_y:
         fig.update_yaxes(type="log")
+    return whole_number_ticks(fig, [x for t in fig.data for x in t.x])
+
+
+def whole_number_ticks(fig: go.Figure, values: Sequence[float], axis: str = "x",
+                       max_span: int = 10) -> go.Figure:
+    """Ticks every 1 on ``axis`` when ``values`` (epochs, counts) span at most ``max_span``:
+    a short run's epoch axis otherwise reads 1, 1.5, 2, 2.5. Longer spans keep the automatic
+    ticks, which are whole numbers there already."""
+    v = [float(x) for x in values]
+    if v and max(v) - min(v) <= max_span:
+        getattr(fig, f"update_{axis}axes")(tick0=0, dtick=1)
     return fig
 
 

@@ -116,3 +116,13 @@ def test_size_vs_speed_gives_spearman_only_within_a_model_family():
                           "params": [10, 100, 1000, 20], "epochs_to_90pct": [3, 5, 9, 1]})
     title = figures.size_vs_speed(grown).layout.title.text
     assert "mlp ρ = 1.00 (3 runs)" in title and "pinn" not in title
+
+
+def test_stage_losses_names_the_stage_with_the_largest_last_residual():
+    rows = [{"epoch": e, **{f"pde_stage{k}": v / e for k, v in enumerate((1, 4, 2, 3), 1)}}
+            for e in (1, 2, 3)]
+    fig = figures.stage_losses({"train": rows}, "rk")
+    assert [t.name for t in fig.data] == [f"stage {k} (ζ = {k / 4:g})" for k in range(1, 5)]
+    assert fig.layout.title.text.startswith("rk: stage 2 (ζ = 0.5) keeps the largest")
+    assert list(fig.data[3].y) == [3.0, 1.5, 1.0]
+    assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.dtick == 1  # epochs 1, 2, 3

@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from physml import plots
+
 
 def field_map(field, summary: dict) -> go.Figure:
     """By in the y = 0 plane (x-z heat map) and By, Bz along the axis."""
@@ -173,7 +175,7 @@ def stage_losses(history: dict, label: str) -> go.Figure:
     fig.update_layout(title=f"{label}: stage {worst} (ζ = {worst / 4:g}) keeps the largest "
                       f"ODE residual at the last epoch", xaxis_title="epoch",
                       yaxis_title="stage residual loss", yaxis_type="log")
-    return fig
+    return plots.whole_number_ticks(fig, [r["epoch"] for r in rows])
 
 
 MAGNET_LABELS = {"iron_yoke": "iron yoke (default)", "air_core": "air-core coils (option)",
