@@ -42,3 +42,16 @@ def test_windows_on_a_hand_checked_case_and_refusals():
     for window, stride in ((0, 1), (1, 0)):  # either one alone is refused
         with pytest.raises(ValueError, match="window and stride"):
             leakage.windows(rows, window, stride)
+    assert len(leakage.windows(rows, 1, 1)) == 8  # one-row windows every row are allowed
+
+
+def test_random_splits_refuse_a_test_fraction_outside_0_to_1():
+    import pytest
+
+    for split in (lambda f: leakage.random_window_split(10, f, seed=0),
+                  lambda f: leakage.stratified_window_split(np.arange(10) % 2, f, seed=0)):
+        for f in (0.0, 1.0):
+            with pytest.raises(ValueError, match="test_fraction"):
+                split(f)
+        tr, te = split(0.2)
+        assert len(te) == 2 and sorted([*tr, *te]) == list(range(10))
