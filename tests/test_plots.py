@@ -176,3 +176,20 @@ def test_folded_puts_the_table_under_its_summary():
         plots.folded("<table></table>", "x")
     with pytest.raises(ValueError, match="summary"):
         plots.folded(df, "  ")
+
+
+def test_reference_line_labels_a_log_axis_at_the_line_not_at_ten_to_its_value():
+    import math
+
+    import plotly.graph_objects as go
+
+    f = plots.reference_line(go.Figure(), 300_000.0, "RK4", log_y=True, line_dash="dash")
+    (shape,), (note,) = f.layout.shapes, f.layout.annotations
+    assert shape.y0 == shape.y1 == 300_000.0 and shape.line.dash == "dash"
+    assert note.y == math.log10(300_000.0) and note.yref == "y" and note.text == "RK4"
+    assert (note.x, note.xref, note.xanchor, note.yanchor) == (1, "x domain", "right", "bottom")
+    lin = plots.reference_line(go.Figure(), 0.5, "target", log_y=False)
+    assert lin.layout.annotations[0].y == 0.5
+    assert not plots.reference_line(go.Figure(), 2.0, log_y=True).layout.annotations  # no label
+    with pytest.raises(ValueError, match="y > 0"):
+        plots.reference_line(go.Figure(), 0.0, "x", log_y=True)

@@ -11,6 +11,7 @@ nbconvert HTML). Shared figure builders:
 - :func:`curves_with_ci`: mean curves over seeds with a 95% CI band (learning curves, sweeps).
 - :func:`comparison_table`: a physics-vs-ML table as a styled pandas DataFrame.
 - :func:`folded`: a long reference table folded under a one-line summary.
+- :func:`reference_line`: a labelled horizontal line (a target, a tolerance, an anchor's rate).
 - :func:`static_style`: a matplotlib style context where a static figure is better.
 """
 
@@ -100,6 +101,25 @@ def convergence(
     if log_y:
         fig.update_yaxes(type="log")
     return whole_number_ticks(fig, [x for t in fig.data for x in t.x])
+
+
+def reference_line(fig: go.Figure, y: float, text: str = "", *, log_y: bool,
+                   **line: Any) -> go.Figure:
+    """A horizontal line at ``y`` (data units) labelled ``text`` at its right end, above it.
+
+    Plotly's own ``add_hline(annotation_text=...)`` places the label at 10**y on a log y axis
+    (a line at 0.076 was labelled at 1.19; one at 300,000 tracks/s fell off the chart), so the
+    label is placed here in the axis's coordinates: log10(y) when ``log_y``. ``line``: keyword
+    arguments of ``add_hline`` (line_dash, line_color, ...)."""
+    import math
+
+    if log_y and not y > 0:
+        raise ValueError(f"reference_line: a log axis needs y > 0, got {y}")
+    fig.add_hline(y=y, **line)
+    if text:
+        fig.add_annotation(x=1, xref="x domain", y=math.log10(y) if log_y else y, yref="y",
+                           text=text, showarrow=False, xanchor="right", yanchor="bottom")
+    return fig
 
 
 def whole_number_ticks(fig: go.Figure, values: Sequence[float], axis: str = "x",

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import plots
 from ..plots import PALETTE
 
 
@@ -84,27 +85,35 @@ def convergence(df: pd.DataFrame, order: float, title: str) -> go.Figure:
 
 def bias_maps(maps: Mapping[str, np.ndarray], terrain_patch_m: np.ndarray, query: int,
               title: str) -> go.Figure:
-    """Side-by-side ``(g, g)`` maps of each variant's bias from one query token (marked)."""
-    names = ["terrain (patch mean, m)", *maps]
+    """Side-by-side ``(g, g)`` maps of each variant's bias from one query token (marked).
+
+    Every bias map shares one symmetric colour scale (the largest |bias| of any variant) and
+    its colour bar, so a bias a hundred times smaller than another looks a hundred times
+    fainter; each panel's title gives its own largest |bias| and the terrain's its range."""
+    peak = {name: float(np.abs(z).max()) for name, z in maps.items()}
+    top = max(peak.values(), default=0.0) or 1.0
+    lo, hi = float(terrain_patch_m.min()), float(terrain_patch_m.max())
+    names = [f"terrain (patch mean)<br>{lo:.0f} to {hi:.0f} m",
+             *(f"{n}<br>max |bias| {peak[n]:.2g}" for n in maps)]
     cols = 4
     rows = int(np.ceil(len(names) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
-                        horizontal_spacing=0.04, vertical_spacing=0.08)
+                        horizontal_spacing=0.04, vertical_spacing=0.11)
     g = terrain_patch_m.shape[0]
     qy, qx = divmod(query, g)
-    for k, name in enumerate(names):
-        z = terrain_patch_m if k == 0 else maps[name]
+    for k, z in enumerate([terrain_patch_m, *maps.values()]):
         r, c = divmod(k, cols)
-        scale = "Earth" if k == 0 else "RdBu"
-        zmin, zmax = (None, None) if k == 0 else (-float(np.abs(z).max() or 1), float(
-            np.abs(z).max() or 1))
-        fig.add_trace(go.Heatmap(z=z, colorscale=scale, zmin=zmin, zmax=zmax, showscale=False,
-                                 hovertemplate="x=%{x} y=%{y}: %{z:.3g}<extra></extra>"),
-                      row=r + 1, col=c + 1)
+        if k == 0:
+            style = dict(colorscale="Earth", showscale=False)
+        else:
+            style = dict(colorscale="RdBu", zmin=-top, zmax=top, showscale=k == 1,
+                         colorbar=dict(title="bias (logits)", len=0.8))
+        fig.add_trace(go.Heatmap(z=z, hovertemplate="x=%{x} y=%{y}: %{z:.3g}<extra></extra>",
+                                 **style), row=r + 1, col=c + 1)
         fig.add_trace(go.Scatter(x=[qx], y=[qy], mode="markers", showlegend=False,
                                  marker=dict(symbol="x", color="black", size=9)),
                       row=r + 1, col=c + 1)
-    fig.update_layout(title=title, height=260 * rows + 80, width=1000)
+    fig.update_layout(title=title, height=280 * rows + 120, width=1060, margin=dict(t=120))
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     return fig
@@ -115,8 +124,8 @@ def bias_scale_bars(df: pd.DataFrame, title: str) -> go.Figure:
     spread of the attention logits it is added to as a reference line."""
     fig = go.Figure(go.Bar(x=df["variant"], y=df["max_abs_bias"], marker_color=PALETTE[0],
                            name="max |bias|"))
-    fig.add_hline(y=float(df["logit_std"].iloc[0]), line_dash="dot", line_color=PALETTE[1],
-                  annotation_text="std of q·k/√d logits")
+    plots.reference_line(fig, float(df["logit_std"].iloc[0]), "std of q·k/√d logits",
+                         log_y=True, line_dash="dot", line_color=PALETTE[1])
     fig.update_layout(title=title, yaxis_title="logits", showlegend=False)
     fig.update_yaxes(type="log")
     return fig

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from physml import plots
 from physml.plots import PALETTE
 from physml.stats import UNIT_INTERVAL, summarize
 
@@ -19,7 +20,7 @@ def field_error_figure(curve, breakdown_1pct):
                              mode="lines+markers"))
     fig.add_trace(go.Scatter(x=curve["distance_diam"], y=curve["median_rel_err"], name="median",
                              mode="lines+markers"))
-    fig.add_hline(y=0.01, line_dash="dot", annotation_text="1%")
+    plots.reference_line(fig, 0.01, "1%", log_y=True, line_dash="dot")
     fig.update_layout(
         title=f"The dipole approximation is within 1% beyond {breakdown_1pct:.1f} magnet "
               "diameters and fails near the magnet",

@@ -1,0 +1,22 @@
+"""attention figures: the bias maps share one colour scale."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from physml.attention import figures as attention_figures
+
+
+def test_bias_maps_share_one_colour_scale_so_a_faint_bias_looks_faint():
+    terrain = np.array([[0.0, 1000.0], [0.0, 0.0]])
+    maps = {"loud": np.array([[-2.0, 1.0], [0.0, 0.0]]), "faint": np.full((2, 2), 0.02),
+            "none": np.zeros((2, 2))}
+    fig = attention_figures.bias_maps(maps, terrain, query=3, title="t")
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert [(t.zmin, t.zmax) for t in heat[1:]] == [(-2.0, 2.0)] * 3  # the largest |bias|
+    assert [t.showscale for t in heat] == [False, True, False, False]  # one colour bar
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["terrain (patch mean)<br>0 to 1000 m", "loud<br>max |bias| 2",
+                      "faint<br>max |bias| 0.02", "none<br>max |bias| 0"]
+    zero = attention_figures.bias_maps({"none": np.zeros((2, 2))}, terrain, 0, "t")
+    assert (zero.data[2].zmin, zero.data[2].zmax) == (-1.0, 1.0)  # all zero: a proper scale
