@@ -101,9 +101,11 @@ def test_notebook_smoke_renders(nb_path, smoke_artifacts, tmp_path):
     html = (out / nb_path.parent.name / f"{nb_path.stem}.html").read_text()
     assert len(html) > 10_000
     # no raw Python repr reaches the report (a cell ending in a call that returns a value)
-    # nor a dict or list of strings printed as Python writes it ({'mlp': 4000}), outside the code
-    shown = re.sub(r'<div class="highlight[^"]*">\s*<pre>.*?</pre>', "", html, flags=re.S)
+    # nor a dict, list or tuple of strings printed as Python writes it ({'mlp': 4000}), outside
+    # the code and the page's scripts and styles
+    shown = re.sub(r'<div class="highlight[^"]*">\s*<pre>.*?</pre>|<script.*?</script>|'
+                   r'<style.*?</style>', "", html, flags=re.S)
     for pattern in (r"\bCI\(mean=", r"\bTiming\(seconds=", r" object at 0x[0-9a-f]+",
-                    r"\{'[^'<]*': ", r"\['[^'<]*', '", r"np\.float64\("):
+                    r"\{'[^'<]*': ", r"\['[^'<]*'[,\]]", r"\('[^'<]*',", r"np\.float64\("):
         assert not re.search(pattern, shown), (nb_path, pattern, re.search(pattern, shown))
     assert (out / "index.html").exists()

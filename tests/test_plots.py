@@ -193,3 +193,21 @@ def test_reference_line_labels_a_log_axis_at_the_line_not_at_ten_to_its_value():
     assert not plots.reference_line(go.Figure(), 2.0, log_y=True).layout.annotations  # no label
     with pytest.raises(ValueError, match="y > 0"):
         plots.reference_line(go.Figure(), 0.0, "x", log_y=True)
+
+
+def test_comparison_table_writes_a_column_of_whole_numbers_as_integers():
+    import math
+
+    import pandas as pd
+
+    df = pd.DataFrame({"steps": [85.0, 170.0, math.nan], "mean_steps": [22.0, 23.66, 30.0],
+                       "gamma": [0.0, 1.0, 2.0], "acc": [1.0, 1.0, 1.0], "acc_low": [1.0] * 3,
+                       "acc_high": [1.0] * 3, "big": [12000.0, 3.0, 4.0]})
+    html = plots.comparison_table(df).to_html()
+    cells = [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", html, flags=re.S)]
+    assert cells[:5] == ["85", "22.00", "0", "1.000 [1.000, 1.000]", "12,000"]  # CI: measured
+    assert cells[5:10] == ["170", "23.66", "1", "1.000 [1.000, 1.000]", "3"]
+    assert cells[10] == "—"
+    named = plots.comparison_table(df, fmt={"steps": "{:.3g}"}).to_html()  # asked: as asked
+    assert ">85.0<" in named and ">0<" in named
+    assert ">85.00<" in plots.comparison_table(df, fmt="{:.4g}").to_html()  # one format for all

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -225,18 +226,28 @@ def ci_columns(df: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _all_whole(col: pd.Series) -> bool:
+    """True when the column's numbers (missing values aside) are all whole and exact as a
+    float (|x| < 2**53), and there is at least one."""
+    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    return bool(len(v)) and bool(np.all(np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)))
+
+
 def comparison_table(
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     caption: str | None = None,
-    fmt: Mapping[str, str] | str = "{:.4g}",
+    fmt: Mapping[str, str] | str | None = None,
     lower_is_better: Sequence[str] = (),
     higher_is_better: Sequence[str] = (),
     ci: Mapping[str, tuple[str, str]] | None = None,
 ) -> Any:
     """A physics-vs-ML table (pandas Styler), best value per column in bold.
 
-    ``fmt``: a format string for every numeric column (default 4 significant digits) or a
-    ``{column: format}`` mapping (numeric columns it does not name keep the default). A
+    ``fmt``: a format string for every numeric column or a ``{column: format}`` mapping
+    (numeric columns it does not name keep the default). The default is 4 significant digits,
+    except that a column whose every number is whole (a count, a step, a setting such as
+    γ = 2) is written as integers: 85, not 85.00, even where a missing value made it float. A
     ``"{:spec}"`` goes through :func:`physml.stats.format_value`: ``"{:.4g}"`` keeps trailing
     zeros (0.304 reads 0.3040), writes 44,512.3 as 44,510 instead of 4.451e+04, and an integer
     exactly. A missing value (NaN, None) in a formatted column shows as "—".
@@ -252,10 +263,12 @@ def comparison_table(
                 *(c for pair in triples.values() for c in pair)]:
         if col not in df.columns:
             raise KeyError(f"comparison_table: no column {col!r}; columns: {list(df.columns)}")
-    default = "{:.4g}" if isinstance(fmt, Mapping) else fmt
+    default = "{:.4g}" if fmt is None or isinstance(fmt, Mapping) else fmt
     formats = {c: default for c in df.select_dtypes("number").columns}
     if isinstance(fmt, Mapping):
         formats |= dict(fmt)
+    named = set(fmt) if isinstance(fmt, Mapping) else set(formats) if fmt is not None else set()
+    whole = {c for c in formats if c not in named and c in df and _all_whole(df[c])}
     best = {}
     for cols, pick in ((lower_is_better, "min"), (higher_is_better, "max")):
         for c in cols:
@@ -281,8 +294,9 @@ def comparison_table(
         formats.pop(lo, None)
         formats.pop(hi, None)
     shown = shown.rename(columns=names)
-    sty = shown.style.hide(axis="index").format({c: number(f) for c, f in formats.items()},
-                                                na_rep="—")
+    sty = shown.style.hide(axis="index").format(
+        {c: (lambda x, f=f: number(f)(int(x))) if c in whole else number(f)
+         for c, f in formats.items()}, na_rep="—")
     for c, mask in best.items():
         sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],
                         subset=[names.get(c, c)])

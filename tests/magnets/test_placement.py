@@ -71,3 +71,18 @@ def test_bad_arguments_raise():
     bad = Placements(np.full((1, 5), 0.03), np.zeros((1, 5)), np.zeros((1, 5)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="diameters"):
         separability(hand, bad)
+
+
+def test_finger_table_has_one_row_per_finger_and_each_placement_side_by_side():
+    from physml.magnets.placement import finger_table
+
+    a = default_placement(default_hand())
+    b = Placements(a.mount_m + 0.001, np.deg2rad(np.array([[10.0, 0, 0, 0, -5.0]])),
+                   a.diameter_m, np.array([[0.01, 0.0, 0.0]]))
+    t = finger_table({"default": a, "optimised": b})
+    assert list(t["finger"]) == ["thumb", "index", "middle", "ring", "pinky"]
+    assert list(t.columns[1:]) == [f"{k} {n}" for k in ("mount_mm", "tilt_deg", "diameter_mm")
+                                   for n in ("default", "optimised")]
+    assert np.allclose(t["mount_mm optimised"] - t["mount_mm default"], 1.0)
+    assert list(t["tilt_deg optimised"]) == [10.0, 0.0, 0.0, 0.0, -5.0]
+    assert list(t["diameter_mm default"]) == (1e3 * a.diameter_m[0]).round(2).tolist()

@@ -63,6 +63,21 @@ class Placements:
                 "sensor_offset_mm": (1e3 * self.sensor_offset_m[i]).round(2).tolist()}
 
 
+def finger_table(placements: dict, i: int = 0):
+    """One row per finger (thumb→pinky): each named placement's magnet mount (mm along the
+    finger), tilt (deg) and diameter (mm), placement ``i`` of each batch (pandas DataFrame;
+    columns ``mount_mm <name>``, ``tilt_deg <name>``, ``diameter_mm <name>``)."""
+    import pandas as pd
+
+    from .hand import FINGERS
+
+    out = pd.DataFrame({"finger": list(FINGERS)})
+    for key in ("mount_mm", "tilt_deg", "diameter_mm"):
+        for name, p in placements.items():
+            out[f"{key} {name}"] = p.as_dict(i)[key]
+    return out
+
+
 def default_placement(hand, n=1):
     """The hand's own placement repeated n times."""
     return Placements(np.tile(hand.mount_m, (n, 1)), np.tile(hand.tilt_rad, (n, 1)),
