@@ -84,3 +84,26 @@ def test_bad_inputs_raise():
                      0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="free dipole"):
         angle_jacobians(free)
+
+
+def test_fit_jitter_refuses_either_shape_alone():
+    x, bits = np.zeros((4, 3)), np.zeros((4, 5), dtype=int)
+    with pytest.raises(ValueError, match="jacobians"):
+        fit_jitter(x, bits, np.zeros((32, 3)), np.zeros((32, 3, 9)))
+    with pytest.raises(ValueError, match="templates"):
+        fit_jitter(x, bits, np.zeros((31, 3)), np.zeros((32, 3, 10)))
+
+
+def test_log_likelihood_is_the_gaussian_log_density_up_to_one_constant():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(3)
+    t, jac = 20 * rng.standard_normal((32, 3)), 30 * rng.standard_normal((32, 3, 10))
+    clf = JitterClassifier(t, jac, 2.5, 0.7)
+    x = t[[0, 5, 9]] + rng.standard_normal((3, 3))
+    ll = clf.log_likelihood(x)
+    s2 = np.deg2rad(2.5) ** 2
+    ref = np.array([[multivariate_normal(t[s], s2 * jac[s] @ jac[s].T + 0.49 * np.eye(3)).logpdf(r)
+                     for s in range(32)] for r in x])
+    # the same up to -1.5 log(2π), the one constant shared by every state and reading
+    np.testing.assert_allclose(ll - ref, 1.5 * np.log(2 * np.pi), atol=1e-9)

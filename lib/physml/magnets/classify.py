@@ -58,8 +58,10 @@ class FastForest:
         self._rows = np.arange(T)
 
     def proba(self, x):
-        """P(flexed) (n, 5) averaged over trees for readings x (n, 3)."""
-        x = np.asarray(x, float)
+        """P(flexed) (n, 5) averaged over trees for readings x (n, 3). The readings are
+        rounded to float32 first, as scikit-learn's trees do: a reading within a float32 step
+        above a split threshold then goes left, as there."""
+        x = np.asarray(x, np.float32)
         n = len(x)
         node = np.zeros((n, len(self._rows)), np.int64)
         rows = self._rows[None, :]
