@@ -120,3 +120,59 @@ def test_refit_geometry_needs_a_prior_and_a_geometry():
     free = fit("free", _magpylib_states(default_hand(), np.zeros(3)), ALL_BITS, maxiter=5)
     with pytest.raises(ValueError, match="free dipole"):
         refit_geometry(free, np.zeros((1, 3)), ALL_BITS[:1])
+
+
+def test_least_squares_times_itself_moves_a_previous_offset_to_the_data_and_refuses_bad_settings():
+    import time
+
+    truth = _true_hand()
+    x = _magpylib_states(truth, np.array([12.0, -7.0, 30.0]))
+    t0 = time.perf_counter()
+    first = fit_least_squares("constrained", x, ALL_BITS, hand=default_hand(), fit_only=FIT_ONLY)
+    wall = time.perf_counter() - t0
+    assert 0 <= first.compile_seconds and 0 <= first.seconds  # durations inside the call
+    assert first.compile_seconds + first.seconds <= wall
+    # a new session: the same magnets, another offset. From the first fit with its offset
+    # zeroed, offset_from_data starts where the readings sit, so the start is already exact
+    init = {**first.params, "offset": np.zeros(3)}
+    y = x + np.array([-20.0, 4.0, 9.0])
+    moved = fit_least_squares("constrained", y, ALL_BITS, hand=default_hand(), init=init,
+                              fit_only=FIT_ONLY, max_nfev=1, offset_from_data=True)
+    kept = fit_least_squares("constrained", y, ALL_BITS, hand=default_hand(), init=init,
+                             fit_only=FIT_ONLY, max_nfev=1)
+    assert moved.initial_loss < 1e-6 < 1e3 < kept.initial_loss
+    np.testing.assert_allclose(moved.params["offset"], [-8.0, -3.0, 39.0], atol=1e-3)
+    for bad in ({"max_nfev": 0}, {"prior_weight": -0.1}, {"offset_from_data": True}):
+        with pytest.raises(ValueError, match="max_nfev|offset_from_data"):
+            fit_least_squares("constrained", x, ALL_BITS, **bad)
+    fit_least_squares("constrained", x, ALL_BITS, max_nfev=1, prior_weight=0.0)  # the edges
+
+
+def test_de_times_itself_inside_the_call():
+    import time
+
+    x = _magpylib_states(_true_hand(), np.zeros(3))
+    t0 = time.perf_counter()
+    de = fit_de_box(x, ALL_BITS, hand=default_hand(), maxiter=2, popsize=2, seed=0)
+    wall = time.perf_counter() - t0
+    assert 0 <= de.compile_seconds and 0 <= de.seconds
+    assert de.compile_seconds + de.seconds <= wall
+
+
+def test_physical_box_needs_finite_bounds_on_both_sides_and_reads_the_spec():
+    from types import SimpleNamespace
+
+    from physml.magnets.refit import physical_box, physical_box_summary
+
+    one = SimpleNamespace(keys=("mount",), sizes=(2,))
+    for lo, hi in (([0.0, 0.0], [1.0, np.inf]), ([-np.inf, 0.0], [1.0, 1.0])):
+        p = SimpleNamespace(lo=np.array(lo), hi=np.array(hi), unravel=one, scale=np.ones(2),
+                            model="free")
+        with pytest.raises(ValueError, match="free: parameters without a physical box"):
+            physical_box(p, 30.0)
+    spec = MagnetSpec(diameter_m=0.008)
+    s = physical_box_summary(spec=spec)
+    assert s["moment_Am2"] == pytest.approx(spec.moment_range())
+    assert s["moment_Am2"] != pytest.approx(MagnetSpec().moment_range())
+    assert s["offset_uT"] == pytest.approx(30.0)
+    assert 1 < s["joint_mm"] < 50  # millimetres, not metres

@@ -130,9 +130,12 @@ def fit_least_squares(model, readings_uT, bits, hand=None, spec=None, init=None,
     if max_nfev < 1 or prior_weight < 0:
         raise ValueError(f"max_nfev must be >= 1 and prior_weight >= 0, got {max_nfev}, "
                          f"{prior_weight}")
+    if offset_from_data and init is None:
+        raise ValueError("offset_from_data moves the offset of `init`: give init (e.g. a "
+                         "previous fit's params)")
     hand, spec, means, weights, earth, earth_s = _targets(readings_uT, bits, hand, spec,
                                                           rotations)
-    if init is not None and offset_from_data:
+    if offset_from_data:
         start = FitResult(model, dict(init), _fixed_from(hand), {}, 0.0, 0.0, 0.0, 0.0, spec)
         init = {**init, "offset": np.asarray(init["offset"], float) + np.sum(
             weights[:, None] * (means - start.predict(_BITS)), axis=0)}
