@@ -86,6 +86,10 @@ def test_de_in_physical_box_improves_and_stays_physical():
 def test_de_rejects_bad_settings():
     with pytest.raises(ValueError, match="offset_box_uT"):
         fit_de_box(np.zeros((32, 3)), ALL_BITS, offset_box_uT=0.0)
+    for bad in ({"maxiter": 0}, {"popsize": 0}, {"init_spread": 0.0}):
+        with pytest.raises(ValueError, match="maxiter, popsize"):
+            fit_de_box(np.zeros((32, 3)), ALL_BITS, **bad)
+    fit_de_box(np.zeros((32, 3)), ALL_BITS, maxiter=1, popsize=1)  # the smallest allowed
 
 
 def test_refit_geometry_beats_the_old_geometry_on_unseen_states():
