@@ -18,6 +18,7 @@ nbconvert HTML). Shared figure builders:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -112,8 +113,6 @@ def reference_line(fig: go.Figure, y: float, text: str = "", *, log_y: bool,
     (a line at 0.076 was labelled at 1.19; one at 300,000 tracks/s fell off the chart), so the
     label is placed here in the axis's coordinates: log10(y) when ``log_y``. ``line``: keyword
     arguments of ``add_hline`` (line_dash, line_color, ...)."""
-    import math
-
     if log_y and not y > 0:
         raise ValueError(f"reference_line: a log axis needs y > 0, got {y}")
     fig.add_hline(y=y, **line)
