@@ -28,6 +28,7 @@ def test_convergence_draws_train_and_val_per_run_on_log_axis():
     assert list(fig.data[1].y) == [1.2, 0.7]
     assert fig.layout.yaxis.type == "log"
     assert fig.layout.xaxis.dtick == 1  # 2 epochs: ticks 1, 2, not 1, 1.5, 2
+    assert fig.layout.yaxis.exponentformat == "power"  # 10⁻⁴, not 100µ
     long = {"train": [{"epoch": e, "loss": 1.0 / e} for e in range(1, 13)]}
     assert plots.convergence({"a": long}).layout.xaxis.dtick is None  # 11 epochs: automatic
 

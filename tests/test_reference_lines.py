@@ -58,8 +58,26 @@ def _uniformity():
                                    _field_error, _uniformity])
 def test_reference_label_sits_on_its_line(build):
     fig, y = build()
-    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.exponentformat == "power"
     [line] = [s for s in fig.layout.shapes if s.y0 == s.y1]
     [note] = [a for a in fig.layout.annotations if a.yref == "y"]
     assert line.y0 == pytest.approx(y) and note.y == pytest.approx(math.log10(y))
 
+
+
+def test_every_log_axis_in_the_figures_writes_powers_of_ten():
+    # plotly's default labels a log axis with SI prefixes: 1e-4 mm reads "100µ", 5e-3 µm "5m"
+    import re
+    from pathlib import Path
+
+    import physml
+
+    root = Path(physml.__file__).parent
+    bare = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        for m in re.finditer(r'type="log"', text):
+            call = text[m.start():m.start() + 160]
+            if "exponentformat=" not in call.split(")\n")[0]:
+                bare.append(f"{path.relative_to(root)}:{text.count(chr(10), 0, m.start()) + 1}")
+    assert not bare, bare

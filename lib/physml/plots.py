@@ -101,7 +101,7 @@ def convergence(
         xaxis_title="epoch", yaxis_title=metric,
     )
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", exponentformat="power")
     return whole_number_ticks(fig, [x for t in fig.data for x in t.x])
 
 
@@ -163,7 +163,7 @@ def ablation_bars(
     fig.update_layout(title=title, yaxis_title=y_title, showlegend=reference is not None,
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -202,9 +202,9 @@ def curves_with_ci(
             hovertext=[f"{label}: {c} (n={c.n})" for c in cis], hoverinfo="text+x"))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
     if log_x:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(type="log", exponentformat="power")
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 

@@ -78,8 +78,8 @@ def convergence(df: pd.DataFrame, order: float, title: str) -> go.Figure:
                              line=dict(dash="dot", color=PALETTE[1])))
     fig.update_layout(title=title, xaxis_title="cell size dx (m)",
                       yaxis_title="relative L2 error vs analytic puff")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -127,7 +127,7 @@ def bias_scale_bars(df: pd.DataFrame, title: str) -> go.Figure:
     plots.reference_line(fig, float(df["logit_std"].iloc[0]), "std of q·k/√d logits",
                          log_y=True, line_dash="dot", line_color=PALETTE[1])
     fig.update_layout(title=title, yaxis_title="logits", showlegend=False)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -164,5 +164,5 @@ def mse_by_bin(frame: pd.DataFrame, split: str, models: list[str], title: str) -
             error_y=dict(type="data", symmetric=False, array=r["ci_high"] - r["mean"],
                          arrayminus=r["mean"] - r["ci_low"])))
     fig.update_layout(title=title, xaxis_title="Froude bin", yaxis_title="test MSE")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig

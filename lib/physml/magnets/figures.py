@@ -26,8 +26,8 @@ def field_error_figure(curve, breakdown_1pct):
               "diameters and fails near the magnet",
         xaxis_title="distance from magnet centre (diameters)",
         yaxis_title="|B_dipole − B_cylinder| / |B_cylinder|")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -45,7 +45,8 @@ def fit_convergence_figure(results):
     slowest = max(r.history["time_s"][-1] for r in results.values())
     fig.update_layout(title=f"All fits finish within {slowest:.2f} s after compilation; lowest "
                             f"loss: {best} ({results[best].final_loss:.3g} µT²)")
-    fig.update_yaxes(type="log", title_text="weighted SSE of state means (µT²)")
+    fig.update_yaxes(type="log",
+                     exponentformat="power", title_text="weighted SSE of state means (µT²)")
     fig.update_xaxes(title_text="L-BFGS iteration", row=1, col=1)
     fig.update_xaxes(title_text="seconds (after compilation)", row=1, col=2)
     return fig

@@ -51,7 +51,8 @@ def step_scan(scan: pd.DataFrame, tol_um: float = 1.0) -> go.Figure:
             else f"no RK4 step tried stays within {tol_um:g} µm")
     fig.update_layout(title=f"Step size trades accuracy for speed: {best}",
                       xaxis_title="tracks / s", yaxis_title="position error vs DOP853 (µm)",
-                      xaxis_type="log", yaxis_type="log")
+                      xaxis_type="log", yaxis_type="log",
+                      xaxis_exponentformat="power", yaxis_exponentformat="power")
     return fig
 
 
@@ -64,7 +65,8 @@ def convergence_order(conv: dict) -> go.Figure:
                              line=dict(dash="dot")))
     fig.update_layout(title=f"RK4 converges with order {conv['order']:.2f} on the smooth "
                       "Gaussian field", xaxis_title="step (mm)", yaxis_title="error (µm)",
-                      xaxis_type="log", yaxis_type="log")
+                      xaxis_type="log", yaxis_type="log",
+                      xaxis_exponentformat="power", yaxis_exponentformat="power")
     return fig
 
 
@@ -76,7 +78,8 @@ def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | No
         fig.add_hline(y=target, line_dash="dot", line_color="black")
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"target {target:g}",
                                  line=dict(dash="dot", color="black")))
-    fig.update_layout(title=title, yaxis_title=label, yaxis_type="log")
+    fig.update_layout(title=title, yaxis_title=label, yaxis_type="log",
+                      yaxis_exponentformat="power")
     return fig
 
 
@@ -100,7 +103,7 @@ def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
             "one size per model family: parameters differ only by family, no size effect to "
             "measure")
     fig.update_layout(title=f"Model size vs convergence speed ({what})",
-                      xaxis_title="parameters", xaxis_type="log",
+                      xaxis_title="parameters", xaxis_type="log", xaxis_exponentformat="power",
                       yaxis_title="epochs to 90% of final accuracy")
     return fig
 
@@ -117,8 +120,9 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
             error_y=dict(type="data", symmetric=False, array=agg["max"] - agg["mean"],
                          arrayminus=agg["mean"] - agg["min"])))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title or metric,
-                      yaxis_type="log",
-                      xaxis_type="log" if log_x else "linear")
+                      yaxis_type="log", yaxis_exponentformat="power",
+                      xaxis_type="log" if log_x else "linear",
+                      xaxis_exponentformat="power" if log_x else "B")
     return fig
 
 
@@ -138,7 +142,8 @@ def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) ->
         title=f"On {threads} thread(s), at batch {int(best['batch'])} the fastest surrogate, at "
               f"any accuracy ({best['model']}, {best['backend']}), runs "
               f"{best['tracks_per_s'] / rk4_tracks_per_s:.2g}x RK4",
-        xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log", yaxis_type="log")
+        xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log",
+        xaxis_exponentformat="power", yaxis_type="log", yaxis_exponentformat="power")
     return fig
 
 
@@ -156,7 +161,8 @@ def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
             else "flattening within the range tried")
     fig.update_layout(title=f"Hybrid learning curve: best {best:.3g} mm, {flat}",
                       xaxis_title="training tracks", yaxis_title=metric, xaxis_type="log",
-                      yaxis_type="log")
+                      xaxis_exponentformat="power",
+                      yaxis_type="log", yaxis_exponentformat="power")
     return fig
 
 
@@ -174,7 +180,8 @@ def stage_losses(history: dict, label: str) -> go.Figure:
     worst = max(vals, key=lambda k: vals[k])
     fig.update_layout(title=f"{label}: stage {worst} (ζ = {worst / 4:g}) keeps the largest "
                       f"ODE residual at the last epoch", xaxis_title="epoch",
-                      yaxis_title="stage residual loss", yaxis_type="log")
+                      yaxis_title="stage residual loss", yaxis_type="log",
+                      yaxis_exponentformat="power")
     return plots.whole_number_ticks(fig, [r["epoch"] for r in rows])
 
 
@@ -234,7 +241,8 @@ def uniformity_along_z(results: dict, goal: float) -> go.Figure:
         title=(f"Within ±{goal:.0%} of B0 = By(0, 0, z_c) over |x|, |y| ≤ {half:g} m: "
                f"{'; '.join(spans) if spans else 'no magnet at its centre plane'}"),
         xaxis_title="z (m)", yaxis_title="max |By / B0 − 1| over the square (%)",
-        yaxis_type="log",  # explicit range: 0.2 decades beyond the lines and the goal
+        yaxis_type="log", yaxis_exponentformat="power",
+        # explicit range: 0.2 decades beyond the lines and the goal
         yaxis_range=[np.log10(devs.min()) - 0.2, np.log10(devs.max()) + 0.2])
     return fig
 
@@ -354,7 +362,8 @@ def accuracy_vs_speed(points: pd.DataFrame, threads: int, batch: int, where: str
               "(circled), from the most accurate:<br>" + " →<br>".join(lines),
         margin=dict(t=60 + 22 * len(lines)),
         xaxis_title="mean position error, test tracks p ≥ 2 GeV (mm)", yaxis_title="tracks / s",
-        xaxis_type="log", yaxis_type="log")
+        xaxis_type="log", yaxis_type="log",
+        xaxis_exponentformat="power", yaxis_exponentformat="power")
     return fig
 
 
@@ -379,5 +388,6 @@ def schedule_scan(table: pd.DataFrame, err_mm: float, what: str) -> go.Figure:
         title="Coarse RK4 schedules: fewest steps at the matched validation error —<br>"
               + "; ".join(fewest),
         margin=dict(t=90), xaxis_title="RK4 steps per track",
-        yaxis_title="validation mean error, p ≥ 2 GeV (mm)", yaxis_type="log")
+        yaxis_title="validation mean error, p ≥ 2 GeV (mm)", yaxis_type="log",
+        yaxis_exponentformat="power")
     return fig

@@ -26,8 +26,8 @@ def fd_error_vs_step(curves: dict[str, pd.DataFrame]) -> go.Figure:
     txt = ", ".join(f"{n}: {v:.1e}" for n, v in best.items())
     fig.update_layout(title=f"Finite differences never beat analytic derivatives — best gradient "
                             f"error {txt}", xaxis_title="step h", yaxis_title="relative error")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="power")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -43,7 +43,7 @@ def source_defect(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(boxmode="group", yaxis_title="max |H − H_autodiff| / max |H_autodiff|",
                       title=f"The source's δ² Hessian is wrong at the kinks (median relative "
                             f"error {kink:.2f}); ours matches autodiff")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -59,7 +59,7 @@ def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potenti
     fig.update_layout(title=f"{y_title.split(' (')[0].capitalize()} grows with n; at n = "
                             f"{summary_n.n.max()} the cheapest is {last.idxmin()}",
                       xaxis_title="n_moduli", yaxis_title=y_title)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -103,7 +103,7 @@ def geometry_counts(counts: dict[int, int]) -> go.Figure:
     fig.update_layout(title=f"Toric surfaces with every D² ≥ −12 keep multiplying: ×{growth:.1f} "
                             f"per extra ray at {r[-1]} rays",
                       xaxis_title="number of rays (h¹¹ + 2)", yaxis_title="surfaces")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -168,8 +168,8 @@ def time_to_eps_curves(at_eps: pd.DataFrame, title_prefix: str = "") -> go.Figur
     fig.update_layout(title=title_prefix + msg, xaxis_title="ε (max-norm distance to the true "
                       "vacuum)",
                       yaxis_title="ms per vacuum to ε (geometric mean)")
-    fig.update_xaxes(type="log", autorange="reversed")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="power", autorange="reversed")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
@@ -189,5 +189,5 @@ def census_by_t(by_t: pd.DataFrame, summary: dict) -> go.Figure:
               f"{summary['T_max']}: {verdict} Morrison & Taylor's {summary['published_count']:,} "
               f"(T = 0…{summary['published_T_max']})",
         xaxis_title="T = h¹¹(B) − 1 (tensor multiplets)", yaxis_title="bases")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
     return fig
