@@ -47,6 +47,12 @@ def test_template_caps_y_ticks_so_a_log_axis_does_not_label_every_digit():
     assert plots.TEMPLATE.layout.yaxis.nticks == 6
 
 
+def test_template_colour_bars_write_powers_of_ten():
+    # a tracer at 5e-8 read "50n" on its colour bar with plotly's SI prefixes
+    assert plots.TEMPLATE.data.heatmap[0].colorbar.exponentformat == "power"
+    assert plots.TEMPLATE.data.contour[0].colorbar.exponentformat == "power"
+
+
 def test_convergence_of_a_train_only_term_and_missing_metric():
     fig = plots.convergence({"a": HIST}, metric="pde_loss")
     assert [t.name for t in fig.data] == ["a (train)"]

@@ -48,7 +48,10 @@ TEMPLATE = go.layout.Template(
         margin=dict(l=70, r=30, t=60, b=60),
         width=None,
         height=450,
-    )
+    ),
+    # colour bars in powers of ten: a tracer at 5e-8 read "50n" with plotly's SI prefixes
+    data=dict(heatmap=[go.Heatmap(colorbar=dict(exponentformat="power"))],
+              contour=[go.Contour(colorbar=dict(exponentformat="power"))]),
 )
 
 RENDERER = "plotly_mimetype+notebook"
