@@ -20,3 +20,11 @@ def test_bias_maps_share_one_colour_scale_so_a_faint_bias_looks_faint():
                       "faint<br>max |bias| 0.02", "none<br>max |bias| 0"]
     zero = attention_figures.bias_maps({"none": np.zeros((2, 2))}, terrain, 0, "t")
     assert (zero.data[2].zmin, zero.data[2].zmax) == (-1.0, 1.0)  # all zero: a proper scale
+
+
+def test_tracer_movie_puts_its_controls_below_the_axis_title():
+    frames = np.zeros((3, 4, 4))
+    fig = attention_figures.tracer_movie(frames, np.zeros((4, 4)), np.array([0.0, 60, 120]), "t")
+    menu, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
+    assert (menu.y, menu.yanchor) == (0.0, "top") and menu.pad.t >= 60 and slider.pad.t >= 60
+    assert [s.label for s in slider.steps] == ["0 min", "1 min", "2 min"] and len(fig.frames) == 3

@@ -60,11 +60,15 @@ def tracer_movie(frames: np.ndarray, terrain_m: np.ndarray, times_s: np.ndarray,
                   args=[[f"{t:.0f}"], dict(mode="immediate", frame=dict(duration=0))])
              for t in times_s]
     fig.update_layout(
-        title=title, width=620, height=600, xaxis_title="x (km)", yaxis_title="y (km)",
-        sliders=[dict(steps=steps, currentvalue=dict(prefix="t = "))],
-        updatemenus=[dict(type="buttons", buttons=[dict(
-            label="play", method="animate",
-            args=[None, dict(frame=dict(duration=300), fromcurrent=True)])])])
+        title=title, width=620, height=650, xaxis_title="x (km)", yaxis_title="y (km)",
+        # slider and play button below the x-axis title, side by side (they overlapped the
+        # axis title and the top y tick)
+        sliders=[dict(steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=60), x=0.12,
+                      len=0.88)],
+        updatemenus=[dict(type="buttons", x=0.0, xanchor="left", y=0.0, yanchor="top",
+                          pad=dict(t=70), buttons=[dict(
+                              label="play", method="animate",
+                              args=[None, dict(frame=dict(duration=300), fromcurrent=True)])])])
     fig.update_yaxes(scaleanchor="x")
     return fig
 
