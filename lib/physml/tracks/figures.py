@@ -17,10 +17,12 @@ def field_map(field, summary: dict) -> go.Figure:
     b = field(np.stack([X.ravel(), np.zeros(X.size), Z.ravel()], 1)).reshape(*X.shape, 3)
     z = np.arange(zs[0], zs[-1] + 1, 10.0)
     ax = field(np.stack([0 * z, 0 * z, z], 1))
+    # the gap leaves room for the map's colour bar left of the second panel's axis title
     fig = make_subplots(rows=1, cols=2, subplot_titles=("By (T) in the plane y = 0",
-                                                        "on the axis x = y = 0"))
+                                                        "on the axis x = y = 0"),
+                        horizontal_spacing=0.2)
     fig.add_trace(go.Heatmap(x=zs / 1000, y=xs / 1000, z=b[:, :, 1], colorscale="RdBu_r",
-                             zmid=0, colorbar=dict(title="By (T)", x=0.45)), 1, 1)
+                             zmid=0, colorbar=dict(title="By (T)", x=0.42)), 1, 1)
     fig.add_trace(go.Scatter(x=z / 1000, y=ax[:, 1], name="By"), 1, 2)
     fig.add_trace(go.Scatter(x=z / 1000, y=ax[:, 2], name="Bz"), 1, 2)
     fig.update_xaxes(title_text="z (m)")
