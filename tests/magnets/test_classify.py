@@ -133,6 +133,9 @@ def test_template_probabilities_are_the_gaussian_posterior_over_states(data):
         post = softmax(-d2 / (2 * noise**2), axis=1)  # equal priors over the 32 states
         np.testing.assert_allclose(TemplateClassifier(templ, noise).proba(r), post @ ALL_BITS,
                                    atol=1e-12)
+    # far from every template each exp() alone underflows; the posterior is still defined
+    far = TemplateClassifier(templ, 2.0).proba(templ[[3]] + 500.0)
+    assert np.all(np.isfinite(far)) and np.all((far >= 0) & (far <= 1))
 
 
 def test_per_finger_and_exact_match_on_a_hand_built_case():
