@@ -181,3 +181,19 @@ def test_gain_sentence_says_reduction_for_a_positive_gain():
     assert A.gain_sentence(zero) == "reduces the test MSE by 0.0% [0.0, 0.0]"
     with pytest.raises(ValueError, match="outside its CI"):
         A.gain_sentence({"rel_gain": 0.1, "gain_low": -0.05, "gain_high": 0.05})
+
+
+def test_bias_overheads_time_each_variant_against_the_no_bias_model(data):
+    from physml.attention import benchmark
+
+    over = benchmark.bias_overheads(data, ["alibi2d", "barrier"], "persistence", repeats=3)
+    assert list(over["variant"]) == ["alibi2d", "barrier"]
+    assert list(over.columns) == ["variant", "tokens_per_s", "none_tokens_per_s",
+                                  "speed_vs_none", "speed_vs_none_low", "speed_vs_none_high"]
+    assert np.all(over["tokens_per_s"] > 0) and np.all(over["none_tokens_per_s"] > 0)
+    assert np.all((over["speed_vs_none_low"] <= over["speed_vs_none"])
+                  & (over["speed_vs_none"] <= over["speed_vs_none_high"]))
+    # the ratio is the variant's rate over the no-bias model's, repeat by repeat: its mean
+    # lies near the ratio of the mean rates (both timed in the same interleaved run)
+    approx = over["tokens_per_s"] / over["none_tokens_per_s"]
+    assert np.all(np.abs(np.log(over["speed_vs_none"] / approx)) < 0.5)

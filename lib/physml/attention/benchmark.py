@@ -63,7 +63,9 @@ def bias_overheads(data: TransportData, variants: list[str], base: str, repeats:
                    seed: int = 0) -> pd.DataFrame:
     """Per variant: tokens/s of inference and its speed relative to the no-bias model
     (``speedup`` < 1: slower), interleaved repeats. Columns: variant, tokens_per_s,
-    speed_vs_none, speed_vs_none_low, speed_vs_none_high (its 95% CI)."""
+    none_tokens_per_s (the no-bias model in the same interleaved run: how much the machine
+    drifted between rows), speed_vs_none, speed_vs_none_low, speed_vs_none_high (its 95%
+    CI)."""
     tokens_per_call = len(data) * data.spec.n_tokens
     train_t = np.unique(data.terrain_id)
     tok = M.terrain_tokens(data.terrain_m, data.spec.patch, train_t)
@@ -73,6 +75,7 @@ def bias_overheads(data: TransportData, variants: list[str], base: str, repeats:
         fn = forward_fn(M.build(v, data, train_t, seed, tokens=tok), data, base)
         r = timing.against_anchor(fn, anchor, items=tokens_per_call, repeats=repeats)
         rows.append({"variant": v, "tokens_per_s": r.ours.per_second.mean,
+                     "none_tokens_per_s": r.anchor.per_second.mean,
                      "speed_vs_none": r.speedup.diff.mean,
                      "speed_vs_none_low": r.speedup.diff.low,
                      "speed_vs_none_high": r.speedup.diff.high})
