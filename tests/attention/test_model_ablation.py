@@ -197,3 +197,53 @@ def test_bias_overheads_time_each_variant_against_the_no_bias_model(data):
     # lies near the ratio of the mean rates (both timed in the same interleaved run)
     approx = over["tokens_per_s"] / over["none_tokens_per_s"]
     assert np.all(np.abs(np.log(over["speed_vs_none"] / approx)) < 0.5)
+
+
+def test_bias_overheads_put_each_rate_in_its_own_column(data, monkeypatch):
+    """A variant made slower by a sleep reads slower than the no-bias model, not faster."""
+    import time
+
+    from physml.attention import benchmark
+
+    real = benchmark.forward_fn
+
+    def slowed(model, d, base):
+        fn = real(model, d, base)
+        if model.variant == "none":
+            return fn
+
+        def run():
+            time.sleep(0.03)
+            return fn()
+        return run
+
+    monkeypatch.setattr(benchmark, "forward_fn", slowed)
+    over = benchmark.bias_overheads(data, ["alibi2d"], "persistence", repeats=3)
+    assert over["tokens_per_s"][0] < 0.8 * over["none_tokens_per_s"][0]
+    assert over["speed_vs_none_high"][0] < 0.8
+
+
+def test_no_bias_model_runs_attention_without_a_mask(data, monkeypatch):
+    """The no-bias anchor is a plain transformer (no mask tensor of zeros to allocate and
+    read); the other variants pass their bias; both give the same output as an explicit zero
+    mask would."""
+    seen = []
+    real = B.attend
+
+    def spy(q, k, v, bias):
+        seen.append(bias)
+        return real(q, k, v, bias)
+
+    monkeypatch.setattr(B, "attend", spy)
+    tok = M.terrain_tokens(data.terrain_m, 8, np.arange(6))
+    base, q0, _, tid, wind = M.tensors(data, "persistence")
+    for variant, want_mask in (("none", False), ("alibi2d", True)):
+        seen.clear()
+        m = M.build(variant, data, np.arange(6), 0, tokens=tok)
+        with torch.no_grad():
+            torch.nn.init.normal_(m.head.weight, std=0.1)
+            m(base, q0, tid, wind)
+        assert len(seen) == m.spec.layers
+        assert all((b is not None) == want_mask for b in seen), variant
+    q, k, v = torch.randn(3, 2, 4, 16, 8).unbind(0)
+    torch.testing.assert_close(real(q, k, v, None), real(q, k, v, torch.zeros(2, 4, 16, 16)))

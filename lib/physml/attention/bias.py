@@ -248,9 +248,10 @@ class AttentionBias(torch.nn.Module):
         return bias
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
            ) -> torch.Tensor:
-    """softmax(q kᵀ / sqrt(d) + bias) v; q, k, v ``(B, H, T, d)``, bias ``(B, H, T, T)``.
+    """softmax(q kᵀ / sqrt(d) + bias) v; q, k, v ``(B, H, T, d)``, bias ``(B, H, T, T)`` or
+    None (no bias).
 
     (torch's fused ``scaled_dot_product_attention`` with an additive float mask.)
     """

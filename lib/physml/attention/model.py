@@ -103,7 +103,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(spec.dim, spec.mlp), nn.GELU(),
                                  nn.Linear(spec.mlp, spec.dim))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads
                                                   ).permute(2, 0, 3, 1, 4)
@@ -170,7 +170,9 @@ class PatchTransformer(nn.Module):
         img = torch.stack([base, q0, self.terrain[terrain_id]], dim=1)
         x = self.embed(self.patchify(img)) + self.pos
         x = x + self.wind_embed(wind_ms / WIND_SCALE_MS)[:, None, :]
-        bias = self.bias(self.bias_inputs(terrain_id, wind_ms))
+        # The no-bias model is a plain transformer: no mask at all, not a (B,H,T,T) tensor of
+        # zeros (allocating and reading one made it the slowest variant in notebook 05).
+        bias = None if self.variant == "none" else self.bias(self.bias_inputs(terrain_id, wind_ms))
         if self.variant == "misaligned":
             order = wind_scan_order_torch(self.coords, wind_ms)
             x = torch.gather(x, 1, order[..., None].expand_as(x))
