@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from physml import plots, stats
+from physml import plots, stats, timing
 from physml.attention import ablation as A
 from physml.attention import bias as B
 from physml.attention import dataset as D
@@ -193,16 +193,12 @@ def test_bias_overheads_time_each_variant_against_the_no_bias_model(data):
     assert np.all(over["tokens_per_s"] > 0) and np.all(over["none_tokens_per_s"] > 0)
     assert np.all((over["speed_vs_none_low"] <= over["speed_vs_none"])
                   & (over["speed_vs_none"] <= over["speed_vs_none_high"]))
-    # the ratio is the variant's rate over the no-bias model's, repeat by repeat: its mean
-    # lies near the ratio of the mean rates (both timed in the same interleaved run)
-    approx = over["tokens_per_s"] / over["none_tokens_per_s"]
-    assert np.all(np.abs(np.log(over["speed_vs_none"] / approx)) < 0.5)
 
 
 def test_bias_overheads_put_each_rate_in_its_own_column(data, monkeypatch):
-    """A variant made slower by a sleep reads slower than the no-bias model, not faster."""
-    import time
-
+    """A variant made to do its forward pass eight times reads several times slower than the
+    no-bias model (not faster): each rate is in its own column and the ratio is the
+    variant's over the anchor's. Work, not a sleep, so a loaded machine slows both alike."""
     from physml.attention import benchmark
 
     real = benchmark.forward_fn
@@ -213,14 +209,16 @@ def test_bias_overheads_put_each_rate_in_its_own_column(data, monkeypatch):
             return fn
 
         def run():
-            time.sleep(0.03)
+            for _ in range(7):
+                fn()
             return fn()
         return run
 
     monkeypatch.setattr(benchmark, "forward_fn", slowed)
-    over = benchmark.bias_overheads(data, ["alibi2d"], "persistence", repeats=3)
-    assert over["tokens_per_s"][0] < 0.8 * over["none_tokens_per_s"][0]
-    assert over["speed_vs_none_high"][0] < 0.8
+    with timing.threads(1):  # as notebook 05 times: two threads on a busy machine stall
+        over = benchmark.bias_overheads(data, ["alibi2d"], "persistence", repeats=5)
+    assert over["tokens_per_s"][0] < 0.5 * over["none_tokens_per_s"][0]
+    assert 0.02 < over["speed_vs_none"][0] < 0.5
 
 
 def test_no_bias_model_runs_attention_without_a_mask(data, monkeypatch):
