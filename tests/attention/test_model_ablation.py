@@ -245,3 +245,17 @@ def test_no_bias_model_runs_attention_without_a_mask(data, monkeypatch):
         assert all((b is not None) == want_mask for b in seen), variant
     q, k, v = torch.randn(3, 2, 4, 16, 8).unbind(0)
     torch.testing.assert_close(real(q, k, v, None), real(q, k, v, torch.zeros(2, 4, 16, 16)))
+
+
+def test_bias_overheads_count_every_token_of_every_sample(data, monkeypatch):
+    """With each call taking at least 40 ms, the rates are at most samples × tokens / 40 ms
+    (and not far below it: a call does little else)."""
+    import time
+
+    from physml.attention import benchmark
+
+    monkeypatch.setattr(benchmark, "forward_fn", lambda model, d, base: lambda: time.sleep(0.04))
+    over = benchmark.bias_overheads(data, ["alibi2d"], "persistence", repeats=3)
+    ceiling = len(data) * data.spec.n_tokens / 0.04
+    for col in ("tokens_per_s", "none_tokens_per_s"):
+        assert 0.2 * ceiling < over[col][0] <= ceiling, col
