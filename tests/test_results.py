@@ -92,6 +92,19 @@ def test_headline_names_the_ci_separated_winner_and_writes_it(results_file):
     assert "physics" in h.markdown() and "random forest" in h.markdown()
 
 
+def test_headline_sentence_and_findings_set_each_name_apart(results_file):
+    """Names hold parentheses of their own ("clock rule (program + row position)"), so the
+    sentence writes "physics, *name*: value", not "physics (name) value"."""
+    from physml.report import findings_html
+
+    h = _h(physics=PHYS, ml=ML, names={"physics": "clock (op + row)", "ml": "random forest"})
+    md = h.markdown()
+    assert "physics, *clock (op + row)*: " in md and "ML, *random forest*: " in md
+    box = findings_html(json.loads(results_file.read_text())["headlines"])
+    assert "physics, <i>clock (op + row)</i>: <b>" in box
+    assert "ML, <i>random forest</i>: <b>" in box
+
+
 def test_headline_direction_follows_better():
     assert _h(physics=PHYS, ml=ML, better="lower").verdict == "ml"
 

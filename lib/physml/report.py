@@ -87,9 +87,9 @@ def findings_html(headlines: dict[str, Any]) -> str:
         for s, label in (("physics", "physics"), ("ml", "ML"), ("hybrid", "hybrid")):
             v = h.get(s)
             if v:
-                nm = f" ({html.escape(v['name'])})" if v.get("name") else ""
+                nm = f", <i>{html.escape(v['name'])}</i>" if v.get("name") else ""
                 m, lo, hi = ci_parts(v["value"], v["ci_low"], v["ci_high"])
-                sides.append(f"{label}{nm} <b>{m}</b> [{lo}, {hi}]")
+                sides.append(f"{label}{nm}: <b>{m}</b> [{lo}, {hi}]")
         unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
         colour = VERDICT_COLOURS.get(h["verdict"], "#777")
         items.append(

@@ -212,8 +212,9 @@ class Headline:
         parts = []
         for s in SIDES:
             if s in self.sides:
-                nm = f" ({self.names[s]})" if self.names.get(s) else ""
-                parts.append(f"{_SIDE_LABEL[s]}{nm} {_fmt_ci(self.sides[s], self.unit)}")
+                # "physics, *name*: value": names may hold parentheses and commas themselves
+                nm = f", *{self.names[s]}*" if self.names.get(s) else ""
+                parts.append(f"{_SIDE_LABEL[s]}{nm}: {_fmt_ci(self.sides[s], self.unit)}")
         anchor = ""
         if self.anchor:
             anchor = f"; reference: {self.anchor['name']} {self.anchor['text']}"
