@@ -259,3 +259,47 @@ def test_bias_overheads_count_every_token_of_every_sample(data, monkeypatch):
     ceiling = len(data) * data.spec.n_tokens / 0.04
     for col in ("tokens_per_s", "none_tokens_per_s"):
         assert 0.2 * ceiling < over[col][0] <= ceiling, col
+
+
+@pytest.mark.parametrize("kw", [{"dim": 30}, {"dim": 0}, {"heads": 0}, {"layers": 0},
+                                {"mlp": 0}])
+def test_model_spec_refuses_each_bad_size_alone(kw):
+    with pytest.raises(ValueError, match="ModelSpec"):
+        M.ModelSpec(**kw)
+    M.ModelSpec(dim=8, heads=2, layers=1, mlp=1)  # the smallest valid sizes pass
+
+
+def test_wind_scan_orders_agree_on_the_smallest_grid():
+    """On 2 × 2 tokens the across-wind offsets span up to √2 patches: the band key must
+    still keep bands apart for every wind direction."""
+    coords = B.token_coords(16, 8)
+    ang = np.linspace(0, 2 * np.pi, 73)[:-1] + 0.01
+    wind = np.stack([np.cos(ang), np.sin(ang)], axis=1) * 5.0
+    want = B.wind_scan_order(coords, wind)
+    got = M.wind_scan_order_torch(torch.as_tensor(coords), torch.as_tensor(wind))
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_block_is_a_pre_norm_transformer_block_written_out_by_hand():
+    """Block.forward against the textbook formula: x + W_o·softmax(q kᵀ/√d + bias) v over
+    heads, then + MLP(LayerNorm(x)); explicit softmax, no fused kernel."""
+    torch.manual_seed(3)
+    spec = M.ModelSpec(dim=16, heads=4, layers=1, mlp=24)
+    blk = M.Block(spec)
+    for p in blk.parameters():  # non-trivial norms and biases too
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 5, 16)
+    bias = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        got = blk(x, bias)
+        h = blk.norm1(x)
+        qkv = h @ blk.qkv.weight.T + blk.qkv.bias
+        q, k, v = qkv[..., :16], qkv[..., 16:32], qkv[..., 32:]
+        heads = []
+        for i in range(4):
+            s = slice(4 * i, 4 * i + 4)
+            logits = q[..., s] @ k[..., s].transpose(1, 2) / 2.0 + bias[:, i]
+            heads.append(torch.softmax(logits, dim=-1) @ v[..., s])
+        y = x + torch.cat(heads, dim=-1) @ blk.proj.weight.T + blk.proj.bias
+        want = y + blk.mlp(blk.norm2(y))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
