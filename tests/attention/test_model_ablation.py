@@ -303,3 +303,51 @@ def test_block_is_a_pre_norm_transformer_block_written_out_by_hand():
         y = x + torch.cat(heads, dim=-1) @ blk.proj.weight.T + blk.proj.bias
         want = y + blk.mlp(blk.norm2(y))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_base_forecast_names_each_base():
+    spec = D.DataSpec(terrain=TerrainSpec(n_cells=16, margin_cells=3), n_terrains=2,
+                      samples_per_terrain=2)
+    small = D.make_dataset(np.random.default_rng(2), spec)
+    np.testing.assert_array_equal(M.base_forecast(small, "persistence"), small.q0)
+    np.testing.assert_array_equal(M.base_forecast(small, "advection"), D.advection_only(small))
+    with pytest.raises(ValueError, match="base must be one of"):
+        M.base_forecast(small, "clock")
+
+
+def test_model_adds_its_head_patch_by_patch_to_the_base(data):
+    """Output minus base is the head's output laid back onto the grid: token (row gy, col gx)
+    fills cells [gy·p, (gy+1)·p) × [gx·p, (gx+1)·p) in row-major order."""
+    net = M.build("alibi2d", data, np.arange(6), 0)
+    with torch.no_grad():
+        torch.nn.init.normal_(net.head.weight, std=0.1)
+    seen = []
+    net.head.register_forward_hook(lambda m, i, o: seen.append(o))
+    base, q0, _, tid, wind = (x[:3] for x in M.tensors(data, "persistence"))
+    with torch.no_grad():
+        out = net(base, q0, tid, wind)
+    head = seen[0]  # (3, T, p*p)
+    g, p = 4, 8
+    for t in (0, 1, 6, 15):
+        gy, gx = divmod(t, g)
+        cell = (out - base)[:, gy * p:(gy + 1) * p, gx * p:(gx + 1) * p]
+        torch.testing.assert_close(cell, head[:, t].reshape(3, p, p))
+    assert float(head.abs().max()) > 1e-3
+
+
+def test_fit_scores_validation_on_the_bases_it_is_given(data, tmp_path):
+    """With precomputed bases, the validation loss of each epoch is the model's MSE on the
+    validation samples with *those* bases (not recomputed from the base name)."""
+    from physml.train import TrainConfig
+
+    tr, va = np.arange(0, 30), np.arange(30, 48)
+    zeros = (np.zeros_like(data.q0[tr]), np.zeros_like(data.q0[va]))
+    cfg = TrainConfig(epochs=1, batch_size=16, patience=None, progress=False)
+    net = M.build("none", data, np.arange(6), 0)
+    hist = M.fit(net, data.subset(tr), data.subset(va), "persistence", cfg, tmp_path / "a",
+                 bases=zeros)
+    pred = M.predict(net, data.subset(va), zeros[1])
+    want = float(np.mean((pred - data.q1[va]) ** 2))
+    assert hist["val"][-1]["loss"] == pytest.approx(want, rel=1e-5)
+    on_q0 = float(np.mean((M.predict(net, data.subset(va), "persistence") - data.q1[va]) ** 2))
+    assert abs(on_q0 - want) > 1e-3 * want
