@@ -108,4 +108,9 @@ def test_notebook_smoke_renders(nb_path, smoke_artifacts, tmp_path):
     for pattern in (r"\bCI\(mean=", r"\bTiming\(seconds=", r" object at 0x[0-9a-f]+",
                     r"\{'[^'<]*': ", r"\['[^'<]*'[,\]]", r"\('[^'<]*',", r"np\.float64\("):
         assert not re.search(pattern, shown), (nb_path, pattern, re.search(pattern, shown))
+    # nor a list of numbers as Python prints it ("best epochs [2, 2, 3, 4]"; a CI has two
+    # numbers), outside code spans such as the parameter table
+    prose = re.sub(r"<code>.*?</code>", "", shown, flags=re.S)
+    hit = re.search(r"\[-?\d[\d.]*, -?\d[\d.]*, -?\d", prose)
+    assert not hit, (nb_path, prose[max(0, hit.start() - 80):hit.end() + 20])
     assert (out / "index.html").exists()
