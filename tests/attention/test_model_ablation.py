@@ -351,3 +351,34 @@ def test_fit_scores_validation_on_the_bases_it_is_given(data, tmp_path):
     assert hist["val"][-1]["loss"] == pytest.approx(want, rel=1e-5)
     on_q0 = float(np.mean((M.predict(net, data.subset(va), "persistence") - data.q1[va]) ** 2))
     assert abs(on_q0 - want) > 1e-3 * want
+
+
+def test_model_input_channels_are_base_tracer_and_scaled_terrain(data):
+    """What the patch embedding reads, token by token: base, q0 and terrain / 1 km scale,
+    each patch's cells in row-major order, channel by channel."""
+    net = M.build("none", data, np.arange(6), 0)
+    seen = []
+    net.embed.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    base, q0, _, tid, wind = (x[:2] for x in M.tensors(data, "advection"))
+    with torch.no_grad():
+        net(base, q0, tid, wind)
+    tok, p = seen[0], 8  # (2, 16, 3·64)
+    terrain = torch.as_tensor(data.terrain_m[data.terrain_id[:2]], dtype=torch.float32)
+    for t in (0, 5, 14):
+        gy, gx = divmod(t, 4)
+        cells = np.s_[:, gy * p:(gy + 1) * p, gx * p:(gx + 1) * p]
+        for c, img in enumerate((base, q0, terrain / M.TERRAIN_SCALE_M)):
+            torch.testing.assert_close(tok[:, t, c * p * p:(c + 1) * p * p],
+                                       img[cells].reshape(2, p * p))
+    assert M.TERRAIN_SCALE_M > 1.0 and float(tok[..., 2 * p * p:].abs().max()) < 5.0
+
+
+def test_training_loss_is_the_mean_squared_error_at_the_horizon(data):
+    net = M.build("alibi2d", data, np.arange(6), 0)
+    with torch.no_grad():
+        torch.nn.init.normal_(net.head.weight, std=0.1)
+    batch = tuple(x[:5] for x in M.tensors(data, "persistence"))
+    with torch.no_grad():
+        pred = net(batch[0], batch[1], batch[3], batch[4]).numpy()
+        got = float(M._loss(net, batch)["loss"])
+    assert got == pytest.approx(float(np.mean((pred - data.q1[:5]) ** 2)), rel=1e-5)
