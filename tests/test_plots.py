@@ -93,6 +93,25 @@ def test_comparison_table_bolds_the_best():
         plots.comparison_table(rows, lower_is_better=["nope"])
 
 
+def test_curves_with_ci_shows_a_curve_hidden_under_an_identical_one():
+    vals = [[0.5, 0.6], [0.7, 0.8], [0.9, 0.9]]
+    fig = plots.curves_with_ci([3, 10, 100], {"physics": vals, "ols": [list(r) for r in vals],
+                                              "rf": [[0.1, 0.2]] * 3},
+                               title="t", x_title="n", y_title="acc", log_x=True)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["physics", "ols (= physics)", "rf"]
+    assert [t.line.dash for t in lines] == ["solid", "dash", "solid"]
+    # few points on a log axis: ticks at the points themselves, written plainly
+    assert list(fig.layout.xaxis.tickvals) == [3, 10, 100]
+    assert list(fig.layout.xaxis.ticktext) == ["3", "10", "100"]
+    many = plots.curves_with_ci(list(range(1, 10)), {"a": [[1.0, 2.0]] * 9}, title="t",
+                                x_title="n", y_title="v", log_x=True)
+    assert many.layout.xaxis.tickvals is None and many.layout.xaxis.type == "log"
+    linear = plots.curves_with_ci([3, 10, 100], {"a": vals}, title="t", x_title="n",
+                                  y_title="v")
+    assert linear.layout.xaxis.tickvals is None
+
+
 def test_curves_with_ci_band_is_the_t_interval_over_seeds():
     x = [10, 20]
     vals = [[0.5, 0.7, 0.6], [0.8, 0.9, 0.85]]

@@ -185,9 +185,15 @@ def curves_with_ci(
     ``groups``: ``{label: values}`` with values of shape ``(len(x), n_seeds)``, n_seeds >= 2.
     ``bounds``: the quantity's range (e.g. :data:`physml.stats.UNIT_INTERVAL` for an
     accuracy), which the CIs are clipped to (:func:`physml.stats.mean_ci`).
+
+    A group whose means equal an earlier group's at every x is drawn dashed and named
+    "label (= earlier)", so a curve hidden under another still shows. On a log x axis with
+    at most 8 points the ticks are the points themselves (3, 10, 100 rather than minor digits
+    between decades).
     """
     fig = go.Figure()
     xs = list(x)
+    drawn: dict[str, list[float]] = {}
     for i, (label, values) in enumerate(groups.items()):
         rows = [list(r) for r in values]
         if len(rows) != len(xs):
@@ -195,17 +201,25 @@ def curves_with_ci(
                              f"x has {len(xs)} points (values must be (len(x), n_seeds))")
         cis = [mean_ci(r, bounds=bounds) for r in rows]
         color = PALETTE[i % len(PALETTE)]
+        means = [c.mean for c in cis]
+        same = next((k for k, m in drawn.items() if np.allclose(m, means, rtol=1e-9, atol=0)),
+                    None)
+        drawn[label] = means
         fig.add_trace(go.Scatter(
             x=xs + xs[::-1], y=[c.high for c in cis] + [c.low for c in cis][::-1],
             fill="toself", fillcolor=color, opacity=0.18, line_width=0, showlegend=False,
             hoverinfo="skip", legendgroup=label))
         fig.add_trace(go.Scatter(
-            x=xs, y=[c.mean for c in cis], name=label, mode="lines+markers",
-            line_color=color, legendgroup=label,
+            x=xs, y=means, name=label if same is None else f"{label} (= {same})",
+            mode="lines+markers", line_color=color, legendgroup=label,
+            line_dash="solid" if same is None else "dash",
             hovertext=[f"{label}: {c} (n={c.n})" for c in cis], hoverinfo="text+x"))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
     if log_x:
         fig.update_xaxes(type="log", exponentformat="power")
+        if len(set(xs)) <= 8:
+            ticks = sorted(set(xs))
+            fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
     return fig
