@@ -237,3 +237,26 @@ def test_comparison_table_writes_a_column_of_whole_numbers_as_integers():
     named = plots.comparison_table(df, fmt={"steps": "{:.3g}"}).to_html()  # asked: as asked
     assert ">85.0<" in named and ">0<" in named
     assert ">85.00<" in plots.comparison_table(df, fmt="{:.4g}").to_html()  # one format for all
+
+
+def test_comparison_table_headers_may_break_after_underscores_and_are_escaped():
+    import re
+
+    df = pd.DataFrame({"model": ["a"], "pos_mean_mm": [1.0], "p < 2 GeV": [2.0]})
+    html = plots.comparison_table(df, lower_is_better=["pos_mean_mm"]).to_html()
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", html)
+    assert heads == ["model", "pos_<wbr>mean_<wbr>mm", "p &lt; 2 GeV"]
+    assert "font-weight: bold" in html  # bolding still finds its column
+
+
+def test_comparison_table_keeps_short_cells_on_one_line_and_lets_long_text_wrap():
+    import re
+
+    long = "without gyroscope bias, walk and noise (exact orientation)"
+    df = pd.DataFrame({"setting": [long, "mlp-tiny+rk4x8/qp"], "acc": [0.5, 0.25],
+                       "acc_low": [0.4, 0.2], "acc_high": [0.6, 0.3]})
+    html = plots.comparison_table(df).to_html()
+    assert "0.5000 [0.4000, 0.6000]" in html  # one interval cell
+    block = re.search(r"([^{}]*)\{\s*white-space: nowrap;", html).group(1)
+    cells = {tuple(map(int, m)) for m in re.findall(r"row(\d+)_col(\d+)", block)}
+    assert cells == {(0, 1), (1, 0), (1, 1)}, cells  # the long description alone may wrap

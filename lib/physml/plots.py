@@ -21,6 +21,7 @@ import contextlib
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -250,6 +251,10 @@ def _all_whole(col: pd.Series) -> bool:
     return bool(len(v)) and bool(np.all(np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)))
 
 
+NOWRAP_CHARS = 32
+"""Table cells up to this many characters (numbers, intervals, model names) never wrap."""
+
+
 def comparison_table(
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     caption: str | None = None,
@@ -313,13 +318,20 @@ def comparison_table(
     sty = shown.style.hide(axis="index").format(
         {c: (lambda x, f=f: number(f)(int(x))) if c in whole else number(f)
          for c, f in formats.items()}, na_rep="—")
+    # a long snake_case header may break after each underscore: the column is then as wide as
+    # its numbers, not as its name (tables of ten such columns overflowed the page)
+    sty = sty.format_index(lambda c: escape(str(c)).replace("_", "_<wbr>"), axis=1)
+    # and a number, an interval "m [low, high]" or a short name stays on one line
+    sty = sty.map(lambda v: "" if isinstance(v, str) and len(v) > NOWRAP_CHARS
+                  else "white-space: nowrap;")
     for c, mask in best.items():
         sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],
                         subset=[names.get(c, c)])
     if caption:
         sty = sty.set_caption(caption)
     return sty.set_table_styles([
-        {"selector": "th", "props": "text-align: left; border-bottom: 1px solid #888;"},
+        {"selector": "th", "props": "text-align: left; vertical-align: bottom; "
+                                    "border-bottom: 1px solid #888;"},
         {"selector": "td", "props": "padding: 2px 10px;"},
         {"selector": "caption", "props": "caption-side: top; font-weight: bold; text-align: left;"},
     ])
@@ -329,8 +341,6 @@ def folded(table: Any, summary: str) -> Any:
     """A long reference table (a pandas Styler, e.g. from :func:`comparison_table`, or a
     DataFrame) folded under a one-line ``summary`` the reader clicks to open (HTML
     ``<details>``): the numbers stay in the report without burying what follows them."""
-    from html import escape
-
     from IPython.display import HTML
     from pandas.io.formats.style import Styler
 
