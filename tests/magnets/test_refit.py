@@ -83,6 +83,17 @@ def test_de_in_physical_box_improves_and_stays_physical():
     assert np.all(np.abs(de.params["lengths"] / default_hand().lengths_m - 1) <= 0.3 + 1e-12)
 
 
+def test_de_minimises_the_loss_it_reports():
+    """The population loss DE ranks its members by is the data loss of the result (recomputed
+    on the fitted templates), at the start and at the end."""
+    x = _magpylib_states(_true_hand(), np.array([5.0, 5.0, -5.0]))
+    de = fit_de_box(x, ALL_BITS, hand=default_hand(), maxiter=25, popsize=3, seed=1)
+    assert de.history["loss"][-1] == pytest.approx(de.final_loss, rel=1e-6)
+    assert de.final_loss < de.history["loss"][0] == de.initial_loss
+    start = fit_least_squares("constrained", x, ALL_BITS, hand=default_hand(), max_nfev=1)
+    assert de.initial_loss == pytest.approx(start.initial_loss, rel=1e-6)
+
+
 def test_de_rejects_bad_settings():
     with pytest.raises(ValueError, match="offset_box_uT"):
         fit_de_box(np.zeros((32, 3)), ALL_BITS, offset_box_uT=0.0)
@@ -115,6 +126,21 @@ def test_refit_geometry_beats_the_old_geometry_on_unseen_states():
     moved = refit_geometry(old, x_new[cal] + c, ALL_BITS[cal], prior_weight=1.0)
     np.testing.assert_allclose(moved.templates() - new.templates(), np.tile(c, (32, 1)),
                                atol=1e-3)
+
+
+def test_refit_geometry_starts_from_the_offset_of_its_calibration_readings():
+    """A new wear has a new offset: the re-fit's start moves the old fit's offset to the
+    calibration readings, so shifting them by 300 µT leaves its starting loss unchanged (from
+    the old offset it would grow by about 300² µT² per reading)."""
+    old = fit("constrained", _magpylib_states(default_hand(), np.zeros(3)), ALL_BITS,
+              hand=default_hand())
+    hand = default_hand().replace(mount_m=default_hand().mount_m + 0.004)
+    cal = np.array([0, 31, 5, 10, 17])
+    x = _magpylib_states(hand, np.zeros(3))[cal]
+    here = refit_geometry(old, x, ALL_BITS[cal], max_nfev=1)
+    shifted = refit_geometry(old, x + np.array([300.0, 0.0, 0.0]), ALL_BITS[cal], max_nfev=1)
+    assert here.initial_loss > 0.01
+    assert shifted.initial_loss == pytest.approx(here.initial_loss, rel=1e-6)
 
 
 def test_refit_geometry_needs_a_prior_and_a_geometry():

@@ -248,9 +248,9 @@ def fit_de_box(readings_uT, bits, hand=None, spec=None, maxiter=100, popsize=15,
     z = np.zeros(len(lo))
     z[free] = res.x
     seconds = time.perf_counter() - t1
-    out = _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s)
-    out.final_loss = min(out.final_loss, float(res.fun))  # the same loss, summed in another order
-    return out
+    # final_loss is the data loss recomputed on the fitted templates; DE's own best value
+    # (res.fun, the last history entry) is the same number summed in another order
+    return _result(problem, z, hist, loss0, seconds, compile_s, earth, earth_s)
 
 
 _POPULATION_LOSSES = {}
