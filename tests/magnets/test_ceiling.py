@@ -147,3 +147,21 @@ def test_quarter_estimate_uses_the_first_quarter_of_every_state():
     ref = np.array([np.mean(pred[yt == s] == s) for s in range(32)])
     assert np.allclose(got["per_state_quarter"], ref)
     assert not np.allclose(got["per_state_quarter"], got["per_state"])
+
+
+@pytest.mark.parametrize("part", ["finger_jitter_deg", "tremor_deg", "noise_uT"])
+def test_each_spread_has_the_size_it_is_given(part):
+    """Decisions (one reading each) spread around the true template as the linearised field
+    says: J (σ_θ² I) Jᵀ for a 0.4° angle spread (true Jacobians by central differences), σ² I
+    for 0.3 µT of sensor noise."""
+    cfg = SessionConfig(**{"finger_jitter_deg": 0.0, "tremor_deg": 0.0, "noise_uT": 0.0,
+                           part: 0.3 if part == "noise_uT" else 0.4})
+    x, y = simulated_decisions(HAND, cfg, 1, 3000, np.random.default_rng(7))
+    jac = true_angle_jacobians(HAND)
+    for s in (0, 13, 31):
+        cov = np.cov(x[y == s].T)
+        if part == "noise_uT":
+            want = 0.09 * np.eye(3)
+        else:
+            want = np.deg2rad(0.4) ** 2 * jac[s] @ jac[s].T
+        assert np.trace(cov) == pytest.approx(np.trace(want), rel=0.1), (s, part)
