@@ -260,3 +260,17 @@ def test_comparison_table_keeps_short_cells_on_one_line_and_lets_long_text_wrap(
     block = re.search(r"([^{}]*)\{\s*white-space: nowrap;", html).group(1)
     cells = {tuple(map(int, m)) for m in re.findall(r"row(\d+)_col(\d+)", block)}
     assert cells == {(0, 1), (1, 0), (1, 1)}, cells  # the long description alone may wrap
+
+
+def test_ticks_at_points_labels_a_few_settings_plainly_and_leaves_many_alone():
+    import plotly.graph_objects as go
+
+    fig = plots.ticks_at_points(go.Figure(), [4096, 1, 256, 256])
+    assert list(fig.layout.xaxis.tickvals) == [1, 256, 4096]
+    assert list(fig.layout.xaxis.ticktext) == ["1", "256", "4,096"]
+    y = plots.ticks_at_points(go.Figure(), [0.5, 2.0], axis="y")
+    assert list(y.layout.yaxis.ticktext) == ["0.5", "2"] and y.layout.xaxis.tickvals is None
+    many = plots.ticks_at_points(go.Figure(), range(1, 10))
+    assert many.layout.xaxis.tickvals is None
+    assert list(plots.ticks_at_points(go.Figure(), range(1, 9)).layout.xaxis.tickvals) == \
+        list(range(1, 9))

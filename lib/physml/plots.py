@@ -218,11 +218,23 @@ def curves_with_ci(
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
     if log_x:
         fig.update_xaxes(type="log", exponentformat="power")
-        if len(set(xs)) <= 8:
-            ticks = sorted(set(xs))
-            fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+        ticks_at_points(fig, xs)
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def ticks_at_points(fig: go.Figure, values: Sequence[float], axis: str = "x",
+                    most: int = 8) -> go.Figure:
+    """On a log axis that shows a few settings (at most ``most`` distinct ``values``: training
+    set sizes, batch sizes), put the ticks at those values, written plainly (3, 10, 100; 1, 256,
+    4,096) instead of Plotly's minor digits between decades ("2 3 ... 9 10³ 2 3"). More
+    values: the axis is left as it is."""
+    ticks = sorted({float(v) for v in values})
+    if 0 < len(ticks) <= most:
+        text = [f"{t:,.0f}" if t == round(t) else f"{t:g}" for t in ticks]
+        update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+        update(tickvals=ticks, ticktext=text)
     return fig
 
 

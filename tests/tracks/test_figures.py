@@ -126,3 +126,17 @@ def test_stage_losses_names_the_stage_with_the_largest_last_residual():
     assert fig.layout.title.text.startswith("rk: stage 2 (ζ = 0.5) keeps the largest")
     assert list(fig.data[3].y) == [3.0, 1.5, 1.0]
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.dtick == 1  # epochs 1, 2, 3
+
+
+def test_settings_axes_are_ticked_at_the_settings():
+    """Training-set sizes and batch sizes on log axes read as the values tried."""
+    df = pd.DataFrame({"arch": ["mlp"] * 6, "n_train": [1000, 4000, 16000] * 2,
+                       "err": [5.0, 4.0, 3.0, 6.0, 5.0, 4.0], "seed": [0] * 3 + [1] * 3})
+    fig = figures.sweep(df, "n_train", "err", "arch", title="t", x_title="tracks")
+    assert list(fig.layout.xaxis.ticktext) == ["1,000", "4,000", "16,000"]
+    assert figures.sweep(df, "n_train", "err", "arch", title="t", x_title="tracks",
+                         log_x=False).layout.xaxis.tickvals is None
+    tp = pd.DataFrame({"model": ["m"] * 3, "backend": ["torch"] * 3, "batch": [1, 256, 4096],
+                       "tracks_per_s": [1e3, 1e5, 1e6]})
+    fig = figures.throughput_lines(tp, 3e5, 2)
+    assert list(fig.layout.xaxis.tickvals) == [1, 256, 4096]

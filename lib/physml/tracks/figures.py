@@ -125,6 +125,8 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
                       yaxis_type="log", yaxis_exponentformat="power",
                       xaxis_type="log" if log_x else "linear",
                       xaxis_exponentformat="power" if log_x else "B")
+    if log_x:
+        plots.ticks_at_points(fig, df[x])
     return fig
 
 
@@ -146,7 +148,7 @@ def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) ->
               f"{best['tracks_per_s'] / rk4_tracks_per_s:.2g}x RK4",
         xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log",
         xaxis_exponentformat="power", yaxis_type="log", yaxis_exponentformat="power")
-    return fig
+    return plots.ticks_at_points(fig, tp["batch"])
 
 
 def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
@@ -165,7 +167,7 @@ def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
                       xaxis_title="training tracks", yaxis_title=metric, xaxis_type="log",
                       xaxis_exponentformat="power",
                       yaxis_type="log", yaxis_exponentformat="power")
-    return fig
+    return plots.ticks_at_points(fig, curve["n_train"])
 
 
 def stage_losses(history: dict, label: str) -> go.Figure:
