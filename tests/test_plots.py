@@ -106,7 +106,8 @@ def test_curves_with_ci_shows_a_curve_hidden_under_an_identical_one():
     assert list(fig.layout.xaxis.ticktext) == ["3", "10", "100"]
     many = plots.curves_with_ci(list(range(1, 10)), {"a": [[1.0, 2.0]] * 9}, title="t",
                                 x_title="n", y_title="v", log_x=True)
-    assert many.layout.xaxis.tickvals is None and many.layout.xaxis.type == "log"
+    # more points: the 1-2-5 ticks of tidy_log_axes, not one per point
+    assert list(many.layout.xaxis.tickvals) == [1, 2, 5, 10] and many.layout.xaxis.type == "log"
     linear = plots.curves_with_ci([3, 10, 100], {"a": vals}, title="t", x_title="n",
                                   y_title="v")
     assert linear.layout.xaxis.tickvals is None
@@ -274,3 +275,28 @@ def test_ticks_at_points_labels_a_few_settings_plainly_and_leaves_many_alone():
     assert many.layout.xaxis.tickvals is None
     assert list(plots.ticks_at_points(go.Figure(), range(1, 9)).layout.xaxis.tickvals) == \
         list(range(1, 9))
+
+
+def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
+    import plotly.graph_objects as go
+
+    def ticks(y, **kw):
+        fig = go.Figure(go.Bar(x=["a", "b", "c"], y=y, **kw))
+        fig.update_yaxes(type="log")
+        return plots.tidy_log_axes(fig).layout.yaxis
+
+    # 36..560 mm: 50, 100, 200, 500 (Plotly wrote "4 5 6 7 8 9 10² 2 3 4 5")
+    ax = ticks([47.8, 210.0, 540.0], error_y=dict(type="data", array=[12.0, 10.0, 20.0]))
+    assert list(ax.tickvals) == [50, 100, 200, 500]
+    assert list(ax.ticktext) == ["50", "100", "200", "500"]
+    assert list(ticks([3.5, 4.0, 6.0]).ticktext) == ["3", "5", "7"]  # finer steps when narrow
+    assert list(ticks([2e-5, 5e-5, 9e-5]).ticktext) == ["2×10⁻⁵", "5×10⁻⁵", "10⁻⁴"]
+    wide = ticks([1e-6, 1.0, 1e3])
+    assert wide.tickvals is None and wide.dtick == 1  # one tick per decade
+    lin = go.Figure(go.Bar(x=["a"], y=[3.0]))
+    assert plots.tidy_log_axes(lin).layout.yaxis.tickvals is None  # linear axes untouched
+    set_ = go.Figure(go.Scatter(x=[1, 2], y=[1.0, 50.0]))
+    set_.update_yaxes(type="log", tickvals=[1, 50])
+    assert list(plots.tidy_log_axes(set_).layout.yaxis.tickvals) == [1, 50]  # kept
+    assert [plots.log_tick_label(v) for v in (0.001, 20, 5000, 20000, 1e5, 3e-4)] == \
+        ["0.001", "20", "5,000", "20,000", "10⁵", "3×10⁻⁴"]

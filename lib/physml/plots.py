@@ -106,7 +106,7 @@ def convergence(
     )
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
-    return whole_number_ticks(fig, [x for t in fig.data for x in t.x])
+    return tidy_log_axes(whole_number_ticks(fig, [x for t in fig.data for x in t.x]))
 
 
 def reference_line(fig: go.Figure, y: float, text: str = "", *, log_y: bool,
@@ -168,7 +168,7 @@ def ablation_bars(
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return tidy_log_axes(fig)
 
 
 def curves_with_ci(
@@ -221,6 +221,76 @@ def curves_with_ci(
         ticks_at_points(fig, xs)
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
+    return tidy_log_axes(fig)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def log_tick_label(v: float) -> str:
+    """A log-axis tick written for reading: plainly from 0.001 to 99,999 (0.002, 20, 5,000),
+    else in powers of ten (10⁻⁴, 2×10⁻⁴, 5×10⁵)."""
+    if 1e-3 <= v < 1e5:
+        return f"{v:,.10g}"
+    m, e = f"{v:.0e}".split("e")
+    power = "10" + str(int(e)).translate(_SUPERSCRIPT)
+    return power if m == "1" else f"{m}×{power}"
+
+
+def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
+    """The positive finite data (with error bars) of the traces drawn on axis ``ref`` ("x",
+    "y2", ...)."""
+    vals = []
+    for t in fig.data:
+        if (getattr(t, f"{letter}axis", None) or letter) != ref:
+            continue
+        v = getattr(t, letter, None)
+        if v is None:
+            continue
+        try:
+            v = np.asarray(v, dtype=float).ravel()
+        except (TypeError, ValueError):  # categories
+            continue
+        vals.append(v)
+        err = getattr(t, f"error_{letter}", None)
+        if err is not None and err.array is not None:
+            up = np.asarray(err.array, dtype=float)
+            down = np.asarray(err.arrayminus if err.arrayminus is not None else err.array,
+                              dtype=float)
+            if up.shape == v.shape == down.shape:
+                vals += [v + up, v - down]
+    allv = np.concatenate(vals) if vals else np.array([])
+    return allv[np.isfinite(allv) & (allv > 0)]
+
+
+def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
+    """Readable ticks on every log axis of ``fig`` that has none set: over at most
+    ``max_decades`` decades of data, ticks on the 1-2-5 sequence written plainly (20, 50, 100,
+    200) instead of Plotly's minor digits ("5 6 7 8 9 10² 2 3", where "2" means 200); over more,
+    one tick per decade (10⁻², 10⁻¹, 1, ...)."""
+    refs = {(letter, getattr(t, f"{letter}axis", None) or letter)
+            for t in fig.data for letter in ("x", "y")}
+    for letter, ref in sorted(refs):
+        axis = fig.layout[f"{letter}axis{ref[1:]}"]
+        if axis.type != "log" or axis.tickvals is not None:
+            continue
+        v = _axis_values(fig, letter, ref)
+        if len(v) == 0:
+            continue
+        lo, hi = float(v.min()), float(v.max())
+        if np.log10(hi / lo) > max_decades:
+            axis.update(dtick=1)
+            continue
+        ticks = []
+        for steps in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+            ticks = [m * 10.0 ** k
+                     for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+                     for m in steps if lo / 1.25 <= m * 10.0 ** k <= hi * 1.25]
+            if len(ticks) >= 3:
+                break
+        if len(ticks) >= 2:
+            ticks = [float(f"{t:.6g}") for t in ticks]
+            axis.update(tickvals=ticks, ticktext=[log_tick_label(t) for t in ticks])
     return fig
 
 

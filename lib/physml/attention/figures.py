@@ -84,7 +84,7 @@ def convergence(df: pd.DataFrame, order: float, title: str) -> go.Figure:
                       yaxis_title="relative L2 error vs analytic puff")
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def bias_maps(maps: Mapping[str, np.ndarray], terrain_patch_m: np.ndarray, query: int,
@@ -132,7 +132,7 @@ def bias_scale_bars(df: pd.DataFrame, title: str) -> go.Figure:
                          log_y=True, line_dash="dot", line_color=PALETTE[1])
     fig.update_layout(title=title, yaxis_title="logits", showlegend=False)
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def gain_bars(table: pd.DataFrame, title: str) -> go.Figure:
@@ -169,4 +169,4 @@ def mse_by_bin(frame: pd.DataFrame, split: str, models: list[str], title: str) -
                          arrayminus=r["mean"] - r["ci_low"])))
     fig.update_layout(title=title, xaxis_title="Froude bin", yaxis_title="test MSE")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)

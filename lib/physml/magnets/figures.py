@@ -28,7 +28,7 @@ def field_error_figure(curve, breakdown_1pct):
         yaxis_title="|B_dipole − B_cylinder| / |B_cylinder|")
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def fit_convergence_figure(results):
@@ -49,7 +49,7 @@ def fit_convergence_figure(results):
                      exponentformat="power", title_text="weighted SSE of state means (µT²)")
     fig.update_xaxes(title_text="L-BFGS iteration", row=1, col=1)
     fig.update_xaxes(title_text="seconds (after compilation)", row=1, col=2)
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def moments_figure(results, true_moment, plausible):

@@ -55,7 +55,7 @@ def step_scan(scan: pd.DataFrame, tol_um: float = 1.0) -> go.Figure:
                       xaxis_title="tracks / s", yaxis_title="position error vs DOP853 (µm)",
                       xaxis_type="log", yaxis_type="log",
                       xaxis_exponentformat="power", yaxis_exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def convergence_order(conv: dict) -> go.Figure:
@@ -69,7 +69,7 @@ def convergence_order(conv: dict) -> go.Figure:
                       "Gaussian field", xaxis_title="step (mm)", yaxis_title="error (µm)",
                       xaxis_type="log", yaxis_type="log",
                       xaxis_exponentformat="power", yaxis_exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
@@ -82,7 +82,7 @@ def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | No
                                  line=dict(dash="dot", color="black")))
     fig.update_layout(title=title, yaxis_title=label, yaxis_type="log",
                       yaxis_exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
@@ -107,7 +107,7 @@ def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
     fig.update_layout(title=f"Model size vs convergence speed ({what})",
                       xaxis_title="parameters", xaxis_type="log", xaxis_exponentformat="power",
                       yaxis_title="epochs to 90% of final accuracy")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
@@ -127,7 +127,7 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
                       xaxis_exponentformat="power" if log_x else "B")
     if log_x:
         plots.ticks_at_points(fig, df[x])
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) -> go.Figure:
@@ -148,7 +148,7 @@ def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) ->
               f"{best['tracks_per_s'] / rk4_tracks_per_s:.2g}x RK4",
         xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log",
         xaxis_exponentformat="power", yaxis_type="log", yaxis_exponentformat="power")
-    return plots.ticks_at_points(fig, tp["batch"])
+    return plots.tidy_log_axes(plots.ticks_at_points(fig, tp["batch"]))
 
 
 def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
@@ -167,7 +167,7 @@ def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
                       xaxis_title="training tracks", yaxis_title=metric, xaxis_type="log",
                       xaxis_exponentformat="power",
                       yaxis_type="log", yaxis_exponentformat="power")
-    return plots.ticks_at_points(fig, curve["n_train"])
+    return plots.tidy_log_axes(plots.ticks_at_points(fig, curve["n_train"]))
 
 
 def stage_losses(history: dict, label: str) -> go.Figure:
@@ -186,7 +186,7 @@ def stage_losses(history: dict, label: str) -> go.Figure:
                       f"ODE residual at the last epoch", xaxis_title="epoch",
                       yaxis_title="stage residual loss", yaxis_type="log",
                       yaxis_exponentformat="power")
-    return plots.whole_number_ticks(fig, [r["epoch"] for r in rows])
+    return plots.tidy_log_axes(plots.whole_number_ticks(fig, [r["epoch"] for r in rows]))
 
 
 MAGNET_LABELS = {"iron_yoke": "iron yoke (default)", "air_core": "air-core coils (option)",
@@ -248,7 +248,7 @@ def uniformity_along_z(results: dict, goal: float) -> go.Figure:
         yaxis_type="log", yaxis_exponentformat="power",
         # explicit range: 0.2 decades beyond the lines and the goal
         yaxis_range=[np.log10(devs.min()) - 0.2, np.log10(devs.max()) + 0.2])
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def aperture(clear: dict) -> go.Figure:
@@ -368,7 +368,7 @@ def accuracy_vs_speed(points: pd.DataFrame, threads: int, batch: int, where: str
         xaxis_title="mean position error, test tracks p ≥ 2 GeV (mm)", yaxis_title="tracks / s",
         xaxis_type="log", yaxis_type="log",
         xaxis_exponentformat="power", yaxis_exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def schedule_scan(table: pd.DataFrame, err_mm: float, what: str) -> go.Figure:
@@ -394,4 +394,4 @@ def schedule_scan(table: pd.DataFrame, err_mm: float, what: str) -> go.Figure:
         margin=dict(t=90), xaxis_title="RK4 steps per track",
         yaxis_title="validation mean error, p ≥ 2 GeV (mm)", yaxis_type="log",
         yaxis_exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)

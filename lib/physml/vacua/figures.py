@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from physml import stats
+from physml import plots, stats
 from physml.plots import PALETTE
 
 from .labels import LABELS
@@ -28,7 +28,7 @@ def fd_error_vs_step(curves: dict[str, pd.DataFrame]) -> go.Figure:
                             f"error {txt}", xaxis_title="step h", yaxis_title="relative error")
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def source_defect(df: pd.DataFrame) -> go.Figure:
@@ -44,7 +44,7 @@ def source_defect(df: pd.DataFrame) -> go.Figure:
                       title=f"The source's δ² Hessian is wrong at the kinks (median relative "
                             f"error {kink:.2f}); ours matches autodiff")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potential",
@@ -60,7 +60,7 @@ def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potenti
                             f"{summary_n.n.max()} the cheapest is {last.idxmin()}",
                       xaxis_title="n_moduli", yaxis_title=y_title)
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def label_distribution(dist: pd.DataFrame, by: str, prefix: str = "") -> go.Figure:
@@ -104,13 +104,11 @@ def geometry_counts(counts: dict[int, int]) -> go.Figure:
                             f"per extra ray at {r[-1]} rays",
                       xaxis_title="number of rays (h¹¹ + 2)", yaxis_title="surfaces")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def learning_curves(curves: pd.DataFrame) -> go.Figure:
     """Mean test accuracy vs labels bought per strategy, with a 95% CI band over seeds."""
-    from physml import plots
-
     wide = curves.pivot_table(index=["strategy", "n_labels"], columns="seed", values="accuracy")
     xs = sorted(curves.n_labels.unique())
     groups = {s: wide.loc[s].reindex(xs).to_numpy() for s in sorted(curves.strategy.unique())}
@@ -125,8 +123,6 @@ def learning_curves(curves: pd.DataFrame) -> go.Figure:
 def accuracy_bars(table: pd.DataFrame, key: str, title: str) -> go.Figure:
     """Bars of mean accuracy with 95% CI per ``table[key]`` (output of
     active_learning.accuracy_table)."""
-    from physml import plots
-
     cis = {r[key]: stats.CI(r["mean"], r["ci_low"], r["ci_high"], int(r["n"]))
            for _, r in table.iterrows()}
     return plots.ablation_bars(cis, title=title, y_title="test accuracy (held-out geometries)")
@@ -170,7 +166,7 @@ def time_to_eps_curves(at_eps: pd.DataFrame, title_prefix: str = "") -> go.Figur
                       yaxis_title="ms per vacuum to ε (geometric mean)")
     fig.update_xaxes(type="log", exponentformat="power", autorange="reversed")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
 
 
 def census_by_t(by_t: pd.DataFrame, summary: dict) -> go.Figure:
@@ -190,4 +186,4 @@ def census_by_t(by_t: pd.DataFrame, summary: dict) -> go.Figure:
               f"(T = 0…{summary['published_T_max']})",
         xaxis_title="T = h¹¹(B) − 1 (tensor multiplets)", yaxis_title="bases")
     fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return plots.tidy_log_axes(fig)
