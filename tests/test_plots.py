@@ -298,5 +298,9 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     set_ = go.Figure(go.Scatter(x=[1, 2], y=[1.0, 50.0]))
     set_.update_yaxes(type="log", tickvals=[1, 50])
     assert list(plots.tidy_log_axes(set_).layout.yaxis.tickvals) == [1, 50]  # kept
+    ref = go.Figure(go.Scatter(x=[1, 2], y=[40.0, 90.0]))
+    ref.add_hline(y=300.0)  # a target line above the data: the ticks reach it
+    ref.update_yaxes(type="log")
+    assert list(plots.tidy_log_axes(ref).layout.yaxis.tickvals) == [50, 100, 200]
     assert [plots.log_tick_label(v) for v in (0.001, 20, 5000, 20000, 1e5, 3e-4)] == \
         ["0.001", "20", "5,000", "20,000", "10⁵", "3×10⁻⁴"]

@@ -239,7 +239,7 @@ def log_tick_label(v: float) -> str:
 
 def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
     """The positive finite data (with error bars) of the traces drawn on axis ``ref`` ("x",
-    "y2", ...)."""
+    "y2", ...) and the positions of the reference lines across it."""
     vals = []
     for t in fig.data:
         if (getattr(t, f"{letter}axis", None) or letter) != ref:
@@ -259,6 +259,10 @@ def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
                               dtype=float)
             if up.shape == v.shape == down.shape:
                 vals += [v + up, v - down]
+    for sh in fig.layout.shapes:  # reference lines across the plot (add_hline / add_vline)
+        if getattr(sh, f"{letter}ref", None) == ref and getattr(sh, f"{letter}0") is not None \
+                and getattr(sh, f"{letter}0") == getattr(sh, f"{letter}1"):
+            vals.append(np.array([float(getattr(sh, f"{letter}0"))]))
     allv = np.concatenate(vals) if vals else np.array([])
     return allv[np.isfinite(allv) & (allv > 0)]
 
