@@ -282,14 +282,17 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
         if len(v) == 0:
             continue
         lo, hi = float(v.min()), float(v.max())
-        if np.log10(hi / lo) > max_decades:
+        span = math.log10(hi / lo)
+        if span > max_decades:
             axis.update(dtick=1)
             continue
+        # about the margin Plotly's autorange leaves around the data on a log axis
+        pad = 10.0 ** max(0.1, 0.08 * span)
         ticks = []
         for steps in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
             ticks = [m * 10.0 ** k
                      for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                     for m in steps if lo / 1.25 <= m * 10.0 ** k <= hi * 1.25]
+                     for m in steps if lo / pad <= m * 10.0 ** k <= hi * pad]
             if len(ticks) >= 3:
                 break
         if len(ticks) >= 2:
