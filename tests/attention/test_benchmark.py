@@ -10,14 +10,11 @@ from physml.attention import benchmark
 from physml.attention import bias as B
 from physml.attention import dataset as D
 from physml.attention import model as M
-from physml.attention.terrain import TerrainSpec
 
 
-@pytest.fixture(scope="module")
-def data():
-    spec = D.DataSpec(terrain=TerrainSpec(n_cells=32, margin_cells=6), n_terrains=3,
-                      samples_per_terrain=4)
-    return D.make_dataset(np.random.default_rng(5), spec)
+@pytest.fixture
+def data(small_data):
+    return small_data
 
 
 def test_simulator_call_reproduces_the_targets_it_stands_for(data):
@@ -28,7 +25,7 @@ def test_simulator_call_reproduces_the_targets_it_stands_for(data):
 
 
 def test_model_call_runs_the_named_base_forecast_in_eval_mode(data):
-    net = M.build("barrier", data, np.arange(3), 0)
+    net = M.build("barrier", data, np.arange(4), 0)
     with torch.no_grad():
         torch.nn.init.normal_(net.head.weight, std=0.1)
     net.train()
@@ -46,8 +43,8 @@ def test_model_call_runs_the_named_base_forecast_in_eval_mode(data):
 
 def test_barrier_call_gives_each_terrain_its_path_barriers(data):
     got = benchmark.barrier_fn(data.terrain_m, 8)()
-    tok = M.terrain_tokens(data.terrain_m, 8, np.arange(3))
-    assert got.shape == (3, 16, 16)
+    tok = M.terrain_tokens(data.terrain_m, 8, np.arange(4))
+    assert got.shape == (4, 16, 16)
     np.testing.assert_allclose(got, tok.barrier_m, rtol=1e-6)
     centres = B.token_centres(32, 8)
     np.testing.assert_allclose(got[2], B.path_barrier(data.terrain_m[2], centres))

@@ -10,10 +10,8 @@ import torch
 from scipy.spatial.distance import cdist
 
 from physml.attention import bias as B
-from physml.attention import dataset as D
 from physml.attention import maps
 from physml.attention import model as M
-from physml.attention.terrain import TerrainSpec
 
 N, PATCH = 24, 8  # 3 × 3 tokens
 
@@ -89,11 +87,9 @@ def test_shuffled_map_uses_the_other_terrain_and_is_refused_without_it():
         maps.query_maps(terrain, wind, PATCH, 4, ["barrier_shuffled"], 0.0, 1.0)
 
 
-@pytest.fixture(scope="module")
-def data():
-    spec = D.DataSpec(terrain=TerrainSpec(n_cells=32, margin_cells=6), n_terrains=4,
-                      samples_per_terrain=5)
-    return D.make_dataset(np.random.default_rng(0), spec)
+@pytest.fixture
+def data(small_data):
+    return small_data
 
 
 def test_bias_scales_are_the_largest_and_mean_bias_over_token_pairs(data):
