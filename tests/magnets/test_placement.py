@@ -6,10 +6,12 @@ import pytest
 
 from physml.magnets.hand import ALL_BITS, default_hand, hand_magnets
 from physml.magnets.placement import (
+    PlacementBounds,
     Placements,
     default_placement,
     monte_carlo_accuracy,
     optimise_placement,
+    sample_placements,
     separability,
 )
 
@@ -55,10 +57,15 @@ def test_expected_accuracy_matches_monte_carlo_when_accuracy_is_high_and_bounds_
 
 
 def test_optimiser_beats_the_default_placement():
+    import time
+
     hand = default_hand()
     d = separability(hand, default_placement(hand), 5.0)["expected_accuracy"][0]
+    t0 = time.perf_counter()
     r = optimise_placement(hand, np.random.default_rng(0), noise_uT=5.0, n_candidates=300,
                            n_iter=4)
+    assert 0 < r["seconds"] <= time.perf_counter() - t0
+    assert r["n_scored"] == 1200 and r["history"]["iteration"] == [0, 1, 2, 3]
     assert r["best_accuracy"] > d + 0.02
     again = separability(hand, r["best"], 5.0)["expected_accuracy"][0]
     assert again == pytest.approx(r["best_accuracy"])
@@ -86,3 +93,41 @@ def test_finger_table_has_one_row_per_finger_and_each_placement_side_by_side():
     assert np.allclose(t["mount_mm optimised"] - t["mount_mm default"], 1.0)
     assert list(t["tilt_deg optimised"]) == [10.0, 0.0, 0.0, 0.0, -5.0]
     assert list(t["diameter_mm default"]) == (1e3 * a.diameter_m[0]).round(2).tolist()
+
+
+def test_min_distance_is_the_closest_pair_of_state_fields_in_noise_units():
+    hand = default_hand()
+    pl = sample_placements(hand, 3, np.random.default_rng(4))
+    sc = separability(hand, pl, noise_uT=2.5)
+    for p in range(3):
+        f = sc["fields_uT"][p]
+        d = np.linalg.norm(f[:, None] - f[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        assert sc["min_distance_sigma"][p] == pytest.approx(d.min() / 2.5, rel=1e-9)
+
+
+def test_samples_fill_the_default_search_box():
+    hand = default_hand()
+    pl = sample_placements(hand, 2000, np.random.default_rng(1))
+    b = PlacementBounds()
+    frac = pl.mount_m / hand.lengths_m.sum(1)
+    assert b.mount_frac[0] <= frac.min() < 0.2 and 0.9 < frac.max() <= b.mount_frac[1]
+    assert pl.tilt_rad.min() < -3.0 and pl.tilt_rad.max() > 3.0  # the whole turn, both ways
+    assert np.all(pl.diameter_m == 0.006)
+    off = pl.sensor_offset_m
+    assert np.all(off[:, :2].min(0) < -0.014) and np.all(off[:, :2].max(0) > 0.014)
+    assert 0.0 <= off[:, 2].min() < 0.001 and off[:, 2].max() > 0.014  # on the back of the hand
+
+
+@pytest.mark.parametrize("bad", [{"n_candidates": 9}, {"n_iter": 0}, {"elite_frac": 0.0},
+                                 {"elite_frac": 1.0}])
+def test_optimiser_refuses_each_bad_setting_alone(bad):
+    kw = {"n_candidates": 10, "n_iter": 1, "elite_frac": 0.5} | bad
+    with pytest.raises(ValueError, match="n_candidates >= 10"):
+        optimise_placement(default_hand(), np.random.default_rng(0), **kw)
+
+
+def test_optimiser_accepts_the_smallest_settings():
+    r = optimise_placement(default_hand(), np.random.default_rng(0), n_candidates=10, n_iter=1,
+                           elite_frac=0.5)
+    assert r["n_scored"] == 10 and 0 < r["best_accuracy"] <= 1
