@@ -340,8 +340,10 @@ def _all_whole(col: pd.Series) -> bool:
     return bool(len(v)) and bool(np.all(np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)))
 
 
+_INTERVAL = re.compile(r"(\[[^\[\],]*), ")
+
 NOWRAP_CHARS = 32
-"""Table cells up to this many characters (numbers, intervals, model names) never wrap."""
+"""Table cells up to this many characters (numbers, model names) never wrap."""
 
 
 def comparison_table(
@@ -404,14 +406,22 @@ def comparison_table(
         formats.pop(lo, None)
         formats.pop(hi, None)
     shown = shown.rename(columns=names)
+    # an interval "m [low, high]", built here or handed in as text, may break only before its
+    # bracket: a no-break space after the comma inside it
+    for c in shown.columns:
+        if any(isinstance(v, str) for v in shown[c]):
+            shown[c] = [_INTERVAL.sub("\\1,\u00a0", v) if isinstance(v, str) else v
+                        for v in shown[c]]
     sty = shown.style.hide(axis="index").format(
         {c: (lambda x, f=f: number(f)(int(x))) if c in whole else number(f)
          for c, f in formats.items()}, na_rep="—")
     # a long snake_case header may break after each underscore: the column is then as wide as
     # its numbers, not as its name (tables of ten such columns overflowed the page)
     sty = sty.format_index(lambda c: escape(str(c)).replace("_", "_<wbr>"), axis=1)
-    # and a number, an interval "m [low, high]" or a short name stays on one line
-    sty = sty.map(lambda v: "" if isinstance(v, str) and len(v) > NOWRAP_CHARS
+    # and a number or a short name stays on one line; an interval "m [low, high]" may break
+    # only before its bracket (a no-break space inside it), so a table of many intervals
+    # still fits the page
+    sty = sty.map(lambda v: "" if isinstance(v, str) and (len(v) > NOWRAP_CHARS or " [" in v)
                   else "white-space: nowrap;")
     for c, mask in best.items():
         sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],

@@ -121,7 +121,7 @@ def test_ablation_runs_and_tables(tmp_path):
     tiny = pd.DataFrame({"rel_gain": [-1e-5], "gain_low": [-2e-5], "gain_high": [1e-5]})
     tiny = plots.comparison_table(tiny, ci={"rel_gain": A.TABLE_CI["rel_gain"]},
                                   fmt=A.TABLE_FORMATS)
-    assert tiny.data.iloc[0, 0] == "+0.0% [+0.0%, +0.0%]"
+    assert tiny.data.iloc[0, 0] == "+0.0% [+0.0%,\u00a0+0.0%]"
     # the persistence baseline is the data's own q(t): its MSE is computed independently here
     assert set(frame["froude_bin"]) >= {A.ALL_BINS, "Fr<1", "Fr>=1"}
     assert (tmp_path / "seed0" / "terrain" / "none" / "history.json").exists()
