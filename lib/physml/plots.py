@@ -309,9 +309,8 @@ def ticks_at_points(fig: go.Figure, values: Sequence[float], axis: str = "x",
     values: the axis is left as it is."""
     ticks = sorted({float(v) for v in values})
     if 0 < len(ticks) <= most:
-        text = [f"{t:,.0f}" if t == round(t) else f"{t:g}" for t in ticks]
         update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-        update(tickvals=ticks, ticktext=text)
+        update(tickvals=ticks, ticktext=[log_tick_label(t) for t in ticks])
     return fig
 
 
