@@ -295,6 +295,8 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert list(ax.ticktext) == ["50", "100", "200", "500"]
     assert list(ticks([3.5, 4.0, 6.0]).ticktext) == ["3", "5", "7"]  # finer steps when narrow
     assert list(ticks([2e-5, 5e-5, 9e-5]).ticktext) == ["2×10⁻⁵", "5×10⁻⁵", "10⁻⁴"]
+    # tracks/05's throughput, 1.04–3.95 M tracks/s: finer steps, each tick its own label
+    assert list(ticks([1.04e6, 3.95e6, 2.2e6]).ticktext) == ["10⁶", "1.5×10⁶", "2×10⁶", "3×10⁶"]
     wide = ticks([1e-6, 1.0, 1e3])
     assert wide.tickvals is None and wide.dtick == 1  # one tick per decade
     lin = go.Figure(go.Bar(x=["a"], y=[3.0]))
@@ -306,5 +308,11 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     ref.add_hline(y=300.0)  # a target line above the data: the ticks reach it
     ref.update_yaxes(type="log")
     assert list(plots.tidy_log_axes(ref).layout.yaxis.tickvals) == [50, 100, 200]
-    assert [plots.log_tick_label(v) for v in (0.001, 20, 5000, 20000, 1e5, 3e-4)] == \
-        ["0.001", "20", "5,000", "20,000", "10⁵", "3×10⁻⁴"]
+    # one notation per axis: plain while every tick fits 0.001..999,999, else powers of ten
+    assert plots.log_tick_labels([0.001, 20, 5000, 50000, 1e5, 2e5]) == \
+        ["0.001", "20", "5,000", "50,000", "100,000", "200,000"]
+    assert plots.log_tick_labels([5e5, 1e6, 1.5e6, 2e6, 3e6]) == \
+        ["5×10⁵", "10⁶", "1.5×10⁶", "2×10⁶", "3×10⁶"]  # 1.5×10⁶ was written "2×10⁶"
+    assert plots.log_tick_labels([3e-4, 1e-3, 0.02]) == ["3×10⁻⁴", "10⁻³", "2×10⁻²"]
+    assert plots.log_tick_labels([999999.9999, 1e6]) == ["10⁶", "10⁶"]  # rounds into the decade
+    assert plots.log_tick_labels([0.3 * 1e-3]) == ["3×10⁻⁴"]  # 2.9999...×10⁻⁴ in floating point

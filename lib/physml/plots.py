@@ -227,14 +227,25 @@ def curves_with_ci(
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def log_tick_label(v: float) -> str:
-    """A log-axis tick written for reading: plainly from 0.001 to 99,999 (0.002, 20, 5,000),
-    else in powers of ten (10⁻⁴, 2×10⁻⁴, 5×10⁵)."""
-    if 1e-3 <= v < 1e5:
-        return f"{v:,.10g}"
-    m, e = f"{v:.0e}".split("e")
-    power = "10" + str(int(e)).translate(_SUPERSCRIPT)
-    return power if m == "1" else f"{m}×{power}"
+def _power_of_ten_label(v: float) -> str:
+    """``v`` > 0 as a power of ten with at most three significant digits in front (10⁻⁴,
+    2×10⁻⁴, 1.5×10⁶)."""
+    e = math.floor(math.log10(v))
+    m = float(f"{v / 10.0 ** e:.3g}")
+    if m >= 10:  # 9.9999e5 rounds up into the next decade
+        m, e = m / 10, e + 1
+    power = "10" + str(e).translate(_SUPERSCRIPT)
+    return power if m == 1 else f"{m:g}×{power}"
+
+
+def log_tick_labels(values: Sequence[float]) -> list[str]:
+    """Log-axis ticks written for reading, in one notation for the whole axis: plainly when
+    every tick lies from 0.001 to 999,999 (0.002, 20, 5,000, 200,000), else every one in
+    powers of ten (10⁻⁴, 2×10⁻⁴, 1.5×10⁶), never "50,000" beside "10⁵"."""
+    vals = [float(v) for v in values]
+    if all(1e-3 <= v < 1e6 for v in vals):
+        return [f"{v:,.10g}" for v in vals]
+    return [_power_of_ten_label(v) for v in vals]
 
 
 def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
@@ -297,7 +308,7 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
                 break
         if len(ticks) >= 2:
             ticks = [float(f"{t:.6g}") for t in ticks]
-            axis.update(tickvals=ticks, ticktext=[log_tick_label(t) for t in ticks])
+            axis.update(tickvals=ticks, ticktext=log_tick_labels(ticks))
     return fig
 
 
@@ -310,7 +321,7 @@ def ticks_at_points(fig: go.Figure, values: Sequence[float], axis: str = "x",
     ticks = sorted({float(v) for v in values})
     if 0 < len(ticks) <= most:
         update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-        update(tickvals=ticks, ticktext=[log_tick_label(t) for t in ticks])
+        update(tickvals=ticks, ticktext=log_tick_labels(ticks))
     return fig
 
 
