@@ -19,6 +19,7 @@ materialised for the whole data set.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,7 +62,8 @@ def per_file_standardise(values: np.ndarray, files: np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.float64, copy=True)
     for a, b in file_bounds(files):
         v = out[a:b]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a source absent from the file
             mu = np.nanmean(v, axis=0) if np.isfinite(v).any() else np.zeros(v.shape[1])
             sd = np.nanstd(v, axis=0) if np.isfinite(v).any() else np.ones(v.shape[1])
         sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)

@@ -1,0 +1,111 @@
+"""physml.cnc.sequences' row-level pieces against pandas and brute force, without the data set."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from physml.cnc import sequences, tokens
+
+
+def test_per_file_standardise_matches_a_pandas_groupby_and_keeps_nan():
+    rng = np.random.default_rng(0)
+    files = np.repeat(["a", "b", "c"], [5, 7, 4])
+    v = rng.normal([3.0, -2.0, 10.0], [1.0, 5.0, 0.1], (16, 3))
+    v[files == "b", 1] = np.nan  # a source absent from file b
+    v[files == "c", 2] = 4.0  # constant within file c
+    v[2, 0] = np.nan  # one missing reading
+    got = sequences.per_file_standardise(v, files)
+    df = pd.DataFrame(v).assign(f=files)
+    want = df.groupby("f").transform(lambda s: (s - s.mean()) / s.std(ddof=0)).to_numpy()
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-12)
+    assert np.isnan(got[files == "b", 1]).all() and np.isnan(got[2, 0])
+    np.testing.assert_array_equal(got[files == "c", 2], 0.0)  # constant → 0, not NaN or inf
+    assert np.isfinite(v[0, 0]) and v[0, 0] != got[0, 0]  # the input is not modified
+
+
+def test_file_bounds_and_the_trailing_window_never_cross_files():
+    files = np.array(["a", "a", "a", "a", "b", "c", "c"])
+    assert sequences.file_bounds(files) == [(0, 4), (4, 5), (5, 7)]
+    assert sequences.file_bounds(np.array([])) == []
+    with pytest.raises(ValueError, match="contiguous"):
+        sequences.file_bounds(np.array(["a", "b", "a"]))
+    idx = sequences.window_index(files, 3)
+    for i in range(len(files)):  # brute force: i-2, i-1, i, clamped to the file's first row
+        first = int(np.flatnonzero(files == files[i])[0])
+        assert idx[i].tolist() == [max(j, first) for j in (i - 2, i - 1, i)], i
+    assert sequences.window_index(files, 1).ravel().tolist() == list(range(7))
+    with pytest.raises(ValueError, match="window"):
+        sequences.window_index(files, 0)
+
+
+def test_scaler_fits_training_rows_ignoring_absent_readings():
+    v = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, 2.0], [5.0, 5.0, 4.0]])
+    sc = sequences.Scaler.fit(v, ["x", "y", "z"])
+    np.testing.assert_allclose(sc.mean, [3.0, 5.0, 3.0])
+    np.testing.assert_allclose(sc.std, [np.sqrt(8 / 3), 1.0, 1.0])  # constant column: 1
+    out = sc.transform(np.array([[3.0, 6.0, np.nan], [5.0, 5.0, 5.0]]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[1], [2 / np.sqrt(8 / 3), 0.0, 2.0], rtol=1e-6)
+    assert out[0, 1] == 1.0 and np.isnan(out[0, 2])
+    back = sequences.Scaler.from_dict(sc.to_dict())
+    assert back.columns == ("x", "y", "z") and np.array_equal(back.std, sc.std)
+    with pytest.raises(ValueError, match=r"\['z'\]"):  # named: no training value at all
+        sequences.Scaler.fit(np.array([[1.0, 2.0, np.nan]]), ["x", "y", "z"])
+    with pytest.raises(ValueError, match="3 columns"):
+        sc.transform(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="2 columns"):
+        sequences.Scaler.fit(np.ones((2, 3)), ["x", "y"])
+
+
+def test_inputs_table_zeroes_absent_readings_and_appends_the_source_mask():
+    files = np.array(["a", "a", "b"])
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [np.nan, 6.0]])
+    present = np.array([[1, 1], [1, 1], [0, 1]], np.float32)
+    inp = sequences.Inputs(["frame_l2.Ax", "x_motor"], ["frame_l2", "motor"], values, present,
+                           files, sequences.window_index(files, 2), "none")
+    sc = sequences.Scaler(("frame_l2.Ax", "x_motor"), np.array([2.0, 4.0]), np.array([1.0, 2.0]))
+    t = inp.table(sc)
+    assert inp.n_features == 4 and t.dtype == torch.float32
+    np.testing.assert_allclose(t.numpy(), [[-1, -1, 1, 1], [1, 0, 1, 1], [0, 1, 0, 1]])
+    w = inp.windows(sc, np.array([1, 2]))
+    assert w.shape == (2, 2, 4)
+    np.testing.assert_array_equal(w[0].numpy(), t[[0, 1]].numpy())  # rows 0, 1 of file a
+    np.testing.assert_array_equal(w[1].numpy(), t[[2, 2]].numpy())  # b's first row repeated
+
+
+def test_the_gate_refuses_controller_fields_and_sources_keep_schema_order():
+    sequences.check_inputs(["frame_l2.Ax", "x_motor"])
+    for bad in ("line", "posx", "feed", "momo", "not_a_column"):
+        with pytest.raises(ValueError, match=bad):
+            sequences.check_inputs(["frame_l2.Ax", bad])
+    assert sequences.sources_of(["x_motor", "frame_r2.Ax", "frame_l2.Ay", "y_motor"]) == \
+        ["frame_l2", "frame_r2", "motor"]
+
+
+def test_inner_validation_splits_whole_files_or_random_rows():
+    files = np.repeat([f"f{i}" for i in range(6)], 10)
+    rows = np.arange(5, 60)  # training rows of some outer fold
+    fit, val = sequences.inner_validation(files, rows, 3, seed=1)
+    assert sorted(np.r_[fit, val].tolist()) == rows.tolist()
+    assert not set(files[fit]) & set(files[val]) and set(files[val])  # no file on both sides
+    again = sequences.inner_validation(files, rows, 3, seed=1)
+    assert np.array_equal(again[1], val)  # seeded
+    fit_r, val_r = sequences.inner_validation(files, rows, 5, seed=1, how="random")
+    assert len(val_r) == 55 // 5 and sorted(np.r_[fit_r, val_r].tolist()) == rows.tolist()
+    assert np.all(np.diff(val_r) > 0) and np.all(np.diff(fit_r) > 0)
+    with pytest.raises(ValueError, match="2 training files"):
+        sequences.inner_validation(files, np.arange(10), 3, seed=0)
+    with pytest.raises(ValueError, match="'file' or 'random'"):
+        sequences.inner_validation(files, rows, 3, seed=0, how="program")
+
+
+def test_encode_lines_encodes_each_line_as_the_vocabulary_does():
+    lines = ["G1 X1.5 Y2", "G0 Z5", "G1 X1.5 Y2", "G2 X0 Y0 I1 J0"]
+    vocab = tokens.Vocabulary.build(lines)
+    enc = sequences.encode_lines(vocab, lines, 12)
+    assert enc.shape == (4, 12) and enc.dtype == np.int64
+    for row, line in zip(enc, lines, strict=True):
+        np.testing.assert_array_equal(row, vocab.encode(line, 12))
+    assert sequences.encode_lines(vocab, [], 12).shape == (0, 12)
