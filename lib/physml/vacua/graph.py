@@ -30,7 +30,7 @@ def fan_tensors(geometries: list[Geometry], gid) -> tuple[torch.Tensor, ...]:
     """
     by_id = {g.gid: g for g in geometries}
     gid = np.asarray(gid)
-    missing = set(np.unique(gid)) - set(by_id)
+    missing = {i.item() for i in np.unique(gid)} - set(by_id)
     if missing:
         raise ValueError(f"gid(s) {sorted(missing)[:5]} not among the given geometries")
     R = max(by_id[i].n_rays for i in np.unique(gid))
