@@ -297,6 +297,11 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert list(ticks([2e-5, 5e-5, 9e-5]).ticktext) == ["2×10⁻⁵", "5×10⁻⁵", "10⁻⁴"]
     # tracks/05's throughput, 1.04–3.95 M tracks/s: finer steps, each tick its own label
     assert list(ticks([1.04e6, 3.95e6, 2.2e6]).ticktext) == ["10⁶", "1.5×10⁶", "2×10⁶", "3×10⁶"]
+    # under 0.15 decades the 1-2-5 sequence leaves one tick at most: evenly spaced ones
+    # (tracks/03's model sizes, 4,870–5,650 parameters, showed only "5,000")
+    assert list(ticks([4870.0, 5650.0, 5100.0]).ticktext) == ["5,000", "5,200", "5,400", "5,600"]
+    assert list(ticks([0.0121, 0.0139]).tickvals) == [0.0125, 0.013, 0.0135]
+    assert ticks([7.0, 7.0]).tickvals is None  # one value, one tick near it: left to Plotly
     wide = ticks([1e-6, 1.0, 1e3])
     assert wide.tickvals is None and wide.dtick == 1  # one tick per decade
     lin = go.Figure(go.Bar(x=["a"], y=[3.0]))

@@ -278,11 +278,34 @@ def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
     return allv[np.isfinite(allv) & (allv > 0)]
 
 
+NARROW_LOG_SPAN = 0.15
+"""A log axis whose data span less than this many decades (a factor 1.4) gets evenly spaced
+ticks: the 1-2-5 sequence would leave at most one tick among its data."""
+
+
+def _even_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
+    """Evenly spaced round ticks (step 1, 2, 2.5 or 5 × 10^k) inside [lo, hi], at least two
+    and about ``target`` of them."""
+    raw = (hi - lo) / target
+    e = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * e for m in (1, 2, 2.5, 5, 10) if m * e >= raw)
+    first = math.ceil(lo / step - 1e-9)
+    return [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+
+def _decade_ticks(lo: float, hi: float, steps: Sequence[float]) -> list[float]:
+    """``m × 10^k`` for every m in ``steps`` and every k, inside [lo, hi]."""
+    return [m * 10.0 ** k
+            for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+            for m in steps if lo <= m * 10.0 ** k <= hi]
+
+
 def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
     """Readable ticks on every log axis of ``fig`` that has none set: over at most
     ``max_decades`` decades of data, ticks on the 1-2-5 sequence written plainly (20, 50, 100,
     200) instead of Plotly's minor digits ("5 6 7 8 9 10² 2 3", where "2" means 200); over more,
-    one tick per decade (10⁻², 10⁻¹, 1, ...)."""
+    one tick per decade (10⁻², 10⁻¹, 1, ...); over less than :data:`NARROW_LOG_SPAN`, evenly
+    spaced round ticks."""
     refs = {(letter, getattr(t, f"{letter}axis", None) or letter)
             for t in fig.data for letter in ("x", "y")}
     for letter, ref in sorted(refs):
@@ -299,13 +322,12 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
             continue
         # about the margin Plotly's autorange leaves around the data on a log axis
         pad = 10.0 ** max(0.1, 0.08 * span)
-        ticks = []
-        for steps in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
-            ticks = [m * 10.0 ** k
-                     for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                     for m in steps if lo / pad <= m * 10.0 ** k <= hi * pad]
-            if len(ticks) >= 3:
-                break
+        if 0 < span < NARROW_LOG_SPAN:  # 4,870–5,650: 5,000 / 5,200 / 5,400 / 5,600
+            ticks = _even_ticks(lo, hi)
+        else:
+            ticks = _decade_ticks(lo / pad, hi * pad, (1, 2, 5))
+            if len(ticks) < 3:  # finer steps when narrow
+                ticks = _decade_ticks(lo / pad, hi * pad, (1, 1.5, 2, 3, 5, 7))
         if len(ticks) >= 2:
             ticks = [float(f"{t:.6g}") for t in ticks]
             axis.update(tickvals=ticks, ticktext=log_tick_labels(ticks))
