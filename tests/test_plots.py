@@ -321,3 +321,4 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert plots.log_tick_labels([3e-4, 1e-3, 0.02]) == ["3×10⁻⁴", "10⁻³", "2×10⁻²"]
     assert plots.log_tick_labels([999999.9999, 1e6]) == ["10⁶", "10⁶"]  # rounds into the decade
     assert plots.log_tick_labels([0.3 * 1e-3]) == ["3×10⁻⁴"]  # 2.9999...×10⁻⁴ in floating point
+    assert plots.log_tick_labels([0.0, 1e6]) == ["0", "10⁶"]  # a zero (off a log axis) as is

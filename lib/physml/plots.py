@@ -245,7 +245,7 @@ def log_tick_labels(values: Sequence[float]) -> list[str]:
     vals = [float(v) for v in values]
     if all(1e-3 <= v < 1e6 for v in vals):
         return [f"{v:,.10g}" for v in vals]
-    return [_power_of_ten_label(v) for v in vals]
+    return [_power_of_ten_label(v) if v > 0 else f"{v:g}" for v in vals]  # no log of 0
 
 
 def _axis_values(fig: go.Figure, letter: str, ref: str) -> np.ndarray:
