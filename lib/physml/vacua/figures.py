@@ -68,8 +68,14 @@ def label_distribution(dist: pd.DataFrame, by: str, prefix: str = "") -> go.Figu
     the title (after ``prefix``) names the most common label and the range of its share."""
     top = dist.mean().idxmax()
     lo, hi = float(dist[top].min()), float(dist[top].max())
-    title = (f"{prefix}{top} is the most common label; its share ranges {lo:.1%}–{hi:.1%} "
-             f"across {dist.shape[0]} values of {by}")
+    n = dist.shape[0]
+    if lo == 1.0:
+        title = f"{prefix}every potential is {top}, at each of {n} values of {by}"
+    elif f"{lo:.1%}" == f"{hi:.1%}":
+        title = f"{prefix}{top} is the most common label, {lo:.1%} at each of {n} values of {by}"
+    else:
+        title = (f"{prefix}{top} is the most common label; its share ranges {lo:.1%}–{hi:.1%} "
+                 f"across {n} values of {by}")
     fig = go.Figure()
     for k, lab in enumerate([c for c in LABELS if c in dist.columns]):
         fig.add_trace(go.Bar(x=dist.index.astype(str), y=dist[lab], name=lab,
