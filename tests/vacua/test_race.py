@@ -144,6 +144,8 @@ def test_min_eig_ratio_and_true_vacuum_refuse_saddles_and_unconverged_points():
     assert race.true_vacuum(_Stub([1.0, 0.0], np.zeros((2, 2))), np.zeros((1, 2)))[0] is None
     # a saddle at the origin: converged, but not a minimum
     assert race.true_vacuum(_Stub([0, 0], np.diag([1.0, -1.0])), np.ones((1, 2)))[0] is None
+    # a nearly flat but positive direction is still a minimum (only < −1e-8 is a saddle)
+    assert race.true_vacuum(_Stub([0, 0], np.diag([1e-10, 1.0])), np.ones((1, 2)))[0] is not None
     x, v = race.true_vacuum(_Stub([1.0, -2.0], np.diag([1.0, 2.0])), np.zeros((1, 2)))
     np.testing.assert_allclose(x, [-1.0, 1.0], atol=1e-12)  # −H⁻¹g
     assert v == pytest.approx(-1.5)
@@ -190,6 +192,7 @@ def test_run_scipy_hands_each_method_its_derivatives_and_sums_the_counts(monkeyp
     ts, xs = r["traj"][1]
     np.testing.assert_array_equal(xs, [starts[1], starts[1] + 1, starts[1] + 2])
     assert ts[0] == 0.0 and np.all(np.diff(ts) >= 0) and ts[-1] == r["durations"][1] > 0
+    assert r["durations"].max() < 10.0  # seconds of this call, not a clock reading
     # the FD baseline gets no derivative; the others what their scipy method can use, each
     # the potential's own function
     wanted = {"trust_exact": {"jac": pot.grad, "hess": pot.hess},
@@ -256,6 +259,18 @@ def test_per_seed_values_speedups_and_best_analytic_read_the_right_rows():
     assert list(sp) == ["lbfgs"]  # bfgs found no correct vacuum in seed 0
     assert sp["lbfgs"].mean == pytest.approx(4.0)
     assert race.best_analytic(t) == "lbfgs"  # candidates absent from the table are skipped
+    worse = t.assign(success_rate=[1.0, 1.0, 0.5, 0.5, 0.9, 0.9])  # none as reliable as FD
+    # then the fastest candidate present (bfgs' mean is inf: no correct vacuum in seed 0)
+    assert race.best_analytic(worse) == "lbfgs"
+
+
+def test_the_batched_newton_is_charged_its_own_time_per_potential():
+    import time
+
+    t0 = time.perf_counter()
+    per, _ = race.race([2], 3, seed=1, methods=("jax_newton",), n_starts=1)
+    elapsed = time.perf_counter() - t0
+    assert len(per) > 0 and np.all((per.wall_s > 0) & (per.wall_s < elapsed / len(per)))
 
 
 def test_race_seeds_stack_the_seeds_and_sum_what_they_dropped():
