@@ -238,3 +238,11 @@ def test_format_number_edges():
         "9999", "10,000", "-25,000", "999,900,000", "1e+09"]
     assert [f(True), f(float("inf")), f(np.int64(12345)), f([1, 2])] == [
         "True", "inf", "12,340", "[1, 2]"]
+
+
+def test_count_noun_writes_the_plural_unless_one():
+    from physml.results import count_noun
+
+    assert [count_noun(n, "thread") for n in (1, 2, 0, 1.0, 2.5)] == \
+        ["1 thread", "2 threads", "0 threads", "1 thread", "2.5 threads"]
+    assert count_noun(np.int64(12000), "step call") == "12,000 step calls"

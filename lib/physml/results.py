@@ -431,6 +431,17 @@ def format_ci(value: Any, low: Any, high: Any) -> str:
     return f"{v} [{lo}, {hi}]"
 
 
+def count_noun(n: Any, noun: str) -> str:
+    """``n`` and ``noun``, the noun plural unless n is 1: for prose and captions, never
+    "2 thread(s)".
+
+    >>> [count_noun(n, "thread") for n in (1, 2, 0)] + [count_noun(12000, "track")]
+    ['1 thread', '2 threads', '0 threads', '12,000 tracks']
+    """
+    n = int(n) if float(n).is_integer() else float(n)
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def format_number(v: Any) -> str:
     """Four significant digits; thousands separators instead of exponents up to 1e9. For a
     single number such as a cited anchor, so trailing zeros are dropped (3.7 stays 3.7: a

@@ -125,7 +125,7 @@ def test_throughput_lines_draw_every_backend_and_name_the_fastest():
     assert [(t.name, t.line.dash) for t in fig.data] == [
         ("net (torch)", "solid"), ("net (onnx)", "dot"), ("poly (numba)", "dashdot")]
     assert list(fig.data[2].y) == [5e4, 4e6]
-    assert fig.layout.title.text == ("On 2 thread(s), at batch 4096 the fastest surrogate, at any "
+    assert fig.layout.title.text == ("On 2 threads, at batch 4096 the fastest surrogate, at any "
                                      "accuracy (poly, numba), runs 10x RK4")
 
 
@@ -311,7 +311,7 @@ def test_record_model_rates_records_only_the_asked_batch():
                        "tracks_per_s": [5e6, 2e4], "run": ["mx-s0", "mx-s0"]})
     benchmark.record_model_rates(tp, 4096, 2)
     rec = recorded()["mx.torch.tracks_per_second"]
-    assert rec["value"] == 5e6 and rec["note"] == "batch 4096, 2 thread(s), run mx-s0"
+    assert rec["value"] == 5e6 and rec["note"] == "batch 4096, 2 threads, run mx-s0"
 
 
 def test_rates_at_takes_each_models_fastest_row_at_the_batch():

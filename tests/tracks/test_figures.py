@@ -37,7 +37,7 @@ def test_accuracy_vs_speed_draws_rk4_as_a_line_in_step_order_and_names_the_front
     assert traces["polynomial"].mode == "markers"
     assert list(traces["fastest at its accuracy (Pareto front)"].x) == [0.001, 0.002, 0.01]
     assert fig.layout.title.text == (
-        "Variable dz, 2 thread(s), batch 4096: the fastest at each accuracy (circled), from the "
+        "Variable dz, 2 threads, batch 4096: the fastest at each accuracy (circled), from the "
         "most accurate:<br>plain RK4 (0.001 mm) → polynomial (0.002 mm) → plain RK4 (0.01 mm)")
     four = pd.concat([_points(), pd.DataFrame({"model": ["z"], "family": ["network"],
                                                "pos_mean_mm": [0.1], "tracks_per_s": [5e6]})])

@@ -357,7 +357,8 @@ def test_hybrid_vs_coarse_matches_the_fewest_steps_on_validation_tracks():
     assert r["matched_rk4_matched_error_mm"] == 0.028 and r["matched_rk4_pos_mean_mm"] == 0.06
     assert r["hybrid_tracks_per_s"] == 4e5
     text = benchmark.hybrid_vs_coarse_markdown(out, 2)
-    assert "Matched on validation tracks, the 1 hybrid(s)" in text and "**1x** its speed" in text
+    assert "Matched on validation tracks, the 1 hybrid with a plain RK4 at least as accurate " \
+        "runs at **1x** its speed" in text and "(2 threads;" in text
     tab = benchmark.hybrid_vs_coarse_table(out).iloc[0]
     assert tab["matched plain RK4"] == "rk4x8 (no network)"
     assert (tab["hybrid mm there"], tab["RK4 mm there"], tab["RK4 mm (test)"]) == (0.03, 0.028,
@@ -416,7 +417,8 @@ def test_hybrid_vs_coarse_markdown_gives_the_range_of_speed_ratios_and_which_sid
                         "matched_on": ["validation", "recorded validation", "validation"]})
     text = benchmark.hybrid_vs_coarse_markdown(cmp, 2)
     assert ("Matched on validation tracks (a shipped hybrid: the validation error recorded "
-            "when it was trained), the 2 hybrid(s)") in text
+            "when it was trained), the 2 hybrids with a plain RK4 at least as accurate run "
+            "at") in text
     assert "**0.9x to 1.2x** its speed: they are not all slower, nor all faster" in text
     assert text.endswith("No plain coarse RK4 scanned is as accurate as c.")
     assert "each is slower than its plain RK4" in benchmark.hybrid_vs_coarse_markdown(

@@ -430,7 +430,7 @@ def test_versus_trained_and_speed_text_are_computed_from_the_rows():
                             "timing": Timing(np.array([1.0, 1.1, 1.2]), 1)}])
     sp = shipped.speed_text(rows, tp, ratios, 4096, 2)
     assert "500,000 tracks/s in torch, 9.0x [8.0, 10] RK4 timed interleaved" in sp
-    assert "on 2 thread(s)" in sp
+    assert "on 2 threads" in sp
     from physml.results import recorded
 
     rec = recorded()["shipped.x.torch.ratio_to_rk4"]

@@ -202,7 +202,7 @@ def test_rk4_markdown_matches_on_validation_tracks_and_gives_the_verdict():
             "on the validation tracks, 0.0035 mm against 0.005 mm on its validation tracks: "
             "**24** (12.1 per track). On the test tracks: RK4 0.0033 mm (95th percentile "
             "0.013 mm, slope 3e-06), the hybrid 0.0048 mm.") in txt
-    assert "2 thread(s) at batch 4096, the hybrid runs **0.62x** [0.58, 0.66]" in txt
+    assert "2 threads at batch 4096, the hybrid runs **0.62x** [0.58, 0.66]" in txt
     assert txt.endswith("slower than physics at matched accuracy.")
     same = "not distinguishable in speed from"
     for lo, hi, word in ((1.01, 1.2, "faster than"), (0.9, 1.1, same), (0.8, 0.999, "slower than"),

@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from physml import plots
 from physml.plots import PALETTE
+from physml.results import count_noun
 from physml.stats import UNIT_INTERVAL, summarize
 
 from .hand import FINGERS, STATE_CODES
@@ -67,8 +68,8 @@ def moments_figure(results, true_moment, plausible):
     fig.add_trace(go.Scatter(x=x, y=true_moment, mode="markers", name="true (simulator)",
                              marker=dict(symbol="x", size=12, color="black")))
     fig.update_layout(barmode="group", yaxis_title="moment |m| (A·m²)",
-                      title=f"Fitted moments vs truth: {n_bad} implausible fitted magnet(s) "
-                            "across all models")
+                      title=f"Fitted moments vs truth: "
+                            f"{count_noun(n_bad, 'implausible fitted magnet')} across all models")
     return fig
 
 

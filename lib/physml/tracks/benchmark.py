@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from physml import timing
+from physml.results import count_noun
 from physml.tracks import data as D
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
 from physml.tracks.ground_truth import dop853, reference_sample
@@ -454,7 +455,7 @@ def record_rk4(key: str, rk4: dict) -> None:
                  "max_err_um": rk4["max_err_um"], "p99_err_um": rk4["p99_err_um"],
                  "steps": rk4["steps"]},
            note=f"{rk4['field']}, {rk4['schedule']}, vs DOP853 on the same map, "
-                f"{rk4['n_ref']} tracks, {rk4['threads']} thread(s)")
+                f"{rk4['n_ref']} tracks, {count_noun(rk4['threads'], 'thread')}")
 
 
 def faster_rk4(*results: dict) -> dict:
@@ -990,8 +991,9 @@ def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
     and the hybrids nothing scanned is as accurate as; all numbers from ``cmp``."""
     ok = cmp[cmp["matched_rk4"].map(lambda m: isinstance(m, str))]
     ratio = ok["hybrid_tracks_per_s"] / ok["matched_rk4_tracks_per_s"]
-    txt = (f"**Coarse-RK4 hybrids against plain RK4** ({threads} thread(s); the prior runs in "
-           "numba, the network in PyTorch or ONNX Runtime, both inside the timed call). ")
+    txt = (f"**Coarse-RK4 hybrids against plain RK4** ({count_noun(threads, 'thread')}; the "
+           "prior runs in numba, the network in PyTorch or ONNX Runtime, both inside the timed "
+           "call). ")
     if len(ok):
         kinds = set(ok["matched_on"])
         where = " and ".join(
@@ -1003,8 +1005,9 @@ def hybrid_vs_coarse_markdown(cmp: pd.DataFrame, threads: int) -> str:
         side = ("each is slower than its plain RK4" if ratio.max() < 1 else
                 "each is faster than its plain RK4" if ratio.min() > 1 else
                 "they are not all slower, nor all faster, than their plain RK4")
-        txt += (f"Matched on {where}, the {len(ok)} hybrid(s) with a plain RK4 at least as "
-                f"accurate run at **{lo if lo == hi else f'{lo} to {hi}'}** its speed: {side}.")
+        txt += (f"Matched on {where}, the {count_noun(len(ok), 'hybrid')} with a plain RK4 at "
+                f"least as accurate {'runs' if len(ok) == 1 else 'run'} at "
+                f"**{lo if lo == hi else f'{lo} to {hi}'}** its speed: {side}.")
     none = cmp.loc[~cmp.index.isin(ok.index), "hybrid"]
     if len(none):
         txt += (f" No plain coarse RK4 scanned is as accurate as {', '.join(none)}.")
@@ -1118,7 +1121,7 @@ def record_model_rates(tp: pd.DataFrame, batch: int, threads: int) -> None:
 
     for r in tp[tp["batch"] == batch].itertuples():
         record(f"{r.model}.{r.backend}.tracks_per_second", r.tracks_per_s, unit="tracks/s",
-               note=f"batch {r.batch}, {threads} thread(s), run {r.run}")
+               note=f"batch {r.batch}, {count_noun(threads, 'thread')}, run {r.run}")
 
 
 def rate_target_text(t, target: float) -> str:

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from physml import plots
+from physml.results import count_noun
 
 
 def field_map(field, summary: dict) -> go.Figure:
@@ -143,8 +144,8 @@ def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) ->
     plots.reference_line(fig, rk4_tracks_per_s, "RK4 (numba)", log_y=True, line_dash="dash")
     best = tp[tp["batch"] == tp["batch"].max()].sort_values("tracks_per_s").iloc[-1]
     fig.update_layout(
-        title=f"On {threads} thread(s), at batch {int(best['batch'])} the fastest surrogate, at "
-              f"any accuracy ({best['model']}, {best['backend']}), runs "
+        title=f"On {count_noun(threads, 'thread')}, at batch {int(best['batch'])} the fastest "
+              f"surrogate, at any accuracy ({best['model']}, {best['backend']}), runs "
               f"{best['tracks_per_s'] / rk4_tracks_per_s:.2g}x RK4",
         xaxis_title="batch size", yaxis_title="tracks / s", xaxis_type="log",
         xaxis_exponentformat="power", yaxis_type="log", yaxis_exponentformat="power")
@@ -362,8 +363,8 @@ def accuracy_vs_speed(points: pd.DataFrame, threads: int, batch: int, where: str
              for fam, lo, hi in runs]
     lines = [" → ".join(parts[i:i + 3]) for i in range(0, len(parts), 3)]
     fig.update_layout(
-        title=f"{where}, {threads} thread(s), batch {batch}: the fastest at each accuracy "
-              "(circled), from the most accurate:<br>" + " →<br>".join(lines),
+        title=f"{where}, {count_noun(threads, 'thread')}, batch {batch}: the fastest at each "
+              "accuracy (circled), from the most accurate:<br>" + " →<br>".join(lines),
         margin=dict(t=60 + 22 * len(lines)),
         xaxis_title="mean position error, test tracks p ≥ 2 GeV (mm)", yaxis_title="tracks / s",
         xaxis_type="log", yaxis_type="log",

@@ -403,7 +403,7 @@ def speed_text(rows: pd.DataFrame, tp: pd.DataFrame, ratios: pd.DataFrame, batch
     from the interleaved timing (``ratios``: :func:`physml.tracks.benchmark.batch_ratios`,
     methods named ``"<run name> (<backend>)"``), recorded as
     ``shipped.<name>.<backend>.ratio_to_rk4`` (a CI)."""
-    from physml.results import record
+    from physml.results import count_noun, record
     from physml.stats import CI, interval_parts
 
     if rows is None or len(rows) == 0:
@@ -425,12 +425,13 @@ def speed_text(rows: pd.DataFrame, tp: pd.DataFrame, ratios: pd.DataFrame, batch
             record(f"shipped.{key}.{t.backend}.ratio_to_rk4",
                    CI(float(q["ratio"]), float(q["ratio_low"]), float(q["ratio_high"]),
                       len(q["timing"].rates), method="batch_ratios"),
-                   note=f"batch {batch}, {threads} thread(s), interleaved with RK4, same run")
+                   note=f"batch {batch}, {count_noun(threads, 'thread')}, interleaved with RK4, "
+                        "same run")
             x, lo, hi = interval_parts(q["ratio"], q["ratio_low"], q["ratio_high"], ".2g")
             parts.append(f"{t.tracks_per_s:,.0f} tracks/s in {t.backend}, {x}x [{lo}, {hi}] "
                          "RK4 timed interleaved with it")
         label = r["model"].removesuffix(" (shipped)")
-        out.append(f"Shipped {label} at batch {batch} on {threads} thread(s): "
+        out.append(f"Shipped {label} at batch {batch} on {count_noun(threads, 'thread')}: "
                    + "; ".join(parts) + " — issue 13 asks ≥ 10x.")
     return " ".join(out)
 

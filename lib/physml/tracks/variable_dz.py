@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from physml.results import Headline, headline, record
+from physml.results import Headline, count_noun, headline, record
 from physml.stats import interval_parts
 from physml.tracks import benchmark, experiments
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
@@ -190,7 +190,7 @@ def record_results(c: Comparison) -> None:
            note=f"dz drawn per track in {c.ds['spec'].dz_range_mm} mm; test set, p >= "
                 f"{P_MIN_GEV:g} GeV ({SELECT_ON}: validation set; a shipped network's "
                 f"validation_pos_mean_mm: its own recorded one); tracks/s at batch {c.batch}, "
-                f"{c.threads} thread(s), numba (networks: fastest of torch and onnx)")
+                f"{count_noun(c.threads, 'thread')}, numba (networks: fastest of torch and onnx)")
 
 
 def _ratio_row(c: Comparison, model: str) -> pd.Series:
@@ -263,8 +263,8 @@ def speed_headline(c: Comparison, margin: float) -> Headline | None:
             c.left_out or "The pure network is as accurate and stands as ML.")
     return headline(
         "tracks_per_second_variable_dz", f"Which extrapolates more tracks per second on "
-        f"{c.threads} thread(s) at variable dz ({lo:g}–{hi:g} m), at the best variable-dz "
-        "hybrid's accuracy?", "tracks per second", "tracks/s", "higher",
+        f"{count_noun(c.threads, 'thread')} at variable dz ({lo:g}–{hi:g} m), at the best "
+        "variable-dz hybrid's accuracy?", "tracks per second", "tracks/s", "higher",
         physics=np.asarray(h["anchor_timing"].rates), hybrid=np.asarray(h["timing"].rates),
         **extra, names=names, margin=margin, paired=ml is None, scale="log",
         note=f"{c.ratio_repeats} timing repeats, each side interleaved with the RK4, batch "
@@ -329,8 +329,8 @@ def networks_markdown(c: Comparison) -> str:
             + f" all three accuracy targets, at {rate[r.model]:,.0f} tracks/s" + rk4)
     return (f"**Networks at variable dz.** Trained on tracks with dz drawn per track, at a "
             f"research budget, and shipped (`data/tracks/models`); scored on the same test "
-            f"tracks, timed at batch {c.batch} on {c.threads} thread(s), fastest of PyTorch "
-            f"and ONNX Runtime: " + "; ".join(parts) + f". The polynomial chosen here, "
+            f"tracks, timed at batch {c.batch} on {count_noun(c.threads, 'thread')}, fastest of "
+            f"PyTorch and ONNX Runtime: " + "; ".join(parts) + f". The polynomial chosen here, "
             f"{c.best['model']}: {c.best['pos_mean_mm']:.3g} mm, {best_val:.3g} mm on the "
             "validation tracks." + (f" {c.left_out}" if c.left_out else ""))
 
@@ -377,8 +377,8 @@ def rk4_markdown(coarse: pd.DataFrame, hybrid: pd.Series, ratio: pd.Series | Non
         f"**{int(m['rk4_steps'])}** ({m['mean_steps']:.1f} per track). On the test tracks: "
         f"RK4 {m['pos_mean_mm']:.3g} mm (95th percentile {m['pos_95_mm']:.3g} mm, slope "
         f"{m['slope_mean']:.2g}), the hybrid {hybrid['pos_mean_mm']:.3g} mm. Timed interleaved "
-        f"with it on the same tracks and {threads} thread(s) at batch {batch}, the hybrid runs "
-        f"**{r}x** [{lo}, {hi}] its "
+        f"with it on the same tracks and {count_noun(threads, 'thread')} at batch {batch}, the "
+        f"hybrid runs **{r}x** [{lo}, {hi}] its "
         f"tracks/s: {verdict} physics at matched accuracy.")
 
 
