@@ -129,3 +129,91 @@ def test_accuracy_summaries_stay_inside_the_unit_interval():
     assert al.accuracy_table(df, "strategy")["ci_high"].iloc[0] == 1.0
     assert al.accuracy_table(df, "strategy", bounds=None)["ci_high"].iloc[0] > 1.0
     assert al.cis_by(df, "strategy")["random"].high == 1.0
+
+
+def _padded_params():
+    """Two potentials padded to N = 3: the first with 3 moduli, the second with 2 (its third
+    slot holds junk that every feature must ignore)."""
+    from physml.vacua.potential import PotentialParams
+
+    M = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 99.0]])
+    c = np.array([[-3.0, 0.0, 4.0], [0.0, -1.0, 50.0]])
+    Lam = np.zeros((2, 3, 3))
+    Lam[0, 0, 1] = Lam[0, 1, 0] = 0.3
+    one = np.array([1.0, 2.0])
+    return PotentialParams(M=M, Lam=Lam, s=np.array([0.1, -0.2]), c=c, A=one, a=one + 1,
+                           D=one / 4, p=one + 0.5, gamma=one / 10,
+                           mask=np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]))
+
+
+def test_potential_features_by_hand_ignore_the_padded_slot():
+    from physml.vacua.active_learning import potential_features
+
+    f = potential_features(_padded_params())
+    assert f.n_moduli.tolist() == [3, 2]
+    np.testing.assert_allclose(f.c_rms, [5 / np.sqrt(3), 1 / np.sqrt(2)])  # |c| / √n
+    np.testing.assert_allclose(f.c_max, [4.0, 1.0])  # the largest |c_i|: −3 counts as 3
+    np.testing.assert_allclose(f.M_mean, [2.0, 3.0])
+    np.testing.assert_allclose(f.M_min, [1.0, 2.0])
+    np.testing.assert_allclose(f.lam_fro, [np.sqrt(2 * 0.3**2), 0.0])
+    np.testing.assert_allclose(f.s, [0.1, -0.2])
+
+
+def test_labeller_starts_are_zero_on_padded_moduli(monkeypatch):
+    from physml.vacua import active_learning, solvers
+
+    seen = {}
+
+    def fake_newton(P, phi0):
+        seen["phi0"] = phi0
+        return {"phi": np.zeros((2, 3)), "converged": np.array([True, False])}
+
+    monkeypatch.setattr(solvers, "newton_padded", fake_newton)
+    codes = active_learning.vacuum_labeller(_padded_params(), seed=3, n_starts=4)
+    assert seen["phi0"].shape == (2, 4, 3)
+    assert np.all(seen["phi0"][1, :, 2] == 0) and np.all(seen["phi0"][:, :, :2] != 0)
+    assert codes.tolist() == [0, 3]  # pinned at 0; not converged → failed
+
+
+def test_inputs_at_their_smallest_allowed_values_are_accepted():
+    from physml.vacua.active_learning import _classifier
+
+    with pytest.raises(ValueError, match="package.module:function"):
+        resolve_labeller(123)  # not a string: the spec error, not a TypeError
+    with pytest.raises(ValueError, match="package.module:function"):
+        resolve_labeller("physml.vacua.active_learning.vacuum_labeller")
+    geoms = enumerate_toric_surfaces(5)
+    assert len(make_pool(geoms, 1, np.random.default_rng(0))) == len(geoms)
+    tr, te = geometry_split(np.array([4, 4, 9, 9, 9]), 0.5, np.random.default_rng(0))
+    assert sorted(np.r_[tr, te].tolist()) == [0, 1, 2, 3, 4] and len(tr) and len(te)
+    assert _classifier(0, n_estimators=1).n_estimators == 1
+    with pytest.raises(ValueError, match="n_estimators"):
+        _classifier(0, n_estimators=0)
+    with pytest.raises(ValueError, match="samples_per_geometry"):
+        make_pool(geoms, 0, np.random.default_rng(0))
+
+
+def test_scan_table_with_classes_by_hand():
+    import pandas as pd
+
+    from physml.vacua.active_learning import scan_table_with_classes
+    from physml.vacua.labels import FAILED, LABELS
+
+    t = pd.DataFrame(dict(n_displaced=[0, 2, 1, 3, 0], n_moduli=[4, 2, 3, 3, 2],
+                          converged=[True, True, True, True, False],
+                          label=["stable_minimum", "stable_minimum", "saddle", LABELS[FAILED],
+                                 "stable_minimum"], c_norm=[2.0, 2.0, 3.0, 0.0, 1.0]))
+    out = scan_table_with_classes(t)
+    assert out.vacuum_class.tolist() == ["pinned", "all_displaced", "partly_displaced",
+                                         "failed", "failed"]
+    np.testing.assert_allclose(out.c_rms, [1.0, np.sqrt(2), np.sqrt(3), 0.0, 1 / np.sqrt(2)])
+    assert "vacuum_class" not in t.columns  # a copy
+
+
+def test_run_active_learning_refuses_each_bad_size_alone():
+    pool = make_pool(enumerate_toric_surfaces(5), 2, np.random.default_rng(0))
+    for kw in (dict(n_initial=1), dict(batch_size=0), dict(n_rounds=-1)):
+        args = dict(n_initial=4, batch_size=2, n_rounds=1) | kw
+        with pytest.raises(ValueError, match=r">= "):
+            run_active_learning(pool, "random", 0, args["n_initial"], args["batch_size"],
+                                args["n_rounds"])
