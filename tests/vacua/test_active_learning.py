@@ -217,3 +217,61 @@ def test_run_active_learning_refuses_each_bad_size_alone():
         with pytest.raises(ValueError, match=r">= "):
             run_active_learning(pool, "random", 0, args["n_initial"], args["batch_size"],
                                 args["n_rounds"])
+
+
+def test_ranked_batch_by_hand_and_never_the_same_row_twice():
+    # α = m / (m + |labelled|) = 4/5; score = α(1 − 1/(1 + d_min)) + (1 − α)(1 − max p):
+    # rows 0..3 score 0.10, 0.62, 0.72, 0.50 → row 2; then d_min of row 1 stays 3 (row 2 is
+    # 5 away) → row 1 (0.62); then row 3 (0.50) before row 0 (0.10)
+    X_pool = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [1.0, 0.0]])
+    proba = np.array([[0.5, 0.5], [0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
+    rng = np.random.default_rng(0)
+    pick = select_batch("ranked_batch", proba, X_pool, np.zeros((1, 2)), 3, rng)
+    assert pick.tolist() == [2, 1, 3]
+    # uncertainty alone (α = 0): the three most uncertain rows, each once
+    only_u = select_batch("ranked_batch", proba, X_pool, np.zeros((1, 2)), 3, rng, alpha=0.0)
+    assert sorted(only_u.tolist()) == [0, 2, 3]
+
+
+def test_paired_against_compares_every_other_group_with_the_baseline_seed_by_seed():
+    import pandas as pd
+
+    from physml.vacua.active_learning import paired_against
+
+    df = pd.DataFrame(dict(strategy=["random"] * 4 + ["entropy"] * 4 + ["margin"] * 4,
+                           seed=[0, 1, 2, 3] * 3,
+                           accuracy=[0.5, 0.6, 0.7, 0.8, 0.6, 0.7, 0.8, 0.9,
+                                     0.5, 0.6, 0.7, 0.8]))
+    out = paired_against(df, "strategy", "random", margin=0.05).set_index("strategy")
+    assert sorted(out.index) == ["entropy", "margin"]
+    assert out.loc["entropy", "diff"] == pytest.approx(0.1)
+    assert out.loc["entropy", "verdict"] == "better" and out.loc["margin", "verdict"] == "tie"
+    with pytest.raises(ValueError, match="'clock'"):
+        paired_against(df, "strategy", "clock", margin=0.05)
+
+
+def test_leakage_check_scores_each_feature_set_on_held_out_geometries():
+    import pandas as pd
+
+    from physml.vacua.active_learning import (
+        COUNT_FEATURES,
+        POTENTIAL_FEATURES,
+        SOLVER_OUTPUTS,
+        leakage_check,
+    )
+
+    rng = np.random.default_rng(0)
+    gid = np.repeat(np.arange(20), 10)
+    n_moduli = np.repeat(rng.integers(2, 7, 20), 10)
+    target = np.where(n_moduli > 3, "big", "small")
+    t = pd.DataFrame(rng.normal(size=(200, len(POTENTIAL_FEATURES) + len(SOLVER_OUTPUTS))),
+                     columns=list(POTENTIAL_FEATURES) + list(SOLVER_OUTPUTS))
+    t[COUNT_FEATURES[0]] = n_moduli
+    t["phi_norm"] = (n_moduli > 3) + 0.01 * rng.normal(size=200)  # the leak: the answer itself
+    t["gid"], t["cls"] = gid, target
+    out = leakage_check(t, "cls", seeds=[0, 1], n_estimators=20)
+    acc = out.groupby("features").accuracy.mean()
+    assert len(out) == 10 and set(out.seed) == {0, 1}
+    assert acc["n_moduli only"] == 1.0 and acc["coefficients + solver outputs (leaky)"] == 1.0
+    assert acc["coefficients + n_moduli"] > 0.9
+    assert acc["coefficients"] < 0.85 and acc["majority class"] < 0.85  # noise, the base rate
