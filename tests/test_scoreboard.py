@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -49,11 +50,14 @@ def test_index_report_and_cli_show_the_headline_and_mark_staleness(board):
     assert ">hybrid</span>" in page  # computed verdict, hybrid CI-separated from both
     assert 'href="zeta/01_answer.html"' in page and (board / "reports/zeta/01_answer.html").exists()
     assert "clock rule" in page and "<svg" in page
+    # an interval breaks only before its bracket, in the table and in the Findings box
+    assert re.search(r"<td>[0-9.]+ \[[0-9.]+,\u00a0[0-9.]+\]<div", page)
 
     html = (board / "reports/zeta/01_answer.html").read_text()
     prov, find = html.index('class="physml-provenance"'), html.index('class="physml-findings"')
     assert prov < find
     assert "Verdict" in html[find:find + 3000] and "hybrid" in html[find:find + 3000]
+    assert re.search(r"</b> \[[0-9.]+,\u00a0[0-9.]+\]", html[find:find + 3000])
 
     res = cli("scoreboard", "--json", "--reports", str(board / "reports"))
     assert res.returncode == 0, res.stderr

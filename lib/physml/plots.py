@@ -29,6 +29,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from physml.results import keep_intervals_whole
 from physml.stats import CI, format_value, mean_ci
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8c564b", "#555555"]
@@ -372,8 +373,6 @@ def _all_whole(col: pd.Series) -> bool:
     return bool(len(v)) and bool(np.all(np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)))
 
 
-_INTERVAL = re.compile(r"(\[[^\[\],]*), ")
-
 NOWRAP_CHARS = 32
 """Table cells up to this many characters (numbers, model names) never wrap."""
 
@@ -442,7 +441,7 @@ def comparison_table(
     # bracket: a no-break space after the comma inside it
     for c in shown.columns:
         if any(isinstance(v, str) for v in shown[c]):
-            shown[c] = [_INTERVAL.sub("\\1,\u00a0", v) if isinstance(v, str) else v
+            shown[c] = [keep_intervals_whole(v) if isinstance(v, str) else v
                         for v in shown[c]]
     sty = shown.style.hide(axis="index").format(
         {c: (lambda x, f=f: number(f)(int(x))) if c in whole else number(f)

@@ -89,7 +89,7 @@ def findings_html(headlines: dict[str, Any]) -> str:
             if v:
                 nm = f", <i>{html.escape(v['name'])}</i>" if v.get("name") else ""
                 m, lo, hi = ci_parts(v["value"], v["ci_low"], v["ci_high"])
-                sides.append(f"{label}{nm}: <b>{m}</b> [{lo}, {hi}]")
+                sides.append(f"{label}{nm}: <b>{m}</b> [{lo},\u00a0{hi}]")  # breaks before [
         unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
         colour = VERDICT_COLOURS.get(h["verdict"], "#777")
         items.append(

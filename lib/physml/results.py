@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,6 +430,19 @@ def format_ci(value: Any, low: Any, high: Any) -> str:
     """
     v, lo, hi = ci_parts(value, low, high)
     return f"{v} [{lo}, {hi}]"
+
+
+_INTERVAL_COMMA = re.compile(r"(\[[^\[\],]*), ")
+
+
+def keep_intervals_whole(text: str) -> str:
+    """``text`` with a no-break space after the comma inside every ``[low, high]``, so that an
+    interval ``m [low, high]`` in an HTML table or sentence may break only before its bracket.
+
+    >>> keep_intervals_whole("0.5 [0.4, 0.6]; a, b") == "0.5 [0.4,\u00a00.6]; a, b"
+    True
+    """
+    return _INTERVAL_COMMA.sub("\\1,\u00a0", text)
 
 
 def count_noun(n: Any, noun: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from physml import paths
 from physml.paths import all_notebooks, repo_root
-from physml.results import format_ci
+from physml.results import format_ci, keep_intervals_whole
 
 SIDES = ("physics", "ml", "hybrid")
 VERDICT_COLOURS = {"physics": "#1f5fa8", "ml": "#b3541e", "hybrid": "#5b3f99",
@@ -192,7 +192,7 @@ def to_html(table: list[dict[str, Any]]) -> str:
             if not s:
                 return '<td class="sb-none">—</td>'
             name = f'<div class="sb-name">{html.escape(s["name"])}</div>' if s.get("name") else ""
-            return f"<td>{html.escape(_cell(s))}{name}</td>"
+            return f"<td>{html.escape(keep_intervals_whole(_cell(s)))}{name}</td>"
 
         unit = f" ({html.escape(r['unit'])})" if r.get("unit") else ""
         anchor = ""
