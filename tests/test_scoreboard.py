@@ -52,6 +52,7 @@ def test_index_report_and_cli_show_the_headline_and_mark_staleness(board):
     assert "clock rule" in page and "<svg" in page
     # an interval breaks only before its bracket, in the table and in the Findings box
     assert re.search(r"<td>[0-9.]+ \[[0-9.]+,\u00a0[0-9.]+\]<div", page)
+    assert ">zeta/<wbr>01_answer</a>" in page  # a long notebook name may wrap after its folder
 
     html = (board / "reports/zeta/01_answer.html").read_text()
     prov, find = html.index('class="physml-provenance"'), html.index('class="physml-findings"')

@@ -432,7 +432,7 @@ def format_ci(value: Any, low: Any, high: Any) -> str:
     return f"{v} [{lo}, {hi}]"
 
 
-_INTERVAL_COMMA = re.compile(r"(\[[^\[\],]*), ")
+_INTERVAL_COMMA = re.compile(r"(\[[^\[\]]*?), (?=[^\[\]]*\])")
 
 
 def keep_intervals_whole(text: str) -> str:
@@ -441,6 +441,8 @@ def keep_intervals_whole(text: str) -> str:
 
     >>> keep_intervals_whole("0.5 [0.4, 0.6]; a, b") == "0.5 [0.4,\u00a00.6]; a, b"
     True
+    >>> keep_intervals_whole("1,583,000 [1,457,000, 1,719,000]").split("\u00a0")
+    ['1,583,000 [1,457,000,', '1,719,000]']
     """
     return _INTERVAL_COMMA.sub("\\1,\u00a0", text)
 

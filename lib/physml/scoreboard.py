@@ -209,14 +209,16 @@ def to_html(table: list[dict[str, Any]]) -> str:
         colour = VERDICT_COLOURS.get(r["verdict"], "#777")
         out.append(
             f'<tr class="sb-row sb-{r["status"]}"><td>{html.escape(r["study"])}</td>'
-            f'<td><b>{html.escape(r["question"] or "")}</b><div class="sb-metric">'
-            f'{html.escape(r["metric"] or "")}{unit}, {html.escape(r["better"] or "")} is better'
+            f'<td class="sb-question"><b>{html.escape(r["question"] or "")}</b>'
+            f'<div class="sb-metric">{html.escape(r["metric"] or "")}{unit}, '
+            f'{html.escape(r["better"] or "")} is better'
             f"</div>{anchor}{marker}</td>"
             + cell(r["physics"]) + cell(r["ml"]) + cell(r["hybrid"])
             + f'<td class="sb-verdict" title="{html.escape(r["detail"] or "")}">'
             f'<span style="background:{colour}">{html.escape(r["verdict"] or "")}</span></td>'
             f"<td>{_svg(r)}</td>"
-            f'<td><a href="{html.escape(r["report"])}">{html.escape(r["notebook"])}</a></td></tr>')
+            f'<td><a href="{html.escape(r["report"])}">'
+            f'{html.escape(r["notebook"]).replace("/", "/<wbr>")}</a></td></tr>')
     out.append("</table>")
     legend = " ".join(f'<span style="color:{c}">● {s}</span>' for s, c in SIDE_COLOURS.items())
     out.append(f'<p class="sb-legend">{legend} — dots are means, bars 95% CIs. A side wins when '
@@ -231,6 +233,7 @@ table.scoreboard { border-collapse: collapse; margin-bottom: 8px; }
 table.scoreboard th, table.scoreboard td { text-align: left; padding: 5px 9px;
   border-bottom: 1px solid #ddd; vertical-align: top; }
 .sb-metric, .sb-name, .sb-anchor { color: #666; font-size: 12px; }
+td.sb-question { min-width: 14em; }  /* the intervals beside it no longer wrap inside */
 .sb-verdict span { color: white; border-radius: 4px; padding: 2px 7px; font-weight: bold; }
 .sb-status { font-size: 12px; font-weight: bold; color: #b00020; }
 .sb-stale .sb-status { color: #a66a00; }
