@@ -133,3 +133,29 @@ def test_bad_input_is_rejected():
         coupled.base_geometries(40)
     with pytest.raises(ValueError, match="samples_per_geometry"):
         coupled.sample_pool([Geometry(0, (1, 1, 1))], 0, np.random.default_rng(0))
+
+
+def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
+    import torch
+
+    from physml.vacua import graph
+
+    seen = {}
+
+    def spy(model, data, tr, va, te, cfg, out_dir):
+        seen[type(model).__name__ + str(data[4].shape[1])] = data
+        return {k: 0.5 for k in te}
+
+    monkeypatch.setattr(graph, "_fit_eval", spy)
+    pool = coupled.sample_pool(coupled.base_geometries(6), 3, np.random.default_rng(1))
+    coupled.compare_models(pool, coupled.labels(pool), [0], epochs=1, out_dir=tmp_path)
+    B, N, _ = pool.nodes.shape
+    # tabular MLP: κ, s₀, n/N and every padded node slot (4 values each); the graph model: the
+    # three scalars; graph + rule feature: the three and the diagonal rule's count
+    assert set(seen) == {f"TabularMLP{3 + 4 * N}", "FanGNN3", "FanGNN4"}
+    X, M, prev, nxt, S, y = seen["FanGNN4"]
+    want_prev, want_next = graph.cycle_links(pool.mask.sum(1), N)
+    assert np.array_equal(prev.numpy(), want_prev) and np.array_equal(nxt.numpy(), want_next)
+    rule = coupled.diagonal_rule(pool).astype(float)
+    np.testing.assert_allclose(np.corrcoef(S[:, 3].numpy(), rule)[0, 1], 1.0, atol=1e-6)
+    assert torch.equal(M, torch.as_tensor(pool.mask, dtype=torch.float32))

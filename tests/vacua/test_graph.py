@@ -149,3 +149,16 @@ def test_compare_graph_tabular_standardises_on_training_rows_and_holds_out_geome
         assert cfg.epochs == 7
     assert {s[5].seed for s in seen} == {0, 5}
     assert not np.array_equal(seen[0][4], seen[3][4])  # each seed its own split
+
+
+def test_cycle_links_against_brute_force():
+    from physml.vacua.graph import cycle_links
+
+    n = np.array([3, 5, 1, 4])
+    prev, nxt = cycle_links(n, 6)
+    assert prev.shape == nxt.shape == (4, 6) and prev.dtype == np.int64
+    for b, k in enumerate(n):
+        for i in range(6):
+            want_prev = (i - 1) % k if i < k else i  # padding links to itself
+            want_next = (i + 1) % k if i < k else i
+            assert (prev[b, i], nxt[b, i]) == (want_prev, want_next), (k, i)

@@ -187,7 +187,7 @@ def compare_models(pool: CoupledPool, y, seeds, epochs: int = 40,
     from physml.paths import artifacts_dir
     from physml.train import TrainConfig, seeded
 
-    from .graph import FanGNN, TabularMLP, _fit_eval, _run_dir
+    from .graph import FanGNN, TabularMLP, _fit_eval, _run_dir, cycle_links
 
     base = Path(out_dir) if out_dir else artifacts_dir("vacua", "coupled")
     y_np = np.asarray(y, np.int64)
@@ -200,11 +200,8 @@ def compare_models(pool: CoupledPool, y, seeds, epochs: int = 40,
     nodes[..., 0] /= 12.0  # s_i in units of the largest |D²| of a base
     X = torch.as_tensor(np.concatenate([nodes, pool.mask[..., None]], -1), dtype=torch.float32)
     Mk = torch.as_tensor(pool.mask, dtype=torch.float32)
-    ar = np.arange(N)
     n = pool.mask.sum(1).astype(int)
-    prev = np.where(ar[None] < n[:, None], (ar[None] - 1) % n[:, None], ar[None])
-    nxt = np.where(ar[None] < n[:, None], (ar[None] + 1) % n[:, None], ar[None])
-    P_, N_ = torch.as_tensor(prev), torch.as_tensor(nxt)
+    P_, N_ = (torch.as_tensor(a) for a in cycle_links(n, N))
     rows = []
     for seed in seeds:
         seed = int(seed)

@@ -22,6 +22,21 @@ from .active_learning import COUNT_FEATURES, POTENTIAL_FEATURES, VACUUM_CLASSES,
 from .geometry import Geometry
 
 
+def cycle_links(n_nodes, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Previous- and next-neighbour indices ``(B, width)`` int64 of cycles of ``n_nodes``
+    ``(B,)`` nodes padded to ``width`` slots: node i of a cycle of n links to (i − 1) mod n and
+    (i + 1) mod n; a padding slot links to itself.
+
+    >>> [a.tolist() for a in cycle_links(np.array([3]), 4)]
+    [[[2, 0, 1, 3]], [[1, 2, 0, 3]]]
+    """
+    n = np.asarray(n_nodes, dtype=np.int64)[:, None]
+    ar = np.arange(width)[None]
+    real = ar < n
+    return (np.where(real, (ar - 1) % np.maximum(n, 1), ar),
+            np.where(real, (ar + 1) % np.maximum(n, 1), ar))
+
+
 def fan_tensors(geometries: list[Geometry], gid) -> tuple[torch.Tensor, ...]:
     """Padded cycle graphs for rows with geometry ids ``gid`` ``(B,)``.
 
@@ -37,15 +52,12 @@ def fan_tensors(geometries: list[Geometry], gid) -> tuple[torch.Tensor, ...]:
     uniq, inv = np.unique(gid, return_inverse=True)
     X = np.zeros((len(uniq), R, 3))
     M = np.zeros((len(uniq), R))
-    prev = np.tile(np.arange(R), (len(uniq), 1))
-    nxt = prev.copy()
     for k, g in enumerate(uniq):
         s = np.asarray(by_id[g].self_int, float)
         r = len(s)
         X[k, :r] = np.stack([s / 12.0, s == -1, s <= -2], 1)
         M[k, :r] = 1.0
-        prev[k, :r] = (np.arange(r) - 1) % r
-        nxt[k, :r] = (np.arange(r) + 1) % r
+    prev, nxt = cycle_links(M.sum(1), R)
     t = torch.as_tensor
     return (t(X[inv], dtype=torch.float32), t(M[inv], dtype=torch.float32),
             t(prev[inv]), t(nxt[inv]))
