@@ -159,3 +159,28 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
     rule = coupled.diagonal_rule(pool).astype(float)
     np.testing.assert_allclose(np.corrcoef(S[:, 3].numpy(), rule)[0, 1], 1.0, atol=1e-6)
     assert torch.equal(M, torch.as_tensor(pool.mask, dtype=torch.float32))
+
+
+def test_aggregate_features_by_hand_ignore_padding():
+    # P² (3 curves of +1) beside F₁ (cycle 1, 0, −1, 0) padded to 4 slots
+    geoms = [Geometry(0, (1, 1, 1)), Geometry(1, (0, 1, 0, -1))]
+    pool = coupled.sample_pool(geoms, 1, np.random.default_rng(2))
+    f = coupled.aggregate_features(pool)
+    d, s, m = pool.nodes[..., 2], pool.nodes[..., 0], pool.mask > 0
+    assert f.n.tolist() == [3, 4] and f.neg_curves.tolist() == [0, 1]
+    assert f.min_s.tolist() == [1, -1] and f.sum_s.tolist() == [3, 0]
+    np.testing.assert_allclose(f.mean_diag, [d[0, :3].mean(), d[1].mean()])
+    np.testing.assert_allclose(f.min_diag, [d[0, :3].min(), d[1].min()])
+    assert pool.nodes[0, 3].tolist() == [0, 0, 0] and not m[0, 3]
+    # the diagonal entry is M_i² + s₀ + κ s_i on every real curve
+    np.testing.assert_allclose(d[m], (pool.nodes[..., 1] + pool.s0[:, None]
+                                       + pool.kappa[:, None] * s)[m])
+    np.testing.assert_allclose(f.kappa, pool.kappa) and np.testing.assert_allclose(f.s0, pool.s0)
+
+
+def test_base_geometries_from_three_rays_up():
+    (p2,) = coupled.base_geometries(3)  # the only base with three curves: P²
+    assert p2.self_int == (1, 1, 1) and p2.gid == 0
+    for bad in (2, 17):
+        with pytest.raises(ValueError, match="max_rays"):
+            coupled.base_geometries(bad)

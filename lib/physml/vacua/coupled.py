@@ -122,8 +122,7 @@ def sample_pool(geometries: list[Geometry], samples_per_geometry: int,
 
 def morse_index(P: PotentialParams) -> np.ndarray:
     """Negative eigenvalues ``(B,)`` of the exact Hessian of V at φ = 0 (padding excluded)."""
-    mask = np.asarray(P.mask) > 0
-    H = hess_xp(np.zeros(mask.shape), P, xp=np)
+    H = hess_xp(np.zeros(np.shape(P.mask)), P, xp=np)
     ev = np.linalg.eigvalsh(H)
     # padded rows/columns are zero: their eigenvalues are exactly 0, never negative
     return (ev < 0).sum(1)
