@@ -275,3 +275,12 @@ def test_leakage_check_scores_each_feature_set_on_held_out_geometries():
     assert acc["n_moduli only"] == 1.0 and acc["coefficients + solver outputs (leaky)"] == 1.0
     assert acc["coefficients + n_moduli"] > 0.9
     assert acc["coefficients"] < 0.85 and acc["majority class"] < 0.85  # noise, the base rate
+
+
+def test_smallest_curve_and_test_fraction_bounds():
+    pool = make_pool(enumerate_toric_surfaces(5), 2, np.random.default_rng(0))
+    curve = run_active_learning(pool, "random", 0, n_initial=2, batch_size=1, n_rounds=0)
+    assert curve.n_labels.tolist() == [2]
+    for tf in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="test_fraction"):
+            geometry_split(pool.gid, tf, np.random.default_rng(0))

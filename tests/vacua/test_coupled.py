@@ -140,10 +140,11 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
 
     from physml.vacua import graph
 
-    seen = {}
+    seen, spy_rows = {}, {}
 
     def spy(model, data, tr, va, te, cfg, out_dir):
         seen[type(model).__name__ + str(data[4].shape[1])] = data
+        spy_rows["fit"] = tr
         return {k: 0.5 for k in te}
 
     monkeypatch.setattr(graph, "_fit_eval", spy)
@@ -156,6 +157,12 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
     X, M, prev, nxt, S, y = seen["FanGNN4"]
     want_prev, want_next = graph.cycle_links(pool.mask.sum(1), N)
     assert np.array_equal(prev.numpy(), want_prev) and np.array_equal(nxt.numpy(), want_next)
+    tr = spy_rows["fit"]  # the rows each network is fitted on: its scalars standardised there
+    for key in seen:
+        S_fit = seen[key][4].numpy()[tr]
+        live = S_fit.std(0) > 1e-6
+        np.testing.assert_allclose(S_fit.mean(0), 0.0, atol=1e-5)
+        np.testing.assert_allclose(S_fit.std(0)[live], 1.0, rtol=1e-4)
     rule = coupled.diagonal_rule(pool).astype(float)
     np.testing.assert_allclose(np.corrcoef(S[:, 3].numpy(), rule)[0, 1], 1.0, atol=1e-6)
     assert torch.equal(M, torch.as_tensor(pool.mask, dtype=torch.float32))
