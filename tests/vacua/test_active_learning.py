@@ -136,7 +136,7 @@ def _padded_params():
     slot holds junk that every feature must ignore)."""
     from physml.vacua.potential import PotentialParams
 
-    M = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 99.0]])
+    M = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 0.5]])  # 0.5: junk below every real M
     c = np.array([[-3.0, 0.0, 4.0], [0.0, -1.0, 50.0]])
     Lam = np.zeros((2, 3, 3))
     Lam[0, 0, 1] = Lam[0, 1, 0] = 0.3
@@ -248,6 +248,13 @@ def test_paired_against_compares_every_other_group_with_the_baseline_seed_by_see
     assert out.loc["entropy", "verdict"] == "better" and out.loc["margin", "verdict"] == "tie"
     with pytest.raises(ValueError, match="'clock'"):
         paired_against(df, "strategy", "clock", margin=0.05)
+    from physml.vacua.active_learning import verdicts_against
+
+    v = verdicts_against(df, "strategy", "random", margin=0.05)
+    assert sorted(v) == ["entropy", "margin"] and v["entropy"].diff.mean == pytest.approx(0.1)
+    # random picks are distinct rows
+    pick = select_batch("random", None, np.zeros((6, 2)), None, 6, np.random.default_rng(0))
+    assert sorted(pick.tolist()) == list(range(6))
 
 
 def test_leakage_check_scores_each_feature_set_on_held_out_geometries():
