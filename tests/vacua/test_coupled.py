@@ -144,17 +144,28 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
 
     def spy(model, data, tr, va, te, cfg, out_dir):
         seen[type(model).__name__ + str(data[4].shape[1])] = data
-        spy_rows["fit"] = tr
+        spy_rows["fit"], spy_rows["sides"] = tr, te
         return {k: 0.5 for k in te}
 
     monkeypatch.setattr(graph, "_fit_eval", spy)
     pool = coupled.sample_pool(coupled.base_geometries(6), 3, np.random.default_rng(1))
-    coupled.compare_models(pool, coupled.labels(pool), [0], epochs=1, out_dir=tmp_path)
+    y = coupled.labels(pool)
+    res = coupled.compare_models(pool, y, [0], epochs=1, out_dir=tmp_path)
     B, N, _ = pool.nodes.shape
+    # the closed-form rows, scored on the same sides the networks were given
+    rule, fit = coupled.diagonal_rule(pool), spy_rows["fit"]
+    major = np.bincount(y[fit]).argmax()
+    for side, ix in spy_rows["sides"].items():
+        got = res.set_index(["model", "split"]).accuracy
+        assert got["diagonal rule", side] == pytest.approx(np.mean(rule[ix] == y[ix]))
+        assert got["majority class", side] == pytest.approx(np.mean(y[ix] == major))
+    agg = coupled.aggregate_features(pool)
+    d = pool.nodes[..., 2]
+    assert agg.neg_diag.tolist() == [int(((d[b] < 0) & (pool.mask[b] > 0)).sum()) for b in range(B)]
     # tabular MLP: κ, s₀, n/N and every padded node slot (4 values each); the graph model: the
     # three scalars; graph + rule feature: the three and the diagonal rule's count
     assert set(seen) == {f"TabularMLP{3 + 4 * N}", "FanGNN3", "FanGNN4"}
-    X, M, prev, nxt, S, y = seen["FanGNN4"]
+    X, M, prev, nxt, S, _ = seen["FanGNN4"]
     want_prev, want_next = graph.cycle_links(pool.mask.sum(1), N)
     assert np.array_equal(prev.numpy(), want_prev) and np.array_equal(nxt.numpy(), want_next)
     tr = spy_rows["fit"]  # the rows each network is fitted on: its scalars standardised there
@@ -163,8 +174,8 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
         live = S_fit.std(0) > 1e-6
         np.testing.assert_allclose(S_fit.mean(0), 0.0, atol=1e-5)
         np.testing.assert_allclose(S_fit.std(0)[live], 1.0, rtol=1e-4)
-    rule = coupled.diagonal_rule(pool).astype(float)
-    np.testing.assert_allclose(np.corrcoef(S[:, 3].numpy(), rule)[0, 1], 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.corrcoef(S[:, 3].numpy(), rule.astype(float))[0, 1], 1.0,
+                               atol=1e-6)
     assert torch.equal(M, torch.as_tensor(pool.mask, dtype=torch.float32))
 
 
