@@ -1,5 +1,8 @@
 """What-if: precomputed slider steps and the live widget update the figure data."""
 
+import re
+import time
+
 import numpy as np
 
 from physml.magnets.hand import default_hand
@@ -101,13 +104,10 @@ def test_widget_controls_write_the_selected_finger_in_si_units_and_rescore():
     want = separability(hand, p, 3.0)
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), want["fields_uT"][0, :, 2])
     assert f"{want['min_distance_sigma'][0]:.2f} σ" in w.figure.layout.title.text
-    import re
-    import time
-
     t0 = time.perf_counter()
     w.noise.value = 6.0
     took_ms = 1e3 * (time.perf_counter() - t0)
     assert w.noise_uT == 6.0
     shown = float(re.fullmatch(r"rescored in ([0-9.]+) ms", w.status.value).group(1))
-    assert 0 < shown <= took_ms + 0.05  # the rescoring's own time, in ms, within the change
+    assert 0 <= shown <= took_ms + 0.05  # the rescoring's own time, in ms, within the change
     np.testing.assert_allclose(w.last["min_distance_sigma"], want["min_distance_sigma"] / 2)
