@@ -78,7 +78,7 @@ def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> 
 
 def findings_html(headlines: dict[str, Any]) -> str:
     """The "Findings" box that opens a report: one item per headline the notebook recorded."""
-    from physml.results import ci_parts
+    from physml.results import ci_parts, keep_intervals_whole
     from physml.scoreboard import VERDICT_COLOURS
 
     items = []
@@ -89,7 +89,7 @@ def findings_html(headlines: dict[str, Any]) -> str:
             if v:
                 nm = f", <i>{html.escape(v['name'])}</i>" if v.get("name") else ""
                 m, lo, hi = ci_parts(v["value"], v["ci_low"], v["ci_high"])
-                sides.append(f"{label}{nm}: <b>{m}</b> [{lo},\u00a0{hi}]")  # breaks before [
+                sides.append(keep_intervals_whole(f"{label}{nm}: <b>{m}</b> [{lo}, {hi}]"))
         unit = f" ({html.escape(h['unit'])})" if h.get("unit") else ""
         colour = VERDICT_COLOURS.get(h["verdict"], "#777")
         items.append(

@@ -159,9 +159,10 @@ def test_compare_models_gives_each_network_its_inputs(monkeypatch, tmp_path):
         got = res.set_index(["model", "split"]).accuracy
         assert got["diagonal rule", side] == pytest.approx(np.mean(rule[ix] == y[ix]))
         assert got["majority class", side] == pytest.approx(np.mean(y[ix] == major))
-    agg = coupled.aggregate_features(pool)
-    d = pool.nodes[..., 2]
-    assert agg.neg_diag.tolist() == [int(((d[b] < 0) & (pool.mask[b] > 0)).sum()) for b in range(B)]
+    # negative diagonal entries, from the sampled parameters: M_i² + s₀ + κ s_i on real curves
+    P, real = pool.params, pool.mask > 0
+    d = np.asarray(P.M) ** 2 + pool.s0[:, None] + pool.kappa[:, None] * pool.nodes[..., 0]
+    assert coupled.aggregate_features(pool).neg_diag.tolist() == ((d < 0) & real).sum(1).tolist()
     # tabular MLP: κ, s₀, n/N and every padded node slot (4 values each); the graph model: the
     # three scalars; graph + rule feature: the three and the diagonal rule's count
     assert set(seen) == {f"TabularMLP{3 + 4 * N}", "FanGNN3", "FanGNN4"}
