@@ -297,6 +297,12 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert list(ticks([2e-5, 5e-5, 9e-5]).ticktext) == ["2×10⁻⁵", "5×10⁻⁵", "10⁻⁴"]
     # tracks/05's throughput, 1.04–3.95 M tracks/s: finer steps, each tick its own label
     assert list(ticks([1.04e6, 3.95e6, 2.2e6]).ticktext) == ["10⁶", "1.5×10⁶", "2×10⁶", "3×10⁶"]
+    # an end of the data beyond a factor 1.6 of every 1-2-5 tick gets the nearest finer tick
+    # (magnets/02's losses, 2.6–28.4, had no tick below 5; ends within the factor get none)
+    assert list(ticks([2.6, 28.4, 9.0]).ticktext) == ["3", "5", "10", "20"]
+    assert list(ticks([1.1, 35.0]).ticktext) == ["1", "2", "5", "10", "20", "30"]
+    assert list(ticks([2.88e5, 7.81e6]).ticktext)[:2] == ["3×10⁵", "5×10⁵"]
+    assert list(ticks([3.3, 28.4]).ticktext) == ["5", "10", "20"]
     # under 0.15 decades the 1-2-5 sequence leaves one tick at most: evenly spaced ones
     # (tracks/03's model sizes, 4,870–5,650 parameters, showed only "5,000")
     assert list(ticks([4870.0, 5650.0, 5100.0]).ticktext) == ["5,000", "5,200", "5,400", "5,600"]

@@ -283,6 +283,11 @@ NARROW_LOG_SPAN = 0.15
 """A log axis whose data span less than this many decades (a factor 1.4) gets evenly spaced
 ticks: the 1-2-5 sequence would leave at most one tick among its data."""
 
+LOG_END_COVER = 1.6
+"""On a 1-2-5 log axis, an end of the data further than this factor from its nearest tick gets
+one more tick from the finer 1-1.5-2-3-5-7 sequence (data down to 2.6 with a lowest tick of 5
+gains a 3)."""
+
 
 def _even_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
     """Evenly spaced round ticks (step 1, 2, 2.5 or 5 × 10^k) inside [lo, hi], at least two
@@ -306,7 +311,8 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
     ``max_decades`` decades of data, ticks on the 1-2-5 sequence written plainly (20, 50, 100,
     200) instead of Plotly's minor digits ("5 6 7 8 9 10² 2 3", where "2" means 200); over more,
     one tick per decade (10⁻², 10⁻¹, 1, ...); over less than :data:`NARROW_LOG_SPAN`, evenly
-    spaced round ticks."""
+    spaced round ticks. An end of the data far from the 1-2-5 ticks gets one finer tick
+    (:data:`LOG_END_COVER`)."""
     refs = {(letter, getattr(t, f"{letter}axis", None) or letter)
             for t in fig.data for letter in ("x", "y")}
     for letter, ref in sorted(refs):
@@ -327,8 +333,14 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
             ticks = _even_ticks(lo, hi)
         else:
             ticks = _decade_ticks(lo / pad, hi * pad, (1, 2, 5))
+            fine = _decade_ticks(lo / pad, hi * pad, (1, 1.5, 2, 3, 5, 7))
             if len(ticks) < 3:  # finer steps when narrow
-                ticks = _decade_ticks(lo / pad, hi * pad, (1, 1.5, 2, 3, 5, 7))
+                ticks = fine
+            else:  # an end of the data far from every tick: the nearest finer tick beyond it
+                if ticks[0] > lo * LOG_END_COVER and fine[0] < ticks[0]:
+                    ticks = [max(t for t in fine if t < ticks[0]), *ticks]
+                if ticks[-1] < hi / LOG_END_COVER and fine[-1] > ticks[-1]:
+                    ticks = [*ticks, min(t for t in fine if t > ticks[-1])]
         if len(ticks) >= 2:
             ticks = [float(f"{t:.6g}") for t in ticks]
             axis.update(tickvals=ticks, ticktext=log_tick_labels(ticks))
