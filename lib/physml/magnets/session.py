@@ -65,9 +65,10 @@ def mmc5603_counts_to_uT(counts):
     [0.0, 100.0, -50.0]
     """
     c = np.asarray(counts, float)
-    if np.any((c < 0) | (c > (1 << 20) - 1)):
+    bad = (c < 0) | (c > (1 << 20) - 1)
+    if np.any(bad):
         raise ValueError(f"MMC5603 counts must be in [0, {(1 << 20) - 1}], got "
-                         f"{c[(c < 0) | (c > (1 << 20) - 1)][:3].tolist()}")
+                         f"{c[bad][:3].tolist()}")
     return (c - MMC5603_NULL_COUNTS) * 100.0 / MMC5603_COUNTS_PER_GAUSS
 
 
