@@ -57,8 +57,9 @@ def moments_figure(results, true_moment, plausible):
     """Fitted moment magnitudes per finger for each model vs truth and the plausible band."""
     fig = go.Figure()
     x = list(FINGERS)
-    fig.add_hrect(y0=plausible[0], y1=plausible[1], fillcolor="#2e8b57", opacity=0.15,
-                  line_width=0, annotation_text="physically plausible (Ø6×3 mm, N35–N52)")
+    band = "#2e8b57"
+    fig.add_hrect(y0=plausible[0], y1=plausible[1], fillcolor=band, opacity=0.15, line_width=0,
+                  layer="below")
     n_bad = 0
     for i, (name, r) in enumerate(results.items()):
         m = r.moments()
@@ -67,6 +68,10 @@ def moments_figure(results, true_moment, plausible):
         fig.add_trace(go.Bar(x=x, y=m, name=name, marker_color=PALETTE[i % len(PALETTE)]))
     fig.add_trace(go.Scatter(x=x, y=true_moment, mode="markers", name="true (simulator)",
                              marker=dict(symbol="x", size=12, color="black")))
+    # the band is named in the legend: a label inside it would sit on the bars and markers
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="physically plausible "
+                             "(Ø6×3 mm, N35–N52)", marker=dict(symbol="square", size=14,
+                                                              color=band, opacity=0.3)))
     fig.update_layout(barmode="group", yaxis_title="moment |m| (A·m²)",
                       title=f"Fitted moments vs truth: "
                             f"{count_noun(n_bad, 'implausible fitted magnet')} across all models")
