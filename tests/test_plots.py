@@ -121,6 +121,10 @@ def test_curves_with_ci_band_is_the_t_interval_over_seeds():
     lo0, hi0 = mean_ci(vals[0]).low, mean_ci(vals[0]).high
     assert list(line.y) == pytest.approx([0.6, 0.85])
     assert list(band.y) == pytest.approx([hi0, mean_ci(vals[1]).high, mean_ci(vals[1]).low, lo0])
+    assert list(band.x) == [10, 20, 20, 10] and band.fill == "toself"
+    # no markers at the band's corners (Plotly's default mode under 20 points draws them),
+    # no legend entry, and it toggles with its curve
+    assert band.mode == "lines" and band.showlegend is False and band.legendgroup == "margin"
     with pytest.raises(ValueError, match="has 1 rows, x has 2"):
         plots.curves_with_ci(x, {"bad": [[1.0, 2.0]]}, title="t", x_title="a", y_title="b")
     # an accuracy's band stays inside [0, 1] when its bounds are given

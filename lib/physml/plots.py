@@ -172,6 +172,17 @@ def ablation_bars(
     return tidy_log_axes(fig)
 
 
+def ci_band(low: Sequence[float], high: Sequence[float], x: Sequence[float], color: str,
+            legendgroup: str | None = None) -> go.Scatter:
+    """The shaded 95% CI band between ``low`` and ``high`` over ``x``: a filled outline without
+    a legend entry, hover or corner markers (Plotly's default mode under 20 points would draw
+    markers at every corner)."""
+    xs = list(x)
+    return go.Scatter(x=xs + xs[::-1], y=list(high) + list(low)[::-1], mode="lines",
+                      fill="toself", fillcolor=color, opacity=0.18, line_width=0,
+                      showlegend=False, hoverinfo="skip", legendgroup=legendgroup)
+
+
 def curves_with_ci(
     x: Sequence[float],
     groups: Mapping[str, Any],
@@ -207,10 +218,7 @@ def curves_with_ci(
         same = next((k for k, m in drawn.items() if np.allclose(m, means, rtol=1e-9, atol=0)),
                     None)
         drawn[label] = means
-        fig.add_trace(go.Scatter(
-            x=xs + xs[::-1], y=[c.high for c in cis] + [c.low for c in cis][::-1],
-            fill="toself", fillcolor=color, opacity=0.18, line_width=0, showlegend=False,
-            hoverinfo="skip", legendgroup=label))
+        fig.add_trace(ci_band([c.low for c in cis], [c.high for c in cis], xs, color, label))
         fig.add_trace(go.Scatter(
             x=xs, y=means, name=label if same is None else f"{label} (= {same})",
             mode="lines+markers", line_color=color, legendgroup=label,

@@ -1,6 +1,8 @@
-"""vacua.figures.label_distribution: the title says what the bars show, in each case."""
+"""vacua.figures: the titles say what the figures show, in each case."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from physml.vacua import figures
 
@@ -23,3 +25,25 @@ def test_label_distribution_titles_a_range_a_constant_share_and_a_single_label()
     only = figures.label_distribution(_dist([1.0, 1.0, 1.0]), "regime")
     assert only.layout.title.text == ("every potential is stable_minimum, at each of 3 values "
                                       "of regime")
+
+
+def test_time_to_eps_curves_stop_where_a_seed_never_reaches_and_name_the_fastest():
+    from physml import stats
+
+    rows = []
+    for seed, scale in enumerate([1.0, 2.0, 4.0]):
+        for eps in (1e-2, 1e-4, 1e-6):
+            rows.append(("newton", seed, eps, scale * 10 * (-np.log10(eps))))
+            rows.append(("bfgs", seed, eps, np.nan if (eps == 1e-6 and seed == 1)
+                         else scale * 100 * (-np.log10(eps))))
+    at_eps = pd.DataFrame(rows, columns=["method", "seed", "eps", "ms_per_vacuum"])
+    fig = figures.time_to_eps_curves(at_eps)
+    bands = [t for t in fig.data if t.fill == "toself"]
+    lines = {t.name: t for t in fig.data if t.fill != "toself"}
+    assert len(bands) == 2 and all(b.mode == "lines" for b in bands)
+    assert list(lines["bfgs"].x) == [1e-2, 1e-4]  # stops before the eps one seed never reached
+    assert list(lines["newton"].x) == [1e-2, 1e-4, 1e-6]
+    gm = stats.geometric_mean_ci([20 * 6, 40 * 6, 10 * 6])  # newton at 1e-6: 10, 20, 40 x 6
+    assert lines["newton"].y[-1] == pytest.approx(gm.mean)
+    assert fig.layout.title.text == ("1 of 2 solvers reach ε = 1e-06 on every seed; fastest "
+                                     f"there: newton ({gm.mean:.3g} ms per vacuum)")

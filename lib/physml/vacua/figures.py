@@ -152,9 +152,7 @@ def time_to_eps_curves(at_eps: pd.DataFrame, title_prefix: str = "") -> go.Figur
             continue
         cis = [stats.geometric_mean_ci(wide.loc[e].to_numpy()) for e in xs]
         c = PALETTE[k % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[ci.high for ci in cis]
-                                 + [ci.low for ci in cis][::-1], fill="toself", fillcolor=c,
-                                 opacity=0.18, line_width=0, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(plots.ci_band([ci.low for ci in cis], [ci.high for ci in cis], xs, c))
         fig.add_trace(go.Scatter(x=xs, y=[ci.mean for ci in cis], name=m, mode="lines+markers",
                                  line=dict(color=c)))
         if stop == len(eps_all):
