@@ -125,6 +125,15 @@ def test_curves_with_ci_band_is_the_t_interval_over_seeds():
     # no markers at the band's corners (Plotly's default mode under 20 points draws them),
     # no legend entry, and it toggles with its curve
     assert band.mode == "lines" and band.showlegend is False and band.legendgroup == "margin"
+    whole = plots.curves_with_ci([0, 1, 2, 3, 4], {"a": [[0.5, 0.6]] * 5}, title="t",
+                                 x_title="deg", y_title="acc")
+    assert whole.layout.xaxis.dtick == 1  # no 0.5 ticks between whole-number settings
+    half = plots.curves_with_ci([0, 0.5, 1], {"a": [[0.5, 0.6]] * 3}, title="t", x_title="deg",
+                                y_title="acc")
+    assert half.layout.xaxis.dtick is None
+    wide = plots.curves_with_ci([0, 50, 100], {"a": [[0.5, 0.6]] * 3}, title="t", x_title="n",
+                                y_title="acc")
+    assert wide.layout.xaxis.dtick is None  # over more than 10 units: Plotly's own ticks
     with pytest.raises(ValueError, match="has 1 rows, x has 2"):
         plots.curves_with_ci(x, {"bad": [[1.0, 2.0]]}, title="t", x_title="a", y_title="b")
     # an accuracy's band stays inside [0, 1] when its bounds are given

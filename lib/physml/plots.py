@@ -202,7 +202,8 @@ def curves_with_ci(
     A group whose means equal an earlier group's at every x is drawn dashed and named
     "label (= earlier)", so a curve hidden under another still shows. On a log x axis with
     at most 8 points the ticks are the points themselves (3, 10, 100 rather than minor digits
-    between decades).
+    between decades); on a linear x axis of whole numbers over at most 10 units, a tick at every
+    whole number (:func:`whole_number_ticks`).
     """
     fig = go.Figure()
     xs = list(x)
@@ -228,6 +229,8 @@ def curves_with_ci(
     if log_x:
         fig.update_xaxes(type="log", exponentformat="power")
         ticks_at_points(fig, xs)
+    elif all(float(v).is_integer() for v in xs):  # 0, 1, 2 degrees: no 0.5 ticks between
+        whole_number_ticks(fig, xs)
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
     return tidy_log_axes(fig)
