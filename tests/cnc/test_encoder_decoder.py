@@ -200,6 +200,24 @@ def _greedy_by_full_recompute(model, x, type_codes, steps):
     return out.numpy(), model.classify(memory).argmax(1).numpy()
 
 
+def random_model(vocab, cfg, seed=0, eos_bias=None):
+    """An untrained EncoderDecoder (eval mode) whose greedy lines depend on the input: weights
+    drawn with ``seed`` and scaled up, decoder layers made to differ (nn.TransformerDecoder
+    starts every layer as a copy of one, so a layer reading another layer's keys and values
+    would go unnoticed); ``eos_bias`` sets the output bias of <eos>."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = ed.EncoderDecoder(5, len(vocab), cfg)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3.0)
+            for p in model.decoder.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+            if eos_bias is not None:
+                model.out.bias[tokens.EOS] = eos_bias
+    return model.eval()
+
+
 @pytest.mark.parametrize("cfg", [SMALL, ed.EDConfig(hidden=8, d_model=24, heads=4, layers=3,
                                                     dropout=0.0)], ids=["1x2", "3x4"])
 @pytest.mark.parametrize("steps", [None, 4])
@@ -209,16 +227,9 @@ def test_cached_greedy_decoder_equals_full_recomputation(cfg, steps):
     vocab = tokens.Vocabulary.build([s for _, s in synthetic.PROGRAM])
     codes = ed.vocab_type_codes(vocab)
     for seed in range(3):
+        model = random_model(vocab, cfg, seed)
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = ed.EncoderDecoder(5, len(vocab), cfg)
-            with torch.no_grad():  # larger weights: the lines depend on the input
-                for p in model.parameters():
-                    p.mul_(3.0)
-                # nn.TransformerDecoder starts every layer as a copy of one: make them differ,
-                # or a layer reading another layer's keys and values goes unnoticed
-                for p in model.decoder.parameters():
-                    p.add_(0.3 * torch.randn_like(p))
+            torch.manual_seed(seed + 100)
             x = torch.randn(96, 4, 5) * 2
         ids, cls = ed.greedy_decode(model, x, codes, steps)
         ref, ref_cls = _greedy_by_full_recompute(model, x, codes, steps or cfg.max_len - 1)

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnc.test_encoder_decoder import _greedy_by_full_recompute  # independent reference
+from cnc.test_encoder_decoder import (
+    _greedy_by_full_recompute,  # independent reference
+    random_model,
+)
 from physml.cnc import encoder_decoder as ed
 from physml.cnc import onnx_export, synthetic, tokens
 
@@ -18,17 +21,7 @@ STEPS = 6
 
 
 def _model(vocab, seed=0, eos_bias=None):
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        m = ed.EncoderDecoder(5, len(vocab), CFG)
-        with torch.no_grad():  # larger weights: the lines depend on the input
-            for p in m.parameters():
-                p.mul_(3.0)
-            for p in m.decoder.parameters():  # the layers start as copies of one: make them differ
-                p.add_(0.3 * torch.randn_like(p))
-            if eos_bias is not None:
-                m.out.bias[tokens.EOS] = eos_bias
-    return m.eval()
+    return random_model(vocab, CFG, seed, eos_bias)
 
 
 def _x(n, seed=1):
