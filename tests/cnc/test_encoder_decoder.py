@@ -200,14 +200,14 @@ def _greedy_by_full_recompute(model, x, type_codes, steps):
     return out.numpy(), model.classify(memory).argmax(1).numpy()
 
 
-def random_model(vocab, cfg, seed=0, eos_bias=None):
+def random_model(vocab, cfg, seed=0, eos_bias=None, n_features=5):
     """An untrained EncoderDecoder (eval mode) whose greedy lines depend on the input: weights
     drawn with ``seed`` and scaled up, decoder layers made to differ (nn.TransformerDecoder
     starts every layer as a copy of one, so a layer reading another layer's keys and values
     would go unnoticed); ``eos_bias`` sets the output bias of <eos>."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = ed.EncoderDecoder(5, len(vocab), cfg)
+        model = ed.EncoderDecoder(n_features, len(vocab), cfg)
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(3.0)
@@ -408,6 +408,43 @@ def test_validation_scores_are_those_of_the_validation_files_not_the_test_files(
     assert any(on_val[k] != pytest.approx(on_test[k]) for k in on_val)  # the two differ
 
 
+def test_evaluate_scores_by_hand_in_any_batch_size(trained):
+    # teacher-forced token accuracy: right next tokens over counted ones (pad never, eos only
+    # in the _eos variant), summed over batches; command balanced accuracy over rows with a
+    # class; computed here from one forward pass over all rows, not by the library's counter
+    from sklearn.metrics import balanced_accuracy_score
+
+    _, ds, sp, res = trained
+    table = ds.inputs.table(res.scaler)
+    # untrained: the trained model gets every teacher-forced token right, which would not
+    # tell the counts with and without <eos> apart
+    model = random_model(res.vocab, res.model.cfg, seed=3, n_features=table.shape[1])
+    ids = sequences.encode_lines(res.vocab, ds.targets.line, model.cfg.max_len)
+    rows = sp.test
+    x = table[torch.from_numpy(ds.inputs.window_index[rows])]
+    idt = torch.from_numpy(np.asarray(ids[rows], dtype=np.int64))
+    with torch.no_grad():
+        logits_c, logits = model(x, idt[:, :-1])
+    right = (logits.argmax(-1) == idt[:, 1:]).numpy()
+    target = idt[:, 1:].numpy()
+    counted = target != tokens.PAD
+    no_eos = counted & (target != tokens.EOS)
+    y = np.asarray(ds.targets.command)[rows]
+    has = y != sequences.NO_CLASS
+    for batch in (len(rows), 7):
+        got = ed.evaluate(model, table, ds.inputs.window_index, ids, ds.targets.command,
+                          ds.targets.line, rows, res.vocab, batch=batch, steps=res.steps)
+        assert got["token_accuracy_teacher_forced"] == pytest.approx(
+            right[no_eos].sum() / no_eos.sum())
+        assert got["token_accuracy_teacher_forced_eos"] == pytest.approx(
+            right[counted].sum() / counted.sum())
+        assert got["command_balanced_accuracy"] == pytest.approx(balanced_accuracy_score(
+            y[has], logits_c.argmax(1).numpy()[has]))
+    # the two token accuracies differ here, and both are neither 0 nor 1
+    assert 0 < right[counted].mean() < right[no_eos].mean() < 1
+    assert 0 < got["command_balanced_accuracy"] < 1
+
+
 def test_scaler_of_a_fold_is_fitted_on_its_training_files(trained):
     _, ds, sp, res = trained
     np.testing.assert_allclose(res.scaler.mean, ds.inputs.values[sp.train].mean(axis=0))
@@ -529,6 +566,11 @@ def _candidate_table():
 def test_choose_takes_the_best_validation_score_and_the_first_on_a_tie():
     chosen = ed.choose(_candidate_table())
     assert chosen[["fold", "candidate"]].values.tolist() == [[0, 1], [1, 0]]
+    # several seeds, rows in any order: one row per (seed, fold), in seed then fold order
+    two = pd.concat([_candidate_table().assign(seed=1), _candidate_table()]).iloc[::-1]
+    chosen = ed.choose(two)
+    assert chosen[["seed", "fold", "candidate"]].values.tolist() == [
+        [0, 0, 1], [0, 1, 0], [1, 0, 1], [1, 1, 0]]
 
 
 def test_choose_refuses_a_candidate_without_a_validation_score():
