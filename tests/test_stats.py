@@ -364,8 +364,10 @@ def test_interval_parts_keep_significant_digits_and_trailing_zeros():
     # no bare decimal point, and rounding that carries into a new digit
     assert interval_parts(100.0, 99.0, 101.0) == ("100", "99.0", "101")
     assert interval_parts(9.996, 9.9, 10.02) == ("10.0", "9.90", "10.0")
-    # no exponent from 1e3 up to 1e9, thousands separators from 1e4, rounded to N digits
-    assert interval_parts(1234.0, 999.0, 1400.0) == ("1230", "999", "1400")
+    # no exponent from 1e3 up to 1e9, thousands separators from 1e3 (as an integer's: 1,234
+    # beside 10,000, not 1234), rounded to N digits
+    assert interval_parts(1234.0, 999.0, 1400.0) == ("1,230", "999", "1,400")
+    assert interval_parts(9870.0, 8760.0, 11000.0) == ("9,870", "8,760", "11,000")
     assert interval_parts(48197.0, 45012.0, 9999.6) == ("48,200", "45,000", "10,000")
     assert interval_parts(12345.6, 1.0, 2.0, ".6g") == ("12,345.6", "1.00000", "2.00000")
     assert interval_parts(9.9e8, 9e8, 9.99e8, ".2g") == ("990,000,000", "900,000,000", "1.0e+09")
@@ -383,5 +385,6 @@ def test_interval_parts_keep_significant_digits_and_trailing_zeros():
     assert [format_value(v, ".3g") for v in (340, np.int64(123456), -5, 340.0)] == [
         "340", "123,456", "-5", "340"]
     assert format_value(np.int64(12), "+.2g") == "+12" and format_value(12.0, ".4g") == "12.00"
-    assert format_value(1000.0, ".3g") == "1000" and format_value(999.0, ".3g") == "999"
+    assert format_value(1000.0, ".3g") == "1,000" and format_value(999.0, ".3g") == "999"
+    assert format_value(999.6, ".3g") == "1,000" and format_value(1234, ".3g") == "1,234"
     assert str(CI(0.8059, 0.6999, 0.912, 3)) == "0.806 [0.700, 0.912]"

@@ -74,7 +74,8 @@ def format_value(v: Any, fmt: str = ".3g") -> str:
 
     A significant-digits spec (``".Ng"``, optionally with a sign flag) keeps the trailing zeros
     that ``g`` drops (6 at 3 digits reads ``6.00``, 100 reads ``100``), and from 1e3 up to 1e9
-    writes no exponent (``1230``; from 1e4 with thousands separators, ``48,200``); an integer
+    writes no exponent and thousands separators (``1,230``, ``48,200``: the same notation as
+    an integer, so that ``9,870 [8,760, 11,000]`` reads as one kind of number); an integer
     stays exact (``340``, ``123,456``). Any other spec is applied as given; a non-finite
     number reads ``nan`` / ``inf``.
 
@@ -93,8 +94,7 @@ def format_value(v: Any, fmt: str = ".3g") -> str:
     rounded = float(f"{v:.{digits - 1}e}")  # 99,995 at 4 digits is 100,000
     if 1e3 <= abs(rounded) < 1e9:
         decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
-        comma = "," if abs(rounded) >= 1e4 else ""
-        return f"{rounded:{sign}{comma}.{decimals}f}"
+        return f"{rounded:{sign},.{decimals}f}"
     text = f"{v:{sign}#.{digits}g}"  # '#' keeps trailing zeros: 6 reads 6.00, not 6
     return text.replace(".e", "e").removesuffix(".")  # but no bare point: 100, not 100.
 
