@@ -393,3 +393,38 @@ def test_oracle_values_need_runs_with_oracle_scores(runs):
                                   [r["oracle_state"]["true_templates"] for r in runs])
     with pytest.raises(ValueError, match="runs without oracle scores"):
         oracle_values([runs[0], {k: v for k, v in runs[1].items() if k != "oracle_state"}])
+
+
+def test_decomposition_keeps_one_mismatch_alone_when_asked(monkeypatch):
+    from physml.magnets import heldout
+
+    seen = []
+
+    def fake_run(seeds, cfg):  # accuracy: 0.9 minus 0.1 per mismatch left in the session
+        seen.append(dict(cfg.session))
+        left = sum(cfg.session.get(f, 1.0) != 0.0 for f in ("a", "b", "c"))
+        return [{"heldout_state": {"physics_jitter": 0.9 - 0.1 * left + 0.01 * s}}
+                for s in seeds]
+
+    monkeypatch.setattr(heldout, "run_heldout", fake_run)
+    mism = {"jit": ("finger jitter", {"finger_jitter_deg": 0.0}),
+            "ab": ("a and b", {"a": 0.0, "b": 0.0}), "c": ("c", {"c": 0.0})}
+    monkeypatch.setattr(heldout.SessionConfig, "__dataclass_fields__",
+                        {**heldout.SessionConfig.__dataclass_fields__, "a": 0, "b": 0, "c": 0})
+    cfg = HeldoutConfig(session={"finger_jitter_deg": 3.0, "a": 1.0, "b": 1.0, "c": 1.0})
+    d = heldout.mismatch_decomposition([0, 1], cfg, mism, methods=("physics_jitter",),
+                                       only="jit")
+    # every other mismatch removed at once, the kept one untouched
+    assert seen[-1] == {"finger_jitter_deg": 3.0, "a": 0.0, "b": 0.0, "c": 0.0}
+    np.testing.assert_allclose(d["scores"]["only"]["physics_jitter"], [0.9, 0.91])
+    assert d["only_gain"]["physics_jitter"].diff.mean == pytest.approx(0.3)  # 3 left -> 0
+    assert set(d["gain"]) == {"jit", "ab", "c"}  # not a cost: kept out of the gains
+    assert d["rows"][-1]["simulator"] == ("with only finger jitter (every other mismatch "
+                                          "removed at once)")
+    assert d["rows"][-1]["physics_jitter gain"].startswith("+0.300")
+    plain = heldout.mismatch_decomposition([0, 1], cfg, mism, methods=("physics_jitter",))
+    assert plain["only_gain"] is None and "only" not in plain["scores"]
+    assert len(plain["rows"]) == len(mism) + 1 == len(d["rows"]) - 1
+    with pytest.raises(ValueError, match="only='x' is not one of the mismatches"):
+        heldout.mismatch_decomposition([0, 1], cfg, mism, methods=("physics_jitter",),
+                                       only="x")

@@ -762,7 +762,7 @@ MISMATCHES = {
 
 
 def mismatch_decomposition(seeds, config=None, mismatches=None,
-                           methods=("physics", "physics_jitter")):
+                           methods=("physics", "physics_jitter"), only=None):
     """What each simulator mismatch costs the physics classifiers on unseen states.
 
     The held-out-state experiment (`run_heldout_seed`, physics classifiers only: no forest is
@@ -770,16 +770,21 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
     (its SessionConfig fields set to the ideal value, on top of config.session), on the same
     seeds: same users, same training states. The cost of a mismatch is the paired per-seed
     accuracy gain when it alone is removed (costs need not add up: mismatches interact).
+    With ``only`` (a key of the mismatches), one more condition keeps that mismatch alone and
+    removes every other at once: how far the classifiers get when it is all that is left.
 
     Args:
         seeds: user seeds (>= 2). config: HeldoutConfig (its classifiers are ignored).
         mismatches: {key: (description, {SessionConfig field: value})} (default `MISMATCHES`).
         methods: classifier names to report (keys of `heldout_models`).
+        only: None, or the key of the mismatch kept in the extra condition.
 
     Returns:
-        dict: "scores" {"realistic" or mismatch key: {method: (seeds,) accuracies}};
-        "oracle" (seeds,) `oracle_scores` "true_jitter" on the realistic simulator;
-        "gain" {key: {method: stats.Comparison of removed − realistic}}; "rows" for a table.
+        dict: "scores" {"realistic" or mismatch key: {method: (seeds,) accuracies}}, with
+        "only" for the extra condition; "oracle" (seeds,) `oracle_scores` "true_jitter" on the
+        realistic simulator; "gain" {key: {method: stats.Comparison of removed − realistic}}
+        (the single removals only); "only_gain" {method: Comparison of the extra condition −
+        realistic} (None without ``only``); "rows" for a table (the extra condition last).
     """
     from physml.stats import UNIT_INTERVAL, mean_ci, paired_difference
 
@@ -792,6 +797,11 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
         if bad:
             raise ValueError(f"mismatch {key!r}: unknown SessionConfig fields {sorted(bad)}")
     conds = {"realistic": {}, **{k: f for k, (_, f) in mism.items()}}
+    if only is not None:
+        if only not in mism:
+            raise ValueError(f"only={only!r} is not one of the mismatches {sorted(mism)}")
+        conds["only"] = {name: v for k, (_, f) in mism.items() if k != only
+                         for name, v in f.items()}
     out, oracle = {}, None
     for cond, fields in conds.items():  # a handful of conditions; each runs the seeds
         cfg = HeldoutConfig(**{**base, "classifiers": (),
@@ -811,8 +821,16 @@ def mismatch_decomposition(seeds, config=None, mismatches=None,
                      **{f"{m} accuracy": mean_ci(out[k][m], bounds=UNIT_INTERVAL).format(".3f")
                         for m in methods},
                      **{f"{m} gain": gain[k][m].diff.format("+.3f") for m in methods}})
-    return {"scores": out, "oracle": oracle, "gain": gain, "rows": rows,
-            "descriptions": {k: d for k, (d, _) in mism.items()}}
+    only_gain = None
+    if only is not None:
+        only_gain = {m: paired_difference(out["only"][m], real[m]) for m in methods}
+        rows.append({"simulator": f"with only {mism[only][0]} (every other mismatch removed "
+                                  f"at once)",
+                     **{f"{m} accuracy": mean_ci(out["only"][m], bounds=UNIT_INTERVAL)
+                        .format(".3f") for m in methods},
+                     **{f"{m} gain": only_gain[m].diff.format("+.3f") for m in methods}})
+    return {"scores": out, "oracle": oracle, "gain": gain, "only_gain": only_gain,
+            "rows": rows, "descriptions": {k: d for k, (d, _) in mism.items()}}
 
 
 def jitter_sweep(seeds, jitters_deg, config=None, methods=("physics", "physics_jitter")):
