@@ -4,8 +4,10 @@ finished rows) gives torch's greedy token ids and classes, and its bookkeeping i
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper
 
 from cnc.test_encoder_decoder import (
     _greedy_by_full_recompute,  # independent reference
@@ -178,3 +180,33 @@ def test_staged_inputs_are_checked(synthetic_case, tmp_path):
     with pytest.raises(ValueError, match="not among the inputs"):
         onnx_export.export(pred, (_x(2),), tmp_path / "p.onnx", ["x"], ["ids", "cls"],
                            dynamo=False, axes={"y": {1: "n"}})
+    with pytest.raises(ValueError, match="has inputs"):  # the prefill graph is no step graph
+        onnx_export.StagedSession(paths[0], paths[0], STEPS)
+    # a graph with a memory and a cache tensor but not the step's first three inputs
+    names = ["tok", "state", "t", "m0", "c0"]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["tok"], ["out"])], "not_a_step",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in names],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), tmp_path / "renamed.onnx")
+    with pytest.raises(ValueError, match=r"has inputs \['tok', 'state', 't', 'm0', 'c0'\]"):
+        onnx_export.StagedSession(paths[0], tmp_path / "renamed.onnx", STEPS)
+    sess = onnx_export.StagedSession(*paths, STEPS)
+    for bad in ({"repeats": 0}, {"warmup": -1}):  # each alone
+        with pytest.raises(ValueError, match="repeats must be >= 1 and warmup >= 0"):
+            onnx_export.staged_breakdown(sess, _x(2).numpy(), **bad)
+    one = ed.GreedyPredictor(pred.model, pred.codes.numpy(), 1).eval()
+    with pytest.raises(ValueError, match="decodes 1 step; the staged export needs >= 2"):
+        onnx_export.export_staged(one, _x(2), tmp_path, dynamo=False)
+
+
+def test_the_smallest_staged_export_is_accepted(synthetic_case, tmp_path):
+    # two decoder steps and an example batch of two rows: the least export_staged and
+    # StagedSession take
+    vocab, model, pred, _ = synthetic_case
+    two = ed.GreedyPredictor(model, pred.codes.numpy(), 2).eval()
+    paths = onnx_export.export_staged(two, _x(2), tmp_path, dynamo=False)
+    ids, cls = onnx_export.StagedSession(*paths, 2).predict(_x(5).numpy())
+    ref, ref_cls = two(_x(5))
+    np.testing.assert_array_equal(ids, ref.numpy())
+    np.testing.assert_array_equal(cls, ref_cls.numpy())
