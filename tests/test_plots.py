@@ -280,6 +280,24 @@ def test_comparison_table_keeps_short_cells_on_one_line_and_lets_long_text_wrap(
     assert list(given["x"]) == ["1.929 [1.057,\u00a02.801]", "a, b"]
 
 
+def test_comparison_table_aligns_words_left_and_numbers_right():
+    import re
+
+    rows = [{"simulator": "without noise", "acc": "0.842 [0.717, 0.968]", "gain": "—",
+             "n": 3, "x": 0.5},
+            {"simulator": "realistic", "acc": "0.9 [0.8, 1.0]", "gain": "+0.031", "n": 4,
+             "x": -0.25}]
+    def left(html):  # columns of the cells styled left-aligned
+        cols = set()
+        for block in re.findall(r"([^{}]*)\{[^{}]*text-align: left;", html):
+            cols |= {int(c) for c in re.findall(r"row\d+_col(\d+)", block)}
+        return cols
+
+    # the conditions only: intervals, dashes and numbers stay right
+    assert left(plots.comparison_table(rows).to_html()) == {0}
+    assert left(plots.comparison_table([{"n": 3, "x": 0.5}]).to_html()) == set()
+
+
 def test_ticks_at_points_labels_a_few_settings_plainly_and_leaves_many_alone():
     import plotly.graph_objects as go
 

@@ -400,6 +400,10 @@ NOWRAP_CHARS = 32
 """Table cells up to this many characters (numbers, model names) never wrap."""
 
 
+_NUMBER_START = re.compile(r"[-+−~]?[0-9.]|—$")
+"""A cell that reads as a number, an interval or a missing value (a dash)."""
+
+
 def comparison_table(
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
     caption: str | None = None,
@@ -477,6 +481,13 @@ def comparison_table(
     # still fits the page
     sty = sty.map(lambda v: "" if isinstance(v, str) and (len(v) > NOWRAP_CHARS or " [" in v)
                   else "white-space: nowrap;")
+    # words read from the left (a condition, a state, a method); numbers and intervals stay
+    # right-aligned, so their digits line up
+    words = [c for c in shown.columns if c not in formats and c not in names.values()
+             and not any(isinstance(v, str) and _NUMBER_START.match(v) for v in shown[c])
+             and any(isinstance(v, str) for v in shown[c])]
+    if words:
+        sty = sty.set_properties(subset=words, **{"text-align": "left"})
     for c, mask in best.items():
         sty = sty.apply(lambda _, m=mask: ["font-weight: bold" if b else "" for b in m],
                         subset=[names.get(c, c)])
