@@ -72,6 +72,16 @@ def test_ablation_bars_error_bars_are_the_ci():
     # the reference is named in the legend (a label on the line could sit under a bar)
     assert fig.data[1].name == "target" and fig.layout.showlegend and not fig.data[0].showlegend
     assert not plots.ablation_bars(cis, title="t", y_title="acc").layout.showlegend
+    assert bar.type == "bar"
+    # on a log axis a bar's length would depend on where the axis starts: points instead,
+    # with the same CIs
+    log = plots.ablation_bars(cis, title="t", y_title="mm", log_y=True)
+    pts = log.data[0]
+    assert pts.type == "scatter" and pts.mode == "markers" and log.layout.yaxis.type == "log"
+    assert list(pts.x) == ["x", "y"] and list(pts.y) == [2.0, 5.0]
+    assert list(pts.error_y.arrayminus) == pytest.approx([2.0 - cis["x"].low, 1.0])
+    assert not any(t.type == "bar" for t in log.data)
+    assert tuple(log.layout.xaxis.range) == (-0.5, 1.5)  # a bar's half-width of room each side
 
 
 def bold_cells(html: str) -> set[tuple[int, int]]:

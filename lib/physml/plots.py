@@ -138,6 +138,19 @@ def whole_number_ticks(fig: go.Figure, values: Sequence[float], axis: str = "x",
     return fig
 
 
+def means_on_log_axis(x: Sequence, y: Sequence[float], **kw) -> go.Figure:
+    """A figure of one point per category on a log y axis, where a bar would mislead: its
+    length would depend on where the axis happens to start, not on the value. The categories
+    keep a bar's half-width of room at either end (keyword arguments go to ``go.Scatter``,
+    e.g. ``error_y``)."""
+    xs = list(x)
+    fig = go.Figure(go.Scatter(x=xs, y=list(y), mode="markers", showlegend=False,
+                               marker=dict(color=PALETTE[0], size=11, symbol="diamond"), **kw))
+    fig.update_xaxes(type="category", range=[-0.5, len(xs) - 0.5])
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
 def ablation_bars(
     cis: Mapping[str, CI],
     title: str,
@@ -146,20 +159,23 @@ def ablation_bars(
     reference: float | None = None,
     reference_label: str = "target",
 ) -> go.Figure:
-    """One bar per setting: the mean with its CI as an asymmetric error bar.
+    """One bar per setting: the mean with its CI as an asymmetric error bar. With ``log_y`` a
+    point instead of a bar (:func:`means_on_log_axis`).
 
     ``reference`` draws a horizontal line (e.g. an accuracy target or the source's figure),
     named in a legend above the plot rather than on the line, where a bar could hide the name.
     """
     labels = list(cis)
     means = [cis[k].mean for k in labels]
-    fig = go.Figure(go.Bar(
-        x=labels, y=means, marker_color=PALETTE[0],
-        error_y=dict(type="data", symmetric=False,
-                     array=[cis[k].high - cis[k].mean for k in labels],
-                     arrayminus=[cis[k].mean - cis[k].low for k in labels]),
-        hovertext=[f"{k}: {cis[k]} (n={cis[k].n})" for k in labels], hoverinfo="text",
-    ))
+    error = dict(type="data", symmetric=False,
+                 array=[cis[k].high - cis[k].mean for k in labels],
+                 arrayminus=[cis[k].mean - cis[k].low for k in labels])
+    hover = [f"{k}: {cis[k]} (n={cis[k].n})" for k in labels]
+    if log_y:
+        fig = means_on_log_axis(labels, means, error_y=error, hovertext=hover, hoverinfo="text")
+    else:
+        fig = go.Figure(go.Bar(x=labels, y=means, marker_color=PALETTE[0], error_y=error,
+                               hovertext=hover, hoverinfo="text"))
     fig.data[0].showlegend = False
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", line_color=PALETTE[1])

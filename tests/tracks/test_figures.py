@@ -140,3 +140,13 @@ def test_settings_axes_are_ticked_at_the_settings():
                        "tracks_per_s": [1e3, 1e5, 1e6]})
     fig = figures.throughput_lines(tp, 3e5, 2)
     assert list(fig.layout.xaxis.tickvals) == [1, 256, 4096]
+
+
+def test_metric_by_model_puts_one_point_per_model_on_a_log_axis_with_the_target_named():
+    table = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny+rk4x8"], "pos_mean_mm": [8.9, 0.0226]})
+    fig = figures.metric_by_model(table, "pos_mean_mm", "mean position error (mm)", 0.1, "t")
+    pts = fig.data[0]
+    assert pts.type == "scatter" and pts.mode == "markers"  # no bar: its length means nothing
+    assert list(pts.x) == ["mlp-tiny", "mlp-tiny+rk4x8"] and list(pts.y) == [8.9, 0.0226]
+    assert fig.layout.yaxis.type == "log" and fig.layout.shapes[0].y0 == 0.1
+    assert fig.data[1].name == "target 0.1"

@@ -73,16 +73,16 @@ def convergence_order(conv: dict) -> go.Figure:
     return plots.tidy_log_axes(fig)
 
 
-def metric_bars(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
+def metric_by_model(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
                 title: str = "") -> go.Figure:
-    """Bars of one metric per model (rows of a summary table with a ``model`` column)."""
-    fig = go.Figure(go.Bar(x=table["model"], y=table[metric], showlegend=False))
-    if target is not None:  # named in the legend: a label on the line would sit on the bars
+    """One metric per model (rows of a summary table with a ``model`` column), as points on a
+    log axis (:func:`physml.plots.means_on_log_axis`)."""
+    fig = plots.means_on_log_axis(table["model"], table[metric])
+    if target is not None:  # named in the legend: a label on the line could sit on a point
         fig.add_hline(y=target, line_dash="dot", line_color="black")
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"target {target:g}",
                                  line=dict(dash="dot", color="black")))
-    fig.update_layout(title=title, yaxis_title=label, yaxis_type="log",
-                      yaxis_exponentformat="power")
+    fig.update_layout(title=title, yaxis_title=label)
     return plots.tidy_log_axes(fig)
 
 
