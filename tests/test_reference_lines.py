@@ -39,7 +39,7 @@ def _schedule_scan():
 def _bias_scale():
     df = pd.DataFrame({"variant": ["alibi2d", "barrier"], "max_abs_bias": [2.5, 3.4],
                        "logit_std": [0.076, 0.076]})
-    return attention_figures.bias_scale_bars(df, "t"), 0.076
+    return attention_figures.bias_scale(df, "t"), 0.076
 
 
 def _field_error():

@@ -139,15 +139,15 @@ def whole_number_ticks(fig: go.Figure, values: Sequence[float], axis: str = "x",
 
 
 def means_on_log_axis(x: Sequence, y: Sequence[float], **kw) -> go.Figure:
-    """A figure of one point per category on a log y axis, where a bar would mislead: its
+    """A figure of one point per category, for a log y axis, where a bar would mislead: its
     length would depend on where the axis happens to start, not on the value. The categories
     keep a bar's half-width of room at either end (keyword arguments go to ``go.Scatter``,
-    e.g. ``error_y``)."""
+    e.g. ``error_y``). The caller makes the y axis logarithmic once its reference lines are
+    drawn, and returns through :func:`tidy_log_axes`."""
     xs = list(x)
     fig = go.Figure(go.Scatter(x=xs, y=list(y), mode="markers", showlegend=False,
                                marker=dict(color=PALETTE[0], size=11, symbol="diamond"), **kw))
     fig.update_xaxes(type="category", range=[-0.5, len(xs) - 0.5])
-    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 

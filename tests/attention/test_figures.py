@@ -28,3 +28,16 @@ def test_tracer_movie_puts_its_controls_below_the_axis_title():
     menu, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
     assert (menu.y, menu.yanchor) == (0.0, "top") and menu.pad.t >= 60 and slider.pad.t >= 60
     assert [s.label for s in slider.steps] == ["0 min", "1 min", "2 min"] and len(fig.frames) == 3
+
+
+def test_bias_scale_puts_a_point_per_variant_and_names_a_zero_bias_instead_of_hiding_it():
+    import pandas as pd
+
+    df = pd.DataFrame({"variant": ["alibi2d", "relpos", "elev_released_fixed"],
+                       "max_abs_bias": [2.5, 0.0, 0.0113], "logit_std": [0.076] * 3})
+    fig = attention_figures.bias_scale(df, "t")
+    pts = fig.data[0]
+    assert pts.type == "scatter" and pts.mode == "markers" and fig.layout.yaxis.type == "log"
+    assert list(pts.x) == ["alibi2d", "relpos (0)", "elev_released_fixed"]
+    assert pts.y[0] == 2.5 and np.isnan(pts.y[1]) and pts.y[2] == 0.0113
+    assert [s.y0 for s in fig.layout.shapes] == [0.076]

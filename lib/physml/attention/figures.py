@@ -123,14 +123,19 @@ def bias_maps(maps: Mapping[str, np.ndarray], terrain_patch_m: np.ndarray, query
     return fig
 
 
-def bias_scale_bars(df: pd.DataFrame, title: str) -> go.Figure:
-    """Bias magnitude (max |bias| over key tokens, logits) per variant, log y, with the typical
-    spread of the attention logits it is added to as a reference line."""
-    fig = go.Figure(go.Bar(x=df["variant"], y=df["max_abs_bias"], marker_color=PALETTE[0],
-                           name="max |bias|"))
+def bias_scale(df: pd.DataFrame, title: str) -> go.Figure:
+    """Bias magnitude (max |bias| over key tokens, logits) per variant, one point each on a
+    log y axis (:func:`physml.plots.means_on_log_axis`), with the typical spread of the
+    attention logits it is added to as a reference line. A variant whose bias is exactly 0
+    (no terrain term at its initial parameters) has no place on a log axis: its label says
+    "(0)" and it gets no point."""
+    zero = df["max_abs_bias"].to_numpy() <= 0
+    names = [f"{v} (0)" if z else v for v, z in zip(df["variant"], zero, strict=True)]
+    fig = plots.means_on_log_axis(names, df["max_abs_bias"].where(~zero),
+                                  hovertemplate="%{x}: %{y:.3g} logits<extra></extra>")
     plots.reference_line(fig, float(df["logit_std"].iloc[0]), "std of q·k/√d logits",
                          log_y=True, line_dash="dot", line_color=PALETTE[1])
-    fig.update_layout(title=title, yaxis_title="logits", showlegend=False)
+    fig.update_layout(title=title, yaxis_title="max |bias| (logits)", showlegend=False)
     fig.update_yaxes(type="log", exponentformat="power")
     return plots.tidy_log_axes(fig)
 

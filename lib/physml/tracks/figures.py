@@ -82,7 +82,8 @@ def metric_by_model(table: pd.DataFrame, metric: str, label: str, target: float 
         fig.add_hline(y=target, line_dash="dot", line_color="black")
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"target {target:g}",
                                  line=dict(dash="dot", color="black")))
-    fig.update_layout(title=title, yaxis_title=label)
+    fig.update_layout(title=title, yaxis_title=label, yaxis_type="log",
+                      yaxis_exponentformat="power")
     return plots.tidy_log_axes(fig)
 
 
