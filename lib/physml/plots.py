@@ -333,6 +333,26 @@ def _decade_ticks(lo: float, hi: float, steps: Sequence[float]) -> list[float]:
             for m in steps if lo <= m * 10.0 ** k <= hi]
 
 
+DECADE_REACH = 0.5
+"""On a log axis with one tick per decade, an end of the data more than this many decades (a
+factor 3.2) past the last decade inside the data's range extends the axis to the next decade,
+so that the value can be read against a labelled tick on either side (0.0226 mm beside ticks
+from 10⁻¹ up)."""
+
+
+def _decade_range(lo: float, hi: float, reversed_: bool = False) -> list[float]:
+    """The log10 range of a one-tick-per-decade axis over data [lo, hi]: a margin of 0.05
+    decades, widened at an end to the next decade where the data reach more than
+    :data:`DECADE_REACH` decades past the last decade tick on that side."""
+    a, b = math.log10(lo), math.log10(hi)
+    low, high = a - 0.05, b + 0.05
+    if math.ceil(a) - a > DECADE_REACH:
+        low = math.floor(a) - 0.02
+    if b - math.floor(b) > DECADE_REACH:
+        high = math.ceil(b) + 0.02
+    return [high, low] if reversed_ else [low, high]
+
+
 def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
     """Readable ticks on every log axis of ``fig`` that has none set: over at most
     ``max_decades`` decades of data, ticks on the 1-2-5 sequence written plainly (20, 50, 100,
@@ -353,6 +373,9 @@ def tidy_log_axes(fig: go.Figure, max_decades: float = 2.5) -> go.Figure:
         span = math.log10(hi / lo)
         if span > max_decades:
             axis.update(dtick=1)
+            if axis.range is None:  # autorange off, or plotly.js would recompute the range
+                axis.update(range=_decade_range(lo, hi, axis.autorange == "reversed"),
+                            autorange=False)
             continue
         # about the margin Plotly's autorange leaves around the data on a log axis
         pad = 10.0 ** max(0.1, 0.08 * span)
