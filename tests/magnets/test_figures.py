@@ -39,3 +39,14 @@ def test_residual_figure_hatches_exactly_the_states_the_fit_never_saw():
     assert all(s == "/" for i, s in enumerate(shapes) if i not in train)
     assert list(fig.data[0].x) == list(STATE_CODES)
     assert "2.7 µT (constrained)" in fig.layout.title.text
+
+
+def test_placement_figure_names_both_scenes_axes_with_units():
+    rng = np.random.default_rng(0)
+    fig = figures.placement_figure(rng.normal(size=(32, 3)), rng.normal(size=(32, 3)), 0.8, 1.0)
+    for scene in (fig.layout.scene, fig.layout.scene2):
+        assert [a.title.text for a in (scene.xaxis, scene.yaxis, scene.zaxis)] == [
+            "Bx (µT)", "By (µT)", "Bz (µT)"]
+        assert scene.zaxis.nticks == 5
+    assert [list(t.text) for t in fig.data] == [list(STATE_CODES)] * 2
+    assert "raises the expected accuracy (0.800 → 1.000)" in fig.layout.title.text

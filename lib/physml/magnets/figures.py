@@ -113,17 +113,34 @@ def per_finger_figure(runs, names):
     return fig
 
 
+def state_field_points(fields_uT, size=4):
+    """The 32 state fields (32, 3) µT as labelled 3-D points (a hover names state and field)."""
+    f = np.asarray(fields_uT, float)
+    return go.Scatter3d(x=f[:, 0], y=f[:, 1], z=f[:, 2], mode="markers+text",
+                        text=list(STATE_CODES), textfont_size=8,
+                        marker=dict(size=size, color=np.arange(32), colorscale="Viridis"),
+                        name="32 states", hovertemplate="%{text}<br>(%{x:.1f}, %{y:.1f}, "
+                                                         "%{z:.1f}) µT<extra></extra>")
+
+
+FIELD_SCENE = dict(xaxis=dict(title="Bx (µT)", nticks=5), yaxis=dict(title="By (µT)", nticks=5),
+                   zaxis=dict(title="Bz (µT)", nticks=5),
+                   camera=dict(eye=dict(x=1.6, y=1.6, z=1.2)))
+"""Axes of a 3-D scene of field readings: named with units, five ticks each (more crowd the
+short axis of a scene drawn at half the page's width), seen from a little farther than
+Plotly's default camera so that the axis names stay inside the scene."""
+
+
 def placement_figure(fields_default, fields_best, acc_default, acc_best):
     """32 state fields (µT) for the default and the optimised placement, side by side."""
     fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "scene"}]],
                         subplot_titles=(f"default: expected accuracy {acc_default:.3f}",
                                         f"optimised: expected accuracy {acc_best:.3f}"))
     for col, f in ((1, fields_default), (2, fields_best)):
-        fig.add_trace(go.Scatter3d(x=f[:, 0], y=f[:, 1], z=f[:, 2], mode="markers+text",
-                                   text=list(STATE_CODES), textfont_size=8,
-                                   marker=dict(size=3, color=np.arange(32),
-                                               colorscale="Viridis"), showlegend=False), 1, col)
+        fig.add_trace(state_field_points(f, size=3), 1, col)
     verb = "raises" if acc_best > acc_default else "does not raise"
-    fig.update_layout(height=550, title=f"The optimised placement {verb} the expected accuracy "
-                                        f"({acc_default:.3f} → {acc_best:.3f})")
+    fig.update_layout(height=550, showlegend=False, scene=FIELD_SCENE, scene2=FIELD_SCENE,
+                      margin=dict(l=60),  # room for the left scene's Bz name
+                      title=f"The optimised placement {verb} the expected accuracy "
+                            f"({acc_default:.3f} → {acc_best:.3f})")
     return fig

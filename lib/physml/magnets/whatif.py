@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .hand import FINGERS, STATE_CODES
+from .figures import FIELD_SCENE, state_field_points
+from .hand import FINGERS
 from .placement import Placements, default_placement, separability
 
 
@@ -20,17 +21,8 @@ def _title(sc, label=""):
             f"{sc['expected_accuracy'][0]:.3f}")
 
 
-def _scatter(f):
-    return go.Scatter3d(x=f[:, 0], y=f[:, 1], z=f[:, 2], mode="markers+text",
-                        text=list(STATE_CODES), textfont_size=8,
-                        marker=dict(size=4, color=np.arange(32), colorscale="Viridis"),
-                        name="32 states", hovertemplate="%{text}<br>(%{x:.1f}, %{y:.1f}, "
-                                                         "%{z:.1f}) µT<extra></extra>")
-
-
 def _layout(title):
-    return dict(title=title, height=560,
-                scene=dict(xaxis_title="Bx (µT)", yaxis_title="By (µT)", zaxis_title="Bz (µT)"))
+    return dict(title=title, height=560, scene=FIELD_SCENE)
 
 
 def static_whatif(hand, values_mm=None, noise_uT=3.0, placement=None):
@@ -57,7 +49,7 @@ def static_whatif(hand, values_mm=None, noise_uT=3.0, placement=None):
     sc = separability(hand, batch, noise_uT)
     f = sc["fields_uT"]
     i0 = int(np.argmin(np.abs(v)))
-    fig = go.Figure(_scatter(f[i0]))
+    fig = go.Figure(state_field_points(f[i0]))
     steps = []
     for i in range(n):  # one precomputed slider step per value (figure metadata, not compute)
         t = (f"sensor z {v[i]:+.0f} mm: min distance {sc['min_distance_sigma'][i]:.2f} σ, "
@@ -85,7 +77,7 @@ class WhatIf:
                                     p.sensor_offset_m.copy())
         self.noise_uT = float(noise_uT)
         sc = separability(hand, self.placement, self.noise_uT)
-        self.figure = go.FigureWidget(data=[_scatter(sc["fields_uT"][0])],
+        self.figure = go.FigureWidget(data=[state_field_points(sc["fields_uT"][0])],
                                       layout=_layout(_title(sc)))
         total = 1e3 * hand.lengths_m.sum(1)
         style = {"description_width": "150px"}
