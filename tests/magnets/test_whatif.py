@@ -46,15 +46,15 @@ def test_static_steps_are_the_dipole_field_with_the_sensor_moved_up_by_each_valu
     from physml.magnets.hand import sample_hand
 
     hand = sample_hand(np.random.default_rng(3), moment_tolerance=0.0)  # sensor off the origin
-    values = [10.0, 0.0, 25.0]  # the nominal 0 mm is not the first step
+    values = [10.0, 0.0, 2.5]  # the nominal 0 mm is not the first step
     fig, sweep = static_whatif(hand, values_mm=values, noise_uT=3.0)
     steps = fig.layout.sliders[0].steps
     for v, step in zip(values, steps, strict=True):
         got = np.stack([np.asarray(step.args[0][c][0]) for c in "xyz"], axis=1)
         want = _magpylib_dipoles(hand, hand.sensor_m + [0.0, 0.0, 1e-3 * v])
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=f"{v} mm")
-        assert step.label == f"{v:+.0f}"
-        assert f"sensor z {v:+.0f} mm" in step.args[1]["title.text"]
+        assert step.label == {10.0: "+10", 0.0: "+0", 2.5: "+2.5"}[v]  # not rounded to +2
+        assert f"sensor z {step.label} mm" in step.args[1]["title.text"]
     # the figure opens at the nominal sensor: slider, drawn points and title of the 0 mm step
     assert fig.layout.sliders[0].active == 1
     np.testing.assert_array_equal(np.asarray(fig.data[0].x), np.asarray(steps[1].args[0]["x"][0]))

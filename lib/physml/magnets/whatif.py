@@ -52,9 +52,9 @@ def static_whatif(hand, values_mm=None, noise_uT=3.0, placement=None):
     fig = go.Figure(state_field_points(f[i0]))
     steps = []
     for i in range(n):  # one precomputed slider step per value (figure metadata, not compute)
-        t = (f"sensor z {v[i]:+.0f} mm: min distance {sc['min_distance_sigma'][i]:.2f} σ, "
+        t = (f"sensor z {v[i]:+g} mm: min distance {sc['min_distance_sigma'][i]:.2f} σ, "
              f"expected accuracy {sc['expected_accuracy'][i]:.3f}")
-        steps.append(dict(method="update", label=f"{v[i]:+.0f}",
+        steps.append(dict(method="update", label=f"{v[i]:+g}",  # 2.5 mm reads +2.5, not +2
                           args=[{"x": [f[i, :, 0]], "y": [f[i, :, 1]], "z": [f[i, :, 2]]},
                                 {"title.text": t}]))
     fig.update_layout(**_layout(steps[i0]["args"][1]["title.text"]),
