@@ -41,3 +41,15 @@ def test_bias_scale_puts_a_point_per_variant_and_names_a_zero_bias_instead_of_hi
     assert list(pts.x) == ["alibi2d", "relpos (0)", "elev_released_fixed"]
     assert pts.y[0] == 2.5 and np.isnan(pts.y[1]) and pts.y[2] == 0.0113
     assert [s.y0 for s in fig.layout.shapes] == [0.076]
+
+
+def test_convergence_ticks_the_cell_sizes_run_and_draws_first_order_through_the_last_row():
+    import pandas as pd
+
+    df = pd.DataFrame({"dx_m": [250.0, 500.0, 1000.0, 2000.0],
+                       "rel_error": [0.031, 0.064, 0.12, 0.21]})
+    fig = attention_figures.convergence(df, 0.9, "t")
+    assert list(fig.layout.xaxis.tickvals) == [250.0, 500.0, 1000.0, 2000.0]
+    assert list(fig.layout.xaxis.ticktext) == ["250", "500", "1,000", "2,000"]
+    np.testing.assert_allclose(fig.data[1].y, 0.21 * df["dx_m"] / 2000.0)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickvals is not None

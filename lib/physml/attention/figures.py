@@ -84,6 +84,7 @@ def convergence(df: pd.DataFrame, order: float, title: str) -> go.Figure:
                       yaxis_title="relative L2 error vs analytic puff")
     fig.update_xaxes(type="log", exponentformat="power")
     fig.update_yaxes(type="log", exponentformat="power")
+    plots.ticks_at_points(fig, df["dx_m"])  # the cell sizes run, 250 / 500 / 1,000 / 2,000 m
     return plots.tidy_log_axes(fig)
 
 
