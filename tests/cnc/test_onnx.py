@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -81,8 +83,12 @@ def test_benchmark_records_cpu_time_per_timed_call(tmp_path):
     m = _seeded(lambda: classifier.CommandCNN(5, channels=4))
     x = torch.randn(8, 4, 5)
     path = onnx_export.export(m, (x,), tmp_path / "c.onnx", ["x"], ["logits"], dynamo=False)
+    c0 = time.process_time()
     r = onnx_export.benchmark(m, (x,), path, ["x"], repeats=4, warmup=2)
+    spent = time.process_time() - c0
     assert r.cpu_ours.shape == (4,) and r.cpu_anchor.shape == (4,)
     assert (r.cpu_ours > 0).all() and (r.cpu_anchor > 0).all()
+    assert r.cpu_ours.sum() + r.cpu_anchor.sum() <= spent  # each call's own time, no more
     cps = r.cpu_per_second
     assert cps["onnxruntime"].mean == pytest.approx(np.mean(8 / r.cpu_ours))
+    assert cps["torch"].mean == pytest.approx(np.mean(8 / r.cpu_anchor))

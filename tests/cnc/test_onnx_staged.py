@@ -3,6 +3,8 @@ finished rows) gives torch's greedy token ids and classes, and its bookkeeping i
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 import pytest
@@ -148,7 +150,10 @@ def test_staged_breakdown_adds_up(synthetic_case):
     x = _x(50).numpy()
     trace = []
     sess.predict(x, trace)
+    t0 = time.perf_counter()
     b = onnx_export.staged_breakdown(sess, x, repeats=1, warmup=0)
+    elapsed_ms = 1e3 * (time.perf_counter() - t0)
+    assert b.loc[b["stage"] == "total", "wall_ms"].item() <= elapsed_ms  # within the call
     assert list(b["stage"]) == [c.stage for c in trace] + ["host loop", "total"]
     calls = b["stage"].isin([c.stage for c in trace])
     for clock in ("wall_ms", "cpu_ms"):  # one repeat: the parts add up to the total exactly
@@ -201,9 +206,12 @@ def test_staged_inputs_are_checked(synthetic_case, tmp_path):
 
 
 def test_the_smallest_staged_export_is_accepted(synthetic_case, tmp_path):
-    # two decoder steps and an example batch of two rows: the least export_staged and
+    # two decoder steps, an example batch of two rows and a one-layer decoder (its memory's
+    # and its cache's keys and values: four tensors): the least export_staged and
     # StagedSession take
-    vocab, model, pred, _ = synthetic_case
+    vocab, _, pred, _ = synthetic_case
+    model = random_model(vocab, ed.EDConfig(hidden=8, d_model=8, heads=2, layers=1,
+                                            dropout=0.0), seed=4)
     two = ed.GreedyPredictor(model, pred.codes.numpy(), 2).eval()
     paths = onnx_export.export_staged(two, _x(2), tmp_path, dynamo=False)
     ids, cls = onnx_export.StagedSession(*paths, 2).predict(_x(5).numpy())
