@@ -74,7 +74,7 @@ def convergence_order(conv: dict) -> go.Figure:
 
 
 def metric_by_model(table: pd.DataFrame, metric: str, label: str, target: float | None = None,
-                title: str = "") -> go.Figure:
+                    title: str = "") -> go.Figure:
     """One metric per model (rows of a summary table with a ``model`` column), as points on a
     log axis (:func:`physml.plots.means_on_log_axis`)."""
     fig = plots.means_on_log_axis(table["model"], table[metric])
