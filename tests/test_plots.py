@@ -1,5 +1,6 @@
 """physml.plots: renderer survives into HTML, figure builders show what they are given."""
 
+import math
 import re
 
 import pandas as pd
@@ -351,15 +352,17 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert ticks([7.0, 7.0]).tickvals is None  # one value, one tick near it: left to Plotly
     wide = ticks([1e-6, 1.0, 1e3])
     assert wide.tickvals is None and wide.dtick == 1  # one tick per decade
-    assert list(wide.range) == pytest.approx([-6.05, 3.05])  # ends on decades: a margin only
+    assert list(wide.range) == pytest.approx([-6.1, 3.1])  # ends on decades: a margin only
     # an end more than half a decade past its last decade tick reaches the next decade
     # (tracks/02: 0.0226 mm sat below 10⁻¹ with no tick beneath it)
     assert list(ticks([0.0226, 8.9, 530.0]).range) == pytest.approx([-2.02, 3.02])
-    assert list(ticks([0.05, 200.0]).range) == pytest.approx([-1.351, 2.351], abs=1e-3)
+    assert list(ticks([0.05, 200.0]).range) == pytest.approx([-1.401, 2.401], abs=1e-3)
+    # just past a decade the extension still leaves a marker's margin
+    assert ticks([0.0105, 8.9, 530.0]).range[0] == pytest.approx(math.log10(0.0105) - 0.1)
     rev = go.Figure(go.Scatter(x=[1e-8, 1e-2], y=[1.0, 2.0]))
     rev.update_xaxes(type="log", autorange="reversed")
     rev_axis = plots.tidy_log_axes(rev).layout.xaxis
-    assert list(rev_axis.range) == pytest.approx([-1.95, -8.05]) and rev_axis.autorange is False
+    assert list(rev_axis.range) == pytest.approx([-1.9, -8.1]) and rev_axis.autorange is False
     lin = go.Figure(go.Bar(x=["a"], y=[3.0]))
     assert plots.tidy_log_axes(lin).layout.yaxis.tickvals is None  # linear axes untouched
     set_ = go.Figure(go.Scatter(x=[1, 2], y=[1.0, 50.0]))

@@ -341,15 +341,16 @@ from 10⁻¹ up)."""
 
 
 def _decade_range(lo: float, hi: float, reversed_: bool = False) -> list[float]:
-    """The log10 range of a one-tick-per-decade axis over data [lo, hi]: a margin of 0.05
-    decades, widened at an end to the next decade where the data reach more than
-    :data:`DECADE_REACH` decades past the last decade tick on that side."""
+    """The log10 range of a one-tick-per-decade axis over data [lo, hi]: a margin of 0.1
+    decades (room for a marker and its error bar's cap), widened at an end to the next decade
+    where the data reach more than :data:`DECADE_REACH` decades past the last decade tick on
+    that side."""
     a, b = math.log10(lo), math.log10(hi)
-    low, high = a - 0.05, b + 0.05
+    low, high = a - 0.1, b + 0.1
     if math.ceil(a) - a > DECADE_REACH:
-        low = math.floor(a) - 0.02
+        low = min(low, math.floor(a) - 0.02)
     if b - math.floor(b) > DECADE_REACH:
-        high = math.ceil(b) + 0.02
+        high = max(high, math.ceil(b) + 0.02)
     return [high, low] if reversed_ else [low, high]
 
 
