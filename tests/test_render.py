@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, FLAGS, require_chromium
 from notebook_fixtures import write_notebook, write_params
 from physml import render as R
 
@@ -127,6 +128,42 @@ def rendered(project):
     res = cli("render", str(project / "notebooks/demo/01_ok.ipynb"))
     assert res.returncode == 0, res.stdout + res.stderr
     return project / "reports"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_code_toggle_stays_in_a_strip_of_its_own_while_the_report_scrolls(rendered, tmp_path):
+    """The toggle lives in a sticky bar that opens the body: scrolled to the end, the bar is
+    still at the window's top and every point around the button is the bar's, not a line of
+    the report (a button floating over the page covered the end of the line under it)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True,
+            viewport={"width": 900, "height": 300})
+        page = ctx.new_page()
+        page.goto((rendered / "demo/01_ok.html").as_uri())
+        assert page.evaluate("document.body.firstElementChild.id") == "physml-toolbar"
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_timeout(200)
+        assert page.evaluate("window.scrollY") > 300  # the report scrolled under the bar
+        bar = page.locator("#physml-toolbar").bounding_box()
+        button = page.locator("#physml-toolbar #physml-code-toggle")
+        b = button.bounding_box()
+        assert bar and b and abs(bar["y"]) < 1 and bar["width"] > 800
+        around = [(b["x"] - 8, b["y"] + b["height"] / 2), (b["x"] + b["width"] / 2, b["y"] - 2),
+                  (b["x"] + b["width"] / 2, b["y"] + b["height"] + 2), (20, b["y"] + 5)]
+        for x, y in around:
+            assert page.evaluate(f"document.elementFromPoint({x}, {y})"
+                                 ".closest('#physml-toolbar') !== null"), (x, y)
+        assert page.evaluate("document.body.classList.contains('physml-hide-code')")
+        button.click()
+        assert button.inner_text() == "Hide code"
+        assert not page.evaluate("document.body.classList.contains('physml-hide-code')")
+        ctx.close()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from browser import CHROMIUM, FLAGS, require_chromium
 from notebook_fixtures import write_notebook, write_params
 from physml import scoreboard
 
@@ -115,21 +116,13 @@ def test_rows_skip_never_rendered_and_smoke_profile_is_marked(project, tmp_path)
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_scoreboard_renders_in_chromium_and_its_links_resolve(board, tmp_path):
-    from pathlib import Path
-
-    chromium = "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{chromium} is absent on CI: .ci/run must install the chromium package")
-        pytest.skip(f"{chromium} is absent (apt-get install chromium; CI installs it)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     index = board / "reports" / "index.html"
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, args=flags, headless=True)
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = ctx.new_page()
         page.goto(index.as_uri())
         rows = page.locator("table.scoreboard tr.sb-row")

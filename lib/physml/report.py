@@ -15,6 +15,7 @@ import datetime as _dt
 import html
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ CSS = """
 <style>
 body.physml-hide-code .jp-CodeCell .jp-Cell-inputWrapper { display: none; }
 .jp-InputPrompt, .jp-OutputPrompt { visibility: hidden; min-width: 0; width: 0; }
-#physml-code-toggle { position: fixed; top: 10px; right: 14px; z-index: 1000; padding: 4px 10px;
-  font: 13px sans-serif; background: #f4f4f4; border: 1px solid #999; border-radius: 4px;
-  cursor: pointer; }
+#physml-toolbar { position: sticky; top: 0; z-index: 1000; display: flex;
+  justify-content: flex-end; padding: 4px 14px; background: rgba(255, 255, 255, 0.96);
+  border-bottom: 1px solid #e1e4e8; }
+#physml-code-toggle { padding: 3px 10px; font: 13px sans-serif; background: #f4f4f4;
+  border: 1px solid #999; border-radius: 4px; cursor: pointer; }
 .physml-provenance { font: 13px/1.4 sans-serif; background: #f6f8fa; border: 1px solid #d0d7de;
   border-radius: 6px; padding: 8px 12px; margin: 6px 0 14px 0; }
 .physml-provenance table { border-collapse: collapse; margin: 4px 0; }
@@ -40,8 +43,13 @@ body.physml-hide-code .jp-CodeCell .jp-Cell-inputWrapper { display: none; }
 </style>
 """
 
+TOOLBAR = ('<div id="physml-toolbar">'
+           '<button id="physml-code-toggle" type="button">Show code</button></div>\n')
+"""The bar that opens the page's body and stays at the top of the window as the page scrolls
+(sticky, its own strip: a button floating over the page covered the end of whatever line
+scrolled under it)."""
+
 TOGGLE = """
-<button id="physml-code-toggle" type="button">Show code</button>
 <script>
 (function () {
   var b = document.getElementById('physml-code-toggle');
@@ -131,6 +139,7 @@ def to_html(nb: nbformat.NotebookNode, name: str, params: dict[str, Any],
         resources={"metadata": {"name": name}},
     )
     body = body.replace("</head>", CSS + "</head>", 1)
+    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + TOOLBAR, body, count=1)
     return body.replace("</body>", TOGGLE + "</body>", 1)
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser import CHROMIUM, FLAGS, require_chromium
+
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "magnets" / "04_placement_whatif.ipynb"
 
@@ -41,10 +40,7 @@ def _widget_notebook(dest):
 
 @pytest.fixture
 def lab(tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is absent on CI: .ci/run must install the chromium package")
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; CI installs it)")
+    require_chromium()
     work = tmp_path / "nb"
     work.mkdir()
     _widget_notebook(work / NOTEBOOK.name)
