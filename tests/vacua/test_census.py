@@ -166,6 +166,11 @@ def test_bad_input_is_rejected():
         census.enumerate_bases(2)
     with pytest.raises(ValueError, match="chunk_rows"):
         census.enumerate_bases(5, chunk_rows=0)
+    # the smallest chunk is allowed: one surface per chunk, the same census
+    one, _ = census.enumerate_bases(5, chunk_rows=1)
+    whole, _ = census.enumerate_bases(5)
+    cols = ["rays", "good", "stepping_stones"]
+    assert one[cols].equals(whole[cols])
 
 
 def test_dask_search_equals_the_serial_search():
