@@ -180,3 +180,17 @@ def test_dask_search_equals_the_serial_search():
     cols = ["rays", "good", "stepping_stones"]
     assert dask[cols].equals(serial[cols])
     assert sorted(d_extra["cycles"]) == sorted(s_extra["cycles"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_whole_search_ends_by_itself_at_the_published_count():
+    # Morrison & Taylor, arXiv:1204.0283: 61,539 toric bases, the largest at T = 193; the
+    # search must end by itself (no surface survives a further blow-up), not at the ray cap,
+    # and keep no cycles unless asked
+    per, extra = census.enumerate_bases(400)
+    summ = census.census_summary(per, extra)
+    assert extra["exhausted"] and "cycles" not in extra
+    assert summ["toric_bases_count"] == census.PUBLISHED_COUNT == 61_539
+    assert summ["T_max"] == census.PUBLISHED_T_MAX == 193
+    assert per.rays.max() < 400
