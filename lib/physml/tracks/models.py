@@ -27,7 +27,10 @@ end state, computed by numba beside it), output prior + scale(u) * net(u).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -331,6 +334,24 @@ def onnx_inputs(model: Surrogate, u: np.ndarray) -> dict:
     return {"u": u, "prior": prior.astype(np.float32)}
 
 
+@contextlib.contextmanager
+def _exporter_noise_muted():
+    """Mute what torch's dynamo exporter prints on every export without anything being wrong
+    with the model: "torchvision is not installed. Skipping torchvision::nms" (four lines, its
+    op registry's log) and a FutureWarning from torch's own pytree code. A research render
+    exports one model per run, and the notebook's output drowned in them."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
+                                    category=FutureWarning)
+            yield
+    finally:
+        registry.setLevel(level)
+
+
 def export_onnx(model: Surrogate, path: str | Path, dynamo: bool = False) -> Path:
     """Write ``model.predict`` (physical inputs (n, 6) float32 -> (n, 4)) as ONNX, dynamic n.
     For the rk4 prior (numba, not a torch graph) the graph is the network part: inputs u (n, 6)
@@ -346,11 +367,13 @@ def export_onnx(model: Surrogate, path: str | Path, dynamo: bool = False) -> Pat
         wrapper, args, names = _ExportResidual(model), (example, torch.zeros(8, 4)), ["u", "prior"]
     else:
         wrapper, args, names = _Export(model), (example,), ["u"]
+    wrapper.eval()  # a new module is in training mode: the exporter warned on every export
     if dynamo:
         n = torch.export.Dim("n")
-        torch.onnx.export(wrapper, args, str(path), input_names=names,
-                          output_names=["state"], dynamic_shapes=tuple({0: n} for _ in args),
-                          dynamo=True, verbose=False)
+        with _exporter_noise_muted():
+            torch.onnx.export(wrapper, args, str(path), input_names=names,
+                              output_names=["state"], dynamic_shapes=tuple({0: n} for _ in args),
+                              dynamo=True, verbose=False)
     else:
         torch.onnx.export(wrapper, args, str(path), input_names=names,
                           output_names=["state"],
