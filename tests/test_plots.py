@@ -32,6 +32,17 @@ def test_convergence_draws_train_and_val_per_run_on_log_axis():
     assert fig.layout.yaxis.exponentformat == "power"  # 10⁻⁴, not 100µ
     long = {"train": [{"epoch": e, "loss": 1.0 / e} for e in range(1, 13)]}
     assert plots.convergence({"a": long}).layout.xaxis.dtick is None  # 11 epochs: automatic
+    assert {t.mode for t in fig.data} == {"lines"}
+    # a run shorter than two epochs has one point: a line through it draws nothing
+    one = plots.convergence({"a": {"train": [{"epoch": 1, "loss": 0.5}],
+                                   "val": [{"epoch": 1, "loss": 0.6}]}})
+    assert [t.mode for t in one.data] == ["markers", "markers"]
+    # past the palette's eight runs a curve adds markers of another symbol: the ninth run
+    # would otherwise be drawn exactly like the first
+    many = plots.convergence({f"r{k}": long for k in range(9)})
+    assert [t.mode for t in many.data] == ["lines"] * 8 + ["lines+markers"]
+    assert many.data[8].line.color == many.data[0].line.color
+    assert many.data[8].marker.symbol != many.data[0].marker.symbol
 
 
 def test_whole_number_ticks_up_to_the_span_and_on_the_axis_asked():

@@ -33,6 +33,24 @@ from physml.results import keep_intervals_whole
 from physml.stats import CI, format_value, mean_ci
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8c564b", "#555555"]
+SYMBOLS = ["circle", "diamond", "square", "triangle-up", "x"]
+
+
+def series_style(i: int) -> dict[str, str]:
+    """Colour and marker symbol of the i-th series of a figure: the palette's colours with
+    circles, then the same colours again with the next symbol (a ninth series drawn like the
+    first could not be told from it)."""
+    return {"color": PALETTE[i % len(PALETTE)],
+            "symbol": SYMBOLS[(i // len(PALETTE)) % len(SYMBOLS)]}
+
+
+def line_mode(n_points: int, i: int = 0) -> str:
+    """Plotly mode of the i-th series of ``n_points`` points: a line, with markers once the
+    palette repeats (:func:`series_style`); a single point is a marker (a line through one
+    point draws nothing)."""
+    if n_points < 2:
+        return "markers"
+    return "lines" if i < len(PALETTE) else "lines+markers"
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -78,14 +96,16 @@ def convergence(
 ) -> go.Figure:
     """Per-epoch curves of ``metric`` for several runs (histories as written by physml.train).
 
-    Train curves are solid, validation curves dashed in the same colour. A metric missing from
+    Train curves are solid, validation curves dashed in the same colour (runs past the
+    palette's eight add markers, :func:`line_mode`; a run of one epoch is a marker). A metric
+    missing from
     one side (e.g. ``pde_loss`` exists only in training) is drawn where it exists; a metric
     missing everywhere raises ``KeyError`` naming it and the metrics that exist.
     """
     fig = go.Figure()
     found = False
     for i, (label, h) in enumerate(histories.items()):
-        color = PALETTE[i % len(PALETTE)]
+        style = series_style(i)
         for side, dash in (("train", "solid"), ("val", "dash")):
             if side == "val" and not show_val:
                 continue
@@ -94,8 +114,9 @@ def convergence(
                 continue
             found = True
             fig.add_trace(go.Scatter(
-                x=[r["epoch"] for r in rows], y=[r[metric] for r in rows], mode="lines",
-                name=f"{label} ({side})", line=dict(color=color, dash=dash), legendgroup=label,
+                x=[r["epoch"] for r in rows], y=[r[metric] for r in rows],
+                mode=line_mode(len(rows), i), name=f"{label} ({side})",
+                line=dict(color=style["color"], dash=dash), marker=style, legendgroup=label,
             ))
     if not found:
         have = sorted({k for h in histories.values() for s in ("train", "val")

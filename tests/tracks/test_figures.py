@@ -114,8 +114,18 @@ def test_size_vs_speed_gives_spearman_only_within_a_model_family():
     grown = pd.DataFrame({"model": ["mlp-tiny", "mlp-small", "mlp-wide", "pinn-tiny"],
                           "size": ["tiny", "small", "wide", "tiny"],
                           "params": [10, 100, 1000, 20], "epochs_to_90pct": [3, 5, 9, 1]})
-    title = figures.size_vs_speed(grown).layout.title.text
-    assert "mlp ρ = 1.00 (3 runs)" in title and "pinn" not in title
+    fig = figures.size_vs_speed(grown)
+    # ρ in the legend, not in a title that nine families ran off the figure's edge
+    assert [t.name for t in fig.data] == ["mlp (ρ = 1.00, 3 runs)", "pinn"]
+    assert "ρ within each model family in the legend" in fig.layout.title.text
+    # every run of a family as fast: no ranking to correlate (pandas gives NaN)
+    flat = grown.assign(epochs_to_90pct=[2, 2, 2, 1])
+    assert figures.size_vs_speed(flat).data[0].name == "mlp (ρ undefined: all 3 runs equal)"
+    # a ninth family keeps the first one's colour but not its marker
+    nine = pd.DataFrame({"model": [f"m{k}-tiny" for k in range(9)], "size": ["tiny"] * 9,
+                         "params": list(range(1, 10)), "epochs_to_90pct": [1] * 9})
+    marks = [(t.marker.color, t.marker.symbol) for t in figures.size_vs_speed(nine).data]
+    assert len(set(marks)) == 9 and marks[8][0] == marks[0][0]
 
 
 def test_stage_losses_names_the_stage_with_the_largest_last_residual():
@@ -126,6 +136,9 @@ def test_stage_losses_names_the_stage_with_the_largest_last_residual():
     assert fig.layout.title.text.startswith("rk: stage 2 (ζ = 0.5) keeps the largest")
     assert list(fig.data[3].y) == [3.0, 1.5, 1.0]
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.dtick == 1  # epochs 1, 2, 3
+    assert {t.mode for t in fig.data} == {"lines"}
+    one = figures.stage_losses({"train": rows[:1]}, "rk")  # one epoch: markers, not nothing
+    assert {t.mode for t in one.data} == {"markers"}
 
 
 def test_settings_axes_are_ticked_at_the_settings():
@@ -150,3 +163,18 @@ def test_metric_by_model_puts_one_point_per_model_on_a_log_axis_with_the_target_
     assert list(pts.x) == ["mlp-tiny", "mlp-tiny+rk4x8"] and list(pts.y) == [8.9, 0.0226]
     assert fig.layout.yaxis.type == "log" and fig.layout.shapes[0].y0 == 0.1
     assert fig.data[1].name == "target 0.1"
+
+
+def test_learning_curve_means_seeds_per_budget_and_titles_its_axis():
+    curve = pd.DataFrame({"steps": [100] * 4 + [200] * 4, "n_train": [10, 10, 20, 20] * 2,
+                          "seed": [0, 1] * 4,
+                          "pos_mean_mm": [4.0, 6.0, 2.0, 4.0, 2.0, 2.0, 1.0, 1.0]})
+    falling = {"values": {10: 2.0, 20: 1.0}, "flattens_after": None}
+    fig = figures.learning_curve(curve, falling, falling)
+    assert [t.name for t in fig.data] == ["100 steps", "200 steps"]
+    assert list(fig.data[0].y) == [5.0, 3.0]  # means over the two seeds
+    assert fig.layout.yaxis.title.text == "mean position error (mm)"  # not "pos_mean_mm"
+    assert fig.layout.title.text == ("Hybrid learning curve: best 1 mm, still falling at the "
+                                     "largest set and budget")
+    flat = figures.learning_curve(curve, falling, {**falling, "flattens_after": 10})
+    assert "flattening within the range tried" in flat.layout.title.text

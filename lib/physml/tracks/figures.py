@@ -91,19 +91,24 @@ def size_vs_speed(conv: pd.DataFrame) -> go.Figure:
     """Parameters vs epochs to 90% of the final accuracy, one series per model family (the
     ``model`` without its size: architecture and prior, e.g. ``mlp``, ``mlp+kick``).
 
-    The title gives Spearman's ρ within each family that was run at two or more sizes
-    (across families the parameter count is confounded with the architecture, the prior and
-    the step budget, so no pooled ρ is given)."""
+    Each family's legend entry gives Spearman's ρ within it when it was run at two or more
+    sizes (across families the parameter count is confounded with the architecture, the prior
+    and the step budget, so no pooled ρ is given); ρ is "undefined" when every run of the
+    family took the same number of epochs."""
     fig = go.Figure()
-    within = []
+    ranked = False
     family = [m.replace(f"-{s}", "", 1) for m, s in zip(conv["model"], conv["size"], strict=True)]
-    for name, g in conv.groupby(np.array(family), sort=False):
-        fig.add_trace(go.Scatter(x=g["params"], y=g["epochs_to_90pct"], mode="markers",
-                                 name=name, marker=dict(size=10)))
+    for i, (name, g) in enumerate(conv.groupby(np.array(family), sort=False)):
+        label = name
         if g["params"].nunique() >= 2 and len(g) >= 3:
-            rho = g[["params", "epochs_to_90pct"]].corr(method="spearman").iloc[0, 1]
-            within.append(f"{name} ρ = {rho:.2f} ({len(g)} runs)")
-    what = ("Spearman within a model family: " + ", ".join(within) if within else
+            ranked = True
+            rho = (g[["params", "epochs_to_90pct"]].corr(method="spearman").iloc[0, 1]
+                   if g["epochs_to_90pct"].nunique() > 1 else np.nan)
+            label += (f" (ρ = {rho:.2f}, {len(g)} runs)" if np.isfinite(rho) else
+                      f" (ρ undefined: all {len(g)} runs equal)")
+        fig.add_trace(go.Scatter(x=g["params"], y=g["epochs_to_90pct"], mode="markers",
+                                 name=label, marker=plots.series_style(i) | {"size": 10}))
+    what = ("Spearman's ρ within each model family in the legend" if ranked else
             "one size per model family: parameters differ only by family, no size effect to "
             "measure")
     fig.update_layout(title=f"Model size vs convergence speed ({what})",
@@ -153,6 +158,12 @@ def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) ->
     return plots.tidy_log_axes(plots.ticks_at_points(fig, tp["batch"]))
 
 
+METRIC_TITLES = {"pos_mean_mm": "mean position error (mm)",
+                 "pos_95_mm": "95th percentile position error (mm)",
+                 "slope_mean": "mean slope error"}
+"""Axis titles of the test metrics (a metric not here is titled by its column name)."""
+
+
 def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
                    metric: str = "pos_mean_mm") -> go.Figure:
     """Error vs training tracks, one line per optimiser-step budget (mean over seeds)."""
@@ -166,7 +177,8 @@ def learning_curve(curve: pd.DataFrame, by_steps: dict, by_data: dict,
             if by_data["flattens_after"] is None and by_steps["flattens_after"] is None
             else "flattening within the range tried")
     fig.update_layout(title=f"Hybrid learning curve: best {best:.3g} mm, {flat}",
-                      xaxis_title="training tracks", yaxis_title=metric, xaxis_type="log",
+                      xaxis_title="training tracks",
+                      yaxis_title=METRIC_TITLES.get(metric, metric), xaxis_type="log",
                       xaxis_exponentformat="power",
                       yaxis_type="log", yaxis_exponentformat="power")
     return plots.tidy_log_axes(plots.ticks_at_points(fig, curve["n_train"]))
@@ -180,7 +192,8 @@ def stage_losses(history: dict, label: str) -> go.Figure:
         key = f"pde_stage{k}"
         if rows and key in rows[0]:
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows],
-                                     mode="lines", name=f"stage {k} (ζ = {k / 4:g})"))
+                                     mode=plots.line_mode(len(rows)),
+                                     name=f"stage {k} (ζ = {k / 4:g})"))
     last = rows[-1] if rows else {}
     vals = {k: last.get(f"pde_stage{k}", np.nan) for k in range(1, 5)}
     worst = max(vals, key=lambda k: vals[k])
