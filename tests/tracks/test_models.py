@@ -1,9 +1,7 @@
 """Surrogate architectures: shapes, priors (straight line, single kick), the built-in initial
 condition, the RK-PINN endpoint rule, ONNX export."""
 
-import logging
 import math
-import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -11,6 +9,7 @@ import pytest
 import torch
 from scipy.integrate import quad
 
+from onnx_export_check import export_silently
 from physml.tracks import models, priors
 from physml.tracks.field import GaussianField
 from physml.tracks.propagate import propagate
@@ -196,17 +195,7 @@ def test_normalization_round_trips_through_json(tmp_path):
 def test_onnx_export_matches_torch_in_onnxruntime(arch, prior, qop_scale, tmp_path, caplog):
     norm, ini, dz, _ = _norm(prior, qop_scale)
     m = models.build(arch, "tiny", norm)
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
-        warnings.simplefilter("always")
-        path = models.export_onnx(m, tmp_path / "m.onnx", dynamo=arch == "pinn")
-    # an export prints nothing (a research render exports one model per run): no warning of
-    # training mode, no torchvision or pytree noise from the dynamo exporter; the TorchScript
-    # tracer (the fast default) says it is deprecated, in DeprecationWarnings, which Python
-    # shows only for code run from __main__
-    legacy = arch != "pinn"
-    assert [str(w.message)[:80] for w in caught
-            if not (legacy and w.category is DeprecationWarning)] == []
-    assert [r.getMessage()[:80] for r in caplog.records] == []
+    path = export_silently(m, tmp_path / "m.onnx", arch == "pinn", caplog)
     u = np.c_[ini, dz].astype(np.float32)
     got = ort.InferenceSession(str(path)).run(None, {"u": u})[0]
     want = m.predict(torch.tensor(u)).detach().numpy()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from onnx_export_check import export_silently
 from physml.tracks import benchmark, experiments, models, priors
 from physml.tracks.field import GaussianField, GridField
 from physml.tracks.propagate import propagate_scipy
@@ -247,10 +248,11 @@ def test_predict_is_prior_plus_the_scaled_network_output(qop_scale):
     np.testing.assert_allclose(got, want, atol=1e-8)
 
 
-def test_onnx_graph_is_the_network_part_and_matches_torch(tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_onnx_graph_is_the_network_part_and_matches_torch(tmp_path, dynamo, caplog):
     norm, s, dz, _ = _rk4_norm(True)
     m = models.build("mlp", "tiny", norm)
-    path = models.export_onnx(m, tmp_path / "m.onnx")
+    path = export_silently(m, tmp_path / "m.onnx", dynamo, caplog)  # two inputs, one n
     sess = ort.InferenceSession(str(path))
     assert [i.name for i in sess.get_inputs()] == ["u", "prior"]
     u = np.c_[s, dz].astype(np.float32)

@@ -166,6 +166,10 @@ def test_bad_input_is_rejected():
         census.enumerate_bases(2)
     with pytest.raises(ValueError, match="chunk_rows"):
         census.enumerate_bases(5, chunk_rows=0)
+    # the smallest search is allowed: P² alone, cycle (1, 1, 1), T = 0
+    per, extra = census.enumerate_bases(3, keep_cycles=True)
+    assert per.rays.tolist() == [3] and per.good.tolist() == [1]
+    assert extra["cycles"] == [(1, 1, 1)] and not extra["exhausted"]
     # the smallest chunk is allowed: one surface per chunk, the same census
     one, _ = census.enumerate_bases(5, chunk_rows=1)
     whole, _ = census.enumerate_bases(5)

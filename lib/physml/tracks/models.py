@@ -338,7 +338,8 @@ def onnx_inputs(model: Surrogate, u: np.ndarray) -> dict:
 def _exporter_noise_muted():
     """Mute what torch's dynamo exporter prints on every export without anything being wrong
     with the model: "torchvision is not installed. Skipping torchvision::nms" (four lines, its
-    op registry's log) and a FutureWarning from torch's own pytree code. A research render
+    op registry's log), a FutureWarning from torch's own pytree code and, for the rk4 prior's
+    two inputs, a UserWarning that their shared batch axis n is one axis. A research render
     exports one model per run, and the notebook's output drowned in them."""
     registry = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registry.level
@@ -347,6 +348,8 @@ def _exporter_noise_muted():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
                                     category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r"# The axis name: n will not be used",
+                                    category=UserWarning)  # u and prior share their n
             yield
     finally:
         registry.setLevel(level)
