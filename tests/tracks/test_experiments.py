@@ -584,3 +584,24 @@ def test_record_runs_records_each_runs_metrics_that_it_has(monkeypatch):
                                        "m.mlp-s0.slope_mean", "m.mlp-s0.optimizer_steps",
                                        "m.mlp-s0.n_params"}
     assert results.recorded()["m.mlp-s0.pos_mean_mm"]["value"] == 0.5
+
+
+@pytest.mark.slow
+def test_training_matrix_refuses_one_seed_with_the_residual_comparison_before_training(
+        tmp_path):
+    # the residual-vs-direct CI is over seeds: with one seed it used to fail at the end, after
+    # every run of the matrix had trained (minutes, hours in the research profile)
+    import os
+    import subprocess
+    import sys
+
+    from physml.paths import repo_root
+
+    nb = repo_root() / "notebooks/tracks/02_training_matrix.ipynb"
+    env = dict(os.environ, PHYSML_ARTIFACTS=str(tmp_path / "artifacts"))
+    res = subprocess.run([sys.executable, "-m", "physml.cli", "render", str(nb), "-p",
+                          "seeds=[0]", "--out", str(tmp_path / "reports")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "compare_residual needs at least 2 seeds" in out, out[-2000:]
+    assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("*.pt"))
