@@ -146,15 +146,22 @@ def test_pruned_search_finds_every_good_base_brute_force_finds():
     every = enumerate_toric_surfaces(max_rays)
     by_r: dict[int, int] = {}
     by_t: dict[int, int] = {}
+    nt_r: dict[int, int] = {}  # of those, bases with non-toric (4, 6) points
+    nt_t: dict[int, int] = {}
     for g in every:
         t, o = census._bad_sites(np.asarray(g.self_int, np.int64))
         if t == 0:
             by_r[g.n_rays] = by_r.get(g.n_rays, 0) + 1
             by_t[g.n_rays - 3 + o] = by_t.get(g.n_rays - 3 + o, 0) + 1
+            nt_r[g.n_rays] = nt_r.get(g.n_rays, 0) + (o > 0)
+            nt_t[g.n_rays - 3 + o] = nt_t.get(g.n_rays - 3 + o, 0) + (o > 0)
     per, extra = census.enumerate_bases(max_rays, keep_cycles=True)
     assert dict(zip(per.rays, per.good, strict=True)) == by_r
+    assert dict(zip(per.rays, per.good_non_toric, strict=True)) == nt_r
+    assert sum(nt_r.values()) > 10  # the non-toric counts are exercised
     assert len(set(extra["cycles"])) == sum(by_r.values())
     assert dict(zip(extra["by_T"]["T"], extra["by_T"].bases, strict=True)) == by_t
+    assert dict(zip(extra["by_T"]["T"], extra["by_T"].non_toric, strict=True)) == nt_t
     assert not extra["exhausted"]  # 10 rays is a cap, not the end of the search
     summ = census.census_summary(per, extra)
     assert summ["T_min"] == 0 and summ["toric_bases_count"] == sum(by_r.values())
@@ -196,5 +203,5 @@ def test_the_whole_search_ends_by_itself_at_the_published_count():
     summ = census.census_summary(per, extra)
     assert extra["exhausted"] and "cycles" not in extra
     assert summ["toric_bases_count"] == census.PUBLISHED_COUNT == 61_539
-    assert summ["T_max"] == census.PUBLISHED_T_MAX == 193
+    assert summ["T_max"] == census.PUBLISHED_T_MAX == 193 and summ["difference"] == 0
     assert per.rays.max() < 400
