@@ -243,28 +243,6 @@ def blown_up_self_intersections(cycle) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _children(cycles):
-    """Every toric blow-up of every cycle ``(m, r)``, canonicalised: ``(m r, r + 1)``."""
-    m, r = cycles.shape
-    out = np.empty((m * r, r + 1), cycles.dtype)
-    buf = np.empty(r + 1, cycles.dtype)
-    for k in range(m):
-        s = cycles[k]
-        for i in range(r):
-            j = (i + 1) % r
-            # new −1 curve after position i; curves i and i+1 drop by one
-            for q in range(i + 1):
-                buf[q] = s[q]
-            buf[i + 1] = -1
-            for q in range(i + 1, r):
-                buf[q + 1] = s[q]
-            buf[i] -= 1
-            buf[j + 1 if j > i else j] -= 1
-            _canonical_into(buf, out[k * r + i])
-    return out
-
-
-@numba.njit(cache=True)
 def _blow_up_many(s, af, ag, points, n_points):
     """Blow up the torus-fixed points D_i ∩ D_{i+1} for the ``n_points`` positions i in
     ``points`` (sorted) at once; returns the cycle and lower bounds of its orders."""
