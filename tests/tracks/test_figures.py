@@ -155,6 +155,27 @@ def test_settings_axes_are_ticked_at_the_settings():
     assert list(fig.layout.xaxis.tickvals) == [1, 256, 4096]
 
 
+def test_throughput_lines_keep_a_models_colour_over_its_backends_and_tell_models_apart():
+    """Ten models on two backends: each model one colour and marker on both lines, dashes by
+    backend, and no two models drawn alike (a ninth model repeats a colour, not a symbol)."""
+    models = [f"m{k}" for k in range(10)]
+    tp = pd.DataFrame([{"model": m, "backend": b, "batch": n, "tracks_per_s": 1e3 * (k + 1) * n}
+                       for k, m in enumerate(models) for b in ("torch", "onnx")
+                       for n in (1, 256)])
+    fig = figures.throughput_lines(tp, 3e5, 2)
+    lines = [t for t in fig.data if t.name and "(" in t.name and t.name.startswith("m")]
+    assert len(lines) == 20
+    look = {}
+    for t in lines:
+        model, backend = t.name.split(" (")
+        assert t.legendgroup == model
+        assert t.line.dash == {"torch)": "solid", "onnx)": "dot"}[backend]
+        look.setdefault(model, set()).add((t.line.color, t.marker.color, t.marker.symbol))
+    assert all(len(v) == 1 for v in look.values())  # one look per model, whatever the backend
+    assert len({next(iter(v)) for v in look.values()}) == 10  # ten models, ten looks
+    assert all(c == m for v in look.values() for c, m, _ in v)
+
+
 def test_metric_by_model_puts_one_point_per_model_on_a_log_axis_with_the_target_named():
     table = pd.DataFrame({"model": ["mlp-tiny", "mlp-tiny+rk4x8"], "pos_mean_mm": [8.9, 0.0226]})
     fig = figures.metric_by_model(table, "pos_mean_mm", "mean position error (mm)", 0.1, "t")

@@ -138,15 +138,20 @@ def sweep(df: pd.DataFrame, x: str, metric: str, group: str, title: str,
 
 
 def throughput_lines(tp: pd.DataFrame, rk4_tracks_per_s: float, threads: int) -> go.Figure:
-    """Tracks/s vs batch size per model and backend (torch solid, ONNX Runtime dotted, numba
-    dash-dotted), with RK4's figure on the same threads; the title names the fastest at the
-    largest batch, whatever its accuracy."""
+    """Tracks/s vs batch size per model and backend, with RK4's figure on the same threads;
+    the title names the fastest at the largest batch, whatever its accuracy. A model keeps one
+    colour and marker over its backends (:func:`plots.series_style`), the backend is the line's
+    dash (torch solid, ONNX Runtime dotted, numba dash-dotted), and a click on a model's legend
+    entry hides all its backends: a research render benchmarks dozens of model × backend
+    lines, which the palette's eight colours alone could not tell apart."""
     dash = {"torch": "solid", "onnx": "dot", "numba": "dashdot"}
+    index = {m: i for i, m in enumerate(pd.unique(tp["model"]))}
     fig = go.Figure()
     for (model, backend), g in tp.groupby(["model", "backend"], sort=False):
+        style = plots.series_style(index[model])
         fig.add_trace(go.Scatter(x=g["batch"], y=g["tracks_per_s"], mode="lines+markers",
-                                 name=f"{model} ({backend})",
-                                 line=dict(dash=dash.get(backend, "dash"))))
+                                 name=f"{model} ({backend})", legendgroup=model, marker=style,
+                                 line=dict(color=style["color"], dash=dash.get(backend, "dash"))))
     plots.reference_line(fig, rk4_tracks_per_s, "RK4 (numba)", log_y=True, line_dash="dash")
     best = tp[tp["batch"] == tp["batch"].max()].sort_values("tracks_per_s").iloc[-1]
     fig.update_layout(
