@@ -68,6 +68,9 @@ def test_template_colour_bars_write_powers_of_ten():
 def test_convergence_of_a_train_only_term_and_missing_metric():
     fig = plots.convergence({"a": HIST}, metric="pde_loss")
     assert [t.name for t in fig.data] == ["a (train)"]
+    assert fig.layout.yaxis.title.text == "pde_loss"  # untitled: the metric's key
+    named = plots.convergence({"a": HIST}, metric="pde_loss", y_title="squared residual")
+    assert named.layout.yaxis.title.text == "squared residual"
     with pytest.raises(KeyError, match="no history has metric 'nope'.*pde_loss"):
         plots.convergence({"a": HIST}, metric="nope")
 

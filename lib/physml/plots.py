@@ -93,8 +93,10 @@ def convergence(
     log_y: bool = True,
     title: str | None = None,
     show_val: bool = True,
+    y_title: str | None = None,
 ) -> go.Figure:
-    """Per-epoch curves of ``metric`` for several runs (histories as written by physml.train).
+    """Per-epoch curves of ``metric`` for several runs (histories as written by physml.train),
+    the y axis titled ``y_title`` (default: the metric's key).
 
     Train curves are solid, validation curves dashed in the same colour (runs past the
     palette's eight add markers, :func:`line_mode`; a run of one epoch is a marker). A metric
@@ -124,7 +126,7 @@ def convergence(
         raise KeyError(f"convergence: no history has metric {metric!r}; metrics present: {have}")
     fig.update_layout(
         title=title or f"{metric} per epoch (solid: train, dashed: validation)",
-        xaxis_title="epoch", yaxis_title=metric,
+        xaxis_title="epoch", yaxis_title=y_title or metric,
     )
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
