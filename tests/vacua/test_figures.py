@@ -14,17 +14,18 @@ def _dist(stable):
 
 def test_label_distribution_titles_a_range_a_constant_share_and_a_single_label():
     fig = figures.label_distribution(_dist([0.6, 0.8, 0.9]), "n_moduli", "Fixed: ")
-    assert fig.layout.title.text == ("Fixed: stable_minimum is the most common label; its share "
-                                     "ranges 60.0%–90.0% across 3 values of n_moduli")
+    assert fig.layout.title.text == ("Fixed: stable minimum is the most common label; its share "
+                                     "ranges 60.0%–90.0% across 3 values of n")
+    assert fig.layout.xaxis.title.text == "number of moduli n"
     assert fig.layout.barmode == "stack"
-    assert [t.name for t in fig.data] == ["stable_minimum", "saddle"]  # in LABELS order
+    assert [t.name for t in fig.data] == ["stable minimum", "saddle"]  # in LABELS order
     assert list(fig.data[1].y) == list(_dist([0.6, 0.8, 0.9]).saddle)
     same = figures.label_distribution(_dist([0.7, 0.7, 0.7]), "n_moduli")
-    assert same.layout.title.text == ("stable_minimum is the most common label, 70.0% at each of "
-                                      "3 values of n_moduli")  # not 'ranges 70.0%–70.0%'
+    assert same.layout.title.text == ("stable minimum is the most common label, 70.0% at each of "
+                                      "3 values of n")  # not 'ranges 70.0%–70.0%'
     only = figures.label_distribution(_dist([1.0, 1.0, 1.0]), "regime")
-    assert only.layout.title.text == ("every potential is stable_minimum, at each of 3 values "
-                                      "of regime")
+    assert only.layout.title.text == ("every potential is labelled stable minimum, at each of 3 "
+                                      "values of regime")
 
 
 def test_time_to_eps_curves_stop_where_a_seed_never_reaches_and_name_the_fastest():
@@ -47,3 +48,38 @@ def test_time_to_eps_curves_stop_where_a_seed_never_reaches_and_name_the_fastest
     assert lines["newton"].y[-1] == pytest.approx(gm.mean)
     assert fig.layout.title.text == ("1 of 2 solvers reach ε = 1e-06 on every seed; fastest "
                                      f"there: newton ({gm.mean:.3g} ms per vacuum)")
+
+
+def test_solver_cost_by_n_says_for_which_methods_the_cost_grew_and_names_the_cheapest():
+    def table(b_last):
+        return pd.DataFrame({"method": ["a", "a", "b", "b"], "n": [2, 16, 16, 2],
+                             "wall_ms_per_potential": [1.0, 5.0, b_last, 3.0]})
+    fig = figures.solver_cost_by_n(table(4.0))  # b: 3 ms at n = 2, 4 ms at n = 16
+    assert fig.layout.title.text == ("Wall time per potential grows with n for every method; "
+                                     "at n = 16 the cheapest is b")
+    assert list(fig.data[1].x) == [2, 16]  # drawn in n order whatever the row order
+    assert fig.layout.xaxis.title.text == "number of moduli n"
+    assert figures.solver_cost_by_n(table(2.0)).layout.title.text.startswith(
+        "Wall time per potential grows with n for a only; at n = 16 the cheapest is b")
+    falling = table(2.0).assign(wall_ms_per_potential=[5.0, 1.0, 2.0, 3.0])
+    assert "does not grow with n for any method; at n = 16 the cheapest is a" in \
+        figures.solver_cost_by_n(falling).layout.title.text
+    one = table(4.0)[table(4.0).n == 16]
+    assert figures.solver_cost_by_n(one).layout.title.text.startswith(
+        "Wall time per potential at one n only")
+
+
+def test_throughput_by_n_says_whether_the_rate_fell_and_up_to_which_n_it_meets_the_target():
+    timing = pd.DataFrame({"n_moduli": [24, 2, 8], "labels_per_s": [2500.0, 9000.0, 4000.0],
+                           "potentials": [10, 10, 10]})
+    fig = figures.throughput_by_n(timing, target=3000.0)
+    assert fig.layout.title.text == "Batched Newton throughput falls with n: ≥ 3,000/s up to n = 8"
+    assert fig.layout.xaxis.title.text == "number of moduli n"
+    rising = timing.assign(labels_per_s=[9000.0, 2500.0, 4000.0])
+    assert figures.throughput_by_n(rising).layout.title.text == (
+        "Batched Newton throughput does not fall with n: ≥ 3,000/s at n = 8, 24 only")
+    slow = timing.assign(labels_per_s=[1.0, 2.0, 3.0])
+    assert figures.throughput_by_n(slow).layout.title.text.endswith("below 3,000/s at every n")
+    one = timing.iloc[:1]
+    assert figures.throughput_by_n(one).layout.title.text.startswith(
+        "Batched Newton throughput at one n:")
