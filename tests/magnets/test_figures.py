@@ -50,3 +50,12 @@ def test_placement_figure_names_both_scenes_axes_with_units():
         assert scene.zaxis.nticks == 5
     assert [list(t.text) for t in fig.data] == [list(STATE_CODES)] * 2
     assert "raises the expected accuracy (0.800 → 1.000)" in fig.layout.title.text
+
+
+def test_field_error_title_gives_the_breakdown_and_the_error_at_the_closest_distance():
+    curve = {"distance_diam": np.array([4.0, 0.75, 2.0]),
+             "max_rel_err": np.array([0.002, 0.35, 0.02]),
+             "median_rel_err": np.array([0.001, 0.1, 0.01])}
+    fig = figures.field_error_figure(curve, 2.5)
+    assert fig.layout.title.text == ("The dipole approximation is within 1% beyond 2.5 magnet "
+                                     "diameters; at 0.75 diameters it is off by up to 35%")

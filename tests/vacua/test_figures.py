@@ -83,3 +83,21 @@ def test_throughput_by_n_says_whether_the_rate_fell_and_up_to_which_n_it_meets_t
     one = timing.iloc[:1]
     assert figures.throughput_by_n(one).layout.title.text.startswith(
         "Batched Newton throughput at one n:")
+
+
+def test_derivative_and_census_titles_state_the_measured_figures():
+    h = np.array([1e-2, 1e-5, 1e-8])
+    curves = {"random point": pd.DataFrame({"h": h, "grad_rel_err": [1e-4, 3e-11, 1e-7],
+                                            "hess_rel_err": [1e-4, 1e-6, 1e-1]})}
+    assert figures.fd_error_vs_step(curves).layout.title.text == (
+        "Central differences against the analytic derivatives, smallest gradient error "
+        "random point: 3.0e-11 (h = 1e-05)")
+    defect = pd.DataFrame({"point": ["random", "near_kink", "near_kink", "near_kink"],
+                           "ours_rel_err": [1e-15, 2e-14, 1e-15, 0.0],
+                           "source_rel_err": [0.0, 0.9, 1.0, 0.5]})
+    assert figures.source_defect(defect).layout.title.text == (
+        "Hessian against autodiff: the source's δ² version is off by a median 0.9 near the "
+        "kinks, ours by at most 2.0e-14 anywhere")
+    assert figures.geometry_counts({3: 1, 4: 3, 5: 9}).layout.title.text == (
+        "Toric surfaces with every D² ≥ −12 per number of rays: ×3.0 from 4 to 5 rays")
+    assert figures.geometry_counts({3: 1}).layout.title.text.endswith(": 1 at 3 rays")

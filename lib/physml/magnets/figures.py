@@ -22,9 +22,12 @@ def field_error_figure(curve, breakdown_1pct):
     fig.add_trace(go.Scatter(x=curve["distance_diam"], y=curve["median_rel_err"], name="median",
                              mode="lines+markers"))
     plots.reference_line(fig, 0.01, "1%", log_y=True, line_dash="dot")
+    dist, worst = np.asarray(curve["distance_diam"]), np.asarray(curve["max_rel_err"])
+    near = int(np.argmin(dist))
     fig.update_layout(
         title=f"The dipole approximation is within 1% beyond {breakdown_1pct:.1f} magnet "
-              "diameters and fails near the magnet",
+              f"diameters; at {dist[near]:.2g} diameter{'' if dist[near] == 1 else 's'} it is "
+              f"off by up to {worst[near]:.0%}",
         xaxis_title="distance from magnet centre (diameters)",
         yaxis_title="|B_dipole − B_cylinder| / |B_cylinder|")
     fig.update_xaxes(type="log", exponentformat="power")
