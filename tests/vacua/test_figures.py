@@ -67,6 +67,10 @@ def test_solver_cost_by_n_says_for_which_methods_the_cost_grew_and_names_the_che
     one = table(4.0)[table(4.0).n == 16]
     assert figures.solver_cost_by_n(one).layout.title.text.startswith(
         "Wall time per potential at one n only")
+    flat = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "n": [2, 8, 16] * 2,
+                         "wall_ms_per_potential": [1.0, 9.0, 1.0, 1.0, 2.0, 3.0]})
+    assert figures.solver_cost_by_n(flat).layout.title.text.startswith(  # a ends where it began
+        "Wall time per potential grows with n for b only")
 
 
 def test_throughput_by_n_says_whether_the_rate_fell_and_up_to_which_n_it_meets_the_target():
@@ -83,6 +87,12 @@ def test_throughput_by_n_says_whether_the_rate_fell_and_up_to_which_n_it_meets_t
     one = timing.iloc[:1]
     assert figures.throughput_by_n(one).layout.title.text.startswith(
         "Batched Newton throughput at one n:")
+    dip = timing.assign(labels_per_s=[5000.0, 3500.0, 1000.0])  # n = 24, 2, 8: a dip at 8
+    assert figures.throughput_by_n(dip).layout.title.text.startswith(
+        "Batched Newton throughput does not fall with n")  # first (n = 2) against last (n = 24)
+    two = pd.DataFrame({"n_moduli": [2, 4], "labels_per_s": [3000.0, 3000.0], "potentials": [1, 1]})
+    assert figures.throughput_by_n(two).layout.title.text == (  # the target met exactly
+        "Batched Newton throughput does not fall with n: ≥ 3,000/s up to n = 4")
 
 
 def test_derivative_and_census_titles_state_the_measured_figures():
