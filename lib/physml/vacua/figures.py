@@ -11,6 +11,17 @@ from physml.plots import PALETTE
 
 from .labels import LABELS
 
+AXIS_NAMES = {"n_moduli": "number of moduli n"}
+"""Axis titles of table columns (others: the key with spaces for underscores)."""
+SHORT_NAMES = {"n_moduli": "n"}
+"""What a title calls a column once its axis has named it."""
+
+
+def _words(key: str, short: bool = False) -> str:
+    """A column or label key as words: ``n_moduli`` -> "number of moduli n" (``short``: "n"),
+    ``stable_minimum`` -> "stable minimum"."""
+    return (SHORT_NAMES if short else AXIS_NAMES).get(key, key.replace("_", " "))
+
 
 def fd_error_vs_step(curves: dict[str, pd.DataFrame]) -> go.Figure:
     """Relative error of central finite differences vs the step h, one pair of curves (gradient,
@@ -80,23 +91,11 @@ def solver_cost_by_n(summary_n: pd.DataFrame, column: str = "wall_ms_per_potenti
     return plots.tidy_log_axes(fig)
 
 
-AXIS_NAMES = {"n_moduli": "number of moduli n"}
-"""Axis titles of table columns (others: the key with spaces for underscores)."""
-SHORT_NAMES = {"n_moduli": "n"}
-"""What a title calls a column once its axis has named it."""
-
-
-def _words(key: str, short: bool = False) -> str:
-    """A column or label key as words: ``n_moduli`` -> "number of moduli n" (``short``: "n"),
-    ``stable_minimum`` -> "stable minimum"."""
-    return (SHORT_NAMES if short else AXIS_NAMES).get(key, key.replace("_", " "))
-
-
 def label_distribution(dist: pd.DataFrame, by: str, prefix: str = "") -> go.Figure:
     """Stacked bars of label fractions per value of ``by`` (output of scan.label_distribution);
     the title (after ``prefix``) names the most common label and the range of its share."""
-    top = _words(dist.mean().idxmax())
-    lo, hi = float(dist[dist.mean().idxmax()].min()), float(dist[dist.mean().idxmax()].max())
+    key = dist.mean().idxmax()
+    top, lo, hi = _words(key), float(dist[key].min()), float(dist[key].max())
     n, over = dist.shape[0], _words(by, short=True)
     if lo == 1.0:
         title = f"{prefix}every potential is labelled {top}, at each of {n} values of {over}"
