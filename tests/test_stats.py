@@ -46,6 +46,10 @@ def test_paired_difference_matches_scipy_ttest_rel():
     assert (cmp.diff.low, cmp.diff.high) == pytest.approx((ref.low, ref.high), rel=1e-10)
     assert cmp.verdict == "greater"
     assert paired_difference(b, a).verdict == "less"
+    assert cmp.words() == "95% CI above 0" and paired_difference(b, a).words() == "95% CI below 0"
+    assert paired_difference(a, b, confidence=0.9).words() == "90% CI above 0"
+    assert str(cmp).endswith(" (95% CI above 0)")
+    assert paired_difference([1.0, 2.0, 3.0], [1.5, 1.5, 3.0]).words() == "95% CI covers 0"
 
 
 def test_difference_inside_the_noise_is_inconclusive_not_a_tie():
@@ -104,6 +108,9 @@ def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
     assert cmp.diff.mean == pytest.approx(np.exp(np.mean(np.log(slow / fast))))
     assert cmp.diff.low > 0 and cmp.verdict == "greater"
     assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).verdict == "inconclusive"
+    assert cmp.words() == "95% CI above 1"  # a ratio's no-effect value is 1, not 0
+    assert ratio_ci(fast, slow).words() == "95% CI below 1"
+    assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).words() == "95% CI covers 1"
     with pytest.raises(ValueError, match="positive"):
         ratio_ci([1.0, -1.0], [1.0, 1.0])
     for bad in (([0.0, 2.0], [1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0])):  # a zero on either side

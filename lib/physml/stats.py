@@ -139,12 +139,20 @@ class Comparison:
 
     diff: CI
     verdict: str
+    null: float = 0.0
+    """The value of no effect the verdict was taken against (1 for a ratio)."""
 
     def as_dict(self) -> dict:
         return {"diff": self.diff.as_dict(), "verdict": self.verdict}
 
+    def words(self) -> str:
+        """Where the interval lies, for a report: "95% CI above 0", "95% CI below 1",
+        "95% CI covers 0" (the verdict, which alone reads "greater" without saying than what)."""
+        where = {"greater": "above", "less": "below", "inconclusive": "covers"}[self.verdict]
+        return f"{self.diff.confidence:.0%} CI {where} {self.null:g}"
+
     def __str__(self) -> str:
-        return f"{self.diff} ({self.verdict})"
+        return f"{self.diff} ({self.words()})"
 
 
 @dataclass(frozen=True)
@@ -363,7 +371,7 @@ def ratio_ci(
     log_ci = mean_ci(np.log(xa / xb), confidence=confidence, method="t")
     ci = CI(float(np.exp(log_ci.mean)), float(np.exp(log_ci.low)), float(np.exp(log_ci.high)),
             log_ci.n, confidence, "t on log ratio", tuple(float(v) for v in xa / xb))
-    return Comparison(ci, verdict(log_ci))
+    return Comparison(ci, verdict(log_ci), null=1.0)
 
 
 def tost_paired(a, b, margin: float, alpha: float = ALPHA) -> Equivalence:
