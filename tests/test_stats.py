@@ -1,5 +1,7 @@
 """physml.stats against scipy.stats."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -159,9 +161,17 @@ def test_welch_difference_is_scipys_welch_interval_and_exact_for_constant_sample
     assert (cmp.diff.low, cmp.diff.high) == pytest.approx((res.low, res.high), rel=1e-12)
     assert cmp.diff.mean == pytest.approx(a.mean() - b.mean())
     assert cmp.diff.low < cmp.diff.mean < cmp.diff.high
-    const = welch_difference([2.0, 2.0, 2.0], [1.5, 1.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # constant samples are ordinary input: no warning
+        const = welch_difference([2.0, 2.0, 2.0], [1.5, 1.5])
+        one = welch_difference([1.2] * 4, b)
     assert (const.diff.low, const.diff.mean, const.diff.high) == (0.5, 0.5, 0.5)
     assert const.verdict == "greater"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
+        ref = st.ttest_ind([1.2] * 4, b, equal_var=False).confidence_interval(0.95)
+    assert (one.diff.low, one.diff.high) == pytest.approx((ref.low, ref.high), rel=1e-12)
+    assert one.diff.low < one.diff.high
 
 
 def test_tost_without_spread_compares_the_differences_not_the_sums():
@@ -180,10 +190,12 @@ def test_tost_without_spread_compares_the_differences_not_the_sums():
     assert 0.0 < spread.p_value == pytest.approx(p_ref, rel=1e-9)
     # one constant sample beside one with spread is an ordinary Welch test, not the exact path
     eq = tost_ind([1.0, 1.0, 1.0, 1.0], [0.9, 1.0, 1.1, 1.05], margin=0.2)
-    p1 = st.ttest_ind(np.ones(4) + 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
-                      alternative="greater").pvalue
-    p2 = st.ttest_ind(np.ones(4) - 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
-                      alternative="less").pvalue
+    with warnings.catch_warnings():  # scipy warns of precision loss on any constant sample
+        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
+        p1 = st.ttest_ind(np.ones(4) + 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
+                          alternative="greater").pvalue
+        p2 = st.ttest_ind(np.ones(4) - 0.2, [0.9, 1.0, 1.1, 1.05], equal_var=False,
+                          alternative="less").pvalue
     assert 0.0 < eq.p_value == pytest.approx(max(p1, p2), rel=1e-6)
     assert tost_ind([1.0, 1.0], [1.0, 1.0], margin=0.1).p_value == 0.0
     assert tost_ind([1.0, 1.0], [1.05, 1.05], margin=0.1).equivalent

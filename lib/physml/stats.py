@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -345,11 +346,15 @@ def welch_difference(a, b, confidence: float = 0.95) -> Comparison:
     xa, xb = _as_values(a, "welch_difference (a)"), _as_values(b, "welch_difference (b)")
     from scipy import stats as _st
 
-    res = _st.ttest_ind(xa, xb, equal_var=False)
-    lo, hi = res.confidence_interval(confidence)
     d = float(xa.mean() - xb.mean())
-    if not np.isfinite(lo):  # both samples constant
-        lo = hi = d
+    if np.ptp(xa) == 0 and np.ptp(xb) == 0:  # both constant: the difference is exact (scipy
+        lo = hi = d  # would warn of precision loss and return nan)
+    else:
+        with warnings.catch_warnings():  # scipy's check fires on any constant sample, whose
+            # variance 0 is exact, not a precision loss
+            warnings.filterwarnings("ignore", message="Precision loss occurred in moment",
+                                    category=RuntimeWarning)
+            lo, hi = _st.ttest_ind(xa, xb, equal_var=False).confidence_interval(confidence)
     ci = CI(d, float(lo), float(hi), int(min(xa.size, xb.size)), confidence, "welch")
     return Comparison(ci, verdict(ci))
 
