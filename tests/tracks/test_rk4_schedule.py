@@ -151,6 +151,31 @@ def test_grouped_schedules_give_stiff_tracks_fewer_steps_and_run_in_input_order(
         run_grouped(states, scheds, np.full(len(states), 3), bs)
 
 
+@pytest.mark.parametrize("n", [40, 300])  # below and above LOCALITY_MIN_TRACKS
+def test_grouped_run_equals_each_groups_own_run_on_every_compiled_path(n):
+    """run_grouped sorts the whole batch once (rk4_compiled_grouped): each track must still end
+    where rk4_compiled puts it alone, on the planes kernel, on nodes off the planes and on the
+    trilinear map, with a group that has no tracks."""
+    bs = _narrow()
+    states = reference_sample(bs, n, np.random.default_rng(12), Z_END)
+    on_planes = np.linspace(0.0, Z_END, 18)  # 500 mm steps: node to node
+    off_planes = np.linspace(0.0, Z_END, 23)  # 386 mm steps: stages off the planes
+    assert bs.on_planes(on_planes) and not bs.on_planes(off_planes)
+    scheds = [on_planes, np.linspace(0.0, Z_END, 6), off_planes]
+    g = np.random.default_rng(1).choice([0, 2], n)  # group 1 empty
+    for field in (bs, bs.grid):
+        out, steps = run_grouped(states, scheds, g, field)
+        for j in (0, 2):
+            idx = np.flatnonzero(g == j)
+            np.testing.assert_array_equal(out[idx], propagate(states[idx], 0.0, Z_END, field,
+                                                              schedule=scheds[j]))
+            assert np.all(steps[idx] == len(scheds[j]) - 1)
+    with pytest.raises(ValueError, match="groups must be"):
+        run_grouped(states, scheds, g.astype(float), bs)
+    with pytest.raises(ValueError, match="schedule 1 must be 1-D"):
+        run_grouped(states, [on_planes, [0.0]], np.zeros(n, np.int64), bs)
+
+
 def test_matched_accuracy_chooses_a_node_schedule_that_holds_on_fresh_tracks_vs_dop853():
     bs = _narrow()
     spec = {"n_probes": 48, "probe_seed": 5, "local_tols_um": [200.0, 0.05],

@@ -26,7 +26,7 @@ from scipy.integrate import solve_ivp
 
 from physml.tracks.eom import KAPPA, derivatives, x64
 from physml.tracks.grid import GridField
-from physml.tracks.rk4_compiled import dopri5, rk4_compiled, rk4_compiled_to
+from physml.tracks.rk4_compiled import dopri5, rk4_compiled, rk4_compiled_grouped, rk4_compiled_to
 from physml.tracks.tricubic import SmoothMap
 
 __all__ = ["KAPPA", "derivatives", "propagate", "propagate_scipy", "propagate_to", "rhs",
@@ -237,19 +237,27 @@ def run_grouped(states: np.ndarray, schedules: list[np.ndarray], groups: np.ndar
                 field) -> tuple[np.ndarray, np.ndarray]:
     """RK4 of each track along its group's schedule (``groups`` (n,) indexes ``schedules``,
     each from the same z_start to the same z_end, :func:`propagate`): (end states (n, 5) in
-    input order, steps per track (n,))."""
+    input order, steps per track (n,)). On a compiled field (a map or its smooth twins) all
+    groups run in one :func:`~physml.tracks.rk4_compiled.rk4_compiled_grouped` call."""
     s = _check_states(states)
     g = np.asarray(groups)
-    if g.shape != (len(s),) or (len(g) and (g.min() < 0 or g.max() >= len(schedules))):
-        raise ValueError(f"run_grouped: groups must be (n,) = ({len(s)},) indices below "
+    if (g.shape != (len(s),) or not np.issubdtype(g.dtype, np.integer)
+            or (len(g) and (g.min() < 0 or g.max() >= len(schedules)))):
+        raise ValueError(f"run_grouped: groups must be (n,) = ({len(s)},) integer indices below "
                          f"{len(schedules)}")
+    schedules = [np.asarray(n, dtype=np.float64) for n in schedules]
+    for j, n in enumerate(schedules):
+        if n.ndim != 1 or n.size < 2:
+            raise ValueError(f"run_grouped: schedule {j} must be 1-D with >= 2 nodes, got "
+                             f"shape {n.shape}")
+    steps = np.array([len(n) - 1 for n in schedules], dtype=np.int64)[g]
+    if isinstance(field, (GridField, SmoothMap)):  # compiled: one locality sort for all groups
+        return rk4_compiled_grouped(s, schedules, g, field), steps
     out = np.empty_like(s)
-    steps = np.empty(len(s), dtype=np.int64)
     for j, nodes in enumerate(schedules):
         idx = np.flatnonzero(g == j)
         if idx.size:
             out[idx] = propagate(s[idx], nodes[0], nodes[-1], field, schedule=nodes)
-            steps[idx] = len(nodes) - 1
     return out, steps
 
 
