@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from physml import stats
-from physml.results import record
+from physml.results import count_noun, record
 from physml.tracks import data as D
 from physml.tracks.training import (
     TARGETS,
@@ -676,3 +676,55 @@ def side_errors(runs: pd.DataFrame, picks: dict) -> tuple[dict, dict]:
         vals[side] = sel["pos_mean_mm"].to_numpy()
         names[side] = f"{row['model']}, {len(sel)} seeds"
     return vals, names
+
+
+# ---- the physics-loss questions at a research budget (notebook 04) -------------------------
+def research_budget_markdown(rec, own_verdict, own_steps: int, margin_mm: float) -> str:
+    """The physics-loss questions answered again on the runs a research render recorded
+    (``rec``: a :class:`physml.tracks.recorded.Record` with table ``lambda`` and, if present,
+    ``efficiency`` and ``extrapolation``), set beside this run's verdict ``own_verdict``
+    (balanced vs data-only, None if not run) at ``own_steps`` optimiser steps per run.
+
+    Every CI and verdict is recomputed from the recorded per-seed values with
+    :func:`ablation_verdict` and :func:`paired_verdict`; the text says the research budget
+    (median optimiser steps of the recorded PINN runs), where the record came from, and whether
+    the verdict on the physics loss is the same at both budgets."""
+    lam = rec.tables["lambda"]
+    steps = int(np.median(lam["optimizer_steps"]))
+    abl = ablation_verdict(lam, margin_mm)
+    n_seeds = int(lam["seed"].nunique())
+    p = rec.params
+    setup = ", ".join(w.format(p[k]) for k, w in (("batch_size", "batch {:,}"),
+                                                    ("n_colloc", "{:,} collocation points"))
+                      if isinstance(p.get(k), int))
+    text = [f"**At the research budget.** The runs above took {own_steps:,} optimiser steps "
+            f"each; the research profile's took {steps:,} "
+            f"({count_noun(n_seeds, 'seed')} per setting" + (f"; {setup}" if setup else "")
+            + f"), {rec.provenance()}. There the best weighting is **{abl['best']}** "
+            f"({abl['cis'][abl['best']]} mm)."]
+    v = abl["verdict"]
+    if v is not None:
+        line = (f"Balanced physics (1/1) minus data-only: {v.diff} mm — "
+                f"**{VERDICT_WORDS[v.outcome]}**")
+        if own_verdict is not None:
+            line += ("; the same verdict as at this run's budget" if own_verdict.outcome ==
+                     v.outcome else f"; at this run's budget: {VERDICT_WORDS[own_verdict.outcome]}")
+        text.append(line + ".")
+    eff = rec.tables.get("efficiency")
+    if eff is not None and {"arch", "n_train"} <= set(eff.columns):
+        parts = []
+        for n in sorted({int(eff["n_train"].min()), int(eff["n_train"].max())}):
+            c = paired_verdict(eff, "arch", "pinn", "mlp", margin_mm, where={"n_train": n})
+            if c is not None:
+                parts.append(f"with {n:,} training tracks {c.diff} mm "
+                             f"({VERDICT_WORDS[c.outcome]})")
+        if parts:
+            text.append("PINN − MLP " + "; ".join(parts) + ".")
+    ext = rec.tables.get("extrapolation")
+    if ext is not None and "arch" in ext.columns:
+        e = ablation_verdict(ext.assign(setting=ext["arch"]), margin_mm, physics="pinn",
+                             baseline="mlp")
+        if e["verdict"] is not None:
+            text.append(f"Trained on p > 5 GeV and tested on 2–5 GeV, PINN − MLP: "
+                        f"{e['verdict'].diff} mm ({VERDICT_WORDS[e['verdict'].outcome]}).")
+    return " ".join(text)
