@@ -27,7 +27,8 @@ def _synthetic(gains=(1.0, 3.0), cut_sd=2.0, n=60, seed=0):
             z[n:] *= cut_sd
             cols[c] = (g * z + 5.0 * g).astype(np.float32)
         parts.append(pd.DataFrame({"file": f, "row": np.arange(2 * n), "gcode_line": line,
-                                   "gcode_string": text, **cols}))
+                                   "gcode_string": text, "momo": np.where(line == 16, 0.0, 1.0),
+                                   **cols}))
         files.append({"file": f, "kind": "face", "operation": "face", "campaign": "c1",
                       "damaged": k == 1, "number": k + 1, "n_rows": 2 * n, "dropped_tail": 0,
                       **{f"has_{s}": s in COMMON_SOURCES for s in schema.SOURCES}})

@@ -80,6 +80,7 @@ def test_evaluate_returns_the_documented_keys(model_dir, csvs, shipped):
     for k in ("command_balanced_accuracy", "token_accuracy_free_running",
               "line_exact_accuracy", "operation_accuracy"):
         assert 0.0 <= res[k] <= 1.0, k
+    assert res["command_labels"] == "gcode_string + momo"  # the files report momo
     json.dumps(res)  # JSON-ready
 
 

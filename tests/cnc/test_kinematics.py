@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from physml.cnc import kinematics as K
+from physml.cnc import tokens
 
 
 def _one(lines, rapid=50.0, **kw):
@@ -87,7 +88,7 @@ def test_reported_feeds_and_modes_fill_unreported_words_but_text_wins():
                          "momo": [1.0, 1.0, 1.0]})
     feeds = K.feeds_from_reports(rows)
     assert feeds == {2: pytest.approx(10.0), 3: pytest.approx(20.0)}  # mm/min -> in/min
-    modes = K.modes_from_reports(rows)
+    modes = tokens.reported_modes(rows)
     m = _one([(1, "G0 X1."), (2, "X2."), (3, "X3. F5.")], feeds=feeds, modes=modes)
     assert list(m["mode"]) == ["G0", "G1", "G1"]
     assert m.loc[1, "seconds"] == pytest.approx(6.0)  # 1 in at 10 in/min

@@ -16,8 +16,6 @@ from plotly.subplots import make_subplots
 from . import schema, tokens
 from .data import CNCData
 
-MOMO_CLASSES: dict[int, str] = {0: "G0", 1: "G1", 2: "G2", 3: "G3"}
-
 
 def files_table(data: CNCData, programs: Sequence[tokens.Program]) -> pd.DataFrame:
     """One row per (program, kind): files, rows, program lines seen, rows per file."""
@@ -78,11 +76,11 @@ def availability_figure(data: CNCData) -> go.Figure:
 
 
 def command_agreement(data: CNCData, classes: np.ndarray) -> pd.DataFrame:
-    """Cross-table of the modal-filled command class against the controller's ``momo``."""
+    """Cross-table of a command class per row (``classes``) against the controller's ``momo``."""
     momo = data.rows["momo"].to_numpy()
-    ref = np.array([MOMO_CLASSES.get(int(v), f"momo={int(v)}") if np.isfinite(v) else "nan"
+    ref = np.array([tokens.MOMO_MODES.get(float(v), f"momo={int(v)}") if np.isfinite(v) else "nan"
                     for v in momo], dtype=object)
-    return pd.crosstab(pd.Series(classes, name="filled from G-code"),
+    return pd.crosstab(pd.Series(classes, name="class per row"),
                        pd.Series(ref, name="controller momo"))
 
 

@@ -541,10 +541,11 @@ def axis_motion_shares(data: CNCData, prep: Prepared) -> pd.DataFrame:
     """How each command class moves, from the controller's positions (*leaky, diagnosis
     only*): per class in ``prep.labels["command"]``, its rows ``n``, the share ``moves_z``
     whose ``posz`` changed since the previous row of the same file, the share
-    ``still_in_plane`` whose ``posx`` and ``posy`` did not, and the median planar step
+    ``still_in_plane`` whose ``posx`` and ``posy`` did not, the median planar step
     ``median_planar_step`` (``hypot`` of the x and y changes, position units; a file's first
-    row counts as not moving). Explains the side of 0.5 of :func:`physics_check`'s
-    planar-activity AUC."""
+    row counts as not moving) and ``median_moving_planar_step``, the same over the rows that
+    moved in the plane (NaN if none did). Explains :func:`physics_check`'s planar-activity
+    AUC."""
     pos = data.rows[["file", *KINEMATIC_COLUMNS]]
     step = pos.groupby("file", sort=False)[list(KINEMATIC_COLUMNS)].diff().fillna(0.0)
     step = step.to_numpy(dtype=np.float64)
@@ -553,10 +554,13 @@ def axis_motion_shares(data: CNCData, prep: Prepared) -> pd.DataFrame:
     for c in tokens.MOTION_CLASSES:
         m = y == c
         if m.any():
+            planar = np.hypot(step[m, 0], step[m, 1])
             out.append({"command": c, "n": int(m.sum()),
                         "moves_z": float(np.mean(step[m, 2] != 0)),
                         "still_in_plane": float(np.mean((step[m, 0] == 0) & (step[m, 1] == 0))),
-                        "median_planar_step": float(np.median(np.hypot(step[m, 0], step[m, 1])))})
+                        "median_planar_step": float(np.median(planar)),
+                        "median_moving_planar_step": (float(np.median(planar[planar > 0]))
+                                                      if (planar > 0).any() else float("nan"))})
     return pd.DataFrame(out)
 
 

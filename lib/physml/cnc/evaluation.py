@@ -101,17 +101,23 @@ def predict(model_dir: str | Path, paths) -> pd.DataFrame:
     return pred.assign(row=d.rows["row"].to_numpy())
 
 
-def _true_commands(rows: pd.DataFrame) -> np.ndarray:
-    """Modal command class of each row, from the files' own ``gcode_string`` (scoring only)."""
+def _true_commands(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Modal command class of each row from the files' own ``gcode_string``, lines without a
+    motion word filled with their controller-reported ``momo`` where the files have it (scoring
+    only, :func:`physml.cnc.tokens.command_classes`), and which of the two rules was used."""
     programs = tokens.recover_programs(rows)
-    return tokens.command_classes(rows, programs)
+    reports = "momo" in rows.columns and bool(rows["momo"].notna().any())
+    return (tokens.command_classes(rows, programs, reports=reports),
+            "gcode_string + momo" if reports else "gcode_string")
 
 
 def evaluate(model_dir: str | Path, paths: Sequence[str | Path] | str | Path) -> dict:
     """Score the model saved in ``model_dir`` on recordings ``paths`` (original layout).
 
     Returns a JSON-ready dict with ``kind``, ``files`` (names), ``rows``,
-    ``command_balanced_accuracy`` (G0-G3, rows whose line moves nothing excluded),
+    ``command_balanced_accuracy`` (G0-G3, rows whose line moves nothing excluded; true classes
+    by ``command_labels``: ``"gcode_string + momo"`` where the files report ``momo``, else
+    ``"gcode_string"``, see :func:`_true_commands`),
     ``token_accuracy_free_running`` and ``line_exact_accuracy`` (per row, see
     :func:`physml.cnc.baselines.score_lines`), ``token_accuracy_{command,axis,value}``,
     ``operation_accuracy`` (alignment: the predicted program's operation vs the file name's,
@@ -130,7 +136,7 @@ def evaluate(model_dir: str | Path, paths: Sequence[str | Path] | str | Path) ->
     pred, unused = _predict_data(Path(model_dir), man, _data.CNCData(sensors, d.files))
     true_line = d.rows["gcode_string"].astype(str).tolist()
     s = score_lines(pred["line"].astype(str).tolist(), true_line)
-    cmd_true = _true_commands(d.rows)
+    cmd_true, cmd_rule = _true_commands(d.rows)
     moving = cmd_true != "none"
     out = {
         "kind": man["kind"],
@@ -139,6 +145,7 @@ def evaluate(model_dir: str | Path, paths: Sequence[str | Path] | str | Path) ->
         "command_balanced_accuracy": (balanced_accuracy_score(
             cmd_true[moving], pred["command"].astype(str).to_numpy()[moving])
             if moving.any() else None),
+        "command_labels": cmd_rule,
         "token_accuracy_free_running": float(s["token_accuracy"]),
         "line_exact_accuracy": float(s["line_exact_accuracy"]),
         **{f"token_accuracy_{k}": _num(s[f"token_accuracy_{k}"])

@@ -149,7 +149,7 @@ def build_timeline(program: tokens.Program, train_rows: pd.DataFrame, *, rapid_r
         raise ValueError(f"durations must be one of {DURATIONS}, got {durations!r}")
     m = kinematics.line_motions(program.ordered(), rapid_rate=rapid_rate,
                                 feeds=kinematics.feeds_from_reports(train_rows),
-                                modes=kinematics.modes_from_reports(train_rows),
+                                modes=tokens.reported_modes(train_rows),
                                 machine_move_s=machine_move_s)
     mode_of = dict(zip(m["line"].astype(int), m["mode"], strict=True))
     text_of = dict(zip(m["line"].astype(int), m["text"], strict=True))

@@ -104,8 +104,9 @@ def line_motions(program_lines: Sequence[tuple[int, str]], rapid_rate: float,
     force is then recovered from training recordings (:func:`feeds_from_reports`). An explicit
     ``F`` word in the line's text always wins.
     ``modes``: ``{line: "G0".."G3"}``, the motion mode in force on a line whose text has no
-    motion word, recovered the same way (P2's switch from G0 to G1 sits on an unreported line,
-    so the text alone would call 700 cutting lines rapids). An explicit motion word wins.
+    motion word, recovered the same way (:func:`physml.cnc.tokens.reported_modes`; P2's switch
+    from G0 to G1 sits on an unreported line, so the text alone would call 700 cutting lines
+    rapids). An explicit motion word wins.
     ``machine_move_s``: seconds given to a ``G53`` move (machine coordinates: its length in
     work coordinates is unknown); an assumption the caller states.
 
@@ -220,22 +221,3 @@ def feeds_from_reports(rows: pd.DataFrame, units_per_mm: float = 1.0 / MM_PER_IN
     m = rows[rows["momo"].isin([1.0, 2.0, 3.0]) & (rows["feed"] > 0)]
     med = m.groupby("gcode_line")["feed"].median() * units_per_mm
     return {int(k): float(v) for k, v in med.items()}
-
-
-#: Controller ``momo`` codes of the motion modes.
-MOMO_MODES: dict[float, str] = {0.0: "G0", 1.0: "G1", 2.0: "G2", 3.0: "G3"}
-
-
-def modes_from_reports(rows: pd.DataFrame) -> dict[int, str]:
-    """Motion mode in force on each line, the most frequent controller ``momo`` report over
-    the training rows of ONE program (``gcode_line``, ``momo``; codes 0-3 only). Like
-    :func:`feeds_from_reports`, it reconstructs the program text, never predicts a recording."""
-    need = {"gcode_line", "momo"} - set(rows.columns)
-    if need:
-        raise ValueError(f"modes_from_reports: rows lack columns {sorted(need)}")
-    m = rows[rows["momo"].isin(list(MOMO_MODES))]
-    c = m.groupby(["gcode_line", "momo"]).size().reset_index(name="n")
-    c = c.sort_values(["gcode_line", "n", "momo"], ascending=[True, False, True])
-    top = c.drop_duplicates("gcode_line")
-    return {int(k): MOMO_MODES[float(v)] for k, v in zip(top["gcode_line"], top["momo"],
-                                                         strict=True)}

@@ -23,7 +23,12 @@ overlap strongly (union-find), and a program is the union of its recordings' pai
 Command classes
 ---------------
 The motion mode is modal: ``X3.275 Y0.3746 R0.083`` continues the last G0/G1/G2/G3.
-:func:`command_classes` walks a program in line-number order and fills the mode forward.
+:func:`command_classes` walks a program in line-number order and fills the mode forward. The
+recovered text lacks the lines no recording reported, and a mode switch can sit on one of them
+(P2 switches from its G0 approach to G1 cutting on an unreported line, so the text alone calls
+3,584 cutting rows rapids). Where a line's text has no motion word, the mode the controller
+reported on that line (``momo``, :func:`reported_modes`) is the mode in force; ``momo`` serves
+the labels only, never a model's input.
 """
 
 from __future__ import annotations
@@ -284,15 +289,19 @@ def motion_word(line: str) -> str | None:
     return found[0] if found else None
 
 
-def modal_commands(program_lines: Sequence[tuple[int, str]]) -> dict[int, str | None]:
+def modal_commands(program_lines: Sequence[tuple[int, str]],
+                   reported: dict[int, str] | None = None) -> dict[int, str | None]:
     """Motion mode in force on each line, filled forward in line-number order.
 
     ``program_lines``: ``(line number, text)`` pairs (not every line of the program: lines no
     recording saw are missing). Lines before the first motion word get ``None``.
-    One geometric rule repairs the gaps: an arc needs a radius or centre, so a modal line
-    without ``R``/``I``/``J``/``K`` while the filled mode is G2/G3 means an unseen line switched
-    to linear motion: it gets ``G1`` (the mode then stays G1). Checked against the
-    controller's own motion-mode field ``momo`` in the data audit.
+    ``reported``: ``{line: "G0".."G3"}``, the mode the controller reported in force on a line
+    (:func:`reported_modes`). It sets the mode of a line whose text has no motion word (a switch
+    made on an unreported line is then not missed) and the fill carries it on; an explicit
+    motion word always wins.
+    Without a report, one geometric rule repairs the gaps: an arc needs a radius or centre, so a
+    modal line without ``R``/``I``/``J``/``K`` while the filled mode is G2/G3 means an unseen
+    line switched to linear motion: it gets ``G1`` (the mode then stays G1).
     A line with no axis word (``G55``, ``T2``, ``M30``: set-up and program end) moves nothing
     and gets ``None`` ("none"), while the mode carries on past it.
     """
@@ -302,6 +311,8 @@ def modal_commands(program_lines: Sequence[tuple[int, str]]) -> dict[int, str | 
         w = motion_word(s)
         if w is not None:
             mode = w
+        elif reported and ln in reported:
+            mode = reported[ln]
         elif mode in ("G2", "G3") and not any(t in ("R", "I", "J", "K") for t in tokenize(s)):
             mode = "G1"
         moves = any(token_type(t) == "axis" for t in tokenize(s))
@@ -309,12 +320,42 @@ def modal_commands(program_lines: Sequence[tuple[int, str]]) -> dict[int, str | 
     return out
 
 
-def command_classes(rows: pd.DataFrame, programs: Sequence[Program]) -> np.ndarray:
+#: Controller ``momo`` codes of the motion modes.
+MOMO_MODES: dict[float, str] = {0.0: "G0", 1.0: "G1", 2.0: "G2", 3.0: "G3"}
+
+
+def reported_modes(rows: pd.DataFrame) -> dict[int, str]:
+    """Motion mode in force on each line, the most frequent controller ``momo`` report over
+    the rows of ONE program (``gcode_line``, ``momo``; codes 0-3 only; ties to the lower code).
+    It reconstructs what the program text says on lines no recording reported, for labels and
+    the kinematic timelines (from training files only there); never a model's input."""
+    need = {"gcode_line", "momo"} - set(rows.columns)
+    if need:
+        raise ValueError(f"reported_modes: rows lack columns {sorted(need)}")
+    m = rows[rows["momo"].isin(list(MOMO_MODES))]
+    c = m.groupby(["gcode_line", "momo"]).size().reset_index(name="n")
+    c = c.sort_values(["gcode_line", "n", "momo"], ascending=[True, False, True])
+    top = c.drop_duplicates("gcode_line")
+    return {int(k): MOMO_MODES[float(v)] for k, v in zip(top["gcode_line"], top["momo"],
+                                                         strict=True)}
+
+
+def command_classes(rows: pd.DataFrame, programs: Sequence[Program],
+                    reports: bool = True) -> np.ndarray:
     """Command class (``G0 G1 G2 G3`` or ``"none"``) of every row, modal state filled forward
-    through the row's program in line order. Shape ``(n_rows,)``, dtype object."""
+    through the row's program in line order (:func:`modal_commands`). ``reports=True`` (needs a
+    ``momo`` column; ``ValueError`` otherwise) fills lines without a motion word with the mode
+    the controller reported on them over the program's rows in ``rows``
+    (:func:`reported_modes`); ``False`` reads the text alone. Shape ``(n_rows,)``, object."""
+    if reports and "momo" not in rows.columns:
+        raise ValueError("command_classes(reports=True): rows have no controller column 'momo'; "
+                         "pass reports=False to fill the modes from the G-code text alone")
     prog = program_of_file(programs)
-    modes = {p.name: modal_commands(p.ordered()) for p in programs}
     files = rows["file"].to_numpy()
+    modes = {}
+    for p in programs:
+        rep = reported_modes(rows[np.isin(files, list(p.files))]) if reports else None
+        modes[p.name] = modal_commands(p.ordered(), rep)
     lines = rows["gcode_line"].to_numpy()
     out = np.empty(len(rows), dtype=object)
     for i, (f, ln) in enumerate(zip(files, lines, strict=False)):
