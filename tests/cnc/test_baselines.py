@@ -387,3 +387,28 @@ def test_axis_motion_shares_by_hand():
     assert np.isnan(t.loc["G0", "median_moving_planar_step"])
     assert t.loc["G1", "median_moving_planar_step"] == 1.0
 
+
+def test_separability_sees_the_distinction_the_features_carry_and_no_other():
+    from types import SimpleNamespace
+
+    # three programs; feature 0 marks G0 (plus noise), feature 1 is noise: G0 vs G1 is
+    # separable, arcs vs G1 and the arc sense are not; program C has no G2 row
+    rng = np.random.default_rng(0)
+    cmd, prog = [], []
+    for p, classes in (("A", "G0 G1 G2 G3"), ("B", "G0 G1 G2 G3"), ("C", "G0 G1 G3")):
+        for c in classes.split():
+            cmd += [c] * 150
+            prog += [p] * 150
+    cmd = np.array(cmd, dtype=object)
+    M = np.c_[(cmd == "G0") + 0.3 * rng.normal(size=len(cmd)), rng.normal(size=len(cmd))]
+    prep = SimpleNamespace(labels=pd.DataFrame({"command": cmd, "program": prog}),
+                           motion=M.astype(np.float32))
+    t = B.separability(prep, B.program_splits(prep), train_stride=1, gbm_iter=20)
+    auc = t.set_index(["held_out", "pair"])["auc"]
+    assert (auc.xs("G0 vs G1", level="pair") > 0.95).all()  # a swapped pair gives ~0
+    assert auc.xs("arc vs G1", level="pair").between(0.3, 0.7).all()
+    assert auc[("A", "G3 vs G2")] == pytest.approx(0.5, abs=0.2)
+    assert np.isnan(auc[("C", "G3 vs G2")])  # C has no G2 row
+    assert t.loc[(t["held_out"] == "A") & (t["pair"] == "arc vs G1"), "n_pos"].item() == 300
+    with pytest.raises(ValueError, match="motion"):
+        B.separability(SimpleNamespace(labels=prep.labels, motion=None), [])

@@ -293,6 +293,55 @@ def predict(method: str, prep: Prepared, train: np.ndarray, test: np.ndarray, ta
     raise ValueError(f"unknown method {method!r}")
 
 
+#: Distinctions :func:`separability` measures: ``name: (positive classes, negative classes)``.
+SEPARABILITY_PAIRS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "G0 vs G1": (("G0",), ("G1",)),
+    "arc vs G1": (("G2", "G3"), ("G1",)),
+    "G3 vs G2": (("G3",), ("G2",)),
+}
+
+
+def separability(prep: Prepared, split_list, seed: int = 0, train_stride: int = 4,
+                 gbm_iter: int = 100) -> pd.DataFrame:
+    """Which distinctions between command classes the sensors carry on unseen data: per fold,
+    the ``motion_gbm`` fit (gradient boosting on the motion features, no class weights) and,
+    for each pair of :data:`SEPARABILITY_PAIRS`, the ROC AUC over the fold's test rows of those
+    classes of the posterior share ``P(pos) / (P(pos) + P(neg))`` (0.5: no information; 1: the
+    positive classes always rank above). A threshold-free measure: it does not depend on how the
+    classes' shares differ between programs. Returns ``held_out pair auc n_pos n_neg`` (``auc``
+    NaN where the fold lacks rows of either side)."""
+    from sklearn.metrics import roc_auc_score
+
+    if prep.motion is None:
+        raise ValueError("separability needs motion features: call prepare(..., "
+                         "motion_halves=[...])")
+    y = prep.labels["command"].to_numpy()
+    moving = np.flatnonzero(y != "none")
+    out = []
+    for _, sp in split_list:
+        tr = np.intersect1d(sp.train, moving)[::train_stride]
+        te = np.intersect1d(sp.test, moving)
+        clf = fit_classifier("gbm", prep.motion[tr], y[tr], seed, gbm_iter, balanced=False)
+        with threadpool_limits(limits=1):
+            P = clf.predict_proba(prep.motion[te])
+        known = [str(c) for c in clf.classes_]
+
+        def share(classes, P=P, known=known):
+            cols = [known.index(c) for c in classes if c in known]
+            return P[:, cols].sum(axis=1) if cols else np.zeros(len(P))
+
+        held = " ".join(sorted(set(prep.labels["program"].to_numpy()[te].tolist())))
+        for name, (pos, neg) in SEPARABILITY_PAIRS.items():
+            is_pos, is_neg = np.isin(y[te], pos), np.isin(y[te], neg)
+            m = is_pos | is_neg
+            a, b = share(pos)[m], share(neg)[m]
+            auc = (float(roc_auc_score(is_pos[m], a / np.maximum(a + b, 1e-12)))
+                   if is_pos.any() and is_neg.any() else float("nan"))
+            out.append({"held_out": held, "pair": name, "auc": auc,
+                        "n_pos": int(is_pos.sum()), "n_neg": int(is_neg.sum())})
+    return pd.DataFrame(out)
+
+
 def score_lines(pred: Sequence[str], true: Sequence[str]) -> dict[str, float]:
     """Token accuracy (all, and per type), and exact-line accuracy over rows."""
     s = tokens.line_token_scores(list(pred), list(true))
