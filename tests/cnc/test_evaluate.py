@@ -122,6 +122,9 @@ def test_a_wrong_manifest_kind_is_refused(tmp_path, csvs):
     (tmp_path / "manifest.json").write_text(json.dumps({"kind": "mystery"}))
     with pytest.raises(ValueError, match="mystery"):
         E.evaluate(tmp_path, csvs)
+    (tmp_path / "manifest.json").write_text('{"kind": "alignment"')  # truncated
+    with pytest.raises(ValueError, match=r"manifest\.json: not valid JSON"):
+        E.evaluate(tmp_path, csvs)
 
 
 def test_the_cli_writes_json_and_reports_ignored_columns(model_dir, csvs, tmp_path, capsys):

@@ -183,7 +183,7 @@ def test_corrupt_json_is_named(copy_of):
     root, name = copy_of
     p = root / name / shipped.META
     p.write_text(p.read_text()[:200])
-    with pytest.raises(shipped.ShippedModelError, match=r"shipped\.json is not valid JSON"):
+    with pytest.raises(shipped.ShippedModelError, match=r"shipped\.json: not valid JSON"):
         shipped.load(name, root)
 
 

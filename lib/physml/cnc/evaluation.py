@@ -15,12 +15,13 @@ test can prove that blanking the target and controller columns changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from physml.jsonfile import read_object
 
 from . import data as _data
 from . import schema, tokens
@@ -37,7 +38,7 @@ def read_manifest(model_dir: str | Path) -> dict:
     p = Path(model_dir) / "manifest.json"
     if not p.is_file():
         raise FileNotFoundError(f"{p} is missing: not a saved physml.cnc model")
-    man = json.loads(p.read_text())
+    man = read_object(p, ValueError, "model manifest")
     if man.get("kind") not in KINDS:
         raise ValueError(f"{p}: kind {man.get('kind')!r} is not one of {KINDS}")
     return man

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from physml.jsonfile import read_object
+
 KIND = "tracks.recorded_runs"
 FORMAT = 1
 COLUMNS = ("setting", "arch", "model", "n_train", "seed", "label", "steps", "optimizer_steps",
@@ -109,14 +111,7 @@ def save(path: str | Path, tables: dict[str, pd.DataFrame], *, notebook: str, pa
 def load(path: str | Path) -> Record:
     """Read and check a record written by :func:`save`."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such recorded-runs file") from None
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise RecordError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    doc = read_object(path, RecordError, "recorded-runs file")
     for key, typ in REQUIRED.items():
         if key not in doc:
             raise RecordError(f"{path}: missing field {key!r}")

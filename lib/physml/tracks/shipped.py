@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from physml.jsonfile import read_object
 from physml.paths import data_dir, repo_root
 
 FORMAT = 1
@@ -91,16 +92,7 @@ def sha256(path: str | Path) -> str:
 
 
 def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ShippedModelError(f"shipped model: missing file {path}")
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ShippedModelError(f"shipped model: {path} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ShippedModelError(f"shipped model: {path} holds a {type(obj).__name__}, "
-                                "expected a JSON object")
-    return obj
+    return read_object(path, ShippedModelError, "shipped-model file")
 
 
 def _need(obj: dict, fields, path: Path, where: str = "") -> None:
