@@ -155,3 +155,14 @@ def test_the_shipped_record_answers_the_ablation_at_matched_budgets_of_20000_ste
     assert np.all(np.isfinite(lam["pos_mean_mm"]))
     assert rec.commit  # (dirty: the tree changed while it ran, see data/tracks/research/README)
     assert "-p 'steps=20000'" in rec.command and "--profile research" in rec.command
+
+
+def test_the_extrapolation_ranges_are_worded_from_the_ranges_the_runs_use():
+    import inspect
+
+    sig = inspect.signature(experiments.extrapolation).parameters
+    assert sig["train_p"].default == experiments.EXTRAPOLATION_TRAIN_P
+    assert sig["test_p"].default == experiments.EXTRAPOLATION_TEST_P
+    assert experiments.extrapolation_words() == "Trained on p > 5 GeV and tested on 2–5 GeV"
+    assert experiments.extrapolation_words((8.0, 100.0), (1.5, 8.0)) == \
+        "Trained on p > 8 GeV and tested on 1.5–8 GeV"

@@ -604,8 +604,20 @@ def paired_verdict(runs: pd.DataFrame, by: str, a: str, b: str, margin_mm: float
     return stats.compare(ga, gb, better="lower", margin=margin_mm)
 
 
-def extrapolation(ds: dict, archs: list[str], seeds: list[int], train_p=(5.0, 100.0),
-                  test_p=(2.0, 5.0), **common) -> pd.DataFrame:
+#: Momentum ranges (GeV) of :func:`extrapolation`: trained above, tested below, never seen.
+EXTRAPOLATION_TRAIN_P: tuple[float, float] = (5.0, 100.0)
+EXTRAPOLATION_TEST_P: tuple[float, float] = (2.0, 5.0)
+
+
+def extrapolation_words(train_p=EXTRAPOLATION_TRAIN_P, test_p=EXTRAPOLATION_TEST_P) -> str:
+    """``"Trained on p > 5 GeV and tested on 2–5 GeV"`` for the ranges of :func:`extrapolation`
+    (the training range's top is the dataset's)."""
+    return f"Trained on p > {train_p[0]:g} GeV and tested on {test_p[0]:g}–{test_p[1]:g} GeV"
+
+
+def extrapolation(ds: dict, archs: list[str], seeds: list[int],
+                  train_p=EXTRAPOLATION_TRAIN_P, test_p=EXTRAPOLATION_TEST_P,
+                  **common) -> pd.DataFrame:
     """Train on p in train_p only, test on tracks with p in test_p (never seen in training)."""
     test = D.momentum_subset(ds["test"], test_p)
     cfgs = [RunConfig(arch=a, seed=s, train_p_range=tuple(train_p), **common)
@@ -725,6 +737,6 @@ def research_budget_markdown(rec, own_verdict, own_steps: int, margin_mm: float)
         e = ablation_verdict(ext.assign(setting=ext["arch"]), margin_mm, physics="pinn",
                              baseline="mlp")
         if e["verdict"] is not None:
-            text.append(f"Trained on p > 5 GeV and tested on 2–5 GeV, PINN − MLP: "
+            text.append(f"{extrapolation_words()}, PINN − MLP: "
                         f"{e['verdict'].diff} mm ({VERDICT_WORDS[e['verdict'].outcome]}).")
     return " ".join(text)
