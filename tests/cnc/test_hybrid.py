@@ -505,3 +505,22 @@ def test_a_timeline_whose_bins_round_up_past_its_end_gives_the_last_bin_to_the_l
     assert max(tl.bin_line) == len(tl.lines) - 1 and tl.bin_line[-1] == len(tl.lines) - 1
     counts = np.bincount(tl.bin_line, minlength=len(tl.lines))
     assert dict(zip(tl.lines, counts, strict=True)) == {1: 2, 2: 91, 3: 5, 4: 4}
+
+
+def test_command_scores_read_the_aligned_modes_against_each_fold_s_labels():
+    from physml.splits import Split
+
+    labels = np.array(["G0", "G1", "none", "G1", "G3", "G1"], dtype=object)
+    splits = [(0, Split(0, np.array([3, 4, 5]), np.array([0, 1, 2]), ("a",))),
+              (0, Split(1, np.array([0, 1, 2]), np.array([3, 4, 5]), ("b",)))]
+    preds = [pd.DataFrame({"method": "m", "seed": 0, "fold": 0,
+                           "pred_mode": ["G0", "G0", "G2"]}),  # G0 right, G1 wrong, none left out
+             pd.DataFrame({"method": "m", "seed": 0, "fold": 1,
+                           "pred_mode": ["G1", "G3", "G3"]})]  # G1 1/2, G3 1/1
+    t = H.command_scores(preds, labels, splits)
+    assert t["command_balanced_accuracy"].tolist() == [0.5, 0.75]
+    assert t[["seed", "fold"]].values.tolist() == [[0, 0], [0, 1]]
+    with pytest.raises(ValueError, match="fold 1 has 2 predicted rows"):
+        H.command_scores([preds[1].iloc[:2]], labels, splits)
+    with pytest.raises(ValueError, match="fold 7 is not in the splits"):
+        H.command_scores([preds[0].assign(fold=7)], labels, splits)

@@ -714,6 +714,35 @@ def error_kind(frame: pd.DataFrame) -> np.ndarray:
     return kind
 
 
+def command_scores(predictions: Sequence[pd.DataFrame], labels: np.ndarray,
+                   split_list) -> pd.DataFrame:
+    """Task (a) read off the alignment: for each prediction frame of :func:`run_folds` (one per
+    method x fold, rows in the order of that fold's test rows), the balanced accuracy of
+    ``pred_mode`` (the motion class of the aligned line) against ``labels``, the command class
+    of every row of the data (``Prepared.labels["command"]``, the labels notebook 03 scores);
+    rows of class ``"none"`` are left out, as in :func:`physml.cnc.baselines.command_scores`.
+    Returns ``method seed fold command_balanced_accuracy``. Raises ``ValueError`` naming the
+    frame whose length differs from its fold's test rows, or a fold not in ``split_list``."""
+    from .baselines import balanced_accuracy_score
+
+    test_of = {(int(seed), int(sp.fold)): np.asarray(sp.test) for seed, sp in split_list}
+    labels = np.asarray(labels, dtype=object)
+    out = []
+    for p in predictions:
+        m, seed, fold = p["method"].iloc[0], int(p["seed"].iloc[0]), int(p["fold"].iloc[0])
+        if (seed, fold) not in test_of:
+            raise ValueError(f"command_scores: {m!r} seed {seed} fold {fold} is not in the splits")
+        y = labels[test_of[(seed, fold)]]
+        if len(y) != len(p):
+            raise ValueError(f"command_scores: {m!r} seed {seed} fold {fold} has {len(p)} "
+                             f"predicted rows, the fold {len(y)} test rows")
+        keep = y != "none"
+        out.append({"method": m, "seed": seed, "fold": fold,
+                    "command_balanced_accuracy": balanced_accuracy_score(
+                        y[keep], p["pred_mode"].to_numpy(dtype=object)[keep])})
+    return pd.DataFrame(out)
+
+
 def error_breakdown(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Where the alignment's exact-line errors are, from :func:`run_folds`' ``predictions``
     (one method). Shares are of all predicted rows, pooled over folds:
