@@ -412,3 +412,19 @@ def test_separability_sees_the_distinction_the_features_carry_and_no_other():
     assert t.loc[(t["held_out"] == "A") & (t["pair"] == "arc vs G1"), "n_pos"].item() == 300
     with pytest.raises(ValueError, match="motion"):
         B.separability(SimpleNamespace(labels=prep.labels, motion=None), [])
+
+
+def test_bound_if_indistinguishable_by_hand():
+    from physml.splits import Split
+
+    labels = pd.DataFrame({"command": ["G0", "G1", "G2", "G3", "none",  # fold 0: 4 classes
+                                       "G0", "G1", "G3", "G1"]})  # fold 1: 3 classes
+    splits = [(0, Split(0, np.arange(5, 9), np.arange(0, 5), ("a",))),
+              (0, Split(1, np.arange(0, 5), np.arange(5, 9), ("b",)))]
+    bound, ks = B.bound_if_indistinguishable(labels, splits)
+    assert ks == [4, 3]
+    assert bound == pytest.approx(((1 + 1) / 4 + (1 + 1) / 3) / 2)  # 0.583
+    # with nothing alike, every class can be perfect
+    assert B.bound_if_indistinguishable(labels, splits, alike=())[0] == 1.0
+    with pytest.raises(ValueError, match="fold 0 has no moving row"):
+        B.bound_if_indistinguishable(pd.DataFrame({"command": ["none"] * 9}), splits)

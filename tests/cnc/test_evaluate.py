@@ -136,3 +136,15 @@ def test_the_cli_writes_json_and_reports_ignored_columns(model_dir, csvs, tmp_pa
     assert set(E.RESULT_KEYS) <= set(res)
     assert "ignored columns" in capsys.readouterr().out
     assert main(["cnc", "evaluate", str(tmp_path), str(csvs[0])]) == 1  # no manifest
+
+
+def test_true_commands_use_momo_where_reported_and_say_which_rule():
+    # line 3 has no motion word; the controller says G1 there (a switch on unreported line 2)
+    rows = pd.DataFrame({"file": ["a"] * 3, "gcode_line": [1, 3, 4],
+                         "gcode_string": ["G0 X1.", "X2.", "X3."], "momo": [0.0, 1.0, 1.0]})
+    cls, rule = E._true_commands(rows)
+    assert list(cls) == ["G0", "G1", "G1"] and rule == "gcode_string + momo"
+    cls, rule = E._true_commands(rows.assign(momo=np.nan))  # blanked controller column
+    assert list(cls) == ["G0", "G0", "G0"] and rule == "gcode_string"
+    cls, rule = E._true_commands(rows.drop(columns="momo"))
+    assert rule == "gcode_string"

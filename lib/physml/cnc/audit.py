@@ -84,6 +84,20 @@ def command_agreement(data: CNCData, classes: np.ndarray) -> pd.DataFrame:
                        pd.Series(ref, name="controller momo"))
 
 
+def momo_agreement(data: CNCData, classes: np.ndarray) -> dict:
+    """How often a command class per row (``classes``) equals the controller's ``momo`` (codes
+    0-3) over the moving rows where ``momo`` reports a motion mode: ``share``, ``n_differ``,
+    ``n`` (rows compared)."""
+    momo = data.rows["momo"].to_numpy()
+    ref = np.array([tokens.MOMO_MODES.get(float(v), "") if np.isfinite(v) else "" for v in momo],
+                   dtype=object)
+    c = np.asarray(classes, dtype=object)
+    ok = (c != "none") & (ref != "")
+    n_differ = int((c[ok] != ref[ok]).sum())
+    return {"share": 1.0 - n_differ / ok.sum() if ok.any() else float("nan"),
+            "n_differ": n_differ, "n": int(ok.sum())}
+
+
 def signal_examples(data: CNCData, classes: np.ndarray, file: str,
                     columns: Sequence[str] = ("frame_l2.RMS", "y_bed__3.Az", "spindle",
                                               "x_motor", "y_motor", "z_motor")) -> go.Figure:

@@ -342,6 +342,26 @@ def separability(prep: Prepared, split_list, seed: int = 0, train_stride: int = 
     return pd.DataFrame(out)
 
 
+def bound_if_indistinguishable(labels: pd.DataFrame, split_list,
+                               alike: Sequence[str] = ("G1", "G2", "G3")
+                               ) -> tuple[float, list[int]]:
+    """Best balanced accuracy any rule could reach if the classes ``alike`` could not be told
+    apart and every other class were recognised perfectly: each test row of those classes gets
+    one label whatever its class, so their recalls sum to at most 1, and on a fold with ``k``
+    classes the bound is ``(others present + [any of alike present]) / k``. Returns the mean
+    over the folds of ``split_list`` and each fold's number of classes (``labels["command"]``,
+    rows of class "none" left out)."""
+    y = labels["command"].to_numpy()
+    bounds, ks = [], []
+    for _, sp in split_list:
+        present = set(y[sp.test].tolist()) - {"none"}
+        if not present:
+            raise ValueError(f"bound_if_indistinguishable: fold {sp.fold} has no moving row")
+        bounds.append((len(present - set(alike)) + bool(present & set(alike))) / len(present))
+        ks.append(len(present))
+    return float(np.mean(bounds)), ks
+
+
 def score_lines(pred: Sequence[str], true: Sequence[str]) -> dict[str, float]:
     """Token accuracy (all, and per type), and exact-line accuracy over rows."""
     s = tokens.line_token_scores(list(pred), list(true))
