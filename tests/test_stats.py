@@ -262,6 +262,23 @@ def test_log_scale_compares_ratios_and_margin_is_a_fraction():
     np.testing.assert_allclose(v.diff.samples, fast / slow)  # paired ratios, for later pairing
 
 
+def test_verdict_words_say_which_side_won_and_a_tie_only_after_tost():
+    from physml.stats import OUTCOME_SENTENCES, OUTCOME_WORDS, compare
+
+    low, high = [1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.2]
+    # a = the first argument: "better" when it wins under the given direction, else "worse"
+    assert compare(low, high, better="lower", margin=0.1).word == "better"
+    assert compare(low, high, better="higher", margin=0.1).word == "worse"
+    assert compare(high, low, better="higher", margin=0.1).sentence.startswith("the first")
+    assert compare(low, high, better="higher", margin=0.1).sentence.startswith("the second")
+    same = compare(low, [1.01, 1.09, 0.91, 1.0], better="lower", margin=0.1)
+    assert (same.outcome, same.word) == ("tie", "equivalent")
+    assert "TOST" in same.sentence
+    wide = compare([1.0, 3.0, 0.0, 2.0], [2.0, 0.0, 3.0, 1.0], better="lower", margin=0.1)
+    assert (wide.outcome, wide.word) == ("inconclusive", "inconclusive")
+    assert set(OUTCOME_WORDS) == set(OUTCOME_SENTENCES) == {"a", "b", "tie", "inconclusive"}
+
+
 def test_compare_rejects_bad_arguments():
     from physml.stats import compare
 

@@ -169,9 +169,22 @@ class Equivalence:
         return asdict(self)
 
 
+#: How a :func:`compare` outcome reads, of "a" against "b" (the one place every study takes its
+#: verdict words from): a word for tables and running text ...
+OUTCOME_WORDS = {"a": "better", "b": "worse", "tie": "equivalent",
+                 "inconclusive": "inconclusive"}
+#: ... and a sentence that names the rule which decided it, for a headline.
+OUTCOME_SENTENCES = {"a": "the first is better (CI of the difference excludes 0)",
+                     "b": "the second is better (CI of the difference excludes 0)",
+                     "tie": "equivalent within the margin (TOST)",
+                     "inconclusive": "neither separated nor shown equivalent: inconclusive"}
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of :func:`compare`: "a", "b", "tie" or "inconclusive", with the evidence."""
+    """Outcome of :func:`compare`: "a", "b", "tie" or "inconclusive", with the evidence.
+    :attr:`word` and :attr:`sentence` say it in words (:data:`OUTCOME_WORDS`,
+    :data:`OUTCOME_SENTENCES`)."""
 
     outcome: str
     diff: CI
@@ -179,6 +192,16 @@ class Verdict:
     margin: float
     better: str
     scale: str
+
+    @property
+    def word(self) -> str:
+        """"better" / "worse" (a against b), "equivalent" (TOST) or "inconclusive"."""
+        return OUTCOME_WORDS[self.outcome]
+
+    @property
+    def sentence(self) -> str:
+        """The outcome as a sentence naming the rule (first = a, second = b)."""
+        return OUTCOME_SENTENCES[self.outcome]
 
     def as_dict(self) -> dict:
         return {"outcome": self.outcome, "diff": self.diff.as_dict(), "tost_p": self.tost_p,

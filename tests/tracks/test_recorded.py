@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from physml.paths import repo_root
+from physml.stats import OUTCOME_SENTENCES
 from physml.tracks import experiments, recorded
-from physml.tracks.experiments import VERDICT_WORDS
 
 SHIPPED = repo_root() / "data/tracks/research/04_physics_ablation.json"
 
@@ -108,20 +108,20 @@ def test_research_budget_text_recomputes_every_verdict_from_the_recorded_seeds(t
     assert "`physml render x`" in text
     assert "best weighting is **data_only** (1.10 [" in text
     ref = experiments.ablation_verdict(lam, 0.05)["verdict"]
-    assert f"minus data-only: {ref.diff} mm — **{VERDICT_WORDS['b']}**" in text
+    assert f"minus data-only: {ref.diff} mm — **{OUTCOME_SENTENCES['b']}**" in text
     assert "the same verdict as at this run's budget" in text
     # PINN - MLP: clearly worse at 100 tracks, within noise at 1000
     small = experiments.paired_verdict(_eff(), "arch", "pinn", "mlp", 0.05,
                                        where={"n_train": 100})
-    assert f"with 100 training tracks {small.diff} mm ({VERDICT_WORDS['b']})" in text
-    tie = f"with 1,000 training tracks 0.0100 [-0.0330, 0.0530] mm ({VERDICT_WORDS['tie']})"
+    assert f"with 100 training tracks {small.diff} mm ({OUTCOME_SENTENCES['b']})" in text
+    tie = f"with 1,000 training tracks 0.0100 [-0.0330, 0.0530] mm ({OUTCOME_SENTENCES['tie']})"
     assert tie in text
     assert "tested on 2–5 GeV, PINN − MLP: 124 [" in text
     # a verdict that changed with the budget is said so
     flipped = experiments.ablation_verdict(
         _lam({"data_only": [150.0, 160.0, 170.0], "balanced": [40.0, 50.0, 45.0]}, 300), 0.05)
     other = experiments.research_budget_markdown(rec, flipped["verdict"], 300, 0.05)
-    assert f"at this run's budget: {VERDICT_WORDS['a']}" in other
+    assert f"at this run's budget: {OUTCOME_SENTENCES['a']}" in other
     assert "the same verdict" not in other
     # without this run's verdict, or without the optional tables, the rest still reads
     only = recorded.load(_save(tmp_path, **{"lambda": lam}))

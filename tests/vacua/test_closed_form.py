@@ -43,6 +43,6 @@ def test_paired_against_names_the_better_side_and_needs_tost_for_a_tie():
                                      .801, .821, .809, .791, .80, .70, .95, .60, .99, .82]))
     p = paired_against(df, "model", "base", margin=0.01).set_index("model")
     assert p.loc["good", "verdict"] == "better"
-    assert p.loc["same", "verdict"] == "tie"
+    assert p.loc["same", "verdict"] == "equivalent"
     assert p.loc["noisy", "verdict"] == "inconclusive"
     assert key_of("graph + coefficients") == "graph_coefficients"

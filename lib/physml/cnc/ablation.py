@@ -147,7 +147,3 @@ def focal_verdicts(scores: pd.DataFrame, metric: str, margin: float, reference: 
         out[float(g)] = stats.compare(grp[metric].to_numpy(), ref[metric].to_numpy(),
                                       better="higher", margin=margin)
     return out
-
-
-OUTCOME_WORDS = {"a": "better", "b": "worse", "tie": "equivalent (TOST)",
-                 "inconclusive": "inconclusive"}

@@ -545,12 +545,6 @@ def ablation_verdict(lam: pd.DataFrame, margin_mm: float, physics: str = "balanc
     return out
 
 
-VERDICT_WORDS = {"a": "the first is better (CI of the difference excludes 0)",
-                 "b": "the second is better (CI of the difference excludes 0)",
-                 "tie": "equivalent within the margin (TOST)",
-                 "inconclusive": "neither separated nor shown equivalent: inconclusive"}
-
-
 def by_momentum(runs: pd.DataFrame, ds: dict, ranges=("low", "mid", "high"),
                 label: str = "setting") -> pd.DataFrame:
     """Test metrics of each run restricted to each momentum range of the test set."""
@@ -717,10 +711,10 @@ def research_budget_markdown(rec, own_verdict, own_steps: int, margin_mm: float)
     v = abl["verdict"]
     if v is not None:
         line = (f"Balanced physics (1/1) minus data-only: {v.diff} mm — "
-                f"**{VERDICT_WORDS[v.outcome]}**")
+                f"**{v.sentence}**")
         if own_verdict is not None:
             line += ("; the same verdict as at this run's budget" if own_verdict.outcome ==
-                     v.outcome else f"; at this run's budget: {VERDICT_WORDS[own_verdict.outcome]}")
+                     v.outcome else f"; at this run's budget: {own_verdict.sentence}")
         text.append(line + ".")
     eff = rec.tables.get("efficiency")
     if eff is not None and {"arch", "n_train"} <= set(eff.columns):
@@ -729,7 +723,7 @@ def research_budget_markdown(rec, own_verdict, own_steps: int, margin_mm: float)
             c = paired_verdict(eff, "arch", "pinn", "mlp", margin_mm, where={"n_train": n})
             if c is not None:
                 parts.append(f"with {n:,} training tracks {c.diff} mm "
-                             f"({VERDICT_WORDS[c.outcome]})")
+                             f"({c.sentence})")
         if parts:
             text.append("PINN − MLP " + "; ".join(parts) + ".")
     ext = rec.tables.get("extrapolation")
@@ -738,5 +732,5 @@ def research_budget_markdown(rec, own_verdict, own_steps: int, margin_mm: float)
                              baseline="mlp")
         if e["verdict"] is not None:
             text.append(f"{extrapolation_words()}, PINN − MLP: "
-                        f"{e['verdict'].diff} mm ({VERDICT_WORDS[e['verdict'].outcome]}).")
+                        f"{e['verdict'].diff} mm ({e['verdict'].sentence}).")
     return " ".join(text)

@@ -346,14 +346,13 @@ def paired_against(df: pd.DataFrame, group: str, baseline: str, margin: float,
                    value: str = "accuracy", pair_on: str = "seed") -> pd.DataFrame:
     """Every other group against ``baseline`` on the same ``pair_on`` values
     (:func:`physml.stats.compare`, higher is better, tie = TOST within ``margin``): columns
-    group, diff, ci_low, ci_high, tost_p, verdict ("better" / "worse" than the baseline,
-    "tie", "inconclusive")."""
+    group, diff, ci_low, ci_high, tost_p, verdict (:attr:`physml.stats.Verdict.word`:
+    "better" / "worse" than the baseline, "equivalent", "inconclusive")."""
     from physml import stats
 
     wide = df.pivot_table(index=pair_on, columns=group, values=value)
     if baseline not in wide.columns:
         raise ValueError(f"baseline {baseline!r} not among {list(wide.columns)}")
-    words = {"a": "better", "b": "worse", "tie": "tie", "inconclusive": "inconclusive"}
     rows = []
     for other in wide.columns:
         if other == baseline:
@@ -361,7 +360,7 @@ def paired_against(df: pd.DataFrame, group: str, baseline: str, margin: float,
         v = stats.compare(wide[other].to_numpy(), wide[baseline].to_numpy(), better="higher",
                           margin=margin)
         rows.append({group: other, "diff": v.diff.mean, "ci_low": v.diff.low,
-                     "ci_high": v.diff.high, "tost_p": v.tost_p, "verdict": words[v.outcome]})
+                     "ci_high": v.diff.high, "tost_p": v.tost_p, "verdict": v.word})
     return pd.DataFrame(rows)
 
 
