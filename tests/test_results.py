@@ -165,6 +165,20 @@ def test_headline_anchor_is_stored_beside_the_answers(results_file):
     assert h.anchor["text"] == "3.7 x" and h.anchor["unit"] == "x"
 
 
+def test_headline_anchor_per_fold_values_keep_the_metrics_bounds(results_file):
+    # two folds of a clock's accuracy: the unclipped t interval runs past 1
+    clock = [0.45, 0.81]
+    assert mean_ci(clock).high > 1 and mean_ci(clock).low < 0
+    h = _h(physics=PHYS, ml=ML, bounds=(0.0, 1.0),
+           anchor={"name": "clock", "value": clock, "source": "notebook 03"})
+    assert (h.anchor["ci_low"], h.anchor["ci_high"]) == (0.0, 1.0)
+    assert h.anchor["text"] == "0.6300 [0.000, 1.000]"
+    # an anchor in a unit of its own is not the headline's metric: no clipping
+    ratio = _h(key="acc2", physics=PHYS, ml=ML, bounds=(0.0, 1.0),
+               anchor={"name": "ratio", "value": clock, "unit": "x", "source": "audit"})
+    assert ratio.anchor["ci_high"] > 1
+
+
 def test_headline_bounds_clip_each_side_but_not_the_verdict():
     phys = [0.97, 1.0, 1.0, 0.99]
     ml = [0.6, 0.7, 0.65, 0.62]

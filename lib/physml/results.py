@@ -258,16 +258,21 @@ def _side_ci(side: str, value: Any, scale: str, bounds: stats.Bounds | None) -> 
     return stats.mean_ci(values, bounds=bounds)
 
 
-def _anchor(anchor: Mapping[str, Any] | None, unit: str | None) -> dict[str, Any] | None:
+def _anchor(anchor: Mapping[str, Any] | None, unit: str | None,
+            bounds: stats.Bounds | None = None) -> dict[str, Any] | None:
+    """The stored anchor; per-seed values get a mean CI, clipped to the headline's ``bounds``
+    when the anchor is in the headline's own metric (no ``"unit"`` of its own): a clock's
+    accuracy over two folds must not read [0.18, 1.08]."""
     if anchor is None:
         return None
     if not isinstance(anchor, Mapping) or "name" not in anchor or "value" not in anchor:
         raise ValueError("headline anchor: expected {'name': ..., 'value': ..., 'source': ...}")
     v = anchor["value"]
+    own_metric = "unit" not in anchor
     unit = anchor.get("unit", unit)  # a reference may be in other units (e.g. a ratio)
     ci = _as_ci(v)
     if ci is None and not isinstance(v, (int, float, np.integer, np.floating)):
-        ci = stats.mean_ci(v)
+        ci = stats.mean_ci(v, bounds=bounds if own_metric else None)
     out: dict[str, Any] = {"name": str(anchor["name"]), "source": anchor.get("source"),
                            "unit": unit}
     if ci is not None:
@@ -333,7 +338,8 @@ def headline(
         unit for ``scale="linear"``; a fraction for ``scale="log"``, 0.1 = within x1.1).
     anchor : dict, optional
         ``{"name", "value", "source"}`` and optionally ``"unit"`` (default: the headline's):
-        the simplest baseline or the source study's figure.
+        the simplest baseline or the source study's figure. Per-seed values get a mean CI,
+        clipped to ``bounds`` unless the anchor names a unit of its own.
     names : dict, optional
         Which method stands for each side, e.g. ``{"ml": "random forest"}``.
     paired : bool
@@ -368,7 +374,7 @@ def headline(
     verdict_, detail, pairs = _decide(sides, better=better, margin=float(margin),
                                       paired=paired, scale=scale)
     h = Headline(key, question, metric, unit, better, float(margin), scale, paired, sides,
-                 names, verdict_, detail, pairs, _anchor(anchor, unit), note)
+                 names, verdict_, detail, pairs, _anchor(anchor, unit, bounds), note)
     entry = to_jsonable(h.as_dict(), where=f"headline {key}")
     _headlines[key] = entry
     path = os.environ.get(ENV_VAR)
