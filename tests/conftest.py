@@ -25,7 +25,9 @@ def project(tmp_path, monkeypatch):
         "from physml import plots\nfrom physml.results import record\n"
         "import plotly.graph_objects as go",
         "record('n_squared', n * n, unit='count', note='n times n')\n"
-        "record('scaled', scale * n)\nrecord('label', label)",
+        "record('scaled', scale * n)\nrecord('label', label)\n"
+        "from physml.results import report_file\n"
+        "record('own_report', str(report_file('demo/01_ok')))",
         "go.Figure(go.Scatter(x=[0, 1, 2], y=[n, scale, 0], name='FIXTURE_TRACE'))",
         "assert not fail, 'FIXTURE_FAILURE requested'",
         "print('SECRET_CODE_MARKER')",

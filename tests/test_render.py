@@ -173,6 +173,7 @@ def test_success_writes_html_json_and_index(rendered):
     assert data["status"] == "ok" and data["params"] == {"n": 4}
     assert data["figures"]["n_squared"] == {"value": 16, "unit": "count", "note": "n times n"}
     assert data["figures"]["scaled"]["value"] == pytest.approx(6.0)
+    assert data["figures"]["own_report"]["value"] == str(rendered / "demo/01_ok.json")
     # a Plotly figure survives with plotly.js inline (offline) and the trace data
     assert "FIXTURE_TRACE" in html and "Plotly.newPlot" in html
     assert '<script src="https://cdn.plot.ly' not in html and "plotly.js v" in html
@@ -182,6 +183,15 @@ def test_success_writes_html_json_and_index(rendered):
     index = (rendered / "index.html").read_text()
     assert 'href="demo/01_ok.html"' in index and "n_squared = 16 count" in index
     assert "never rendered" in index  # 02_sleep was not rendered
+
+
+@pytest.mark.slow
+def test_a_notebook_finds_the_other_reports_of_its_render_in_the_out_folder(project, tmp_path):
+    out = tmp_path / "elsewhere"
+    res = cli("render", str(project / "notebooks/demo/01_ok.ipynb"), "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads((out / "demo/01_ok.json").read_text())
+    assert data["figures"]["own_report"]["value"] == str(out.resolve() / "demo/01_ok.json")
 
 
 @pytest.mark.slow

@@ -260,3 +260,43 @@ def test_count_noun_writes_the_plural_unless_one():
     assert [count_noun(n, "thread") for n in (1, 2, 0, 1.0, 2.5)] == \
         ["1 thread", "2 threads", "0 threads", "1 thread", "2.5 threads"]
     assert count_noun(np.int64(12000), "step call") == "12,000 step calls"
+
+
+def _other_report(tmp_path, monkeypatch, figures, status="ok", fresh=True):
+    """A report of notebook cnc/04 in a reports folder of this render (PHYSML_REPORTS_DIR)."""
+    from physml import paths, scoreboard
+
+    monkeypatch.setenv(results.REPORTS_ENV_VAR, str(tmp_path))
+    nb = paths.notebooks_dir() / "cnc/04_encoder_decoder.ipynb"
+    inputs = scoreboard.inputs_fingerprint(nb, {})
+    if not fresh:
+        inputs = {**inputs, "library": "0" * 16}
+    path = tmp_path / "cnc" / "04_encoder_decoder.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": status, "params": {}, "inputs": inputs,
+                                "figures": {k: {"value": v} for k, v in figures.items()}}))
+    return path
+
+
+def test_fold_figures_reads_the_same_folds_of_a_current_report(tmp_path, monkeypatch):
+    _other_report(tmp_path, monkeypatch, {"acc.seed0_b": 0.2, "acc.seed0_a": 0.1, "x": 1.0})
+    assert results.report_file("cnc/04_encoder_decoder").parent == tmp_path / "cnc"
+    assert results.fold_figures("cnc/04_encoder_decoder", "acc", ["seed0_a", "seed0_b"]) == \
+        {"seed0_a": 0.1, "seed0_b": 0.2}
+    with pytest.raises(LookupError, match="other folds"):
+        results.fold_figures("cnc/04_encoder_decoder", "acc", ["seed0_a", "seed0_c"])
+
+
+@pytest.mark.parametrize("status, fresh, match", [("failed", True, "status 'failed'"),
+                                                   ("ok", False, "stale .*library changed")])
+def test_fold_figures_refuses_a_failed_or_stale_report(tmp_path, monkeypatch, status, fresh,
+                                                       match):
+    _other_report(tmp_path, monkeypatch, {"acc.seed0_a": 0.1}, status=status, fresh=fresh)
+    with pytest.raises(LookupError, match=match):
+        results.fold_figures("cnc/04_encoder_decoder", "acc", ["seed0_a"])
+
+
+def test_fold_figures_says_when_there_is_no_report(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.REPORTS_ENV_VAR, str(tmp_path))
+    with pytest.raises(LookupError, match="no report of cnc/04_encoder_decoder .*render it"):
+        results.fold_figures("cnc/04_encoder_decoder", "acc", ["seed0_a"])

@@ -77,3 +77,27 @@ def test_leak_message_lists_ten_groups_then_an_ellipsis():
         splits.check_no_leak(many, many, what="file")
     with pytest.raises(splits.LeakError, match=r"'f09'$"):
         splits.check_no_leak(many[:10], many[:10], what="file")
+
+
+def test_fold_key_names_the_held_out_groups_and_the_seed_not_the_row_order():
+    a = splits.holdout(["f1", "f1", "f2", "f3"], ["f1", "f3"])
+    b = splits.holdout(["f3", "f2", "f1"], ["f3", "f1"])  # same groups, other rows and order
+    assert splits.fold_key(0, a) == splits.fold_key(0, b)
+    assert splits.fold_key(1, a) != splits.fold_key(0, a)
+    assert splits.fold_key(0, splits.holdout(["f1", "f2", "f3"], ["f1", "f2"])) != \
+        splits.fold_key(0, a)
+    assert splits.fold_key(0, a).startswith("seed0_")
+
+
+def test_fold_values_keys_each_folds_row_and_refuses_a_missing_or_repeated_fold():
+    import pandas as pd
+
+    g = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    sl = [(0, sp) for sp in splits.group_kfold(g, 2, seed=0)]
+    frame = pd.DataFrame({"seed": [0, 0], "fold": [1, 0], "acc": [0.7, 0.4]})
+    out = splits.fold_values(frame, sl, "acc")
+    assert out == {splits.fold_key(0, sl[0][1]): 0.4, splits.fold_key(0, sl[1][1]): 0.7}
+    with pytest.raises(ValueError, match="0 rows for seed 0, fold 1"):
+        splits.fold_values(frame[frame["fold"] == 0], sl, "acc")
+    with pytest.raises(ValueError, match="2 rows for seed 0, fold 0"):
+        splits.fold_values(pd.concat([frame, frame[frame["fold"] == 0]]), sl, "acc")

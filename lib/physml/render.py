@@ -356,6 +356,7 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
         params_tmp = tmpd / "params.yaml"
         params_tmp.write_text(yaml.safe_dump(job.params))
         env = {**os.environ, "PHYSML_RESULTS_FILE": str(results_tmp), "PHYSML_RENDER": "1",
+               "PHYSML_REPORTS_DIR": str(job.reports_dir),  # where the other reports are
                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(executed),
                "-k", KERNEL, "-f", str(params_tmp), "--cwd", str(job.notebook.parent),

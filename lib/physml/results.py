@@ -167,6 +167,49 @@ def load(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+#: Set by ``physml render`` to the folder the reports of this render go to (``--out``).
+REPORTS_ENV_VAR = "PHYSML_REPORTS_DIR"
+
+
+def report_file(notebook: str) -> Path:
+    """The results JSON of another notebook, ``"<study>/<NN_topic>"``, in the reports folder
+    of the current render (``physml render --out``), or in ``reports/`` interactively."""
+    from physml import paths
+
+    base = os.environ.get(REPORTS_ENV_VAR)
+    return (Path(base) if base else paths.reports_dir()) / f"{notebook}.json"
+
+
+def fold_figures(notebook: str, name: str, keys: list[str]) -> dict[str, float]:
+    """Per-fold figures another notebook recorded as ``name.<key>`` (keys from
+    :func:`physml.splits.fold_key`), for a paired comparison on the same folds.
+
+    Returns ``{key: value}`` for every key of ``keys``. Raises ``LookupError`` saying why it
+    cannot: the report is missing, failed, or stale (its notebook or study library changed
+    since it was rendered, :func:`physml.scoreboard.freshness`), or it holds none or only some
+    of these folds (it ran on other folds)."""
+    from physml import paths, scoreboard
+
+    path = report_file(notebook)
+    if not path.exists():
+        raise LookupError(f"no report of {notebook} at {path}: render it first")
+    data = load(path)
+    if data.get("status") != "ok":
+        raise LookupError(f"the report of {notebook} at {path} has status "
+                          f"{data.get('status')!r}, not 'ok'")
+    stale = scoreboard.freshness(data, paths.notebooks_dir() / f"{notebook}.ipynb")
+    if stale:
+        raise LookupError(f"the report of {notebook} is stale ({stale}): render it again")
+    figures = data.get("figures", {})
+    have = {k[len(name) + 1:] for k in figures if k.startswith(name + ".")}
+    missing = [k for k in keys if k not in have]
+    if missing:
+        raise LookupError(f"the report of {notebook} has {name} on {len(have)} fold(s), "
+                          f"{len(keys) - len(missing)} of them these {len(keys)}: it ran on "
+                          f"other folds (other files, n_splits or seeds)")
+    return {k: float(figures[f"{name}.{k}"]["value"]) for k in keys}
+
+
 # --------------------------------------------------------------------------- headlines
 
 

@@ -40,6 +40,34 @@ class Split:
                 f"test_groups={self.test_groups!r})")
 
 
+def fold_key(seed: int, split: Split) -> str:
+    """``"seed<seed>_<16 hex digits>"``: names one fold by its seed and the groups it holds
+    out (sorted, so row order does not matter). Two notebooks that record a per-fold figure
+    under this key can be paired fold by fold, and a figure from other folds cannot match.
+
+    >>> fold_key(0, holdout(["a", "a", "b"], ["b"])) == fold_key(0, holdout(["b", "a"], ["b"]))
+    True
+    """
+    import hashlib
+
+    names = "\n".join(sorted(str(g) for g in split.test_groups))
+    return f"seed{int(seed)}_{hashlib.sha256(names.encode()).hexdigest()[:16]}"
+
+
+def fold_values(scores, split_list, column: str) -> dict[str, float]:
+    """``{fold_key(seed, split): value}`` of a per-fold scores frame (columns ``seed``, ``fold``
+    and ``column``, one row per fold of ``split_list``, a list of ``(seed, Split)``).
+    Raises ``ValueError`` naming a fold of ``split_list`` the frame lacks or repeats."""
+    out = {}
+    for seed, sp in split_list:
+        hit = scores[(scores["seed"] == seed) & (scores["fold"] == sp.fold)]
+        if len(hit) != 1:
+            raise ValueError(f"fold_values: {len(hit)} rows for seed {seed}, fold {sp.fold} "
+                             f"(need exactly one)")
+        out[fold_key(seed, sp)] = float(hit[column].iloc[0])
+    return out
+
+
 def _groups(groups: Sequence | np.ndarray) -> np.ndarray:
     g = np.asarray(groups)
     if g.ndim != 1 or g.size == 0:
