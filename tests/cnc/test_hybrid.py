@@ -524,3 +524,42 @@ def test_command_scores_read_the_aligned_modes_against_each_fold_s_labels():
         H.command_scores([preds[1].iloc[:2]], labels, splits)
     with pytest.raises(ValueError, match="fold 7 is not in the splits"):
         H.command_scores([preds[0].assign(fold=7)], labels, splits)
+
+
+def test_against_neural_pairs_notebook_04s_figures_by_the_folds_held_out_files(tmp_path,
+                                                                              monkeypatch):
+    import json
+
+    from physml import paths, results, scoreboard, splits
+
+    files = np.repeat([f"f{i}" for i in range(6)], 3)
+    sl = [(0, sp) for sp in splits.group_kfold(files, 3, seed=0)]
+    keys = [splits.fold_key(0, sp) for _, sp in sl]
+    ours_line, ours_cmd = [0.80, 0.70, 0.90], [0.60, 0.65, 0.70]
+    scores = pd.DataFrame({"method": ["hyb"] * 3 + ["other"] * 3, "seed": 0,
+                           "fold": [2, 0, 1] * 2,  # rows in another order than the folds
+                           "line_exact_accuracy": [ours_line[2], ours_line[0], ours_line[1],
+                                                   0, 0, 0],
+                           "command_balanced_accuracy": [ours_cmd[2], ours_cmd[0], ours_cmd[1],
+                                                         0, 0, 0]})
+    ed, cnn = [0.20, 0.10, 0.30], [0.50, 0.55, 0.40]
+    line_name, cmd_name = (H.NEURAL_FIGURES[m][0] for m in ("encoder_decoder", "cnn"))
+    rev = zip(keys[::-1], ed[::-1], strict=True)  # stored in the opposite order
+    figures = {**{f"{line_name}.{k}": {"value": v} for k, v in rev},
+               **{f"{cmd_name}.{k}": {"value": v} for k, v in zip(keys, cnn, strict=True)}}
+    nb = paths.notebooks_dir() / f"{H.NEURAL_REPORT}.ipynb"
+    report = tmp_path / f"{H.NEURAL_REPORT}.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"status": "ok", "params": {}, "figures": figures,
+                                  "inputs": scoreboard.inputs_fingerprint(nb, {})}))
+    monkeypatch.setenv(results.REPORTS_ENV_VAR, str(tmp_path))
+    out = H.against_neural(scores, sl, "hyb", margin=0.02)
+    d = out["encoder_decoder"]["verdict"].diff
+    assert d.mean == pytest.approx(np.mean(np.subtract(ours_line, ed)))
+    np.testing.assert_allclose(d.samples, np.subtract(ours_line, ed))  # fold by fold
+    assert out["encoder_decoder"]["neural"].mean == pytest.approx(0.2)
+    assert out["encoder_decoder"]["verdict"].outcome == "a"
+    np.testing.assert_allclose(out["cnn"]["verdict"].diff.samples, np.subtract(ours_cmd, cnn))
+    other = [(1, sp) for _, sp in sl]  # another seed: other folds, nothing to pair
+    with pytest.raises(LookupError, match="other folds"):
+        H.against_neural(scores.assign(seed=1), other, "hyb", margin=0.02)

@@ -743,6 +743,44 @@ def command_scores(predictions: Sequence[pd.DataFrame], labels: np.ndarray,
     return pd.DataFrame(out)
 
 
+#: Notebook 04's report, and the per-fold figures of its neural models that
+#: :func:`against_neural` pairs with: ``{model: (figure name, metric)}``.
+NEURAL_REPORT = "cnc/04_encoder_decoder"
+NEURAL_FIGURES = {"encoder_decoder": ("line_exact_accuracy_by_fold.encoder_decoder",
+                                     "line_exact_accuracy"),
+                  "cnn": ("command_balanced_accuracy_by_fold.cnn", "command_balanced_accuracy")}
+
+
+def against_neural(scores: pd.DataFrame, split_list, method: str, margin: float,
+                   report: str = NEURAL_REPORT) -> dict[str, dict]:
+    """``method`` against notebook 04's neural models on the same folds, paired fold by fold:
+    its exact line against the encoder-decoder's, its command class against the 1-D CNN's
+    (:data:`NEURAL_FIGURES`; notebook 04 records them per fold under
+    :func:`physml.splits.fold_key`, so a fold pairs only with the same held-out files).
+
+    ``scores``: one row per method x fold with ``method seed fold`` and both metrics (the
+    line scores of :func:`run_folds` merged with :func:`command_scores`). Returns ``{model:
+    {"metric", "neural" (stats.CI over the folds), "ours" (stats.CI), "verdict"
+    (stats.compare, ``method`` minus the model, higher is better)}}``. Raises ``LookupError``
+    (:func:`physml.results.fold_figures`) saying why notebook 04's report cannot be paired:
+    missing, failed, stale, or on other folds."""
+    from physml import results, splits, stats
+
+    keys = [splits.fold_key(seed, sp) for seed, sp in split_list]
+    mine = scores[scores["method"] == method]
+    out = {}
+    for model, (name, metric) in NEURAL_FIGURES.items():
+        theirs = results.fold_figures(report, name, keys)
+        ours = splits.fold_values(mine, split_list, metric)
+        a = np.array([ours[k] for k in keys])
+        b = np.array([theirs[k] for k in keys])
+        out[model] = {"metric": metric,
+                      "neural": stats.mean_ci(b, bounds=stats.UNIT_INTERVAL),
+                      "ours": stats.mean_ci(a, bounds=stats.UNIT_INTERVAL),
+                      "verdict": stats.compare(a, b, better="higher", margin=margin)}
+    return out
+
+
 def error_breakdown(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Where the alignment's exact-line errors are, from :func:`run_folds`' ``predictions``
     (one method). Shares are of all predicted rows, pooled over folds:
