@@ -44,6 +44,8 @@ def fold_key(seed: int, split: Split) -> str:
     """``"seed<seed>_<16 hex digits>"``: names one fold by its seed and the groups it holds
     out (sorted, so row order does not matter). Two notebooks that record a per-fold figure
     under this key can be paired fold by fold, and a figure from other folds cannot match.
+    The key does not see the training side: it is the same fold when both notebooks split the
+    same groups (the same recordings, ``n_splits`` and seed give the same held-out groups).
 
     >>> fold_key(0, holdout(["a", "a", "b"], ["b"])) == fold_key(0, holdout(["b", "a"], ["b"]))
     True
