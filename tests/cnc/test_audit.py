@@ -20,3 +20,16 @@ def test_momo_agreement_compares_moving_rows_with_a_reported_mode_by_hand():
     assert a["share"] == pytest.approx(0.5)
     t = audit.command_agreement(data, classes)
     assert t.loc["G0", "G1"] == 1 and t.loc["G2", "G3"] == 1 and t.loc["G1", "momo=4"] == 1
+
+
+def test_label_changes_counts_the_moving_rows_two_rules_label_differently_per_program():
+    from physml.cnc.tokens import Program
+
+    rows = pd.DataFrame({"file": ["a", "a", "a", "b", "b", "b"]})
+    data = SimpleNamespace(rows=rows)
+    progs = [Program("P1", {}, ("a",)), Program("P2", {}, ("b",))]
+    before = np.array(["G0", "G0", "G1", "G0", "G1", "G0"], dtype=object)
+    after = np.array(["G1", "G1", "G1", "G1", "none", "G0"], dtype=object)
+    out = audit.label_changes(data, progs, before, after)
+    assert out.to_dict() == {("P1", "G0", "G1"): 2, ("P2", "G0", "G1"): 1}  # "none" left out
+    assert list(out.index.names) == ["program", "before", "after"]

@@ -542,7 +542,7 @@ def test_against_neural_pairs_notebook_04s_figures_by_the_folds_held_out_files(t
                                                    0, 0, 0],
                            "command_balanced_accuracy": [ours_cmd[2], ours_cmd[0], ours_cmd[1],
                                                          0, 0, 0]})
-    ed, cnn = [0.20, 0.10, 0.30], [0.50, 0.55, 0.40]
+    ed, cnn = [0.20, 0.10, 0.30], [0.50, 0.70, 0.60]
     line_name, cmd_name = (H.NEURAL_FIGURES[m][0] for m in ("encoder_decoder", "cnn"))
     rev = zip(keys[::-1], ed[::-1], strict=True)  # stored in the opposite order
     figures = {**{f"{line_name}.{k}": {"value": v} for k, v in rev},
@@ -558,7 +558,14 @@ def test_against_neural_pairs_notebook_04s_figures_by_the_folds_held_out_files(t
     assert d.mean == pytest.approx(np.mean(np.subtract(ours_line, ed)))
     np.testing.assert_allclose(d.samples, np.subtract(ours_line, ed))  # fold by fold
     assert out["encoder_decoder"]["neural"].mean == pytest.approx(0.2)
-    assert out["encoder_decoder"]["verdict"].outcome == "a"
+    assert out["encoder_decoder"]["verdict"].outcome == "a" and out["encoder_decoder"]["at_least"]
+    # the CNN beats the hybrid on one fold: not separated, not equivalent
+    assert out["cnn"]["verdict"].outcome == "inconclusive" and not out["cnn"]["at_least"]
+    below = scores.copy()  # 0.05, 0.06, 0.04 below the encoder-decoder on folds 0, 1, 2
+    below.loc[below["method"] == "hyb", "line_exact_accuracy"] = [0.26, 0.15, 0.04]
+    worse = H.against_neural(below, sl, "hyb", margin=0.02)
+    assert worse["encoder_decoder"]["verdict"].outcome == "b"
+    assert not worse["encoder_decoder"]["at_least"]
     np.testing.assert_allclose(out["cnn"]["verdict"].diff.samples, np.subtract(ours_cmd, cnn))
     other = [(1, sp) for _, sp in sl]  # another seed: other folds, nothing to pair
     with pytest.raises(LookupError, match="other folds"):

@@ -75,11 +75,17 @@ def availability_figure(data: CNCData) -> go.Figure:
     return fig
 
 
+def _momo_modes(data: CNCData, other) -> np.ndarray:
+    """The controller's ``momo`` of every row as "G0".."G3"; ``other(code)`` names any other
+    code, "" stands for a missing one. Shape ``(n_rows,)`` object."""
+    return np.array([tokens.MOMO_MODES.get(float(v), other(v)) if np.isfinite(v) else ""
+                     for v in data.rows["momo"].to_numpy()], dtype=object)
+
+
 def command_agreement(data: CNCData, classes: np.ndarray) -> pd.DataFrame:
     """Cross-table of a command class per row (``classes``) against the controller's ``momo``."""
-    momo = data.rows["momo"].to_numpy()
-    ref = np.array([tokens.MOMO_MODES.get(float(v), f"momo={int(v)}") if np.isfinite(v) else "nan"
-                    for v in momo], dtype=object)
+    ref = _momo_modes(data, lambda v: f"momo={int(v)}")
+    ref[ref == ""] = "nan"
     return pd.crosstab(pd.Series(classes, name="class per row"),
                        pd.Series(ref, name="controller momo"))
 
@@ -88,14 +94,24 @@ def momo_agreement(data: CNCData, classes: np.ndarray) -> dict:
     """How often a command class per row (``classes``) equals the controller's ``momo`` (codes
     0-3) over the moving rows where ``momo`` reports a motion mode: ``share``, ``n_differ``,
     ``n`` (rows compared)."""
-    momo = data.rows["momo"].to_numpy()
-    ref = np.array([tokens.MOMO_MODES.get(float(v), "") if np.isfinite(v) else "" for v in momo],
-                   dtype=object)
+    ref = _momo_modes(data, lambda v: "")
     c = np.asarray(classes, dtype=object)
     ok = (c != "none") & (ref != "")
     n_differ = int((c[ok] != ref[ok]).sum())
     return {"share": 1.0 - n_differ / ok.sum() if ok.any() else float("nan"),
             "n_differ": n_differ, "n": int(ok.sum())}
+
+
+def label_changes(data: CNCData, programs: Sequence[tokens.Program], before: np.ndarray,
+                  after: np.ndarray) -> pd.Series:
+    """Rows whose command class ``after`` (moving rows only) differs from ``before``, counted
+    per ``(program, before, after)``, largest first: where two labelling rules part (e.g. the
+    G-code text alone against text + reported modes)."""
+    b, a = np.asarray(before, dtype=object), np.asarray(after, dtype=object)
+    differ = (b != a) & (a != "none")
+    prog = data.rows["file"].map(tokens.program_of_file(programs)).to_numpy()
+    return pd.DataFrame({"program": prog[differ], "before": b[differ],
+                         "after": a[differ]}).value_counts()
 
 
 def signal_examples(data: CNCData, classes: np.ndarray, file: str,

@@ -761,9 +761,10 @@ def against_neural(scores: pd.DataFrame, split_list, method: str, margin: float,
     ``scores``: one row per method x fold with ``method seed fold`` and both metrics (the
     line scores of :func:`run_folds` merged with :func:`command_scores`). Returns ``{model:
     {"metric", "neural" (stats.CI over the folds), "ours" (stats.CI), "verdict"
-    (stats.compare, ``method`` minus the model, higher is better)}}``. Raises ``LookupError``
-    (:func:`physml.results.fold_figures`) saying why notebook 04's report cannot be paired:
-    missing, failed, stale, or on other folds."""
+    (stats.compare, ``method`` minus the model, higher is better), "at_least" (the issue's
+    "at least as good": ``method`` better, or equivalent within ``margin`` by TOST)}}``.
+    Raises ``LookupError`` (:func:`physml.results.fold_figures`) saying why notebook 04's
+    report cannot be paired: missing, failed, stale, or on other folds."""
     from physml import results, splits, stats
 
     keys = [splits.fold_key(seed, sp) for seed, sp in split_list]
@@ -778,6 +779,7 @@ def against_neural(scores: pd.DataFrame, split_list, method: str, margin: float,
                       "neural": stats.mean_ci(b, bounds=stats.UNIT_INTERVAL),
                       "ours": stats.mean_ci(a, bounds=stats.UNIT_INTERVAL),
                       "verdict": stats.compare(a, b, better="higher", margin=margin)}
+        out[model]["at_least"] = out[model]["verdict"].outcome in ("a", "tie")
     return out
 
 
