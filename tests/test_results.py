@@ -114,6 +114,13 @@ def test_headline_tie_needs_equivalence_and_wide_cis_are_inconclusive():
     a = 0.80 + rng.normal(0, 0.002, 8)
     tight = _h(physics=a, ml=a + rng.normal(0, 0.002, 8), hybrid=a - 0.2)
     assert tight.verdict == "tie" and "hybrid" in tight.detail
+    # the scoreboard and the Findings box name the tied sides, not all three
+    from physml.report import findings_html
+    from physml.scoreboard import verdict_label
+
+    stored = tight.as_dict()
+    assert verdict_label(stored["verdict"], stored["pairs"]) == "physics ≈ ml"
+    assert ">physics ≈ ml</b>" in findings_html({"k": stored})
     w = 0.80 + rng.normal(0, 0.1, 5)
     wide = _h(physics=w, ml=w + rng.normal(0, 0.1, 5))
     assert wide.verdict == "inconclusive"

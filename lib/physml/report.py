@@ -87,7 +87,7 @@ def provenance_html(name: str, params: dict[str, Any], prov: dict[str, Any]) -> 
 def findings_html(headlines: dict[str, Any]) -> str:
     """The "Findings" box that opens a report: one item per headline the notebook recorded."""
     from physml.results import ci_parts, keep_intervals_whole
-    from physml.scoreboard import VERDICT_COLOURS
+    from physml.scoreboard import VERDICT_COLOURS, verdict_label
 
     items = []
     for h in headlines.values():
@@ -103,8 +103,8 @@ def findings_html(headlines: dict[str, Any]) -> str:
         items.append(
             f"<li><b>{html.escape(h['question'])}</b> {html.escape(h['metric'])}{unit}, "
             f"{html.escape(h['better'])} is better: {'; '.join(sides)}. Verdict: "
-            f'<b style="color:{colour}">{html.escape(h["verdict"])}</b> — '
-            f"{html.escape(h['detail'])}.</li>")
+            f'<b style="color:{colour}">{html.escape(verdict_label(h["verdict"], h.get("pairs")))}'
+            f"</b> — {html.escape(h['detail'])}.</li>")
     return ('<div class="physml-findings"><h3>Findings</h3><ul>' + "".join(items)
             + "</ul></div>")
 

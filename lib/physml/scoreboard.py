@@ -103,10 +103,33 @@ def rows(reports_dir: Path | None = None, root: Path | None = None) -> list[dict
                 "question": h.get("question"), "metric": h.get("metric"),
                 "unit": h.get("unit"), "better": h.get("better"), "scale": h.get("scale"),
                 **{s: _side(h.get(s), h.get("unit")) for s in SIDES},
-                "verdict": h.get("verdict"), "detail": h.get("detail"),
+                "verdict": h.get("verdict"),
+                "verdict_label": verdict_label(h.get("verdict"), h.get("pairs")),
+                "detail": h.get("detail"),
                 "anchor": h.get("anchor"), "status": status, "status_detail": why,
             })
     return out
+
+
+def verdict_label(verdict: str | None, pairs: dict[str, Any] | None) -> str:
+    """The verdict as the scoreboard shows it: the winning side, "inconclusive", or for a
+    tie the sides that are equivalent (e.g. ``"ml ≈ hybrid"``, read off the best side's
+    pairwise comparisons ``"<best>_vs_<other>"`` of :func:`physml.results.headline`), so that
+    a tie of two sides is not read as a tie of all three. ``"tie"`` when no pairs are stored.
+
+    >>> verdict_label("tie", {"ml_vs_hybrid": {"outcome": "tie"},
+    ...                       "ml_vs_physics": {"outcome": "a"}})
+    'ml ≈ hybrid'
+    >>> verdict_label("hybrid", {}), verdict_label(None, None)
+    ('hybrid', '')
+    """
+    if verdict != "tie" or not pairs:
+        return verdict or ""
+    best = {k.split("_vs_")[0] for k in pairs}
+    tied = {k.split("_vs_")[1] for k, p in pairs.items() if p.get("outcome") == "tie"}
+    if len(best) != 1 or not tied:
+        return verdict
+    return " ≈ ".join(s for s in SIDES if s in best | tied)
 
 
 def _side(s: dict[str, Any] | None, unit: str | None) -> dict[str, Any] | None:
@@ -143,7 +166,7 @@ def to_text(table: list[dict[str, Any]]) -> str:
         unit = f" ({r['unit']})" if r.get("unit") else ""
         status = r["status"] + (f": {r['status_detail']}" if r["status_detail"] else "")
         body.append([r["study"], f"{r['key']}{unit}", _cell(r["physics"]), _cell(r["ml"]),
-                     _cell(r["hybrid"]), r["verdict"] or "", status])
+                     _cell(r["hybrid"]), r.get("verdict_label", r["verdict"]) or "", status])
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
     widths[-1] = min(widths[-1], 60)
     line = lambda cols: "  ".join(str(c)[:w].ljust(w) for c, w in zip(cols, widths, strict=True))  # noqa: E731
@@ -215,7 +238,8 @@ def to_html(table: list[dict[str, Any]]) -> str:
             f"</div>{anchor}{marker}</td>"
             + cell(r["physics"]) + cell(r["ml"]) + cell(r["hybrid"])
             + f'<td class="sb-verdict" title="{html.escape(r["detail"] or "")}">'
-            f'<span style="background:{colour}">{html.escape(r["verdict"] or "")}</span></td>'
+            f'<span style="background:{colour}">'
+            f'{html.escape(r.get("verdict_label", r["verdict"]) or "")}</span></td>'
             f"<td>{_svg(r)}</td>"
             f'<td><a href="{html.escape(r["report"])}">'
             f'{html.escape(r["notebook"]).replace("/", "/<wbr>")}</a></td></tr>')
