@@ -114,3 +114,55 @@ def test_uncertainty_after_a_gap_lasts_until_every_axis_is_restated():
     # once X, Y and Z are restated the position is known again, and an impossible arc raises
     with pytest.raises(ValueError, match="line 7"):
         _one([(1, "G1 X0. Y0. F5."), (5, "X1. Y1. Z0."), (6, "X0."), (7, "G2 X5. R1.")])
+
+
+def test_an_off_centre_helical_arc_against_hand_computed_lengths():
+    # centre (2, 3) = start (3, 1) + (I, J) = (-1, 2), radius √5; the end (4, 4) is the start
+    # turned a quarter counter-clockwise about it; z climbs from 0.5 to 1.5 on the way
+    r, start, end = math.sqrt(5.0), (3.0, 1.0, 0.5), (4.0, 4.0, 1.5)
+    ccw = K.arc_length(start, end, clockwise=False, centre_offset=(-1.0, 2.0))
+    cw = K.arc_length(start, end, clockwise=True, centre_offset=(-1.0, 2.0))
+    assert ccw == pytest.approx(math.hypot(r * math.pi / 2, 1.0))
+    assert cw == pytest.approx(math.hypot(r * 3 * math.pi / 2, 1.0))
+    # the same arc by its radius: chord √10 = 2r sin(45°); R < 0 takes the other three quarters
+    assert K.arc_length(start, end, clockwise=False, radius=r) == pytest.approx(ccw)
+    assert K.arc_length(start, end, clockwise=False, radius=-r) == pytest.approx(cw)
+
+
+def test_a_half_circle_by_its_radius_is_accepted_at_chord_2r():
+    assert K.arc_length((0, 0, 0), (2, 0, 0), clockwise=True, radius=1.0) == pytest.approx(math.pi)
+    with pytest.raises(ValueError, match="cannot join"):
+        K.arc_length((0, 0, 0), (2.001, 0, 0), clockwise=True, radius=1.0)
+
+
+def test_arcs_outside_the_xy_plane_are_refused_each_alone():
+    for plane in ("G18", "G19"):
+        with pytest.raises(ValueError, match=f"line 2 '{plane}"):
+            _one([(1, "G1 X0. F5."), (2, f"{plane} G2 X1. Z1. R1.")])
+
+
+def test_a_move_of_all_three_axes_and_a_line_that_moves_nothing_in_a_motion_mode():
+    m = _one([(1, "G1 X1. Y2. Z2. F6."), (2, "M9")])
+    assert m.loc[0, "length"] == pytest.approx(3.0) and m.loc[0, "seconds"] == pytest.approx(30.0)
+    assert m.loc[1, "mode"] == "none" and m.loc[1, "seconds"] == 0.0
+
+
+def test_an_arc_mode_line_without_r_i_j_is_a_straight_feed_move():
+    m = _one([(1, "G1 X0. Y0. F5."), (2, "G2 X2. R1."), (3, "X3.")])
+    assert m.loc[2, "mode"] == "G1" and m.loc[2, "length"] == pytest.approx(1.0)
+
+
+def test_a_machine_coordinate_move_takes_the_stated_time_and_moves_nothing():
+    m = _one([(1, "G1 X1. F5."), (2, "G53 G0 Z0."), (3, "G1 X2.")], machine_move_s=2.5)
+    assert m.loc[1, "seconds"] == 2.5 and m.loc[1, "length"] == 0.0
+    assert m.loc[2, "length"] == pytest.approx(1.0)  # from where the line before left off
+
+
+def test_the_chord_stand_in_starts_at_the_last_known_point():
+    m = _one([(1, "G1 X1. Y1. F5."), (5, "G2 X4. Y5. R1.")])  # lines 2-4 unknown
+    assert bool(m.loc[1, "approximate"]) and m.loc[1, "length"] == pytest.approx(5.0)
+
+
+def test_reported_feeds_ignore_rows_at_zero_feed():
+    rows = pd.DataFrame({"gcode_line": [2, 2], "feed": [0.0, 254.0], "momo": [1.0, 1.0]})
+    assert K.feeds_from_reports(rows) == {2: pytest.approx(10.0)}
