@@ -113,6 +113,9 @@ def test_ratio_ci_is_the_exponentiated_paired_t_interval_of_log_ratios():
     assert cmp.words() == "95% CI above 1"  # a ratio's no-effect value is 1, not 0
     assert ratio_ci(fast, slow).words() == "95% CI below 1"
     assert ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95]).words() == "95% CI covers 1"
+    # "is the first greater?" as notebooks ask it ("is the model faster?")
+    unclear = ratio_ci([1.0, 1.1, 0.9], [1.05, 1.0, 0.95])
+    assert [c.answer for c in (cmp, ratio_ci(fast, slow), unclear)] == ["yes", "no", "inconclusive"]
     with pytest.raises(ValueError, match="positive"):
         ratio_ci([1.0, -1.0], [1.0, 1.0])
     for bad in (([0.0, 2.0], [1.0, 1.0]), ([1.0, 2.0], [1.0, 0.0])):  # a zero on either side

@@ -152,6 +152,12 @@ class Comparison:
         where = {"greater": "above", "less": "below", "inconclusive": "covers"}[self.verdict]
         return f"{self.diff.confidence:.0%} CI {where} {self.null:g}"
 
+    @property
+    def answer(self) -> str:
+        """The verdict as the answer to "is the first greater?": "yes" (the interval lies above
+        the null), "no" (below) or "inconclusive" (it covers the null)."""
+        return {"greater": "yes", "less": "no", "inconclusive": "inconclusive"}[self.verdict]
+
     def __str__(self) -> str:
         return f"{self.diff} ({self.words()})"
 
