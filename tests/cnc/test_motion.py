@@ -125,3 +125,33 @@ def test_a_gap_inside_a_file_is_named_but_a_node_absent_from_a_whole_file_is_a_m
     rows["y_motor"] = y_gap
     with pytest.raises(ValueError, match=r"file 'b', column 'y_motor' .* row 6"):
         motion.motion_features(rows, ["x_motor", "y_motor"], halves=(2,))
+
+
+def test_half_windows_and_shapes_are_refused_each_alone():
+    v, files = np.arange(6.0).reshape(3, 2), np.array(["a"] * 3)
+    for half in (-1, 1.5):
+        with pytest.raises(ValueError, match="half window"):
+            motion.centred_stats(v, files, half)
+    np.testing.assert_array_equal(motion.centred_stats(v, files, 0, ("mean",))[:, :, 0], v)
+    with pytest.raises(ValueError, match="must be"):
+        motion.centred_stats(v[:, 0], files, 1)  # 1-D
+    with pytest.raises(ValueError, match="must be"):
+        motion.centred_stats(v[:2], files, 1)  # another length
+    x = np.arange(3.0)
+    for a, b in ((x, x[:2]), (v, v), (x[:2], x[:2])):  # shapes differ; 2-D; another length
+        with pytest.raises(ValueError, match="must both be"):
+            motion.rotation_sense(a, b, files, 1)
+
+
+def test_per_file_none_keeps_the_raw_level_and_standardise_removes_it():
+    rows = pd.DataFrame({"file": ["a"] * 10, "x_motor": 5.0 + np.arange(10) % 2})
+    raw, names = motion.motion_features(rows, ["x_motor"], halves=(1,), per_file="none")
+    std, _ = motion.motion_features(rows, ["x_motor"], halves=(1,))
+    j = names.index("x_motor:mean@1")
+    assert np.all((raw[:, j] >= 5.0) & (raw[:, j] <= 6.0))
+    assert np.all(np.abs(std[:, j]) <= 1.0)
+
+
+def test_default_pairs_take_a_node_pair_even_when_it_is_all_there_is():
+    assert motion.default_pairs(["frame_l2.Mx", "frame_l2.My"]) == [("frame_l2.Mx", "frame_l2.My")]
+    assert motion.default_pairs(["frame_l2.Mx"]) == []
