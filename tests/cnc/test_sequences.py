@@ -109,3 +109,60 @@ def test_encode_lines_encodes_each_line_as_the_vocabulary_does():
     for row, line in zip(enc, lines, strict=True):
         np.testing.assert_array_equal(row, vocab.encode(line, 12))
     assert sequences.encode_lines(vocab, [], 12).shape == (0, 12)
+
+
+def _two_files(n=6):
+    """Files a (every source) and b (frame_l2 absent, though its cells hold numbers); lines
+    G0 then G1 then a line that moves nothing."""
+    from physml.cnc import schema
+    from physml.cnc.data import CNCData
+
+    line = np.tile(np.repeat([10, 11, 12], [2, 2, n - 4]), 2)
+    text = {10: "G0 X1.", 11: "G1 X2. F10.", 12: "M5"}
+    rows = pd.DataFrame({"file": np.repeat(["a", "b"], n), "row": np.tile(np.arange(n), 2),
+                         "gcode_line": line, "gcode_string": [text[x] for x in line],
+                         "momo": np.where(line == 10, 0.0, 1.0),
+                         "frame_l2.Ax": np.r_[np.arange(n) + 1.0, np.full(n, 7.0)],
+                         "x_motor": np.r_[np.full(n, 3.0), np.arange(n) * 2.0]})
+    files = pd.DataFrame({"file": ["a", "b"], **{f"has_{s}": [True, s != "frame_l2"]
+                                                  for s in schema.SOURCES}})
+    return CNCData(rows, files)
+
+
+def test_build_inputs_masks_an_absent_source_by_the_file_mask_never_by_its_values():
+    d = _two_files()
+    before = d.rows.copy()
+    inp = sequences.build_inputs(d, ["frame_l2.Ax", "x_motor"], window=2, per_file="none")
+    assert inp.sources == ["frame_l2", "motor"]
+    np.testing.assert_array_equal(inp.present, np.repeat([[1, 1], [0, 1]], 6, axis=0))
+    np.testing.assert_array_equal(inp.values[:6, 0], np.arange(6) + 1.0)  # a: kept
+    assert np.isnan(inp.values[6:, 0]).all()  # b: its 7.0s are not readings
+    np.testing.assert_array_equal(inp.values[6:, 1], np.arange(6) * 2.0)
+    pd.testing.assert_frame_equal(d.rows, before)  # the data's own rows are left alone
+    std = sequences.build_inputs(d, ["frame_l2.Ax", "x_motor"], window=2)  # per file
+    np.testing.assert_allclose(std.values[6:, 1], (np.arange(6) - 2.5) / np.arange(6).std())
+    assert np.isnan(std.values[6:, 0]).all()
+    with pytest.raises(ValueError, match="per_file"):
+        sequences.build_inputs(d, ["x_motor"], window=2, per_file="global")
+
+
+def test_build_targets_gives_no_class_to_lines_that_move_nothing_and_keeps_given_programs():
+    d = _two_files()
+    assert sequences.NO_CLASS not in range(len(sequences.CLASSES))
+    t = sequences.build_targets(d)
+    G0, G1 = sequences.CLASSES.index("G0"), sequences.CLASSES.index("G1")
+    np.testing.assert_array_equal(t.command[:6], [G0, G0, G1, G1, sequences.NO_CLASS,
+                                                  sequences.NO_CLASS])
+    renamed = [tokens.Program("PX", p.lines, p.files) for p in t.programs]
+    assert set(sequences.build_targets(d, renamed).program) == {"PX"}
+
+
+def test_inner_validation_takes_two_files_and_the_scaler_shortens_a_long_list():
+    files = np.repeat(["f0", "f1"], 5)
+    fit, val = sequences.inner_validation(files, np.arange(10), 5, seed=0)
+    assert set(files[fit]) and set(files[val]) and not set(files[fit]) & set(files[val])
+    cols = [f"c{i}" for i in range(7)]
+    with pytest.raises(ValueError, match=r"\['c1', 'c2', 'c3', 'c4', 'c5'\]\.\.\. have"):
+        sequences.Scaler.fit(np.c_[np.ones((2, 1)), np.full((2, 6), np.nan)], cols)
+    with pytest.raises(ValueError, match=r"\['c1', 'c2', 'c3', 'c4', 'c5'\] have"):  # five: all
+        sequences.Scaler.fit(np.c_[np.ones((2, 1)), np.full((2, 5), np.nan)], cols[:6])
