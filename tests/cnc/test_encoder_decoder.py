@@ -87,13 +87,6 @@ def test_scaler_refuses_a_source_absent_from_every_training_file():
         sequences.Scaler.fit(inp.values, inp.columns)
 
 
-def test_per_file_standardise_matches_per_file_zscore():
-    v = np.array([[1.0], [3.0], [10.0], [20.0], [30.0]])
-    f = np.array(["a", "a", "b", "b", "b"])
-    out = sequences.per_file_standardise(v, f)
-    np.testing.assert_allclose(out[:, 0], [-1, 1, -1.224744871, 0, 1.224744871])
-
-
 def test_window_index_stays_in_its_file():
     idx = sequences.window_index(np.array(["a"] * 3 + ["b"] * 3), 3)
     assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [3, 3, 3], [3, 3, 4], [3, 4, 5]]

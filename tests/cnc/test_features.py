@@ -1,4 +1,5 @@
-"""The model-input gate: no controller field is ever a model input (issue 11)."""
+"""The model-input gate (no controller field is ever a model input, issue 11), file blocks,
+per-file standardisation and trailing-window statistics."""
 
 from __future__ import annotations
 
@@ -66,3 +67,54 @@ def test_baseline_feature_columns_pass_the_gate():
     # used by the method labelled leaky, and are forbidden by the gate)
     assert all(schema.is_forbidden_input(c) for c in baselines.KINEMATIC_COLUMNS)
     assert baselines.LEAKY_METHODS == {"kinematics_leaky"}
+
+
+def test_check_inputs_refuses_controller_fields_and_unknown_columns_each_alone():
+    features.check_inputs(["frame_l2.Ax", "x_motor"])
+    for bad in ("line", "posx", "feed", "momo", "not_a_column"):
+        with pytest.raises(ValueError, match=bad):
+            features.check_inputs(["frame_l2.Ax", bad])
+
+
+def test_file_bounds_of_contiguous_files():
+    files = np.array(["a", "a", "a", "a", "b", "c", "c"])
+    assert features.file_bounds(files) == [(0, 4), (4, 5), (5, 7)]
+    assert features.file_bounds(np.array([])) == []
+    with pytest.raises(ValueError, match="contiguous"):
+        features.file_bounds(np.array(["a", "b", "a"]))
+
+
+def test_per_file_standardise_matches_a_pandas_groupby_and_keeps_nan():
+    rng = np.random.default_rng(0)
+    files = np.repeat(["a", "b", "c"], [5, 7, 4])
+    v = rng.normal([3.0, -2.0, 10.0], [1.0, 5.0, 0.1], (16, 3))
+    v[files == "b", 1] = np.nan  # a source absent from file b
+    v[files == "c", 2] = 4.0  # constant within file c
+    v[2, 0] = np.nan  # one missing reading
+    got = features.per_file_standardise(v, files)
+    df = pd.DataFrame(v).assign(f=files)
+    want = df.groupby("f").transform(lambda s: (s - s.mean()) / s.std(ddof=0)).to_numpy()
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-12)
+    assert np.isnan(got[files == "b", 1]).all() and np.isnan(got[2, 0])
+    np.testing.assert_array_equal(got[files == "c", 2], 0.0)  # constant → 0, not NaN or inf
+    assert np.isfinite(v[0, 0]) and v[0, 0] != got[0, 0]  # the input is not modified
+
+
+def test_window_features_standardise_per_file_and_refuse_unknown_columns_and_windows():
+    rows = pd.DataFrame({"file": ["a"] * 3 + ["b"] * 2,
+                         "frame_l2.RMS": [1.0, 2.0, 3.0, 10.0, 30.0]})
+    X, _ = features.window_features(rows, ["frame_l2.RMS"], 1, stats=("mean",),
+                                    per_file="standardise")  # a one-row window is allowed
+    np.testing.assert_allclose(X[:, 0], [-np.sqrt(1.5), 0.0, np.sqrt(1.5), -1.0, 1.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="banana"):  # not forbidden, but no input either
+        features.window_features(rows.assign(banana=1.0), ["banana"], 2)
+    with pytest.raises(ValueError, match="window"):
+        features.window_features(rows, ["frame_l2.RMS"], 0)
+
+
+def test_file_features_keep_the_files_in_data_order():
+    rows = pd.DataFrame({"file": ["b", "b", "a"], "x_motor": [1.0, 3.0, 5.0]})
+    F, names = features.file_features(rows, ["x_motor"])
+    assert list(F.index) == ["b", "a"] and names == ["x_motor:mean", "x_motor:std"]
+    assert F.loc["b", "x_motor:mean"] == 2.0

@@ -576,8 +576,8 @@ def physics_check(data: CNCData, prep: Prepared, half: int = 2,
     """
     from sklearn.metrics import roc_auc_score
 
+    from .features import per_file_standardise
     from .motion import DEFAULT_PAIR_CHANNELS, centred_stats, rotation_sense
-    from .sequences import per_file_standardise
 
     rows = data.rows
     y = prep.labels["command"].to_numpy()

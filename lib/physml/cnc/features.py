@@ -10,6 +10,7 @@ feature; baselines that use it (the clock rule) are named as such in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,41 @@ def model_input_columns(sources: Sequence[str] = COMMON_SOURCES,
     return cols
 
 
+def check_inputs(columns: Sequence[str]) -> None:
+    """Raise ``ValueError`` if any column is not an allowed model input (the gate)."""
+    bad = [c for c in columns if schema.is_forbidden_input(c) or c not in schema.INPUT_COLUMNS]
+    if bad:
+        raise ValueError(f"not allowed model inputs: {bad}")
+
+
+def file_bounds(files: np.ndarray) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of each file's contiguous block; raises if a file is split."""
+    files = np.asarray(files)
+    if files.size == 0:
+        return []
+    change = np.flatnonzero(files[1:] != files[:-1]) + 1
+    starts, ends = np.r_[0, change], np.r_[change, len(files)]
+    if len(set(files[starts].tolist())) != len(starts):
+        raise ValueError("rows must be grouped by file (each file contiguous)")
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def per_file_standardise(values: np.ndarray, files: np.ndarray) -> np.ndarray:
+    """Standardise each column within each file (subtract the file's mean, divide by its
+    standard deviation; a constant column becomes 0). NaN (absent source) stays NaN.
+    ``values``: ``(n, c)``; ``files``: ``(n,)``, each file contiguous. Returns float64."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    for a, b in file_bounds(files):
+        v = out[a:b]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a source absent from the file
+            mu = np.nanmean(v, axis=0) if np.isfinite(v).any() else np.zeros(v.shape[1])
+            sd = np.nanstd(v, axis=0) if np.isfinite(v).any() else np.ones(v.shape[1])
+        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        out[a:b] = (v - mu) / sd
+    return out
+
+
 def window_features(rows: pd.DataFrame, columns: Sequence[str], window: int,
                     stats: Sequence[str] = STATS, per_file: str = "none"
                     ) -> tuple[np.ndarray, list[str]]:
@@ -69,32 +105,21 @@ def window_features(rows: pd.DataFrame, columns: Sequence[str], window: int,
     names ``"<column>:<stat>"``. Columns are checked through :func:`model_input_columns`
     rules: a forbidden column raises ``ValueError``.
     """
-    forbidden = [c for c in columns if schema.is_forbidden_input(c)
-                 or c not in schema.INPUT_COLUMNS]
-    if forbidden:
-        raise ValueError(f"window_features: {forbidden} are not allowed model inputs")
+    check_inputs(columns)
     if window < 1:
         raise ValueError(f"window must be >= 1 row, got {window}")
     unknown = [s for s in stats if s not in STATS]
     if unknown:
         raise ValueError(f"unknown statistics {unknown}; known: {STATS}")
     files = rows["file"].to_numpy()
-    change = np.flatnonzero(files[1:] != files[:-1]) + 1
-    starts = np.r_[0, change]
-    ends = np.r_[change, len(rows)]
-    if len(set(files[starts].tolist())) != len(starts):
-        raise ValueError("window_features: rows must be grouped by file (each file contiguous)")
+    bounds = file_bounds(files)
     if per_file not in ("none", "standardise"):
         raise ValueError(f"per_file must be 'none' or 'standardise', got {per_file!r}")
     values = rows[list(columns)].to_numpy(dtype=np.float64)
     if per_file == "standardise":
-        values = values.copy()
-        for a, b in zip(starts, ends, strict=False):
-            v = values[a:b]
-            sd = v.std(axis=0)
-            values[a:b] = (v - v.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        values = per_file_standardise(values, files)
     out = np.empty((len(rows), len(columns), len(stats)), dtype=np.float32)
-    for a, b in zip(starts, ends, strict=False):
+    for a, b in bounds:
         v = values[a:b]
         pad = np.concatenate([np.full((window - 1, v.shape[1]), np.nan), v])
         w = sliding_window_view(pad, window, axis=0)  # (n, cols, window)

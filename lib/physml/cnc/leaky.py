@@ -33,7 +33,8 @@ from physml import train as _train
 from . import encoder_decoder as ed
 from . import folds, leakage, schema
 from .data import CNCData
-from .sequences import Dataset, Inputs, build_inputs, build_targets, check_inputs, window_index
+from .features import check_inputs
+from .sequences import Dataset, Inputs, build_inputs, build_targets, window_index
 
 #: Controller fields the source fed to its model (all forbidden as honest inputs).
 LEAKY_FIELDS: tuple[str, ...] = schema.KEPT_CONTROLLER_FIELDS

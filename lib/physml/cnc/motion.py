@@ -17,11 +17,11 @@ The physics behind each feature, and what it is meant to separate:
 Windows are **centred** on the labelled row (``h`` rows before and after it, cut at the file's
 ends, never crossing into another file): a recording's own unlabelled signal is available when
 it is classified offline; no label and no other recording is used. Channels are standardised
-within their own file first (:func:`physml.cnc.sequences.per_file_standardise`), so offsets that
+within their own file first (:func:`physml.cnc.features.per_file_standardise`), so offsets that
 only identify the session are removed.
 
 Inputs pass the one gate: every column must be an allowed model input
-(:func:`physml.cnc.sequences.check_inputs`); controller fields raise ``ValueError``.
+(:func:`physml.cnc.features.check_inputs`); controller fields raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .sequences import check_inputs, file_bounds, per_file_standardise
+from .features import check_inputs, file_bounds, per_file_standardise
 
 #: Statistics of :func:`centred_stats`.
 CENTRED_STATS: tuple[str, ...] = ("mean", "std", "activity")

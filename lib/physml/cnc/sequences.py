@@ -19,7 +19,6 @@ materialised for the whole data set.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ from physml import splits as _splits
 
 from . import schema, tokens
 from .data import CNCData
-from .features import model_input_columns
+from .features import check_inputs, file_bounds, model_input_columns, per_file_standardise
 
 #: Command classes predicted by the models (rows whose line moves nothing are not scored).
 CLASSES: tuple[str, ...] = tokens.MOTION_CLASSES
@@ -46,41 +45,6 @@ def sources_of(columns: Sequence[str]) -> list[str]:
         if any(c in columns for c in schema.source_columns(s)) and s not in out:
             out.append(s)
     return out
-
-
-def check_inputs(columns: Sequence[str]) -> None:
-    """Raise ``ValueError`` if any column is not an allowed model input (the gate)."""
-    bad = [c for c in columns if schema.is_forbidden_input(c) or c not in schema.INPUT_COLUMNS]
-    if bad:
-        raise ValueError(f"not allowed model inputs: {bad}")
-
-
-def per_file_standardise(values: np.ndarray, files: np.ndarray) -> np.ndarray:
-    """Standardise each column within each file (subtract the file's mean, divide by its
-    standard deviation; a constant column becomes 0). NaN (absent source) stays NaN.
-    ``values``: ``(n, c)``; ``files``: ``(n,)``, each file contiguous. Returns float64."""
-    out = np.array(values, dtype=np.float64, copy=True)
-    for a, b in file_bounds(files):
-        v = out[a:b]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a source absent from the file
-            mu = np.nanmean(v, axis=0) if np.isfinite(v).any() else np.zeros(v.shape[1])
-            sd = np.nanstd(v, axis=0) if np.isfinite(v).any() else np.ones(v.shape[1])
-        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-        out[a:b] = (v - mu) / sd
-    return out
-
-
-def file_bounds(files: np.ndarray) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` of each file's contiguous block; raises if a file is split."""
-    files = np.asarray(files)
-    if files.size == 0:
-        return []
-    change = np.flatnonzero(files[1:] != files[:-1]) + 1
-    starts, ends = np.r_[0, change], np.r_[change, len(files)]
-    if len(set(files[starts].tolist())) != len(starts):
-        raise ValueError("rows must be grouped by file (each file contiguous)")
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def window_index(files: np.ndarray, window: int) -> np.ndarray:
