@@ -197,3 +197,9 @@ def test_reported_modes_fill_lines_without_a_motion_word_and_text_wins():
         tokens.command_classes(rows.drop(columns="momo"), progs)
 
 
+
+
+def test_reported_modes_take_the_most_frequent_code_and_the_lower_one_on_a_tie():
+    rows = pd.DataFrame({"gcode_line": [4, 4, 4, 7, 7, 7, 7],
+                         "momo": [0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 2.0]})
+    assert tokens.reported_modes(rows) == {4: "G1", 7: "G2"}
