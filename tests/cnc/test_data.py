@@ -181,7 +181,7 @@ def test_shipped_copy_is_small_fast_and_checksummed(tmp_path):
 
 
 @needs_shared
-def test_build_script_writes_a_loadable_checksummed_copy(tmp_path):
+def test_build_script_writes_a_loadable_checksummed_copy(tmp_path, monkeypatch, capsys):
     from physml.cnc import build_data
 
     src = tmp_path / "src"
@@ -191,8 +191,43 @@ def test_build_script_writes_a_loadable_checksummed_copy(tmp_path):
     shutil.copy(SHARED / "SOURCE.md", src)
     sizes = build_data.build(src, tmp_path / "out")
     assert set(sizes) >= {"rows.parquet", "files.parquet", "SOURCE.md", "SHA256SUMS"}
+    assert sizes["rows.parquet"] == (tmp_path / "out" / "rows.parquet").stat().st_size
     d = data.load_shipped(tmp_path / "out")
     assert sorted(d.files["file"]) == ["face_001", "pocket150025_012"]
+    # the copy holds what the CSVs hold: every kept column, float32 bit for bit
+    ref = data.load_csvs(src, untargeted="drop_tail")
+    pd.testing.assert_frame_equal(d.rows.reset_index(drop=True),
+                                  ref.rows[d.rows.columns].reset_index(drop=True))
+    pd.testing.assert_frame_equal(d.files, ref.files)
+    assert (tmp_path / "out" / "SOURCE.md").read_bytes() == (src / "SOURCE.md").read_bytes()
+    import pyarrow.parquet as pq
+
+    stored = set(pq.read_schema(tmp_path / "out" / "rows.parquet").names)
+    assert {"file", "row", "t_s", "gcode_line", "gcode_string", "momo"} <= stored
+    assert "raw_json" not in stored and "mpox" not in stored  # controller fields not kept
+    absent = [c for c in schema.INPUT_COLUMNS if ref.rows[c].isna().all()]
+    assert absent and not stored & set(absent)  # a source no file has is not stored
+    # the command line writes the same files, to --out or else to the data folder (here a
+    # temporary one: a bug in main must never overwrite the repository's shipped copy)
+    import physml.paths
+
+    default = tmp_path / "default_out"
+    monkeypatch.setattr(physml.paths, "data_dir", lambda study: default / study)
+    build_data.main(["--source", str(src), "--out", str(tmp_path / "cli")])
+    assert (tmp_path / "cli" / "SHA256SUMS").read_text() == (
+        tmp_path / "out" / "SHA256SUMS").read_text()
+    assert not default.exists()
+    build_data.main(["--source", str(src)])  # into a folder two levels down, not there yet
+    assert (default / "cnc" / "SHA256SUMS").read_text() == (
+        tmp_path / "out" / "SHA256SUMS").read_text()
+    capsys.readouterr()
+    build_data.main(["--source", str(src)])  # again: the folder exists now
+    total = capsys.readouterr().out.splitlines()[-1].split()
+    assert total[0] == "total" and float(total[1]) == pytest.approx(sum(sizes.values()) / 1e6,
+                                                                    abs=0.006)
+    (src / "SOURCE.md").unlink()
+    with pytest.raises(FileNotFoundError, match="licence notice"):
+        build_data.build(src, tmp_path / "again")
 
 
 # ---------------------------------------------------------------- edges the mutation sweep found
