@@ -100,3 +100,15 @@ def test_focal_verdict_says_better_only_for_the_higher_side():
     v = ablation.focal_verdicts(s, "command_balanced_accuracy", margin=0.01)
     assert v[2.0].outcome == "a" and v[2.0].diff.mean > 0  # focal better
     assert v[3.0].outcome == "b" and v[3.0].diff.mean < 0  # focal worse
+
+
+def test_modality_sweep_reuses_known_settings_without_training():
+    from physml.cnc import ablation
+
+    settings = {"all": ["frame_l2.Ax", "x_motor"], "-motor": ["frame_l2.Ax"]}
+    known = {k: _scores("x", {0: [0.5, 0.6]}).drop(columns="x") for k in settings}
+    # nothing to train: no data, data set or configuration is needed (training would fail)
+    out = ablation.modality_sweep(None, None, settings, [], 2, "none", None, None, "unused",
+                                  known=known)
+    assert out["setting"].tolist() == ["all", "all", "-motor", "-motor"]
+    assert out["n_columns"].tolist() == [2, 2, 1, 1] and list(out.index) == [0, 1, 2, 3]
