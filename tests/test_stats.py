@@ -427,3 +427,47 @@ def test_interval_parts_keep_significant_digits_and_trailing_zeros():
     assert format_value(1000.0, ".3g") == "1,000" and format_value(999.0, ".3g") == "999"
     assert format_value(999.6, ".3g") == "1,000" and format_value(1234, ".3g") == "1,234"
     assert str(CI(0.8059, 0.6999, 0.912, 3)) == "0.806 [0.700, 0.912]"
+
+
+@pytest.mark.parametrize("better,low,high,outcome", [
+    ("higher", 0.85, 0.90, "met"),         # the lower bound may equal the target
+    ("higher", 0.849, 0.90, "undecided"),
+    ("higher", 0.80, 0.85, "undecided"),   # the upper bound touching it is not a miss
+    ("higher", 0.80, 0.849, "missed"),
+    ("lower", 0.05, 0.10, "met"),          # "at most 0.10"
+    ("lower", 0.05, 0.101, "undecided"),
+    ("lower", 0.10, 0.20, "undecided"),
+    ("lower", 0.101, 0.20, "missed"),
+])
+def test_against_target_needs_the_whole_interval(better, low, high, outcome):
+    from physml.stats import CI, against_target
+    target = 0.85 if better == "higher" else 0.10
+    check = against_target(CI((low + high) / 2, low, high, 5), target, better=better)
+    assert check.outcome == outcome
+    assert check.phrase().startswith(outcome + " (")
+    assert check.as_dict()["outcome"] == outcome and check.as_dict()["target"] == target
+
+
+def test_against_target_phrase_names_the_side_and_the_numbers():
+    from physml.stats import CI, against_target
+    up = against_target(CI(0.86, 0.851, 0.87, 5), 0.85, better="higher")
+    assert up.phrase(".2f") == "met (the whole 95% CI is at or above 0.85)"
+    down = against_target(CI(0.12, 0.11, 0.13, 5), 0.10, better="lower")
+    assert down.phrase(".2f") == "missed (the whole 95% CI is above 0.10)"
+    mixed = against_target(CI(0.8125, 0.7943, 0.8608, 5), 0.85, better="higher")
+    assert mixed.phrase(".3f") == ("undecided (the 95% CI [0.794, 0.861] contains 0.850, "
+                                   "the mean is below it)")
+    mixed_up = against_target(CI(0.09, 0.05, 0.12, 5), 0.10, better="lower")
+    assert mixed_up.phrase(".2f").endswith("contains 0.10, the mean is below it)")
+    above = against_target(CI(0.9, 0.8, 1.0, 5), 0.85, better="higher")
+    assert above.phrase().endswith("the mean is above it)")
+
+
+def test_against_target_rejects_bad_arguments():
+    from physml.stats import CI, against_target
+    with pytest.raises(ValueError, match="better"):
+        against_target(CI(1, 0, 2, 3), 1.0, better="more")
+    with pytest.raises(TypeError, match="CI"):
+        against_target(0.9, 1.0, better="higher")
+    with pytest.raises(ValueError, match="finite"):
+        against_target(CI(1, 0, 2, 3), float("nan"), better="higher")

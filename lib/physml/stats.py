@@ -5,6 +5,7 @@ interval. Two methods scored on the same seeds or folds are compared through the
 difference. A difference is called for one side only when its interval excludes zero; a *tie*
 needs an equivalence test (two one-sided tests, TOST, within a margin the study declares); a
 difference that is neither is *inconclusive* — a wide interval that covers zero is not a tie.
+A stated target (">= 85%") is *met* only by the whole interval (:func:`against_target`).
 
 Intervals come from ``scipy.stats`` (Student t, bootstrap); equivalence tests from
 ``statsmodels`` (:func:`statsmodels.stats.weightstats.ttost_paired` / ``ttost_ind``).
@@ -490,6 +491,67 @@ def compare(a, b, *, better: str, margin: float, paired: bool = True,
                d.confidence, f"{d.method} on log ratio",
                tuple(float(v) for v in np.exp(la - lb)) if paired else ())
     return Verdict(outcome, d, eq.p_value, float(margin), better, scale)
+
+
+#: How :func:`against_target` reads: "met" only when the whole interval is on the target's good
+#: side, "missed" when the whole interval is on its bad side, "undecided" when it contains it.
+TARGET_OUTCOMES = ("met", "missed", "undecided")
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """Outcome of :func:`against_target`: is a stated target (">= 0.85", "<= 0.1 mm") met?"""
+
+    outcome: str
+    ci: CI
+    target: float
+    better: str
+
+    def phrase(self, fmt: str = ".3g") -> str:
+        """The outcome with the rule that decided it, e.g. "met (the whole 95% CI is at or above
+        0.85)" or "undecided (the 95% CI [0.79, 0.87] contains 0.85, the mean is below it)";
+        numbers in ``fmt``."""
+        t = format(self.target, fmt)
+        conf = f"{self.ci.confidence:.0%} CI"
+        good, bad = (("at or above", "below") if self.better == "higher"
+                     else ("at or below", "above"))
+        if self.outcome == "met":
+            return f"met (the whole {conf} is {good} {t})"
+        if self.outcome == "missed":
+            return f"missed (the whole {conf} is {bad} {t})"
+        lo, hi = format(self.ci.low, fmt), format(self.ci.high, fmt)
+        side = "above" if self.ci.mean > self.target else (
+            "below" if self.ci.mean < self.target else "at")
+        return f"undecided (the {conf} [{lo}, {hi}] contains {t}, the mean is {side} it)"
+
+    def as_dict(self) -> dict:
+        return {"outcome": self.outcome, "target": self.target, "better": self.better,
+                "ci": self.ci.as_dict()}
+
+
+def against_target(ci: CI, target: float, *, better: str) -> TargetCheck:
+    """Whether ``ci`` meets a target: ``better="higher"`` for "at least ``target``", "lower" for
+    "at most". "met" when the whole interval is on the good side (the bound nearest the target
+    may equal it), "missed" when the whole interval is strictly on the bad side, "undecided"
+    otherwise: a mean past the target with an interval that straddles it is not a target met.
+
+    >>> against_target(CI(0.81, 0.79, 0.83, 5), 0.85, better="higher").outcome
+    'missed'
+    """
+    if better not in BETTER:
+        raise ValueError(f"against_target: better must be one of {BETTER}, got {better!r}")
+    if not isinstance(ci, CI):
+        raise TypeError(f"against_target: ci must be a CI, got {type(ci).__name__}")
+    target = float(target)
+    if not math.isfinite(target):
+        raise ValueError(f"against_target: target must be finite, got {target!r}")
+    if better == "higher":
+        outcome = ("met" if ci.low >= target else "missed" if ci.high < target
+                   else "undecided")
+    else:
+        outcome = ("met" if ci.high <= target else "missed" if ci.low > target
+                   else "undecided")
+    return TargetCheck(outcome, ci, target, better)
 
 
 def summarize(
