@@ -118,3 +118,10 @@ def test_file_features_keep_the_files_in_data_order():
     F, names = features.file_features(rows, ["x_motor"])
     assert list(F.index) == ["b", "a"] and names == ["x_motor:mean", "x_motor:std"]
     assert F.loc["b", "x_motor:mean"] == 2.0
+
+
+@pytest.mark.parametrize("col", ["gcode_line", "posx", "banana"])
+def test_file_features_pass_the_input_gate(col):
+    rows = pd.DataFrame({"file": ["a", "a"], "x_motor": [1.0, 3.0], col: [0.0, 1.0]})
+    with pytest.raises(ValueError, match=col):
+        features.file_features(rows, ["x_motor", col])

@@ -1,11 +1,15 @@
-"""The one gate to model inputs, and trailing-window statistics of the sensor channels.
+"""The one gate to model inputs, per-file standardisation, and trailing-window statistics.
 
 Every model in :mod:`physml.cnc` gets its features from :func:`model_input_columns` (the
 allowed columns) and :func:`window_features`. Controller fields and targets can never pass:
-:func:`model_input_columns` checks each column against
-:func:`physml.cnc.schema.is_forbidden_input` and raises. Row position in the file is not a
-feature; baselines that use it (the clock rule) are named as such in
-:mod:`physml.cnc.baselines`.
+:func:`model_input_columns` asserts that none of its columns is forbidden, and every feature
+builder (here, in :mod:`~physml.cnc.sequences`, :mod:`~physml.cnc.motion` and
+:mod:`~physml.cnc.leaky`) passes its columns through :func:`check_inputs`, which raises on a
+column that :func:`physml.cnc.schema.is_forbidden_input` flags or that is no sensor channel.
+The per-file helpers that sequences, motion and the baselines share live here too:
+:func:`file_bounds` (the row span of each file) and :func:`per_file_standardise` (each channel
+standardised within its own file, no label used). Row position in the file is not a feature;
+baselines that use it (the clock rule) are named as such in :mod:`physml.cnc.baselines`.
 """
 
 from __future__ import annotations
@@ -102,8 +106,8 @@ def window_features(rows: pd.DataFrame, columns: Sequence[str], window: int,
     Row ``i`` sees rows ``max(start, i - window + 1) .. i`` of its own file (causal; the first
     rows of a file use the rows available). ``rows`` must be ordered by file then row.
     Returns ``X`` of shape ``(n_rows, len(columns) * len(stats))`` float32 and the feature
-    names ``"<column>:<stat>"``. Columns are checked through :func:`model_input_columns`
-    rules: a forbidden column raises ``ValueError``.
+    names ``"<column>:<stat>"``. Columns are checked by :func:`check_inputs`: a forbidden
+    column raises ``ValueError``.
     """
     check_inputs(columns)
     if window < 1:
@@ -152,10 +156,9 @@ class _quiet:
 
 
 def file_features(rows: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Per file: mean and standard deviation of each allowed column. Shape ``(n_files, 2c)``."""
-    forbidden = [c for c in columns if schema.is_forbidden_input(c)]
-    if forbidden:
-        raise ValueError(f"file_features: {forbidden} are not allowed model inputs")
+    """Per file: mean and standard deviation of each allowed column. Shape ``(n_files, 2c)``.
+    Columns are checked by :func:`check_inputs`: a forbidden column raises ``ValueError``."""
+    check_inputs(columns)
     g = rows.groupby("file", sort=False)[list(columns)]
     f = pd.concat([g.mean().add_suffix(":mean"), g.std().add_suffix(":std")], axis=1)
     return f, list(f.columns)
