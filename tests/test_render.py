@@ -301,6 +301,29 @@ def test_interrupt_while_papermill_starts_kills_it(project, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_notebook_edited_during_its_render_leaves_a_stale_report(project, monkeypatch):
+    """The report's input hashes are taken before it runs: an edit made while it runs (here
+    just after papermill starts) marks the report stale instead of passing for the new one."""
+    from physml import scoreboard
+
+    nb_path = project / "notebooks/demo/02_sleep.ipynb"
+    (job,) = R.plan([nb_path], overrides=["seconds=1"])
+    real_popen = subprocess.Popen
+
+    def popen_then_edit(cmd, *args, **kwargs):
+        proc = real_popen(cmd, *args, **kwargs)
+        if "papermill" in cmd:
+            nb = json.loads(nb_path.read_text())
+            nb["metadata"]["edited_during_render"] = True
+            nb_path.write_text(json.dumps(nb))
+        return proc
+
+    monkeypatch.setattr(R.subprocess, "Popen", popen_then_edit)
+    assert R.run_job(job, timeout_s=120).status == "ok"
+    data = json.loads(job.results.read_text())
+    assert scoreboard.freshness(data, nb_path, project) == "notebook changed since this render"
+
+
 def test_workers_render_on_a_dask_local_cluster(project):
     write_notebook(project / "notebooks/other/01_more.ipynb", "k: int = 1",
                    "from physml.results import record\nrecord('k', k)")

@@ -349,6 +349,8 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
     """Execute one notebook and write its report; never raises for notebook failures."""
     root = repo_root()
     prov = provenance.collect(root)
+    # what the report depends on, hashed before it runs: an edit during the run makes it stale
+    inputs = scoreboard.inputs_fingerprint(job.notebook, job.params)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="physml-render-") as tmp:
         tmpd = Path(tmp)
@@ -380,7 +382,7 @@ def run_job(job: Job, timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = Fal
         nb = nbformat.read(executed, as_version=4) if executed.exists() else None
         if proc.returncode == 0 and nb is not None and not detail:
             try:
-                return _publish(job, nb, results_tmp, prov, wall)
+                return _publish(job, nb, results_tmp, prov, wall, inputs)
             except Exception as e:  # export problems fail this notebook only, loudly
                 detail = f"report export failed: {type(e).__name__}: {e}"
         if not detail:
@@ -419,12 +421,12 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _publish(job: Job, nb: nbformat.NotebookNode, results_tmp: Path, prov: dict,
-             wall: float) -> Outcome:
+             wall: float, inputs: dict[str, str]) -> Outcome:
     prov = {**prov, "wall_time_s": round(wall, 2)}
     recorded = json.loads(results_tmp.read_text()) if results_tmp.exists() else {}
     meta = {"notebook": job.name, "status": "ok", "profile": job.profile, "params": job.params,
             "params_sources": job.params_sources, "provenance": prov,
-            "inputs": scoreboard.inputs_fingerprint(job.notebook, job.params),
+            "inputs": inputs,
             "figures": recorded.get("figures", {}), "headlines": recorded.get("headlines", {})}
     html = report.to_html(nb, job.name, job.params, prov, meta["headlines"])
     _atomic_write(job.html, html)
