@@ -135,13 +135,17 @@ def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
     def r(v, lo, hi):
         return {"ratio": v, "ratio_low": lo, "ratio_high": hi}
 
-    assert speed_target_verdict(r(14, 13, 15)).startswith("it meets issue 13's ≥ 10x")
-    assert speed_target_verdict(r(12, 10, 15)).startswith("it meets")  # the CI's edge at 10
+    assert speed_target_verdict(r(14, 13, 15)) == ("issue 13's ≥ 10x is met (the whole 95% CI "
+                                                   "is at or above 10)")
+    assert speed_target_verdict(r(12, 10, 15)).startswith("issue 13's ≥ 10x is met")  # edge
     got = speed_target_verdict(r(12.5, 9.7, 16))
-    assert "estimate reaches" in got and "lower end (9.7x) is below it" in got
-    assert speed_target_verdict(r(10, 9.5, 11)).startswith("its estimate reaches")
-    assert speed_target_verdict(r(9.9, 9, 11)) == "below issue 13's ≥ 10x"
-    assert speed_target_verdict(r(4.4, 4.2, 4.5), factor=4).startswith("it meets issue 13's ≥ 4x")
+    assert got == ("issue 13's ≥ 10x is undecided (the 95% CI [9.7, 16] contains 10, "
+                   "the mean is above it)")
+    assert speed_target_verdict(r(10, 9.5, 11)).endswith("the mean is at it)")
+    assert speed_target_verdict(r(9.9, 9, 11)).endswith("contains 10, the mean is below it)")
+    assert speed_target_verdict(r(9, 8, 9.9)) == ("issue 13's ≥ 10x is missed (the whole 95% "
+                                                  "CI is below 10)")
+    assert speed_target_verdict(r(4.4, 4.2, 4.5), factor=4).startswith("issue 13's ≥ 4x is met")
 
 
 def test_side_rates_label_carries_the_models_accuracy():
@@ -192,9 +196,15 @@ def test_rate_target_is_met_only_when_the_ci_is_above_it():
     from physml.tracks.benchmark import rate_target_text
 
     t = Timing(np.array([1.0, 1.02, 0.98, 1.01, 0.99]), 300)  # ~300 items/s, tight
-    assert rate_target_text(t, 250.0).startswith("met (mean over 5 repeats")
-    assert rate_target_text(t, 300.5).startswith("reached by the fastest repeat only")
-    assert rate_target_text(t, 400.0).startswith("**not met**")
+    met = rate_target_text(t, 250.0)
+    assert met.startswith("met (mean over 5 repeats") and met.endswith("at or above it)")
+    assert "fastest" not in met
+    mixed = rate_target_text(t, 300.5)  # inside the CI, below the fastest repeat (306 /s)
+    assert mixed.startswith("undecided (mean over 5 repeats")
+    assert mixed.endswith("the 95% CI contains it; the fastest repeat reaches it)")
+    assert rate_target_text(t, 400.0).endswith("the whole 95% CI below it; not even the "
+                                               "fastest repeat reaches it)")
+    assert rate_target_text(t, 400.0).startswith("missed (")
 
 
 def test_onnx_sessions_for_timing_do_not_spin_wait_between_calls():
@@ -259,7 +269,8 @@ def test_rate_target_edges_count_as_met_and_as_reached():
 
     t = Timing(np.array([1.0, 1.02, 0.98, 1.01, 0.99]), 300)
     assert rate_target_text(t, t.per_second.low).startswith("met (mean over 5 repeats")
-    assert rate_target_text(t, t.best_per_second).startswith("reached by the fastest repeat")
+    assert rate_target_text(t, t.best_per_second).endswith("; the fastest repeat reaches it)")
+    assert not rate_target_text(t, t.best_per_second).startswith("met")
 
 
 def test_independent_check_text_says_whether_the_goal_holds_on_the_fresh_tracks():

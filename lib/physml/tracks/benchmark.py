@@ -16,6 +16,7 @@ import pandas as pd
 
 from physml import timing
 from physml.results import count_noun
+from physml.stats import CI, against_target
 from physml.tracks import data as D
 from physml.tracks.experiments import P_MIN_GEV, SELECT_ON
 from physml.tracks.ground_truth import dop853, reference_sample
@@ -945,14 +946,13 @@ def speed_target_reach(tp: pd.DataFrame, rk4_tracks_per_s: float, batch: int,
 
 def speed_target_verdict(ratio: dict, factor: float = 10.0) -> str:
     """Whether a speed ratio to RK4 with its 95% CI (``ratio``, ``ratio_low``, ``ratio_high``,
-    from :func:`interleaved_ratio`) meets issue 13's ``factor`` x: met only when the whole CI
-    is at or above it."""
-    if ratio["ratio_low"] >= factor:
-        return f"it meets issue 13's ≥ {factor:g}x: the whole 95% CI is at or above {factor:g}"
-    if ratio["ratio"] >= factor:
-        return (f"its estimate reaches issue 13's ≥ {factor:g}x, but the 95% CI's lower end "
-                f"({ratio['ratio_low']:.2g}x) is below it: not shown in this run")
-    return f"below issue 13's ≥ {factor:g}x"
+    from :func:`interleaved_ratio`) meets issue 13's ``factor`` x, by
+    :func:`physml.stats.against_target`: met only when the whole CI is at or above it, missed
+    when the whole CI is below it, else undecided."""
+    ci = CI(float(ratio["ratio"]), float(ratio["ratio_low"]), float(ratio["ratio_high"]), 0,
+            method="interleaved ratio")
+    check = against_target(ci, factor, better="higher")
+    return f"issue 13's ≥ {factor:g}x is {check.phrase('.2g')}"
 
 
 MATCHED_ON_TEXT = {"validation": "validation tracks",
@@ -1126,16 +1126,18 @@ def record_model_rates(tp: pd.DataFrame, batch: int, threads: int) -> None:
 
 def rate_target_text(t, target: float) -> str:
     """Whether a throughput ``target`` (items/s) is met by the timing ``t``
-    (:class:`physml.timing.Timing`): "met" only when the 95% CI of the mean rate over repeats
-    is above it; "reached by the fastest repeat only" when the best repeat is but the CI is
-    not; else "**not met**". One phrase, numbers from ``t``."""
+    (:class:`physml.timing.Timing`), by :func:`physml.stats.against_target` on the 95% CI of
+    the mean rate over repeats: "met", "missed" or "undecided", the rate, and where it is not
+    met whether the fastest repeat reaches the target. One phrase, numbers from ``t``."""
     ci, best = t.per_second, t.best_per_second
-    rate = f"mean over {ci.n} repeats {ci.format(',.0f')} tracks/s"
-    if ci.low >= target:
-        return f"met ({rate}, the whole 95% CI above it)"
-    if best >= target:
-        return f"reached by the fastest repeat only ({rate})"
-    return f"**not met** ({rate})"
+    check = against_target(ci, target, better="higher")
+    where = {"met": "the whole 95% CI at or above it", "missed": "the whole 95% CI below it",
+             "undecided": "the 95% CI contains it"}[check.outcome]
+    text = f"{check.outcome} (mean over {ci.n} repeats {ci.format(',.0f')} tracks/s: {where}"
+    if check.outcome != "met":
+        text += ("; the fastest repeat reaches it" if best >= target
+                 else "; not even the fastest repeat reaches it")
+    return text + ")"
 
 
 def independent_check_markdown(rk4: dict, tol_um: float) -> str:
