@@ -395,3 +395,39 @@ def test_tidy_log_axes_writes_1_2_5_ticks_plainly_or_one_per_decade():
     assert plots.log_tick_labels([999999.9999, 1e6]) == ["10⁶", "10⁶"]  # rounds into the decade
     assert plots.log_tick_labels([0.3 * 1e-3]) == ["3×10⁻⁴"]  # 2.9999...×10⁻⁴ in floating point
     assert plots.log_tick_labels([0.0, 1e6]) == ["0", "10⁶"]  # a zero (off a log axis) as is
+
+
+def test_defaults_convergence_title_and_linear_ci_curves():
+    fig = plots.convergence({"a": HIST})
+    assert fig.layout.title.text == "loss per epoch (solid: train, dashed: validation)"
+    assert plots.convergence({"a": HIST}, title="mine").layout.title.text == "mine"
+    curves = plots.curves_with_ci([1, 2], {"a": [[1.0, 2.0], [2.0, 3.0]]}, title="t",
+                                  x_title="n", y_title="v")
+    assert curves.layout.yaxis.type != "log" and curves.layout.xaxis.type != "log"
+
+
+def test_narrow_log_ticks_start_at_a_lowest_value_that_is_itself_a_tick():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[5000.0, 5600.0]))
+    fig.update_yaxes(type="log")
+    assert list(plots.tidy_log_axes(fig).layout.yaxis.tickvals) == [5000, 5200, 5400, 5600]
+
+
+def test_log_ticks_ignore_reference_lines_of_another_axis():
+    import plotly.graph_objects as go
+
+    def ticks(extra_shape):
+        fig = go.Figure(go.Bar(x=["a", "b", "c"], y=[47.8, 210.0, 540.0]))
+        fig.update_yaxes(type="log")
+        if extra_shape:  # a horizontal line at 10⁴ on a second y axis
+            fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=1e4, y1=1e4)
+        return list(plots.tidy_log_axes(fig).layout.yaxis.tickvals)
+
+    assert ticks(True) == ticks(False) == [50, 100, 200, 500]
+
+
+def test_ticks_at_points_with_no_value_leaves_the_axis_alone():
+    import plotly.graph_objects as go
+
+    assert plots.ticks_at_points(go.Figure(), []).layout.xaxis.tickvals is None
