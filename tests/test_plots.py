@@ -254,6 +254,7 @@ def test_reference_line_labels_a_log_axis_at_the_line_not_at_ten_to_its_value():
     assert shape.y0 == shape.y1 == 300_000.0 and shape.line.dash == "dash"
     assert note.y == math.log10(300_000.0) and note.yref == "y" and note.text == "RK4"
     assert (note.x, note.xref, note.xanchor, note.yanchor) == (1, "x domain", "right", "bottom")
+    assert note.showarrow is False  # a label on its line, not an arrow pointing at it
     lin = plots.reference_line(go.Figure(), 0.5, "target", log_y=False)
     assert lin.layout.annotations[0].y == 0.5
     assert not plots.reference_line(go.Figure(), 2.0, log_y=True).layout.annotations  # no label
@@ -431,3 +432,32 @@ def test_ticks_at_points_with_no_value_leaves_the_axis_alone():
     import plotly.graph_objects as go
 
     assert plots.ticks_at_points(go.Figure(), []).layout.xaxis.tickvals is None
+
+
+def test_means_on_log_axis_draws_unlabelled_points_with_room_at_the_ends():
+    fig = plots.means_on_log_axis(["a", "b", "c"], [1.0, 10.0, 100.0])
+    (trace,) = fig.data
+    assert trace.mode == "markers" and trace.showlegend is False
+    assert list(fig.layout.xaxis.range) == [-0.5, 2.5] and fig.layout.xaxis.type == "category"
+
+
+def test_log_ticks_cover_error_bars_and_skip_values_a_log_axis_cannot_show():
+    import plotly.graph_objects as go
+
+    def ticks(y, **kw):
+        fig = go.Figure(go.Scatter(x=[1, 2, 3], y=y, **kw))
+        fig.update_yaxes(type="log")
+        return list(plots.tidy_log_axes(fig).layout.yaxis.tickvals)
+
+    plain = ticks([47.8, 210.0, 540.0])
+    # an error bar up to 1,540 reaches past the data: the ticks follow it
+    with_bars = ticks([47.8, 210.0, 540.0], error_y=dict(type="data", array=[1.0, 1.0, 1000.0]))
+    assert max(plain) < 1000 and 1000 in with_bars
+    # an asymmetric bar down to 7.8 reaches below the data, one up by 1 does not lift the top
+    down = ticks([47.8, 210.0, 540.0], error_y=dict(type="data", array=[1.0, 1.0, 1.0],
+                                                   arrayminus=[40.0, 1.0, 1.0]))
+    assert min(down) <= 10 < min(plain) and max(down) == max(plain)
+    # zero (and negatives) are not drawn on a log axis, so they do not set its ticks
+    fig = go.Figure(go.Scatter(x=[0, 1, 2, 3], y=[0.0, 47.8, 210.0, 540.0]))
+    fig.update_yaxes(type="log")
+    assert list(plots.tidy_log_axes(fig).layout.yaxis.tickvals) == plain
