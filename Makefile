@@ -11,6 +11,9 @@ WORKERS ?=
 # are loaded, not recompiled, by every later process of any target. Delete .cache/ to reset it.
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0.2
+# OpenBLAS threads sleep at once after a call instead of spinning 0.1-0.2 s against whatever runs
+# next (see lib/physml/__init__.py): interleaved timings stay fair in every process.
+export OPENBLAS_THREAD_TIMEOUT ?= 4
 
 .PHONY: install reports smoke test lint lab mutate clean-reports help
 

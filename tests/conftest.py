@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import physml  # noqa: F401  (first: it sets OPENBLAS_THREAD_TIMEOUT before numpy loads OpenBLAS)
 from notebook_fixtures import write_notebook, write_params
 
 

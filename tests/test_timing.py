@@ -110,3 +110,30 @@ def test_threads_does_not_import_torch_for_code_that_never_uses_it():
             "assert 'torch' not in sys.modules, 'timing.threads imported torch'")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def _python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env={**base, **env},
+                         capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout + out.stderr
+
+
+SPIN_CHECK = ("import os{first}; from physml import timing; import physml; "
+              "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], physml.BLAS_TIMEOUT_IN_EFFECT); "
+              "timing.interleaved({{'a': lambda: None}}, items=1, repeats=2)")
+
+
+def test_physml_stops_openblas_spinning_unless_numpy_loaded_it_first():
+    first = _python(SPIN_CHECK.format(first=", physml"))
+    assert first.startswith("4 True") and "RuntimeWarning" not in first
+    late = _python(SPIN_CHECK.format(first=", numpy"))
+    assert late.startswith("4 False")
+    assert "RuntimeWarning" in late and "import physml first" in late
+    # set before Python started: kept, and in effect whatever was imported first
+    preset = _python(SPIN_CHECK.format(first=", numpy"), OPENBLAS_THREAD_TIMEOUT="6")
+    assert preset.startswith("6 True") and "RuntimeWarning" not in preset

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -116,6 +117,19 @@ def against_anchor(fn: Callable[[], object], anchor: Callable[[], object], *, it
                                                  ours.seconds / ours.items))
 
 
+def _warn_if_blas_spins() -> None:
+    """Warn when OpenBLAS loaded before physml could stop its threads spinning after a call
+    (:data:`physml.BLAS_TIMEOUT_IN_EFFECT`): the function timed next would then share the cores
+    with them, and a ratio between a numpy function and a threaded one would be off."""
+    import physml
+
+    if not physml.BLAS_TIMEOUT_IN_EFFECT:
+        warnings.warn("numpy was imported before physml, so OpenBLAS's threads keep spinning for "
+                      "0.1-0.2 s after each call and slow whatever is timed next: import physml "
+                      "first, or set OPENBLAS_THREAD_TIMEOUT=4 before starting Python",
+                      RuntimeWarning, stacklevel=3)
+
+
 def interleaved(fns: dict[str, Callable[[], object]], *, items: int | dict[str, int],
                 repeats: int = 7, warmup: int = 1) -> dict[str, Timing]:
     """Time several functions round-robin: each round calls every one of ``fns`` once, in
@@ -130,6 +144,7 @@ def interleaved(fns: dict[str, Callable[[], object]], *, items: int | dict[str, 
                          f"{sorted(fns)}")
     for n in per.values():
         _check(repeats, warmup, n)
+    _warn_if_blas_spins()
     for _ in range(warmup):
         for fn in fns.values():
             fn()
