@@ -55,6 +55,72 @@ def test_learns_command_classes_on_held_out_files(tmp_path):
     assert s["command_balanced_accuracy"] > 0.85, s
 
 
+def test_the_head_reads_the_labelled_last_row_beside_the_window_mean():
+    torch.manual_seed(0)
+    m = classifier.CommandCNN(3, channels=4, dropout=0.0).eval()
+    x = torch.randn(2, 6, 3)
+    h = m.net(x.transpose(1, 2))  # (b, channels, window)
+    by_hand = m.head(torch.cat([h[:, :, 5], h.mean(dim=2)], dim=1))  # row 5: the last of 6
+    torch.testing.assert_close(m(x), by_hand)
+
+
+def _tiny(n_files=3):
+    ds = sequences.prepare(synthetic.recordings(n_files),
+                           features.model_input_columns(features.COMMON_SOURCES), 3)
+    table = ds.inputs.table(sequences.Scaler.fit(ds.inputs.values, ds.inputs.columns))
+    return ds, table
+
+
+def test_training_refuses_rows_without_a_class_on_either_side_alone(tmp_path):
+    ds, table = _tiny()
+    y = ds.targets.command.copy()
+    rows = np.arange(len(y))
+    none = rows[:10]
+    y[none] = sequences.NO_CLASS
+    args = (classifier.ClassifierConfig(channels=4), TrainConfig(epochs=1, batch_size=16))
+    for fit, val in ((none, rows[10:]), (rows[10:], none)):
+        with pytest.raises(ValueError, match="no training or validation row"):
+            classifier.fit_classifier(table, ds.inputs.window_index, y, fit, val, *args,
+                                      tmp_path)
+
+
+def test_class_weights_by_default_and_none_when_not_balanced(tmp_path, monkeypatch):
+    ds, table = _tiny()
+    y, rows = ds.targets.command, np.arange(len(ds.targets.command))
+    seen = []
+    real = classifier.focal_loss
+
+    def spy(logits, target, gamma, weight=None):
+        seen.append(weight)
+        return real(logits, target, gamma, weight=weight)
+
+    monkeypatch.setattr(classifier, "focal_loss", spy)
+    cfg = TrainConfig(epochs=1, batch_size=len(rows))
+    classifier.fit_classifier(table, ds.inputs.window_index, y, rows, rows,
+                              classifier.ClassifierConfig(channels=4), cfg, tmp_path / "a")
+    want = classifier.class_weights(y[rows])
+    assert seen and all(torch.equal(w, want) for w in seen)
+    seen.clear()
+    classifier.fit_classifier(table, ds.inputs.window_index, y, rows, rows,
+                              classifier.ClassifierConfig(channels=4, balanced=False), cfg,
+                              tmp_path / "b")
+    assert seen and all(w is None for w in seen)
+
+
+def test_recorded_validation_accuracy_is_the_models_on_the_validation_rows(tmp_path):
+    ds, table = _tiny(4)
+    y = ds.targets.command
+    files = ds.files
+    val = np.flatnonzero((files == np.unique(files)[0]) & (y != sequences.NO_CLASS))
+    fit = np.flatnonzero(files != np.unique(files)[0])
+    model, hist = classifier.fit_classifier(
+        table, ds.inputs.window_index, y, fit, val, classifier.ClassifierConfig(channels=8),
+        TrainConfig(epochs=3, batch_size=32, patience=None), tmp_path)
+    best = next(r for r in hist["val"] if r["epoch"] == hist["best_epoch"])
+    pred = classifier.predict_classes(model, table, ds.inputs.window_index, val)
+    assert best["accuracy"] == pytest.approx(float(np.mean(pred == y[val])))
+
+
 # ----------------------------------------------------------------- ablation bookkeeping
 
 def test_every_ablation_setting_passes_the_gate_and_drops_what_it_names():
