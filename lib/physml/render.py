@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -535,7 +535,3 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
     n_fail = sum(o.status != "ok" for o in outcomes)
     lines.append(f"{len(outcomes) - n_fail} ok, {n_fail} failed")
     return "\n".join(lines)
-
-
-def outcome_dict(o: Outcome) -> dict[str, Any]:
-    return asdict(o)

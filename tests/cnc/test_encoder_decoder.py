@@ -476,6 +476,17 @@ def test_save_load_predict(trained, tmp_path):
     assert again.equals(out)
 
 
+def test_save_model_into_a_new_nested_folder_and_again_over_a_saved_one(trained, tmp_path):
+    # the default render saves under reports/cnc/models/... (new on a fresh clone) and
+    # overwrites it at the next render
+    _, ds, _, res = trained
+    d = tmp_path / "reports" / "cnc" / "models" / "encoder_decoder"
+    for commit in ("first", "second"):
+        ed.save_model(d, res, inputs=ds.inputs, params={}, commit=commit)
+    assert json.loads((d / "manifest.json").read_text())["commit"] == "second"
+    assert ed.load_model(d).predict is not None
+
+
 def test_predict_ignores_unseen_nodes_and_masks_missing_ones(trained, tmp_path):
     _, ds, _, res = trained
     d = ed.save_model(tmp_path / "m", res, inputs=ds.inputs, params={}, commit=None)

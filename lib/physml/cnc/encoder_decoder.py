@@ -775,14 +775,6 @@ def cross_validate_choice(ds: Dataset, split_list: Sequence[tuple[int, object]],
     return Choice(chosen.drop(columns="run"), folds, table.drop(columns="run"))
 
 
-def example_inputs(result: FoldResult, ds: Dataset, rows: np.ndarray
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x (n, window, f), tgt (n, max_len - 1))`` of ``rows`` for one teacher-forced pass
-    of ``result.model`` (its scaler and vocabulary): the ONNX export's inputs."""
-    ids = encode_lines(result.vocab, ds.targets.line[np.asarray(rows)], result.model.cfg.max_len)
-    return ds.inputs.windows(result.scaler, rows), torch.from_numpy(ids[:, :-1])
-
-
 # ------------------------------------------------------------------ saved models
 
 
