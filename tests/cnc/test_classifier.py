@@ -56,12 +56,23 @@ def test_learns_command_classes_on_held_out_files(tmp_path):
 
 
 def test_the_head_reads_the_labelled_last_row_beside_the_window_mean():
+    # with the head's weights on the window mean set to zero, the output sees only the last
+    # row's features: two kernel-3 convolutions reach back 2 rows, so rows 0..3 of a window of
+    # 8 cannot move it, and the last row does
     torch.manual_seed(0)
     m = classifier.CommandCNN(3, channels=4, dropout=0.0).eval()
-    x = torch.randn(2, 6, 3)
-    h = m.net(x.transpose(1, 2))  # (b, channels, window)
-    by_hand = m.head(torch.cat([h[:, :, 5], h.mean(dim=2)], dim=1))  # row 5: the last of 6
-    torch.testing.assert_close(m(x), by_hand)
+    with torch.no_grad():
+        m.head.weight[:, 4:] = 0.0
+    x = torch.randn(2, 8, 3)
+    early, last = x.clone(), x.clone()
+    early[:, :4] += 5.0
+    last[:, -1] += 5.0
+    with torch.no_grad():
+        torch.testing.assert_close(m(early), m(x))
+        assert not torch.allclose(m(last), m(x))
+        m.head.weight[:, :4] = 0.0  # and the mean part sees the whole window
+        m.head.weight[:, 4:] = 1.0
+        assert not torch.allclose(m(early), m(x))
 
 
 def _tiny(n_files=3):
