@@ -315,15 +315,6 @@ def run_calibration(seeds, config=None, workers=None):
     return {"calibration": cal, "active_learning": al}
 
 
-def accuracy_frame(result):
-    """Long table of the calibration runs: one row per (method, k, seed) with "accuracy"."""
-    import pandas as pd
-
-    return pd.DataFrame([{"method": m, "k": k, "seed": r["seed"], "accuracy": a}
-                         for r in result["calibration"] for m, v in r["accuracy"].items()
-                         for k, a in v.items()])
-
-
 def accuracy_groups(result):
     """k values and {method: (len(k), seeds) accuracies} for curves with CIs."""
     cal = result["calibration"]

@@ -97,17 +97,6 @@ def _fields(mount, tilt, diam, offset, base, direction, axis, lengths, flexed, e
                                      ax * m[:, None, :, None])
 
 
-@x64
-def state_fields(hand, placements):
-    """Magnet field at the sensor of all 32 states for each placement (dipole model).
-
-    Returns:
-        (P, 32, 3) µT.
-    """
-    p = placements
-    return np.asarray(_fields(*_placement_args(hand, p)))
-
-
 def _placement_args(hand, p):
     if np.any(p.diameter_m <= 0):
         raise ValueError(f"magnet diameters must be > 0 m, got min {p.diameter_m.min()}")

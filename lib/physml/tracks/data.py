@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -203,19 +203,3 @@ def split(data: dict, fractions=(0.8, 0.1, 0.1), rng: np.random.Generator | None
     b = a + int(fractions[1] * n)
     idx = (perm[:a], perm[a:b], perm[b:])
     return tuple({k: v[i] for k, v in data.items()} for i in idx)
-
-
-def acceptance_by_momentum(spec: DatasetSpec, n: int = 4000, seed: int = 1) -> dict:
-    """Fraction of drawn tracks accepted in each of low/mid/high (a quick separate draw)."""
-    rng = np.random.default_rng(seed)
-    s, dz = sample_initial_states(n, rng, replace(spec, n_tracks=n))
-    fin = propagate_to(s, spec.z_start_mm, spec.z_start_mm + dz, spec.make_field(),
-                       step_mm=spec.step_mm)
-    ok = accepted(fin, spec)
-    p = 1 / np.abs(s[:, 4])
-    out = {}
-    for name in ("low", "mid", "high"):
-        lo, hi = MOMENTUM_RANGES[name]
-        m = (p >= lo) & (p < hi)
-        out[name] = float(ok[m].mean()) if m.any() else float("nan")
-    return out

@@ -304,11 +304,3 @@ def sample_params(n_moduli, regimes, rng: np.random.Generator, n_pad: int) -> Po
     sigma = rng.uniform(0.15, 0.35, B) * sq
     c = rng.normal(0.0, 1.0, (B, n_pad)) * sigma[:, None] * mask * ru[:, None]
     return PotentialParams(M, Lam, s, c, A, a, D, p, gamma, mask)
-
-
-def potential_from_params(P: PotentialParams, k: int, regime: str = "custom") -> Potential:
-    """Row ``k`` of a padded batch as an unpadded :class:`Potential`."""
-    n = int(np.asarray(P.mask)[k].sum())
-    return make_potential(np.asarray(P.M)[k, :n], np.asarray(P.Lam)[k, :n, :n],
-                          float(P.s[k]), np.asarray(P.c)[k, :n], float(P.A[k]), float(P.a[k]),
-                          float(P.D[k]), float(P.p[k]), float(P.gamma[k]), regime)
