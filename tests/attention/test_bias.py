@@ -257,3 +257,44 @@ def test_alibi_slopes_are_the_papers_geometric_sequence_and_scale_the_distance()
     dist = np.hypot(*(c[:, None, :] - c[None, :, :]).transpose(2, 0, 1))
     for hd in range(4):
         np.testing.assert_allclose(b[hd], -(0.25 ** (hd + 1)) * dist, rtol=1e-12)
+
+
+def test_wind_scan_order_reads_each_band_across_the_wind_turned_anticlockwise():
+    # across = position on the wind turned 90° anticlockwise: for a southerly (wind +y) that is
+    # -x, so each row is read from east to west; for a westerly (+x) it is +y
+    c = B.token_coords(N, P)
+    o = B.wind_scan_order(c, np.array([[0.0, 1.0], [1.0, 0.0]]))
+    south = c[o[0]]
+    assert south[:G, 1].tolist() == [0] * G and south[:G, 0].tolist() == list(range(G))[::-1]
+    west = c[o[1]]
+    assert west[:G, 0].tolist() == [0] * G and west[:G, 1].tolist() == list(range(G))
+
+
+def test_wind_scan_order_does_not_depend_on_the_wind_speed():
+    c = B.token_coords(N, P)
+    winds = np.array([[0.6, 0.8], [3.0, 4.0], [0.06, 0.08], [-12.0, 5.0], [-1.2, 0.5]])
+    o = B.wind_scan_order(c, winds)
+    np.testing.assert_array_equal(o[1], o[0])
+    np.testing.assert_array_equal(o[2], o[0])
+    np.testing.assert_array_equal(o[4], o[3])
+
+
+def test_upwind_cosine_of_a_batch_is_each_sample_on_its_own():
+    coords = torch.tensor(B.token_coords(N, P), dtype=torch.float64)
+    winds = torch.tensor([[5.0, 0.0], [0.0, -2.0], [3.0, 4.0]], dtype=torch.float64)
+    batch = B.upwind_cosine(coords, winds)
+    for i in range(len(winds)):
+        torch.testing.assert_close(batch[i], B.upwind_cosine(coords, winds[i:i + 1])[0])
+    i, j = _tok(2, 3), _tok(1, 2)  # r_i - r_j = (1, 1): cos 45° to a (3, 4) wind is 7 / (5 √2)
+    assert float(batch[2, i, j]) == pytest.approx(7.0 / (5.0 * np.sqrt(2.0)))
+
+
+def test_learned_alpha_is_the_bias_strength_and_nan_without_one():
+    assert B.AttentionBias("elev_scaled", 4, G).learned_alpha() == B.RELEASED_ALPHA
+    assert B.AttentionBias("elev_released_learned", 4, G).learned_alpha() == B.RELEASED_ALPHA
+    mod = B.AttentionBias("barrier_wind", 2, G)
+    with torch.no_grad():
+        mod.alpha.copy_(torch.tensor([1.0, 4.0]))
+    assert mod.learned_alpha() == 2.5  # the mean over heads
+    for variant in ("none", "alibi2d", "relpos"):
+        assert np.isnan(B.AttentionBias(variant, 4, G).learned_alpha())

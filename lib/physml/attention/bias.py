@@ -120,7 +120,8 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def wind_scan_order(coords: np.ndarray, wind_ms: np.ndarray) -> np.ndarray:
-    """Token order of a wind scan: by upwind-to-downwind band, then across the wind.
+    """Token order of a wind scan: by upwind-to-downwind band, then across the wind (position
+    on the wind direction turned 90° anticlockwise, ascending); the wind's speed does not matter.
 
     ``coords`` ``(T, 2)`` patch units; ``wind_ms`` ``(B, 2)``. Returns ``(B, T)`` permutations
     (``order[b, k]`` = original index of the k-th scanned token). A simpler stand-in for the
