@@ -382,3 +382,30 @@ def test_training_loss_is_the_mean_squared_error_at_the_horizon(data):
         pred = net(batch[0], batch[1], batch[3], batch[4]).numpy()
         got = float(M._loss(net, batch)["loss"])
     assert got == pytest.approx(float(np.mean((pred - data.q1[:5]) ** 2)), rel=1e-5)
+
+
+def test_wind_embedding_reads_the_wind_in_units_of_ten_metres_per_second(data):
+    net = M.build("none", data, np.arange(6), 0)
+    seen = []
+    net.wind_embed.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    base, q0, _, tid, wind = (x[:2] for x in M.tensors(data, "advection"))
+    with torch.no_grad():
+        net(base, q0, tid, wind)
+    assert M.WIND_SCALE_MS == 10.0
+    torch.testing.assert_close(seen[0], wind / 10.0)
+
+
+def test_position_embeddings_start_small_beside_the_token_embedding(data):
+    net = M.build("none", data, np.arange(6), 0)
+    assert 0.01 < float(net.pos.detach().std()) < 0.03  # ViT's N(0, 0.02²) initialisation
+
+
+def test_terrain_tokens_z_score_with_the_training_terrains_statistics(data):
+    train = np.arange(3)
+    tok = M.terrain_tokens(data.terrain_m, 8, train)
+    cells = data.terrain_m[train]
+    assert tok.z_mean_m == pytest.approx(cells.mean()) and tok.z_std_m == pytest.approx(cells.std())
+    np.testing.assert_allclose(tok.elev_z, (tok.elev_m - cells.mean()) / cells.std(), rtol=1e-12)
+    other = M.terrain_tokens(data.terrain_m, 8, np.arange(3, 6))
+    assert other.z_mean_m != pytest.approx(tok.z_mean_m)  # the statistics follow the split
+    np.testing.assert_allclose(other.elev_m, tok.elev_m)
