@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from physml.precision import x64
 from physml.tracks.field import (
     DipoleMagnet,
     GaussianField,
@@ -106,6 +107,45 @@ def test_gaussian_field_integral_matches_closed_form():
     integ = field_integral(g, z_range_mm=(-20000, 30000), n=50001)
     assert integ[1] == pytest.approx(g.integral_tesla_mm(), rel=1e-6)
     assert 4400 < g.integral_tesla_mm() < 4500
+
+
+
+@x64
+def _backends(f, pts):
+    """B (n, 3) from each way a field can be evaluated: numpy, at(), JAX (point kernel, plane
+    kernel at each point's z, jax(); in float64, as the propagators run them) and torch."""
+    pts = np.asarray(pts, dtype=float)
+    params = f.jax_params()
+    point = np.stack([np.broadcast_to(np.asarray(c), len(pts))
+                      for c in f.jax_point(params, pts[:, 0], pts[:, 1], pts[:, 2])], 1)
+    plane = np.array([[float(np.asarray(c)) for c in f.jax_plane(params, z)(x, y)]
+                      for x, y, z in pts])
+    return {"numpy": f(pts), "at": np.array([f.at(*p) for p in pts]), "jax_point": point,
+            "jax_plane": plane, "jax": np.asarray(f.jax(pts)),
+            "torch": f.torch(torch.as_tensor(pts)).numpy()}
+
+
+def test_analytic_fields_equal_their_formula_in_every_backend():
+    from physml.tracks.analytic import UniformField
+
+    g = GaussianField(b0_tesla=1.5, z0_mm=4000.0, sigma_mm=800.0)
+    pts = np.array([[10.0, -20.0, 4000.0], [0.0, 5.0, 4800.0], [-30.0, 0.0, 2400.0],
+                    [7.0, 7.0, 4400.0]])
+    k = np.array([0.0, 1.0, -2.0, 0.5])  # (z - z0) / sigma, by hand
+    want = np.zeros((4, 3))
+    want[:, 1] = 1.5 * np.exp(-0.5 * k ** 2)
+    for name, b in _backends(g, pts).items():
+        np.testing.assert_allclose(b, want, rtol=1e-12, atol=1e-15, err_msg=name)
+    u = UniformField((0.2, -1.1, 0.4))
+    for name, b in _backends(u, pts).items():
+        np.testing.assert_allclose(b, np.tile([0.2, -1.1, 0.4], (4, 1)), rtol=1e-12,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -5.0])
+def test_gaussian_field_refuses_a_width_that_is_not_positive(sigma):
+    with pytest.raises(ValueError, match="sigma_mm"):
+        GaussianField(sigma_mm=sigma)
 
 
 # ---- loader ----
