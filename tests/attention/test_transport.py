@@ -258,3 +258,14 @@ def test_cfl_factor_and_a_still_atmosphere():
     T.simulate(np.ones((n, n)), _uniform(n, (1.0, 0.0)), 10.0, dx, K, cfl=1.0)
     # no wind and no diffusion: any step is stable
     assert np.isinf(T.max_stable_dt(_uniform(n, (0.0, 0.0))[None], dx, 0.0)).all()
+
+
+def test_a_step_exactly_at_the_stable_limit_is_allowed_and_just_past_it_refused():
+    n, dx = 8, 1000.0
+    w = _uniform(n, WIND)[None]
+    q = np.ones((1, n, n))
+    limit = T.max_stable_dt(w, dx, K)
+    assert limit[0] == pytest.approx(1.0 / ((6.0 + 3.0) / dx + 4.0 * K / dx**2))
+    T.step(q, w, limit, dx, K)  # dt·(max|u| + max|v|)/dx + 4·K·dt/dx² = 1: still stable
+    with pytest.raises(T.CFLError, match="sample 0"):
+        T.step(q, w, limit * (1 + 1e-9), dx, K)

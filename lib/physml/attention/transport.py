@@ -236,7 +236,7 @@ def simulate(q0: np.ndarray, wind_ms: np.ndarray, t_end_s: np.ndarray | float, d
     for s in range(1, n_steps + 1):
         q = q - dt_b * _divergence(q, cx, cy, dx_m)
         if s in keep:
-            frames.append(q.copy() if n_frames > 1 else q)
+            frames.append(q)  # each step makes a new array: no copy needed
     out = np.stack(frames) if n_frames > 1 else frames[-1]
     return out[..., 0, :, :] if single else out
 
