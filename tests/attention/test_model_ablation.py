@@ -353,16 +353,23 @@ def test_fit_scores_validation_on_the_bases_it_is_given(data, tmp_path):
     assert abs(on_q0 - want) > 1e-3 * want
 
 
-def test_model_input_channels_are_base_tracer_and_scaled_terrain(data):
-    """What the patch embedding reads, token by token: base, q0 and terrain / 1 km scale,
-    each patch's cells in row-major order, channel by channel."""
+def _input_of(data, layer):
+    """What the untrained no-bias model's ``layer`` receives on two samples, with the base,
+    q0 and wind fed to the model."""
     net = M.build("none", data, np.arange(6), 0)
     seen = []
-    net.embed.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    getattr(net, layer).register_forward_hook(lambda m, i, o: seen.append(i[0]))
     base, q0, _, tid, wind = (x[:2] for x in M.tensors(data, "advection"))
     with torch.no_grad():
         net(base, q0, tid, wind)
-    tok, p = seen[0], 8  # (2, 16, 3·64)
+    return seen[0], base, q0, wind
+
+
+def test_model_input_channels_are_base_tracer_and_scaled_terrain(data):
+    """What the patch embedding reads, token by token: base, q0 and terrain / 1 km scale,
+    each patch's cells in row-major order, channel by channel."""
+    tok, base, q0, _ = _input_of(data, "embed")
+    p = 8  # tok: (2, 16, 3·64)
     terrain = torch.as_tensor(data.terrain_m[data.terrain_id[:2]], dtype=torch.float32)
     for t in (0, 5, 14):
         gy, gx = divmod(t, 4)
@@ -385,14 +392,9 @@ def test_training_loss_is_the_mean_squared_error_at_the_horizon(data):
 
 
 def test_wind_embedding_reads_the_wind_in_units_of_ten_metres_per_second(data):
-    net = M.build("none", data, np.arange(6), 0)
-    seen = []
-    net.wind_embed.register_forward_hook(lambda m, i, o: seen.append(i[0]))
-    base, q0, _, tid, wind = (x[:2] for x in M.tensors(data, "advection"))
-    with torch.no_grad():
-        net(base, q0, tid, wind)
+    seen, _, _, wind = _input_of(data, "wind_embed")
     assert M.WIND_SCALE_MS == 10.0
-    torch.testing.assert_close(seen[0], wind / 10.0)
+    torch.testing.assert_close(seen, wind / 10.0)
 
 
 def test_position_embeddings_start_small_beside_the_token_embedding(data):
