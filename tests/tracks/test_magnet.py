@@ -345,3 +345,38 @@ def test_the_cache_key_hashes_the_fields_each_design_uses():
 def test_a_yoke_fit_may_go_without_smoothing_or_integral_weight():
     DipoleMagnet(fit_smoothness=0.0)
     DipoleMagnet(fit_integral_weight=0.0)
+
+
+class _Dyadic:
+    """By = 2 T · (1 + (|z| / 1000 mm) · (x / 1000 mm)² / 4): exact binary fractions, so a
+    plane's deviation can equal the goal exactly; Bx = Bz = 0."""
+
+    def __call__(self, p):
+        p = np.asarray(p, dtype=float)
+        out = np.zeros_like(p)
+        out[:, 1] = 2.0 * (1.0 + np.abs(p[:, 2]) / 1000.0 * (p[:, 0] / 1000.0) ** 2 / 4.0)
+        return out
+
+
+def test_box_uniformity_counts_a_plane_exactly_at_the_goal_as_within():
+    # planes z = -3000 .. 3000 mm: deviations |k| / 4 = 0.75, 0.5, 0.25, 0, 0.25, 0.5, 0.75
+    u = box_uniformity(_Dyadic(), z_center_mm=0.0, half_mm=1000.0, z_half_mm=3000.0, n=3,
+                       dz_mm=1000.0, goal=0.5)
+    assert u["dev_centre"].tolist() == [0.75, 0.5, 0.25, 0.0, 0.25, 0.5, 0.75]
+    assert u["z_within_goal_mm"] == (-2000.0, 2000.0)
+    assert not u["deviation_centre_plane"].any() and u["max_dev_centre_plane"] == 0.0
+    assert u["b0_tesla"] == 2.0
+    every = box_uniformity(_Dyadic(), z_center_mm=0.0, half_mm=1000.0, z_half_mm=3000.0, n=3,
+                           dz_mm=1000.0, goal=0.75)  # every plane within: the run is all of them
+    assert every["z_within_goal_mm"] == (-3000.0, 3000.0)
+    shifted = box_uniformity(_Dyadic(), z_center_mm=1000.0, half_mm=1000.0, z_half_mm=1000.0,
+                             n=3, dz_mm=1000.0, goal=0.25)  # the centre plane at the goal
+    assert shifted["z_within_goal_mm"] == (0.0, 1000.0)
+    np.testing.assert_array_equal(shifted["deviation_centre_plane"][:, 1], [0.25, 0.0, 0.25])
+
+
+def test_box_uniformity_takes_the_smallest_box_and_refuses_each_empty_one_alone():
+    box_uniformity(_Dyadic(), z_center_mm=0.0, n=3, z_half_mm=0.0)
+    for kw in ({"half_mm": 0.0}, {"n": 1}, {"dz_mm": 0.0}, {"z_half_mm": -1.0}):
+        with pytest.raises(ValueError, match="box_uniformity"):
+            box_uniformity(_Dyadic(), **({"z_center_mm": 0.0, "n": 3} | kw))
