@@ -137,3 +137,16 @@ def test_physml_stops_openblas_spinning_unless_numpy_loaded_it_first():
     # set before Python started: kept, and in effect whatever was imported first
     preset = _python(SPIN_CHECK.format(first=", numpy"), OPENBLAS_THREAD_TIMEOUT="6")
     assert preset.startswith("6 True") and "RuntimeWarning" not in preset
+
+
+def test_the_spinning_warning_points_at_the_caller_however_it_is_reached(monkeypatch):
+    import physml
+
+    monkeypatch.setattr(physml, "BLAS_TIMEOUT_IN_EFFECT", False)
+    calls = {"direct": lambda: timing.interleaved({"a": lambda: None}, items=1, repeats=2),
+             "anchor": lambda: timing.against_anchor(lambda: None, lambda: None, items=1,
+                                                     repeats=2)}
+    for how, call in calls.items():
+        with pytest.warns(RuntimeWarning, match="import physml first") as caught:
+            call()
+        assert [w.filename for w in caught] == [__file__], how

@@ -13,6 +13,7 @@ recorded too, but only ratios are compared.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -127,7 +128,17 @@ def _warn_if_blas_spins() -> None:
         warnings.warn("numpy was imported before physml, so OpenBLAS's threads keep spinning for "
                       "0.1-0.2 s after each call and slow whatever is timed next: import physml "
                       "first, or set OPENBLAS_THREAD_TIMEOUT=4 before starting Python",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=_outside_this_module())
+
+
+def _outside_this_module() -> int:
+    """The ``stacklevel`` of a warning issued here that points at the first caller outside
+    this module (:func:`against_anchor` calls :func:`interleaved`, so a fixed level would point
+    into it for one and at the user for the other)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def interleaved(fns: dict[str, Callable[[], object]], *, items: int | dict[str, int],
