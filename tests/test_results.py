@@ -47,6 +47,19 @@ def test_record_stores_a_comparison_as_its_difference_and_verdict(results_file):
     assert entry["value"] == pytest.approx(0.55) and entry["verdict"] == "greater"
 
 
+def test_record_stores_a_target_check_as_one_figure_with_the_target_beside_its_ci(results_file):
+    ci = mean_ci([0.80, 0.81, 0.82])
+    results.record("line_target", stats.against_target(ci, 0.85, better="higher"), unit="1")
+    results.record("rate_target", {"cpu": stats.against_target(ci, 0.5, better="lower")})
+    data = json.loads(results_file.read_text())["figures"]
+    assert data["line_target"] == {"value": pytest.approx(0.81), "ci_low": ci.low,
+                                   "ci_high": ci.high, "n": 3, "target": 0.85,
+                                   "outcome": "missed", "better": "higher", "unit": "1",
+                                   "note": None}
+    assert data["rate_target.cpu"]["outcome"] == "missed"
+    assert data["rate_target.cpu"]["better"] == "lower"
+
+
 @pytest.mark.parametrize("bad", [[1, 2, 3], np.arange(3), {"x": [1, 2]}, object(), {}])
 def test_record_refuses_lists_and_objects_naming_the_key(bad, monkeypatch):
     monkeypatch.delenv(results.ENV_VAR, raising=False)

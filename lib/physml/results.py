@@ -100,6 +100,9 @@ def _as_ci(value: Any) -> stats.CI | None:
 
 def _flatten(name: str, value: Any) -> dict[str, dict[str, Any]]:
     """``{key: entry-without-unit}`` for one recorded value (dicts flattened to ``name.sub``)."""
+    if isinstance(value, stats.TargetCheck):
+        return {name: _ci_entry(value.ci) | {"target": to_jsonable(value.target),
+                                             "outcome": value.outcome, "better": value.better}}
     ci = _as_ci(value)
     if ci is not None:
         entry = _ci_entry(ci)
@@ -133,7 +136,9 @@ def record(name: str, value: Any, unit: str | None = None, note: str | None = No
     name : str
         Key in the results file, e.g. ``"rk4_tracks_per_second"``.
     value : number, bool, str, :class:`physml.stats.CI` (or Comparison / Verdict: their
-        difference CI and verdict), or a dict ``{sub: value}`` stored as keys ``name.sub``.
+        difference CI and verdict; a :class:`physml.stats.TargetCheck`: its CI with the
+        ``target``, ``outcome`` and ``better`` beside it), or a dict ``{sub: value}`` stored as
+        keys ``name.sub``.
     unit, note : str, optional
         Unit of the value (or of every value in the dict) and a short human-readable note.
     """

@@ -146,6 +146,11 @@ def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
     assert speed_target_verdict(r(9, 8, 9.9)) == ("issue 13's ≥ 10x is missed (the whole 95% "
                                                   "CI is below 10)")
     assert speed_target_verdict(r(4.4, 4.2, 4.5), factor=4).startswith("issue 13's ≥ 4x is met")
+    from physml.tracks.benchmark import speed_target_check
+
+    check = speed_target_check(r(4.4, 4.2, 4.5), factor=4)
+    assert (check.outcome, check.target, check.better) == ("met", 4.0, "higher")
+    assert (check.ci.mean, check.ci.low, check.ci.high) == (4.4, 4.2, 4.5)
 
 
 def test_side_rates_label_carries_the_models_accuracy():
