@@ -380,3 +380,50 @@ def test_box_uniformity_takes_the_smallest_box_and_refuses_each_empty_one_alone(
     for kw in ({"half_mm": 0.0}, {"n": 1}, {"dz_mm": 0.0}, {"z_half_mm": -1.0}):
         with pytest.raises(ValueError, match="box_uniformity"):
             box_uniformity(_Dyadic(), **({"z_center_mm": 0.0, "n": 3} | kw))
+
+
+def _straight_tracks(monkeypatch, rows):
+    """aperture_clearance on hand-made initial states (x, y, tx, ty, q/p) in zero field."""
+    import physml.tracks.data as data
+
+    states = np.array(rows, dtype=np.float64)
+    monkeypatch.setattr(data, "sample_initial_states",
+                        lambda n, rng, spec: (states[:n], np.zeros(n)))
+    return len(states)
+
+
+def test_aperture_clearance_follows_each_track_until_it_leaves(yoke, monkeypatch):
+    """Straight lines whose |y| is known at every plane: a track counts while |tx| <= 1 and it
+    is inside the map's |x| < half_width, and |y| is the size of y whichever its sign."""
+    n = _straight_tracks(monkeypatch, [
+        [0.0, -40.0, 0.0, -0.3, 0.1],  # below the axis: |y| = 40 + 0.3 z, to the end
+        [0.0, 0.0, 1.2, -0.4, 0.1],  # |tx| > 1 from the start: never counts
+        [0.0, 10.0, 0.81, 0.35, -0.1],  # the widest in y until x = 0.81 z leaves |x| < 4000
+    ])
+    c = aperture_clearance(yoke, UniformField((0.0, 0.0, 0.0)), n, np.random.default_rng(0))
+    z = np.arange(2000.0, 8001.0, 100.0)  # every 100 mm over the poles, from their start
+    np.testing.assert_allclose(c["z_mm"], z)
+    inside = 0.81 * z < yoke.half_width_mm  # up to z = 4900
+    expect = np.where(inside, 10.0 + 0.35 * z, 40.0 + 0.3 * z)
+    np.testing.assert_allclose(c["max_abs_y_mm"], expect, rtol=1e-9)
+    assert c["max_abs_x_mm"] == pytest.approx(0.81 * 4900.0, rel=1e-9)
+    gap = yoke.gap_half_mm_at(z)
+    np.testing.assert_allclose(c["gap_half_mm"], gap)
+    i = np.argmin(gap - expect)
+    assert c["min_clearance_mm"] == pytest.approx(gap[i] - expect[i], rel=1e-9)
+    assert c["z_min_clearance_mm"] == z[i] and c["n_tracks"] == 3
+
+
+def test_aperture_clearance_with_no_track_left_counts_nothing(yoke, monkeypatch):
+    n = _straight_tracks(monkeypatch, [[0.0, 0.0, 1.2, -0.4, 0.1], [0.0, 30.0, -1.5, 0.2, 0.1]])
+    c = aperture_clearance(yoke, UniformField((0.0, 0.0, 0.0)), n, np.random.default_rng(0),
+                           dz_mm=500.0)
+    np.testing.assert_allclose(c["z_mm"], np.arange(2000.0, 8001.0, 500.0))
+    assert np.all(c["max_abs_y_mm"] == 0.0) and c["max_abs_x_mm"] == 0.0
+    assert c["min_clearance_mm"] == np.min(yoke.gap_half_mm_at(c["z_mm"]))
+    # tracks that start inside the poles' z range are followed from one step past their start
+    from physml.tracks.data import DatasetSpec
+
+    late = aperture_clearance(yoke, UniformField((0.0, 0.0, 0.0)), n, np.random.default_rng(0),
+                              spec=DatasetSpec(z_start_mm=2450.0), dz_mm=500.0)
+    np.testing.assert_allclose(late["z_mm"], np.arange(2950.0, 8001.0, 500.0))
