@@ -57,7 +57,9 @@ def test_the_blocking_demo_times_its_frames_and_names_the_ridges_froude_number()
     start = T.gaussian_puff(32, 1000.0, (0.3 * 32 * 1000.0, 15.5 * 1000.0), 3000.0)
     np.testing.assert_array_equal(d["frames"][0], start)  # west of the crest, on its axis
     assert d["terrain"].max() == pytest.approx(800.0, rel=0.05)
-    assert 0.0 <= d["east_fraction"] < 1.0 and 0.0 < d["upslope_cut"] <= 1.0
+    last = d["frames"][-1]  # the share of the final mass beyond the crest (column 15.5) + n/8
+    assert d["east_fraction"] == pytest.approx(last[:, 19:].sum() / last.sum(), rel=1e-12)
+    assert 0.0 < d["upslope_cut"] <= 1.0
     one = checks.blocking_demo(32, 4.0, 800.0, 1)
     assert one["frames"].shape == (2, 32, 32) and one["times_s"].tolist() == [0.0, t_end]
     # the same end time: the last frame agrees up to the time steps' split into frames
