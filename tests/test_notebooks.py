@@ -60,6 +60,20 @@ def test_default_mismatch_check_fails_on_an_altered_default(project):
     assert "'n_samples' is 20000 in the parameters cell but 100000 in 05_defaults.yaml" in msg
 
 
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_target_named_in_several_notebooks_of_a_study_has_one_default(study):
+    """A stated target (a ``target_*`` parameter, e.g. cnc's ``target_command_lpo`` in 03 and
+    04) is one number: two notebooks of a study must not judge against different defaults."""
+    seen: dict[str, dict[str, object]] = {}
+    for nb in NOTEBOOKS:
+        if nb.parent.name == study:
+            for name, info in R.declared_parameters(nb).items():
+                if name.startswith("target_"):
+                    seen.setdefault(name, {})[nb.stem] = info["default"]
+    split = {k: v for k, v in seen.items() if len(set(map(repr, v.values()))) > 1}
+    assert not split, f"{study}: targets with different defaults: {split}"
+
+
 def test_notebook_paths_follow_the_naming_convention():
     for p in NOTEBOOKS:
         num, _, topic = p.stem.partition("_")
