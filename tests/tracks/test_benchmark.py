@@ -133,7 +133,7 @@ def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
     from physml.tracks.benchmark import speed_target_verdict
 
     def r(v, lo, hi):
-        return {"ratio": v, "ratio_low": lo, "ratio_high": hi}
+        return {"ratio": v, "ratio_low": lo, "ratio_high": hi, "n": 7}
 
     assert speed_target_verdict(r(14, 13, 15)) == ("issue 13's ≥ 10x is met (the whole 95% CI "
                                                    "is at or above 10)")
@@ -150,7 +150,7 @@ def test_the_10x_target_is_met_only_when_the_whole_ci_clears_it():
 
     check = speed_target_check(r(4.4, 4.2, 4.5), factor=4)
     assert (check.outcome, check.target, check.better) == ("met", 4.0, "higher")
-    assert (check.ci.mean, check.ci.low, check.ci.high) == (4.4, 4.2, 4.5)
+    assert (check.ci.mean, check.ci.low, check.ci.high, check.ci.n) == (4.4, 4.2, 4.5, 7)
 
 
 def test_side_rates_label_carries_the_models_accuracy():

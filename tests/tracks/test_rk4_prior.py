@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from onnx_export_check import export_silently
+from physml import timing
 from physml.tracks import benchmark, experiments, models, priors
 from physml.tracks.field import GaussianField, GridField
 from physml.tracks.propagate import propagate_scipy
@@ -551,13 +552,14 @@ def test_interleaved_ratio_takes_coarse_rk4_by_name_and_a_surrogate_by_its_faste
     ratios = pd.DataFrame({"method": ["rk4x12 (no network)", "h-s0 (torch)", "h-s0 (onnx)",
                                       "rk4x12 (no network)"],
                            "batch": [4096, 4096, 4096, 256], "ratio": [5.0, 3.0, 2.0, 9.0],
-                           "ratio_low": [4.5, 2.5, 1.5, 8.0], "ratio_high": [5.5, 3.5, 2.5, 10.0]})
+                           "ratio_low": [4.5, 2.5, 1.5, 8.0], "ratio_high": [5.5, 3.5, 2.5, 10.0],
+                           "timing": [timing.Timing(np.ones(k), 1) for k in (5, 7, 7, 5)]})
     tp = pd.DataFrame({"model": ["mlp+rk4x8", "mlp+rk4x8"], "run": ["h-s0", "h-s0"],
                        "backend": ["torch", "onnx"], "batch": [4096, 4096],
                        "tracks_per_s": [8e5, 7e5]})
     got = benchmark.interleaved_ratio(ratios, "rk4x12 (no network)", tp, 4096)
     assert got == {"timed_as": "rk4x12 (no network)", "ratio": 5.0, "ratio_low": 4.5,
-                   "ratio_high": 5.5}
+                   "ratio_high": 5.5, "n": 5}
     got = benchmark.interleaved_ratio(ratios, "mlp+rk4x8", tp, 4096)  # torch is its faster
     assert got["timed_as"] == "h-s0 (torch)" and got["ratio"] == 3.0
     faster_onnx = tp.assign(tracks_per_s=[7e5, 8e5])
