@@ -412,6 +412,7 @@ def test_aperture_clearance_follows_each_track_until_it_leaves(yoke, monkeypatch
     i = np.argmin(gap - expect)
     assert c["min_clearance_mm"] == pytest.approx(gap[i] - expect[i], rel=1e-9)
     assert c["z_min_clearance_mm"] == z[i] and c["n_tracks"] == 3
+    assert c["pole_half_width_mm"] == yoke.pole_width_x_mm / 2 == 7000.0
 
 
 def test_aperture_clearance_with_no_track_left_counts_nothing(yoke, monkeypatch):
