@@ -73,6 +73,10 @@ def test_fit_anchor_compares_the_same_seeds_and_reports_both_sides(anchor_and_bo
     figs = benchmark.fit_anchor_figures(out)
     assert set(figs) == {f"{o}_{k}" for o in ("lbfgs", "de_box")
                          for k in ("error_reduction", "seconds", "residual_rms_uT")}
+    # each interval within its metric's range: a fraction of the loss removed is at most 1
+    for o in ("lbfgs", "de_box"):
+        assert out[o]["error_reduction"].high <= 1.0
+        assert out[o]["seconds"].low >= 0.0 and out[o]["residual_rms_uT"].low >= 0.0
 
 
 def test_fit_anchor_rejects_runs_of_another_model():

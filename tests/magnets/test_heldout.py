@@ -428,3 +428,43 @@ def test_decomposition_keeps_one_mismatch_alone_when_asked(monkeypatch):
     with pytest.raises(ValueError, match="only='x' is not one of the mismatches"):
         heldout.mismatch_decomposition([0, 1], cfg, mism, methods=("physics_jitter",),
                                        only="x")
+
+
+class _Fit:
+    """What fit_summary reads of a FitResult."""
+
+    def __init__(self, reduction, seconds):
+        self.error_reduction, self.total_seconds = reduction, seconds
+        self.residual_rms_uT, self.compile_seconds = 0.05 * seconds, 0.1
+
+    def magnet_report(self):
+        return [{"plausible": True}] * 5
+
+
+def test_fit_summary_clips_each_ci_to_its_metrics_range(monkeypatch):
+    """Three users whose fits remove 99.9%, 100% and 95% of the loss: a t-interval runs past 1,
+    which no fraction of the loss removed can; times and errors near 0 would run below it."""
+    from physml.magnets import heldout
+
+    per_seed = {0: (0.999, 0.01), 1: (1.0, 0.2), 2: (0.95, 0.02)}
+
+    def fake_fit_models(seed, *args, **kwargs):
+        red, sec = per_seed[seed]
+        return {m: {"fit": _Fit(red, sec), "unseen_rmse_uT": sec, "position_rmse_mm": sec,
+                    "moment_rel_err": sec} for m in heldout.MODELS}
+
+    monkeypatch.setattr(heldout, "fit_models", fake_fit_models)
+    out = heldout.fit_summary([0, 1, 2])
+    from physml.stats import mean_ci
+
+    free = mean_ci([0.999, 1.0, 0.95])
+    assert free.high > 1.0 and mean_ci([0.01, 0.2, 0.02]).low < 0.0  # what clipping is for
+    for m in heldout.MODELS:
+        red = out["error_reduction"][m]
+        assert red.high == 1.0 and red.low == pytest.approx(free.low)
+        for k in ("fit_seconds", "residual_rms_uT", "unseen_rmse_uT", "position_rmse_mm",
+                  "moment_rel_err"):
+            assert out[k][m].low == 0.0, k
+    assert set(heldout.FIT_METRIC_BOUNDS) >= {"error_reduction", "fit_seconds",
+                                               "residual_rms_uT", "unseen_rmse_uT",
+                                               "position_rmse_mm", "moment_rel_err"}

@@ -60,7 +60,7 @@ def bench_fit_anchor(seeds, session=None, generations=100, popsize=5, lbfgs_runs
     """
     from physml.stats import paired_difference, ratio_ci, summarize
 
-    from .heldout import fit_seed
+    from .heldout import FIT_METRIC_BOUNDS, fit_seed
 
     if len(seeds) < 2:
         raise ValueError(f"need >= 2 seeds for a confidence interval, got {len(seeds)}")
@@ -76,8 +76,10 @@ def bench_fit_anchor(seeds, session=None, generations=100, popsize=5, lbfgs_runs
     sec = {o: [f.total_seconds for f in v] for o, v in fits.items()}
     red = {o: [f.error_reduction for f in v] for o, v in fits.items()}
     res = {o: [f.residual_rms_uT for f in v] for o, v in fits.items()}
-    cis = {k: summarize(v) for k, v in (("error_reduction", red), ("seconds", sec),
-                                        ("residual_rms_uT", res))}
+    cis = {k: summarize(v, bounds=FIT_METRIC_BOUNDS[b])
+           for k, b, v in (("error_reduction", "error_reduction", red),
+                           ("seconds", "fit_seconds", sec),
+                           ("residual_rms_uT", "residual_rms_uT", res))}
     out = {o: {k: cis[k][o] for k in cis} for o in fits}
     out["speedup"] = ratio_ci(sec["de_box"], sec["lbfgs"])
     out["reduction_gain"] = paired_difference(red["lbfgs"], red["de_box"])

@@ -538,15 +538,24 @@ def scores_of(runs, name, metric):
                            else r[metric]) for r in runs[name]])
 
 
-def per_model_cis(runs, metric):
+#: The range of each fit metric, to which its CI is clipped: a fraction of the loss removed is
+#: at most 1 (it is negative only for a fit that made the loss worse); errors and times are
+#: non-negative.
+FIT_METRIC_BOUNDS = {"error_reduction": (None, 1.0), "fit_seconds": (0.0, None),
+                     "residual_rms_uT": (0.0, None), "unseen_rmse_uT": (0.0, None),
+                     "position_rmse_mm": (0.0, None), "moment_rel_err": (0.0, None)}
+
+
+def per_model_cis(runs, metric, bounds=None):
     """{model: CI over seeds} of one per-run metric: a key of the run dict, or a FitResult
-    attribute prefixed "fit." (e.g. "fit.total_seconds"). runs: {model: [run per seed]}."""
+    attribute prefixed "fit." (e.g. "fit.total_seconds"). runs: {model: [run per seed]};
+    ``bounds``: the metric's range, each CI clipped to it (:func:`physml.stats.mean_ci`)."""
     from physml.stats import summarize
 
     def value(r):
         return getattr(r["fit"], metric[4:]) if metric.startswith("fit.") else r[metric]
 
-    return summarize({m: [float(value(r)) for r in v] for m, v in runs.items()})
+    return summarize({m: [float(value(r)) for r in v] for m, v in runs.items()}, bounds=bounds)
 
 
 def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation=True):
@@ -569,7 +578,7 @@ def fit_summary(seeds, n_train_states=10, session=None, maxiter=300, orientation
     metrics = {"error_reduction": "fit.error_reduction", "fit_seconds": "fit.total_seconds",
                "residual_rms_uT": "fit.residual_rms_uT", "unseen_rmse_uT": "unseen_rmse_uT",
                "position_rmse_mm": "position_rmse_mm", "moment_rel_err": "moment_rel_err"}
-    out = {k: per_model_cis(runs, v) for k, v in metrics.items()}
+    out = {k: per_model_cis(runs, v, FIT_METRIC_BOUNDS[k]) for k, v in metrics.items()}
     meets = {m: meets_fit_target(out["error_reduction"][m], out["fit_seconds"][m]) for m in runs}
     rows = []
     for m, v in runs.items():
@@ -625,7 +634,7 @@ def optimiser_comparison(seeds, n_train_states=10, session=None, max_nfev=200,
     metrics = {"residual_rms_uT": "fit.residual_rms_uT", "position_rmse_mm": "position_rmse_mm",
                "moment_rel_err": "moment_rel_err", "unseen_rmse_uT": "unseen_rmse_uT",
                "fit_seconds": "fit.total_seconds"}
-    out = {k: per_model_cis(runs, v) for k, v in metrics.items()}
+    out = {k: per_model_cis(runs, v, FIT_METRIC_BOUNDS[k]) for k, v in metrics.items()}
     rows = [{"optimiser": m, "residual RMS (µT)": out["residual_rms_uT"][m].format(".3f"),
              "magnet position error (mm)": out["position_rmse_mm"][m].format(".2f"),
              "moment error (fraction)": out["moment_rel_err"][m].format(".3f"),
