@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from physml import timing
+from physml import stats, timing
 
 
 def test_measure_counts_repeats_and_items():
@@ -150,3 +150,15 @@ def test_the_spinning_warning_points_at_the_caller_however_it_is_reached(monkeyp
         with pytest.warns(RuntimeWarning, match="import physml first") as caught:
             call()
         assert [w.filename for w in caught] == [__file__], how
+
+
+def test_the_rate_interval_is_a_t_interval_over_repeats_never_below_zero():
+    steady = timing.Timing(np.array([0.5, 0.4, 0.5]), items=100)  # 200, 250, 200 items/s
+    ci = steady.per_second
+    ref = stats.mean_ci([200.0, 250.0, 200.0])
+    assert (ci.mean, ci.low, ci.high, ci.n) == (pytest.approx(650 / 3), ref.low, ref.high, 3)
+    scattered = timing.Timing(np.array([1.0, 0.1]), items=100)  # 100 and 1000 items/s
+    assert stats.mean_ci([100.0, 1000.0]).low < 0  # two far-apart repeats: t = 12.7
+    ci = scattered.per_second
+    assert ci.low == 0.0 and ci.mean == pytest.approx(550.0)
+    assert scattered.as_dict()["per_second_ci_low"] == 0.0

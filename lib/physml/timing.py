@@ -46,8 +46,9 @@ class Timing:
 
     @property
     def per_second(self) -> stats.CI:
-        """Items per second: mean over repeats with its 95% t-interval."""
-        return stats.mean_ci(self.rates)
+        """Items per second: mean over repeats with its 95% t-interval, clipped at 0 (a rate
+        is never negative, though a t-interval over few scattered repeats can reach below)."""
+        return stats.mean_ci(self.rates, bounds=stats.NON_NEGATIVE)
 
     @property
     def best_per_second(self) -> float:
