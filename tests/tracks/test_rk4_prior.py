@@ -195,6 +195,47 @@ def test_prior_accepts_a_rebuilt_map_with_another_hash_only_within_the_digest(mo
     np.testing.assert_allclose(p(s, dz), want, rtol=0, atol=1e-9)
 
 
+def test_a_digest_off_by_exactly_the_tolerance_is_the_same_map(monkeypatch):
+    """The tolerance is inclusive, for a registered map and for a rebuilt one alike; the
+    next float below it refuses the rebuilt map."""
+    import physml.tracks.magnet as magnet_module
+
+    g = gaussian_map()
+    digest = priors.map_digest(g)
+    other = _noisy(g, 1e-9, 4)  # another hash, off by far less than a real change
+    dev = priors.digest_deviation(other, digest)
+    assert dev > 0 and priors.map_sha1(other) != priors.map_sha1(g)
+    s, dz = _tracks(3), np.full(3, L_MM)
+    for registered in (True, False):
+        monkeypatch.setattr(priors, "_MAPS", {})
+        monkeypatch.setattr(priors, "_REPRESENTATIONS", {})
+        monkeypatch.setattr(priors, "MAP_DIGEST_ATOL", dev)
+        if registered:  # found among the maps this process has seen, not rebuilt
+            priors.register_map(other)
+        monkeypatch.setattr(magnet_module, "default_field", (
+            lambda magnet: pytest.fail("rebuilt")) if registered else (lambda magnet: other))
+        p = priors.RK4Prior(4, L_MM, "00000000abcd", magnet={"design": "iron_yoke"},
+                            map_digest=digest)
+        assert p(s, dz).shape == (3, 4) and priors._MAPS["00000000abcd"] is other
+    monkeypatch.setattr(priors, "_MAPS", {})
+    monkeypatch.setattr(priors, "_REPRESENTATIONS", {})
+    monkeypatch.setattr(priors, "MAP_DIGEST_ATOL", np.nextafter(dev, 0.0))
+    with pytest.raises(ValueError, match="differs from map 00000000abcd"):
+        priors.RK4Prior(4, L_MM, "00000000abcd", magnet={"design": "iron_yoke"},
+                        map_digest=digest)(s, dz)
+
+
+def test_the_prior_runs_to_its_last_node_within_a_relative_1e9_and_no_further():
+    prior = priors.RK4Prior.fit(GRID, 3, np.array([L_MM]))
+    s = _tracks(2)
+    edge = L_MM * (1 + 1e-9)
+    assert prior(s, np.full(2, edge)).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"expected in \(0, 8500.0\]"):
+        prior(s, np.full(2, np.nextafter(edge, np.inf)))
+    with pytest.raises(ValueError, match="expected in"):
+        prior(s, np.array([L_MM, 0.0]))
+
+
 # ------------------------------------------------------------------------------------------
 # the hybrid
 # ------------------------------------------------------------------------------------------
