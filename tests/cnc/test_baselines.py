@@ -367,28 +367,30 @@ def test_the_leaky_kinematics_reference_is_1nn_on_raw_positions(prep):
         B.nn1_predict(prep.kinematics[tr], y[tr], prep.kinematics[sp.test], standardise=False))
 
 
+@pytest.mark.filterwarnings("error")  # no median of an empty selection
 def test_axis_motion_shares_by_hand():
     from types import SimpleNamespace
 
     # file a: still, +x, +z, +z; file b starts where a ended (no step across files), then +y
-    rows = pd.DataFrame({"file": ["a"] * 4 + ["b"] * 2,
-                         "posx": [0.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-                         "posy": [0.0, 0.0, 0.0, 0.0, 5.0, 6.0],
-                         "posz": [0.0, 0.0, 1.0, 2.0, 9.0, 9.0]})
-    labels = pd.DataFrame({"command": ["G1", "G1", "G0", "G0", "G0", "G1"]})
+    # and a still row
+    rows = pd.DataFrame({"file": ["a"] * 4 + ["b"] * 3,
+                         "posx": [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                         "posy": [0.0, 0.0, 0.0, 0.0, 5.0, 6.0, 6.0],
+                         "posz": [0.0, 0.0, 1.0, 2.0, 9.0, 9.0, 9.0]})
+    labels = pd.DataFrame({"command": ["G1", "G1", "G0", "G0", "G0", "G1", "G1"]})
     t = B.axis_motion_shares(SimpleNamespace(rows=rows), SimpleNamespace(labels=labels))
     t = t.set_index("command")
-    assert t.index.tolist() == ["G0", "G1"] and t["n"].tolist() == [3, 3]
+    assert t.index.tolist() == ["G0", "G1"] and t["n"].tolist() == [3, 4]
     assert t.loc["G0", "moves_z"] == pytest.approx(2 / 3)  # b's first row does not move
     assert t.loc["G0", "still_in_plane"] == 1.0
-    assert t.loc["G1", "moves_z"] == 0.0 and t.loc["G1", "still_in_plane"] == pytest.approx(1 / 3)
-    assert t["median_planar_step"].tolist() == [0.0, 1.0]  # G0: 0, 0, 0; G1: 0, 1, 1
+    assert t.loc["G1", "moves_z"] == 0.0 and t.loc["G1", "still_in_plane"] == 0.5
+    assert t["median_planar_step"].tolist() == [0.0, 0.5]  # G0: 0, 0, 0; G1: 0, 1, 1, 0
     # over the rows that moved in the plane: G0 none, G1 steps 1 and 1
     assert np.isnan(t.loc["G0", "median_moving_planar_step"])
     assert t.loc["G1", "median_moving_planar_step"] == 1.0
 
 
-def test_separability_sees_the_distinction_the_features_carry_and_no_other():
+def test_separability_sees_the_distinction_the_features_carry_and_no_other(monkeypatch):
     from types import SimpleNamespace
 
     # three programs; feature 0 marks G0 (plus noise), feature 1 is noise: G0 vs G1 is
@@ -403,7 +405,15 @@ def test_separability_sees_the_distinction_the_features_carry_and_no_other():
     M = np.c_[(cmd == "G0") + 0.3 * rng.normal(size=len(cmd)), rng.normal(size=len(cmd))]
     prep = SimpleNamespace(labels=pd.DataFrame({"command": cmd, "program": prog}),
                            motion=M.astype(np.float32))
+    fits, real = [], B.fit_classifier
+
+    def spy(*args, **kwargs):
+        fits.append(kwargs.get("balanced"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(B, "fit_classifier", spy)
     t = B.separability(prep, B.program_splits(prep), train_stride=1, gbm_iter=20)
+    assert fits == [False] * 3  # one fit per fold, no class weights (as documented)
     auc = t.set_index(["held_out", "pair"])["auc"]
     assert (auc.xs("G0 vs G1", level="pair") > 0.95).all()  # a swapped pair gives ~0
     assert auc.xs("arc vs G1", level="pair").between(0.3, 0.7).all()
@@ -428,3 +438,4 @@ def test_bound_if_indistinguishable_by_hand():
     assert B.bound_if_indistinguishable(labels, splits, alike=())[0] == 1.0
     with pytest.raises(ValueError, match="fold 0 has no moving row"):
         B.bound_if_indistinguishable(pd.DataFrame({"command": ["none"] * 9}), splits)
+
