@@ -411,3 +411,59 @@ def test_terrain_tokens_z_score_with_the_training_terrains_statistics(data):
     other = M.terrain_tokens(data.terrain_m, 8, np.arange(3, 6))
     assert other.z_mean_m != pytest.approx(tok.z_mean_m)  # the statistics follow the split
     np.testing.assert_allclose(other.elev_m, tok.elev_m)
+
+
+def _config(**kw):
+    return A.AblationConfig(variants=("none",), seeds=kw.pop("seeds", (0, 1)), **kw)
+
+
+@pytest.mark.parametrize("kw", [{"seeds": (0,)}, {"froude_holdout": (-0.1, 1.0)},
+                                {"froude_holdout": (1.0, 1.0)}, {"test_fraction": 0.0},
+                                {"test_fraction": 1.0}, {"val_fraction": 0.0},
+                                {"val_fraction": 1.0}])
+def test_ablation_config_refuses_each_bad_setting_alone(kw):
+    with pytest.raises(ValueError, match="AblationConfig"):
+        _config(**kw)
+
+
+def test_ablation_config_accepts_the_edges():
+    _config(seeds=(0, 1), froude_holdout=(0.0, 0.5), test_fraction=0.5, val_fraction=0.5)
+
+
+def _fake(froude, terrain=None):
+    from types import SimpleNamespace
+
+    fr = np.asarray(froude, dtype=float)
+    tid = np.arange(fr.size) if terrain is None else np.asarray(terrain)
+    return SimpleNamespace(froude=fr, terrain_id=tid,
+                           froude_bin=lambda: np.digitize(fr, D.FROUDE_BINS[1:-1]))
+
+
+def test_the_froude_regime_holds_out_lo_up_to_but_not_hi():
+    got = A.froude_regime(_fake([0.4, 0.5, 0.99, 1.0, 2.0]), (0.5, 1.0))
+    assert got.tolist() == ["trained Fr", "held-out Fr", "held-out Fr", "trained Fr",
+                            "trained Fr"]
+
+
+def test_a_froude_range_that_leaves_no_test_sample_is_refused():
+    """Held-out Froude numbers only on training terrains: training samples remain, but no
+    held-out terrain has a sample in the range."""
+    terrain = np.repeat(np.arange(8), 5)
+    by_t = A.split_by_terrain(_fake(np.ones(40), terrain), 0.25, 0)
+    fr = np.full(40, 3.0)
+    fr[by_t.train[:3]] = 0.7  # in the range (0.5, 1.0), on training terrains only
+    with pytest.raises(ValueError, match=r"leaves \d+ training and 0 test samples"):
+        A.split_by_froude(_fake(fr, terrain), (0.5, 1.0), 0.25, 0)
+
+
+def test_each_test_sample_counts_in_all_its_regime_and_its_froude_bin():
+    fr = [0.2, 0.5, 0.99, 1.0, 1.5, 2.0, 5.0]
+    err = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    rows = pd.DataFrame(A._rows(err, _fake(fr), model="m")).set_index("froude_bin")
+    assert rows.loc["all", "mse"] == 4.0 and rows.loc["all", "n"] == 7
+    assert rows.loc[A.BLOCKED, "mse"] == 2.0 and rows.loc[A.BLOCKED, "n"] == 3  # Fr < 1
+    assert rows.loc[A.PASSING, "mse"] == 5.5 and rows.loc[A.PASSING, "n"] == 4  # Fr >= 1
+    labels = D.froude_bin_labels()  # bins open at their lower edge: 0.5, 1, 2
+    assert rows.loc[labels, "n"].tolist() == [1, 2, 2, 2]
+    assert rows.loc[labels, "mse"].tolist() == [1.0, 2.5, 4.5, 6.5]
+    assert (rows["model"] == "m").all()
