@@ -467,3 +467,11 @@ def test_each_test_sample_counts_in_all_its_regime_and_its_froude_bin():
     assert rows.loc[labels, "n"].tolist() == [1, 2, 2, 2]
     assert rows.loc[labels, "mse"].tolist() == [1.0, 2.5, 4.5, 6.5]
     assert (rows["model"] == "m").all()
+
+
+def test_a_quarter_of_the_terrains_is_held_out_whole():
+    terrain = np.repeat(np.arange(8), 5)
+    s = A.split_by_terrain(_fake(np.ones(40), terrain), 0.25, 0)
+    held = np.unique(terrain[s.test])
+    assert held.size == 2 and not set(held) & set(terrain[s.train])
+    assert A.split_by_terrain(_fake(np.ones(40), terrain), 0.5, 0).test.size == 20
