@@ -475,3 +475,50 @@ def test_a_quarter_of_the_terrains_is_held_out_whole():
     held = np.unique(terrain[s.test])
     assert held.size == 2 and not set(held) & set(terrain[s.train])
     assert A.split_by_terrain(_fake(np.ones(40), terrain), 0.5, 0).test.size == 20
+
+
+def _frame(models, split="terrain", froude_bin="all"):
+    return pd.DataFrame([{"seed": s, "split": split, "froude_bin": froude_bin, "model": m,
+                          "mse": float(v)} for m, vals in models.items()
+                         for s, v in enumerate(vals)])
+
+
+def test_gain_table_and_gain_cis_turn_the_paired_mse_ratio_into_one_minus_it():
+    none = np.array([1.0, 1.1, 0.9, 1.2])
+    a, b = none * np.array([0.5, 0.6, 0.4, 0.5]), none * 1.2
+    frame = _frame({"none": none, "a": a, "b": b})
+    t = A.gain_table(frame, "terrain", "all", 0.1, 0.02).set_index("model")
+    ratio = stats.ratio_ci(a, none).diff  # a's MSE / the reference's, paired over seeds
+    assert t.loc["a", "rel_gain"] == pytest.approx(1 - ratio.mean)
+    assert (t.loc["a", "gain_low"], t.loc["a", "gain_high"]) == (
+        pytest.approx(1 - ratio.high), pytest.approx(1 - ratio.low))
+    assert t.loc["a", "verdict"] == "gain" and t.loc["b", "verdict"] == "worse"
+    assert t.loc["b", "rel_gain"] == pytest.approx(-0.2)
+    assert np.isnan(t.loc["none", "rel_gain"]) and (t["n_seeds"] == 4).all()
+    assert t.loc["none", "test_mse"] == pytest.approx(1.05)
+    cis = A.gain_cis(frame, "terrain", "all")
+    assert set(cis) == {"a", "b"}  # not the reference itself
+    assert (cis["a"].mean, cis["a"].low, cis["a"].high) == (
+        pytest.approx(t.loc["a", "rel_gain"]), pytest.approx(t.loc["a", "gain_low"]),
+        pytest.approx(t.loc["a", "gain_high"]))
+    np.testing.assert_allclose(cis["a"].samples, 1 - a / none)
+    assert A.mse_cis(frame, "terrain", "all")["a"].mean == pytest.approx(a.mean())
+    with pytest.raises(ValueError, match="reference 'c' not among"):
+        A.gain_table(frame, "terrain", "all", 0.1, 0.02, reference="c")
+    two = _frame({"none": none[:2], "a": a[:2]})
+    assert len(A.gain_table(two, "terrain", "all", 0.1, 0.02)) == 2  # two seeds suffice
+    one = _frame({"none": none[:1], "a": a[:1]})
+    with pytest.raises(ValueError, match="fewer than 2 seeds"):
+        A.gain_table(one, "terrain", "all", 0.1, 0.02)
+    assert A.gain_cis(one, "terrain", "all") == {} == A.mse_cis(one, "terrain", "all")
+    assert len(A.gain_cis(two, "terrain", "all")) == 1
+    assert len(A.mse_cis(two, "terrain", "all")) == 2
+
+
+def test_a_gain_under_the_minimum_is_a_smaller_gain():
+    none = np.array([1.0, 1.1, 0.9, 1.2])
+    a = none * np.array([0.95, 0.96, 0.94, 0.95])  # 5% better on every seed
+    gain = 1 - A.verdict(a, none, 0.0, 0.01)[1].diff.mean  # about 0.05
+    assert A.verdict(a, none, gain, 0.01)[0] == "gain"  # a gain of exactly the minimum counts
+    label, v = A.verdict(a, none, np.nextafter(gain, 1.0), 0.01)
+    assert label == "smaller gain" and v.outcome == "a"
