@@ -181,6 +181,21 @@ def test_gain_sentence_says_reduction_for_a_positive_gain():
     assert A.gain_sentence(zero) == "reduces the test MSE by 0.0% [0.0, 0.0]"
     with pytest.raises(ValueError, match="outside its CI"):
         A.gain_sentence({"rel_gain": 0.1, "gain_low": -0.05, "gain_high": 0.05})
+    # no change at all reads as a reduction of zero; a gain on either bound is inside its CI
+    exact = {"rel_gain": 0.0, "gain_low": -0.01, "gain_high": 0.01}
+    assert A.gain_sentence(exact) == "reduces the test MSE by 0.0% [-1.0, 1.0]"
+    assert A.gain_sentence({"rel_gain": 0.02, "gain_low": 0.02, "gain_high": 0.05}).startswith(
+        "reduces the test MSE by 2.0% [2.0, 5.0]")
+    assert A.gain_sentence({"rel_gain": 0.05, "gain_low": 0.02, "gain_high": 0.05}).endswith(
+        "[2.0, 5.0]")
+
+
+def test_bin_keys_name_every_bin_in_ascii_and_refuse_an_unknown_one():
+    assert [A.bin_key(b) for b in (A.ALL_BINS, A.BLOCKED, A.PASSING)] == [
+        "all", "blocked", "passing"]
+    assert [A.bin_key(b) for b in D.froude_bin_labels()] == list(D.FROUDE_BIN_KEYS)
+    with pytest.raises(ValueError, match="unknown Froude bin 'Fr<7'"):
+        A.bin_key("Fr<7")
 
 
 def test_bias_overheads_time_each_variant_against_the_no_bias_model(data):
