@@ -537,3 +537,68 @@ def test_a_gain_under_the_minimum_is_a_smaller_gain():
     assert A.verdict(a, none, gain, 0.01)[0] == "gain"  # a gain of exactly the minimum counts
     label, v = A.verdict(a, none, np.nextafter(gain, 1.0), 0.01)
     assert label == "smaller gain" and v.outcome == "a"
+
+
+def test_record_ablation_records_each_split_and_bin_with_two_seeds_and_a_reference(monkeypatch):
+    from physml import results
+
+    monkeypatch.setattr(results, "_memory", {})
+    none = np.array([1.0, 1.1, 0.9, 1.2])
+    good, bad = none * np.array([0.5, 0.6, 0.4, 0.5]), none * 1.3
+    frame = pd.concat([
+        _frame({"none": none, "a": good, "b": bad}, "terrain", A.ALL_BINS),
+        _frame({"none": none, "a": bad, "b": good}, "froude", A.BLOCKED),
+        _frame({"none": none[:1], "a": good[:1]}, "terrain", A.BLOCKED),  # one seed: skipped
+        _frame({"a": good, "b": bad}, "froude", A.ALL_BINS),  # no reference: skipped
+    ], ignore_index=True)
+    done = A.record_ablation(frame, min_gain=0.1, tie_margin=0.02)
+    assert done == ["terrain.all", "froude.blocked"]
+    got = results.recorded()
+    assert {k for k in got if ".froude.all" in k or ".terrain.blocked" in k} == set()
+    assert got["test_mse.terrain.all.a"]["value"] == pytest.approx(good.mean())
+    assert got["test_mse.terrain.all.none"]["unit"] == "tracer²"
+    assert got["test_mse.froude.blocked.b"]["value"] == pytest.approx(good.mean())
+    ratio = stats.ratio_ci(good, none).diff
+    assert got["rel_gain_vs_no_bias.terrain.all.a"]["value"] == pytest.approx(1 - ratio.mean)
+    assert "rel_gain_vs_no_bias.terrain.all.none" not in got
+    assert got["verdict.terrain.all.a"]["value"] == "gain"
+    assert got["verdict.terrain.all.b"]["value"] == "worse"
+    assert got["verdict.froude.blocked.a"]["value"] == "worse"
+    assert got["verdict.froude.blocked.b"]["value"] == "gain"
+    assert "verdict.terrain.all.none" not in got
+    # the same margins reach the verdict: a gain under min_gain is a smaller gain
+    monkeypatch.setattr(results, "_memory", {})
+    A.record_ablation(frame, min_gain=0.6, tie_margin=0.02)
+    assert results.recorded()["verdict.terrain.all.a"]["value"] == "smaller gain"
+
+
+def test_why_no_gain_needs_two_seeds_and_all_three_models():
+    none = np.array([1.0, 1.1, 0.9])
+    frame = _frame({"none": none, "advection": none * 2, "v": none * 0.9})
+    frame["alpha"] = np.where(frame["model"] == "v", frame["seed"] + 1.0, np.nan)
+    why = A.why_no_gain(frame, "terrain", "all", "v")
+    assert why["ml_over_advection"].mean == pytest.approx(0.5)
+    assert why["alpha_trained"].mean == pytest.approx(2.0) and why["alpha_trained"].n == 3
+    for bad in (frame[frame["seed"] == 0], frame[frame["model"] != "advection"],
+                frame[frame["model"] != "v"]):
+        with pytest.raises(ValueError, match="need >= 2 seeds"):
+            A.why_no_gain(bad, "terrain", "all", "v")
+    with pytest.raises(ValueError, match="need >= 2 seeds"):
+        A.why_no_gain(frame, "terrain", "all", "v", ml="other")
+    frame.loc[frame["model"] == "v", "alpha"] = np.nan  # a variant without a bias strength
+    with pytest.raises(ValueError, match="no learned bias strength"):
+        A.why_no_gain(frame, "terrain", "all", "v")
+
+
+def test_histories_reads_each_variant_of_one_seed_and_split(tmp_path):
+    import json
+
+    for seed, split, v in [(1, "terrain", "a"), (1, "terrain", "b"), (0, "terrain", "a"),
+                           (1, "froude", "a")]:
+        d = tmp_path / f"seed{seed}" / split / v
+        d.mkdir(parents=True)
+        (d / "history.json").write_text(json.dumps({"who": [seed, split, v]}))
+    got = A.histories(tmp_path, 1, "terrain", ["a", "b"])
+    assert got == {"a": {"who": [1, "terrain", "a"]}, "b": {"who": [1, "terrain", "b"]}}
+    with pytest.raises(FileNotFoundError, match="no training history"):
+        A.histories(tmp_path, 0, "terrain", ["b"])
