@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..stats import NON_NEGATIVE
 from .classify import (
     FingerClassifier,
     TemplateClassifier,
@@ -541,9 +542,9 @@ def scores_of(runs, name, metric):
 #: The range of each fit metric, to which its CI is clipped: a fraction of the loss removed is
 #: at most 1 (it is negative only for a fit that made the loss worse); errors and times are
 #: non-negative.
-FIT_METRIC_BOUNDS = {"error_reduction": (None, 1.0), "fit_seconds": (0.0, None),
-                     "residual_rms_uT": (0.0, None), "unseen_rmse_uT": (0.0, None),
-                     "position_rmse_mm": (0.0, None), "moment_rel_err": (0.0, None)}
+FIT_METRIC_BOUNDS = {"error_reduction": (None, 1.0), "fit_seconds": NON_NEGATIVE,
+                     "residual_rms_uT": NON_NEGATIVE, "unseen_rmse_uT": NON_NEGATIVE,
+                     "position_rmse_mm": NON_NEGATIVE, "moment_rel_err": NON_NEGATIVE}
 
 
 def per_model_cis(runs, metric, bounds=None):
