@@ -428,3 +428,14 @@ def test_aperture_clearance_with_no_track_left_counts_nothing(yoke, monkeypatch)
     late = aperture_clearance(yoke, UniformField((0.0, 0.0, 0.0)), n, np.random.default_rng(0),
                               spec=DatasetSpec(z_start_mm=2450.0), dz_mm=500.0)
     np.testing.assert_allclose(late["z_mm"], np.arange(2950.0, 8001.0, 500.0))
+
+
+def test_a_pole_fit_with_no_positive_polarisation_is_refused(monkeypatch):
+    import scipy.optimize
+
+    from physml.tracks import magnet
+
+    # nnls returning all zeros (no segment carries charge) must not become a zero-field magnet
+    monkeypatch.setattr(scipy.optimize, "nnls", lambda a, b: (np.zeros(a.shape[1]), 1.0))
+    with pytest.raises(ValueError, match="no positive polarisation"):
+        magnet._fit_polarizations.__wrapped__(DipoleMagnet(pole_segment_mm=1000.0))
