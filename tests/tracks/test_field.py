@@ -118,11 +118,28 @@ def _backends(f, pts):
     params = f.jax_params()
     point = np.stack([np.broadcast_to(np.asarray(c), len(pts))
                       for c in f.jax_point(params, pts[:, 0], pts[:, 1], pts[:, 2])], 1)
-    plane = np.array([[float(np.asarray(c)) for c in f.jax_plane(params, z)(x, y)]
+    plane = np.array([[float(np.asarray(c).reshape(-1)[0])
+                       for c in f.jax_plane(params, z)(np.array([x]), np.array([y]))]
                       for x, y, z in pts])
     return {"numpy": f(pts), "at": np.array([f.at(*p) for p in pts]), "jax_point": point,
             "jax_plane": plane, "jax": np.asarray(f.jax(pts)),
             "torch": f.torch(torch.as_tensor(pts)).numpy()}
+
+
+def test_every_backend_reproduces_a_map_away_from_the_origin_up_to_its_last_nodes():
+    """A z origin other than 0 (so the sign of z - origin shows) and points on the last node
+    of each axis, which are inside the map (closed box), in every backend."""
+    xs, ys = np.arange(-300, 301, 100.0), np.arange(-200, 201, 100.0)
+    zs = np.arange(1000, 1501, 50.0)
+    nodes = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), -1).reshape(-1, 3)
+    f = GridField(np.array([-300.0, -200.0, 1000.0]), np.array([100.0, 100.0, 50.0]),
+                  _trilinear_poly(nodes).reshape(xs.size, ys.size, zs.size, 3))
+    rng = np.random.default_rng(5)
+    pts = np.concatenate([rng.uniform([-300, -200, 1000], [300, 200, 1500], size=(20, 3)),
+                          [[300.0, 200.0, 1500.0], [-300.0, -200.0, 1000.0],
+                           [37.0, -81.0, 1500.0], [300.0, 12.0, 1234.0], [5.0, 200.0, 1111.0]]])
+    for name, got in _backends(f, pts).items():
+        np.testing.assert_allclose(got, _trilinear_poly(pts), atol=1e-9, err_msg=name)
 
 
 def test_analytic_fields_equal_their_formula_in_every_backend():
